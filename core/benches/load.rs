@@ -1,0 +1,250 @@
+//! Load benchmark: starts the release `portcullis` binary on a loopback port and drives it
+//! with a concurrent HTTP client in this process, then times one scope-policy plugin call.
+//!
+//!     cargo bench -p portcullis --bench load -- [seconds-per-scenario] [concurrency]
+//!
+//! Scenarios: client credentials (JWT access token), introspection, a full authorization
+//! code flow with an existing session and remembered consent (authorize → code → token).
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const ADMIN: &str = "bench-admin-token";
+const REDIRECT: &str = "http://127.0.0.1:9/cb";
+
+struct Server {
+    child: Child,
+    base: String,
+    _data: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server() -> Server {
+    let data = tempfile::tempdir().expect("temp dir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+    let base = format!("http://127.0.0.1:{port}");
+    let policies = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+    let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("serve")
+        .env("PORTCULLIS_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("PORTCULLIS_SERVER__ISSUER", &base)
+        .env("PORTCULLIS_SERVER__DATA_DIR", data.path())
+        .env("PORTCULLIS_SERVER__ADMIN_TOKEN", ADMIN)
+        .env("PORTCULLIS_POLICIES__DIR", policies)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start portcullis");
+    Server { child, base, _data: data }
+}
+
+struct Stats {
+    count: usize,
+    errors: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Stats {
+    fn report(&mut self, name: &str) {
+        self.latencies.sort();
+        let pct = |p: f64| self.latencies.get(((self.latencies.len() as f64 * p) as usize).min(self.latencies.len().saturating_sub(1))).copied().unwrap_or_default();
+        println!(
+            "{name:<40} {:>9.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   ({} requests, {} errors)",
+            self.count as f64 / self.elapsed.as_secs_f64(),
+            pct(0.50).as_secs_f64() * 1e3,
+            pct(0.99).as_secs_f64() * 1e3,
+            self.count,
+            self.errors
+        );
+    }
+}
+
+/// Runs `op` from `concurrency` tasks for `duration`; `op` returns whether it succeeded.
+async fn drive<F, Fut>(duration: Duration, concurrency: usize, op: F) -> Stats
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let op = Arc::new(op);
+    let start = Instant::now();
+    let deadline = start + duration;
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let op = op.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut errors = 0;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                if !op().await {
+                    errors += 1;
+                }
+                lat.push(t.elapsed());
+            }
+            (lat, errors)
+        }));
+    }
+    let mut stats = Stats { count: 0, errors: 0, elapsed: Duration::ZERO, latencies: Vec::new() };
+    for t in tasks {
+        let (lat, errors) = t.await.expect("task");
+        stats.count += lat.len();
+        stats.errors += errors;
+        stats.latencies.extend(lat);
+    }
+    stats.elapsed = start.elapsed();
+    stats
+}
+
+fn query(location: &str, key: &str) -> Option<String> {
+    url::Url::parse(location).ok()?.query_pairs().find(|(k, _)| k == key).map(|(_, v)| v.into_owned())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let seconds: u64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(10);
+    let concurrency: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(32);
+    let duration = Duration::from_secs(seconds);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    rt.block_on(async move {
+        let server = start_server();
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).pool_max_idle_per_host(256).build().unwrap();
+        for _ in 0..200 {
+            if http.get(format!("{}/health", server.base)).send().await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let admin = |path: &str, body: Value| {
+            let http = http.clone();
+            let url = format!("{}{path}", server.base);
+            async move { http.post(url).bearer_auth(ADMIN).json(&body).send().await.unwrap().json::<Value>().await.unwrap() }
+        };
+        println!("portcullis load benchmark: {seconds} s per scenario, {concurrency} concurrent clients, 2-core loopback");
+
+        // Client credentials.
+        let cc = admin("/admin/v1/clients", json!({"name": "bench", "grant_types": ["client_credentials"], "scopes": ["api.read", "api.write"]})).await;
+        let (id, secret) = (cc["client_id"].as_str().unwrap().to_owned(), cc["client_secret"].as_str().unwrap().to_owned());
+        let token_url = format!("{}/token", server.base);
+        let (h, u, i, s) = (http.clone(), token_url.clone(), id.clone(), secret.clone());
+        let mut stats = drive(duration, concurrency, move || {
+            let req = h.post(&u).basic_auth(&i, Some(&s)).form(&[("grant_type", "client_credentials"), ("scope", "api.read")]);
+            async move { matches!(req.send().await, Ok(r) if r.status().is_success()) }
+        })
+        .await;
+        stats.report("client credentials (ES256 JWT)");
+
+        // Introspection of one live token.
+        let token: Value = http.post(&token_url).basic_auth(&id, Some(&secret)).form(&[("grant_type", "client_credentials")]).send().await.unwrap().json().await.unwrap();
+        let access = token["access_token"].as_str().unwrap().to_owned();
+        let (h, u, i, s) = (http.clone(), format!("{}/introspect", server.base), id.clone(), secret.clone());
+        let mut stats = drive(duration, concurrency, move || {
+            let req = h.post(&u).basic_auth(&i, Some(&s)).form(&[("token", access.as_str())]);
+            async move {
+                match req.send().await {
+                    Ok(r) => r.json::<Value>().await.map(|v| v["active"] == true).unwrap_or(false),
+                    Err(_) => false,
+                }
+            }
+        })
+        .await;
+        stats.report("introspection");
+
+        // Full authorization code flow with a session and remembered consent.
+        admin("/admin/v1/users", json!({"username": "bench", "password": "bench password", "email": "b@example.com", "name": "Bench"})).await;
+        let web = admin("/admin/v1/clients", json!({"name": "web", "redirect_uris": [REDIRECT], "skip_consent": true})).await;
+        let (wid, wsecret) = (web["client_id"].as_str().unwrap().to_owned(), web["client_secret"].as_str().unwrap().to_owned());
+        let browser = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let authorize = format!("{}/authorize?response_type=code&client_id={wid}&scope=openid&state=s", server.base);
+        let login = browser.get(&authorize).send().await.unwrap().text().await.unwrap();
+        let field = |name: &str| {
+            let needle = format!("name=\"{name}\" value=\"");
+            let start = login.find(&needle).map(|i| i + needle.len()).expect("hidden field");
+            login[start..start + login[start..].find('"').unwrap()].to_owned()
+        };
+        let (interaction, csrf) = (field("interaction"), field("csrf"));
+        let r = browser
+            .post(format!("{}/interaction/login", server.base))
+            .form(&[("interaction", interaction.as_str()), ("csrf", csrf.as_str()), ("username", "bench"), ("password", "bench password")])
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_redirection(), "login failed: {}", r.status());
+        let (b, h, a, t) = (browser.clone(), http.clone(), authorize.clone(), token_url.clone());
+        let mut stats = drive(duration, concurrency, move || {
+            let (b, h, a, t, wid, wsecret) = (b.clone(), h.clone(), a.clone(), t.clone(), wid.clone(), wsecret.clone());
+            async move {
+                let Ok(r) = b.get(&a).send().await else { return false };
+                let Some(code) = r.headers().get("location").and_then(|l| l.to_str().ok()).and_then(|l| query(l, "code")) else { return false };
+                let Ok(r) = h.post(&t).basic_auth(&wid, Some(&wsecret)).form(&[("grant_type", "authorization_code"), ("code", code.as_str())]).send().await else {
+                    return false;
+                };
+                r.status().is_success()
+            }
+        })
+        .await;
+        stats.report("authorization code flow (session, consent)");
+        drop(server);
+    });
+    plugin_call_cost();
+}
+
+/// One scope-policy call on a fresh instance, measured through the host's public API.
+fn plugin_call_cost() {
+    use portcullis::plugin::bindings::scope_world::exports::portcullis::plugin::scope as wit;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let db = portcullis::plugin::database::Database::connect("sqlite::memory:", 1).await.unwrap();
+        let defaults = portcullis::plugin::Defaults { storage: "storage-sql".into(), scope: "scope-template".into(), consent: "consent-default".into() };
+        let host = portcullis::plugin::PolicyHost::new(db, defaults, None).unwrap();
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+        portcullis::plugin::watch::load_dir(&host, &dir).await.unwrap();
+        let request = wit::ScopeRequest {
+            client: wit::Client {
+                id: "c".into(),
+                name: "bench".into(),
+                allowed_scopes: vec!["openid".into(), "profile".into(), "email".into(), "api".into()],
+                grant_types: vec!["authorization_code".into()],
+                template: None,
+                organization_id: None,
+                metadata: "{}".into(),
+            },
+            user: None,
+            organization: None,
+            roles: vec![],
+            requested_scopes: vec!["openid".into(), "email".into()],
+            scope_parameter_present: true,
+            grant_type: "authorization_code".into(),
+        };
+        for _ in 0..1000 {
+            host.resolve_scope("scope-template", &request).unwrap().unwrap();
+        }
+        let n = 20_000;
+        let mut lat = Vec::with_capacity(n);
+        let start = Instant::now();
+        for _ in 0..n {
+            let t = Instant::now();
+            host.resolve_scope("scope-template", &request).unwrap().unwrap();
+            lat.push(t.elapsed());
+        }
+        let total = start.elapsed();
+        lat.sort();
+        println!(
+            "{:<40} mean {:>6.1} µs   p50 {:>6.1} µs   p99 {:>6.1} µs   ({n} calls, fresh instance each)",
+            "scope-template plugin call (Rust guest)",
+            total.as_secs_f64() * 1e6 / n as f64,
+            lat[n / 2].as_secs_f64() * 1e6,
+            lat[n * 99 / 100].as_secs_f64() * 1e6
+        );
+    });
+}

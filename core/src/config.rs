@@ -1,0 +1,222 @@
+//! Configuration: built-in defaults < `portcullis.toml` (or `--config FILE`) < `PORTCULLIS_*`
+//! environment variables (`PORTCULLIS_<SECTION>__<KEY>`). Unknown keys are refused at start.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub policies: PoliciesConfig,
+    pub keys: KeysConfig,
+    pub tokens: TokensConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// The `iss` of every token and the base of every advertised endpoint.
+    pub issuer: String,
+    /// Where the embedded database, the encryption key file and the compiled-plugin cache live.
+    pub data_dir: PathBuf,
+    /// `pretty` or `json`.
+    pub log_format: LogFormat,
+    /// Bearer token for `/admin/v1`; the admin API is off while this is unset.
+    pub admin_token: Option<String>,
+    /// Path layouts answered besides the native one: `elma365`, `datev`, `deployteq`.
+    pub profiles: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` or `postgres://...`. Empty means `sqlite://<data_dir>/portcullis.db`.
+    pub url: String,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoliciesConfig {
+    /// The policies directory; when it does not exist the built-in policies are used.
+    pub dir: PathBuf,
+    /// Watch the directory and hot-reload plugins.
+    pub watch: bool,
+    /// Plugin names used when a client names none.
+    pub storage: String,
+    pub scope: String,
+    pub consent: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    /// `ES256` (default), `RS256` or `EdDSA`.
+    pub algorithm: String,
+    /// 32 bytes, base64url, sealing signing keys at rest. Unset: a key file in `data_dir`
+    /// (fine for one machine; replicas must share one configured key).
+    pub encryption_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokensConfig {
+    /// Seconds.
+    pub code_ttl: u64,
+    pub access_token_ttl: u64,
+    pub id_token_ttl: u64,
+    pub refresh_token_ttl: u64,
+    pub session_ttl: u64,
+    pub interaction_ttl: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            issuer: "http://127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./data"),
+            log_format: LogFormat::Pretty,
+            admin_token: None,
+            profiles: Vec::new(),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { url: String::new(), max_connections: 16 }
+    }
+}
+
+impl Default for PoliciesConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("./policies"),
+            watch: true,
+            storage: "storage-sql".into(),
+            scope: "scope-template".into(),
+            consent: "consent-default".into(),
+        }
+    }
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        Self { algorithm: "ES256".into(), encryption_key: None }
+    }
+}
+
+impl Default for TokensConfig {
+    fn default() -> Self {
+        Self {
+            code_ttl: 600,
+            access_token_ttl: 600,
+            id_token_ttl: 600,
+            refresh_token_ttl: 14 * 24 * 3600,
+            session_ttl: 24 * 3600,
+            interaction_ttl: 1800,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::default(),
+            database: DatabaseConfig::default(),
+            policies: PoliciesConfig::default(),
+            keys: KeysConfig::default(),
+            tokens: TokensConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Invalid(#[from] Box<figment::Error>),
+    #[error("configuration: {key}: {reason}")]
+    Value { key: &'static str, reason: String },
+}
+
+impl Config {
+    /// Loads defaults, then the file (`path`, or `portcullis.toml` when it exists), then the environment.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match path {
+            Some(p) => figment = figment.merge(Toml::file_exact(p)),
+            None => figment = figment.merge(Toml::file("portcullis.toml")),
+        }
+        figment = figment.merge(Env::prefixed("PORTCULLIS_").split("__"));
+        let config: Config = figment.extract().map_err(|e| ConfigError::Invalid(Box::new(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let issuer = url::Url::parse(&self.server.issuer).map_err(|e| ConfigError::Value {
+            key: "server.issuer",
+            reason: e.to_string(),
+        })?;
+        if issuer.query().is_some() || issuer.fragment().is_some() {
+            return Err(ConfigError::Value {
+                key: "server.issuer",
+                reason: "must have no query or fragment (RFC 8414 §2)".into(),
+            });
+        }
+        if !matches!(self.keys.algorithm.as_str(), "ES256" | "RS256" | "EdDSA") {
+            return Err(ConfigError::Value {
+                key: "keys.algorithm",
+                reason: format!("`{}` is not one of ES256, RS256, EdDSA", self.keys.algorithm),
+            });
+        }
+        for p in &self.server.profiles {
+            if crate::oauth::profiles::Profile::parse(p).is_none() {
+                return Err(ConfigError::Value {
+                    key: "server.profiles",
+                    reason: format!("unknown profile `{p}` (elma365, datev, deployteq)"),
+                });
+            }
+        }
+        let url = self.database_url();
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(ConfigError::Value {
+                key: "database.url",
+                reason: "must start with sqlite: or postgres://".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The issuer without a trailing slash, the base of every endpoint URL.
+    pub fn issuer(&self) -> &str {
+        self.server.issuer.trim_end_matches('/')
+    }
+
+    pub fn database_url(&self) -> String {
+        if self.database.url.is_empty() {
+            format!("sqlite://{}/portcullis.db", self.server.data_dir.display())
+        } else {
+            self.database.url.clone()
+        }
+    }
+
+    pub fn issuer_is_https(&self) -> bool {
+        self.server.issuer.starts_with("https://")
+    }
+}

@@ -1,0 +1,165 @@
+//! Every OAuth error code the server sends is chosen here, and only here.
+//!
+//! Protocol modules return [`OAuthError`]; lower layers (storage, plugins, keys) have their
+//! own error types that convert into it. RFC 6749 §5.2 (token endpoint), §4.1.2.1
+//! (authorization endpoint), RFC 6750 §3.1 (bearer), OIDC Core §3.1.2.6.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OAuthError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// Client authentication failed. `basic` says whether the client tried HTTP Basic
+    /// (RFC 6749 §5.2: then 401 with `WWW-Authenticate`).
+    #[error("{reason}")]
+    InvalidClient { reason: String, basic: bool },
+    #[error("{0}")]
+    InvalidGrant(String),
+    #[error("{0}")]
+    UnauthorizedClient(String),
+    #[error("{0}")]
+    UnsupportedGrantType(String),
+    #[error("{0}")]
+    UnsupportedResponseType(String),
+    #[error("{0}")]
+    InvalidScope(String),
+    #[error("{0}")]
+    AccessDenied(String),
+    #[error("{0}")]
+    LoginRequired(String),
+    #[error("{0}")]
+    ConsentRequired(String),
+    #[error("{0}")]
+    InteractionRequired(String),
+    #[error("{0}")]
+    InvalidToken(String),
+    #[error("{0}")]
+    UnsupportedTokenType(String),
+    #[error("{0}")]
+    ServerError(String),
+    #[error("{0}")]
+    TemporarilyUnavailable(String),
+    #[error("{0}")]
+    NotFound(String),
+}
+
+impl OAuthError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::InvalidClient { .. } => "invalid_client",
+            Self::InvalidGrant(_) => "invalid_grant",
+            Self::UnauthorizedClient(_) => "unauthorized_client",
+            Self::UnsupportedGrantType(_) => "unsupported_grant_type",
+            Self::UnsupportedResponseType(_) => "unsupported_response_type",
+            Self::InvalidScope(_) => "invalid_scope",
+            Self::AccessDenied(_) => "access_denied",
+            Self::LoginRequired(_) => "login_required",
+            Self::ConsentRequired(_) => "consent_required",
+            Self::InteractionRequired(_) => "interaction_required",
+            Self::InvalidToken(_) => "invalid_token",
+            Self::UnsupportedTokenType(_) => "unsupported_token_type",
+            Self::ServerError(_) => "server_error",
+            Self::TemporarilyUnavailable(_) => "temporarily_unavailable",
+            Self::NotFound(_) => "not_found",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidClient { .. } | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Self::AccessDenied(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::ServerError(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::TemporarilyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    pub fn description(&self) -> String {
+        self.to_string()
+    }
+
+    pub fn invalid_client(reason: impl Into<String>, basic: bool) -> Self {
+        Self::InvalidClient { reason: reason.into(), basic }
+    }
+
+    /// A failure of the server itself: logged in full, described briefly to the caller.
+    pub fn internal(context: &str, err: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %err, "{context}");
+        Self::ServerError(format!("{context} failed"))
+    }
+}
+
+#[derive(Serialize)]
+pub struct ErrorBody<'a> {
+    pub error: &'a str,
+    pub error_description: String,
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = ErrorBody { error: self.code(), error_description: self.description() };
+        let mut response = (status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        match &self {
+            Self::InvalidClient { basic: true, .. } => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"portcullis\""),
+                );
+            }
+            Self::InvalidToken(_) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer error=\"invalid_token\""),
+                );
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl From<crate::storage::StorageError> for OAuthError {
+    fn from(e: crate::storage::StorageError) -> Self {
+        match e {
+            crate::storage::StorageError::Unavailable(msg) => {
+                tracing::error!(error = %msg, "storage unavailable");
+                Self::TemporarilyUnavailable("storage is unavailable".into())
+            }
+            other => Self::internal("storage", other),
+        }
+    }
+}
+
+impl From<crate::plugin::PluginError> for OAuthError {
+    fn from(e: crate::plugin::PluginError) -> Self {
+        Self::internal("policy plugin", e)
+    }
+}
+
+impl From<crate::keys::KeyError> for OAuthError {
+    fn from(e: crate::keys::KeyError) -> Self {
+        Self::internal("signing", e)
+    }
+}
+
+/// A rejected form or JSON body (axum's extractor rejection) is `invalid_request`, never a 500.
+impl From<axum::extract::rejection::FormRejection> for OAuthError {
+    fn from(e: axum::extract::rejection::FormRejection) -> Self {
+        Self::InvalidRequest(format!("malformed request body: {}", e.body_text()))
+    }
+}
+
+impl From<axum::extract::rejection::QueryRejection> for OAuthError {
+    fn from(e: axum::extract::rejection::QueryRejection) -> Self {
+        Self::InvalidRequest(format!("malformed query: {}", e.body_text()))
+    }
+}

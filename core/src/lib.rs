@@ -1,0 +1,15 @@
+//! Portcullis: an OAuth 2.0 / OpenID Connect authorization server whose policies are
+//! WebAssembly plugins. See ARCHITECTURE.md for the map.
+
+pub mod admin;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod keys;
+pub mod model;
+pub mod oauth;
+pub mod plugin;
+pub mod registry;
+pub mod server;
+pub mod storage;
+pub mod telemetry;

@@ -1,0 +1,218 @@
+//! The person's part of the authorization code flow: the login form and the consent form,
+//! rendered by the consent UI plugin and handled here. Each form is bound to its
+//! interaction by an HttpOnly cookie and carries a CSRF token stored with the interaction.
+
+use axum::Form;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use serde::Deserialize;
+
+use super::authorize::{self, AuthorizationRequest};
+use super::session::{self, INTERACTION_COOKIE, SESSION_COOKIE};
+use crate::crypto::{hash_secret, random_token};
+use crate::error::OAuthError;
+use crate::model::*;
+use crate::plugin::bindings::consent_world::exports::portcullis::plugin::consent as ui;
+use crate::server::{App, Portcullis};
+
+pub const LOGIN_PATH: &str = "/interaction/login";
+pub const CONSENT_PATH: &str = "/interaction/consent";
+
+fn consent_plugin<'a>(app: &'a Portcullis, client: &'a Client) -> &'a str {
+    client.doc.consent_ui.as_deref().unwrap_or(&app.host.defaults.consent)
+}
+
+/// The first of the requested `ui_locales` the plugin renders, else its own first choice.
+fn pick_locale(app: &Portcullis, plugin: &str, wanted: &[String]) -> String {
+    let offered = app.host.consent(plugin, |g, s| g.call_locales(s)).unwrap_or_default();
+    for w in wanted {
+        let w = w.to_ascii_lowercase();
+        if let Some(l) = offered.iter().find(|o| o.to_ascii_lowercase() == w || w.starts_with(&format!("{}-", o.to_ascii_lowercase()))) {
+            return l.clone();
+        }
+    }
+    offered.first().cloned().unwrap_or_else(|| "en".into())
+}
+
+fn context(app: &Portcullis, client: &Client, request: &AuthorizationRequest, action: &str, id: &str, csrf: &str) -> ui::PageContext {
+    let plugin = consent_plugin(app, client);
+    ui::PageContext {
+        locale: pick_locale(app, plugin, &request.ui_locales),
+        issuer: app.config.issuer().to_owned(),
+        client_name: if client.doc.name.is_empty() { client.id.clone() } else { client.doc.name.clone() },
+        action: format!("{}{action}", app.config.issuer()),
+        hidden: vec![("interaction".into(), id.to_owned()), ("csrf".into(), csrf.to_owned())],
+    }
+}
+
+fn page(app: &Portcullis, html: Result<Result<String, String>, crate::plugin::PluginError>, status: StatusCode) -> Result<Response, OAuthError> {
+    let html = html?.map_err(|e| OAuthError::internal("consent page", e))?;
+    let mut response = (status, Html(html)).into_response();
+    let h = response.headers_mut();
+    h.insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    h.insert("x-frame-options", axum::http::HeaderValue::from_static("DENY"));
+    let _ = app;
+    Ok(response)
+}
+
+async fn park(app: &Portcullis, interaction: &Interaction) -> Result<String, OAuthError> {
+    let id = random_token(32);
+    let expires = now() + app.config.tokens.interaction_ttl as i64;
+    app.storage.put_interaction(&id, expires, interaction).await?;
+    Ok(id)
+}
+
+pub async fn start_login(app: &App, client: &Client, request: AuthorizationRequest, error: Option<String>) -> Result<Response, OAuthError> {
+    let interaction = Interaction { csrf: random_token(24), request, user_id: None, auth_time: None };
+    let id = park(app, &interaction).await?;
+    let mut response = render_login(app, client, &interaction, &id, error, StatusCode::OK)?;
+    let cookie = session::set_cookie(app, INTERACTION_COOKIE, &id, app.config.tokens.interaction_ttl);
+    response.headers_mut().append(header::SET_COOKIE, cookie);
+    Ok(response)
+}
+
+fn render_login(app: &Portcullis, client: &Client, i: &Interaction, id: &str, error: Option<String>, status: StatusCode) -> Result<Response, OAuthError> {
+    let login = ui::LoginPage {
+        context: context(app, client, &i.request, LOGIN_PATH, id, &i.csrf),
+        login_hint: i.request.login_hint.clone(),
+        error,
+    };
+    page(app, app.host.consent(consent_plugin(app, client), |g, s| g.call_render_login(s, &login)), status)
+}
+
+pub async fn start_consent(
+    app: &App,
+    client: &Client,
+    user: &User,
+    request: AuthorizationRequest,
+    auth_time: i64,
+    scopes: &[String],
+) -> Result<Response, OAuthError> {
+    let interaction = Interaction { csrf: random_token(24), request, user_id: Some(user.id.clone()), auth_time: Some(auth_time) };
+    let id = park(app, &interaction).await?;
+    let consent = ui::ConsentPage {
+        context: context(app, client, &interaction.request, CONSENT_PATH, &id, &interaction.csrf),
+        user_name: if user.doc.name.is_empty() { user.username.clone() } else { user.doc.name.clone() },
+        scopes: scopes.to_vec(),
+    };
+    let mut response = page(app, app.host.consent(consent_plugin(app, client), |g, s| g.call_render_consent(s, &consent)), StatusCode::OK)?;
+    let cookie = session::set_cookie(app, INTERACTION_COOKIE, &id, app.config.tokens.interaction_ttl);
+    response.headers_mut().append(header::SET_COOKIE, cookie);
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    interaction: String,
+    csrf: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+}
+
+#[derive(Deserialize)]
+pub struct ConsentForm {
+    interaction: String,
+    csrf: String,
+    #[serde(default)]
+    decision: String,
+}
+
+/// Loads the interaction a form belongs to, checking the cookie binding and the CSRF token.
+async fn resume(app: &App, headers: &HeaderMap, id: &str, csrf: &str) -> Result<(Interaction, Client), OAuthError> {
+    let bound = session::cookie(headers, INTERACTION_COOKIE).is_some_and(|c| c == id);
+    let stale = || OAuthError::InvalidRequest("this sign-in page has expired or was opened elsewhere; start again from the application".into());
+    let (expires, interaction) = app.storage.get_interaction(id).await?.ok_or_else(stale)?;
+    if !bound || expires <= now() || !bool::from(subtle::ConstantTimeEq::ct_eq(csrf.as_bytes(), interaction.csrf.as_bytes())) {
+        return Err(stale());
+    }
+    let client = app
+        .storage
+        .get_client(&interaction.request.client_id)
+        .await?
+        .filter(|c| !c.is_expired(now()))
+        .ok_or_else(|| OAuthError::invalid_client("the client is no longer registered", false))?;
+    Ok((interaction, client))
+}
+
+pub async fn login(State(app): State<App>, headers: HeaderMap, form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>) -> Response {
+    let form = match form {
+        Ok(Form(f)) => f,
+        Err(e) => return authorize::error_page(&app, e.into()),
+    };
+    let (interaction, client) = match resume(&app, &headers, &form.interaction, &form.csrf).await {
+        Ok(v) => v,
+        Err(e) => return authorize::error_page(&app, e),
+    };
+    match login_step(&app, &headers, &client, interaction, &form).await {
+        Ok(r) => r,
+        Err(e) => {
+            let request = match app.storage.get_interaction(&form.interaction).await {
+                Ok(Some((_, i))) => i.request,
+                _ => return authorize::error_page(&app, e),
+            };
+            authorize::redirect_error(&app, &e, &request)
+        }
+    }
+}
+
+async fn login_step(app: &App, headers: &HeaderMap, client: &Client, interaction: Interaction, form: &LoginForm) -> Result<Response, OAuthError> {
+    let user = app.storage.find_user(form.username.trim()).await?;
+    let password = form.password.clone();
+    let hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| crate::crypto::dummy_password_hash().to_owned());
+    let ok = tokio::task::spawn_blocking(move || crate::crypto::verify_password(&password, &hash))
+        .await
+        .map_err(|e| OAuthError::internal("password check", e))?;
+    let user = match (user, ok) {
+        (Some(u), true) => u,
+        _ => {
+            tracing::info!(username = %form.username, "failed sign-in");
+            return render_login(app, client, &interaction, &form.interaction, Some("The username or password is incorrect.".into()), StatusCode::UNAUTHORIZED);
+        }
+    };
+    let now = now();
+    let session_id = random_token(32);
+    let ttl = app.config.tokens.session_ttl;
+    app.storage
+        .create_session(&hash_secret(&session_id), &Session { user_id: user.id.clone(), auth_time: now, expires_at: now + ttl as i64 })
+        .await?;
+    app.storage.delete_interaction(&form.interaction).await?;
+    let mut response = authorize::proceed(app, headers, client, interaction.request.clone(), Some((user.id.clone(), now))).await?;
+    response.headers_mut().append(header::SET_COOKIE, session::set_cookie(app, SESSION_COOKIE, &session_id, ttl));
+    Ok(response)
+}
+
+pub async fn consent(State(app): State<App>, headers: HeaderMap, form: Result<Form<ConsentForm>, axum::extract::rejection::FormRejection>) -> Response {
+    let form = match form {
+        Ok(Form(f)) => f,
+        Err(e) => return authorize::error_page(&app, e.into()),
+    };
+    let (interaction, client) = match resume(&app, &headers, &form.interaction, &form.csrf).await {
+        Ok(v) => v,
+        Err(e) => return authorize::error_page(&app, e),
+    };
+    let request = interaction.request.clone();
+    match consent_step(&app, &client, interaction, &form).await {
+        Ok(r) => r,
+        Err(e) => authorize::redirect_error(&app, &e, &request),
+    }
+}
+
+async fn consent_step(app: &App, client: &Client, interaction: Interaction, form: &ConsentForm) -> Result<Response, OAuthError> {
+    app.storage.delete_interaction(&form.interaction).await?;
+    let (Some(user_id), Some(auth_time)) = (interaction.user_id.clone(), interaction.auth_time) else {
+        return Err(OAuthError::InvalidRequest("consent was given before sign-in".into()));
+    };
+    if form.decision != "allow" {
+        return Err(OAuthError::AccessDenied("the user denied the request".into()));
+    }
+    let user = app.storage.get_user(&user_id).await?.ok_or_else(|| OAuthError::LoginRequired("the user no longer exists".into()))?;
+    let request = interaction.request;
+    let granted = super::scope_policy::resolve(app, client, Some(&user), &request.scopes, request.scope_given, GRANT_AUTHORIZATION_CODE)?;
+    app.storage
+        .put_consent(&Consent { user_id: user.id.clone(), client_id: client.id.clone(), scopes: granted.scopes.clone(), granted_at: now() })
+        .await?;
+    authorize::issue_code(app, client, &user, &request, auth_time, granted).await
+}

@@ -1,0 +1,31 @@
+//! The login session cookie and the interaction cookie that binds a login/consent form to
+//! the browser that started it (CSRF protection together with the form's `csrf` field).
+
+use axum::http::{HeaderMap, HeaderValue, header};
+
+use crate::crypto::hash_secret;
+use crate::model::{Session, now};
+use crate::server::Portcullis;
+
+pub const SESSION_COOKIE: &str = "portcullis_session";
+pub const INTERACTION_COOKIE: &str = "portcullis_interaction";
+
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|pair| {
+        let (k, v) = pair.trim().split_once('=')?;
+        (k == name).then(|| v.to_owned())
+    })
+}
+
+pub fn set_cookie(app: &Portcullis, name: &str, value: &str, max_age: u64) -> HeaderValue {
+    let secure = if app.config.issuer_is_https() { "; Secure" } else { "" };
+    let v = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
+    HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The signed-in user's live session, if the browser has one.
+pub async fn current(app: &Portcullis, headers: &HeaderMap) -> Result<Option<Session>, crate::storage::StorageError> {
+    let Some(id) = cookie(headers, SESSION_COOKIE) else { return Ok(None) };
+    let session = app.storage.get_session(&hash_secret(&id)).await?;
+    Ok(session.filter(|s| s.expires_at > now()))
+}

@@ -1,0 +1,55 @@
+//! RFC 6749 §3.2 Token Endpoint: authenticates the client (§2.3) and dispatches on
+//! `grant_type` to one module per grant.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+
+use super::client_auth;
+use super::params::Params;
+use super::{authorization_code, client_credentials, refresh_token};
+use crate::error::OAuthError;
+use crate::model::*;
+use crate::server::App;
+
+pub async fn token(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    match handle(&app, &headers, &body).await {
+        Ok(response) => {
+            let mut r = axum::Json(response).into_response();
+            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+            r
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// §3.2: the body must be `application/x-www-form-urlencoded`.
+pub fn require_form(headers: &HeaderMap) -> Result<(), OAuthError> {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if ct.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")) {
+        Ok(())
+    } else {
+        Err(OAuthError::InvalidRequest("the body must be application/x-www-form-urlencoded".into()))
+    }
+}
+
+async fn handle(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<super::tokens::TokenResponse, OAuthError> {
+    require_form(headers)?;
+    let mut params = Params::parse(body)?;
+    let grant_type = params.required("grant_type")?.to_owned();
+    let known = [GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN];
+    if !known.contains(&grant_type.as_str()) {
+        return Err(OAuthError::UnsupportedGrantType(format!("grant_type `{grant_type}` is not supported")));
+    }
+    let client = client_auth::authenticate(app, headers, &mut params).await?.client;
+    if !client.allows_grant(&grant_type) {
+        return Err(OAuthError::UnauthorizedClient(format!("this client may not use the `{grant_type}` grant")));
+    }
+    match grant_type.as_str() {
+        GRANT_AUTHORIZATION_CODE => authorization_code::exchange(app, &client, &params).await,
+        GRANT_CLIENT_CREDENTIALS => client_credentials::exchange(app, &client, &params),
+        _ => refresh_token::exchange(app, &client, &params).await,
+    }
+}

@@ -1,0 +1,172 @@
+//! Minting tokens: JWT access tokens (RFC 9068), ID tokens (OIDC Core §2), opaque refresh
+//! tokens (RFC 6749 §1.5), and the token response (RFC 6749 §5.1).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::crypto::{hash_secret, left_half_hash, random_token};
+use crate::error::OAuthError;
+use crate::model::{Client, ExtraClaim, Grant, RefreshDocument, RefreshToken, User, now};
+use crate::server::Portcullis;
+
+/// The claims of an access token this server issued, as read back by introspection and userinfo.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: Value,
+    pub exp: i64,
+    pub iat: i64,
+    pub jti: String,
+    pub client_id: String,
+    #[serde(default)]
+    pub scope: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+    /// The grant this token hangs off; revoking the grant revokes the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl AccessClaims {
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        self.scope.split(' ').filter(|s| !s.is_empty())
+    }
+}
+
+#[derive(Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+}
+
+/// What one token response is issued for.
+pub struct Issue<'a> {
+    pub client: &'a Client,
+    pub user: Option<&'a User>,
+    pub scopes: &'a [String],
+    pub claims: &'a [ExtraClaim],
+    pub grant: Option<&'a Grant>,
+    pub nonce: Option<&'a str>,
+    pub auth_time: Option<i64>,
+    pub refresh_token: Option<String>,
+}
+
+pub fn access_token_ttl(app: &Portcullis, client: &Client) -> u64 {
+    client.doc.access_token_ttl.unwrap_or(app.config.tokens.access_token_ttl)
+}
+
+pub fn issue(app: &Portcullis, what: Issue<'_>) -> Result<TokenResponse, OAuthError> {
+    let now = now();
+    let ttl = access_token_ttl(app, what.client);
+    let scope = what.scopes.join(" ");
+    let mut extra = Map::new();
+    for c in what.claims {
+        extra.insert(c.name.clone(), c.value.clone());
+    }
+    let claims = AccessClaims {
+        iss: app.config.issuer().to_owned(),
+        sub: what.user.map(|u| u.id.clone()).unwrap_or_else(|| what.client.id.clone()),
+        aud: Value::String(app.config.issuer().to_owned()),
+        exp: now + ttl as i64,
+        iat: now,
+        jti: random_token(16),
+        client_id: what.client.id.clone(),
+        scope: scope.clone(),
+        auth_time: what.auth_time,
+        gid: what.grant.map(|g| g.id.clone()),
+        extra,
+    };
+    let access_token = app.keys.sign("at+jwt", &claims)?;
+    let id_token = match what.user {
+        Some(user) if what.scopes.iter().any(|s| s == "openid") => Some(id_token(app, &what, user, &access_token, now)?),
+        _ => None,
+    };
+    Ok(TokenResponse { access_token, token_type: "Bearer", expires_in: ttl, scope, refresh_token: what.refresh_token, id_token })
+}
+
+/// OIDC Core §2 and §3.1.3.6 (`at_hash`).
+fn id_token(app: &Portcullis, what: &Issue<'_>, user: &User, access_token: &str, now: i64) -> Result<String, OAuthError> {
+    let mut claims = json!({
+        "iss": app.config.issuer(),
+        "sub": user.id,
+        "aud": what.client.id,
+        "azp": what.client.id,
+        "exp": now + app.config.tokens.id_token_ttl as i64,
+        "iat": now,
+        "at_hash": at_hash(app, access_token),
+    });
+    let map = claims.as_object_mut().ok_or_else(|| OAuthError::internal("id token", "claims are not an object"))?;
+    if let Some(t) = what.auth_time {
+        map.insert("auth_time".into(), t.into());
+    }
+    if let Some(n) = what.nonce {
+        map.insert("nonce".into(), n.into());
+    }
+    for (k, v) in user_claims(user, what.scopes.iter().map(String::as_str)) {
+        map.insert(k, v);
+    }
+    for c in what.claims.iter().filter(|c| c.id_token) {
+        map.entry(c.name.clone()).or_insert_with(|| c.value.clone());
+    }
+    Ok(app.keys.sign("JWT", &claims)?)
+}
+
+fn at_hash(app: &Portcullis, access_token: &str) -> String {
+    match app.keys.signing_algorithm() {
+        // EdDSA (Ed25519) pairs with SHA-512; the left half of its digest.
+        "EdDSA" => {
+            use base64::Engine;
+            use sha2::Digest;
+            let d = sha2::Sha512::digest(access_token.as_bytes());
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&d[..32])
+        }
+        _ => left_half_hash(access_token),
+    }
+}
+
+/// The standard claims a user's scopes release (OIDC Core §5.4), plus `company` with `profile`.
+pub fn user_claims<'a>(user: &User, scopes: impl Iterator<Item = &'a str>) -> Map<String, Value> {
+    let mut m = Map::new();
+    for s in scopes {
+        match s {
+            "profile" => {
+                m.insert("name".into(), user.doc.name.clone().into());
+                m.insert("preferred_username".into(), user.username.clone().into());
+                if let Some(c) = &user.doc.company {
+                    m.insert("company".into(), c.clone().into());
+                }
+                if let Some(l) = &user.doc.locale {
+                    m.insert("locale".into(), l.clone().into());
+                }
+            }
+            "email" => {
+                m.insert("email".into(), user.doc.email.clone().into());
+                m.insert("email_verified".into(), user.doc.email_verified.into());
+            }
+            _ => {}
+        }
+    }
+    m
+}
+
+/// A new refresh token for `grant`: returns the token and the record to store under its hash.
+pub fn new_refresh_token(client: &Client, grant: &Grant) -> (String, String, RefreshToken) {
+    let token = random_token(32);
+    let hash = hash_secret(&token);
+    let record = RefreshToken {
+        grant_id: grant.id.clone(),
+        created_at: now(),
+        expires_at: grant.expires_at,
+        doc: RefreshDocument { client_id: client.id.clone(), access_jti: None },
+    };
+    (token, hash, record)
+}

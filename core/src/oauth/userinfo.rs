@@ -1,0 +1,63 @@
+//! OpenID Connect Core §5.3 UserInfo Endpoint, GET and POST, with the bearer token in the
+//! `Authorization` header or (POST) the form body (RFC 6750 §2.1, §2.2).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use super::params::Params;
+use crate::error::OAuthError;
+use crate::server::App;
+
+pub async fn get(State(app): State<App>, headers: HeaderMap) -> Response {
+    respond(&app, bearer(&headers, None)).await
+}
+
+pub async fn post(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    let params = Params::parse(&body).ok();
+    respond(&app, bearer(&headers, params.as_ref())).await
+}
+
+fn bearer(headers: &HeaderMap, form: Option<&Params>) -> Option<String> {
+    let from_header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim().to_owned());
+    from_header.or_else(|| form.and_then(|f| f.get("access_token")).map(str::to_owned))
+}
+
+async fn respond(app: &App, token: Option<String>) -> Response {
+    match handle(app, token).await {
+        Ok(v) => Json(v).into_response(),
+        Err(OAuthError::AccessDenied(d)) => {
+            let mut r = (StatusCode::FORBIDDEN, Json(serde_json::json!({"error": "insufficient_scope", "error_description": d})))
+                .into_response();
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"insufficient_scope\", scope=\"openid\""));
+            r
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn handle(app: &App, token: Option<String>) -> Result<Value, OAuthError> {
+    let token = token.ok_or_else(|| OAuthError::InvalidToken("a bearer access token is required".into()))?;
+    let claims = super::access_token::validate(app, &token)
+        .await?
+        .ok_or_else(|| OAuthError::InvalidToken("the access token is invalid, expired or revoked".into()))?;
+    if !claims.scopes().any(|s| s == "openid") {
+        return Err(OAuthError::AccessDenied("the token was not granted the `openid` scope".into()));
+    }
+    let user = match claims.gid.as_ref() {
+        Some(_) => app.storage.get_user(&claims.sub).await?,
+        None => None,
+    }
+    .ok_or_else(|| OAuthError::InvalidToken("the token does not belong to a user".into()))?;
+    let mut out = super::tokens::user_claims(&user, claims.scopes());
+    out.insert("sub".into(), user.id.clone().into());
+    Ok(Value::Object(out))
+}

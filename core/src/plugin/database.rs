@@ -1,0 +1,301 @@
+//! The host side of `portcullis:plugin/database`: the capability storage plugins get.
+//! One sqlx pool (SQLite or PostgreSQL); at most one transaction per plugin call, held in
+//! the call's `Store` so that it rolls back when the call ends without `commit`.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Column, Row, TypeInfo, ValueRef};
+
+use super::bindings::storage_world::portcullis::plugin::database::{DbError, Dialect, Rows, Value};
+
+/// The operator's database, shared by every call of every storage plugin.
+#[derive(Clone, Debug)]
+pub enum Database {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl Database {
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, sqlx::Error> {
+        if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10));
+            // An in-memory database lives in its one connection.
+            let max = if url.contains(":memory:") || url.contains("mode=memory") { 1 } else { max_connections };
+            let pool = SqlitePoolOptions::new().max_connections(max).connect_with(options).await?;
+            Ok(Self::Sqlite(pool))
+        } else {
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await?;
+            Ok(Self::Postgres(pool))
+        }
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Self::Sqlite(_) => Dialect::Sqlite,
+            Self::Postgres(_) => Dialect::Postgres,
+        }
+    }
+}
+
+enum Transaction {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+/// The database as one plugin call sees it.
+pub struct DbSession {
+    db: Database,
+    tx: Option<Transaction>,
+}
+
+impl DbSession {
+    pub fn new(db: Database) -> Self {
+        Self { db, tx: None }
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.db.dialect()
+    }
+
+    pub async fn query(&mut self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {
+        match (&self.db, &mut self.tx) {
+            (_, Some(Transaction::Sqlite(tx))) => {
+                let rows = bind_sqlite(sqlx::query(sql), params).fetch_all(&mut **tx).await;
+                sqlite_rows(rows.map_err(db_error)?)
+            }
+            (_, Some(Transaction::Postgres(tx))) => {
+                let sql = numbered_placeholders(sql);
+                let rows = bind_pg(sqlx::query(&sql), params).fetch_all(&mut **tx).await;
+                pg_rows(rows.map_err(db_error)?)
+            }
+            (Database::Sqlite(pool), None) => {
+                let rows = bind_sqlite(sqlx::query(sql), params).fetch_all(pool).await;
+                sqlite_rows(rows.map_err(db_error)?)
+            }
+            (Database::Postgres(pool), None) => {
+                let sql = numbered_placeholders(sql);
+                let rows = bind_pg(sqlx::query(&sql), params).fetch_all(pool).await;
+                pg_rows(rows.map_err(db_error)?)
+            }
+        }
+    }
+
+    pub async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
+        let done = match (&self.db, &mut self.tx) {
+            (_, Some(Transaction::Sqlite(tx))) => {
+                bind_sqlite(sqlx::query(sql), params).execute(&mut **tx).await.map(|r| r.rows_affected())
+            }
+            (_, Some(Transaction::Postgres(tx))) => {
+                let sql = numbered_placeholders(sql);
+                bind_pg(sqlx::query(&sql), params).execute(&mut **tx).await.map(|r| r.rows_affected())
+            }
+            (Database::Sqlite(pool), None) => {
+                bind_sqlite(sqlx::query(sql), params).execute(pool).await.map(|r| r.rows_affected())
+            }
+            (Database::Postgres(pool), None) => {
+                let sql = numbered_placeholders(sql);
+                bind_pg(sqlx::query(&sql), params).execute(pool).await.map(|r| r.rows_affected())
+            }
+        };
+        done.map_err(db_error)
+    }
+
+    pub async fn batch(&mut self, sql: &str) -> Result<(), DbError> {
+        use sqlx::Executor;
+        let result = match (&self.db, &mut self.tx) {
+            (_, Some(Transaction::Sqlite(tx))) => tx.execute(sql).await.map(drop),
+            (_, Some(Transaction::Postgres(tx))) => tx.execute(sql).await.map(drop),
+            (Database::Sqlite(pool), None) => pool.execute(sql).await.map(drop),
+            (Database::Postgres(pool), None) => pool.execute(sql).await.map(drop),
+        };
+        result.map_err(db_error)
+    }
+
+    pub async fn begin(&mut self) -> Result<(), DbError> {
+        if self.tx.is_some() {
+            return Err(DbError::Statement("a transaction is already open in this call".into()));
+        }
+        self.tx = Some(match &self.db {
+            // IMMEDIATE takes the write lock up front, so two writers queue on busy_timeout
+            // instead of one failing when it upgrades a read lock.
+            Database::Sqlite(pool) => Transaction::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)?),
+            Database::Postgres(pool) => Transaction::Postgres(pool.begin().await.map_err(db_error)?),
+        });
+        Ok(())
+    }
+
+    pub async fn commit(&mut self) -> Result<(), DbError> {
+        match self.tx.take() {
+            Some(Transaction::Sqlite(tx)) => tx.commit().await.map_err(db_error),
+            Some(Transaction::Postgres(tx)) => tx.commit().await.map_err(db_error),
+            None => Err(DbError::Statement("commit without begin".into())),
+        }
+    }
+
+    pub async fn rollback(&mut self) -> Result<(), DbError> {
+        match self.tx.take() {
+            Some(Transaction::Sqlite(tx)) => tx.rollback().await.map_err(db_error),
+            Some(Transaction::Postgres(tx)) => tx.rollback().await.map_err(db_error),
+            None => Ok(()),
+        }
+    }
+}
+
+type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+fn bind_sqlite<'q>(mut q: SqliteQuery<'q>, params: &'q [Value]) -> SqliteQuery<'q> {
+    for p in params {
+        q = match p {
+            Value::Null => q.bind(None::<String>),
+            Value::Integer(i) => q.bind(*i),
+            Value::Real(f) => q.bind(*f),
+            Value::Text(s) => q.bind(s.as_str()),
+            Value::Blob(b) => q.bind(b.as_slice()),
+        };
+    }
+    q
+}
+
+fn bind_pg<'q>(mut q: PgQuery<'q>, params: &'q [Value]) -> PgQuery<'q> {
+    for p in params {
+        q = match p {
+            Value::Null => q.bind(None::<String>),
+            Value::Integer(i) => q.bind(*i),
+            Value::Real(f) => q.bind(*f),
+            Value::Text(s) => q.bind(s.as_str()),
+            Value::Blob(b) => q.bind(b.as_slice()),
+        };
+    }
+    q
+}
+
+fn sqlite_rows(rows: Vec<SqliteRow>) -> Result<Rows, DbError> {
+    let columns = column_names(rows.first());
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let mut values = Vec::with_capacity(row.len());
+        for i in 0..row.len() {
+            let raw = row.try_get_raw(i).map_err(db_error)?;
+            let value = if raw.is_null() {
+                Value::Null
+            } else {
+                match raw.type_info().name() {
+                    "INTEGER" | "BOOLEAN" | "INT8" | "BIGINT" => Value::Integer(row.try_get(i).map_err(db_error)?),
+                    "REAL" => Value::Real(row.try_get(i).map_err(db_error)?),
+                    "BLOB" => Value::Blob(row.try_get(i).map_err(db_error)?),
+                    _ => Value::Text(row.try_get(i).map_err(db_error)?),
+                }
+            };
+            values.push(value);
+        }
+        out.push(values);
+    }
+    Ok(Rows { columns, rows: out })
+}
+
+fn pg_rows(rows: Vec<PgRow>) -> Result<Rows, DbError> {
+    let columns = column_names(rows.first());
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let mut values = Vec::with_capacity(row.len());
+        for i in 0..row.len() {
+            let raw = row.try_get_raw(i).map_err(db_error)?;
+            let value = if raw.is_null() {
+                Value::Null
+            } else {
+                match raw.type_info().name() {
+                    "INT8" => Value::Integer(row.try_get(i).map_err(db_error)?),
+                    "INT4" => Value::Integer(row.try_get::<i32, _>(i).map_err(db_error)?.into()),
+                    "INT2" => Value::Integer(row.try_get::<i16, _>(i).map_err(db_error)?.into()),
+                    "BOOL" => Value::Integer(row.try_get::<bool, _>(i).map_err(db_error)?.into()),
+                    "FLOAT8" => Value::Real(row.try_get(i).map_err(db_error)?),
+                    "FLOAT4" => Value::Real(row.try_get::<f32, _>(i).map_err(db_error)?.into()),
+                    "BYTEA" => Value::Blob(row.try_get(i).map_err(db_error)?),
+                    _ => Value::Text(row.try_get(i).map_err(db_error)?),
+                }
+            };
+            values.push(value);
+        }
+        out.push(values);
+    }
+    Ok(Rows { columns, rows: out })
+}
+
+fn column_names<R: Row>(row: Option<&R>) -> Vec<String> {
+    row.map(|r| r.columns().iter().map(|c| c.name().to_owned()).collect()).unwrap_or_default()
+}
+
+/// Rewrites `?` placeholders as `$1, $2, ...` outside quoted strings and identifiers.
+pub fn numbered_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    let mut quote: Option<char> = None;
+    for c in sql.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => {
+                quote = None;
+                out.push(c);
+            }
+            (Some(_), c) => out.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                out.push(c);
+            }
+            (None, '?') => {
+                n += 1;
+                out.push('$');
+                out.push_str(&n.to_string());
+            }
+            (None, c) => out.push(c),
+        }
+    }
+    out
+}
+
+fn db_error(e: sqlx::Error) -> DbError {
+    match e {
+        sqlx::Error::Database(db) => {
+            let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+            let message = db.message().to_owned();
+            match db.kind() {
+                sqlx::error::ErrorKind::UniqueViolation
+                | sqlx::error::ErrorKind::ForeignKeyViolation
+                | sqlx::error::ErrorKind::NotNullViolation
+                | sqlx::error::ErrorKind::CheckViolation => DbError::Constraint(message),
+                // PostgreSQL serialization failure / deadlock; SQLite busy / locked.
+                _ if matches!(code.as_str(), "40001" | "40P01" | "5" | "6" | "517") => DbError::Conflict(message),
+                _ => DbError::Statement(message),
+            }
+        }
+        sqlx::Error::Io(e) => DbError::Unavailable(e.to_string()),
+        e @ (sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_)) => {
+            DbError::Unavailable(e.to_string())
+        }
+        other => DbError::Statement(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::numbered_placeholders;
+
+    #[test]
+    fn placeholders_are_numbered_outside_quotes() {
+        assert_eq!(
+            numbered_placeholders("SELECT '?', \"a?\" FROM t WHERE a = ? AND b = ?"),
+            "SELECT '?', \"a?\" FROM t WHERE a = $1 AND b = $2"
+        );
+    }
+}

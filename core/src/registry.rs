@@ -1,0 +1,217 @@
+//! Registering clients and users: the operations the CLI and the admin API share.
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::{hash_password, hash_secret, random_token};
+use crate::model::*;
+use crate::storage::{Storage, StorageError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("`{0}` already exists")]
+    Exists(String),
+    #[error(transparent)]
+    Storage(StorageError),
+}
+
+impl From<StorageError> for RegistryError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::Duplicate => RegistryError::Exists("record".into()),
+            e => RegistryError::Storage(e),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NewClient {
+    pub name: String,
+    pub description: String,
+    pub redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub scopes: Vec<String>,
+    pub public: bool,
+    pub allow_plain_pkce: bool,
+    pub always_issue_refresh_token: bool,
+    pub skip_consent: bool,
+    pub expires_at: Option<i64>,
+    pub access_token_ttl: Option<u64>,
+    pub refresh_token_ttl: Option<u64>,
+    pub code_ttl: Option<u64>,
+    pub template: Option<ClientTemplate>,
+    pub scope_policy: Option<String>,
+    pub consent_ui: Option<String>,
+    pub organization_id: Option<String>,
+}
+
+/// What registration returns: the secret appears here once and is never stored.
+#[derive(Debug, Serialize)]
+pub struct RegisteredClient {
+    pub client_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+}
+
+const KNOWN_GRANTS: &[&str] = &[GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN];
+
+pub async fn register_client(storage: &Storage, new: NewClient) -> Result<RegisteredClient, RegistryError> {
+    if new.name.trim().is_empty() {
+        return Err(RegistryError::Invalid("a client needs a name".into()));
+    }
+    for uri in &new.redirect_uris {
+        let parsed = url::Url::parse(uri).map_err(|e| RegistryError::Invalid(format!("redirect URI `{uri}`: {e}")))?;
+        if parsed.fragment().is_some() {
+            return Err(RegistryError::Invalid(format!("redirect URI `{uri}` must not have a fragment (RFC 6749 §3.1.2)")));
+        }
+    }
+    let mut grant_types = new.grant_types.clone();
+    if grant_types.is_empty() {
+        grant_types = if new.redirect_uris.is_empty() {
+            vec![GRANT_CLIENT_CREDENTIALS.into()]
+        } else {
+            vec![GRANT_AUTHORIZATION_CODE.into(), GRANT_REFRESH_TOKEN.into()]
+        };
+    }
+    for g in &grant_types {
+        if !KNOWN_GRANTS.contains(&g.as_str()) {
+            return Err(RegistryError::Invalid(format!("unknown grant type `{g}`")));
+        }
+    }
+    if grant_types.iter().any(|g| g == GRANT_AUTHORIZATION_CODE) && new.redirect_uris.is_empty() {
+        return Err(RegistryError::Invalid("the authorization code grant needs at least one redirect URI".into()));
+    }
+    if new.public && grant_types.iter().any(|g| g == GRANT_CLIENT_CREDENTIALS) {
+        return Err(RegistryError::Invalid("a public client cannot use client credentials".into()));
+    }
+    let mut scopes = new.scopes.clone();
+    if scopes.is_empty() && grant_types.iter().any(|g| g == GRANT_AUTHORIZATION_CODE) {
+        scopes = ["openid", "profile", "email", "offline_access"].map(String::from).to_vec();
+    }
+    for s in &scopes {
+        crate::oauth::params::parse_scope(Some(s)).map_err(|e| RegistryError::Invalid(e.to_string()))?;
+        if s.contains(' ') {
+            return Err(RegistryError::Invalid(format!("scope `{s}` contains a space")));
+        }
+    }
+    let secret = (!new.public).then(|| random_token(32));
+    let client = Client {
+        id: random_token(16),
+        secret_hash: secret.as_deref().map(hash_secret),
+        organization_id: new.organization_id.clone(),
+        created_at: now(),
+        doc: ClientDocument {
+            name: new.name.trim().to_owned(),
+            description: new.description,
+            redirect_uris: new.redirect_uris,
+            post_logout_redirect_uris: Vec::new(),
+            grant_types,
+            scopes,
+            allow_plain_pkce: new.allow_plain_pkce,
+            always_issue_refresh_token: new.always_issue_refresh_token,
+            skip_consent: new.skip_consent,
+            expires_at: new.expires_at,
+            code_ttl: new.code_ttl,
+            access_token_ttl: new.access_token_ttl,
+            refresh_token_ttl: new.refresh_token_ttl,
+            template: new.template,
+            scope_policy: new.scope_policy,
+            consent_ui: new.consent_ui,
+            metadata: Default::default(),
+        },
+    };
+    storage.create_client(&client).await?;
+    Ok(RegisteredClient { client_id: client.id, client_secret: secret })
+}
+
+/// A client as listed: never its secret or secret hash.
+#[derive(Debug, Serialize)]
+pub struct ClientSummary {
+    pub client_id: String,
+    pub name: String,
+    pub public: bool,
+    pub redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub scopes: Vec<String>,
+    pub expires_at: Option<i64>,
+    pub created_at: i64,
+}
+
+impl From<&Client> for ClientSummary {
+    fn from(c: &Client) -> Self {
+        Self {
+            client_id: c.id.clone(),
+            name: c.doc.name.clone(),
+            public: c.is_public(),
+            redirect_uris: c.doc.redirect_uris.clone(),
+            grant_types: c.doc.grant_types.clone(),
+            scopes: c.doc.scopes.clone(),
+            expires_at: c.doc.expires_at,
+            created_at: c.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NewUser {
+    pub username: String,
+    pub password: String,
+    pub email: String,
+    pub name: String,
+    pub company: Option<String>,
+    pub roles: Vec<String>,
+    pub organization_id: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct UserSummary {
+    pub id: String,
+    pub username: String,
+    pub email: String,
+    pub name: String,
+    pub company: Option<String>,
+}
+
+impl From<&User> for UserSummary {
+    fn from(u: &User) -> Self {
+        Self { id: u.id.clone(), username: u.username.clone(), email: u.doc.email.clone(), name: u.doc.name.clone(), company: u.doc.company.clone() }
+    }
+}
+
+pub async fn add_user(storage: &Storage, new: NewUser) -> Result<UserSummary, RegistryError> {
+    let username = new.username.trim().to_owned();
+    if username.is_empty() {
+        return Err(RegistryError::Invalid("a user needs a username".into()));
+    }
+    if new.password.chars().count() < 8 {
+        return Err(RegistryError::Invalid("the password must have at least 8 characters".into()));
+    }
+    let password = new.password.clone();
+    let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| RegistryError::Invalid(e.to_string()))?
+        .map_err(|e| RegistryError::Invalid(e.to_string()))?;
+    let user = User {
+        id: uuid::Uuid::new_v4().to_string(),
+        username: username.clone(),
+        password_hash,
+        created_at: now(),
+        doc: UserDocument {
+            email: new.email,
+            email_verified: false,
+            name: new.name,
+            company: new.company,
+            roles: new.roles,
+            organization_id: new.organization_id,
+            locale: None,
+        },
+    };
+    storage.create_user(&user).await.map_err(|e| match e {
+        StorageError::Duplicate => RegistryError::Exists(username),
+        e => RegistryError::Storage(e),
+    })?;
+    Ok(UserSummary::from(&user))
+}

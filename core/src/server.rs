@@ -1,0 +1,140 @@
+//! Start-up: configuration → database → plugin host → storage → keys → HTTP.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderName, Request};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use crate::crypto::Sealer;
+use crate::keys::Keys;
+use crate::plugin::database::Database;
+use crate::plugin::{Defaults, PolicyHost, watch};
+use crate::storage::Storage;
+
+/// Everything a request handler needs; shared by every request.
+pub struct Portcullis {
+    pub config: Config,
+    pub host: Arc<PolicyHost>,
+    pub storage: Storage,
+    pub keys: Keys,
+}
+
+pub type App = Arc<Portcullis>;
+
+impl Portcullis {
+    /// Opens the database, loads the policies and the signing keys. Used by `serve` and by
+    /// every CLI command, so both work against the same configuration.
+    pub async fn open(config: Config, watch_policies: bool) -> anyhow::Result<App> {
+        std::fs::create_dir_all(&config.server.data_dir)?;
+        let database = Database::connect(&config.database_url(), config.database.max_connections).await?;
+        let defaults = Defaults {
+            storage: config.policies.storage.clone(),
+            scope: config.policies.scope.clone(),
+            consent: config.policies.consent.clone(),
+        };
+        let cache = config.server.data_dir.join("plugin-cache");
+        let dir = config.policies.dir.is_dir().then(|| config.policies.dir.clone());
+        let host = PolicyHost::new(database, defaults, Some(cache))?.with_dir(dir.clone());
+        match &dir {
+            Some(dir) => {
+                watch::load_dir(&host, dir).await?;
+                if watch_policies && config.policies.watch {
+                    watch::spawn(host.clone(), dir.clone())?;
+                }
+            }
+            None => {
+                tracing::info!(dir = %config.policies.dir.display(), "no policies directory; using the built-in policies");
+                host.load_builtin().await?;
+            }
+        }
+        let storage = Storage::new(host.clone());
+        let sealer = sealer(&config)?;
+        let keys = Keys::load(storage.clone(), sealer, &config.keys.algorithm, config.issuer()).await?;
+        Ok(Arc::new(Self { config, host, storage, keys }))
+    }
+
+    /// The longest any signed token lives: how long a rotated-out key stays published.
+    pub fn longest_token_lifetime(&self) -> i64 {
+        let t = &self.config.tokens;
+        t.access_token_ttl.max(t.id_token_ttl) as i64 + 60
+    }
+}
+
+fn sealer(config: &Config) -> anyhow::Result<Sealer> {
+    if let Some(key) = &config.keys.encryption_key {
+        return Ok(Sealer::from_base64(key)?);
+    }
+    let path: PathBuf = config.server.data_dir.join("encryption.key");
+    if let Ok(key) = std::fs::read_to_string(&path) {
+        return Ok(Sealer::from_base64(&key)?);
+    }
+    let key = Sealer::generate_key();
+    write_private(&path, &key)?;
+    tracing::warn!(path = %path.display(), "generated a key-encryption key; set keys.encryption_key to share one across replicas");
+    Ok(Sealer::from_base64(&key)?)
+}
+
+fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(contents.as_bytes())
+}
+
+pub fn router(app: App) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    crate::oauth::router(app.clone())
+        .merge(crate::admin::router(app.clone()))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+                tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path())
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// Background upkeep: pick up keys rotated elsewhere, purge expired records.
+pub fn spawn_upkeep(app: App) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        let mut n: u64 = 0;
+        loop {
+            tick.tick().await;
+            if let Err(e) = app.keys.reload().await {
+                tracing::warn!(error = %e, "reloading signing keys failed");
+            }
+            n += 1;
+            if n % 20 == 0 {
+                match app.storage.purge_expired(crate::model::now()).await {
+                    Ok(count) if count > 0 => tracing::info!(count, "purged expired records"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "purging expired records failed"),
+                }
+            }
+        }
+    });
+}
+
+/// Serves until the listener fails or the process is stopped.
+pub async fn serve(app: App, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+    spawn_upkeep(app.clone());
+    let router = router(app);
+    axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}
