@@ -1,0 +1,87 @@
+//! The operator's CLI, run as a process against the same configuration the server uses.
+
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+fn portcullis(data: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("PORTCULLIS_SERVER__DATA_DIR", data)
+        .env("PORTCULLIS_POLICIES__DIR", support::policies_dir())
+        .env("RUST_LOG", "warn")
+        .current_dir(data);
+    cmd
+}
+
+#[test]
+fn client_add_prints_the_secret_once_and_list_never_does() {
+    let data = tempfile::tempdir().unwrap();
+    let out = portcullis(data.path())
+        .args(["client", "add", "--name", "Reports", "--redirect-uri", "https://app.example.com/cb", "--scope", "openid", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = v["client_id"].as_str().unwrap().to_owned();
+    let secret = v["client_secret"].as_str().unwrap().to_owned();
+    assert!(secret.len() >= 43, "at least 256 bits");
+
+    let list = portcullis(data.path()).args(["client", "list"]).output().unwrap();
+    let listed = String::from_utf8(list.stdout).unwrap();
+    assert!(listed.contains(&id));
+    assert!(!listed.contains(&secret));
+
+    let public = portcullis(data.path())
+        .args(["client", "add", "--name", "SPA", "--redirect-uri", "https://spa.example.com/", "--public", "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&public.stdout).unwrap();
+    assert!(v.get("client_secret").is_none());
+
+    let del = portcullis(data.path()).args(["client", "delete", &id]).output().unwrap();
+    assert!(del.status.success());
+    let again = portcullis(data.path()).args(["client", "delete", &id]).output().unwrap();
+    assert!(!again.status.success());
+}
+
+#[test]
+fn user_add_reads_the_password_from_stdin() {
+    let data = tempfile::tempdir().unwrap();
+    let mut child = portcullis(data.path())
+        .args(["user", "add", "--username", "carol", "--email", "carol@example.com", "--name", "Carol", "--company", "ACME", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"a long enough password\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let list = portcullis(data.path()).args(["user", "list"]).output().unwrap();
+    assert!(String::from_utf8(list.stdout).unwrap().contains("carol@example.com"));
+}
+
+#[test]
+fn keys_rotate_adds_a_key() {
+    let data = tempfile::tempdir().unwrap();
+    let out = portcullis(data.path()).args(["keys", "rotate"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8(out.stdout).unwrap().starts_with("new signing key: "));
+}
+
+#[test]
+fn unknown_configuration_keys_are_refused_by_name() {
+    let data = tempfile::tempdir().unwrap();
+    let out = portcullis(data.path()).env("PORTCULLIS_SERVER__LISTNE", "127.0.0.1:1").args(["client", "list"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("listne"), "{err}");
+
+    std::fs::write(data.path().join("portcullis.toml"), "[server]\nissuer = \"not a url\"\n").unwrap();
+    let out = portcullis(data.path()).args(["client", "list"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8(out.stderr).unwrap().contains("server.issuer"));
+}

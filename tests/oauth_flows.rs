@@ -1,0 +1,423 @@
+//! The authorization server as relying parties see it: discovery, the authorization code
+//! flow through the real login and consent forms, tokens checked against the JWKS with the
+//! `openidconnect` crate, refresh rotation, client credentials with the `oauth2` crate,
+//! introspection, revocation, and every bad input answered with its RFC error.
+
+mod support;
+
+use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims};
+use openidconnect::{
+    AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
+    PkceCodeChallenge, RedirectUrl, RefreshToken, Scope, TokenResponse,
+};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::{Browser, TestServer, query};
+
+const REDIRECT: &str = "https://rp.example.com/callback";
+
+fn rp_http() -> openidconnect::reqwest::Client {
+    openidconnect::reqwest::ClientBuilder::new().redirect(openidconnect::reqwest::redirect::Policy::none()).build().expect("rp http")
+}
+
+#[tokio::test]
+async fn discovery_metadata_and_jwks() {
+    let server = TestServer::start().await;
+    let meta: Value = server.http.get(server.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(meta["issuer"], server.issuer);
+    assert_eq!(meta["token_endpoint"], server.url("/token"));
+    assert_eq!(meta["authorization_response_iss_parameter_supported"], true);
+    assert_eq!(meta["id_token_signing_alg_values_supported"], json!(["ES256"]));
+    let rfc8414: Value = server.http.get(server.url("/.well-known/oauth-authorization-server")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(rfc8414["issuer"], server.issuer);
+    let jwks: Value = server.http.get(server.url("/jwks.json")).send().await.unwrap().json().await.unwrap();
+    let key = &jwks["keys"][0];
+    assert_eq!(key["kty"], "EC");
+    assert_eq!(key["crv"], "P-256");
+    assert!(key.get("d").is_none(), "the JWKS must never publish a private key");
+}
+
+#[tokio::test]
+async fn authorization_code_flow_with_pkce_id_token_userinfo_and_refresh() {
+    let server = TestServer::start().await;
+    server.user("alice", "correct horse battery").await;
+    let (client_id, secret) = server
+        .client(json!({"name": "Relying Party", "redirect_uris": [REDIRECT],
+                       "scopes": ["openid", "profile", "email", "offline_access"]}))
+        .await;
+
+    let http = rp_http();
+    let metadata = CoreProviderMetadata::discover_async(IssuerUrl::new(server.issuer.clone()).unwrap(), &http).await.expect("discovery");
+    let rp = CoreClient::from_provider_metadata(metadata, ClientId::new(client_id.clone()), secret.map(ClientSecret::new))
+        .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap());
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, state, nonce) = rp
+        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+        .add_scope(Scope::new("profile".into()))
+        .add_scope(Scope::new("email".into()))
+        .add_scope(Scope::new("offline_access".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+
+    let browser = Browser::new();
+    let back = browser.authorize(url.as_str(), "alice", "correct horse battery").await;
+    assert_eq!(query(&back, "state").as_deref(), Some(state.secret().as_str()));
+    assert_eq!(query(&back, "iss").as_deref(), Some(server.issuer.as_str()), "RFC 9207 iss");
+    let code = query(&back, "code").expect("code");
+
+    let tokens = rp
+        .exchange_code(AuthorizationCode::new(code.clone()))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .expect("token exchange");
+    let id_token = tokens.id_token().expect("id_token");
+    let verifier = rp.id_token_verifier();
+    let claims = id_token.claims(&verifier, &nonce).expect("ID token verifies against the JWKS");
+    assert_eq!(claims.email().map(|e| e.as_str()), Some("alice@example.com"));
+    assert!(claims.auth_time().is_some());
+    let expected_hash = AccessTokenHash::from_token(tokens.access_token(), id_token.signing_alg().unwrap(), id_token.signing_key(&verifier).unwrap()).unwrap();
+    assert_eq!(claims.access_token_hash(), Some(&expected_hash));
+    let granted: Vec<String> = tokens.scopes().unwrap().iter().map(|s| s.to_string()).collect();
+    assert_eq!(granted, ["openid", "profile", "email", "offline_access"]);
+
+    let info: CoreUserInfoClaims = rp.user_info(tokens.access_token().clone(), None).unwrap().request_async(&http).await.expect("userinfo");
+    assert_eq!(info.email().map(|e| e.as_str()), Some("alice@example.com"));
+    let raw: Value = server.http.get(server.url("/userinfo")).bearer_auth(tokens.access_token().secret()).send().await.unwrap().json().await.unwrap();
+    assert_eq!(raw["company"], "Example GmbH");
+
+    // Rotation: each refresh returns a new refresh token...
+    let first_refresh = tokens.refresh_token().expect("refresh token with offline_access").clone();
+    let refreshed = rp.exchange_refresh_token(&first_refresh).unwrap().request_async(&http).await.expect("refresh");
+    let second_refresh = refreshed.refresh_token().expect("rotated refresh token").clone();
+    assert_ne!(first_refresh.secret(), second_refresh.secret());
+    // ...and presenting the rotated one again revokes the whole family.
+    let reuse = rp.exchange_refresh_token(&first_refresh).unwrap().request_async(&http).await;
+    assert!(reuse.is_err(), "a rotated refresh token must not work twice");
+    let (status, body) = server
+        .form("/token", &[("grant_type", "refresh_token"), ("refresh_token", second_refresh.secret()),
+                          ("client_id", &client_id), ("client_secret", "x")], None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let family_dead = rp.exchange_refresh_token(&second_refresh).unwrap().request_async(&http).await;
+    assert!(family_dead.is_err(), "reuse detection revokes the newest token of the family too");
+    let info = server.http.get(server.url("/userinfo")).bearer_auth(refreshed.access_token().secret()).send().await.unwrap();
+    assert_eq!(info.status(), StatusCode::UNAUTHORIZED, "access tokens of a revoked family are dead");
+
+    // The code worked once; a replay is invalid_grant.
+    let replay = rp.exchange_code(AuthorizationCode::new(code)).unwrap().request_async(&http).await;
+    assert!(replay.is_err());
+
+    // Consent is remembered: with the session, authorize redirects straight back.
+    let (url, _, _) = rp
+        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+        .add_scope(Scope::new("email".into()))
+        .set_pkce_challenge(PkceCodeChallenge::new_random_sha256().0)
+        .url();
+    let direct = browser.get(url.as_str()).await;
+    assert_eq!(direct.status(), StatusCode::SEE_OTHER);
+}
+
+async fn code_for(server: &TestServer, client_id: &str, extra: &[(&str, &str)]) -> (Browser, url::Url) {
+    let browser = Browser::new();
+    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
+    url.query_pairs_mut().extend_pairs([("response_type", "code"), ("client_id", client_id), ("redirect_uri", REDIRECT), ("state", "s1")]);
+    url.query_pairs_mut().extend_pairs(extra);
+    let back = browser.authorize(url.as_str(), "bob", "bob's password").await;
+    (browser, back)
+}
+
+#[tokio::test]
+async fn code_replay_revokes_what_the_code_issued() {
+    let server = TestServer::start().await;
+    server.user("bob", "bob's password").await;
+    let (id, secret) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT], "always_issue_refresh_token": true})).await;
+    let secret = secret.unwrap();
+    let (_, back) = code_for(&server, &id, &[("scope", "openid")]).await;
+    let code = query(&back, "code").unwrap();
+    let pairs = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", REDIRECT)];
+    let (status, first) = server.form("/token", &pairs, Some((&id, &secret))).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let (status, second) = server.form("/token", &pairs, Some((&id, &secret))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(second["error"], "invalid_grant");
+    let refresh = first["refresh_token"].as_str().unwrap();
+    let (status, body) = server.form("/token", &[("grant_type", "refresh_token"), ("refresh_token", refresh)], Some((&id, &secret))).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "the replay revoked the refresh token");
+    let (_, introspected) = server.form("/introspect", &[("token", first["access_token"].as_str().unwrap())], Some((&id, &secret))).await;
+    assert_eq!(introspected["active"], false);
+}
+
+#[tokio::test]
+async fn expired_code_is_invalid_grant() {
+    let server = TestServer::start().await;
+    server.user("bob", "bob's password").await;
+    let (id, secret) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT], "code_ttl": 1})).await;
+    let (_, back) = code_for(&server, &id, &[]).await;
+    let code = query(&back, "code").unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let (status, body) = server
+        .form("/token", &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)], Some((&id, &secret.unwrap())))
+        .await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+}
+
+#[tokio::test]
+async fn client_credentials_introspection_and_revocation() {
+    use oauth2::basic::BasicClient;
+    use oauth2::{AuthUrl, TokenUrl};
+
+    let server = TestServer::start().await;
+    let (id, secret) = server.client(json!({"name": "daemon", "grant_types": ["client_credentials"], "scopes": ["api.read", "api.write"]})).await;
+    let secret = secret.unwrap();
+    let rp = BasicClient::new(oauth2::ClientId::new(id.clone()))
+        .set_client_secret(oauth2::ClientSecret::new(secret.clone()))
+        .set_auth_uri(AuthUrl::new(server.url("/authorize")).unwrap())
+        .set_token_uri(TokenUrl::new(server.url("/token")).unwrap());
+    let http = rp_http();
+    let token = rp.exchange_client_credentials().add_scope(oauth2::Scope::new("api.read".into())).request_async(&http).await.expect("client credentials");
+    assert_eq!(token.scopes().unwrap()[0].as_str(), "api.read");
+    assert!(token.refresh_token().is_none(), "RFC 6749 §4.4.3: no refresh token");
+    let access = token.access_token().secret().clone();
+    let header: Value = {
+        use base64::Engine;
+        let h = access.split('.').next().unwrap();
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h).unwrap()).unwrap()
+    };
+    assert_eq!(header["typ"], "at+jwt", "RFC 9068 access token");
+    assert_eq!(header["alg"], "ES256");
+
+    // No scope requested: everything the client may have.
+    let (_, all) = server.form("/token", &[("grant_type", "client_credentials")], Some((&id, &secret))).await;
+    assert_eq!(all["scope"], "api.read api.write");
+    // Nothing allowed among the requested scopes: invalid_scope.
+    let (status, denied) = server.form("/token", &[("grant_type", "client_credentials"), ("scope", "admin")], Some((&id, &secret))).await;
+    assert_eq!((status, denied["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_scope")));
+
+    let (status, live) = server.form("/introspect", &[("token", &access)], Some((&id, &secret))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(live["active"], true);
+    assert_eq!(live["client_id"], id);
+    assert_eq!(live["scope"], "api.read");
+    let (status, _) = server.form("/revoke", &[("token", &access), ("token_type_hint", "access_token")], Some((&id, &secret))).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, dead) = server.form("/introspect", &[("token", &access)], Some((&id, &secret))).await;
+    assert_eq!(dead["active"], false);
+    let (status, _) = server.form("/revoke", &[("token", "not-a-token")], Some((&id, &secret))).await;
+    assert_eq!(status, StatusCode::OK, "RFC 7009 §2.2: unknown tokens are not an error");
+    let (_, garbage) = server.form("/introspect", &[("token", "a.b.c")], Some((&id, &secret))).await;
+    assert_eq!(garbage, json!({"active": false}));
+}
+
+#[tokio::test]
+async fn bad_input_gets_the_rfc_error_never_a_500() {
+    let server = TestServer::start().await;
+    let (id, secret) = server.client(json!({"name": "daemon", "grant_types": ["client_credentials"], "scopes": ["a"]})).await;
+    let secret = secret.unwrap();
+    let cases: Vec<(Vec<(&str, &str)>, Option<(&str, &str)>, StatusCode, &str)> = vec![
+        (vec![("grant_type", "client_credentials")], Some((&id, "wrong")), StatusCode::UNAUTHORIZED, "invalid_client"),
+        (vec![("grant_type", "client_credentials")], Some(("nobody", "x")), StatusCode::UNAUTHORIZED, "invalid_client"),
+        (vec![("grant_type", "client_credentials"), ("client_id", &id), ("client_secret", "wrong")], None, StatusCode::UNAUTHORIZED, "invalid_client"),
+        (vec![("grant_type", "urn:example:unknown")], Some((&id, &secret)), StatusCode::BAD_REQUEST, "unsupported_grant_type"),
+        (vec![], Some((&id, &secret)), StatusCode::BAD_REQUEST, "invalid_request"),
+        (vec![("grant_type", "authorization_code"), ("code", "x")], Some((&id, &secret)), StatusCode::BAD_REQUEST, "unauthorized_client"),
+        (vec![("grant_type", "client_credentials"), ("grant_type", "client_credentials")], Some((&id, &secret)), StatusCode::BAD_REQUEST, "invalid_request"),
+        (vec![("grant_type", "client_credentials"), ("scope", "a\u{7f}")], Some((&id, &secret)), StatusCode::BAD_REQUEST, "invalid_scope"),
+        (vec![("grant_type", "client_credentials"), ("client_secret", &secret)], Some((&id, &secret)), StatusCode::BAD_REQUEST, "invalid_request"),
+    ];
+    for (pairs, basic, status, error) in cases {
+        let (got, body) = server.form("/token", &pairs, basic).await;
+        assert_eq!((got, body["error"].as_str()), (status, Some(error)), "{pairs:?} → {body}");
+        assert!(body["error_description"].as_str().is_some_and(|d| !d.is_empty()));
+    }
+    // Not a form body at all.
+    for (content_type, body) in [("application/json", "{\"grant_type\":\"client_credentials\"}"), ("application/x-www-form-urlencoded", "%%%\u{0}&&=")] {
+        let r = server.http.post(server.url("/token")).header("content-type", content_type).basic_auth(&id, Some(&secret)).body(body).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{content_type}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"], "invalid_request");
+    }
+    let r = server.http.post(server.url("/token")).header("authorization", "Basic !!!").form(&[("grant_type", "client_credentials")]).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.headers().contains_key("www-authenticate"));
+    // Userinfo without or with a bad token.
+    let r = server.http.get(server.url("/userinfo")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = server.http.get(server.url("/userinfo")).bearer_auth("garbage").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // Introspection and revocation need client authentication.
+    let (status, body) = server.form("/introspect", &[("token", "x")], None).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")));
+    let (status, body) = server.form("/revoke", &[("token", "x")], Some((&id, "wrong"))).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")));
+    // Admin API: malformed JSON and unknown fields are 400, a wrong token 401.
+    let r = server.http.post(server.url("/admin/v1/clients")).bearer_auth(support::ADMIN_TOKEN).header("content-type", "application/json").body("{").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let (status, _) = server.admin_post("/admin/v1/clients", json!({"name": "x", "colour": "red"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let r = server.http.get(server.url("/admin/v1/clients")).bearer_auth("nope").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn authorization_errors_are_shown_or_redirected_as_rfc6749_says() {
+    let server = TestServer::start().await;
+    let (id, _) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT, "https://rp.example.com/other"]})).await;
+    let browser = Browser::new();
+    let authorize = |pairs: &[(&str, &str)]| {
+        let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
+        url.query_pairs_mut().extend_pairs(pairs);
+        url.to_string()
+    };
+    // Unknown client, unregistered or missing redirect URI: a page, never a redirect.
+    for pairs in [
+        vec![("response_type", "code"), ("client_id", "nobody"), ("redirect_uri", REDIRECT)],
+        vec![("response_type", "code"), ("client_id", id.as_str()), ("redirect_uri", "https://evil.example.com/cb")],
+        vec![("response_type", "code"), ("client_id", id.as_str())],
+        vec![("response_type", "code")],
+    ] {
+        let r = browser.get(&authorize(&pairs)).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{pairs:?}");
+        assert!(r.headers().get("location").is_none());
+    }
+    // Everything else goes back to the client with error, state and iss.
+    let cases = [
+        (vec![("response_type", "token")], "unsupported_response_type"),
+        (vec![("response_type", "code"), ("prompt", "none")], "login_required"),
+        (vec![("response_type", "code"), ("code_challenge", "short"), ("code_challenge_method", "S256")], "invalid_request"),
+        (vec![("response_type", "code"), ("code_challenge", "E9Melhoa2OwvFrEQ1-RQcbhYeXnoQOGWKwCp5U9WpT4M"), ("code_challenge_method", "plain")], "invalid_request"),
+        (vec![("response_type", "code"), ("max_age", "-1")], "invalid_request"),
+        (vec![("response_type", "code"), ("prompt", "none login")], "invalid_request"),
+    ];
+    for (extra, error) in cases {
+        let mut pairs = vec![("client_id", id.as_str()), ("redirect_uri", REDIRECT), ("state", "xyz")];
+        pairs.extend(extra.iter().copied());
+        let r = browser.get(&authorize(&pairs)).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{extra:?}");
+        let back = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+        assert!(back.as_str().starts_with(REDIRECT));
+        assert_eq!(query(&back, "error").as_deref(), Some(error), "{extra:?}");
+        assert_eq!(query(&back, "state").as_deref(), Some("xyz"));
+        assert_eq!(query(&back, "iss").as_deref(), Some(server.issuer.as_str()));
+    }
+}
+
+#[tokio::test]
+async fn wrong_redirect_uri_at_the_token_endpoint_and_denied_consent() {
+    let server = TestServer::start().await;
+    server.user("bob", "bob's password").await;
+    let (id, secret) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT]})).await;
+    let (_, back) = code_for(&server, &id, &[("scope", "openid")]).await;
+    let code = query(&back, "code").unwrap();
+    let (status, body) = server
+        .form("/token", &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", "https://rp.example.com/x")], Some((&id, secret.as_deref().unwrap())))
+        .await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+
+    // A second client: the user denies consent.
+    let (id2, _) = server.client(json!({"name": "other", "redirect_uris": [REDIRECT]})).await;
+    let browser = Browser::new();
+    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
+    url.query_pairs_mut().extend_pairs([("response_type", "code"), ("client_id", id2.as_str()), ("state", "d")]);
+    let login = browser.get(url.as_str()).await.text().await.unwrap();
+    let consent = browser.submit(&login, &[("username", "bob"), ("password", "bob's password")]).await.text().await.unwrap();
+    let denied = browser.submit(&consent, &[("decision", "deny")]).await;
+    let back = url::Url::parse(denied.headers()["location"].to_str().unwrap()).unwrap();
+    assert_eq!(query(&back, "error").as_deref(), Some("access_denied"));
+    // A wrong password re-renders the login page, with no redirect.
+    let browser = Browser::new();
+    let login = browser.get(url.as_str()).await.text().await.unwrap();
+    let again = browser.submit(&login, &[("username", "bob"), ("password", "nope")]).await;
+    assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
+    assert!(again.text().await.unwrap().contains("name=\"password\""));
+}
+
+#[tokio::test]
+async fn refresh_token_only_with_offline_access() {
+    let server = TestServer::start().await;
+    server.user("bob", "bob's password").await;
+    let (id, secret) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT]})).await;
+    let secret = secret.unwrap();
+    for (scope, expect_refresh) in [("openid", false), ("openid offline_access", true)] {
+        let (_, back) = code_for(&server, &id, &[("scope", scope)]).await;
+        let code = query(&back, "code").unwrap();
+        let (status, body) = server
+            .form("/token", &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)], Some((&id, &secret)))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body.get("refresh_token").is_some(), expect_refresh, "{scope}");
+        assert_eq!(body["token_type"], "Bearer");
+        assert_eq!(body["expires_in"], 600);
+    }
+}
+
+#[tokio::test]
+async fn refresh_rotation_race_has_one_winner() {
+    let server = TestServer::start().await;
+    server.user("bob", "bob's password").await;
+    let (id, secret) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT], "always_issue_refresh_token": true})).await;
+    let secret = secret.unwrap();
+    let (_, back) = code_for(&server, &id, &[]).await;
+    let code = query(&back, "code").unwrap();
+    let (_, body) = server
+        .form("/token", &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)], Some((&id, &secret)))
+        .await;
+    let refresh = body["refresh_token"].as_str().unwrap().to_owned();
+    let attempts = (0..4).map(|_| server.form("/token", &[("grant_type", "refresh_token"), ("refresh_token", &refresh)], Some((&id, &secret))));
+    let results = futures::future::join_all(attempts).await;
+    let winners = results.iter().filter(|(s, _)| *s == StatusCode::OK).count();
+    assert_eq!(winners, 1, "{results:?}");
+    assert!(results.iter().all(|(s, b)| *s == StatusCode::OK || b["error"] == "invalid_grant"));
+}
+
+#[tokio::test]
+async fn expired_or_deleted_clients_get_nothing() {
+    let server = TestServer::start().await;
+    let past = portcullis::model::now() - 10;
+    let (id, secret) = server.client(json!({"name": "old", "grant_types": ["client_credentials"], "expires_at": past})).await;
+    let (status, body) = server.form("/token", &[("grant_type", "client_credentials")], Some((&id, secret.as_deref().unwrap()))).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")));
+
+    let (id, secret) = server.client(json!({"name": "gone", "grant_types": ["client_credentials"]})).await;
+    let secret = secret.unwrap();
+    let (_, token) = server.form("/token", &[("grant_type", "client_credentials")], Some((&id, &secret))).await;
+    let (introspector, isecret) = server.client(json!({"name": "rs", "grant_types": ["client_credentials"]})).await;
+    let access = token["access_token"].as_str().unwrap();
+    let (_, live) = server.form("/introspect", &[("token", access)], Some((&introspector, isecret.as_deref().unwrap()))).await;
+    assert_eq!(live["active"], true);
+    let r = server.http.delete(server.url(&format!("/admin/v1/clients/{id}"))).bearer_auth(support::ADMIN_TOKEN).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let (_, dead) = server.form("/introspect", &[("token", access)], Some((&introspector, isecret.as_deref().unwrap()))).await;
+    assert_eq!(dead["active"], false, "deleting a client kills its tokens at once");
+    let (status, _) = server.form("/token", &[("grant_type", "client_credentials")], Some((&id, &secret))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn key_rotation_keeps_old_tokens_verifiable() {
+    let server = TestServer::start().await;
+    let (id, secret) = server.client(json!({"name": "daemon", "grant_types": ["client_credentials"]})).await;
+    let secret = secret.unwrap();
+    let (_, before) = server.form("/token", &[("grant_type", "client_credentials")], Some((&id, &secret))).await;
+    let r = server.http.post(server.url("/admin/v1/keys/rotate")).bearer_auth(support::ADMIN_TOKEN).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let jwks: Value = server.http.get(server.url("/jwks.json")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 2, "the old key stays published");
+    let (_, after) = server.form("/token", &[("grant_type", "client_credentials")], Some((&id, &secret))).await;
+    for t in [&before, &after] {
+        let (_, v) = server.form("/introspect", &[("token", t["access_token"].as_str().unwrap())], Some((&id, &secret))).await;
+        assert_eq!(v["active"], true);
+    }
+}
+
+#[tokio::test]
+async fn compatibility_profiles_answer_at_their_paths() {
+    let server = TestServer::start_with(support::Options { profiles: vec!["elma365".into(), "datev".into(), "deployteq".into()], ..Default::default() }).await;
+    let (id, secret) = server.client(json!({"name": "daemon", "grant_types": ["client_credentials"], "scopes": ["x"]})).await;
+    let secret = secret.unwrap();
+    for path in ["/api/o/oauth/v2/token", "/connect/token", "/oauth2/token", "/token"] {
+        let (status, body) = server.form(path, &[("grant_type", "client_credentials")], Some((&id, &secret))).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    }
+}

@@ -1,0 +1,232 @@
+//! A real Portcullis server on a loopback port, driven over HTTP as clients drive it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use portcullis::config::Config;
+use portcullis::server::{self, Portcullis};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+pub struct TestServer {
+    pub issuer: String,
+    pub app: Arc<Portcullis>,
+    pub http: reqwest::Client,
+    _data: tempfile::TempDir,
+}
+
+/// The policies the tests run against: `PORTCULLIS_TEST_POLICIES` (CI points it at freshly
+/// rebuilt plugins), else the committed `policies/`.
+pub fn policies_dir() -> PathBuf {
+    std::env::var_os("PORTCULLIS_TEST_POLICIES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies"))
+}
+
+pub struct Options {
+    pub database_url: Option<String>,
+    pub policies: Option<PathBuf>,
+    pub profiles: Vec<String>,
+    pub watch: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { database_url: None, policies: None, profiles: Vec::new(), watch: false }
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> Self {
+        let data = tempfile::tempdir().expect("temp dir");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let issuer = format!("http://{addr}");
+        let mut config = Config::default();
+        config.server.issuer = issuer.clone();
+        config.server.listen = addr;
+        config.server.data_dir = data.path().to_path_buf();
+        config.server.admin_token = Some(ADMIN_TOKEN.into());
+        config.server.profiles = options.profiles;
+        config.policies.dir = options.policies.unwrap_or_else(policies_dir);
+        config.policies.watch = options.watch;
+        if let Some(url) = options.database_url {
+            config.database.url = url;
+        }
+        let app = Portcullis::open(config, options.watch).await.expect("server starts");
+        tokio::spawn(server::serve(app.clone(), listener));
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("http client");
+        Self { issuer, app, http, _data: data }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer)
+    }
+
+    pub async fn admin_post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let r = self.http.post(self.url(path)).bearer_auth(ADMIN_TOKEN).json(&body).send().await.expect("admin request");
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Registers a client through the admin API; returns (client_id, client_secret).
+    pub async fn client(&self, body: Value) -> (String, Option<String>) {
+        let (status, v) = self.admin_post("/admin/v1/clients", body).await;
+        assert_eq!(status, StatusCode::CREATED, "client registration: {v}");
+        (v["client_id"].as_str().expect("client_id").to_owned(), v["client_secret"].as_str().map(str::to_owned))
+    }
+
+    pub async fn user(&self, username: &str, password: &str) -> String {
+        let (status, v) = self
+            .admin_post(
+                "/admin/v1/users",
+                json!({"username": username, "password": password, "email": format!("{username}@example.com"),
+                       "name": format!("{username} Example"), "company": "Example GmbH"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "user creation: {v}");
+        v["id"].as_str().expect("user id").to_owned()
+    }
+
+    /// POSTs a form to an endpoint, returns status and JSON body.
+    pub async fn form(&self, path: &str, pairs: &[(&str, &str)], basic: Option<(&str, &str)>) -> (StatusCode, Value) {
+        let mut req = self.http.post(self.url(path)).form(pairs);
+        if let Some((id, secret)) = basic {
+            req = req.basic_auth(id, Some(secret));
+        }
+        let r = req.send().await.expect("request");
+        let status = r.status();
+        let text = r.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+}
+
+/// A person at a browser: keeps cookies, follows nothing by itself.
+pub struct Browser {
+    pub http: reqwest::Client,
+}
+
+impl Browser {
+    pub fn new() -> Self {
+        let http = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("browser");
+        Self { http }
+    }
+
+    pub async fn get(&self, url: &str) -> reqwest::Response {
+        self.http.get(url).send().await.expect("GET")
+    }
+
+    pub async fn submit(&self, html: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let form = Form::parse(html).expect("the page has a form");
+        let mut pairs: Vec<(String, String)> = form.hidden;
+        for (k, v) in fields {
+            pairs.push(((*k).into(), (*v).into()));
+        }
+        self.http.post(&form.action).form(&pairs).send().await.expect("POST")
+    }
+
+    /// Runs login (and consent, when asked) from an authorization URL to the redirect back.
+    pub async fn authorize(&self, url: &str, username: &str, password: &str) -> url::Url {
+        let mut response = self.get(url).await;
+        for _ in 0..4 {
+            if response.status().is_redirection() {
+                let location = response.headers()["location"].to_str().expect("location").to_owned();
+                return url::Url::parse(&location).expect("redirect URL");
+            }
+            assert_eq!(response.status(), StatusCode::OK, "expected a page");
+            let html = response.text().await.expect("page");
+            response = if html.contains("name=\"password\"") {
+                self.submit(&html, &[("username", username), ("password", password)]).await
+            } else {
+                self.submit(&html, &[("decision", "allow")]).await
+            };
+        }
+        panic!("the flow did not redirect back");
+    }
+}
+
+pub struct Form {
+    pub action: String,
+    pub hidden: Vec<(String, String)>,
+}
+
+impl Form {
+    /// A tolerant reader of the first form's action and hidden inputs.
+    pub fn parse(html: &str) -> Option<Self> {
+        let start = html.find("<form")?;
+        let tag_end = html[start..].find('>')? + start;
+        let action = attribute(&html[start..tag_end], "action")?;
+        let mut hidden = Vec::new();
+        let mut rest = &html[tag_end..];
+        while let Some(i) = rest.find("<input") {
+            let end = rest[i..].find('>')? + i;
+            let tag = &rest[i..end];
+            if attribute(tag, "type").as_deref() == Some("hidden") {
+                hidden.push((attribute(tag, "name")?, attribute(tag, "value").unwrap_or_default()));
+            }
+            rest = &rest[end..];
+        }
+        Some(Self { action: unescape(&action), hidden })
+    }
+}
+
+fn attribute(tag: &str, name: &str) -> Option<String> {
+    let needle = format!("{name}=");
+    let mut from = 0;
+    while let Some(pos) = tag[from..].find(&needle) {
+        let at = from + pos;
+        let before = tag[..at].chars().last();
+        from = at + needle.len();
+        if !before.is_some_and(|c| c.is_whitespace()) {
+            continue;
+        }
+        let rest = &tag[from..];
+        let quote = rest.chars().next()?;
+        return if quote == '"' || quote == '\'' {
+            let end = rest[1..].find(quote)? + 1;
+            Some(unescape(&rest[1..end]))
+        } else {
+            Some(rest.split(|c: char| c.is_whitespace() || c == '>').next()?.to_owned())
+        };
+    }
+    None
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&quot;", "\"").replace("&#39;", "'").replace("&#x27;", "'").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+}
+
+pub fn query(url: &url::Url, key: &str) -> Option<String> {
+    url.query_pairs().find(|(k, _)| k == key).map(|(_, v)| v.into_owned())
+}
+
+/// Test-only plugins (`tests/plugins/*`, built into `tests/policies/`), or the rebuilt ones
+/// CI points `PORTCULLIS_TEST_FIXTURES` at.
+pub fn fixtures_dir() -> PathBuf {
+    std::env::var_os("PORTCULLIS_TEST_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/policies"))
+}
+
+/// A private policies directory holding copies of the built-in plugins.
+pub fn policies_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for entry in std::fs::read_dir(policies_dir()).expect("policies dir") {
+        let path = entry.expect("entry").path();
+        if matches!(path.extension().and_then(|e| e.to_str()), Some("wasm" | "toml")) {
+            std::fs::copy(&path, dir.path().join(path.file_name().expect("name"))).expect("copy");
+        }
+    }
+    dir
+}
