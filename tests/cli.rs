@@ -20,7 +20,17 @@ fn portcullis(data: &std::path::Path) -> Command {
 fn client_add_prints_the_secret_once_and_list_never_does() {
     let data = tempfile::tempdir().unwrap();
     let out = portcullis(data.path())
-        .args(["client", "add", "--name", "Reports", "--redirect-uri", "https://app.example.com/cb", "--scope", "openid", "--json"])
+        .args([
+            "client",
+            "add",
+            "--name",
+            "Reports",
+            "--redirect-uri",
+            "https://app.example.com/cb",
+            "--scope",
+            "openid",
+            "--json",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -51,7 +61,19 @@ fn client_add_prints_the_secret_once_and_list_never_does() {
 fn user_add_reads_the_password_from_stdin() {
     let data = tempfile::tempdir().unwrap();
     let mut child = portcullis(data.path())
-        .args(["user", "add", "--username", "carol", "--email", "carol@example.com", "--name", "Carol", "--company", "ACME", "--password-stdin"])
+        .args([
+            "user",
+            "add",
+            "--username",
+            "carol",
+            "--email",
+            "carol@example.com",
+            "--name",
+            "Carol",
+            "--company",
+            "ACME",
+            "--password-stdin",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -75,7 +97,11 @@ fn keys_rotate_adds_a_key() {
 #[test]
 fn unknown_configuration_keys_are_refused_by_name() {
     let data = tempfile::tempdir().unwrap();
-    let out = portcullis(data.path()).env("PORTCULLIS_SERVER__LISTNE", "127.0.0.1:1").args(["client", "list"]).output().unwrap();
+    let out = portcullis(data.path())
+        .env("PORTCULLIS_SERVER__LISTNE", "127.0.0.1:1")
+        .args(["client", "list"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("listne"), "{err}");

@@ -8,7 +8,7 @@ mod support;
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims};
 use openidconnect::{
     AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
-    PkceCodeChallenge, RedirectUrl, RefreshToken, Scope, TokenResponse,
+    PkceCodeChallenge, RedirectUrl, Scope, TokenResponse,
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -17,18 +17,30 @@ use support::{Browser, TestServer, query};
 const REDIRECT: &str = "https://rp.example.com/callback";
 
 fn rp_http() -> openidconnect::reqwest::Client {
-    openidconnect::reqwest::ClientBuilder::new().redirect(openidconnect::reqwest::redirect::Policy::none()).build().expect("rp http")
+    openidconnect::reqwest::ClientBuilder::new()
+        .redirect(openidconnect::reqwest::redirect::Policy::none())
+        .build()
+        .expect("rp http")
 }
 
 #[tokio::test]
 async fn discovery_metadata_and_jwks() {
     let server = TestServer::start().await;
-    let meta: Value = server.http.get(server.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
+    let meta: Value =
+        server.http.get(server.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
     assert_eq!(meta["issuer"], server.issuer);
     assert_eq!(meta["token_endpoint"], server.url("/token"));
     assert_eq!(meta["authorization_response_iss_parameter_supported"], true);
     assert_eq!(meta["id_token_signing_alg_values_supported"], json!(["ES256"]));
-    let rfc8414: Value = server.http.get(server.url("/.well-known/oauth-authorization-server")).send().await.unwrap().json().await.unwrap();
+    let rfc8414: Value = server
+        .http
+        .get(server.url("/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(rfc8414["issuer"], server.issuer);
     let jwks: Value = server.http.get(server.url("/jwks.json")).send().await.unwrap().json().await.unwrap();
     let key = &jwks["keys"][0];
@@ -47,9 +59,12 @@ async fn authorization_code_flow_with_pkce_id_token_userinfo_and_refresh() {
         .await;
 
     let http = rp_http();
-    let metadata = CoreProviderMetadata::discover_async(IssuerUrl::new(server.issuer.clone()).unwrap(), &http).await.expect("discovery");
-    let rp = CoreClient::from_provider_metadata(metadata, ClientId::new(client_id.clone()), secret.map(ClientSecret::new))
-        .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap());
+    let metadata = CoreProviderMetadata::discover_async(IssuerUrl::new(server.issuer.clone()).unwrap(), &http)
+        .await
+        .expect("discovery");
+    let rp =
+        CoreClient::from_provider_metadata(metadata, ClientId::new(client_id.clone()), secret.map(ClientSecret::new))
+            .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap());
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (url, state, nonce) = rp
         .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
@@ -77,14 +92,29 @@ async fn authorization_code_flow_with_pkce_id_token_userinfo_and_refresh() {
     let claims = id_token.claims(&verifier, &nonce).expect("ID token verifies against the JWKS");
     assert_eq!(claims.email().map(|e| e.as_str()), Some("alice@example.com"));
     assert!(claims.auth_time().is_some());
-    let expected_hash = AccessTokenHash::from_token(tokens.access_token(), id_token.signing_alg().unwrap(), id_token.signing_key(&verifier).unwrap()).unwrap();
+    let expected_hash = AccessTokenHash::from_token(
+        tokens.access_token(),
+        id_token.signing_alg().unwrap(),
+        id_token.signing_key(&verifier).unwrap(),
+    )
+    .unwrap();
     assert_eq!(claims.access_token_hash(), Some(&expected_hash));
     let granted: Vec<String> = tokens.scopes().unwrap().iter().map(|s| s.to_string()).collect();
     assert_eq!(granted, ["openid", "profile", "email", "offline_access"]);
 
-    let info: CoreUserInfoClaims = rp.user_info(tokens.access_token().clone(), None).unwrap().request_async(&http).await.expect("userinfo");
+    let info: CoreUserInfoClaims =
+        rp.user_info(tokens.access_token().clone(), None).unwrap().request_async(&http).await.expect("userinfo");
     assert_eq!(info.email().map(|e| e.as_str()), Some("alice@example.com"));
-    let raw: Value = server.http.get(server.url("/userinfo")).bearer_auth(tokens.access_token().secret()).send().await.unwrap().json().await.unwrap();
+    let raw: Value = server
+        .http
+        .get(server.url("/userinfo"))
+        .bearer_auth(tokens.access_token().secret())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(raw["company"], "Example GmbH");
 
     // Rotation: each refresh returns a new refresh token...
@@ -96,13 +126,22 @@ async fn authorization_code_flow_with_pkce_id_token_userinfo_and_refresh() {
     let reuse = rp.exchange_refresh_token(&first_refresh).unwrap().request_async(&http).await;
     assert!(reuse.is_err(), "a rotated refresh token must not work twice");
     let (status, body) = server
-        .form("/token", &[("grant_type", "refresh_token"), ("refresh_token", second_refresh.secret()),
-                          ("client_id", &client_id), ("client_secret", "x")], None)
+        .form(
+            "/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", second_refresh.secret()),
+                ("client_id", &client_id),
+                ("client_secret", "x"),
+            ],
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     let family_dead = rp.exchange_refresh_token(&second_refresh).unwrap().request_async(&http).await;
     assert!(family_dead.is_err(), "reuse detection revokes the newest token of the family too");
-    let info = server.http.get(server.url("/userinfo")).bearer_auth(refreshed.access_token().secret()).send().await.unwrap();
+    let info =
+        server.http.get(server.url("/userinfo")).bearer_auth(refreshed.access_token().secret()).send().await.unwrap();
     assert_eq!(info.status(), StatusCode::UNAUTHORIZED, "access tokens of a revoked family are dead");
 
     // The code worked once; a replay is invalid_grant.
@@ -122,7 +161,12 @@ async fn authorization_code_flow_with_pkce_id_token_userinfo_and_refresh() {
 async fn code_for(server: &TestServer, client_id: &str, extra: &[(&str, &str)]) -> (Browser, url::Url) {
     let browser = Browser::new();
     let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
-    url.query_pairs_mut().extend_pairs([("response_type", "code"), ("client_id", client_id), ("redirect_uri", REDIRECT), ("state", "s1")]);
+    url.query_pairs_mut().extend_pairs([
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", REDIRECT),
+        ("state", "s1"),
+    ]);
     url.query_pairs_mut().extend_pairs(extra);
     let back = browser.authorize(url.as_str(), "bob", "bob's password").await;
     (browser, back)
@@ -132,7 +176,8 @@ async fn code_for(server: &TestServer, client_id: &str, extra: &[(&str, &str)]) 
 async fn code_replay_revokes_what_the_code_issued() {
     let server = TestServer::start().await;
     server.user("bob", "bob's password").await;
-    let (id, secret) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT], "always_issue_refresh_token": true})).await;
+    let (id, secret) =
+        server.client(json!({"name": "rp", "redirect_uris": [REDIRECT], "always_issue_refresh_token": true})).await;
     let secret = secret.unwrap();
     let (_, back) = code_for(&server, &id, &[("scope", "openid")]).await;
     let code = query(&back, "code").unwrap();
@@ -143,9 +188,16 @@ async fn code_replay_revokes_what_the_code_issued() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(second["error"], "invalid_grant");
     let refresh = first["refresh_token"].as_str().unwrap();
-    let (status, body) = server.form("/token", &[("grant_type", "refresh_token"), ("refresh_token", refresh)], Some((&id, &secret))).await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "the replay revoked the refresh token");
-    let (_, introspected) = server.form("/introspect", &[("token", first["access_token"].as_str().unwrap())], Some((&id, &secret))).await;
+    let (status, body) = server
+        .form("/token", &[("grant_type", "refresh_token"), ("refresh_token", refresh)], Some((&id, &secret)))
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+        "the replay revoked the refresh token"
+    );
+    let (_, introspected) =
+        server.form("/introspect", &[("token", first["access_token"].as_str().unwrap())], Some((&id, &secret))).await;
     assert_eq!(introspected["active"], false);
 }
 
@@ -158,7 +210,11 @@ async fn expired_code_is_invalid_grant() {
     let code = query(&back, "code").unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let (status, body) = server
-        .form("/token", &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)], Some((&id, &secret.unwrap())))
+        .form(
+            "/token",
+            &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)],
+            Some((&id, &secret.unwrap())),
+        )
         .await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
 }
@@ -169,14 +225,21 @@ async fn client_credentials_introspection_and_revocation() {
     use oauth2::{AuthUrl, TokenUrl};
 
     let server = TestServer::start().await;
-    let (id, secret) = server.client(json!({"name": "daemon", "grant_types": ["client_credentials"], "scopes": ["api.read", "api.write"]})).await;
+    let (id, secret) = server
+        .client(json!({"name": "daemon", "grant_types": ["client_credentials"], "scopes": ["api.read", "api.write"]}))
+        .await;
     let secret = secret.unwrap();
     let rp = BasicClient::new(oauth2::ClientId::new(id.clone()))
         .set_client_secret(oauth2::ClientSecret::new(secret.clone()))
         .set_auth_uri(AuthUrl::new(server.url("/authorize")).unwrap())
         .set_token_uri(TokenUrl::new(server.url("/token")).unwrap());
     let http = rp_http();
-    let token = rp.exchange_client_credentials().add_scope(oauth2::Scope::new("api.read".into())).request_async(&http).await.expect("client credentials");
+    let token = rp
+        .exchange_client_credentials()
+        .add_scope(oauth2::Scope::new("api.read".into()))
+        .request_async(&http)
+        .await
+        .expect("client credentials");
     assert_eq!(token.scopes().unwrap()[0].as_str(), "api.read");
     assert!(token.refresh_token().is_none(), "RFC 6749 §4.4.3: no refresh token");
     let access = token.access_token().secret().clone();
@@ -192,7 +255,8 @@ async fn client_credentials_introspection_and_revocation() {
     let (_, all) = server.form("/token", &[("grant_type", "client_credentials")], Some((&id, &secret))).await;
     assert_eq!(all["scope"], "api.read api.write");
     // Nothing allowed among the requested scopes: invalid_scope.
-    let (status, denied) = server.form("/token", &[("grant_type", "client_credentials"), ("scope", "admin")], Some((&id, &secret))).await;
+    let (status, denied) =
+        server.form("/token", &[("grant_type", "client_credentials"), ("scope", "admin")], Some((&id, &secret))).await;
     assert_eq!((status, denied["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_scope")));
 
     let (status, live) = server.form("/introspect", &[("token", &access)], Some((&id, &secret))).await;
@@ -200,7 +264,8 @@ async fn client_credentials_introspection_and_revocation() {
     assert_eq!(live["active"], true);
     assert_eq!(live["client_id"], id);
     assert_eq!(live["scope"], "api.read");
-    let (status, _) = server.form("/revoke", &[("token", &access), ("token_type_hint", "access_token")], Some((&id, &secret))).await;
+    let (status, _) =
+        server.form("/revoke", &[("token", &access), ("token_type_hint", "access_token")], Some((&id, &secret))).await;
     assert_eq!(status, StatusCode::OK);
     let (_, dead) = server.form("/introspect", &[("token", &access)], Some((&id, &secret))).await;
     assert_eq!(dead["active"], false);
@@ -213,18 +278,50 @@ async fn client_credentials_introspection_and_revocation() {
 #[tokio::test]
 async fn bad_input_gets_the_rfc_error_never_a_500() {
     let server = TestServer::start().await;
-    let (id, secret) = server.client(json!({"name": "daemon", "grant_types": ["client_credentials"], "scopes": ["a"]})).await;
+    let (id, secret) =
+        server.client(json!({"name": "daemon", "grant_types": ["client_credentials"], "scopes": ["a"]})).await;
     let secret = secret.unwrap();
-    let cases: Vec<(Vec<(&str, &str)>, Option<(&str, &str)>, StatusCode, &str)> = vec![
+    type Case<'a> = (Vec<(&'a str, &'a str)>, Option<(&'a str, &'a str)>, StatusCode, &'a str);
+    let cases: Vec<Case> = vec![
         (vec![("grant_type", "client_credentials")], Some((&id, "wrong")), StatusCode::UNAUTHORIZED, "invalid_client"),
         (vec![("grant_type", "client_credentials")], Some(("nobody", "x")), StatusCode::UNAUTHORIZED, "invalid_client"),
-        (vec![("grant_type", "client_credentials"), ("client_id", &id), ("client_secret", "wrong")], None, StatusCode::UNAUTHORIZED, "invalid_client"),
-        (vec![("grant_type", "urn:example:unknown")], Some((&id, &secret)), StatusCode::BAD_REQUEST, "unsupported_grant_type"),
+        (
+            vec![("grant_type", "client_credentials"), ("client_id", &id), ("client_secret", "wrong")],
+            None,
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+        (
+            vec![("grant_type", "urn:example:unknown")],
+            Some((&id, &secret)),
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+        ),
         (vec![], Some((&id, &secret)), StatusCode::BAD_REQUEST, "invalid_request"),
-        (vec![("grant_type", "authorization_code"), ("code", "x")], Some((&id, &secret)), StatusCode::BAD_REQUEST, "unauthorized_client"),
-        (vec![("grant_type", "client_credentials"), ("grant_type", "client_credentials")], Some((&id, &secret)), StatusCode::BAD_REQUEST, "invalid_request"),
-        (vec![("grant_type", "client_credentials"), ("scope", "a\u{7f}")], Some((&id, &secret)), StatusCode::BAD_REQUEST, "invalid_scope"),
-        (vec![("grant_type", "client_credentials"), ("client_secret", &secret)], Some((&id, &secret)), StatusCode::BAD_REQUEST, "invalid_request"),
+        (
+            vec![("grant_type", "authorization_code"), ("code", "x")],
+            Some((&id, &secret)),
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+        ),
+        (
+            vec![("grant_type", "client_credentials"), ("grant_type", "client_credentials")],
+            Some((&id, &secret)),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            vec![("grant_type", "client_credentials"), ("scope", "a\u{7f}")],
+            Some((&id, &secret)),
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+        ),
+        (
+            vec![("grant_type", "client_credentials"), ("client_secret", &secret)],
+            Some((&id, &secret)),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
     ];
     for (pairs, basic, status, error) in cases {
         let (got, body) = server.form("/token", &pairs, basic).await;
@@ -232,13 +329,31 @@ async fn bad_input_gets_the_rfc_error_never_a_500() {
         assert!(body["error_description"].as_str().is_some_and(|d| !d.is_empty()));
     }
     // Not a form body at all.
-    for (content_type, body) in [("application/json", "{\"grant_type\":\"client_credentials\"}"), ("application/x-www-form-urlencoded", "%%%\u{0}&&=")] {
-        let r = server.http.post(server.url("/token")).header("content-type", content_type).basic_auth(&id, Some(&secret)).body(body).send().await.unwrap();
+    for (content_type, body) in [
+        ("application/json", "{\"grant_type\":\"client_credentials\"}"),
+        ("application/x-www-form-urlencoded", "%%%\u{0}&&="),
+    ] {
+        let r = server
+            .http
+            .post(server.url("/token"))
+            .header("content-type", content_type)
+            .basic_auth(&id, Some(&secret))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{content_type}");
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["error"], "invalid_request");
     }
-    let r = server.http.post(server.url("/token")).header("authorization", "Basic !!!").form(&[("grant_type", "client_credentials")]).send().await.unwrap();
+    let r = server
+        .http
+        .post(server.url("/token"))
+        .header("authorization", "Basic !!!")
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert!(r.headers().contains_key("www-authenticate"));
     // Userinfo without or with a bad token.
@@ -252,7 +367,15 @@ async fn bad_input_gets_the_rfc_error_never_a_500() {
     let (status, body) = server.form("/revoke", &[("token", "x")], Some((&id, "wrong"))).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")));
     // Admin API: malformed JSON and unknown fields are 400, a wrong token 401.
-    let r = server.http.post(server.url("/admin/v1/clients")).bearer_auth(support::ADMIN_TOKEN).header("content-type", "application/json").body("{").send().await.unwrap();
+    let r = server
+        .http
+        .post(server.url("/admin/v1/clients"))
+        .bearer_auth(support::ADMIN_TOKEN)
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let (status, _) = server.admin_post("/admin/v1/clients", json!({"name": "x", "colour": "red"})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -263,7 +386,8 @@ async fn bad_input_gets_the_rfc_error_never_a_500() {
 #[tokio::test]
 async fn authorization_errors_are_shown_or_redirected_as_rfc6749_says() {
     let server = TestServer::start().await;
-    let (id, _) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT, "https://rp.example.com/other"]})).await;
+    let (id, _) =
+        server.client(json!({"name": "rp", "redirect_uris": [REDIRECT, "https://rp.example.com/other"]})).await;
     let browser = Browser::new();
     let authorize = |pairs: &[(&str, &str)]| {
         let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
@@ -285,8 +409,18 @@ async fn authorization_errors_are_shown_or_redirected_as_rfc6749_says() {
     let cases = [
         (vec![("response_type", "token")], "unsupported_response_type"),
         (vec![("response_type", "code"), ("prompt", "none")], "login_required"),
-        (vec![("response_type", "code"), ("code_challenge", "short"), ("code_challenge_method", "S256")], "invalid_request"),
-        (vec![("response_type", "code"), ("code_challenge", "E9Melhoa2OwvFrEQ1-RQcbhYeXnoQOGWKwCp5U9WpT4M"), ("code_challenge_method", "plain")], "invalid_request"),
+        (
+            vec![("response_type", "code"), ("code_challenge", "short"), ("code_challenge_method", "S256")],
+            "invalid_request",
+        ),
+        (
+            vec![
+                ("response_type", "code"),
+                ("code_challenge", "E9Melhoa2OwvFrEQ1-RQcbhYeXnoQOGWKwCp5U9WpT4M"),
+                ("code_challenge_method", "plain"),
+            ],
+            "invalid_request",
+        ),
         (vec![("response_type", "code"), ("max_age", "-1")], "invalid_request"),
         (vec![("response_type", "code"), ("prompt", "none login")], "invalid_request"),
     ];
@@ -311,7 +445,11 @@ async fn wrong_redirect_uri_at_the_token_endpoint_and_denied_consent() {
     let (_, back) = code_for(&server, &id, &[("scope", "openid")]).await;
     let code = query(&back, "code").unwrap();
     let (status, body) = server
-        .form("/token", &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", "https://rp.example.com/x")], Some((&id, secret.as_deref().unwrap())))
+        .form(
+            "/token",
+            &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", "https://rp.example.com/x")],
+            Some((&id, secret.as_deref().unwrap())),
+        )
         .await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
 
@@ -321,7 +459,8 @@ async fn wrong_redirect_uri_at_the_token_endpoint_and_denied_consent() {
     let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
     url.query_pairs_mut().extend_pairs([("response_type", "code"), ("client_id", id2.as_str()), ("state", "d")]);
     let login = browser.get(url.as_str()).await.text().await.unwrap();
-    let consent = browser.submit(&login, &[("username", "bob"), ("password", "bob's password")]).await.text().await.unwrap();
+    let consent =
+        browser.submit(&login, &[("username", "bob"), ("password", "bob's password")]).await.text().await.unwrap();
     let denied = browser.submit(&consent, &[("decision", "deny")]).await;
     let back = url::Url::parse(denied.headers()["location"].to_str().unwrap()).unwrap();
     assert_eq!(query(&back, "error").as_deref(), Some("access_denied"));
@@ -343,7 +482,11 @@ async fn refresh_token_only_with_offline_access() {
         let (_, back) = code_for(&server, &id, &[("scope", scope)]).await;
         let code = query(&back, "code").unwrap();
         let (status, body) = server
-            .form("/token", &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)], Some((&id, &secret)))
+            .form(
+                "/token",
+                &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)],
+                Some((&id, &secret)),
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body.get("refresh_token").is_some(), expect_refresh, "{scope}");
@@ -356,15 +499,21 @@ async fn refresh_token_only_with_offline_access() {
 async fn refresh_rotation_race_has_one_winner() {
     let server = TestServer::start().await;
     server.user("bob", "bob's password").await;
-    let (id, secret) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT], "always_issue_refresh_token": true})).await;
+    let (id, secret) =
+        server.client(json!({"name": "rp", "redirect_uris": [REDIRECT], "always_issue_refresh_token": true})).await;
     let secret = secret.unwrap();
     let (_, back) = code_for(&server, &id, &[]).await;
     let code = query(&back, "code").unwrap();
     let (_, body) = server
-        .form("/token", &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)], Some((&id, &secret)))
+        .form(
+            "/token",
+            &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)],
+            Some((&id, &secret)),
+        )
         .await;
     let refresh = body["refresh_token"].as_str().unwrap().to_owned();
-    let attempts = (0..4).map(|_| server.form("/token", &[("grant_type", "refresh_token"), ("refresh_token", &refresh)], Some((&id, &secret))));
+    let pairs = [("grant_type", "refresh_token"), ("refresh_token", refresh.as_str())];
+    let attempts = (0..4).map(|_| server.form("/token", &pairs, Some((&id, &secret))));
     let results = futures::future::join_all(attempts).await;
     let winners = results.iter().filter(|(s, _)| *s == StatusCode::OK).count();
     assert_eq!(winners, 1, "{results:?}");
@@ -375,8 +524,10 @@ async fn refresh_rotation_race_has_one_winner() {
 async fn expired_or_deleted_clients_get_nothing() {
     let server = TestServer::start().await;
     let past = portcullis::model::now() - 10;
-    let (id, secret) = server.client(json!({"name": "old", "grant_types": ["client_credentials"], "expires_at": past})).await;
-    let (status, body) = server.form("/token", &[("grant_type", "client_credentials")], Some((&id, secret.as_deref().unwrap()))).await;
+    let (id, secret) =
+        server.client(json!({"name": "old", "grant_types": ["client_credentials"], "expires_at": past})).await;
+    let (status, body) =
+        server.form("/token", &[("grant_type", "client_credentials")], Some((&id, secret.as_deref().unwrap()))).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")));
 
     let (id, secret) = server.client(json!({"name": "gone", "grant_types": ["client_credentials"]})).await;
@@ -384,11 +535,19 @@ async fn expired_or_deleted_clients_get_nothing() {
     let (_, token) = server.form("/token", &[("grant_type", "client_credentials")], Some((&id, &secret))).await;
     let (introspector, isecret) = server.client(json!({"name": "rs", "grant_types": ["client_credentials"]})).await;
     let access = token["access_token"].as_str().unwrap();
-    let (_, live) = server.form("/introspect", &[("token", access)], Some((&introspector, isecret.as_deref().unwrap()))).await;
+    let (_, live) =
+        server.form("/introspect", &[("token", access)], Some((&introspector, isecret.as_deref().unwrap()))).await;
     assert_eq!(live["active"], true);
-    let r = server.http.delete(server.url(&format!("/admin/v1/clients/{id}"))).bearer_auth(support::ADMIN_TOKEN).send().await.unwrap();
+    let r = server
+        .http
+        .delete(server.url(&format!("/admin/v1/clients/{id}")))
+        .bearer_auth(support::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    let (_, dead) = server.form("/introspect", &[("token", access)], Some((&introspector, isecret.as_deref().unwrap()))).await;
+    let (_, dead) =
+        server.form("/introspect", &[("token", access)], Some((&introspector, isecret.as_deref().unwrap()))).await;
     assert_eq!(dead["active"], false, "deleting a client kills its tokens at once");
     let (status, _) = server.form("/token", &[("grant_type", "client_credentials")], Some((&id, &secret))).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -400,21 +559,28 @@ async fn key_rotation_keeps_old_tokens_verifiable() {
     let (id, secret) = server.client(json!({"name": "daemon", "grant_types": ["client_credentials"]})).await;
     let secret = secret.unwrap();
     let (_, before) = server.form("/token", &[("grant_type", "client_credentials")], Some((&id, &secret))).await;
-    let r = server.http.post(server.url("/admin/v1/keys/rotate")).bearer_auth(support::ADMIN_TOKEN).send().await.unwrap();
+    let r =
+        server.http.post(server.url("/admin/v1/keys/rotate")).bearer_auth(support::ADMIN_TOKEN).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let jwks: Value = server.http.get(server.url("/jwks.json")).send().await.unwrap().json().await.unwrap();
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 2, "the old key stays published");
     let (_, after) = server.form("/token", &[("grant_type", "client_credentials")], Some((&id, &secret))).await;
     for t in [&before, &after] {
-        let (_, v) = server.form("/introspect", &[("token", t["access_token"].as_str().unwrap())], Some((&id, &secret))).await;
+        let (_, v) =
+            server.form("/introspect", &[("token", t["access_token"].as_str().unwrap())], Some((&id, &secret))).await;
         assert_eq!(v["active"], true);
     }
 }
 
 #[tokio::test]
 async fn compatibility_profiles_answer_at_their_paths() {
-    let server = TestServer::start_with(support::Options { profiles: vec!["elma365".into(), "datev".into(), "deployteq".into()], ..Default::default() }).await;
-    let (id, secret) = server.client(json!({"name": "daemon", "grant_types": ["client_credentials"], "scopes": ["x"]})).await;
+    let server = TestServer::start_with(support::Options {
+        profiles: vec!["elma365".into(), "datev".into(), "deployteq".into()],
+        ..Default::default()
+    })
+    .await;
+    let (id, secret) =
+        server.client(json!({"name": "daemon", "grant_types": ["client_credentials"], "scopes": ["x"]})).await;
     let secret = secret.unwrap();
     for path in ["/api/o/oauth/v2/token", "/connect/token", "/oauth2/token", "/token"] {
         let (status, body) = server.form(path, &[("grant_type", "client_credentials")], Some((&id, &secret))).await;

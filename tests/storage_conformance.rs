@@ -34,8 +34,10 @@ async fn sqlite() -> Backend {
 }
 
 async fn postgres() -> Backend {
-    let admin_url = std::env::var("PORTCULLIS_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let admin = sqlx::PgPool::connect(&admin_url).await.expect("PostgreSQL must be reachable for the conformance suite");
+    let admin_url = std::env::var("PORTCULLIS_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let admin =
+        sqlx::PgPool::connect(&admin_url).await.expect("PostgreSQL must be reachable for the conformance suite");
     let name = format!("portcullis_conf_{}", uuid::Uuid::new_v4().simple());
     sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.expect("create database");
     let url = match admin_url.rsplit_once('/') {
@@ -89,7 +91,13 @@ fn grant(id: &str, client_id: &str, user: Option<&str>) -> Grant {
 }
 
 fn refresh(grant_id: &str, client_id: &str) -> RefreshToken {
-    RefreshToken { grant_id: grant_id.into(), created_at: now(), expires_at: now() + 3600, doc: RefreshDocument { client_id: client_id.into(), access_jti: None } }
+    RefreshToken {
+        grant_id: grant_id.into(),
+        created_at: now(),
+        expires_at: now() + 3600,
+        state: RefreshState::Active,
+        doc: RefreshDocument { client_id: client_id.into(), access_jti: None },
+    }
 }
 
 async fn clients_round_trip(s: &Storage) {
@@ -130,7 +138,11 @@ async fn users_round_trip(s: &Storage) {
 async fn codes_redeem_once(s: &Storage) {
     s.create_client(&client("c1")).await.unwrap();
     s.create_grant(&grant("g1", "c1", Some("u1"))).await.unwrap();
-    let code = Code { grant_id: "g1".into(), expires_at: now() + 600, doc: CodeDocument { client_id: "c1".into(), ..Default::default() } };
+    let code = Code {
+        grant_id: "g1".into(),
+        expires_at: now() + 600,
+        doc: CodeDocument { client_id: "c1".into(), ..Default::default() },
+    };
     s.create_code("h1", &code).await.unwrap();
     // Concurrent redemptions: exactly one is fresh.
     let attempts = (0..6).map(|_| s.redeem_code("h1"));
@@ -152,6 +164,11 @@ async fn refresh_rotation_has_one_winner(s: &Storage) {
     });
     let results = futures::future::join_all(attempts).await;
     let rotated = results.iter().filter(|r| matches!(r, Ok(Some(Rotation::Rotated(_))))).count();
+    assert_eq!(
+        s.get_refresh_token("r0").await.unwrap().unwrap().state,
+        RefreshState::Rotated,
+        "a rotated token is still found"
+    );
     let reused = results.iter().filter(|r| matches!(r, Ok(Some(Rotation::Reused(_))))).count();
     assert_eq!((rotated, reused), (1, 5), "{:?}", results.iter().map(|r| r.is_ok()).collect::<Vec<_>>());
     assert!(s.rotate_refresh_token("missing", "x", &refresh("g1", "c1")).await.unwrap().is_none());
@@ -163,8 +180,10 @@ async fn grants_revoke_and_list(s: &Storage) {
     s.create_grant(&grant("g2", "c1", Some("u1"))).await.unwrap();
     s.create_grant(&Grant { expires_at: now() - 1, ..grant("g3", "c1", Some("u1")) }).await.unwrap();
     assert_eq!(s.list_user_grants("u1", now()).await.unwrap().len(), 2, "expired grants are not listed");
+    s.create_refresh_token("rg1", &refresh("g1", "c1")).await.unwrap();
     assert!(s.revoke_grant("g1").await.unwrap());
     assert!(s.get_grant("g1").await.unwrap().unwrap().revoked);
+    assert_eq!(s.get_refresh_token("rg1").await.unwrap().unwrap().state, RefreshState::Revoked);
     assert_eq!(s.list_user_grants("u1", now()).await.unwrap().len(), 1);
     assert!(!s.revoke_grant("nope").await.unwrap());
 }
@@ -175,13 +194,34 @@ async fn token_ids_consents_keys_sessions_interactions(s: &Storage) {
     s.revoke_token_id("j1", now() + 60).await.unwrap();
     assert!(s.is_token_id_revoked("j1").await.unwrap());
 
-    s.put_consent(&Consent { user_id: "u1".into(), client_id: "c1".into(), scopes: vec!["openid".into(), "email".into()], granted_at: now() }).await.unwrap();
-    s.put_consent(&Consent { user_id: "u1".into(), client_id: "c1".into(), scopes: vec!["openid".into()], granted_at: now() }).await.unwrap();
+    s.put_consent(&Consent {
+        user_id: "u1".into(),
+        client_id: "c1".into(),
+        scopes: vec!["openid".into(), "email".into()],
+        granted_at: now(),
+    })
+    .await
+    .unwrap();
+    s.put_consent(&Consent {
+        user_id: "u1".into(),
+        client_id: "c1".into(),
+        scopes: vec!["openid".into()],
+        granted_at: now(),
+    })
+    .await
+    .unwrap();
     assert_eq!(s.get_consent("u1", "c1").await.unwrap().unwrap().scopes, vec!["openid".to_string()]);
     s.delete_consent("u1", "c1").await.unwrap();
     assert!(s.get_consent("u1", "c1").await.unwrap().is_none());
 
-    let key = SigningKeyRecord { kid: "k1".into(), algorithm: "ES256".into(), sealed_private_key: vec![0, 1, 2, 255], public_jwk: "{}".into(), created_at: now(), retire_at: None };
+    let key = SigningKeyRecord {
+        kid: "k1".into(),
+        algorithm: "ES256".into(),
+        sealed_private_key: vec![0, 1, 2, 255],
+        public_jwk: "{}".into(),
+        created_at: now(),
+        retire_at: None,
+    };
     s.put_key(&key).await.unwrap();
     s.put_key(&SigningKeyRecord { retire_at: Some(now() + 5), ..key.clone() }).await.unwrap();
     let keys = s.list_keys().await.unwrap();

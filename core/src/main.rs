@@ -150,8 +150,17 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let app = Portcullis::open(config, false).await?;
             match cmd {
                 ClientCommand::Add { name, redirect_uris, grant_types, scopes, public, skip_consent, json } => {
-                    let scopes = scopes.iter().flat_map(|s| s.split(' ')).filter(|s| !s.is_empty()).map(str::to_owned).collect();
-                    let new = NewClient { name, redirect_uris, grant_types, scopes, public, skip_consent, ..Default::default() };
+                    let scopes =
+                        scopes.iter().flat_map(|s| s.split(' ')).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+                    let new = NewClient {
+                        name,
+                        redirect_uris,
+                        grant_types,
+                        scopes,
+                        public,
+                        skip_consent,
+                        ..Default::default()
+                    };
                     let registered = registry::register_client(&app.storage, new).await?;
                     if json {
                         println!("{}", serde_json::to_string(&registered)?);

@@ -143,11 +143,20 @@ pub struct RefreshDocument {
     pub access_jti: Option<String>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshState {
+    Active,
+    /// Exchanged for a successor: presenting it again is reuse.
+    Rotated,
+    Revoked,
+}
+
 #[derive(Debug, Clone)]
 pub struct RefreshToken {
     pub grant_id: String,
     pub created_at: i64,
     pub expires_at: i64,
+    pub state: RefreshState,
     pub doc: RefreshDocument,
 }
 
@@ -188,8 +197,5 @@ pub struct Interaction {
 }
 
 pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }

@@ -64,7 +64,9 @@ pub async fn register_client(storage: &Storage, new: NewClient) -> Result<Regist
     for uri in &new.redirect_uris {
         let parsed = url::Url::parse(uri).map_err(|e| RegistryError::Invalid(format!("redirect URI `{uri}`: {e}")))?;
         if parsed.fragment().is_some() {
-            return Err(RegistryError::Invalid(format!("redirect URI `{uri}` must not have a fragment (RFC 6749 §3.1.2)")));
+            return Err(RegistryError::Invalid(format!(
+                "redirect URI `{uri}` must not have a fragment (RFC 6749 §3.1.2)"
+            )));
         }
     }
     let mut grant_types = new.grant_types.clone();
@@ -177,7 +179,13 @@ pub struct UserSummary {
 
 impl From<&User> for UserSummary {
     fn from(u: &User) -> Self {
-        Self { id: u.id.clone(), username: u.username.clone(), email: u.doc.email.clone(), name: u.doc.name.clone(), company: u.doc.company.clone() }
+        Self {
+            id: u.id.clone(),
+            username: u.username.clone(),
+            email: u.doc.email.clone(),
+            name: u.doc.name.clone(),
+            company: u.doc.company.clone(),
+        }
     }
 }
 

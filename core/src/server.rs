@@ -95,12 +95,10 @@ pub fn router(app: App) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     crate::oauth::router(app.clone())
         .merge(crate::admin::router(app.clone()))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-                let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-                tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path())
-            }),
-        )
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path())
+        }))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }
@@ -116,7 +114,7 @@ pub fn spawn_upkeep(app: App) {
                 tracing::warn!(error = %e, "reloading signing keys failed");
             }
             n += 1;
-            if n % 20 == 0 {
+            if n.is_multiple_of(20) {
                 match app.storage.purge_expired(crate::model::now()).await {
                     Ok(count) if count > 0 => tracing::info!(count, "purged expired records"),
                     Ok(_) => {}

@@ -53,7 +53,9 @@ impl From<wit::StorageError> for StorageError {
         match e {
             wit::StorageError::NotFound => StorageError::Backend("record not found".into()),
             wit::StorageError::Duplicate => StorageError::Duplicate,
-            wit::StorageError::Backend(m) if m.contains("unavailable") || m.contains("timed out") => StorageError::Unavailable(m),
+            wit::StorageError::Backend(m) if m.contains("unavailable") || m.contains("timed out") => {
+                StorageError::Unavailable(m)
+            }
             wit::StorageError::Backend(m) => StorageError::Backend(m),
         }
     }
@@ -364,6 +366,7 @@ fn refresh_record(token_hash: &str, t: &RefreshToken) -> Result<wit::RefreshReco
         grant_id: t.grant_id.clone(),
         created_at: t.created_at,
         expires_at: t.expires_at,
+        state: wit::RefreshState::Active,
         document: serde_json::to_string(&t.doc)?,
     })
 }
@@ -373,6 +376,11 @@ fn refresh(r: wit::RefreshRecord) -> Result<RefreshToken, StorageError> {
         grant_id: r.grant_id,
         created_at: r.created_at,
         expires_at: r.expires_at,
+        state: match r.state {
+            wit::RefreshState::Active => RefreshState::Active,
+            wit::RefreshState::Rotated => RefreshState::Rotated,
+            wit::RefreshState::Revoked => RefreshState::Revoked,
+        },
         doc: serde_json::from_str(&r.document)?,
     })
 }

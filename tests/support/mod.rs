@@ -26,17 +26,12 @@ pub fn policies_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies"))
 }
 
+#[derive(Default)]
 pub struct Options {
     pub database_url: Option<String>,
     pub policies: Option<PathBuf>,
     pub profiles: Vec<String>,
     pub watch: bool,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self { database_url: None, policies: None, profiles: Vec::new(), watch: false }
-    }
 }
 
 impl TestServer {
@@ -71,7 +66,8 @@ impl TestServer {
     }
 
     pub async fn admin_post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let r = self.http.post(self.url(path)).bearer_auth(ADMIN_TOKEN).json(&body).send().await.expect("admin request");
+        let r =
+            self.http.post(self.url(path)).bearer_auth(ADMIN_TOKEN).json(&body).send().await.expect("admin request");
         let status = r.status();
         (status, r.json().await.unwrap_or(Value::Null))
     }
@@ -204,7 +200,12 @@ fn attribute(tag: &str, name: &str) -> Option<String> {
 }
 
 fn unescape(s: &str) -> String {
-    s.replace("&quot;", "\"").replace("&#39;", "'").replace("&#x27;", "'").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    s.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#x27;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }
 
 pub fn query(url: &url::Url, key: &str) -> Option<String> {

@@ -41,7 +41,9 @@ pub async fn exchange(app: &App, client: &Client, params: &Params) -> Result<Tok
             super::pkce::verify(verifier, challenge, code.doc.code_challenge_method.as_deref().unwrap_or("plain"))?
         }
         (Some(_), None) => return Err(OAuthError::InvalidGrant("code_verifier is required".into())),
-        (None, Some(_)) => return Err(OAuthError::InvalidGrant("code_verifier given, but the request had no code_challenge".into())),
+        (None, Some(_)) => {
+            return Err(OAuthError::InvalidGrant("code_verifier given, but the request had no code_challenge".into()));
+        }
         (None, None) => {}
     }
     let grant = app
@@ -51,7 +53,11 @@ pub async fn exchange(app: &App, client: &Client, params: &Params) -> Result<Tok
         .filter(|g| !g.revoked)
         .ok_or_else(|| OAuthError::InvalidGrant("the grant behind this code was revoked".into()))?;
     let user_id = grant.user_id.as_deref().ok_or_else(|| OAuthError::internal("code grant", "grant without a user"))?;
-    let user = app.storage.get_user(user_id).await?.ok_or_else(|| OAuthError::InvalidGrant("the user no longer exists".into()))?;
+    let user = app
+        .storage
+        .get_user(user_id)
+        .await?
+        .ok_or_else(|| OAuthError::InvalidGrant("the user no longer exists".into()))?;
 
     let wants_refresh = client.allows_grant(GRANT_REFRESH_TOKEN)
         && (client.doc.always_issue_refresh_token || grant.doc.scopes.iter().any(|s| s == "offline_access"));

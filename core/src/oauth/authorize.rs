@@ -74,7 +74,9 @@ async fn authorize(app: App, headers: HeaderMap, raw: Vec<u8>) -> Response {
 
 /// §4.1.2.1: the client and redirect URI must check out before anything is redirected.
 async fn validate_client(app: &App, params: &Params) -> Result<(Client, AuthorizationRequest), PageError> {
-    let client_id = params.get("client_id").ok_or_else(|| PageError(OAuthError::InvalidRequest("`client_id` is required".into())))?;
+    let client_id = params
+        .get("client_id")
+        .ok_or_else(|| PageError(OAuthError::InvalidRequest("`client_id` is required".into())))?;
     let client = app
         .storage
         .get_client(client_id)
@@ -86,7 +88,11 @@ async fn validate_client(app: &App, params: &Params) -> Result<(Client, Authoriz
     }
     let redirect_uri = match params.get("redirect_uri") {
         Some(uri) if client.doc.redirect_uris.iter().any(|r| r == uri) => uri.to_owned(),
-        Some(_) => return Err(PageError(OAuthError::InvalidRequest("`redirect_uri` is not registered for this client".into()))),
+        Some(_) => {
+            return Err(PageError(OAuthError::InvalidRequest(
+                "`redirect_uri` is not registered for this client".into(),
+            )));
+        }
         None if client.doc.redirect_uris.len() == 1 => client.doc.redirect_uris[0].clone(),
         None => {
             return Err(PageError(OAuthError::InvalidRequest(
@@ -104,10 +110,16 @@ async fn validate_client(app: &App, params: &Params) -> Result<(Client, Authoriz
     Ok((client, request))
 }
 
-fn validate_request(client: &Client, mut r: AuthorizationRequest, params: &Params) -> Result<AuthorizationRequest, OAuthError> {
+fn validate_request(
+    client: &Client,
+    mut r: AuthorizationRequest,
+    params: &Params,
+) -> Result<AuthorizationRequest, OAuthError> {
     match params.get("response_type") {
         Some("code") => {}
-        Some(other) => return Err(OAuthError::UnsupportedResponseType(format!("response_type `{other}` is not supported"))),
+        Some(other) => {
+            return Err(OAuthError::UnsupportedResponseType(format!("response_type `{other}` is not supported")));
+        }
         None => return Err(OAuthError::InvalidRequest("`response_type` is required".into())),
     }
     if let Some(mode) = params.get("response_mode")
@@ -134,13 +146,18 @@ fn validate_request(client: &Client, mut r: AuthorizationRequest, params: &Param
             r.code_challenge = Some(challenge.to_owned());
             r.code_challenge_method = Some(method.to_owned());
         }
-        (None, Some(_)) => return Err(OAuthError::InvalidRequest("code_challenge_method without code_challenge".into())),
+        (None, Some(_)) => {
+            return Err(OAuthError::InvalidRequest("code_challenge_method without code_challenge".into()));
+        }
         (None, None) if client.is_public() => {
             return Err(OAuthError::InvalidRequest("public clients must use PKCE (RFC 7636)".into()));
         }
         (None, None) => {}
     }
-    r.prompt = params.get("prompt").map(|p| p.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect()).unwrap_or_default();
+    r.prompt = params
+        .get("prompt")
+        .map(|p| p.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect())
+        .unwrap_or_default();
     for p in &r.prompt {
         if !matches!(p.as_str(), "none" | "login" | "consent" | "select_account") {
             return Err(OAuthError::InvalidRequest(format!("prompt `{p}` is not supported")));
@@ -159,7 +176,10 @@ fn validate_request(client: &Client, mut r: AuthorizationRequest, params: &Param
         );
     }
     r.login_hint = params.get("login_hint").map(str::to_owned);
-    r.ui_locales = params.get("ui_locales").map(|l| l.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect()).unwrap_or_default();
+    r.ui_locales = params
+        .get("ui_locales")
+        .map(|l| l.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect())
+        .unwrap_or_default();
     Ok(r)
 }
 
@@ -188,8 +208,19 @@ pub async fn proceed(
             }
         }
     };
-    let user = app.storage.get_user(&user_id).await?.ok_or_else(|| OAuthError::LoginRequired("the user no longer exists".into()))?;
-    let granted = super::scope_policy::resolve(app, client, Some(&user), &request.scopes, request.scope_given, GRANT_AUTHORIZATION_CODE)?;
+    let user = app
+        .storage
+        .get_user(&user_id)
+        .await?
+        .ok_or_else(|| OAuthError::LoginRequired("the user no longer exists".into()))?;
+    let granted = super::scope_policy::resolve(
+        app,
+        client,
+        Some(&user),
+        &request.scopes,
+        request.scope_given,
+        GRANT_AUTHORIZATION_CODE,
+    )?;
 
     let remembered = app.storage.get_consent(&user.id, &client.id).await?;
     let covered = remembered.is_some_and(|c| granted.scopes.iter().all(|s| c.scopes.contains(s)));

@@ -16,7 +16,11 @@ pub struct Authenticated {
 }
 
 /// Authenticates the client of a token, introspection or revocation request.
-pub async fn authenticate(app: &Portcullis, headers: &HeaderMap, params: &mut Params) -> Result<Authenticated, OAuthError> {
+pub async fn authenticate(
+    app: &Portcullis,
+    headers: &HeaderMap,
+    params: &mut Params,
+) -> Result<Authenticated, OAuthError> {
     let basic = basic_credentials(headers)?;
     let body_secret = params.take("client_secret");
     let body_id = params.take("client_id");
@@ -62,7 +66,10 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
     let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
     let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
     let unescape = |s: &str| {
-        percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8().map(|c| c.into_owned()).map_err(|_| bad())
+        percent_encoding::percent_decode_str(&s.replace('+', " "))
+            .decode_utf8()
+            .map(|c| c.into_owned())
+            .map_err(|_| bad())
     };
     Ok(Some((unescape(id)?, unescape(secret)?)))
 }

@@ -8,7 +8,14 @@ use crate::server::App;
 
 pub fn exchange(app: &App, client: &Client, params: &Params) -> Result<TokenResponse, OAuthError> {
     let requested = parse_scope(params.get("scope"))?;
-    let granted = super::scope_policy::resolve(app, client, None, &requested, params.get("scope").is_some(), GRANT_CLIENT_CREDENTIALS)?;
+    let granted = super::scope_policy::resolve(
+        app,
+        client,
+        None,
+        &requested,
+        params.get("scope").is_some(),
+        GRANT_CLIENT_CREDENTIALS,
+    )?;
     tokens::issue(
         app,
         Issue {

@@ -28,14 +28,24 @@ fn pick_locale(app: &Portcullis, plugin: &str, wanted: &[String]) -> String {
     let offered = app.host.consent(plugin, |g, s| g.call_locales(s)).unwrap_or_default();
     for w in wanted {
         let w = w.to_ascii_lowercase();
-        if let Some(l) = offered.iter().find(|o| o.to_ascii_lowercase() == w || w.starts_with(&format!("{}-", o.to_ascii_lowercase()))) {
+        if let Some(l) = offered
+            .iter()
+            .find(|o| o.to_ascii_lowercase() == w || w.starts_with(&format!("{}-", o.to_ascii_lowercase())))
+        {
             return l.clone();
         }
     }
     offered.first().cloned().unwrap_or_else(|| "en".into())
 }
 
-fn context(app: &Portcullis, client: &Client, request: &AuthorizationRequest, action: &str, id: &str, csrf: &str) -> ui::PageContext {
+fn context(
+    app: &Portcullis,
+    client: &Client,
+    request: &AuthorizationRequest,
+    action: &str,
+    id: &str,
+    csrf: &str,
+) -> ui::PageContext {
     let plugin = consent_plugin(app, client);
     ui::PageContext {
         locale: pick_locale(app, plugin, &request.ui_locales),
@@ -46,7 +56,11 @@ fn context(app: &Portcullis, client: &Client, request: &AuthorizationRequest, ac
     }
 }
 
-fn page(app: &Portcullis, html: Result<Result<String, String>, crate::plugin::PluginError>, status: StatusCode) -> Result<Response, OAuthError> {
+fn page(
+    app: &Portcullis,
+    html: Result<Result<String, String>, crate::plugin::PluginError>,
+    status: StatusCode,
+) -> Result<Response, OAuthError> {
     let html = html?.map_err(|e| OAuthError::internal("consent page", e))?;
     let mut response = (status, Html(html)).into_response();
     let h = response.headers_mut();
@@ -63,7 +77,12 @@ async fn park(app: &Portcullis, interaction: &Interaction) -> Result<String, OAu
     Ok(id)
 }
 
-pub async fn start_login(app: &App, client: &Client, request: AuthorizationRequest, error: Option<String>) -> Result<Response, OAuthError> {
+pub async fn start_login(
+    app: &App,
+    client: &Client,
+    request: AuthorizationRequest,
+    error: Option<String>,
+) -> Result<Response, OAuthError> {
     let interaction = Interaction { csrf: random_token(24), request, user_id: None, auth_time: None };
     let id = park(app, &interaction).await?;
     let mut response = render_login(app, client, &interaction, &id, error, StatusCode::OK)?;
@@ -72,7 +91,14 @@ pub async fn start_login(app: &App, client: &Client, request: AuthorizationReque
     Ok(response)
 }
 
-fn render_login(app: &Portcullis, client: &Client, i: &Interaction, id: &str, error: Option<String>, status: StatusCode) -> Result<Response, OAuthError> {
+fn render_login(
+    app: &Portcullis,
+    client: &Client,
+    i: &Interaction,
+    id: &str,
+    error: Option<String>,
+    status: StatusCode,
+) -> Result<Response, OAuthError> {
     let login = ui::LoginPage {
         context: context(app, client, &i.request, LOGIN_PATH, id, &i.csrf),
         login_hint: i.request.login_hint.clone(),
@@ -89,14 +115,19 @@ pub async fn start_consent(
     auth_time: i64,
     scopes: &[String],
 ) -> Result<Response, OAuthError> {
-    let interaction = Interaction { csrf: random_token(24), request, user_id: Some(user.id.clone()), auth_time: Some(auth_time) };
+    let interaction =
+        Interaction { csrf: random_token(24), request, user_id: Some(user.id.clone()), auth_time: Some(auth_time) };
     let id = park(app, &interaction).await?;
     let consent = ui::ConsentPage {
         context: context(app, client, &interaction.request, CONSENT_PATH, &id, &interaction.csrf),
         user_name: if user.doc.name.is_empty() { user.username.clone() } else { user.doc.name.clone() },
         scopes: scopes.to_vec(),
     };
-    let mut response = page(app, app.host.consent(consent_plugin(app, client), |g, s| g.call_render_consent(s, &consent)), StatusCode::OK)?;
+    let mut response = page(
+        app,
+        app.host.consent(consent_plugin(app, client), |g, s| g.call_render_consent(s, &consent)),
+        StatusCode::OK,
+    )?;
     let cookie = session::set_cookie(app, INTERACTION_COOKIE, &id, app.config.tokens.interaction_ttl);
     response.headers_mut().append(header::SET_COOKIE, cookie);
     Ok(response)
@@ -123,9 +154,16 @@ pub struct ConsentForm {
 /// Loads the interaction a form belongs to, checking the cookie binding and the CSRF token.
 async fn resume(app: &App, headers: &HeaderMap, id: &str, csrf: &str) -> Result<(Interaction, Client), OAuthError> {
     let bound = session::cookie(headers, INTERACTION_COOKIE).is_some_and(|c| c == id);
-    let stale = || OAuthError::InvalidRequest("this sign-in page has expired or was opened elsewhere; start again from the application".into());
+    let stale = || {
+        OAuthError::InvalidRequest(
+            "this sign-in page has expired or was opened elsewhere; start again from the application".into(),
+        )
+    };
     let (expires, interaction) = app.storage.get_interaction(id).await?.ok_or_else(stale)?;
-    if !bound || expires <= now() || !bool::from(subtle::ConstantTimeEq::ct_eq(csrf.as_bytes(), interaction.csrf.as_bytes())) {
+    if !bound
+        || expires <= now()
+        || !bool::from(subtle::ConstantTimeEq::ct_eq(csrf.as_bytes(), interaction.csrf.as_bytes()))
+    {
         return Err(stale());
     }
     let client = app
@@ -137,7 +175,11 @@ async fn resume(app: &App, headers: &HeaderMap, id: &str, csrf: &str) -> Result<
     Ok((interaction, client))
 }
 
-pub async fn login(State(app): State<App>, headers: HeaderMap, form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>) -> Response {
+pub async fn login(
+    State(app): State<App>,
+    headers: HeaderMap,
+    form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
     let form = match form {
         Ok(Form(f)) => f,
         Err(e) => return authorize::error_page(&app, e.into()),
@@ -158,10 +200,19 @@ pub async fn login(State(app): State<App>, headers: HeaderMap, form: Result<Form
     }
 }
 
-async fn login_step(app: &App, headers: &HeaderMap, client: &Client, interaction: Interaction, form: &LoginForm) -> Result<Response, OAuthError> {
+async fn login_step(
+    app: &App,
+    headers: &HeaderMap,
+    client: &Client,
+    interaction: Interaction,
+    form: &LoginForm,
+) -> Result<Response, OAuthError> {
     let user = app.storage.find_user(form.username.trim()).await?;
     let password = form.password.clone();
-    let hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| crate::crypto::dummy_password_hash().to_owned());
+    let hash = user
+        .as_ref()
+        .map(|u| u.password_hash.clone())
+        .unwrap_or_else(|| crate::crypto::dummy_password_hash().to_owned());
     let ok = tokio::task::spawn_blocking(move || crate::crypto::verify_password(&password, &hash))
         .await
         .map_err(|e| OAuthError::internal("password check", e))?;
@@ -169,22 +220,37 @@ async fn login_step(app: &App, headers: &HeaderMap, client: &Client, interaction
         (Some(u), true) => u,
         _ => {
             tracing::info!(username = %form.username, "failed sign-in");
-            return render_login(app, client, &interaction, &form.interaction, Some("The username or password is incorrect.".into()), StatusCode::UNAUTHORIZED);
+            return render_login(
+                app,
+                client,
+                &interaction,
+                &form.interaction,
+                Some("The username or password is incorrect.".into()),
+                StatusCode::UNAUTHORIZED,
+            );
         }
     };
     let now = now();
     let session_id = random_token(32);
     let ttl = app.config.tokens.session_ttl;
     app.storage
-        .create_session(&hash_secret(&session_id), &Session { user_id: user.id.clone(), auth_time: now, expires_at: now + ttl as i64 })
+        .create_session(
+            &hash_secret(&session_id),
+            &Session { user_id: user.id.clone(), auth_time: now, expires_at: now + ttl as i64 },
+        )
         .await?;
     app.storage.delete_interaction(&form.interaction).await?;
-    let mut response = authorize::proceed(app, headers, client, interaction.request.clone(), Some((user.id.clone(), now))).await?;
+    let mut response =
+        authorize::proceed(app, headers, client, interaction.request.clone(), Some((user.id.clone(), now))).await?;
     response.headers_mut().append(header::SET_COOKIE, session::set_cookie(app, SESSION_COOKIE, &session_id, ttl));
     Ok(response)
 }
 
-pub async fn consent(State(app): State<App>, headers: HeaderMap, form: Result<Form<ConsentForm>, axum::extract::rejection::FormRejection>) -> Response {
+pub async fn consent(
+    State(app): State<App>,
+    headers: HeaderMap,
+    form: Result<Form<ConsentForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
     let form = match form {
         Ok(Form(f)) => f,
         Err(e) => return authorize::error_page(&app, e.into()),
@@ -200,7 +266,12 @@ pub async fn consent(State(app): State<App>, headers: HeaderMap, form: Result<Fo
     }
 }
 
-async fn consent_step(app: &App, client: &Client, interaction: Interaction, form: &ConsentForm) -> Result<Response, OAuthError> {
+async fn consent_step(
+    app: &App,
+    client: &Client,
+    interaction: Interaction,
+    form: &ConsentForm,
+) -> Result<Response, OAuthError> {
     app.storage.delete_interaction(&form.interaction).await?;
     let (Some(user_id), Some(auth_time)) = (interaction.user_id.clone(), interaction.auth_time) else {
         return Err(OAuthError::InvalidRequest("consent was given before sign-in".into()));
@@ -208,11 +279,27 @@ async fn consent_step(app: &App, client: &Client, interaction: Interaction, form
     if form.decision != "allow" {
         return Err(OAuthError::AccessDenied("the user denied the request".into()));
     }
-    let user = app.storage.get_user(&user_id).await?.ok_or_else(|| OAuthError::LoginRequired("the user no longer exists".into()))?;
+    let user = app
+        .storage
+        .get_user(&user_id)
+        .await?
+        .ok_or_else(|| OAuthError::LoginRequired("the user no longer exists".into()))?;
     let request = interaction.request;
-    let granted = super::scope_policy::resolve(app, client, Some(&user), &request.scopes, request.scope_given, GRANT_AUTHORIZATION_CODE)?;
+    let granted = super::scope_policy::resolve(
+        app,
+        client,
+        Some(&user),
+        &request.scopes,
+        request.scope_given,
+        GRANT_AUTHORIZATION_CODE,
+    )?;
     app.storage
-        .put_consent(&Consent { user_id: user.id.clone(), client_id: client.id.clone(), scopes: granted.scopes.clone(), granted_at: now() })
+        .put_consent(&Consent {
+            user_id: user.id.clone(),
+            client_id: client.id.clone(),
+            scopes: granted.scopes.clone(),
+            granted_at: now(),
+        })
         .await?;
     authorize::issue_code(app, client, &user, &request, auth_time, granted).await
 }

@@ -12,7 +12,7 @@ use super::client_auth;
 use super::params::Params;
 use crate::crypto::hash_secret;
 use crate::error::OAuthError;
-use crate::model::now;
+use crate::model::{RefreshState, now};
 use crate::server::App;
 
 pub async fn introspect(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
@@ -52,7 +52,7 @@ async fn handle(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<Value, OA
     }
     let Some(refresh) = app.storage.get_refresh_token(&hash_secret(&token)).await? else { return Ok(inactive) };
     let Some(grant) = app.storage.get_grant(&refresh.grant_id).await? else { return Ok(inactive) };
-    if grant.revoked || refresh.expires_at <= now() {
+    if grant.revoked || refresh.state != RefreshState::Active || refresh.expires_at <= now() {
         return Ok(inactive);
     }
     Ok(json!({

@@ -20,8 +20,13 @@ pub struct Paths {
     pub revoke: &'static str,
 }
 
-pub const NATIVE: Paths =
-    Paths { authorize: "/authorize", token: "/token", userinfo: "/userinfo", introspect: "/introspect", revoke: "/revoke" };
+pub const NATIVE: Paths = Paths {
+    authorize: "/authorize",
+    token: "/token",
+    userinfo: "/userinfo",
+    introspect: "/introspect",
+    revoke: "/revoke",
+};
 
 impl Profile {
     pub fn parse(name: &str) -> Option<Self> {

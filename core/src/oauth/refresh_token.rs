@@ -17,10 +17,15 @@ pub async fn exchange(app: &App, client: &Client, params: &Params) -> Result<Tok
         Some(t) if t.doc.client_id != client.id => {
             return Err(OAuthError::InvalidGrant("the refresh token was issued to another client".into()));
         }
-        Some(t) => t.grant_id,
-        None => return Err(invalid()),
+        Some(t) if t.state == RefreshState::Rotated => {
+            revoke_family(app, client, &t.grant_id).await?;
+            return Err(invalid());
+        }
+        Some(t) if t.state == RefreshState::Active => t.grant_id,
+        Some(_) | None => return Err(invalid()),
     };
-    let grant = app.storage.get_grant(&grant_id).await?.filter(|g| !g.revoked && g.expires_at > now()).ok_or_else(invalid)?;
+    let grant =
+        app.storage.get_grant(&grant_id).await?.filter(|g| !g.revoked && g.expires_at > now()).ok_or_else(invalid)?;
 
     // §6: the new scope must not exceed what was originally granted.
     let requested = parse_scope(params.get("scope"))?;
@@ -32,11 +37,9 @@ pub async fn exchange(app: &App, client: &Client, params: &Params) -> Result<Tok
     let (token, successor_hash, successor) = tokens::new_refresh_token(client, &grant);
     match app.storage.rotate_refresh_token(&presented, &successor_hash, &successor).await? {
         Some(Rotation::Rotated(_)) => {}
-        Some(Rotation::Reused(_)) => {
-            app.storage.revoke_grant(&grant.id).await?;
-            tracing::warn!(client = %client.id, grant = %grant.id, "refresh token reused; the token family is revoked");
-            return Err(invalid());
-        }
+        // A concurrent request rotated it between our read and our rotation: the token was
+        // live when presented, so this is a race with one winner, not a replay.
+        Some(Rotation::Reused(_)) => return Err(invalid()),
         None => return Err(invalid()),
     }
     let user = match &grant.user_id {
@@ -56,4 +59,10 @@ pub async fn exchange(app: &App, client: &Client, params: &Params) -> Result<Tok
             refresh_token: Some(token),
         },
     )
+}
+
+async fn revoke_family(app: &App, client: &Client, grant_id: &str) -> Result<(), OAuthError> {
+    app.storage.revoke_grant(grant_id).await?;
+    tracing::warn!(client = %client.id, grant = %grant_id, "refresh token reused; the token family is revoked");
+    Ok(())
 }

@@ -12,8 +12,24 @@ pub struct Granted {
 }
 
 /// Claims a policy may not set: the server owns them.
-const REGISTERED: &[&str] =
-    &["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "auth_time", "nonce", "at_hash", "azp", "gid", "acr", "amr"];
+const REGISTERED: &[&str] = &[
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "client_id",
+    "scope",
+    "auth_time",
+    "nonce",
+    "at_hash",
+    "azp",
+    "gid",
+    "acr",
+    "amr",
+];
 
 pub fn resolve(
     app: &Portcullis,
@@ -60,8 +76,9 @@ pub fn resolve(
                     tracing::warn!(policy, claim = %c.name, "scope policy tried to set a registered claim; ignored");
                     continue;
                 }
-                let value = serde_json::from_str(&c.value)
-                    .map_err(|e| OAuthError::internal("scope policy claim", format!("claim {} is not JSON: {e}", c.name)))?;
+                let value = serde_json::from_str(&c.value).map_err(|e| {
+                    OAuthError::internal("scope policy claim", format!("claim {} is not JSON: {e}", c.name))
+                })?;
                 claims.push(ExtraClaim { name: c.name, value, id_token: c.id_token });
             }
             Ok(Granted { scopes, claims })

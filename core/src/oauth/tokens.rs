@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 
 use crate::crypto::{hash_secret, left_half_hash, random_token};
 use crate::error::OAuthError;
-use crate::model::{Client, ExtraClaim, Grant, RefreshDocument, RefreshToken, User, now};
+use crate::model::{Client, ExtraClaim, Grant, RefreshDocument, RefreshState, RefreshToken, User, now};
 use crate::server::Portcullis;
 
 /// The claims of an access token this server issued, as read back by introspection and userinfo.
@@ -87,14 +87,29 @@ pub fn issue(app: &Portcullis, what: Issue<'_>) -> Result<TokenResponse, OAuthEr
     };
     let access_token = app.keys.sign("at+jwt", &claims)?;
     let id_token = match what.user {
-        Some(user) if what.scopes.iter().any(|s| s == "openid") => Some(id_token(app, &what, user, &access_token, now)?),
+        Some(user) if what.scopes.iter().any(|s| s == "openid") => {
+            Some(id_token(app, &what, user, &access_token, now)?)
+        }
         _ => None,
     };
-    Ok(TokenResponse { access_token, token_type: "Bearer", expires_in: ttl, scope, refresh_token: what.refresh_token, id_token })
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: ttl,
+        scope,
+        refresh_token: what.refresh_token,
+        id_token,
+    })
 }
 
 /// OIDC Core §2 and §3.1.3.6 (`at_hash`).
-fn id_token(app: &Portcullis, what: &Issue<'_>, user: &User, access_token: &str, now: i64) -> Result<String, OAuthError> {
+fn id_token(
+    app: &Portcullis,
+    what: &Issue<'_>,
+    user: &User,
+    access_token: &str,
+    now: i64,
+) -> Result<String, OAuthError> {
     let mut claims = json!({
         "iss": app.config.issuer(),
         "sub": user.id,
@@ -166,6 +181,7 @@ pub fn new_refresh_token(client: &Client, grant: &Grant) -> (String, String, Ref
         grant_id: grant.id.clone(),
         created_at: now(),
         expires_at: grant.expires_at,
+        state: RefreshState::Active,
         doc: RefreshDocument { client_id: client.id.clone(), access_jti: None },
     };
     (token, hash, record)

@@ -35,9 +35,15 @@ async fn respond(app: &App, token: Option<String>) -> Response {
     match handle(app, token).await {
         Ok(v) => Json(v).into_response(),
         Err(OAuthError::AccessDenied(d)) => {
-            let mut r = (StatusCode::FORBIDDEN, Json(serde_json::json!({"error": "insufficient_scope", "error_description": d})))
+            let mut r = (
+                StatusCode::FORBIDDEN,
+                Json(serde_json::json!({"error": "insufficient_scope", "error_description": d})),
+            )
                 .into_response();
-            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"insufficient_scope\", scope=\"openid\""));
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer error=\"insufficient_scope\", scope=\"openid\""),
+            );
             r
         }
         Err(e) => e.into_response(),

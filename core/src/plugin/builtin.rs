@@ -17,4 +17,5 @@ macro_rules! builtin {
     };
 }
 
-pub const BUILTIN: &[BuiltinPlugin] = &[builtin!("storage-sql"), builtin!("scope-template"), builtin!("consent-default")];
+pub const BUILTIN: &[BuiltinPlugin] =
+    &[builtin!("storage-sql"), builtin!("scope-template"), builtin!("consent-default")];

@@ -6,7 +6,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{Column, Row, TypeInfo, ValueRef};
 
 use super::bindings::storage_world::portcullis::plugin::database::{DbError, Dialect, Rows, Value};
@@ -169,6 +171,12 @@ fn bind_sqlite<'q>(mut q: SqliteQuery<'q>, params: &'q [Value]) -> SqliteQuery<'
 }
 
 fn bind_pg<'q>(mut q: PgQuery<'q>, params: &'q [Value]) -> PgQuery<'q> {
+    // PostgreSQL fixes a prepared statement's parameter types when it is first prepared;
+    // a NULL goes as text, so a statement that binds one is not kept prepared, lest a later
+    // call bind an integer in that place.
+    if params.iter().any(|p| matches!(p, Value::Null)) {
+        q = q.persistent(false);
+    }
     for p in params {
         q = match p {
             Value::Null => q.bind(None::<String>),

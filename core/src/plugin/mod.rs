@@ -20,7 +20,9 @@ use std::time::Duration;
 use parking_lot::RwLock;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits, StoreLimitsBuilder,
+};
 
 use self::bindings::{consent_world, scope_world, storage_world};
 use self::database::{Database, DbSession};
@@ -47,9 +49,9 @@ pub struct CallState {
 }
 
 enum Loaded {
-    Scope(scope_world::ScopePolicyPluginPre<CallState>),
-    Consent(consent_world::ConsentUiPluginPre<CallState>),
-    Storage(storage_world::StoragePluginPre<CallState>),
+    Scope(Box<scope_world::ScopePolicyPluginPre<CallState>>),
+    Consent(Box<consent_world::ConsentUiPluginPre<CallState>>),
+    Storage(Box<storage_world::StoragePluginPre<CallState>>),
 }
 
 pub struct Plugin {
@@ -150,15 +152,15 @@ impl PolicyHost {
         let loaded = match manifest.kind {
             PluginKind::ScopePolicy => {
                 let pre = self.scope_linker.instantiate_pre(&component).map_err(|e| format!("{e:#}"))?;
-                Loaded::Scope(scope_world::ScopePolicyPluginPre::new(pre).map_err(|e| format!("{e:#}"))?)
+                Loaded::Scope(Box::new(scope_world::ScopePolicyPluginPre::new(pre).map_err(|e| format!("{e:#}"))?))
             }
             PluginKind::ConsentUi => {
                 let pre = self.consent_linker.instantiate_pre(&component).map_err(|e| format!("{e:#}"))?;
-                Loaded::Consent(consent_world::ConsentUiPluginPre::new(pre).map_err(|e| format!("{e:#}"))?)
+                Loaded::Consent(Box::new(consent_world::ConsentUiPluginPre::new(pre).map_err(|e| format!("{e:#}"))?))
             }
             PluginKind::Storage => {
                 let pre = self.storage_linker.instantiate_pre(&component).map_err(|e| format!("{e:#}"))?;
-                Loaded::Storage(storage_world::StoragePluginPre::new(pre).map_err(|e| format!("{e:#}"))?)
+                Loaded::Storage(Box::new(storage_world::StoragePluginPre::new(pre).map_err(|e| format!("{e:#}"))?))
             }
         };
         Ok(Plugin { name: Arc::from(manifest.name.as_str()), manifest, digest, loaded })
@@ -177,7 +179,9 @@ impl PolicyHost {
             // configuration (the key includes its compatibility hash) into our own data dir.
             match unsafe { Component::deserialize_file(&self.engine, path) } {
                 Ok(c) => return Ok(c),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "ignoring unusable compiled-plugin cache entry"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "ignoring unusable compiled-plugin cache entry")
+                }
             }
         }
         let component = Component::new(&self.engine, wasm).map_err(|e| format!("does not compile: {e:#}"))?;
@@ -233,7 +237,9 @@ impl PolicyHost {
     /// Loads the built-in policies compiled into the binary.
     pub async fn load_builtin(&self) -> anyhow::Result<()> {
         for b in builtin::BUILTIN {
-            let plugin = self.prepare(b.manifest, b.name, b.wasm).map_err(|e| anyhow::anyhow!("built-in plugin {}: {e}", b.name))?;
+            let plugin = self
+                .prepare(b.manifest, b.name, b.wasm)
+                .map_err(|e| anyhow::anyhow!("built-in plugin {}: {e}", b.name))?;
             self.install(plugin).await.map_err(|e| anyhow::anyhow!("built-in plugin {}: {e}", b.name))?;
         }
         Ok(())
@@ -247,7 +253,11 @@ impl PolicyHost {
             .memories(16)
             .trap_on_grow_failure(true)
             .build();
-        let state = CallState { plugin: plugin.name.clone(), limits, db: with_db.then(|| DbSession::new(self.database.clone())) };
+        let state = CallState {
+            plugin: plugin.name.clone(),
+            limits,
+            db: with_db.then(|| DbSession::new(self.database.clone())),
+        };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         let ticks = plugin.manifest.limits.deadline_ms.div_ceil(EPOCH_TICK.as_millis() as u64).max(1);
@@ -260,8 +270,13 @@ impl PolicyHost {
         &self,
         name: &str,
         request: &scope_world::exports::portcullis::plugin::scope::ScopeRequest,
-    ) -> Result<Result<scope_world::exports::portcullis::plugin::scope::Grant, scope_world::exports::portcullis::plugin::scope::Denial>, PluginError>
-    {
+    ) -> Result<
+        Result<
+            scope_world::exports::portcullis::plugin::scope::Grant,
+            scope_world::exports::portcullis::plugin::scope::Denial,
+        >,
+        PluginError,
+    > {
         let plugin = self.get(PluginKind::ScopePolicy, name)?;
         let Loaded::Scope(pre) = &plugin.loaded else { unreachable_kind() };
         let mut store = self.store(&plugin, false);
@@ -274,7 +289,10 @@ impl PolicyHost {
     pub fn consent<R>(
         &self,
         name: &str,
-        call: impl FnOnce(&consent_world::exports::portcullis::plugin::consent::Guest, &mut Store<CallState>) -> wasmtime::Result<R>,
+        call: impl FnOnce(
+            &consent_world::exports::portcullis::plugin::consent::Guest,
+            &mut Store<CallState>,
+        ) -> wasmtime::Result<R>,
     ) -> Result<R, PluginError> {
         let plugin = self.get(PluginKind::ConsentUi, name)?;
         let Loaded::Consent(pre) = &plugin.loaded else { unreachable_kind() };

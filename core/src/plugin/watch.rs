@@ -3,7 +3,7 @@
 //! flight finish on the version they started with.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use super::PolicyHost;
 
 /// Loads every plugin in `dir`. At start-up a refused plugin is an error only when it is one
 /// of the configured defaults and nothing else provides it.
-pub async fn load_dir(host: &Arc<PolicyHost>, dir: &PathBuf) -> anyhow::Result<()> {
+pub async fn load_dir(host: &Arc<PolicyHost>, dir: &Path) -> anyhow::Result<()> {
     reconcile(host, dir).await;
     let loaded = host.loaded();
     for name in [&host.defaults.storage, &host.defaults.scope, &host.defaults.consent] {
@@ -26,8 +26,8 @@ pub async fn load_dir(host: &Arc<PolicyHost>, dir: &PathBuf) -> anyhow::Result<(
 
 /// Brings the loaded set in line with the directory: new and changed files are compiled and
 /// swapped in, removed ones dropped.
-pub async fn reconcile(host: &Arc<PolicyHost>, dir: &PathBuf) {
-    let dir2 = dir.clone();
+pub async fn reconcile(host: &Arc<PolicyHost>, dir: &Path) {
+    let dir2 = dir.to_path_buf();
     let files = match tokio::task::spawn_blocking(move || super::read_dir(&dir2)).await {
         Ok(Ok(files)) => files,
         Ok(Err(e)) => {
@@ -63,7 +63,9 @@ pub async fn reconcile(host: &Arc<PolicyHost>, dir: &PathBuf) {
         };
         match result {
             Ok(kind) => tracing::info!(plugin = %stem, %kind, "plugin loaded"),
-            Err(reason) => tracing::error!(plugin = %stem, %reason, "plugin refused; the previous version (if any) keeps serving"),
+            Err(reason) => {
+                tracing::error!(plugin = %stem, %reason, "plugin refused; the previous version (if any) keeps serving")
+            }
         }
     }
     for name in loaded.keys() {

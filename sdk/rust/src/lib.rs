@@ -1,0 +1,307 @@
+//! The Rust guest SDK for Portcullis plugins.
+//!
+//! A Portcullis plugin is a WebAssembly component that implements one of the worlds of
+//! the `portcullis:plugin@0.1.0` contract (`sdk/wit/portcullis.wit`). This crate holds
+//! the generated bindings for each world, one module per world, plus a few helpers:
+//!
+//! | world                 | cargo feature | module                      | trait to implement          | export macro                  |
+//! |-----------------------|---------------|-----------------------------|-----------------------------|-------------------------------|
+//! | `scope-policy-plugin` | `scope`       | [`scope`](crate::scope)     | `portcullis_sdk::scope::Guest`   | [`export_scope_policy!`]  |
+//! | `consent-ui-plugin`   | `consent`     | [`consent`](crate::consent) | `portcullis_sdk::consent::Guest` | [`export_consent_ui!`]    |
+//! | `storage-plugin`      | `storage`     | [`storage`](crate::storage) | `portcullis_sdk::storage::Guest` | [`export_storage!`]       |
+//!
+//! A plugin is a `cdylib` crate that depends on this one with only its world's feature:
+//!
+//! ```toml
+//! [lib]
+//! crate-type = ["cdylib"]
+//!
+//! [dependencies]
+//! portcullis-sdk = { path = "../../sdk/rust", default-features = false, features = ["scope"] }
+//! ```
+//!
+//! and implements the world's `Guest` trait on a type it then exports:
+//!
+//! ```ignore
+//! use portcullis_sdk::scope::{Denial, Grant, Guest, ScopeRequest};
+//!
+//! struct EverythingAllowed;
+//!
+//! impl Guest for EverythingAllowed {
+//!     fn resolve(request: ScopeRequest) -> Result<Grant, Denial> {
+//!         portcullis_sdk::log::debug("granting every allowed scope");
+//!         let scopes = portcullis_sdk::scopes::intersect(
+//!             &request.requested_scopes,
+//!             &request.client.allowed_scopes,
+//!         );
+//!         Ok(Grant { scopes, claims: Vec::new() })
+//!     }
+//! }
+//!
+//! portcullis_sdk::export_scope_policy!(EverythingAllowed);
+//! ```
+//!
+//! A storage plugin reaches the database the host lends it through
+//! [`storage::db`](crate::storage::db) (`query`, `execute`, `batch`, `begin`, `commit`,
+//! `rollback`, `dialect`).
+//!
+//! Build the crate for `wasm32-unknown-unknown`, then turn the core module into a
+//! component with `portcullis-componentize IN.wasm OUT.wasm` (`plugins/build.sh` does
+//! both and writes the manifest).
+//!
+//! A plugin has no filesystem, network, clock, randomness or environment: everything a
+//! call needs arrives as arguments. Diagnostics go through [`log`], which the host tags
+//! with the plugin's name.
+
+#![forbid(unsafe_op_in_unsafe_fn)]
+
+// Lets the generated code and the export macros name this crate the same way from
+// inside it and from a plugin crate.
+extern crate self as portcullis_sdk;
+
+#[doc(hidden)]
+pub use wit_bindgen::rt as __rt;
+
+/// Exports a type implementing [`scope::Guest`] as the plugin's `scope` interface.
+#[cfg(feature = "scope")]
+#[doc(inline)]
+pub use scope::bindings::export_scope_policy;
+
+/// Exports a type implementing [`consent::Guest`] as the plugin's `consent` interface.
+#[cfg(feature = "consent")]
+#[doc(inline)]
+pub use consent::bindings::export_consent_ui;
+
+/// Exports a type implementing [`storage::Guest`] as the plugin's `storage` interface.
+#[cfg(feature = "storage")]
+#[doc(inline)]
+pub use storage::bindings::export_storage;
+
+/// Bindings of the `scope-policy-plugin` world: implement [`scope::Guest`] and export it
+/// with [`export_scope_policy!`].
+#[cfg(feature = "scope")]
+pub mod scope {
+    #[doc(hidden)]
+    pub mod bindings {
+        wit_bindgen::generate!({
+            path: "../wit",
+            world: "portcullis:plugin/scope-policy-plugin@0.1.0",
+            runtime_path: "portcullis_sdk::__rt",
+            pub_export_macro: true,
+            export_macro_name: "export_scope_policy",
+            default_bindings_module: "portcullis_sdk::scope::bindings",
+        });
+    }
+
+    pub use bindings::exports::portcullis::plugin::scope::{
+        Claim, Client, ClientTemplate, Denial, Grant, Guest, Organization, ScopeRequest, User,
+    };
+}
+
+/// Bindings of the `consent-ui-plugin` world: implement [`consent::Guest`] and export it
+/// with [`export_consent_ui!`].
+#[cfg(feature = "consent")]
+pub mod consent {
+    #[doc(hidden)]
+    pub mod bindings {
+        wit_bindgen::generate!({
+            path: "../wit",
+            world: "portcullis:plugin/consent-ui-plugin@0.1.0",
+            runtime_path: "portcullis_sdk::__rt",
+            pub_export_macro: true,
+            export_macro_name: "export_consent_ui",
+            default_bindings_module: "portcullis_sdk::consent::bindings",
+        });
+    }
+
+    pub use bindings::exports::portcullis::plugin::consent::{
+        ConsentPage, DevicePage, ErrorPage, Guest, LoginPage, PageContext,
+    };
+}
+
+/// Bindings of the `storage-plugin` world: implement [`storage::Guest`] and export it
+/// with [`export_storage!`]; the database the host lends is [`storage::db`].
+#[cfg(feature = "storage")]
+pub mod storage {
+    #[doc(hidden)]
+    pub mod bindings {
+        wit_bindgen::generate!({
+            path: "../wit",
+            world: "portcullis:plugin/storage-plugin@0.1.0",
+            runtime_path: "portcullis_sdk::__rt",
+            pub_export_macro: true,
+            export_macro_name: "export_storage",
+            default_bindings_module: "portcullis_sdk::storage::bindings",
+        });
+    }
+
+    pub use bindings::exports::portcullis::plugin::storage::{
+        ClientRecord, CodeRecord, ConsentRecord, GrantRecord, Guest, InteractionRecord, KeyRecord,
+        Redemption, RefreshRecord, RefreshState, Rotation, SessionRecord, StorageError, UserRecord,
+    };
+
+    /// The `database` import: one pool (SQLite or PostgreSQL) chosen by the operator.
+    ///
+    /// Write `?` for every parameter in both dialects; the host renumbers them for
+    /// PostgreSQL. `dialect()` is the WIT's `get-dialect`, for DDL that differs.
+    pub mod db {
+        pub use super::bindings::portcullis::plugin::database::{
+            DbError, Dialect, Rows, Value, batch, begin, commit, execute, get_dialect,
+            get_dialect as dialect, query, rollback,
+        };
+    }
+}
+
+/// Writes into the server's log, tagged with the plugin's name.
+pub mod log {
+    /// How loud a log line is.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Level {
+        Debug,
+        Info,
+        Warn,
+        Error,
+    }
+
+    /// Logs `message` at `level`.
+    ///
+    /// Every world imports the same `portcullis:plugin/log` interface; this goes
+    /// through whichever world the crate was built with.
+    #[allow(unused_variables)]
+    pub fn log(level: Level, message: &str) {
+        macro_rules! via {
+            ($module:path) => {{
+                use $module as l;
+                let level = match level {
+                    Level::Debug => l::Level::Debug,
+                    Level::Info => l::Level::Info,
+                    Level::Warn => l::Level::Warn,
+                    Level::Error => l::Level::Error,
+                };
+                l::log(level, message);
+            }};
+        }
+        #[cfg(feature = "scope")]
+        via!(crate::scope::bindings::portcullis::plugin::log);
+        #[cfg(all(feature = "consent", not(feature = "scope")))]
+        via!(crate::consent::bindings::portcullis::plugin::log);
+        #[cfg(all(feature = "storage", not(any(feature = "scope", feature = "consent"))))]
+        via!(crate::storage::bindings::portcullis::plugin::log);
+    }
+
+    /// Logs at debug level.
+    pub fn debug(message: &str) {
+        log(Level::Debug, message)
+    }
+
+    /// Logs at info level.
+    pub fn info(message: &str) {
+        log(Level::Info, message)
+    }
+
+    /// Logs at warn level.
+    pub fn warn(message: &str) {
+        log(Level::Warn, message)
+    }
+
+    /// Logs at error level.
+    pub fn error(message: &str) {
+        log(Level::Error, message)
+    }
+}
+
+/// Helpers for scope lists, which the contract passes as ordered lists without duplicates.
+pub mod scopes {
+    /// True when `scope` is in `list`.
+    pub fn contains(list: &[String], scope: &str) -> bool {
+        list.iter().any(|s| s == scope)
+    }
+
+    /// The scopes of `requested` that are also in `allowed`, in `requested`'s order,
+    /// without duplicates.
+    pub fn intersect(requested: &[String], allowed: &[String]) -> Vec<String> {
+        let mut out: Vec<String> = Vec::with_capacity(requested.len().min(allowed.len()));
+        for s in requested {
+            if contains(allowed, s) && !contains(&out, s) {
+                out.push(s.clone());
+            }
+        }
+        out
+    }
+
+    /// Keeps the scopes of `list` that are in `allowed` (in place, keeping order) and
+    /// drops duplicates.
+    pub fn retain_allowed(list: &mut Vec<String>, allowed: &[String]) {
+        let mut i = 0;
+        while i < list.len() {
+            if contains(allowed, &list[i]) && !contains(&list[..i], &list[i]) {
+                i += 1;
+            } else {
+                list.remove(i);
+            }
+        }
+    }
+
+    /// The scopes of `list` that are not in `allowed`, in `list`'s order.
+    pub fn difference<'a>(list: &'a [String], allowed: &[String]) -> Vec<&'a str> {
+        list.iter()
+            .filter(|s| !contains(allowed, s))
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// Splits an OAuth `scope` parameter (space-separated) into a list without duplicates.
+    pub fn parse(scope: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for s in scope.split(' ').filter(|s| !s.is_empty()) {
+            if !contains(&out, s) {
+                out.push(s.to_string());
+            }
+        }
+        out
+    }
+
+    /// Joins a scope list into an OAuth `scope` parameter (space-separated).
+    pub fn join<S: AsRef<str>>(list: &[S]) -> String {
+        let mut out = String::new();
+        for (i, s) in list.iter().enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            out.push_str(s.as_ref());
+        }
+        out
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn v(s: &[&str]) -> Vec<String> {
+            s.iter().map(|s| s.to_string()).collect()
+        }
+
+        #[test]
+        fn intersect_keeps_request_order() {
+            assert_eq!(
+                intersect(&v(&["email", "openid", "x"]), &v(&["openid", "email"])),
+                v(&["email", "openid"])
+            );
+        }
+
+        #[test]
+        fn retain_and_difference() {
+            let mut l = v(&["a", "b", "a", "c"]);
+            retain_allowed(&mut l, &v(&["c", "a"]));
+            assert_eq!(l, v(&["a", "c"]));
+            assert_eq!(difference(&v(&["a", "b", "c"]), &v(&["b"])), vec!["a", "c"]);
+        }
+
+        #[test]
+        fn parse_and_join() {
+            assert_eq!(parse("  openid  email openid "), v(&["openid", "email"]));
+            assert_eq!(join(&v(&["openid", "email"])), "openid email");
+            assert_eq!(join::<String>(&[]), "");
+        }
+    }
+}
