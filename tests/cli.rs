@@ -52,7 +52,7 @@ fn client_add_prints_the_secret_once_and_list_never_does() {
     assert!(v.get("client_secret").is_none());
 
     let del = portcullis(data.path()).args(["client", "delete", &id]).output().unwrap();
-    assert!(del.status.success());
+    assert!(del.status.success(), "{}", String::from_utf8_lossy(&del.stderr));
     let again = portcullis(data.path()).args(["client", "delete", &id]).output().unwrap();
     assert!(!again.status.success());
 }

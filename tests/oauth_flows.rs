@@ -587,3 +587,142 @@ async fn compatibility_profiles_answer_at_their_paths() {
         assert_eq!(status, StatusCode::OK, "{path}: {body}");
     }
 }
+
+#[tokio::test]
+async fn public_client_uses_pkce_and_no_secret() {
+    let server = TestServer::start().await;
+    server.user("bob", "bob's password").await;
+    let (id, secret) = server.client(json!({"name": "spa", "redirect_uris": [REDIRECT], "public": true})).await;
+    assert!(secret.is_none());
+    // Without PKCE a public client is refused.
+    let browser = Browser::new();
+    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
+    url.query_pairs_mut().extend_pairs([("response_type", "code"), ("client_id", id.as_str()), ("state", "p")]);
+    let r = browser.get(url.as_str()).await;
+    let back = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    assert_eq!(query(&back, "error").as_deref(), Some("invalid_request"));
+
+    let verifier = "a-very-long-code-verifier-with-enough-entropy-0123456789";
+    let challenge = {
+        use base64::Engine;
+        use sha2::Digest;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()))
+    };
+    let (_, back) = code_for(&server, &id, &[("code_challenge", &challenge), ("code_challenge_method", "S256")]).await;
+    let code = query(&back, "code").unwrap();
+    let exchange = |verifier: &'static str, code: String| {
+        let id = id.clone();
+        let server = &server;
+        async move {
+            server
+                .form(
+                    "/token",
+                    &[
+                        ("grant_type", "authorization_code"),
+                        ("code", &code),
+                        ("client_id", &id),
+                        ("redirect_uri", REDIRECT),
+                        ("code_verifier", verifier),
+                    ],
+                    None,
+                )
+                .await
+        }
+    };
+    let (status, body) = exchange("a-different-code-verifier-that-does-not-match-at-all-000", code.clone()).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+    // The failed attempt consumed the code: a code works once, whatever happens.
+    let (_, back) = code_for(&server, &id, &[("code_challenge", &challenge), ("code_challenge_method", "S256")]).await;
+    let (status, body) = exchange(verifier, query(&back, "code").unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // A public client cannot pretend to be confidential, nor use client credentials.
+    let (status, body) = server.form("/token", &[("grant_type", "client_credentials"), ("client_id", &id)], None).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("unauthorized_client")));
+}
+
+#[tokio::test]
+async fn prompt_login_and_max_age_force_a_fresh_login() {
+    let server = TestServer::start().await;
+    server.user("bob", "bob's password").await;
+    let (id, _) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT], "skip_consent": true})).await;
+    let (browser, back) = code_for(&server, &id, &[]).await;
+    assert!(query(&back, "code").is_some());
+    let with = |extra: &[(&str, &str)]| {
+        let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
+        url.query_pairs_mut().extend_pairs([("response_type", "code"), ("client_id", id.as_str())]);
+        url.query_pairs_mut().extend_pairs(extra);
+        url.to_string()
+    };
+    // The session is reused...
+    assert_eq!(browser.get(&with(&[])).await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(browser.get(&with(&[("prompt", "none")])).await.status(), StatusCode::SEE_OTHER);
+    // ...unless the client asks for a fresh login.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    for extra in [[("prompt", "login")], [("max_age", "0")]] {
+        let r = browser.get(&with(&extra)).await;
+        assert_eq!(r.status(), StatusCode::OK, "{extra:?}");
+        let page = r.text().await.unwrap();
+        assert!(page.contains("name=\"password\""), "{extra:?} shows the login page");
+    }
+    // And prompt=none with a too-old session is login_required, not a page.
+    let r = browser.get(&with(&[("prompt", "none"), ("max_age", "0")])).await;
+    let back = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    assert_eq!(query(&back, "error").as_deref(), Some("login_required"));
+}
+
+#[tokio::test]
+async fn rs256_and_eddsa_keys_sign_verifiable_tokens() {
+    for (alg, kty) in [("RS256", "RSA"), ("EdDSA", "OKP")] {
+        let server =
+            TestServer::start_with(support::Options { algorithm: Some(alg.into()), ..Default::default() }).await;
+        let jwks: Value = server.http.get(server.url("/jwks.json")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(jwks["keys"][0]["kty"], kty);
+        let (id, secret) = server.client(json!({"name": "d", "grant_types": ["client_credentials"]})).await;
+        let secret = secret.unwrap();
+        let (status, token) =
+            server.form("/token", &[("grant_type", "client_credentials")], Some((&id, &secret))).await;
+        assert_eq!(status, StatusCode::OK, "{alg}: {token}");
+        let (_, v) = server
+            .form("/introspect", &[("token", token["access_token"].as_str().unwrap())], Some((&id, &secret)))
+            .await;
+        assert_eq!(v["active"], true, "{alg}");
+    }
+}
+
+#[tokio::test]
+async fn userinfo_accepts_post_and_compiled_plugins_are_cached() {
+    let server = TestServer::start().await;
+    let cached = std::fs::read_dir(server.data.path().join("plugin-cache")).unwrap().count();
+    assert!(cached >= 3, "compiled plugins are cached on disk ({cached})");
+    server.user("bob", "bob's password").await;
+    let (id, secret) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT]})).await;
+    let (_, back) = code_for(&server, &id, &[("scope", "openid email")]).await;
+    let code = query(&back, "code").unwrap();
+    let (_, tokens) = server
+        .form(
+            "/token",
+            &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)],
+            Some((&id, secret.as_deref().unwrap())),
+        )
+        .await;
+    let (status, info) =
+        server.form("/userinfo", &[("access_token", tokens["access_token"].as_str().unwrap())], None).await;
+    assert_eq!(status, StatusCode::OK, "{info}");
+    assert_eq!(info["email"], "bob@example.com");
+    assert!(info.get("name").is_none(), "profile claims need the profile scope");
+}
+
+#[tokio::test]
+async fn without_a_policies_directory_the_built_in_policies_serve() {
+    let missing = std::env::temp_dir().join(format!("portcullis-no-policies-{}", std::process::id()));
+    let server = TestServer::start_with(support::Options { policies: Some(missing), ..Default::default() }).await;
+    let loaded = server.app.host.loaded();
+    for name in ["storage-sql", "scope-template", "consent-default"] {
+        assert!(loaded.contains_key(name), "{name}");
+    }
+    let (id, secret) =
+        server.client(json!({"name": "d", "grant_types": ["client_credentials"], "scopes": ["x"]})).await;
+    let (status, body) =
+        server.form("/token", &[("grant_type", "client_credentials")], Some((&id, &secret.unwrap()))).await;
+    assert_eq!((status, body["scope"].as_str()), (StatusCode::OK, Some("x")));
+}

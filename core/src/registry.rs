@@ -100,7 +100,8 @@ pub async fn register_client(storage: &Storage, new: NewClient) -> Result<Regist
     }
     let secret = (!new.public).then(|| random_token(32));
     let client = Client {
-        id: random_token(16),
+        // Hex, so that an id never starts with `-` and reads as a flag on a command line.
+        id: uuid::Uuid::new_v4().simple().to_string(),
         secret_hash: secret.as_deref().map(hash_secret),
         organization_id: new.organization_id.clone(),
         created_at: now(),

@@ -39,7 +39,7 @@ impl Portcullis {
         };
         let cache = config.server.data_dir.join("plugin-cache");
         let dir = config.policies.dir.is_dir().then(|| config.policies.dir.clone());
-        let host = PolicyHost::new(database, defaults, Some(cache))?.with_dir(dir.clone());
+        let host = PolicyHost::new(database, defaults, Some(cache))?;
         match &dir {
             Some(dir) => {
                 watch::load_dir(&host, dir).await?;

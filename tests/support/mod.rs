@@ -15,7 +15,7 @@ pub struct TestServer {
     pub issuer: String,
     pub app: Arc<Portcullis>,
     pub http: reqwest::Client,
-    _data: tempfile::TempDir,
+    pub data: tempfile::TempDir,
 }
 
 /// The policies the tests run against: `PORTCULLIS_TEST_POLICIES` (CI points it at freshly
@@ -32,6 +32,8 @@ pub struct Options {
     pub policies: Option<PathBuf>,
     pub profiles: Vec<String>,
     pub watch: bool,
+    /// `keys.algorithm`; ES256 when unset.
+    pub algorithm: Option<String>,
 }
 
 impl TestServer {
@@ -52,13 +54,16 @@ impl TestServer {
         config.server.profiles = options.profiles;
         config.policies.dir = options.policies.unwrap_or_else(policies_dir);
         config.policies.watch = options.watch;
+        if let Some(algorithm) = options.algorithm {
+            config.keys.algorithm = algorithm;
+        }
         if let Some(url) = options.database_url {
             config.database.url = url;
         }
         let app = Portcullis::open(config, options.watch).await.expect("server starts");
         tokio::spawn(server::serve(app.clone(), listener));
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("http client");
-        Self { issuer, app, http, _data: data }
+        Self { issuer, app, http, data }
     }
 
     pub fn url(&self, path: &str) -> String {

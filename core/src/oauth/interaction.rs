@@ -57,7 +57,6 @@ fn context(
 }
 
 fn page(
-    app: &Portcullis,
     html: Result<Result<String, String>, crate::plugin::PluginError>,
     status: StatusCode,
 ) -> Result<Response, OAuthError> {
@@ -66,7 +65,6 @@ fn page(
     let h = response.headers_mut();
     h.insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
     h.insert("x-frame-options", axum::http::HeaderValue::from_static("DENY"));
-    let _ = app;
     Ok(response)
 }
 
@@ -104,7 +102,7 @@ fn render_login(
         login_hint: i.request.login_hint.clone(),
         error,
     };
-    page(app, app.host.consent(consent_plugin(app, client), |g, s| g.call_render_login(s, &login)), status)
+    page(app.host.consent(consent_plugin(app, client), |g, s| g.call_render_login(s, &login)), status)
 }
 
 pub async fn start_consent(
@@ -123,11 +121,8 @@ pub async fn start_consent(
         user_name: if user.doc.name.is_empty() { user.username.clone() } else { user.doc.name.clone() },
         scopes: scopes.to_vec(),
     };
-    let mut response = page(
-        app,
-        app.host.consent(consent_plugin(app, client), |g, s| g.call_render_consent(s, &consent)),
-        StatusCode::OK,
-    )?;
+    let mut response =
+        page(app.host.consent(consent_plugin(app, client), |g, s| g.call_render_consent(s, &consent)), StatusCode::OK)?;
     let cookie = session::set_cookie(app, INTERACTION_COOKIE, &id, app.config.tokens.interaction_ttl);
     response.headers_mut().append(header::SET_COOKIE, cookie);
     Ok(response)

@@ -79,8 +79,6 @@ pub struct PolicyHost {
     database: Database,
     cache_dir: Option<PathBuf>,
     pub defaults: Defaults,
-    /// The directory plugins are loaded from; `None` when the built-in set is used.
-    pub dir: Option<PathBuf>,
 }
 
 impl PolicyHost {
@@ -114,18 +112,7 @@ impl PolicyHost {
             database,
             cache_dir,
             defaults,
-            dir: None,
         }))
-    }
-
-    pub fn with_dir(self: Arc<Self>, dir: Option<PathBuf>) -> Arc<Self> {
-        match Arc::try_unwrap(self) {
-            Ok(mut host) => {
-                host.dir = dir;
-                Arc::new(host)
-            }
-            Err(host) => host,
-        }
     }
 
     pub fn database(&self) -> &Database {
