@@ -77,11 +77,26 @@ async fn hot_swap_under_load_fails_no_request_and_refuses_broken_files() {
     assert!(scope_now().await.is_empty(), "the last good version still serves");
     assert!(!server.app.host.loaded().contains_key("broken"));
 
+    // A plugin added takes effect; removed, it is unloaded.
+    install_chaos(policies.path(), "scope-extra");
+    let added_at = Instant::now();
+    while !server.app.host.loaded().contains_key("scope-extra") {
+        assert!(added_at.elapsed() < Duration::from_secs(10), "the added plugin never loaded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    std::fs::remove_file(policies.path().join("scope-extra.wasm")).unwrap();
+    std::fs::remove_file(policies.path().join("scope-extra.toml")).unwrap();
+    while server.app.host.loaded().contains_key("scope-extra") {
+        assert!(added_at.elapsed() < Duration::from_secs(10), "the removed plugin never unloaded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
     stop.store(true, Ordering::Relaxed);
     for w in workers {
         w.await.unwrap();
     }
     let total = total.load(Ordering::Relaxed);
+    eprintln!("hot swap: new policy live {took:?} after the file was written; {total} requests during the swaps");
     assert!(total > 20, "the load ran ({total} requests)");
     assert_eq!(
         failures.load(Ordering::Relaxed),

@@ -146,28 +146,65 @@ pub struct ConsentForm {
     decision: String,
 }
 
+/// A form posted back from one of our pages: which interaction it continues, and its CSRF token.
+trait InteractionForm {
+    fn interaction(&self) -> &str;
+    fn csrf(&self) -> &str;
+}
+
+impl InteractionForm for LoginForm {
+    fn interaction(&self) -> &str {
+        &self.interaction
+    }
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+impl InteractionForm for ConsentForm {
+    fn interaction(&self) -> &str {
+        &self.interaction
+    }
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 /// Loads the interaction a form belongs to, checking the cookie binding and the CSRF token.
-async fn resume(app: &App, headers: &HeaderMap, id: &str, csrf: &str) -> Result<(Interaction, Client), OAuthError> {
-    let bound = session::cookie(headers, INTERACTION_COOKIE).is_some_and(|c| c == id);
+/// Anything wrong here is shown on a page: the redirect URI is not known to be trusted yet.
+async fn resume<F: InteractionForm>(
+    app: &App,
+    headers: &HeaderMap,
+    form: Result<Form<F>, axum::extract::rejection::FormRejection>,
+) -> Result<(F, Interaction, Client), Response> {
+    let form = match form {
+        Ok(Form(f)) => f,
+        Err(e) => return Err(authorize::error_page(app, e.into())),
+    };
+    let bound = session::cookie(headers, INTERACTION_COOKIE).is_some_and(|c| c == form.interaction());
     let stale = || {
         OAuthError::InvalidRequest(
             "this sign-in page has expired or was opened elsewhere; start again from the application".into(),
         )
     };
-    let (expires, interaction) = app.storage.get_interaction(id).await?.ok_or_else(stale)?;
-    if !bound
-        || expires <= now()
-        || !bool::from(subtle::ConstantTimeEq::ct_eq(csrf.as_bytes(), interaction.csrf.as_bytes()))
-    {
-        return Err(stale());
+    let loaded =
+        app.storage.get_interaction(form.interaction()).await.map_err(|e| authorize::error_page(app, e.into()))?;
+    let Some((expires, interaction)) = loaded else { return Err(authorize::error_page(app, stale())) };
+    let csrf_ok = bool::from(subtle::ConstantTimeEq::ct_eq(form.csrf().as_bytes(), interaction.csrf.as_bytes()));
+    if !bound || expires <= now() || !csrf_ok {
+        return Err(authorize::error_page(app, stale()));
     }
-    let client = app
-        .storage
-        .get_client(&interaction.request.client_id)
-        .await?
-        .filter(|c| !c.is_expired(now()))
-        .ok_or_else(|| OAuthError::invalid_client("the client is no longer registered", false))?;
-    Ok((interaction, client))
+    let client = match app.storage.get_client(&interaction.request.client_id).await {
+        Ok(Some(c)) if !c.is_expired(now()) => c,
+        Ok(_) => {
+            return Err(authorize::error_page(
+                app,
+                OAuthError::invalid_client("the client is no longer registered", false),
+            ));
+        }
+        Err(e) => return Err(authorize::error_page(app, e.into())),
+    };
+    Ok((form, interaction, client))
 }
 
 pub async fn login(
@@ -175,23 +212,14 @@ pub async fn login(
     headers: HeaderMap,
     form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let form = match form {
-        Ok(Form(f)) => f,
-        Err(e) => return authorize::error_page(&app, e.into()),
-    };
-    let (interaction, client) = match resume(&app, &headers, &form.interaction, &form.csrf).await {
+    let (form, interaction, client) = match resume(&app, &headers, form).await {
         Ok(v) => v,
-        Err(e) => return authorize::error_page(&app, e),
+        Err(page) => return page,
     };
+    let request = interaction.request.clone();
     match login_step(&app, &headers, &client, interaction, &form).await {
         Ok(r) => r,
-        Err(e) => {
-            let request = match app.storage.get_interaction(&form.interaction).await {
-                Ok(Some((_, i))) => i.request,
-                _ => return authorize::error_page(&app, e),
-            };
-            authorize::redirect_error(&app, &e, &request)
-        }
+        Err(e) => authorize::redirect_error(&app, &e, &request),
     }
 }
 
@@ -246,13 +274,9 @@ pub async fn consent(
     headers: HeaderMap,
     form: Result<Form<ConsentForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let form = match form {
-        Ok(Form(f)) => f,
-        Err(e) => return authorize::error_page(&app, e.into()),
-    };
-    let (interaction, client) = match resume(&app, &headers, &form.interaction, &form.csrf).await {
+    let (form, interaction, client) = match resume(&app, &headers, form).await {
         Ok(v) => v,
-        Err(e) => return authorize::error_page(&app, e),
+        Err(page) => return page,
     };
     let request = interaction.request.clone();
     match consent_step(&app, &client, interaction, &form).await {

@@ -13,6 +13,7 @@ pub mod consent_world {
     wasmtime::component::bindgen!({
         path: "../sdk/wit",
         world: "consent-ui-plugin",
+        with: { "portcullis:plugin/log": super::scope_world::portcullis::plugin::log },
     });
 }
 
@@ -20,7 +21,8 @@ pub mod storage_world {
     wasmtime::component::bindgen!({
         path: "../sdk/wit",
         world: "storage-plugin",
-        imports: { default: async },
+        imports: { "portcullis:plugin/database": async },
         exports: { default: async },
+        with: { "portcullis:plugin/log": super::scope_world::portcullis::plugin::log },
     });
 }

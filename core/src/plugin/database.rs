@@ -157,17 +157,8 @@ impl DbSession {
 type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
 type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
-fn bind_sqlite<'q>(mut q: SqliteQuery<'q>, params: &'q [Value]) -> SqliteQuery<'q> {
-    for p in params {
-        q = match p {
-            Value::Null => q.bind(None::<String>),
-            Value::Integer(i) => q.bind(*i),
-            Value::Real(f) => q.bind(*f),
-            Value::Text(s) => q.bind(s.as_str()),
-            Value::Blob(b) => q.bind(b.as_slice()),
-        };
-    }
-    q
+fn bind_sqlite<'q>(q: SqliteQuery<'q>, params: &'q [Value]) -> SqliteQuery<'q> {
+    bind(q, params)
 }
 
 fn bind_pg<'q>(mut q: PgQuery<'q>, params: &'q [Value]) -> PgQuery<'q> {
@@ -177,6 +168,20 @@ fn bind_pg<'q>(mut q: PgQuery<'q>, params: &'q [Value]) -> PgQuery<'q> {
     if params.iter().any(|p| matches!(p, Value::Null)) {
         q = q.persistent(false);
     }
+    bind(q, params)
+}
+
+fn bind<'q, DB: sqlx::Database>(
+    mut q: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
+    params: &'q [Value],
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+where
+    Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    f64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    &'q [u8]: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
     for p in params {
         q = match p {
             Value::Null => q.bind(None::<String>),

@@ -127,7 +127,7 @@ impl PolicyHost {
     fn get(&self, kind: PluginKind, name: &str) -> Result<Arc<Plugin>, PluginError> {
         match self.plugins.read().get(name) {
             Some(p) if p.manifest.kind == kind => Ok(p.clone()),
-            _ => Err(PluginError::NotLoaded { kind, name: name.to_owned() }),
+            _ => Err(not_loaded(kind, name)),
         }
     }
 
@@ -265,7 +265,7 @@ impl PolicyHost {
         PluginError,
     > {
         let plugin = self.get(PluginKind::ScopePolicy, name)?;
-        let Loaded::Scope(pre) = &plugin.loaded else { unreachable_kind() };
+        let Loaded::Scope(pre) = &plugin.loaded else { return Err(not_loaded(PluginKind::ScopePolicy, name)) };
         let mut store = self.store(&plugin, false);
         let trap = |e: wasmtime::Error| trap(&plugin, e);
         let instance = pre.instantiate(&mut store).map_err(trap)?;
@@ -282,7 +282,7 @@ impl PolicyHost {
         ) -> wasmtime::Result<R>,
     ) -> Result<R, PluginError> {
         let plugin = self.get(PluginKind::ConsentUi, name)?;
-        let Loaded::Consent(pre) = &plugin.loaded else { unreachable_kind() };
+        let Loaded::Consent(pre) = &plugin.loaded else { return Err(not_loaded(PluginKind::ConsentUi, name)) };
         let mut store = self.store(&plugin, false);
         let instance = pre.instantiate(&mut store).map_err(|e| trap(&plugin, e))?;
         call(instance.portcullis_plugin_consent(), &mut store).map_err(|e| trap(&plugin, e))
@@ -291,7 +291,9 @@ impl PolicyHost {
     /// A fresh instance of the active storage plugin, for one operation.
     pub async fn storage(&self) -> Result<StorageCall, PluginError> {
         let plugin = self.get(PluginKind::Storage, &self.defaults.storage)?;
-        let Loaded::Storage(pre) = &plugin.loaded else { unreachable_kind() };
+        let Loaded::Storage(pre) = &plugin.loaded else {
+            return Err(not_loaded(PluginKind::Storage, &self.defaults.storage));
+        };
         let mut store = self.store(&plugin, true);
         let instance = pre.instantiate_async(&mut store).await.map_err(|e| trap(&plugin, e))?;
         Ok(StorageCall { store, instance, plugin })
@@ -311,9 +313,8 @@ impl StorageCall {
     }
 }
 
-fn unreachable_kind() -> ! {
-    // `get` checked the manifest's kind, and `prepare` built `loaded` from that same kind.
-    unreachable!("plugin kind and loaded bindings disagree")
+fn not_loaded(kind: PluginKind, name: &str) -> PluginError {
+    PluginError::NotLoaded { kind, name: name.to_owned() }
 }
 
 fn trap(plugin: &Plugin, e: wasmtime::Error) -> PluginError {
@@ -356,35 +357,11 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// One `log` implementation serves every world: the consent and storage bindings reuse the
+/// scope world's `log` interface.
 impl scope_world::portcullis::plugin::log::Host for CallState {
     fn log(&mut self, level: scope_world::portcullis::plugin::log::Level, message: String) {
         use scope_world::portcullis::plugin::log::Level;
-        let level = match level {
-            Level::Debug => 0,
-            Level::Info => 1,
-            Level::Warn => 2,
-            Level::Error => 3,
-        };
-        guest_log(&self.plugin, level, &message);
-    }
-}
-
-impl consent_world::portcullis::plugin::log::Host for CallState {
-    fn log(&mut self, level: consent_world::portcullis::plugin::log::Level, message: String) {
-        use consent_world::portcullis::plugin::log::Level;
-        let level = match level {
-            Level::Debug => 0,
-            Level::Info => 1,
-            Level::Warn => 2,
-            Level::Error => 3,
-        };
-        guest_log(&self.plugin, level, &message);
-    }
-}
-
-impl storage_world::portcullis::plugin::log::Host for CallState {
-    async fn log(&mut self, level: storage_world::portcullis::plugin::log::Level, message: String) {
-        use storage_world::portcullis::plugin::log::Level;
         let level = match level {
             Level::Debug => 0,
             Level::Info => 1,
