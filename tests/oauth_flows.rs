@@ -726,3 +726,27 @@ async fn without_a_policies_directory_the_built_in_policies_serve() {
         server.form("/token", &[("grant_type", "client_credentials")], Some((&id, &secret.unwrap()))).await;
     assert_eq!((status, body["scope"].as_str()), (StatusCode::OK, Some("x")));
 }
+
+#[tokio::test]
+async fn prompt_consent_asks_again_and_lifetimes_are_per_client() {
+    let server = TestServer::start().await;
+    server.user("bob", "bob's password").await;
+    let (id, _) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT]})).await;
+    let (browser, _) = code_for(&server, &id, &[]).await;
+    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
+    url.query_pairs_mut().extend_pairs([("response_type", "code"), ("client_id", id.as_str())]);
+    assert_eq!(browser.get(url.as_str()).await.status(), StatusCode::SEE_OTHER, "consent remembered");
+    url.query_pairs_mut().append_pair("prompt", "consent");
+    let page = browser.get(url.as_str()).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains("name=\"decision\""), "prompt=consent shows the consent page");
+
+    let (id, secret) =
+        server.client(json!({"name": "short", "grant_types": ["client_credentials"], "access_token_ttl": 60})).await;
+    let secret = secret.unwrap();
+    let (_, token) = server.form("/token", &[("grant_type", "client_credentials")], Some((&id, &secret))).await;
+    assert_eq!(token["expires_in"], 60);
+    let (_, v) =
+        server.form("/introspect", &[("token", token["access_token"].as_str().unwrap())], Some((&id, &secret))).await;
+    assert_eq!(v["exp"].as_i64().unwrap() - v["iat"].as_i64().unwrap(), 60);
+}

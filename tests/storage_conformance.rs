@@ -34,38 +34,8 @@ async fn sqlite() -> Backend {
 }
 
 async fn postgres() -> Backend {
-    let admin_url = std::env::var("PORTCULLIS_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let admin =
-        sqlx::PgPool::connect(&admin_url).await.expect("PostgreSQL must be reachable for the conformance suite");
-    let name = format!("portcullis_conf_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.expect("create database");
-    let url = match admin_url.rsplit_once('/') {
-        Some((base, _)) => format!("{base}/{name}"),
-        None => panic!("bad PostgreSQL URL"),
-    };
-    Backend { storage: storage_for(&url).await, _guard: Some(Box::new(DropDb { admin, name })) }
-}
-
-struct DropDb {
-    admin: sqlx::PgPool,
-    name: String,
-}
-
-impl Drop for DropDb {
-    fn drop(&mut self) {
-        let admin = self.admin.clone();
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        std::thread::spawn(move || {
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                rt.block_on(async move {
-                    let _ = sqlx::query(&sql).execute(&admin).await;
-                });
-            }
-        })
-        .join()
-        .ok();
-    }
+    let (url, guard) = support::fresh_postgres("conf").await;
+    Backend { storage: storage_for(&url).await, _guard: Some(Box::new(guard)) }
 }
 
 fn client(id: &str) -> Client {

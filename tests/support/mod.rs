@@ -12,7 +12,10 @@ use serde_json::{Value, json};
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
 pub struct TestServer {
+    /// The configured issuer (by default the server's own address).
     pub issuer: String,
+    /// Where this server listens.
+    pub base: String,
     pub app: Arc<Portcullis>,
     pub http: reqwest::Client,
     pub data: tempfile::TempDir,
@@ -34,6 +37,10 @@ pub struct Options {
     pub watch: bool,
     /// `keys.algorithm`; ES256 when unset.
     pub algorithm: Option<String>,
+    /// `server.issuer`; the server's own address when unset (replicas share one).
+    pub issuer: Option<String>,
+    /// `keys.encryption_key`; a key file in the data directory when unset.
+    pub encryption_key: Option<String>,
 }
 
 impl TestServer {
@@ -45,7 +52,8 @@ impl TestServer {
         let data = tempfile::tempdir().expect("temp dir");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let issuer = format!("http://{addr}");
+        let base = format!("http://{addr}");
+        let issuer = options.issuer.unwrap_or_else(|| base.clone());
         let mut config = Config::default();
         config.server.issuer = issuer.clone();
         config.server.listen = addr;
@@ -54,6 +62,7 @@ impl TestServer {
         config.server.profiles = options.profiles;
         config.policies.dir = options.policies.unwrap_or_else(policies_dir);
         config.policies.watch = options.watch;
+        config.keys.encryption_key = options.encryption_key;
         if let Some(algorithm) = options.algorithm {
             config.keys.algorithm = algorithm;
         }
@@ -63,11 +72,11 @@ impl TestServer {
         let app = Portcullis::open(config, options.watch).await.expect("server starts");
         tokio::spawn(server::serve(app.clone(), listener));
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("http client");
-        Self { issuer, app, http, data }
+        Self { issuer, base, app, http, data }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.issuer)
+        format!("{}{path}", self.base)
     }
 
     pub async fn admin_post(&self, path: &str, body: Value) -> (StatusCode, Value) {
@@ -235,4 +244,38 @@ pub fn policies_copy() -> tempfile::TempDir {
         }
     }
     dir
+}
+
+/// A new, empty PostgreSQL database, dropped with the guard. PostgreSQL is expected at
+/// `PORTCULLIS_TEST_POSTGRES` (default `postgres://postgres@127.0.0.1:5432/postgres`); tests
+/// that need it fail, not skip, without it.
+pub async fn fresh_postgres(tag: &str) -> (String, DropDatabase) {
+    let admin_url = std::env::var("PORTCULLIS_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let admin = sqlx::PgPool::connect(&admin_url).await.expect("PostgreSQL must be reachable for this test");
+    let name = format!("portcullis_{tag}_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.expect("create database");
+    let (base, _) = admin_url.rsplit_once('/').expect("a PostgreSQL URL ends in /DATABASE");
+    (format!("{base}/{name}"), DropDatabase { admin, name })
+}
+
+pub struct DropDatabase {
+    admin: sqlx::PgPool,
+    name: String,
+}
+
+impl Drop for DropDatabase {
+    fn drop(&mut self) {
+        let admin = self.admin.clone();
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        // Drop runs inside the test's runtime: do the async work on a thread of its own.
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                rt.block_on(async move {
+                    let _ = sqlx::query(&sql).execute(&admin).await;
+                });
+            }
+        })
+        .join();
+    }
 }
