@@ -3,6 +3,7 @@
 //! the call's `Store` so that it rolls back when the call ends without `commit`.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
@@ -16,7 +17,13 @@ use super::bindings::storage_world::portcullis::plugin::database::{DbError, Dial
 /// The operator's database, shared by every call of every storage plugin.
 #[derive(Clone, Debug)]
 pub enum Database {
-    Sqlite(SqlitePool),
+    /// SQLite has one writer at a time. Writers in this process queue on `writer` instead
+    /// of on SQLite's busy handler, which sleeps and would put tens of milliseconds on the
+    /// latency tail; the busy timeout still covers other processes (the CLI).
+    Sqlite {
+        pool: SqlitePool,
+        writer: Arc<tokio::sync::Mutex<()>>,
+    },
     Postgres(PgPool),
 }
 
@@ -31,7 +38,7 @@ impl Database {
             // An in-memory database lives in its one connection.
             let max = if url.contains(":memory:") || url.contains("mode=memory") { 1 } else { max_connections };
             let pool = SqlitePoolOptions::new().max_connections(max).connect_with(options).await?;
-            Ok(Self::Sqlite(pool))
+            Ok(Self::Sqlite { pool, writer: Arc::new(tokio::sync::Mutex::new(())) })
         } else {
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
@@ -44,7 +51,7 @@ impl Database {
 
     pub fn dialect(&self) -> Dialect {
         match self {
-            Self::Sqlite(_) => Dialect::Sqlite,
+            Self::Sqlite { .. } => Dialect::Sqlite,
             Self::Postgres(_) => Dialect::Postgres,
         }
     }
@@ -59,11 +66,13 @@ enum Transaction {
 pub struct DbSession {
     db: Database,
     tx: Option<Transaction>,
+    /// Held from `begin` to `commit`/`rollback` on SQLite.
+    writing: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl DbSession {
     pub fn new(db: Database) -> Self {
-        Self { db, tx: None }
+        Self { db, tx: None, writing: None }
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -81,7 +90,7 @@ impl DbSession {
                 let rows = bind_pg(sqlx::query(&sql), params).fetch_all(&mut **tx).await;
                 pg_rows(rows.map_err(db_error)?)
             }
-            (Database::Sqlite(pool), None) => {
+            (Database::Sqlite { pool, .. }, None) => {
                 let rows = bind_sqlite(sqlx::query(sql), params).fetch_all(pool).await;
                 sqlite_rows(rows.map_err(db_error)?)
             }
@@ -102,7 +111,8 @@ impl DbSession {
                 let sql = numbered_placeholders(sql);
                 bind_pg(sqlx::query(&sql), params).execute(&mut **tx).await.map(|r| r.rows_affected())
             }
-            (Database::Sqlite(pool), None) => {
+            (Database::Sqlite { pool, writer }, None) => {
+                let _writing = writer.lock().await;
                 bind_sqlite(sqlx::query(sql), params).execute(pool).await.map(|r| r.rows_affected())
             }
             (Database::Postgres(pool), None) => {
@@ -118,7 +128,10 @@ impl DbSession {
         let result = match (&self.db, &mut self.tx) {
             (_, Some(Transaction::Sqlite(tx))) => tx.execute(sql).await.map(drop),
             (_, Some(Transaction::Postgres(tx))) => tx.execute(sql).await.map(drop),
-            (Database::Sqlite(pool), None) => pool.execute(sql).await.map(drop),
+            (Database::Sqlite { pool, writer }, None) => {
+                let _writing = writer.lock().await;
+                pool.execute(sql).await.map(drop)
+            }
             (Database::Postgres(pool), None) => pool.execute(sql).await.map(drop),
         };
         result.map_err(db_error)
@@ -131,13 +144,23 @@ impl DbSession {
         self.tx = Some(match &self.db {
             // IMMEDIATE takes the write lock up front, so two writers queue on busy_timeout
             // instead of one failing when it upgrades a read lock.
-            Database::Sqlite(pool) => Transaction::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)?),
+            Database::Sqlite { pool, writer } => {
+                self.writing = Some(writer.clone().lock_owned().await);
+                match pool.begin_with("BEGIN IMMEDIATE").await {
+                    Ok(tx) => Transaction::Sqlite(tx),
+                    Err(e) => {
+                        self.writing = None;
+                        return Err(db_error(e));
+                    }
+                }
+            }
             Database::Postgres(pool) => Transaction::Postgres(pool.begin().await.map_err(db_error)?),
         });
         Ok(())
     }
 
     pub async fn commit(&mut self) -> Result<(), DbError> {
+        let _writing = self.writing.take();
         match self.tx.take() {
             Some(Transaction::Sqlite(tx)) => tx.commit().await.map_err(db_error),
             Some(Transaction::Postgres(tx)) => tx.commit().await.map_err(db_error),
@@ -146,6 +169,7 @@ impl DbSession {
     }
 
     pub async fn rollback(&mut self) -> Result<(), DbError> {
+        let _writing = self.writing.take();
         match self.tx.take() {
             Some(Transaction::Sqlite(tx)) => tx.rollback().await.map_err(db_error),
             Some(Transaction::Postgres(tx)) => tx.rollback().await.map_err(db_error),

@@ -344,6 +344,10 @@ fn engine_config() -> Config {
     pool.max_memories_per_component(16);
     pool.max_tables_per_component(16);
     pool.total_stacks(500);
+    // The first pages of a reused slot are cleared with memset rather than handed back to the
+    // kernel, so a fresh instance does not fault them in again.
+    pool.linear_memory_keep_resident(128 << 10);
+    pool.table_keep_resident(16 << 10);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     config
 }
