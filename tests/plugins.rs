@@ -11,6 +11,13 @@ use reqwest::StatusCode;
 use serde_json::json;
 use support::{Options, TestServer, fixtures_dir, policies_copy};
 
+fn install_fixture(dir: &std::path::Path, name: &str) {
+    for ext in ["toml", "wasm"] {
+        std::fs::copy(fixtures_dir().join(format!("{name}.{ext}")), dir.join(format!("{name}.{ext}")))
+            .expect("fixture");
+    }
+}
+
 fn install_chaos(dir: &std::path::Path, as_name: &str) {
     let wasm = std::fs::read(fixtures_dir().join("scope-chaos.wasm")).expect("scope-chaos.wasm (run plugins/build.sh)");
     let manifest = std::fs::read_to_string(fixtures_dir().join("scope-chaos.toml")).expect("scope-chaos.toml");
@@ -148,4 +155,28 @@ async fn a_plugin_asking_for_capabilities_or_another_contract_is_refused() {
     assert!(!loaded.contains_key("scope-chaos"), "a capability grant the host cannot honour is refused");
     assert!(!loaded.contains_key("old"), "an unsupported contract version is refused");
     assert!(loaded.contains_key("scope-template"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_javascript_policy_decides_scopes_and_adds_claims() {
+    let policies = policies_copy();
+    install_fixture(policies.path(), "scope-js");
+    let server = TestServer::start_with(Options { policies: Some(policies.path().into()), ..Default::default() }).await;
+    assert!(server.app.host.loaded().contains_key("scope-js"), "the JavaScript component loads with no WASI linked");
+    let (id, secret) = server
+        .client(json!({"name": "js", "grant_types": ["client_credentials"], "scopes": ["a", "b"], "scope_policy": "scope-js"}))
+        .await;
+    let secret = secret.unwrap();
+    let (status, body) =
+        server.form("/token", &[("grant_type", "client_credentials"), ("scope", "b c")], Some((&id, &secret))).await;
+    assert_eq!((status, body["scope"].as_str()), (StatusCode::OK, Some("b")), "{body}");
+    let payload: serde_json::Value = {
+        use base64::Engine;
+        let part = body["access_token"].as_str().unwrap().split('.').nth(1).unwrap();
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+    };
+    assert_eq!(payload["policy_language"], "javascript", "the policy's claim is in the access token");
+    let (status, body) =
+        server.form("/token", &[("grant_type", "client_credentials"), ("scope", "z")], Some((&id, &secret))).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_scope")), "{body}");
 }

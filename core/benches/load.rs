@@ -235,25 +235,33 @@ fn plugin_call_cost() {
             scope_parameter_present: true,
             grant_type: "authorization_code".into(),
         };
-        for _ in 0..1000 {
-            host.resolve_scope("scope-template", &request).unwrap().unwrap();
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/policies");
+        let manifest = std::fs::read_to_string(fixtures.join("scope-js.toml")).unwrap();
+        let wasm = std::fs::read(fixtures.join("scope-js.wasm")).unwrap();
+        let js = host.prepare(&manifest, "scope-js", &wasm).unwrap();
+        host.install(js).await.unwrap();
+        for (policy, label, n) in [
+            ("scope-template", "scope-template plugin call (Rust guest)", 20_000),
+            ("scope-js", "scope-js plugin call (JavaScript guest)", 2_000),
+        ] {
+            for _ in 0..n / 20 {
+                host.resolve_scope(policy, &request).unwrap().unwrap();
+            }
+            let mut lat = Vec::with_capacity(n);
+            let start = Instant::now();
+            for _ in 0..n {
+                let t = Instant::now();
+                host.resolve_scope(policy, &request).unwrap().unwrap();
+                lat.push(t.elapsed());
+            }
+            let total = start.elapsed();
+            lat.sort();
+            println!(
+                "{label:<40} mean {:>6.1} µs   p50 {:>6.1} µs   p99 {:>6.1} µs   ({n} calls, fresh instance each)",
+                total.as_secs_f64() * 1e6 / n as f64,
+                lat[n / 2].as_secs_f64() * 1e6,
+                lat[n * 99 / 100].as_secs_f64() * 1e6
+            );
         }
-        let n = 20_000;
-        let mut lat = Vec::with_capacity(n);
-        let start = Instant::now();
-        for _ in 0..n {
-            let t = Instant::now();
-            host.resolve_scope("scope-template", &request).unwrap().unwrap();
-            lat.push(t.elapsed());
-        }
-        let total = start.elapsed();
-        lat.sort();
-        println!(
-            "{:<40} mean {:>6.1} µs   p50 {:>6.1} µs   p99 {:>6.1} µs   ({n} calls, fresh instance each)",
-            "scope-template plugin call (Rust guest)",
-            total.as_secs_f64() * 1e6 / n as f64,
-            lat[n / 2].as_secs_f64() * 1e6,
-            lat[n * 99 / 100].as_secs_f64() * 1e6
-        );
     });
 }
