@@ -750,3 +750,26 @@ async fn prompt_consent_asks_again_and_lifetimes_are_per_client() {
         server.form("/introspect", &[("token", token["access_token"].as_str().unwrap())], Some((&id, &secret))).await;
     assert_eq!(v["exp"].as_i64().unwrap() - v["iat"].as_i64().unwrap(), 60);
 }
+
+#[tokio::test]
+async fn password_guessing_is_throttled_per_username() {
+    let server = TestServer::start().await;
+    server.user("bob", "bob's password").await;
+    let (id, _) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT]})).await;
+    let browser = Browser::new();
+    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
+    url.query_pairs_mut().extend_pairs([("response_type", "code"), ("client_id", id.as_str())]);
+    let mut page = browser.get(url.as_str()).await.text().await.unwrap();
+    let mut statuses = Vec::new();
+    for _ in 0..11 {
+        let r = browser.submit(&page, &[("username", "bob"), ("password", "guess")]).await;
+        statuses.push(r.status());
+        page = r.text().await.unwrap();
+    }
+    assert!(statuses[..10].iter().all(|s| *s == StatusCode::UNAUTHORIZED), "{statuses:?}");
+    assert_eq!(statuses[10], StatusCode::TOO_MANY_REQUESTS);
+    // Even the right password waits now.
+    let r = browser.submit(&page, &[("username", "bob"), ("password", "bob's password")]).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.text().await.unwrap().contains("name=\"password\""));
+}

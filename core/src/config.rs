@@ -32,6 +32,8 @@ pub struct ServerConfig {
     pub admin_token: Option<String>,
     /// Path layouts answered besides the native one: `elma365`, `datev`, `deployteq`.
     pub profiles: Vec<String>,
+    /// Sign-in attempts per username per minute on one replica; 0 turns the limit off.
+    pub sign_in_attempts_per_minute: u32,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -93,6 +95,7 @@ impl Default for ServerConfig {
             log_format: LogFormat::Pretty,
             admin_token: None,
             profiles: Vec::new(),
+            sign_in_attempts_per_minute: 10,
         }
     }
 }

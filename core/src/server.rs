@@ -22,6 +22,7 @@ pub struct Portcullis {
     pub host: Arc<PolicyHost>,
     pub storage: Storage,
     pub keys: Keys,
+    pub sign_in_limit: crate::oauth::sign_in_limit::SignInLimit,
 }
 
 pub type App = Arc<Portcullis>;
@@ -55,7 +56,8 @@ impl Portcullis {
         let storage = Storage::new(host.clone());
         let sealer = sealer(&config)?;
         let keys = Keys::load(storage.clone(), sealer, &config.keys.algorithm, config.issuer()).await?;
-        Ok(Arc::new(Self { config, host, storage, keys }))
+        let sign_in_limit = crate::oauth::sign_in_limit::SignInLimit::new(config.server.sign_in_attempts_per_minute);
+        Ok(Arc::new(Self { config, host, storage, keys, sign_in_limit }))
     }
 
     /// The longest any signed token lives: how long a rotated-out key stays published.
@@ -110,6 +112,7 @@ pub fn spawn_upkeep(app: App) {
         let mut n: u64 = 0;
         loop {
             tick.tick().await;
+            app.sign_in_limit.forget_idle();
             if let Err(e) = app.keys.reload().await {
                 tracing::warn!(error = %e, "reloading signing keys failed");
             }

@@ -230,6 +230,18 @@ async fn login_step(
     interaction: Interaction,
     form: &LoginForm,
 ) -> Result<Response, OAuthError> {
+    if !app.sign_in_limit.attempt(form.username.trim()) {
+        tracing::warn!(username = %form.username, "sign-in attempts throttled");
+        let error = "Too many sign-in attempts for this user. Wait a minute and try again.";
+        return render_login(
+            app,
+            client,
+            &interaction,
+            &form.interaction,
+            Some(error.into()),
+            StatusCode::TOO_MANY_REQUESTS,
+        );
+    }
     let user = app.storage.find_user(form.username.trim()).await?;
     let password = form.password.clone();
     let hash = user

@@ -16,6 +16,7 @@ pub mod refresh_token;
 pub mod revocation;
 pub mod scope_policy;
 pub mod session;
+pub mod sign_in_limit;
 pub mod token;
 pub mod tokens;
 pub mod userinfo;
