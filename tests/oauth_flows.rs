@@ -158,6 +158,12 @@ async fn authorization_code_flow_with_pkce_id_token_userinfo_and_refresh() {
     assert_eq!(direct.status(), StatusCode::SEE_OTHER);
 }
 
+/// Exchanges a code obtained with `redirect_uri=REDIRECT` at the token endpoint.
+async fn redeem(server: &TestServer, id: &str, secret: &str, code: &str) -> (StatusCode, Value) {
+    let pairs = [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", REDIRECT)];
+    server.form("/token", &pairs, Some((id, secret))).await
+}
+
 async fn code_for(server: &TestServer, client_id: &str, extra: &[(&str, &str)]) -> (Browser, url::Url) {
     let browser = Browser::new();
     let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
@@ -481,13 +487,7 @@ async fn refresh_token_only_with_offline_access() {
     for (scope, expect_refresh) in [("openid", false), ("openid offline_access", true)] {
         let (_, back) = code_for(&server, &id, &[("scope", scope)]).await;
         let code = query(&back, "code").unwrap();
-        let (status, body) = server
-            .form(
-                "/token",
-                &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)],
-                Some((&id, &secret)),
-            )
-            .await;
+        let (status, body) = redeem(&server, &id, &secret, &code).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body.get("refresh_token").is_some(), expect_refresh, "{scope}");
         assert_eq!(body["token_type"], "Bearer");
@@ -504,13 +504,7 @@ async fn refresh_rotation_race_has_one_winner() {
     let secret = secret.unwrap();
     let (_, back) = code_for(&server, &id, &[]).await;
     let code = query(&back, "code").unwrap();
-    let (_, body) = server
-        .form(
-            "/token",
-            &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)],
-            Some((&id, &secret)),
-        )
-        .await;
+    let (_, body) = redeem(&server, &id, &secret, &code).await;
     let refresh = body["refresh_token"].as_str().unwrap().to_owned();
     let pairs = [("grant_type", "refresh_token"), ("refresh_token", refresh.as_str())];
     let attempts = (0..4).map(|_| server.form("/token", &pairs, Some((&id, &secret))));

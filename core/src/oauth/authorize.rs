@@ -208,19 +208,7 @@ pub async fn proceed(
             }
         }
     };
-    let user = app
-        .storage
-        .get_user(&user_id)
-        .await?
-        .ok_or_else(|| OAuthError::LoginRequired("the user no longer exists".into()))?;
-    let granted = super::scope_policy::resolve(
-        app,
-        client,
-        Some(&user),
-        &request.scopes,
-        request.scope_given,
-        GRANT_AUTHORIZATION_CODE,
-    )?;
+    let (user, granted) = user_and_scopes(app, client, &user_id, &request).await?;
 
     let remembered = app.storage.get_consent(&user.id, &client.id).await?;
     let covered = remembered.is_some_and(|c| granted.scopes.iter().all(|s| c.scopes.contains(s)));
@@ -231,6 +219,29 @@ pub async fn proceed(
         return interaction::start_consent(app, client, &user, request, auth_time, &granted.scopes).await;
     }
     issue_code(app, client, &user, &request, auth_time, granted).await
+}
+
+/// The signed-in user, and the scopes the client's policy grants them for this request.
+pub async fn user_and_scopes(
+    app: &App,
+    client: &Client,
+    user_id: &str,
+    request: &AuthorizationRequest,
+) -> Result<(User, super::scope_policy::Granted), OAuthError> {
+    let user = app
+        .storage
+        .get_user(user_id)
+        .await?
+        .ok_or_else(|| OAuthError::LoginRequired("the user no longer exists".into()))?;
+    let granted = super::scope_policy::resolve(
+        app,
+        client,
+        Some(&user),
+        &request.scopes,
+        request.scope_given,
+        GRANT_AUTHORIZATION_CODE,
+    )?;
+    Ok((user, granted))
 }
 
 /// §4.1.2: a code bound to the client, redirect URI, PKCE challenge and nonce.

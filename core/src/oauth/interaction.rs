@@ -310,20 +310,8 @@ async fn consent_step(
     if form.decision != "allow" {
         return Err(OAuthError::AccessDenied("the user denied the request".into()));
     }
-    let user = app
-        .storage
-        .get_user(&user_id)
-        .await?
-        .ok_or_else(|| OAuthError::LoginRequired("the user no longer exists".into()))?;
     let request = interaction.request;
-    let granted = super::scope_policy::resolve(
-        app,
-        client,
-        Some(&user),
-        &request.scopes,
-        request.scope_given,
-        GRANT_AUTHORIZATION_CODE,
-    )?;
+    let (user, granted) = authorize::user_and_scopes(app, client, &user_id, &request).await?;
     app.storage
         .put_consent(&Consent {
             user_id: user.id.clone(),
