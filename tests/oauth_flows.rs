@@ -767,3 +767,17 @@ async fn password_guessing_is_throttled_per_username() {
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(r.text().await.unwrap().contains("name=\"password\""));
 }
+
+#[tokio::test]
+async fn cookies_are_httponly_lax_and_secure_behind_an_https_issuer() {
+    for (issuer, secure) in [(None, false), (Some("https://id.example.com".to_owned()), true)] {
+        let server = TestServer::start_with(support::Options { issuer, ..Default::default() }).await;
+        let (id, _) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT]})).await;
+        let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
+        url.query_pairs_mut().extend_pairs([("response_type", "code"), ("client_id", id.as_str())]);
+        let r = server.http.get(url.as_str()).send().await.unwrap();
+        let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+        assert_eq!(cookie.contains("Secure"), secure, "{cookie}");
+    }
+}
