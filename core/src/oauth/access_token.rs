@@ -4,11 +4,16 @@
 
 use super::tokens::AccessClaims;
 use crate::error::OAuthError;
-use crate::model::now;
+use crate::model::{Client, now};
 use crate::server::Portcullis;
 
-/// `Ok(None)`: not a live access token of this server.
-pub async fn validate(app: &Portcullis, token: &str) -> Result<Option<AccessClaims>, OAuthError> {
+/// `Ok(None)`: not a live access token of this server. `known` is a client the caller has
+/// just loaded (the introspecting one), so it is not read again when the token is its own.
+pub async fn validate(
+    app: &Portcullis,
+    token: &str,
+    known: Option<&Client>,
+) -> Result<Option<AccessClaims>, OAuthError> {
     let Ok(claims) = app.keys.verify::<AccessClaims>(token, "at+jwt") else { return Ok(None) };
     if app.storage.is_token_id_revoked(&claims.jti).await? {
         return Ok(None);
@@ -19,8 +24,9 @@ pub async fn validate(app: &Portcullis, token: &str) -> Result<Option<AccessClai
             _ => return Ok(None),
         }
     }
-    match app.storage.get_client(&claims.client_id).await? {
-        Some(c) if !c.is_expired(now()) => Ok(Some(claims)),
-        _ => Ok(None),
-    }
+    let live = match known.filter(|c| c.id == claims.client_id) {
+        Some(c) => !c.is_expired(now()),
+        None => app.storage.get_client(&claims.client_id).await?.is_some_and(|c| !c.is_expired(now())),
+    };
+    Ok(live.then_some(claims))
 }

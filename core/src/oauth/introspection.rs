@@ -25,13 +25,13 @@ pub async fn introspect(State(app): State<App>, headers: HeaderMap, body: Bytes)
 async fn handle(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<Value, OAuthError> {
     super::token::require_form(headers)?;
     let mut params = Params::parse(body)?;
-    client_auth::authenticate(app, headers, &mut params).await?;
+    let caller = client_auth::authenticate(app, headers, &mut params).await?.client;
     let token = params.required("token")?.to_owned();
     let hint = params.get("token_type_hint");
     let inactive = json!({"active": false});
 
     if hint != Some("refresh_token")
-        && let Some(c) = super::access_token::validate(app, &token).await?
+        && let Some(c) = super::access_token::validate(app, &token, Some(&caller)).await?
     {
         let mut v = json!({
             "active": true,

@@ -52,7 +52,7 @@ async fn respond(app: &App, token: Option<String>) -> Response {
 
 async fn handle(app: &App, token: Option<String>) -> Result<Value, OAuthError> {
     let token = token.ok_or_else(|| OAuthError::InvalidToken("a bearer access token is required".into()))?;
-    let claims = super::access_token::validate(app, &token)
+    let claims = super::access_token::validate(app, &token, None)
         .await?
         .ok_or_else(|| OAuthError::InvalidToken("the access token is invalid, expired or revoked".into()))?;
     if !claims.scopes().any(|s| s == "openid") {
