@@ -215,13 +215,7 @@ async fn expired_code_is_invalid_grant() {
     let (_, back) = code_for(&server, &id, &[]).await;
     let code = query(&back, "code").unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-    let (status, body) = server
-        .form(
-            "/token",
-            &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)],
-            Some((&id, &secret.unwrap())),
-        )
-        .await;
+    let (status, body) = redeem(&server, &id, &secret.unwrap(), &code).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
 }
 
@@ -692,13 +686,7 @@ async fn userinfo_accepts_post_and_compiled_plugins_are_cached() {
     let (id, secret) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT]})).await;
     let (_, back) = code_for(&server, &id, &[("scope", "openid email")]).await;
     let code = query(&back, "code").unwrap();
-    let (_, tokens) = server
-        .form(
-            "/token",
-            &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)],
-            Some((&id, secret.as_deref().unwrap())),
-        )
-        .await;
+    let (_, tokens) = redeem(&server, &id, secret.as_deref().unwrap(), &code).await;
     let (status, info) =
         server.form("/userinfo", &[("access_token", tokens["access_token"].as_str().unwrap())], None).await;
     assert_eq!(status, StatusCode::OK, "{info}");
