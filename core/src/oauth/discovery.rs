@@ -11,7 +11,7 @@ use crate::server::App;
 
 pub fn metadata(app: &App) -> Value {
     let base = app.config.issuer();
-    let locales = app.host.consent(&app.host.defaults.consent, |g, s| g.call_locales(s)).unwrap_or_default();
+    let locales = app.host.consent_locales(&app.host.defaults.consent);
     json!({
         "issuer": base,
         "authorization_endpoint": format!("{base}{}", NATIVE.authorize),

@@ -25,7 +25,7 @@ fn consent_plugin<'a>(app: &'a Portcullis, client: &'a Client) -> &'a str {
 
 /// The first of the requested `ui_locales` the plugin renders, else its own first choice.
 fn pick_locale(app: &Portcullis, plugin: &str, wanted: &[String]) -> String {
-    let offered = app.host.consent(plugin, |g, s| g.call_locales(s)).unwrap_or_default();
+    let offered = app.host.consent_locales(plugin);
     for w in wanted {
         let w = w.to_ascii_lowercase();
         if let Some(l) = offered

@@ -82,7 +82,7 @@ impl DbSession {
     pub async fn query(&mut self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {
         match (&self.db, &mut self.tx) {
             (_, Some(Transaction::Sqlite(tx))) => {
-                let rows = bind_sqlite(sqlx::query(sql), params).fetch_all(&mut **tx).await;
+                let rows = bind(sqlx::query(sql), params).fetch_all(&mut **tx).await;
                 sqlite_rows(rows.map_err(db_error)?)
             }
             (_, Some(Transaction::Postgres(tx))) => {
@@ -91,7 +91,7 @@ impl DbSession {
                 pg_rows(rows.map_err(db_error)?)
             }
             (Database::Sqlite { pool, .. }, None) => {
-                let rows = bind_sqlite(sqlx::query(sql), params).fetch_all(pool).await;
+                let rows = bind(sqlx::query(sql), params).fetch_all(pool).await;
                 sqlite_rows(rows.map_err(db_error)?)
             }
             (Database::Postgres(pool), None) => {
@@ -105,7 +105,7 @@ impl DbSession {
     pub async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
         let done = match (&self.db, &mut self.tx) {
             (_, Some(Transaction::Sqlite(tx))) => {
-                bind_sqlite(sqlx::query(sql), params).execute(&mut **tx).await.map(|r| r.rows_affected())
+                bind(sqlx::query(sql), params).execute(&mut **tx).await.map(|r| r.rows_affected())
             }
             (_, Some(Transaction::Postgres(tx))) => {
                 let sql = numbered_placeholders(sql);
@@ -113,7 +113,7 @@ impl DbSession {
             }
             (Database::Sqlite { pool, writer }, None) => {
                 let _writing = writer.lock().await;
-                bind_sqlite(sqlx::query(sql), params).execute(pool).await.map(|r| r.rows_affected())
+                bind(sqlx::query(sql), params).execute(pool).await.map(|r| r.rows_affected())
             }
             (Database::Postgres(pool), None) => {
                 let sql = numbered_placeholders(sql);
@@ -178,12 +178,7 @@ impl DbSession {
     }
 }
 
-type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
 type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
-
-fn bind_sqlite<'q>(q: SqliteQuery<'q>, params: &'q [Value]) -> SqliteQuery<'q> {
-    bind(q, params)
-}
 
 fn bind_pg<'q>(mut q: PgQuery<'q>, params: &'q [Value]) -> PgQuery<'q> {
     // PostgreSQL fixes a prepared statement's parameter types when it is first prepared;

@@ -60,6 +60,8 @@ pub struct Plugin {
     pub digest: [u8; 32],
     name: Arc<str>,
     loaded: Loaded,
+    /// A consent UI's locales, asked once at load rather than on every page.
+    locales: Vec<String>,
 }
 
 /// The names of the plugins used when a client names none.
@@ -150,7 +152,22 @@ impl PolicyHost {
                 Loaded::Storage(Box::new(storage_world::StoragePluginPre::new(pre).map_err(|e| format!("{e:#}"))?))
             }
         };
-        Ok(Plugin { name: Arc::from(manifest.name.as_str()), manifest, digest, loaded })
+        let mut plugin =
+            Plugin { name: Arc::from(manifest.name.as_str()), manifest, digest, loaded, locales: Vec::new() };
+        if let Loaded::Consent(pre) = &plugin.loaded {
+            let mut store = self.store(&plugin, false);
+            let instance = pre.instantiate(&mut store).map_err(|e| format!("{e:#}"))?;
+            plugin.locales = instance
+                .portcullis_plugin_consent()
+                .call_locales(&mut store)
+                .map_err(|e| format!("locales() failed: {e:#}"))?;
+        }
+        Ok(plugin)
+    }
+
+    /// The locales the consent UI `name` renders, most preferred first.
+    pub fn consent_locales(&self, name: &str) -> Vec<String> {
+        self.get(PluginKind::ConsentUi, name).map(|p| p.locales.clone()).unwrap_or_default()
     }
 
     /// Compiled code is cached on disk by content hash, so a restart does not recompile.
