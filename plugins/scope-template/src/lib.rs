@@ -1,6 +1,7 @@
 //! The default scope policy: a token gets the scopes it asked for that the client may
 //! have (and, for a client created from a template, that the template has too).
 //!
+//! - On refresh, never more than the original grant had.
 //! - No `scope` parameter at all: every scope the client may have.
 //! - A `scope` parameter none of whose scopes the client may have: `invalid_scope`.
 //! - Otherwise the allowed ones, in request order; the others are dropped silently
@@ -25,13 +26,20 @@ impl Guest for ScopeTemplate {
             client,
             requested_scopes,
             scope_parameter_present,
+            original_scopes,
             ..
         } = request;
+        let permitted = |s: &str| {
+            permitted(&client, s)
+                && original_scopes
+                    .as_ref()
+                    .is_none_or(|o| o.iter().any(|a| a == s))
+        };
 
         if !scope_parameter_present {
             let mut scopes = Vec::with_capacity(client.allowed_scopes.len());
             for s in &client.allowed_scopes {
-                if permitted(&client, s) && !scopes.contains(s) {
+                if permitted(s) && !scopes.contains(s) {
                     scopes.push(s.clone());
                 }
             }
@@ -51,7 +59,7 @@ impl Guest for ScopeTemplate {
 
         let mut scopes = Vec::with_capacity(requested_scopes.len());
         for s in &requested_scopes {
-            if permitted(&client, s) && !scopes.contains(s) {
+            if permitted(s) && !scopes.contains(s) {
                 scopes.push(s.clone());
             }
         }
@@ -118,15 +126,20 @@ mod tests {
                     name: "T".into(),
                     scopes: v(t),
                 }),
+                owner: None,
                 organization_id: None,
                 metadata: "{}".into(),
             },
             user: None,
             organization: None,
+            instance: None,
             roles: Vec::new(),
             requested_scopes: v(requested),
             scope_parameter_present: present,
             grant_type: "authorization_code".into(),
+            original_scopes: None,
+            acr_values: Vec::new(),
+            claims_parameter: None,
         }
     }
 
@@ -181,6 +194,16 @@ mod tests {
             ScopeTemplate::resolve(request(&["email"], true, Some(&["openid"]))),
             Err(Denial::InvalidScope(_))
         ));
+    }
+
+    #[test]
+    fn refresh_never_exceeds_the_original_grant() {
+        let mut r = request(&[], false, None);
+        r.original_scopes = Some(v(&["email", "openid"]));
+        assert_eq!(granted(r), v(&["openid", "email"]));
+        let mut r = request(&["api", "email"], true, None);
+        r.original_scopes = Some(v(&["email"]));
+        assert_eq!(granted(r), v(&["email"]));
     }
 
     #[test]

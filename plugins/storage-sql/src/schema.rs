@@ -5,8 +5,7 @@
 //! the first commits, then gets a duplicate key, rolls back and skips the migration
 //! (or applies it, if the first rolled back). On SQLite the write lock serializes them.
 //!
-//! Statements are plain SQL for both dialects; `{blob}` stands for the binary column type
-//! (`BLOB` on SQLite, `BYTEA` on PostgreSQL), the only place the dialect matters.
+//! Statements are plain SQL for both dialects.
 //! A released migration is never edited: a schema change is a new migration.
 
 use portcullis_sdk::storage::db::{self, Dialect, Value};
@@ -14,90 +13,31 @@ use portcullis_sdk::storage::db::{self, Dialect, Value};
 use crate::{E, R, execute, insert, query, transaction};
 
 /// `(version, statements)`, in order.
+///
+/// Version 1 (one table per record type, contract 0.1.0) is gone with that contract: a
+/// database that has it keeps its old tables, unread, beside the generic ones.
 const MIGRATIONS: &[(i64, &[&str])] = &[(
-    1,
+    2,
     &[
-        "CREATE TABLE IF NOT EXISTS clients (
-            id TEXT PRIMARY KEY,
-            secret_hash TEXT,
-            organization_id TEXT,
-            created_at BIGINT NOT NULL,
-            document TEXT NOT NULL
+        "CREATE TABLE IF NOT EXISTS records (
+            kind TEXT NOT NULL,
+            id TEXT NOT NULL,
+            body TEXT NOT NULL,
+            expires_at BIGINT,
+            revision BIGINT NOT NULL,
+            consumed BIGINT NOT NULL DEFAULT 0,
+            PRIMARY KEY (kind, id)
         )",
-        "CREATE TABLE IF NOT EXISTS users (
-            id TEXT PRIMARY KEY,
-            username TEXT NOT NULL UNIQUE,
-            password_hash TEXT NOT NULL,
-            created_at BIGINT NOT NULL,
-            document TEXT NOT NULL
+        "CREATE INDEX IF NOT EXISTS records_expires_at ON records (expires_at)",
+        // Secondary keys: looked up by (kind, name, value), removed by (kind, id).
+        "CREATE TABLE IF NOT EXISTS record_keys (
+            kind TEXT NOT NULL,
+            name TEXT NOT NULL,
+            value TEXT NOT NULL,
+            id TEXT NOT NULL,
+            PRIMARY KEY (kind, name, value, id)
         )",
-        "CREATE TABLE IF NOT EXISTS grants (
-            id TEXT PRIMARY KEY,
-            client_id TEXT NOT NULL,
-            user_id TEXT,
-            created_at BIGINT NOT NULL,
-            expires_at BIGINT NOT NULL,
-            revoked BIGINT NOT NULL DEFAULT 0,
-            document TEXT NOT NULL
-        )",
-        "CREATE INDEX IF NOT EXISTS grants_user_id ON grants (user_id)",
-        "CREATE INDEX IF NOT EXISTS grants_client_id ON grants (client_id)",
-        "CREATE INDEX IF NOT EXISTS grants_expires_at ON grants (expires_at)",
-        "CREATE TABLE IF NOT EXISTS codes (
-            code_hash TEXT PRIMARY KEY,
-            grant_id TEXT NOT NULL,
-            expires_at BIGINT NOT NULL,
-            redeemed BIGINT NOT NULL DEFAULT 0,
-            document TEXT NOT NULL
-        )",
-        "CREATE INDEX IF NOT EXISTS codes_grant_id ON codes (grant_id)",
-        "CREATE INDEX IF NOT EXISTS codes_expires_at ON codes (expires_at)",
-        "CREATE TABLE IF NOT EXISTS refresh_tokens (
-            token_hash TEXT PRIMARY KEY,
-            grant_id TEXT NOT NULL,
-            created_at BIGINT NOT NULL,
-            expires_at BIGINT NOT NULL,
-            state TEXT NOT NULL DEFAULT 'active',
-            document TEXT NOT NULL
-        )",
-        "CREATE INDEX IF NOT EXISTS refresh_tokens_grant_id ON refresh_tokens (grant_id)",
-        "CREATE INDEX IF NOT EXISTS refresh_tokens_expires_at ON refresh_tokens (expires_at)",
-        "CREATE TABLE IF NOT EXISTS revoked_tokens (
-            jti TEXT PRIMARY KEY,
-            expires_at BIGINT NOT NULL
-        )",
-        "CREATE INDEX IF NOT EXISTS revoked_tokens_expires_at ON revoked_tokens (expires_at)",
-        "CREATE TABLE IF NOT EXISTS consents (
-            user_id TEXT NOT NULL,
-            client_id TEXT NOT NULL,
-            scopes TEXT NOT NULL,
-            granted_at BIGINT NOT NULL,
-            PRIMARY KEY (user_id, client_id)
-        )",
-        "CREATE INDEX IF NOT EXISTS consents_client_id ON consents (client_id)",
-        "CREATE TABLE IF NOT EXISTS signing_keys (
-            kid TEXT PRIMARY KEY,
-            algorithm TEXT NOT NULL,
-            sealed_private_key {blob} NOT NULL,
-            public_jwk TEXT NOT NULL,
-            created_at BIGINT NOT NULL,
-            retire_at BIGINT
-        )",
-        "CREATE TABLE IF NOT EXISTS sessions (
-            id_hash TEXT PRIMARY KEY,
-            user_id TEXT NOT NULL,
-            auth_time BIGINT NOT NULL,
-            expires_at BIGINT NOT NULL,
-            document TEXT NOT NULL
-        )",
-        "CREATE INDEX IF NOT EXISTS sessions_user_id ON sessions (user_id)",
-        "CREATE INDEX IF NOT EXISTS sessions_expires_at ON sessions (expires_at)",
-        "CREATE TABLE IF NOT EXISTS interactions (
-            id TEXT PRIMARY KEY,
-            expires_at BIGINT NOT NULL,
-            document TEXT NOT NULL
-        )",
-        "CREATE INDEX IF NOT EXISTS interactions_expires_at ON interactions (expires_at)",
+        "CREATE INDEX IF NOT EXISTS record_keys_record ON record_keys (kind, id)",
     ],
 )];
 
@@ -108,10 +48,6 @@ const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS portcullis_migrations
 
 pub fn migrate() -> R<()> {
     let dialect = db::dialect();
-    let blob = match dialect {
-        Dialect::Sqlite => "BLOB",
-        Dialect::Postgres => "BYTEA",
-    };
     // The plugin has no clock: the database stamps the migration.
     let now = match dialect {
         Dialect::Sqlite => "CAST(strftime('%s', 'now') AS BIGINT)",
@@ -149,7 +85,7 @@ pub fn migrate() -> R<()> {
         let result = transaction(|| {
             insert(&record, &[Value::Integer(version)])?;
             for statement in statements {
-                execute(&statement.replace("{blob}", blob), &[])?;
+                execute(statement, &[])?;
             }
             Ok(())
         });

@@ -1,7 +1,7 @@
 //! The Rust guest SDK for Portcullis plugins.
 //!
 //! A Portcullis plugin is a WebAssembly component that implements one of the worlds of
-//! the `portcullis:plugin@0.1.0` contract (`sdk/wit/portcullis.wit`). This crate holds
+//! the `portcullis:plugin@0.2.0` contract (`sdk/wit/portcullis.wit`). This crate holds
 //! the generated bindings for each world, one module per world, plus a few helpers:
 //!
 //! | world                 | cargo feature | module                      | trait to implement          | export macro                  |
@@ -85,7 +85,7 @@ pub mod scope {
     pub mod bindings {
         wit_bindgen::generate!({
             path: "../wit",
-            world: "portcullis:plugin/scope-policy-plugin@0.1.0",
+            world: "portcullis:plugin/scope-policy-plugin@0.2.0",
             runtime_path: "portcullis_sdk::__rt",
             pub_export_macro: true,
             export_macro_name: "export_scope_policy",
@@ -94,7 +94,8 @@ pub mod scope {
     }
 
     pub use bindings::exports::portcullis::plugin::scope::{
-        Claim, Client, ClientTemplate, Denial, Grant, Guest, Organization, ScopeRequest, User,
+        Claim, ClaimTargets, Client, ClientTemplate, Denial, Grant, Guest, Instance, Organization,
+        ScopeRequest, User,
     };
 }
 
@@ -106,7 +107,7 @@ pub mod consent {
     pub mod bindings {
         wit_bindgen::generate!({
             path: "../wit",
-            world: "portcullis:plugin/consent-ui-plugin@0.1.0",
+            world: "portcullis:plugin/consent-ui-plugin@0.2.0",
             runtime_path: "portcullis_sdk::__rt",
             pub_export_macro: true,
             export_macro_name: "export_consent_ui",
@@ -127,7 +128,7 @@ pub mod storage {
     pub mod bindings {
         wit_bindgen::generate!({
             path: "../wit",
-            world: "portcullis:plugin/storage-plugin@0.1.0",
+            world: "portcullis:plugin/storage-plugin@0.2.0",
             runtime_path: "portcullis_sdk::__rt",
             pub_export_macro: true,
             export_macro_name: "export_storage",
@@ -136,8 +137,7 @@ pub mod storage {
     }
 
     pub use bindings::exports::portcullis::plugin::storage::{
-        ClientRecord, CodeRecord, ConsentRecord, GrantRecord, Guest, InteractionRecord, KeyRecord,
-        Redemption, RefreshRecord, RefreshState, Rotation, SessionRecord, StorageError, UserRecord,
+        Guest, KeyRef, Record, RecordRef, Revised, StorageError, Stored, Write,
     };
 
     /// The `database` import: one pool (SQLite or PostgreSQL) chosen by the operator.

@@ -9,6 +9,6 @@ export const scope = {
     if (request.scopeParameterPresent && scopes.length === 0) {
       throw { tag: "invalid-scope", val: "none of the requested scopes is allowed" };
     }
-    return { scopes, claims: [{ name: "policy_language", value: '"javascript"', idToken: false }] };
+    return { scopes, claims: [{ name: "policy_language", value: '"javascript"', targets: { accessToken: true } }] };
   },
 };

@@ -2,9 +2,11 @@
 //! `loop` makes it spin past its deadline, `oom` makes it allocate past its memory cap.
 //! Otherwise it grants the requested scopes the client may have, nothing when no scope
 //! was requested (unlike `scope-template`, so a swap between the two is visible), and
-//! adds the claim `"policy": "chaos"`.
+//! adds the claim `"policy": "chaos"`. Scope `widen` makes it overstep: it grants `admin`
+//! (which no test client is registered with) and sets the claims `sub` and `iss`, which
+//! the host must drop.
 
-use portcullis_sdk::scope::{Claim, Denial, Grant, Guest, ScopeRequest};
+use portcullis_sdk::scope::{Claim, ClaimTargets, Denial, Grant, Guest, ScopeRequest};
 
 struct Chaos;
 
@@ -27,8 +29,17 @@ impl Guest for Chaos {
                 std::hint::black_box(&hoard);
             }
         }
-        let scopes = request.requested_scopes.iter().filter(|s| request.client.allowed_scopes.contains(s)).cloned().collect();
-        Ok(Grant { scopes, claims: vec![Claim { name: "policy".into(), value: "\"chaos\"".into(), id_token: false }] })
+        let everywhere = ClaimTargets::ACCESS_TOKEN | ClaimTargets::ID_TOKEN | ClaimTargets::USERINFO;
+        let claim = |name: &str, value: &str| Claim { name: name.into(), value: value.into(), targets: everywhere };
+        let mut scopes: Vec<String> =
+            request.requested_scopes.iter().filter(|s| request.client.allowed_scopes.contains(s)).cloned().collect();
+        let mut claims = vec![claim("policy", "\"chaos\"")];
+        if asked("widen") {
+            scopes.push("admin".into());
+            claims.push(claim("sub", "\"someone-else\""));
+            claims.push(claim("iss", "\"https://evil.example\""));
+        }
+        Ok(Grant { scopes, claims })
     }
 }
 
