@@ -206,7 +206,7 @@ fn main() {
 
 /// One scope-policy call on a fresh instance, measured through the host's public API.
 fn plugin_call_cost() {
-    use portcullis::plugin::bindings::scope_world::exports::portcullis::plugin::scope as wit;
+    use portcullis::plugin::scope::ScopeInput;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
         let db = portcullis::plugin::database::Database::connect("sqlite::memory:", 1).await.unwrap();
@@ -218,22 +218,31 @@ fn plugin_call_cost() {
         let host = portcullis::plugin::PolicyHost::new(db, defaults, None).unwrap();
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
         portcullis::plugin::watch::load_dir(&host, &dir).await.unwrap();
-        let request = wit::ScopeRequest {
-            client: wit::Client {
-                id: "c".into(),
+        let client = portcullis::model::Client {
+            id: "c".into(),
+            secret_hash: None,
+            organization_id: None,
+            created_at: 0,
+            doc: portcullis::model::ClientDocument {
                 name: "bench".into(),
-                allowed_scopes: vec!["openid".into(), "profile".into(), "email".into(), "api".into()],
+                scopes: vec!["openid".into(), "profile".into(), "email".into(), "api".into()],
                 grant_types: vec!["authorization_code".into()],
-                template: None,
-                organization_id: None,
-                metadata: "{}".into(),
+                ..Default::default()
             },
+        };
+        let requested = vec!["openid".to_owned(), "email".to_owned()];
+        let request = ScopeInput {
+            client: &client,
+            template: None,
             user: None,
             organization: None,
-            roles: vec![],
-            requested_scopes: vec!["openid".into(), "email".into()],
+            instance: None,
+            requested: &requested,
             scope_parameter_present: true,
-            grant_type: "authorization_code".into(),
+            grant_type: "authorization_code",
+            original_scopes: None,
+            acr_values: &[],
+            claims_parameter: None,
         };
         let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/policies");
         let manifest = std::fs::read_to_string(fixtures.join("scope-js.toml")).unwrap();
@@ -245,13 +254,13 @@ fn plugin_call_cost() {
             ("scope-js", "scope-js plugin call (JavaScript guest)", 2_000),
         ] {
             for _ in 0..n / 20 {
-                host.resolve_scope(policy, &request).unwrap().unwrap();
+                assert!(host.resolve_scope(policy, &request).unwrap().is_ok());
             }
             let mut lat = Vec::with_capacity(n);
             let start = Instant::now();
             for _ in 0..n {
                 let t = Instant::now();
-                host.resolve_scope(policy, &request).unwrap().unwrap();
+                assert!(host.resolve_scope(policy, &request).unwrap().is_ok());
                 lat.push(t.elapsed());
             }
             let total = start.elapsed();

@@ -1,5 +1,7 @@
-//! The server's records as the protocol sees them. Indexed fields live in the storage
-//! plugin's columns; the rest is the record's `document`, JSON the storage plugin keeps as is.
+//! The server's records. Each is stored whole as the body of a record of its kind (see
+//! `storage.rs`); the storage plugin keeps the body as it is and never reads it.
+//!
+//! This module knows no protocol: it names no endpoint, no parameter and no error code.
 
 use serde::{Deserialize, Serialize};
 
@@ -10,7 +12,7 @@ pub const GRANT_PASSWORD: &str = "password";
 pub const GRANT_DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 /// A registered client (RFC 6749 §2).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Client {
     pub id: String,
     /// SHA-256 of the secret; `None` for a public client.
@@ -40,17 +42,13 @@ pub struct ClientDocument {
     pub code_ttl: Option<u64>,
     pub access_token_ttl: Option<u64>,
     pub refresh_token_ttl: Option<u64>,
-    pub template: Option<ClientTemplate>,
+    /// The template the client was created from: a record of its own ([`ClientTemplate`]).
+    pub template_id: Option<String>,
+    /// The user who registered the client, when a user did.
+    pub owner: Option<String>,
     pub scope_policy: Option<String>,
     pub consent_ui: Option<String>,
     pub metadata: serde_json::Map<String, serde_json::Value>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct ClientTemplate {
-    pub id: String,
-    pub name: String,
-    pub scopes: Vec<String>,
 }
 
 impl Client {
@@ -65,7 +63,41 @@ impl Client {
     }
 }
 
-#[derive(Debug, Clone)]
+/// A named set of scopes clients are created from (ELMA365's client template). Changing it
+/// changes what every client created from it may get.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClientTemplate {
+    pub id: String,
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub created_at: i64,
+}
+
+/// An organization (a provider or one of its customers), with the roles available in it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Organization {
+    pub id: String,
+    pub name: String,
+    pub available_roles: Vec<String>,
+    pub created_at: i64,
+}
+
+/// An application (a client) added to an organization, with what it may have fixed then.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AppInstance {
+    pub id: String,
+    pub client_id: String,
+    pub organization_id: String,
+    pub added_by: String,
+    pub added_by_roles: Vec<String>,
+    pub scopes: Vec<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct User {
     pub id: String,
     pub username: String,
@@ -87,14 +119,14 @@ pub struct UserDocument {
 }
 
 /// What a resource owner (or a client, for itself) was granted; tokens hang off it.
-#[derive(Debug, Clone)]
+/// Revoking it removes it, and with it every code and refresh token issued under it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Grant {
     pub id: String,
     pub client_id: String,
     pub user_id: Option<String>,
     pub created_at: i64,
     pub expires_at: i64,
-    pub revoked: bool,
     pub doc: GrantDocument,
 }
 
@@ -103,18 +135,33 @@ pub struct Grant {
 pub struct GrantDocument {
     pub scopes: Vec<String>,
     pub auth_time: Option<i64>,
-    /// Extra claims from the scope policy: name → JSON value, and whether the ID token gets it.
+    /// Extra claims from the scope policy.
     pub claims: Vec<ExtraClaim>,
 }
 
+/// A claim a scope policy added, and where it goes.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ExtraClaim {
     pub name: String,
     pub value: serde_json::Value,
+    pub access_token: bool,
     pub id_token: bool,
+    pub userinfo: bool,
 }
 
-/// An authorization code (RFC 6749 §4.1.2) as stored: only its hash is kept.
+/// An authorization code (RFC 6749 §4.1.2), stored under the SHA-256 of the code. It
+/// carries the grant that its redemption creates, so that redeeming is one atomic write.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Code {
+    /// SHA-256 of the code, hex.
+    pub hash: String,
+    pub expires_at: i64,
+    /// The grant its redemption creates (and that a replay revokes).
+    pub grant: Grant,
+    pub doc: CodeDocument,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CodeDocument {
@@ -125,42 +172,29 @@ pub struct CodeDocument {
     pub code_challenge: Option<String>,
     pub code_challenge_method: Option<String>,
     pub nonce: Option<String>,
-    pub issued_refresh_token: bool,
+    /// The user's claims the ID token releases, decided when the code was issued.
+    pub id_token_claims: serde_json::Map<String, serde_json::Value>,
 }
 
-#[derive(Debug, Clone)]
-pub struct Code {
-    pub grant_id: String,
-    pub expires_at: i64,
-    pub doc: CodeDocument,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct RefreshDocument {
-    pub client_id: String,
-    /// Set on the one access token issued with this refresh token, to revoke it with the family.
-    pub access_jti: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefreshState {
-    Active,
-    /// Exchanged for a successor: presenting it again is reuse.
-    Rotated,
-    Revoked,
-}
-
-#[derive(Debug, Clone)]
+/// A refresh token (RFC 6749 §1.5), stored under the SHA-256 of the token. It carries
+/// what refreshing needs from its grant, so refreshing reads one record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RefreshToken {
+    /// SHA-256 of the token, hex.
+    pub hash: String,
     pub grant_id: String,
+    pub client_id: String,
+    pub user_id: Option<String>,
+    /// The scopes of the grant: no refresh gets more.
+    pub scopes: Vec<String>,
+    pub claims: Vec<ExtraClaim>,
+    pub auth_time: Option<i64>,
     pub created_at: i64,
     pub expires_at: i64,
-    pub state: RefreshState,
-    pub doc: RefreshDocument,
 }
 
-#[derive(Debug, Clone)]
+/// What a user agreed a client may have, remembered so the consent page is not shown again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Consent {
     pub user_id: String,
     pub client_id: String,
@@ -168,18 +202,31 @@ pub struct Consent {
     pub granted_at: i64,
 }
 
-#[derive(Debug, Clone)]
+/// An access token revoked before its expiry (RFC 7009), by `jti`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RevokedAccessToken {
+    pub jti: String,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SigningKeyRecord {
     pub kid: String,
     pub algorithm: String,
+    /// The private key, sealed (AES-256-GCM) with the key id as associated data.
+    #[serde(with = "base64url")]
     pub sealed_private_key: Vec<u8>,
     pub public_jwk: String,
     pub created_at: i64,
+    /// Keys newer than this one are active; an old key is published until `retire_at`.
     pub retire_at: Option<i64>,
 }
 
-#[derive(Debug, Clone)]
+/// A signed-in browser, stored under the SHA-256 of its cookie.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Session {
+    /// SHA-256 of the session id, hex.
+    pub hash: String,
     pub user_id: String,
     pub auth_time: i64,
     pub expires_at: i64,
@@ -189,13 +236,69 @@ pub struct Session {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Interaction {
+    pub id: String,
+    pub expires_at: i64,
     pub csrf: String,
-    pub request: crate::oauth::authorize::AuthorizationRequest,
+    pub request: AuthorizationRequest,
     /// The user who logged in during this interaction, once they have.
     pub user_id: Option<String>,
     pub auth_time: Option<i64>,
+    /// What the scope policy decided, parked with a consent page so that allowing it
+    /// issues exactly what the person was shown.
+    pub decision: Option<Decision>,
+}
+
+/// A scope policy's answer for one authorization request.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Decision {
+    pub scopes: Vec<String>,
+    pub claims: Vec<ExtraClaim>,
+}
+
+/// An authorization request as it was validated, parked with its interaction.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthorizationRequest {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub redirect_uri_given: bool,
+    pub scopes: Vec<String>,
+    pub scope_given: bool,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<String>,
+    pub prompt: Vec<String>,
+    pub max_age: Option<i64>,
+    pub login_hint: Option<String>,
+    pub ui_locales: Vec<String>,
+    pub acr_values: Vec<String>,
+    /// The `claims` parameter (OIDC Core §5.5), JSON text.
+    pub claims: Option<String>,
+}
+
+impl AuthorizationRequest {
+    pub fn prompts(&self, p: &str) -> bool {
+        self.prompt.iter().any(|x| x == p)
+    }
 }
 
 pub fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+mod base64url {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        URL_SAFE_NO_PAD.decode(text).map_err(serde::de::Error::custom)
+    }
 }

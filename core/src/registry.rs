@@ -41,7 +41,10 @@ pub struct NewClient {
     pub access_token_ttl: Option<u64>,
     pub refresh_token_ttl: Option<u64>,
     pub code_ttl: Option<u64>,
-    pub template: Option<ClientTemplate>,
+    /// The client template the client is created from (it must exist).
+    pub template_id: Option<String>,
+    /// The user registering the client, when a user does.
+    pub owner: Option<String>,
     pub scope_policy: Option<String>,
     pub consent_ui: Option<String>,
     pub organization_id: Option<String>,
@@ -119,7 +122,8 @@ pub async fn register_client(storage: &Storage, new: NewClient) -> Result<Regist
             code_ttl: new.code_ttl,
             access_token_ttl: new.access_token_ttl,
             refresh_token_ttl: new.refresh_token_ttl,
-            template: new.template,
+            template_id: new.template_id,
+            owner: new.owner,
             scope_policy: new.scope_policy,
             consent_ui: new.consent_ui,
             metadata: Default::default(),

@@ -1,386 +1,451 @@
-//! Every persistent record goes through the active storage plugin. This module is the
-//! typed face of that plugin: one fresh instance per operation, records converted to the
-//! protocol's types, documents (de)serialised here and nowhere else.
+//! Every persistent record goes through the active storage plugin, as a generic record of a
+//! kind (`plugin::store`). This module is the typed face of that: which kind each record of
+//! `model` is, its id, the keys it is looked up by, and the cascades that keep the records
+//! consistent (revoking a grant removes its codes and refresh tokens; deleting a client
+//! removes everything issued to it). They are written here, once, as atomic groups, so every
+//! storage plugin gets them right by construction.
+//!
+//! Bodies are JSON, (de)serialised here and nowhere else.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::RwLock;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::model::*;
-use crate::plugin::bindings::storage_world::exports::portcullis::plugin::storage as wit;
-use crate::plugin::{PluginError, PolicyHost};
+use crate::plugin::PolicyHost;
+use crate::plugin::store::{KeyRef, Record, RecordRef, StoreError, Stored, Write};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("a record with that key exists")]
     Duplicate,
+    /// A precondition of an atomic group failed: the index of the write.
+    #[error("the precondition of write {0} did not hold")]
+    Conflict(usize),
     #[error("storage backend: {0}")]
     Backend(String),
     #[error("storage unavailable: {0}")]
     Unavailable(String),
     #[error(transparent)]
-    Plugin(#[from] PluginError),
-    #[error("stored document is unreadable: {0}")]
+    Plugin(#[from] crate::plugin::PluginError),
+    #[error("stored record is unreadable: {0}")]
     Document(#[from] serde_json::Error),
 }
 
-/// The outcome of redeeming an authorization code.
-pub enum Redemption {
-    Fresh(Code),
-    Replayed(Code),
+impl From<StoreError> for StorageError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Precondition(i) => StorageError::Conflict(i),
+            StoreError::Backend(m) => StorageError::Backend(m),
+            StoreError::Unavailable(m) => StorageError::Unavailable(m),
+            StoreError::Plugin(p) => StorageError::Plugin(p),
+        }
+    }
 }
 
-/// The outcome of rotating a refresh token.
-pub enum Rotation {
-    Rotated(RefreshToken),
-    Reused(RefreshToken),
+/// A record type of `model` and the kind it is stored as.
+pub trait Kind: Serialize + DeserializeOwned {
+    const KIND: &'static str;
+    fn id(&self) -> String;
+    /// The secondary keys the host looks the record up by.
+    fn keys(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+    fn expires_at(&self) -> Option<i64> {
+        None
+    }
 }
+
+macro_rules! kind {
+    ($t:ty, $kind:literal, |$r:ident| id: $id:expr $(, keys: $keys:expr)? $(, expires: $exp:expr)?) => {
+        impl Kind for $t {
+            const KIND: &'static str = $kind;
+            fn id(&self) -> String {
+                let $r = self;
+                $id.to_string()
+            }
+            $(fn keys(&self) -> Vec<(&'static str, String)> {
+                let $r = self;
+                $keys
+            })?
+            $(fn expires_at(&self) -> Option<i64> {
+                let $r = self;
+                $exp
+            })?
+        }
+    };
+}
+
+kind!(Client, "client", |c| id: &c.id, keys: {
+    let mut k = Vec::new();
+    if let Some(o) = &c.organization_id { k.push(("organization", o.clone())) }
+    if let Some(t) = &c.doc.template_id { k.push(("template", t.clone())) }
+    if let Some(u) = &c.doc.owner { k.push(("owner", u.clone())) }
+    k
+});
+kind!(ClientTemplate, "client-template", |t| id: &t.id);
+kind!(Organization, "organization", |o| id: &o.id);
+kind!(AppInstance, "app-instance", |a| id: &a.id,
+    keys: vec![("client", a.client_id.clone()), ("organization", a.organization_id.clone())]);
+kind!(User, "user", |u| id: &u.id, keys: vec![("username", u.username.clone())]);
+kind!(Grant, "grant", |g| id: &g.id,
+    keys: {
+        let mut k = vec![("client", g.client_id.clone())];
+        if let Some(u) = &g.user_id { k.push(("user", u.clone())) }
+        k
+    },
+    expires: Some(g.expires_at));
+kind!(Code, "code", |c| id: &c.hash,
+    keys: vec![("grant", c.grant.id.clone()), ("client", c.doc.client_id.clone())],
+    expires: Some(c.expires_at));
+kind!(RefreshToken, "refresh-token", |t| id: &t.hash,
+    keys: vec![("grant", t.grant_id.clone()), ("client", t.client_id.clone())],
+    expires: Some(t.expires_at));
+kind!(Consent, "consent", |c| id: consent_id(&c.user_id, &c.client_id),
+    keys: vec![("user", c.user_id.clone()), ("client", c.client_id.clone())]);
+kind!(RevokedAccessToken, "revoked-access-token", |r| id: &r.jti, expires: Some(r.expires_at));
+kind!(SigningKeyRecord, "signing-key", |k| id: &k.kid);
+kind!(Session, "session", |s| id: &s.hash, keys: vec![("user", s.user_id.clone())], expires: Some(s.expires_at));
+kind!(Interaction, "interaction", |i| id: &i.id, expires: Some(i.expires_at));
+
+/// The record that makes a username unique: created in the same group as its user.
+#[derive(Serialize, serde::Deserialize)]
+struct Username {
+    username: String,
+    user_id: String,
+}
+kind!(Username, "username", |u| id: &u.username);
+
+fn consent_id(user_id: &str, client_id: &str) -> String {
+    [user_id, " ", client_id].concat()
+}
+
+/// A record read back, with what the backend keeps beside the body.
+pub struct Loaded<T> {
+    pub value: T,
+    pub revision: u64,
+    pub consumed: bool,
+}
+
+fn decode<T: Kind>(s: Stored) -> Result<Loaded<T>, StorageError> {
+    Ok(Loaded { value: serde_json::from_str(&s.body)?, revision: s.revision, consumed: s.consumed })
+}
+
+fn at<T: Kind>(id: &str) -> RecordRef {
+    RecordRef { kind: T::KIND, id: id.to_owned() }
+}
+
+fn key<T: Kind>(name: &'static str, value: &str) -> KeyRef {
+    KeyRef { kind: T::KIND, name, value: value.to_owned() }
+}
+
+fn record<T: Kind>(value: &T) -> Result<Record, StorageError> {
+    Ok(Record {
+        kind: T::KIND,
+        id: value.id(),
+        body: serde_json::to_string(value)?,
+        keys: value.keys(),
+        expires_at: value.expires_at(),
+    })
+}
+
+/// Typed constructors of the writes of an atomic group.
+pub mod write {
+    use super::*;
+
+    pub fn create<T: Kind>(value: &T) -> Result<Write, StorageError> {
+        Ok(Write::Create(record(value)?))
+    }
+    pub fn put<T: Kind>(value: &T) -> Result<Write, StorageError> {
+        Ok(Write::Put(record(value)?))
+    }
+    pub fn update<T: Kind>(value: &T, revision: u64) -> Result<Write, StorageError> {
+        Ok(Write::Update(record(value)?, revision))
+    }
+    pub fn consume<T: Kind>(id: &str) -> Write {
+        Write::Consume(at::<T>(id))
+    }
+    pub fn delete<T: Kind>(id: &str) -> Write {
+        Write::Delete(at::<T>(id))
+    }
+    pub fn delete_by_key<T: Kind>(name: &'static str, value: &str) -> Write {
+        Write::DeleteByKey(key::<T>(name, value))
+    }
+}
+
+/// How long a replica trusts a client it read: another replica's change (a deleted
+/// client) reaches it within this time; its own changes at once.
+const CLIENT_CACHE_TTL: Duration = Duration::from_secs(1);
+/// A listing reads records page by page.
+const PAGE: u32 = 500;
+
+/// A client with the records its policy input needs, read together and cached together.
+#[derive(Debug, Clone)]
+pub struct ClientContext {
+    pub client: Client,
+    pub template: Option<ClientTemplate>,
+    pub organization: Option<Organization>,
+    pub instance: Option<AppInstance>,
+}
+
+/// Client contexts by client id, with when each was read (`None`: no such client).
+type ClientCache = RwLock<HashMap<String, (Instant, Option<Arc<ClientContext>>)>>;
 
 #[derive(Clone)]
 pub struct Storage {
     host: Arc<PolicyHost>,
-}
-
-/// `Ok(None)` for not-found; every other storage error is an error.
-fn found<T>(r: Result<T, wit::StorageError>) -> Result<Option<T>, StorageError> {
-    match r {
-        Ok(v) => Ok(Some(v)),
-        Err(wit::StorageError::NotFound) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
-}
-
-impl From<wit::StorageError> for StorageError {
-    fn from(e: wit::StorageError) -> Self {
-        match e {
-            wit::StorageError::NotFound => StorageError::Backend("record not found".into()),
-            wit::StorageError::Duplicate => StorageError::Duplicate,
-            wit::StorageError::Backend(m) if m.contains("unavailable") || m.contains("timed out") => {
-                StorageError::Unavailable(m)
-            }
-            wit::StorageError::Backend(m) => StorageError::Backend(m),
-        }
-    }
-}
-
-/// Calls one storage function on a fresh plugin instance.
-macro_rules! call {
-    ($self:ident, $method:ident $(, $arg:expr)*) => {{
-        let mut call = $self.host.storage().await?;
-        let api = call.instance.portcullis_plugin_storage();
-        match api.$method(&mut call.store $(, $arg)*).await {
-            Ok(r) => r,
-            Err(e) => return Err(StorageError::Plugin(call.trap(e))),
-        }
-    }};
+    clients: Arc<ClientCache>,
 }
 
 impl Storage {
     pub fn new(host: Arc<PolicyHost>) -> Self {
-        Self { host }
+        Self { host, clients: Arc::default() }
+    }
+
+    // Generic access
+
+    pub async fn get<T: Kind>(&self, id: &str) -> Result<Option<T>, StorageError> {
+        Ok(self.get_loaded::<T>(id).await?.map(|l| l.value))
+    }
+
+    pub async fn get_loaded<T: Kind>(&self, id: &str) -> Result<Option<Loaded<T>>, StorageError> {
+        let mut found = self.host.store_get(&[at::<T>(id)]).await?;
+        found.pop().flatten().map(decode).transpose()
+    }
+
+    /// Two records of any kinds, in one storage call.
+    pub async fn get_pair<A: Kind, B: Kind>(&self, a: &str, b: &str) -> Result<(Option<A>, Option<B>), StorageError> {
+        let mut found = self.host.store_get(&[at::<A>(a), at::<B>(b)]).await?.into_iter();
+        let a = found.next().flatten().map(decode::<A>).transpose()?.map(|l| l.value);
+        let b = found.next().flatten().map(decode::<B>).transpose()?.map(|l| l.value);
+        Ok((a, b))
+    }
+
+    pub async fn find<T: Kind>(&self, name: &'static str, value: &str) -> Result<Vec<T>, StorageError> {
+        self.host.store_find(&key::<T>(name, value)).await?.into_iter().map(|s| decode(s).map(|l| l.value)).collect()
+    }
+
+    /// Every record of a kind, ordered by id.
+    pub async fn list<T: Kind>(&self) -> Result<Vec<T>, StorageError> {
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.host.store_list(T::KIND, after.as_deref(), PAGE).await?;
+            let full = page.len() == PAGE as usize;
+            after = page.last().map(|s| s.id.clone());
+            for s in page {
+                all.push(decode::<T>(s)?.value);
+            }
+            if !full {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// The writes as one atomic group. A failed precondition is `Conflict(index)`.
+    pub async fn apply(&self, writes: Vec<Write>) -> Result<(), StorageError> {
+        let touches_clients = writes.iter().any(|w| {
+            let kind = match w {
+                Write::Create(r) | Write::Put(r) | Write::Update(r, _) => r.kind,
+                Write::Consume(r) | Write::Delete(r) => r.kind,
+                Write::DeleteByKey(k) => k.kind,
+            };
+            matches!(kind, "client" | "client-template" | "organization" | "app-instance")
+        });
+        let result = self.host.store_apply(writes).await;
+        if touches_clients {
+            self.clients.write().clear();
+        }
+        Ok(result?)
+    }
+
+    pub async fn purge_expired(&self, now: i64) -> Result<u64, StorageError> {
+        Ok(self.host.store_purge_expired(now).await?)
     }
 
     // Clients
 
-    pub async fn create_client(&self, c: &Client) -> Result<(), StorageError> {
-        let record = client_record(c)?;
-        Ok(call!(self, call_create_client, &record)?)
-    }
-
-    pub async fn update_client(&self, c: &Client) -> Result<(), StorageError> {
-        let record = client_record(c)?;
-        Ok(call!(self, call_update_client, &record)?)
+    /// A client and what its policy needs, cached for [`CLIENT_CACHE_TTL`].
+    pub async fn client_context(&self, id: &str) -> Result<Option<Arc<ClientContext>>, StorageError> {
+        if let Some((read, cached)) = self.clients.read().get(id)
+            && read.elapsed() < CLIENT_CACHE_TTL
+        {
+            return Ok(cached.clone());
+        }
+        let context = match self.get::<Client>(id).await? {
+            None => None,
+            Some(client) => {
+                let (template, organization) = self
+                    .get_pair::<ClientTemplate, Organization>(
+                        client.doc.template_id.as_deref().unwrap_or(""),
+                        client.organization_id.as_deref().unwrap_or(""),
+                    )
+                    .await?;
+                let instance = self.find::<AppInstance>("client", &client.id).await?.into_iter().next();
+                let organization = match (&organization, &instance) {
+                    (None, Some(i)) => self.get::<Organization>(&i.organization_id).await?,
+                    _ => organization,
+                };
+                Some(Arc::new(ClientContext { client, template, organization, instance }))
+            }
+        };
+        let mut cache = self.clients.write();
+        if cache.len() > 10_000 {
+            cache.retain(|_, (read, _)| read.elapsed() < CLIENT_CACHE_TTL);
+        }
+        cache.insert(id.to_owned(), (Instant::now(), context.clone()));
+        Ok(context)
     }
 
     pub async fn get_client(&self, id: &str) -> Result<Option<Client>, StorageError> {
-        found(call!(self, call_get_client, id))?.map(client).transpose()
+        Ok(self.client_context(id).await?.map(|c| c.client.clone()))
+    }
+
+    pub async fn create_client(&self, c: &Client) -> Result<(), StorageError> {
+        self.apply(vec![write::create(c)?]).await.map_err(duplicate_at(0))
     }
 
     pub async fn list_clients(&self) -> Result<Vec<Client>, StorageError> {
-        call!(self, call_list_clients)?.into_iter().map(client).collect()
+        self.list::<Client>().await
     }
 
-    /// Deletes a client; `false` when there was none.
+    /// Deletes a client and everything issued to it; `false` when there was none.
     pub async fn delete_client(&self, id: &str) -> Result<bool, StorageError> {
-        Ok(found(call!(self, call_delete_client, id))?.is_some())
+        if self.get::<Client>(id).await?.is_none() {
+            return Ok(false);
+        }
+        self.apply(vec![
+            write::delete::<Client>(id),
+            write::delete_by_key::<Grant>("client", id),
+            write::delete_by_key::<Code>("client", id),
+            write::delete_by_key::<RefreshToken>("client", id),
+            write::delete_by_key::<Consent>("client", id),
+            write::delete_by_key::<AppInstance>("client", id),
+        ])
+        .await?;
+        Ok(true)
     }
 
     // Users
 
     pub async fn create_user(&self, u: &User) -> Result<(), StorageError> {
-        let record = wit::UserRecord {
-            id: u.id.clone(),
-            username: u.username.clone(),
-            password_hash: u.password_hash.clone(),
-            created_at: u.created_at,
-            document: serde_json::to_string(&u.doc)?,
-        };
-        Ok(call!(self, call_create_user, &record)?)
+        let unique = Username { username: u.username.clone(), user_id: u.id.clone() };
+        self.apply(vec![write::create(&unique)?, write::create(u)?]).await.map_err(|e| match e {
+            StorageError::Conflict(_) => StorageError::Duplicate,
+            e => e,
+        })
     }
 
     pub async fn get_user(&self, id: &str) -> Result<Option<User>, StorageError> {
-        found(call!(self, call_get_user, id))?.map(user).transpose()
+        self.get::<User>(id).await
     }
 
     pub async fn find_user(&self, username: &str) -> Result<Option<User>, StorageError> {
-        found(call!(self, call_find_user, username))?.map(user).transpose()
+        Ok(self.find::<User>("username", username).await?.into_iter().find(|u| u.username == username))
     }
 
     pub async fn list_users(&self) -> Result<Vec<User>, StorageError> {
-        call!(self, call_list_users)?.into_iter().map(user).collect()
+        let mut users = self.list::<User>().await?;
+        users.sort_by(|a, b| a.username.cmp(&b.username));
+        Ok(users)
     }
 
     // Grants
 
-    pub async fn create_grant(&self, g: &Grant) -> Result<(), StorageError> {
-        let record = wit::GrantRecord {
-            id: g.id.clone(),
-            client_id: g.client_id.clone(),
-            user_id: g.user_id.clone(),
-            created_at: g.created_at,
-            expires_at: g.expires_at,
-            revoked: g.revoked,
-            document: serde_json::to_string(&g.doc)?,
-        };
-        Ok(call!(self, call_create_grant, &record)?)
-    }
-
-    pub async fn get_grant(&self, id: &str) -> Result<Option<Grant>, StorageError> {
-        found(call!(self, call_get_grant, id))?.map(grant).transpose()
-    }
-
+    /// The live grants of a user.
     pub async fn list_user_grants(&self, user_id: &str, now: i64) -> Result<Vec<Grant>, StorageError> {
-        call!(self, call_list_user_grants, user_id, now)?.into_iter().map(grant).collect()
+        let mut grants: Vec<Grant> =
+            self.find::<Grant>("user", user_id).await?.into_iter().filter(|g| g.expires_at > now).collect();
+        grants.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(grants)
     }
 
-    pub async fn revoke_grant(&self, id: &str) -> Result<bool, StorageError> {
-        Ok(found(call!(self, call_revoke_grant, id))?.is_some())
+    /// The writes that revoke a grant: it, its codes and its refresh tokens.
+    pub fn revoke_grant_writes(grant_id: &str) -> Vec<Write> {
+        vec![
+            write::delete::<Grant>(grant_id),
+            write::delete_by_key::<Code>("grant", grant_id),
+            write::delete_by_key::<RefreshToken>("grant", grant_id),
+        ]
     }
 
-    // Authorization codes
-
-    pub async fn create_code(&self, code_hash: &str, c: &Code) -> Result<(), StorageError> {
-        let record = wit::CodeRecord {
-            code_hash: code_hash.to_owned(),
-            grant_id: c.grant_id.clone(),
-            expires_at: c.expires_at,
-            document: serde_json::to_string(&c.doc)?,
-        };
-        Ok(call!(self, call_create_code, &record)?)
-    }
-
-    pub async fn redeem_code(&self, code_hash: &str) -> Result<Option<Redemption>, StorageError> {
-        Ok(match found(call!(self, call_redeem_code, code_hash))? {
-            None => None,
-            Some(wit::Redemption::Fresh(r)) => Some(Redemption::Fresh(code(r)?)),
-            Some(wit::Redemption::Replayed(r)) => Some(Redemption::Replayed(code(r)?)),
-        })
-    }
-
-    // Refresh tokens
-
-    pub async fn create_refresh_token(&self, token_hash: &str, t: &RefreshToken) -> Result<(), StorageError> {
-        let record = refresh_record(token_hash, t)?;
-        Ok(call!(self, call_create_refresh_token, &record)?)
-    }
-
-    pub async fn get_refresh_token(&self, token_hash: &str) -> Result<Option<RefreshToken>, StorageError> {
-        found(call!(self, call_get_refresh_token, token_hash))?.map(refresh).transpose()
-    }
-
-    pub async fn rotate_refresh_token(
-        &self,
-        token_hash: &str,
-        successor_hash: &str,
-        successor: &RefreshToken,
-    ) -> Result<Option<Rotation>, StorageError> {
-        let record = refresh_record(successor_hash, successor)?;
-        Ok(match found(call!(self, call_rotate_refresh_token, token_hash, &record))? {
-            None => None,
-            Some(wit::Rotation::Rotated(r)) => Some(Rotation::Rotated(refresh(r)?)),
-            Some(wit::Rotation::Reused(r)) => Some(Rotation::Reused(refresh(r)?)),
-        })
+    /// Revokes a grant and every token issued under it.
+    pub async fn revoke_grant(&self, grant_id: &str) -> Result<(), StorageError> {
+        self.apply(Self::revoke_grant_writes(grant_id)).await
     }
 
     // Access token revocation (by `jti`)
 
     pub async fn revoke_token_id(&self, jti: &str, expires_at: i64) -> Result<(), StorageError> {
-        Ok(call!(self, call_revoke_token_id, jti, expires_at)?)
-    }
-
-    pub async fn is_token_id_revoked(&self, jti: &str) -> Result<bool, StorageError> {
-        Ok(call!(self, call_is_token_id_revoked, jti)?)
+        self.apply(vec![write::put(&RevokedAccessToken { jti: jti.to_owned(), expires_at })?]).await
     }
 
     // Consents
 
     pub async fn put_consent(&self, c: &Consent) -> Result<(), StorageError> {
-        let record = wit::ConsentRecord {
-            user_id: c.user_id.clone(),
-            client_id: c.client_id.clone(),
-            scopes: c.scopes.clone(),
-            granted_at: c.granted_at,
-        };
-        Ok(call!(self, call_put_consent, &record)?)
-    }
-
-    pub async fn get_consent(&self, user_id: &str, client_id: &str) -> Result<Option<Consent>, StorageError> {
-        Ok(found(call!(self, call_get_consent, user_id, client_id))?.map(|r| Consent {
-            user_id: r.user_id,
-            client_id: r.client_id,
-            scopes: r.scopes,
-            granted_at: r.granted_at,
-        }))
+        self.apply(vec![write::put(c)?]).await
     }
 
     pub async fn delete_consent(&self, user_id: &str, client_id: &str) -> Result<(), StorageError> {
-        found(call!(self, call_delete_consent, user_id, client_id))?;
-        Ok(())
+        self.apply(vec![write::delete::<Consent>(&consent_id(user_id, client_id))]).await
+    }
+
+    /// A user and what they consented to for a client, in one storage call.
+    pub async fn user_and_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+    ) -> Result<(Option<User>, Option<Consent>), StorageError> {
+        self.get_pair::<User, Consent>(user_id, &consent_id(user_id, client_id)).await
     }
 
     // Signing keys
 
     pub async fn put_key(&self, k: &SigningKeyRecord) -> Result<(), StorageError> {
-        let record = wit::KeyRecord {
-            kid: k.kid.clone(),
-            algorithm: k.algorithm.clone(),
-            sealed_private_key: k.sealed_private_key.clone(),
-            public_jwk: k.public_jwk.clone(),
-            created_at: k.created_at,
-            retire_at: k.retire_at,
-        };
-        Ok(call!(self, call_put_key, &record)?)
+        self.apply(vec![write::put(k)?]).await
     }
 
     pub async fn list_keys(&self) -> Result<Vec<SigningKeyRecord>, StorageError> {
-        Ok(call!(self, call_list_keys)?
-            .into_iter()
-            .map(|r| SigningKeyRecord {
-                kid: r.kid,
-                algorithm: r.algorithm,
-                sealed_private_key: r.sealed_private_key,
-                public_jwk: r.public_jwk,
-                created_at: r.created_at,
-                retire_at: r.retire_at,
-            })
-            .collect())
+        self.list::<SigningKeyRecord>().await
     }
 
     // Login sessions
 
-    pub async fn create_session(&self, id_hash: &str, s: &Session) -> Result<(), StorageError> {
-        let record = wit::SessionRecord {
-            id_hash: id_hash.to_owned(),
-            user_id: s.user_id.clone(),
-            auth_time: s.auth_time,
-            expires_at: s.expires_at,
-            document: "{}".into(),
-        };
-        Ok(call!(self, call_create_session, &record)?)
+    pub async fn create_session(&self, s: &Session) -> Result<(), StorageError> {
+        self.apply(vec![write::create(s)?]).await.map_err(duplicate_at(0))
     }
 
-    pub async fn get_session(&self, id_hash: &str) -> Result<Option<Session>, StorageError> {
-        Ok(found(call!(self, call_get_session, id_hash))?.map(|r| Session {
-            user_id: r.user_id,
-            auth_time: r.auth_time,
-            expires_at: r.expires_at,
-        }))
+    pub async fn get_session(&self, hash: &str) -> Result<Option<Session>, StorageError> {
+        self.get::<Session>(hash).await
     }
 
-    pub async fn delete_session(&self, id_hash: &str) -> Result<(), StorageError> {
-        found(call!(self, call_delete_session, id_hash))?;
-        Ok(())
+    pub async fn delete_session(&self, hash: &str) -> Result<(), StorageError> {
+        self.apply(vec![write::delete::<Session>(hash)]).await
     }
 
     // Interactions (authorization requests waiting for login or consent)
 
-    pub async fn put_interaction(&self, id: &str, expires_at: i64, i: &Interaction) -> Result<(), StorageError> {
-        let record = wit::InteractionRecord { id: id.to_owned(), expires_at, document: serde_json::to_string(i)? };
-        Ok(call!(self, call_put_interaction, &record)?)
+    pub async fn put_interaction(&self, i: &Interaction) -> Result<(), StorageError> {
+        self.apply(vec![write::put(i)?]).await
     }
 
-    pub async fn get_interaction(&self, id: &str) -> Result<Option<(i64, Interaction)>, StorageError> {
-        match found(call!(self, call_get_interaction, id))? {
-            Some(r) => Ok(Some((r.expires_at, serde_json::from_str(&r.document)?))),
-            None => Ok(None),
-        }
+    pub async fn get_interaction(&self, id: &str) -> Result<Option<Interaction>, StorageError> {
+        self.get::<Interaction>(id).await
     }
 
     pub async fn delete_interaction(&self, id: &str) -> Result<(), StorageError> {
-        found(call!(self, call_delete_interaction, id))?;
-        Ok(())
-    }
-
-    pub async fn purge_expired(&self, now: i64) -> Result<u64, StorageError> {
-        Ok(call!(self, call_purge_expired, now)?)
+        self.apply(vec![write::delete::<Interaction>(id)]).await
     }
 }
 
-fn client_record(c: &Client) -> Result<wit::ClientRecord, StorageError> {
-    Ok(wit::ClientRecord {
-        id: c.id.clone(),
-        secret_hash: c.secret_hash.clone(),
-        organization_id: c.organization_id.clone(),
-        created_at: c.created_at,
-        document: serde_json::to_string(&c.doc)?,
-    })
-}
-
-fn client(r: wit::ClientRecord) -> Result<Client, StorageError> {
-    Ok(Client {
-        id: r.id,
-        secret_hash: r.secret_hash,
-        organization_id: r.organization_id,
-        created_at: r.created_at,
-        doc: serde_json::from_str(&r.document)?,
-    })
-}
-
-fn user(r: wit::UserRecord) -> Result<User, StorageError> {
-    Ok(User {
-        id: r.id,
-        username: r.username,
-        password_hash: r.password_hash,
-        created_at: r.created_at,
-        doc: serde_json::from_str(&r.document)?,
-    })
-}
-
-fn grant(r: wit::GrantRecord) -> Result<Grant, StorageError> {
-    Ok(Grant {
-        id: r.id,
-        client_id: r.client_id,
-        user_id: r.user_id,
-        created_at: r.created_at,
-        expires_at: r.expires_at,
-        revoked: r.revoked,
-        doc: serde_json::from_str(&r.document)?,
-    })
-}
-
-fn code(r: wit::CodeRecord) -> Result<Code, StorageError> {
-    Ok(Code { grant_id: r.grant_id, expires_at: r.expires_at, doc: serde_json::from_str(&r.document)? })
-}
-
-fn refresh_record(token_hash: &str, t: &RefreshToken) -> Result<wit::RefreshRecord, StorageError> {
-    Ok(wit::RefreshRecord {
-        token_hash: token_hash.to_owned(),
-        grant_id: t.grant_id.clone(),
-        created_at: t.created_at,
-        expires_at: t.expires_at,
-        state: wit::RefreshState::Active,
-        document: serde_json::to_string(&t.doc)?,
-    })
-}
-
-fn refresh(r: wit::RefreshRecord) -> Result<RefreshToken, StorageError> {
-    Ok(RefreshToken {
-        grant_id: r.grant_id,
-        created_at: r.created_at,
-        expires_at: r.expires_at,
-        state: match r.state {
-            wit::RefreshState::Active => RefreshState::Active,
-            wit::RefreshState::Rotated => RefreshState::Rotated,
-            wit::RefreshState::Revoked => RefreshState::Revoked,
-        },
-        doc: serde_json::from_str(&r.document)?,
-    })
+/// A failed `create` precondition at `index` means the key exists.
+fn duplicate_at(index: usize) -> impl Fn(StorageError) -> StorageError {
+    move |e| match e {
+        StorageError::Conflict(i) if i == index => StorageError::Duplicate,
+        e => e,
+    }
 }

@@ -1,28 +1,26 @@
 //! Validating an access token this server issued (RFC 9068 §4): signature, `typ`, issuer,
 //! expiry, then liveness: not revoked by `jti`, its grant not revoked, its client still
-//! registered and not expired.
+//! registered and not expired. Liveness is one storage call.
 
 use super::tokens::AccessClaims;
 use crate::error::OAuthError;
-use crate::model::{Client, now};
+use crate::model::{Client, Grant, RevokedAccessToken, now};
 use crate::server::Portcullis;
 
 /// `Ok(None)`: not a live access token of this server. `known` is a client the caller has
-/// just loaded (the introspecting one), so it is not read again when the token is its own.
+/// just loaded (the introspecting one), so it is not looked up again when the token is its own.
 pub async fn validate(
     app: &Portcullis,
     token: &str,
     known: Option<&Client>,
 ) -> Result<Option<AccessClaims>, OAuthError> {
     let Ok(claims) = app.keys.verify::<AccessClaims>(token, "at+jwt") else { return Ok(None) };
-    if app.storage.is_token_id_revoked(&claims.jti).await? {
+    let (revoked, grant) = match &claims.gid {
+        Some(gid) => app.storage.get_pair::<RevokedAccessToken, Grant>(&claims.jti, gid).await?,
+        None => (app.storage.get::<RevokedAccessToken>(&claims.jti).await?, None),
+    };
+    if revoked.is_some() || (claims.gid.is_some() && grant.is_none()) {
         return Ok(None);
-    }
-    if let Some(gid) = &claims.gid {
-        match app.storage.get_grant(gid).await? {
-            Some(g) if !g.revoked => {}
-            _ => return Ok(None),
-        }
     }
     let live = match known.filter(|c| c.id == claims.client_id) {
         Some(c) => !c.is_expired(now()),

@@ -1,26 +1,28 @@
 //! RFC 6749 §4.1.3 Access Token Request and §4.1.4 Access Token Response for the
 //! authorization code grant, with PKCE verification (RFC 7636 §4.6). A code works once:
 //! a replayed code also revokes everything issued from it (§4.1.2, §10.5).
+//!
+//! Redeeming is one atomic group: the code is consumed, and the grant it carries and the
+//! refresh token are created, together or not at all.
 
 use super::params::Params;
 use super::tokens::{self, Issue, TokenResponse};
-use crate::crypto::hash_secret;
+use crate::crypto::{hash_secret, random_token};
 use crate::error::OAuthError;
 use crate::model::*;
 use crate::server::App;
-use crate::storage::Redemption;
+use crate::storage::{Loaded, Storage, StorageError, write};
 
 pub async fn exchange(app: &App, client: &Client, params: &Params) -> Result<TokenResponse, OAuthError> {
-    let code = params.required("code")?;
-    let code = match app.storage.redeem_code(&hash_secret(code)).await? {
-        None => return Err(OAuthError::InvalidGrant("the authorization code is invalid".into())),
-        Some(Redemption::Replayed(code)) => {
-            app.storage.revoke_grant(&code.grant_id).await?;
-            tracing::warn!(client = %client.id, grant = %code.grant_id, "authorization code replayed; its grant is revoked");
-            return Err(OAuthError::InvalidGrant("the authorization code was already used".into()));
-        }
-        Some(Redemption::Fresh(code)) => code,
+    let presented = params.required("code")?;
+    let invalid = || OAuthError::InvalidGrant("the authorization code is invalid".into());
+    let Some(Loaded { value: code, consumed, .. }) = app.storage.get_loaded::<Code>(&hash_secret(presented)).await?
+    else {
+        return Err(invalid());
     };
+    if consumed {
+        return Err(replayed(app, client, &code).await?);
+    }
     if code.doc.client_id != client.id {
         return Err(OAuthError::InvalidGrant("the authorization code was issued to another client".into()));
     }
@@ -46,39 +48,53 @@ pub async fn exchange(app: &App, client: &Client, params: &Params) -> Result<Tok
         }
         (None, None) => {}
     }
-    let grant = app
-        .storage
-        .get_grant(&code.grant_id)
-        .await?
-        .filter(|g| !g.revoked)
-        .ok_or_else(|| OAuthError::InvalidGrant("the grant behind this code was revoked".into()))?;
-    let user_id = grant.user_id.as_deref().ok_or_else(|| OAuthError::internal("code grant", "grant without a user"))?;
-    let user = app
-        .storage
-        .get_user(user_id)
-        .await?
-        .ok_or_else(|| OAuthError::InvalidGrant("the user no longer exists".into()))?;
 
+    let grant = &code.grant;
     let wants_refresh = client.allows_grant(GRANT_REFRESH_TOKEN)
         && (client.doc.always_issue_refresh_token || grant.doc.scopes.iter().any(|s| s == "offline_access"));
+    let mut writes = vec![write::consume::<Code>(&code.hash), write::create(grant)?];
     let refresh_token = if wants_refresh {
-        let (token, hash, record) = tokens::new_refresh_token(client, &grant);
-        app.storage.create_refresh_token(&hash, &record).await?;
+        let token = random_token(32);
+        writes.push(write::create(&RefreshToken {
+            hash: hash_secret(&token),
+            grant_id: grant.id.clone(),
+            client_id: client.id.clone(),
+            user_id: grant.user_id.clone(),
+            scopes: grant.doc.scopes.clone(),
+            claims: grant.doc.claims.clone(),
+            auth_time: grant.doc.auth_time,
+            created_at: now(),
+            expires_at: grant.expires_at,
+        })?);
         Some(token)
     } else {
         None
     };
+    match app.storage.apply(writes).await {
+        Ok(()) => {}
+        // Consumed by a concurrent redemption between our read and our write.
+        Err(StorageError::Conflict(0)) => return Err(replayed(app, client, &code).await?),
+        Err(e) => return Err(e.into()),
+    }
     tokens::issue(
         app,
         Issue {
             client,
-            user: Some(&user),
+            user_id: grant.user_id.as_deref(),
             scopes: &grant.doc.scopes,
             claims: &grant.doc.claims,
-            grant: Some(&grant),
+            grant_id: Some(&grant.id),
             nonce: code.doc.nonce.as_deref(),
             auth_time: grant.doc.auth_time,
+            id_token_claims: Some(&code.doc.id_token_claims),
             refresh_token,
         },
     )
+}
+
+/// §10.5: a code presented again revokes the grant its first redemption created.
+async fn replayed(app: &App, client: &Client, code: &Code) -> Result<OAuthError, OAuthError> {
+    app.storage.apply(Storage::revoke_grant_writes(&code.grant.id)).await?;
+    tracing::warn!(client = %client.id, grant = %code.grant.id, "authorization code replayed; its grant is revoked");
+    Ok(OAuthError::InvalidGrant("the authorization code was already used".into()))
 }

@@ -1,46 +1,34 @@
 //! RFC 6749 §4.1.1 Authorization Request and §4.1.2 Authorization Response, with the
 //! OpenID Connect Core §3.1.2.1 parameters (`nonce`, `prompt`, `max_age`, `login_hint`,
-//! `ui_locales`), PKCE (RFC 7636) and `iss` in every response (RFC 9207).
+//! `ui_locales`, `acr_values`, `claims`), PKCE (RFC 7636) and `iss` in every response
+//! (RFC 9207).
+//!
+//! The whole flow is here, top to bottom: the request is validated ([`authorize`]); the
+//! person is signed in, from their session or the login form ([`sign_in`], [`login`]); the
+//! scope policy decides and the person consents unless they already did ([`decide`],
+//! [`consent`]); the code is issued ([`issue_code`]). The pages and the forms' plumbing are
+//! in [`super::interaction`], which never calls back here.
 //!
 //! Errors about `client_id` or `redirect_uri` are shown on a page and never redirected
 //! (§4.1.2.1); every other error goes back to the client's redirect URI.
 
+use axum::Form;
 use axum::body::Bytes;
+use axum::extract::rejection::FormRejection;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
-use serde::{Deserialize, Serialize};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
 
+use super::interaction::{self, ConsentForm, LoginForm, error_page};
 use super::params::{Params, parse_scope};
-use super::{interaction, pkce, session};
+use super::scope_policy::{self, Ask};
+use super::{pkce, session};
+use crate::crypto::{hash_secret, random_token};
 use crate::error::OAuthError;
+pub use crate::model::AuthorizationRequest;
 use crate::model::*;
 use crate::server::App;
-
-/// A validated authorization request, parked in storage while the person logs in.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct AuthorizationRequest {
-    pub client_id: String,
-    pub redirect_uri: String,
-    pub redirect_uri_given: bool,
-    pub scopes: Vec<String>,
-    pub scope_given: bool,
-    pub state: Option<String>,
-    pub nonce: Option<String>,
-    pub code_challenge: Option<String>,
-    pub code_challenge_method: Option<String>,
-    pub prompt: Vec<String>,
-    pub max_age: Option<i64>,
-    pub login_hint: Option<String>,
-    pub ui_locales: Vec<String>,
-}
-
-impl AuthorizationRequest {
-    pub fn prompts(&self, p: &str) -> bool {
-        self.prompt.iter().any(|x| x == p)
-    }
-}
+use crate::storage::{ClientContext, write};
 
 /// An error that must not be redirected: shown to the person instead.
 pub struct PageError(pub OAuthError);
@@ -53,36 +41,41 @@ pub async fn post(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Re
     authorize(app, headers, body.to_vec()).await
 }
 
+/// Step 1: the request. Then whoever is signed in continues it.
 async fn authorize(app: App, headers: HeaderMap, raw: Vec<u8>) -> Response {
     let params = match Params::parse(&raw) {
         Ok(p) => p,
         Err(e) => return error_page(&app, e),
     };
-    let (client, base) = match validate_client(&app, &params).await {
+    let (context, base) = match validate_client(&app, &params).await {
         Ok(v) => v,
         Err(PageError(e)) => return error_page(&app, e),
     };
-    let request = match validate_request(&client, base.clone(), &params) {
+    let request = match validate_request(&context.client, base.clone(), &params) {
         Ok(r) => r,
         Err(e) => return redirect_error(&app, &e, &base),
     };
-    match proceed(&app, &headers, &client, request.clone(), None).await {
+    match sign_in(&app, &headers, &context, &request).await {
         Ok(response) => response,
         Err(e) => redirect_error(&app, &e, &request),
     }
 }
 
 /// §4.1.2.1: the client and redirect URI must check out before anything is redirected.
-async fn validate_client(app: &App, params: &Params) -> Result<(Client, AuthorizationRequest), PageError> {
+async fn validate_client(
+    app: &App,
+    params: &Params,
+) -> Result<(std::sync::Arc<ClientContext>, AuthorizationRequest), PageError> {
     let client_id = params
         .get("client_id")
         .ok_or_else(|| PageError(OAuthError::InvalidRequest("`client_id` is required".into())))?;
-    let client = app
+    let context = app
         .storage
-        .get_client(client_id)
+        .client_context(client_id)
         .await
         .map_err(|e| PageError(e.into()))?
         .ok_or_else(|| PageError(OAuthError::invalid_client("unknown client", false)))?;
+    let client = &context.client;
     if client.is_expired(now()) {
         return Err(PageError(OAuthError::invalid_client("this client has expired", false)));
     }
@@ -107,7 +100,7 @@ async fn validate_client(app: &App, params: &Params) -> Result<(Client, Authoriz
         state: params.get("state").map(str::to_owned),
         ..Default::default()
     };
-    Ok((client, request))
+    Ok((context, request))
 }
 
 fn validate_request(
@@ -154,10 +147,7 @@ fn validate_request(
         }
         (None, None) => {}
     }
-    r.prompt = params
-        .get("prompt")
-        .map(|p| p.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect())
-        .unwrap_or_default();
+    r.prompt = words(params.get("prompt"));
     for p in &r.prompt {
         if !matches!(p.as_str(), "none" | "login" | "consent" | "select_account") {
             return Err(OAuthError::InvalidRequest(format!("prompt `{p}` is not supported")));
@@ -176,99 +166,182 @@ fn validate_request(
         );
     }
     r.login_hint = params.get("login_hint").map(str::to_owned);
-    r.ui_locales = params
-        .get("ui_locales")
-        .map(|l| l.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect())
-        .unwrap_or_default();
+    r.ui_locales = words(params.get("ui_locales"));
+    r.acr_values = words(params.get("acr_values"));
+    if let Some(claims) = params.get("claims") {
+        // OIDC Core §5.5: a JSON object.
+        if !serde_json::from_str::<serde_json::Value>(claims).is_ok_and(|v| v.is_object()) {
+            return Err(OAuthError::InvalidRequest("`claims` must be a JSON object (OIDC Core §5.5)".into()));
+        }
+        r.claims = Some(claims.to_owned());
+    }
     Ok(r)
 }
 
-/// Continues an authorization request: login if needed, then scope policy, consent, code.
-/// `logged_in` is the user who just logged in during this request's interaction.
-pub async fn proceed(
+/// A space-separated parameter as a list.
+fn words(value: Option<&str>) -> Vec<String> {
+    value.map(|v| v.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect()).unwrap_or_default()
+}
+
+/// Step 2: who is signed in. A live session continues (unless the request wants a fresh
+/// login, `prompt=login` or `max_age`); otherwise the login page is shown.
+async fn sign_in(
     app: &App,
     headers: &HeaderMap,
-    client: &Client,
-    request: AuthorizationRequest,
-    logged_in: Option<(String, i64)>,
+    context: &ClientContext,
+    request: &AuthorizationRequest,
 ) -> Result<Response, OAuthError> {
     let now = now();
-    let (user_id, auth_time) = match logged_in {
-        Some(v) => v,
-        None => {
-            let session = session::current(app, headers).await?;
-            let fresh_enough =
-                |s: &Session| request.max_age.is_none_or(|m| now - s.auth_time <= m) && !request.prompts("login");
-            match session.filter(fresh_enough) {
-                Some(s) => (s.user_id, s.auth_time),
-                None if request.prompts("none") => {
-                    return Err(OAuthError::LoginRequired("the user is not signed in".into()));
-                }
-                None => return interaction::start_login(app, client, request, None).await,
-            }
-        }
-    };
-    let (user, granted) = user_and_scopes(app, client, &user_id, &request).await?;
+    let session = session::current(app, headers).await?;
+    let fresh_enough =
+        |s: &Session| request.max_age.is_none_or(|m| now - s.auth_time <= m) && !request.prompts("login");
+    match session.filter(fresh_enough) {
+        Some(s) => decide(app, context, request, &s.user_id, s.auth_time).await,
+        None if request.prompts("none") => Err(OAuthError::LoginRequired("the user is not signed in".into())),
+        None => interaction::login_page(app, &context.client, request.clone()).await,
+    }
+}
 
-    let remembered = app.storage.get_consent(&user.id, &client.id).await?;
-    let covered = remembered.is_some_and(|c| granted.scopes.iter().all(|s| c.scopes.contains(s)));
+/// `POST /interaction/login`: the login form of step 2.
+pub async fn login(
+    State(app): State<App>,
+    headers: HeaderMap,
+    form: Result<Form<LoginForm>, FormRejection>,
+) -> Response {
+    let (form, parked, context) = match interaction::resume(&app, &headers, form).await {
+        Ok(v) => v,
+        Err(page) => return page,
+    };
+    let request = parked.request.clone();
+    match login_step(&app, &context, parked, &form).await {
+        Ok(response) => response,
+        Err(e) => redirect_error(&app, &e, &request),
+    }
+}
+
+async fn login_step(
+    app: &App,
+    context: &ClientContext,
+    parked: Interaction,
+    form: &LoginForm,
+) -> Result<Response, OAuthError> {
+    let user = match interaction::check_password(app, &context.client, &parked, form).await? {
+        Ok(user) => user,
+        Err(login_page_again) => return Ok(login_page_again),
+    };
+    let (cookie, auth_time) = interaction::start_session(app, &user, &parked).await?;
+    let mut response = decide(app, context, &parked.request, &user.id, auth_time).await?;
+    response.headers_mut().append(header::SET_COOKIE, cookie);
+    Ok(response)
+}
+
+/// Step 3: the scope policy decides; the person consents unless they already agreed to
+/// every scope decided (or the client skips consent).
+async fn decide(
+    app: &App,
+    context: &ClientContext,
+    request: &AuthorizationRequest,
+    user_id: &str,
+    auth_time: i64,
+) -> Result<Response, OAuthError> {
+    let client = &context.client;
+    let (user, remembered) = app.storage.user_and_consent(user_id, &client.id).await?;
+    let user = user.ok_or_else(|| OAuthError::LoginRequired("the user no longer exists".into()))?;
+    let decision = scope_policy::resolve(
+        app,
+        context,
+        Ask {
+            user: Some(&user),
+            requested: &request.scopes,
+            scope_parameter_present: request.scope_given,
+            grant_type: GRANT_AUTHORIZATION_CODE,
+            original_scopes: None,
+            acr_values: &request.acr_values,
+            claims_parameter: request.claims.as_deref(),
+        },
+    )?;
+    let covered = remembered.is_some_and(|c| decision.scopes.iter().all(|s| c.scopes.contains(s)));
     if !client.doc.skip_consent && (!covered || request.prompts("consent")) {
         if request.prompts("none") {
             return Err(OAuthError::ConsentRequired("the user has not consented to these scopes".into()));
         }
-        return interaction::start_consent(app, client, &user, request, auth_time, &granted.scopes).await;
+        return interaction::consent_page(app, client, &user, request.clone(), auth_time, decision).await;
     }
-    issue_code(app, client, &user, &request, auth_time, granted).await
+    issue_code(app, client, &user, request, auth_time, decision, None).await
 }
 
-/// The signed-in user, and the scopes the client's policy grants them for this request.
-pub async fn user_and_scopes(
+/// `POST /interaction/consent`: the consent form of step 3. Allowing issues exactly the
+/// decision the page showed, parked with it; the policy is not asked again.
+pub async fn consent(
+    State(app): State<App>,
+    headers: HeaderMap,
+    form: Result<Form<ConsentForm>, FormRejection>,
+) -> Response {
+    let (form, parked, context) = match interaction::resume(&app, &headers, form).await {
+        Ok(v) => v,
+        Err(page) => return page,
+    };
+    let request = parked.request.clone();
+    match consent_step(&app, &context, parked, &form).await {
+        Ok(response) => response,
+        Err(e) => redirect_error(&app, &e, &request),
+    }
+}
+
+async fn consent_step(
     app: &App,
-    client: &Client,
-    user_id: &str,
-    request: &AuthorizationRequest,
-) -> Result<(User, super::scope_policy::Granted), OAuthError> {
+    context: &ClientContext,
+    parked: Interaction,
+    form: &ConsentForm,
+) -> Result<Response, OAuthError> {
+    app.storage.delete_interaction(&parked.id).await?;
+    let (Some(user_id), Some(auth_time), Some(decision)) = (parked.user_id, parked.auth_time, parked.decision) else {
+        return Err(OAuthError::InvalidRequest("consent was given before sign-in".into()));
+    };
+    if form.decision != "allow" {
+        return Err(OAuthError::AccessDenied("the user denied the request".into()));
+    }
     let user = app
         .storage
-        .get_user(user_id)
+        .get_user(&user_id)
         .await?
         .ok_or_else(|| OAuthError::LoginRequired("the user no longer exists".into()))?;
-    let granted = super::scope_policy::resolve(
-        app,
-        client,
-        Some(&user),
-        &request.scopes,
-        request.scope_given,
-        GRANT_AUTHORIZATION_CODE,
-    )?;
-    Ok((user, granted))
+    let remember = Consent {
+        user_id: user.id.clone(),
+        client_id: context.client.id.clone(),
+        scopes: decision.scopes.clone(),
+        granted_at: now(),
+    };
+    issue_code(app, &context.client, &user, &parked.request, auth_time, decision, Some(remember)).await
 }
 
-/// §4.1.2: a code bound to the client, redirect URI, PKCE challenge and nonce.
-pub async fn issue_code(
+/// Step 4, §4.1.2: a code bound to the client, redirect URI, PKCE challenge and nonce. It
+/// carries the grant its redemption creates; it is written in one group with the consent
+/// that was just given, if any.
+async fn issue_code(
     app: &App,
     client: &Client,
     user: &User,
     request: &AuthorizationRequest,
     auth_time: i64,
-    granted: super::scope_policy::Granted,
+    decision: Decision,
+    remember: Option<Consent>,
 ) -> Result<Response, OAuthError> {
     let now = now();
     let refresh_ttl = client.doc.refresh_token_ttl.unwrap_or(app.config.tokens.refresh_token_ttl) as i64;
-    let grant = Grant {
-        id: crate::crypto::random_token(16),
-        client_id: client.id.clone(),
-        user_id: Some(user.id.clone()),
-        created_at: now,
-        expires_at: now + refresh_ttl,
-        revoked: false,
-        doc: GrantDocument { scopes: granted.scopes, auth_time: Some(auth_time), claims: granted.claims },
-    };
-    app.storage.create_grant(&grant).await?;
-    let code = crate::crypto::random_token(32);
+    let code = random_token(32);
+    let id_token_claims = super::tokens::user_claims(user, decision.scopes.iter().map(String::as_str));
     let record = Code {
-        grant_id: grant.id.clone(),
+        hash: hash_secret(&code),
         expires_at: now + client.doc.code_ttl.unwrap_or(app.config.tokens.code_ttl) as i64,
+        grant: Grant {
+            id: random_token(16),
+            client_id: client.id.clone(),
+            user_id: Some(user.id.clone()),
+            created_at: now,
+            expires_at: now + refresh_ttl,
+            doc: GrantDocument { scopes: decision.scopes, auth_time: Some(auth_time), claims: decision.claims },
+        },
         doc: CodeDocument {
             client_id: client.id.clone(),
             redirect_uri: request.redirect_uri.clone(),
@@ -276,10 +349,14 @@ pub async fn issue_code(
             code_challenge: request.code_challenge.clone(),
             code_challenge_method: request.code_challenge_method.clone(),
             nonce: request.nonce.clone(),
-            issued_refresh_token: false,
+            id_token_claims,
         },
     };
-    app.storage.create_code(&crate::crypto::hash_secret(&code), &record).await?;
+    let mut writes = vec![write::create(&record)?];
+    if let Some(consent) = &remember {
+        writes.push(write::put(consent)?);
+    }
+    app.storage.apply(writes).await?;
     let mut pairs = vec![("code", code.as_str())];
     if let Some(state) = &request.state {
         pairs.push(("state", state));
@@ -300,7 +377,7 @@ fn redirect_to(uri: &str, pairs: &[(&str, &str)]) -> Response {
         }
     }
     let mut response = Redirect::to(url.as_str()).into_response();
-    response.headers_mut().insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
@@ -319,22 +396,4 @@ pub fn redirect_error(app: &App, e: &OAuthError, request: &AuthorizationRequest)
     }
     pairs.push(("iss", app.config.issuer()));
     redirect_to(&request.redirect_uri, &pairs)
-}
-
-/// Errors that must not be redirected, rendered by the consent UI plugin.
-pub fn error_page(app: &App, e: OAuthError) -> Response {
-    let status = match e.status() {
-        StatusCode::UNAUTHORIZED => StatusCode::BAD_REQUEST,
-        s => s,
-    };
-    let page = crate::plugin::bindings::consent_world::exports::portcullis::plugin::consent::ErrorPage {
-        locale: "en".into(),
-        error: e.code().into(),
-        description: e.description(),
-    };
-    let consent = app.host.defaults.consent.clone();
-    match app.host.consent(&consent, |g, s| g.call_render_error(s, &page)) {
-        Ok(Ok(html)) => (status, Html(html)).into_response(),
-        _ => (status, format!("{}: {}", e.code(), e.description())).into_response(),
-    }
 }

@@ -2,6 +2,8 @@
 //! form-urlencoded id and secret), `client_secret_post` (secret in the body) and `none`
 //! (a public client names itself with `client_id`).
 
+use std::sync::Arc;
+
 use axum::http::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -10,9 +12,12 @@ use super::params::Params;
 use crate::error::OAuthError;
 use crate::model::{Client, now};
 use crate::server::Portcullis;
+use crate::storage::ClientContext;
 
 pub struct Authenticated {
     pub client: Client,
+    /// The client with its template, organization and instance, for its scope policy.
+    pub context: Arc<ClientContext>,
 }
 
 /// Authenticates the client of a token, introspection or revocation request.
@@ -41,7 +46,8 @@ pub async fn authenticate(
         },
     };
     let fail = || OAuthError::invalid_client("client authentication failed", used_basic);
-    let client = app.storage.get_client(&client_id).await?.ok_or_else(fail)?;
+    let context = app.storage.client_context(&client_id).await?.ok_or_else(fail)?;
+    let client = context.client.clone();
     if client.is_expired(now()) {
         return Err(fail());
     }
@@ -50,7 +56,7 @@ pub async fn authenticate(
         (None, None) => {}
         _ => return Err(fail()),
     }
-    Ok(Authenticated { client })
+    Ok(Authenticated { client, context })
 }
 
 /// `Authorization: Basic base64(urlencode(id):urlencode(secret))`, or none.

@@ -1,31 +1,39 @@
 //! RFC 6749 §4.4 Client Credentials Grant: the client asks for itself. No refresh token (§4.4.3).
 
 use super::params::{Params, parse_scope};
+use super::scope_policy::{self, Ask};
 use super::tokens::{self, Issue, TokenResponse};
 use crate::error::OAuthError;
 use crate::model::*;
 use crate::server::App;
+use crate::storage::ClientContext;
 
-pub fn exchange(app: &App, client: &Client, params: &Params) -> Result<TokenResponse, OAuthError> {
+pub fn exchange(app: &App, context: &ClientContext, params: &Params) -> Result<TokenResponse, OAuthError> {
     let requested = parse_scope(params.get("scope"))?;
-    let granted = super::scope_policy::resolve(
+    let granted = scope_policy::resolve(
         app,
-        client,
-        None,
-        &requested,
-        params.get("scope").is_some(),
-        GRANT_CLIENT_CREDENTIALS,
+        context,
+        Ask {
+            user: None,
+            requested: &requested,
+            scope_parameter_present: params.get("scope").is_some(),
+            grant_type: GRANT_CLIENT_CREDENTIALS,
+            original_scopes: None,
+            acr_values: &[],
+            claims_parameter: None,
+        },
     )?;
     tokens::issue(
         app,
         Issue {
-            client,
-            user: None,
+            client: &context.client,
+            user_id: None,
             scopes: &granted.scopes,
             claims: &granted.claims,
-            grant: None,
+            grant_id: None,
             nonce: None,
             auth_time: None,
+            id_token_claims: None,
             refresh_token: None,
         },
     )

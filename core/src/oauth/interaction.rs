@@ -1,20 +1,24 @@
-//! The person's part of the authorization code flow: the login form and the consent form,
-//! rendered by the consent UI plugin and handled here. Each form is bound to its
-//! interaction by an HttpOnly cookie and carries a CSRF token stored with the interaction.
+//! The pages of the authorization flow and their forms' plumbing: the login and consent
+//! pages (rendered by the client's consent UI plugin), the interaction each page belongs to
+//! (parked in storage, bound to the browser by an HttpOnly cookie, its forms carrying a CSRF
+//! token), the password check, and the error page. The flow itself, which decides what
+//! comes next, is `authorize.rs`; nothing here calls back into it.
+
+use std::sync::Arc;
 
 use axum::Form;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::rejection::FormRejection;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
-use super::authorize::{self, AuthorizationRequest};
 use super::session::{self, INTERACTION_COOKIE, SESSION_COOKIE};
 use crate::crypto::{hash_secret, random_token};
 use crate::error::OAuthError;
 use crate::model::*;
-use crate::plugin::bindings::consent_world::exports::portcullis::plugin::consent as ui;
+use crate::plugin::consent::{Page, PageContext};
 use crate::server::{App, Portcullis};
+use crate::storage::{ClientContext, write};
 
 pub const LOGIN_PATH: &str = "/interaction/login";
 pub const CONSENT_PATH: &str = "/interaction/consent";
@@ -38,94 +42,76 @@ fn pick_locale(app: &Portcullis, plugin: &str, wanted: &[String]) -> String {
     offered.first().cloned().unwrap_or_else(|| "en".into())
 }
 
-fn context(
-    app: &Portcullis,
-    client: &Client,
-    request: &AuthorizationRequest,
-    action: &str,
-    id: &str,
-    csrf: &str,
-) -> ui::PageContext {
+fn context(app: &Portcullis, client: &Client, parked: &Interaction, action: &str) -> PageContext {
     let plugin = consent_plugin(app, client);
-    ui::PageContext {
-        locale: pick_locale(app, plugin, &request.ui_locales),
+    PageContext {
+        locale: pick_locale(app, plugin, &parked.request.ui_locales),
         issuer: app.config.issuer().to_owned(),
         client_name: if client.doc.name.is_empty() { client.id.clone() } else { client.doc.name.clone() },
         action: format!("{}{action}", app.config.issuer()),
-        hidden: vec![("interaction".into(), id.to_owned()), ("csrf".into(), csrf.to_owned())],
+        hidden: vec![("interaction".into(), parked.id.clone()), ("csrf".into(), parked.csrf.clone())],
     }
 }
 
-fn page(
-    html: Result<Result<String, String>, crate::plugin::PluginError>,
-    status: StatusCode,
-) -> Result<Response, OAuthError> {
-    let html = html?.map_err(|e| OAuthError::internal("consent page", e))?;
+fn render(app: &Portcullis, client: &Client, page: &Page, status: StatusCode) -> Result<Response, OAuthError> {
+    let html = app.host.render(consent_plugin(app, client), page)?.map_err(|e| OAuthError::internal("page", e))?;
     let mut response = (status, Html(html)).into_response();
     let h = response.headers_mut();
-    h.insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
-    h.insert("x-frame-options", axum::http::HeaderValue::from_static("DENY"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     Ok(response)
 }
 
-async fn park(app: &Portcullis, interaction: &Interaction) -> Result<String, OAuthError> {
-    let id = random_token(32);
-    let expires = now() + app.config.tokens.interaction_ttl as i64;
-    app.storage.put_interaction(&id, expires, interaction).await?;
-    Ok(id)
-}
-
-pub async fn start_login(
+/// Parks an interaction and renders its page, with the cookie that binds it to this browser.
+async fn park_and_render(
     app: &App,
     client: &Client,
-    request: AuthorizationRequest,
-    error: Option<String>,
+    parked: Interaction,
+    page: impl FnOnce(PageContext) -> Page,
 ) -> Result<Response, OAuthError> {
-    let interaction = Interaction { csrf: random_token(24), request, user_id: None, auth_time: None };
-    let id = park(app, &interaction).await?;
-    let mut response = render_login(app, client, &interaction, &id, error, StatusCode::OK)?;
-    let cookie = session::set_cookie(app, INTERACTION_COOKIE, &id, app.config.tokens.interaction_ttl);
+    app.storage.put_interaction(&parked).await?;
+    let action = if parked.user_id.is_some() { CONSENT_PATH } else { LOGIN_PATH };
+    let mut response = render(app, client, &page(context(app, client, &parked, action)), StatusCode::OK)?;
+    let cookie = session::set_cookie(app, INTERACTION_COOKIE, &parked.id, app.config.tokens.interaction_ttl);
     response.headers_mut().append(header::SET_COOKIE, cookie);
     Ok(response)
 }
 
-fn render_login(
-    app: &Portcullis,
-    client: &Client,
-    i: &Interaction,
-    id: &str,
-    error: Option<String>,
-    status: StatusCode,
-) -> Result<Response, OAuthError> {
-    let login = ui::LoginPage {
-        context: context(app, client, &i.request, LOGIN_PATH, id, &i.csrf),
-        login_hint: i.request.login_hint.clone(),
-        error,
-    };
-    page(app.host.consent(consent_plugin(app, client), |g, s| g.call_render_login(s, &login)), status)
+fn new_interaction(app: &Portcullis, request: AuthorizationRequest) -> Interaction {
+    Interaction {
+        id: random_token(32),
+        expires_at: now() + app.config.tokens.interaction_ttl as i64,
+        csrf: random_token(24),
+        request,
+        ..Default::default()
+    }
 }
 
-pub async fn start_consent(
+/// The login page for a request that has no signed-in user.
+pub async fn login_page(app: &App, client: &Client, request: AuthorizationRequest) -> Result<Response, OAuthError> {
+    let parked = new_interaction(app, request);
+    let login_hint = parked.request.login_hint.clone();
+    park_and_render(app, client, parked, |context| Page::Login { context, login_hint, error: None }).await
+}
+
+/// The consent page, with the policy's decision parked beside it.
+pub async fn consent_page(
     app: &App,
     client: &Client,
     user: &User,
     request: AuthorizationRequest,
     auth_time: i64,
-    scopes: &[String],
+    decision: Decision,
 ) -> Result<Response, OAuthError> {
-    let interaction =
-        Interaction { csrf: random_token(24), request, user_id: Some(user.id.clone()), auth_time: Some(auth_time) };
-    let id = park(app, &interaction).await?;
-    let consent = ui::ConsentPage {
-        context: context(app, client, &interaction.request, CONSENT_PATH, &id, &interaction.csrf),
-        user_name: if user.doc.name.is_empty() { user.username.clone() } else { user.doc.name.clone() },
-        scopes: scopes.to_vec(),
+    let scopes = decision.scopes.clone();
+    let parked = Interaction {
+        user_id: Some(user.id.clone()),
+        auth_time: Some(auth_time),
+        decision: Some(decision),
+        ..new_interaction(app, request)
     };
-    let mut response =
-        page(app.host.consent(consent_plugin(app, client), |g, s| g.call_render_consent(s, &consent)), StatusCode::OK)?;
-    let cookie = session::set_cookie(app, INTERACTION_COOKIE, &id, app.config.tokens.interaction_ttl);
-    response.headers_mut().append(header::SET_COOKIE, cookie);
-    Ok(response)
+    let user_name = if user.doc.name.is_empty() { user.username.clone() } else { user.doc.name.clone() };
+    park_and_render(app, client, parked, |context| Page::Consent { context, user_name, scopes }).await
 }
 
 #[derive(Deserialize)]
@@ -143,11 +129,11 @@ pub struct ConsentForm {
     interaction: String,
     csrf: String,
     #[serde(default)]
-    decision: String,
+    pub decision: String,
 }
 
 /// A form posted back from one of our pages: which interaction it continues, and its CSRF token.
-trait InteractionForm {
+pub trait InteractionForm {
     fn interaction(&self) -> &str;
     fn csrf(&self) -> &str;
 }
@@ -172,14 +158,14 @@ impl InteractionForm for ConsentForm {
 
 /// Loads the interaction a form belongs to, checking the cookie binding and the CSRF token.
 /// Anything wrong here is shown on a page: the redirect URI is not known to be trusted yet.
-async fn resume<F: InteractionForm>(
+pub async fn resume<F: InteractionForm>(
     app: &App,
     headers: &HeaderMap,
-    form: Result<Form<F>, axum::extract::rejection::FormRejection>,
-) -> Result<(F, Interaction, Client), Response> {
+    form: Result<Form<F>, FormRejection>,
+) -> Result<(F, Interaction, Arc<ClientContext>), Response> {
     let form = match form {
         Ok(Form(f)) => f,
-        Err(e) => return Err(authorize::error_page(app, e.into())),
+        Err(e) => return Err(error_page(app, e.into())),
     };
     let bound = session::cookie(headers, INTERACTION_COOKIE).is_some_and(|c| c == form.interaction());
     let stale = || {
@@ -187,60 +173,42 @@ async fn resume<F: InteractionForm>(
             "this sign-in page has expired or was opened elsewhere; start again from the application".into(),
         )
     };
-    let loaded =
-        app.storage.get_interaction(form.interaction()).await.map_err(|e| authorize::error_page(app, e.into()))?;
-    let Some((expires, interaction)) = loaded else { return Err(authorize::error_page(app, stale())) };
-    let csrf_ok = bool::from(subtle::ConstantTimeEq::ct_eq(form.csrf().as_bytes(), interaction.csrf.as_bytes()));
-    if !bound || expires <= now() || !csrf_ok {
-        return Err(authorize::error_page(app, stale()));
+    let loaded = app.storage.get_interaction(form.interaction()).await.map_err(|e| error_page(app, e.into()))?;
+    let Some(parked) = loaded else { return Err(error_page(app, stale())) };
+    let csrf_ok = bool::from(subtle::ConstantTimeEq::ct_eq(form.csrf().as_bytes(), parked.csrf.as_bytes()));
+    if !bound || parked.expires_at <= now() || !csrf_ok {
+        return Err(error_page(app, stale()));
     }
-    let client = match app.storage.get_client(&interaction.request.client_id).await {
-        Ok(Some(c)) if !c.is_expired(now()) => c,
+    let context = match app.storage.client_context(&parked.request.client_id).await {
+        Ok(Some(c)) if !c.client.is_expired(now()) => c,
         Ok(_) => {
-            return Err(authorize::error_page(
-                app,
-                OAuthError::invalid_client("the client is no longer registered", false),
-            ));
+            return Err(error_page(app, OAuthError::invalid_client("the client is no longer registered", false)));
         }
-        Err(e) => return Err(authorize::error_page(app, e.into())),
+        Err(e) => return Err(error_page(app, e.into())),
     };
-    Ok((form, interaction, client))
+    Ok((form, parked, context))
 }
 
-pub async fn login(
-    State(app): State<App>,
-    headers: HeaderMap,
-    form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
-) -> Response {
-    let (form, interaction, client) = match resume(&app, &headers, form).await {
-        Ok(v) => v,
-        Err(page) => return page,
-    };
-    let request = interaction.request.clone();
-    match login_step(&app, &headers, &client, interaction, &form).await {
-        Ok(r) => r,
-        Err(e) => authorize::redirect_error(&app, &e, &request),
-    }
-}
-
-async fn login_step(
+/// Checks the login form's username and password: the user, or the login page again
+/// saying why not.
+pub async fn check_password(
     app: &App,
-    headers: &HeaderMap,
     client: &Client,
-    interaction: Interaction,
+    parked: &Interaction,
     form: &LoginForm,
-) -> Result<Response, OAuthError> {
+) -> Result<Result<User, Response>, OAuthError> {
+    let again = |error: &str, status| {
+        let page = Page::Login {
+            context: context(app, client, parked, LOGIN_PATH),
+            login_hint: parked.request.login_hint.clone(),
+            error: Some(error.to_owned()),
+        };
+        render(app, client, &page, status)
+    };
     if !app.sign_in_limit.attempt(form.username.trim()) {
-        tracing::warn!(username = %form.username, "sign-in attempts throttled");
+        tracing::warn!(username = ?form.username, "sign-in attempts throttled");
         let error = "Too many sign-in attempts for this user. Wait a minute and try again.";
-        return render_login(
-            app,
-            client,
-            &interaction,
-            &form.interaction,
-            Some(error.into()),
-            StatusCode::TOO_MANY_REQUESTS,
-        );
+        return Ok(Err(again(error, StatusCode::TOO_MANY_REQUESTS)?));
     }
     let user = app.storage.find_user(form.username.trim()).await?;
     let password = form.password.clone();
@@ -251,74 +219,40 @@ async fn login_step(
     let ok = tokio::task::spawn_blocking(move || crate::crypto::verify_password(&password, &hash))
         .await
         .map_err(|e| OAuthError::internal("password check", e))?;
-    let user = match (user, ok) {
-        (Some(u), true) => u,
+    match (user, ok) {
+        (Some(u), true) => Ok(Ok(u)),
         _ => {
-            tracing::info!(username = %form.username, "failed sign-in");
-            return render_login(
-                app,
-                client,
-                &interaction,
-                &form.interaction,
-                Some("The username or password is incorrect.".into()),
-                StatusCode::UNAUTHORIZED,
-            );
+            tracing::info!(username = ?form.username, "failed sign-in");
+            Ok(Err(again("The username or password is incorrect.", StatusCode::UNAUTHORIZED)?))
         }
-    };
+    }
+}
+
+/// Signs the user in: a new session replaces the finished login interaction, in one write.
+/// Returns the session cookie and the authentication time.
+pub async fn start_session(app: &App, user: &User, parked: &Interaction) -> Result<(HeaderValue, i64), OAuthError> {
     let now = now();
     let session_id = random_token(32);
     let ttl = app.config.tokens.session_ttl;
-    app.storage
-        .create_session(
-            &hash_secret(&session_id),
-            &Session { user_id: user.id.clone(), auth_time: now, expires_at: now + ttl as i64 },
-        )
-        .await?;
-    app.storage.delete_interaction(&form.interaction).await?;
-    let mut response =
-        authorize::proceed(app, headers, client, interaction.request.clone(), Some((user.id.clone(), now))).await?;
-    response.headers_mut().append(header::SET_COOKIE, session::set_cookie(app, SESSION_COOKIE, &session_id, ttl));
-    Ok(response)
+    let session = Session {
+        hash: hash_secret(&session_id),
+        user_id: user.id.clone(),
+        auth_time: now,
+        expires_at: now + ttl as i64,
+    };
+    app.storage.apply(vec![write::create(&session)?, write::delete::<Interaction>(&parked.id)]).await?;
+    Ok((session::set_cookie(app, SESSION_COOKIE, &session_id, ttl), now))
 }
 
-pub async fn consent(
-    State(app): State<App>,
-    headers: HeaderMap,
-    form: Result<Form<ConsentForm>, axum::extract::rejection::FormRejection>,
-) -> Response {
-    let (form, interaction, client) = match resume(&app, &headers, form).await {
-        Ok(v) => v,
-        Err(page) => return page,
+/// Errors that must not be redirected, rendered by the consent UI plugin.
+pub fn error_page(app: &App, e: OAuthError) -> Response {
+    let status = match e.status() {
+        StatusCode::UNAUTHORIZED => StatusCode::BAD_REQUEST,
+        s => s,
     };
-    let request = interaction.request.clone();
-    match consent_step(&app, &client, interaction, &form).await {
-        Ok(r) => r,
-        Err(e) => authorize::redirect_error(&app, &e, &request),
+    let page = Page::Error { locale: "en".into(), error: e.code().into(), description: e.description() };
+    match app.host.render(&app.host.defaults.consent, &page) {
+        Ok(Ok(html)) => (status, Html(html)).into_response(),
+        _ => (status, format!("{}: {}", e.code(), e.description())).into_response(),
     }
-}
-
-async fn consent_step(
-    app: &App,
-    client: &Client,
-    interaction: Interaction,
-    form: &ConsentForm,
-) -> Result<Response, OAuthError> {
-    app.storage.delete_interaction(&form.interaction).await?;
-    let (Some(user_id), Some(auth_time)) = (interaction.user_id.clone(), interaction.auth_time) else {
-        return Err(OAuthError::InvalidRequest("consent was given before sign-in".into()));
-    };
-    if form.decision != "allow" {
-        return Err(OAuthError::AccessDenied("the user denied the request".into()));
-    }
-    let request = interaction.request;
-    let (user, granted) = authorize::user_and_scopes(app, client, &user_id, &request).await?;
-    app.storage
-        .put_consent(&Consent {
-            user_id: user.id.clone(),
-            client_id: client.id.clone(),
-            scopes: granted.scopes.clone(),
-            granted_at: now(),
-        })
-        .await?;
-    authorize::issue_code(app, client, &user, &request, auth_time, granted).await
 }

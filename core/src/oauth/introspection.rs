@@ -12,7 +12,7 @@ use super::client_auth;
 use super::params::Params;
 use crate::crypto::hash_secret;
 use crate::error::OAuthError;
-use crate::model::{RefreshState, now};
+use crate::model::{RefreshToken, now};
 use crate::server::App;
 
 pub async fn introspect(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
@@ -50,17 +50,20 @@ async fn handle(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<Value, OA
         }
         return Ok(v);
     }
-    let Some(refresh) = app.storage.get_refresh_token(&hash_secret(&token)).await? else { return Ok(inactive) };
-    let Some(grant) = app.storage.get_grant(&refresh.grant_id).await? else { return Ok(inactive) };
-    if grant.revoked || refresh.state != RefreshState::Active || refresh.expires_at <= now() {
+    // A refresh token lives while it is stored unconsumed: revoking its grant removes it.
+    let Some(refresh) = app.storage.get_loaded::<RefreshToken>(&hash_secret(&token)).await? else {
+        return Ok(inactive);
+    };
+    let (refresh, consumed) = (refresh.value, refresh.consumed);
+    if consumed || refresh.expires_at <= now() {
         return Ok(inactive);
     }
     Ok(json!({
         "active": true,
         "token_type": "refresh_token",
-        "scope": grant.doc.scopes.join(" "),
-        "client_id": grant.client_id,
-        "sub": grant.user_id.unwrap_or_else(|| grant.client_id.clone()),
+        "scope": refresh.scopes.join(" "),
+        "client_id": refresh.client_id,
+        "sub": refresh.user_id.unwrap_or_else(|| refresh.client_id.clone()),
         "iss": app.config.issuer(),
         "exp": refresh.expires_at,
         "iat": refresh.created_at,

@@ -41,8 +41,8 @@ pub fn router(app: App) -> Router {
         .route("/.well-known/openid-configuration", get(discovery::openid_configuration))
         .route("/.well-known/oauth-authorization-server", get(discovery::openid_configuration))
         .route("/jwks.json", get(discovery::jwks))
-        .route(interaction::LOGIN_PATH, post(interaction::login))
-        .route(interaction::CONSENT_PATH, post(interaction::consent))
+        .route(interaction::LOGIN_PATH, post(authorize::login))
+        .route(interaction::CONSENT_PATH, post(authorize::consent))
         .route("/health", get(|| async { "ok" }));
     router = endpoints(router, &NATIVE);
     for name in &app.config.server.profiles {

@@ -11,6 +11,7 @@ use super::client_auth;
 use super::params::Params;
 use crate::crypto::hash_secret;
 use crate::error::OAuthError;
+use crate::model::RefreshToken;
 use crate::server::App;
 
 pub async fn revoke(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
@@ -31,8 +32,8 @@ async fn handle(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<(), OAuth
         return Err(OAuthError::UnsupportedTokenType(format!("token_type_hint `{hint}` is not supported")));
     }
     let not_yours = || OAuthError::UnauthorizedClient("the token was issued to another client".into());
-    if let Some(refresh) = app.storage.get_refresh_token(&hash_secret(&token)).await? {
-        if refresh.doc.client_id != client.id {
+    if let Some(refresh) = app.storage.get::<RefreshToken>(&hash_secret(&token)).await? {
+        if refresh.client_id != client.id {
             return Err(not_yours());
         }
         app.storage.revoke_grant(&refresh.grant_id).await?;

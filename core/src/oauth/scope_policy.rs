@@ -1,15 +1,14 @@
 //! Asks the client's scope policy plugin which scopes a grant really gets (RFC 6749 §3.3:
-//! the server may grant fewer scopes than requested and says so in `scope`).
+//! the server may grant fewer scopes than requested and says so in `scope`). The policy is
+//! asked on every grant; whatever it answers, the host keeps only scopes the client was
+//! registered with (and, on refresh, that the original grant had) and drops claims the
+//! server owns.
 
 use crate::error::OAuthError;
-use crate::model::{Client, ExtraClaim, User};
-use crate::plugin::bindings::scope_world::exports::portcullis::plugin::scope as wit;
+use crate::model::{Decision, ExtraClaim, User};
+use crate::plugin::scope::{PolicyDenial, ScopeInput};
 use crate::server::Portcullis;
-
-pub struct Granted {
-    pub scopes: Vec<String>,
-    pub claims: Vec<ExtraClaim>,
-}
+use crate::storage::ClientContext;
 
 /// Claims a policy may not set: the server owns them.
 const REGISTERED: &[&str] = &[
@@ -25,51 +24,54 @@ const REGISTERED: &[&str] = &[
     "auth_time",
     "nonce",
     "at_hash",
+    "c_hash",
+    "s_hash",
     "azp",
     "gid",
     "acr",
     "amr",
+    "sid",
+    "cnf",
 ];
 
-pub fn resolve(
-    app: &Portcullis,
-    client: &Client,
-    user: Option<&User>,
-    requested: &[String],
-    scope_parameter_present: bool,
-    grant_type: &str,
-) -> Result<Granted, OAuthError> {
-    let request = wit::ScopeRequest {
-        client: wit::Client {
-            id: client.id.clone(),
-            name: client.doc.name.clone(),
-            allowed_scopes: client.doc.scopes.clone(),
-            grant_types: client.doc.grant_types.clone(),
-            template: client.doc.template.as_ref().map(|t| wit::ClientTemplate {
-                id: t.id.clone(),
-                name: t.name.clone(),
-                scopes: t.scopes.clone(),
-            }),
-            organization_id: client.organization_id.clone(),
-            metadata: serde_json::Value::Object(client.doc.metadata.clone()).to_string(),
-        },
-        user: user.map(|u| wit::User {
-            id: u.id.clone(),
-            username: u.username.clone(),
-            roles: u.doc.roles.clone(),
-            organization_id: u.doc.organization_id.clone(),
-        }),
-        organization: None,
-        roles: user.map(|u| u.doc.roles.clone()).unwrap_or_default(),
-        requested_scopes: requested.to_vec(),
-        scope_parameter_present,
-        grant_type: grant_type.to_owned(),
+/// What one grant asks the policy.
+pub struct Ask<'a> {
+    pub user: Option<&'a User>,
+    pub requested: &'a [String],
+    pub scope_parameter_present: bool,
+    pub grant_type: &'a str,
+    /// On refresh: the scopes of the original grant.
+    pub original_scopes: Option<&'a [String]>,
+    pub acr_values: &'a [String],
+    pub claims_parameter: Option<&'a str>,
+}
+
+pub fn resolve(app: &Portcullis, context: &ClientContext, ask: Ask<'_>) -> Result<Decision, OAuthError> {
+    let client = &context.client;
+    let input = ScopeInput {
+        client,
+        template: context.template.as_ref(),
+        user: ask.user,
+        organization: context.organization.as_ref(),
+        instance: context.instance.as_ref(),
+        requested: ask.requested,
+        scope_parameter_present: ask.scope_parameter_present,
+        grant_type: ask.grant_type,
+        original_scopes: ask.original_scopes,
+        acr_values: ask.acr_values,
+        claims_parameter: ask.claims_parameter,
     };
     let policy = client.doc.scope_policy.as_deref().unwrap_or(&app.host.defaults.scope);
-    match app.host.resolve_scope(policy, &request)? {
+    match app.host.resolve_scope(policy, &input)? {
         Ok(grant) => {
-            // A policy narrows; it never widens past what the client was registered with.
-            let scopes: Vec<String> = grant.scopes.into_iter().filter(|s| client.doc.scopes.contains(s)).collect();
+            // A policy narrows; it never widens past what the client was registered with,
+            // nor, on refresh, past the original grant.
+            let scopes: Vec<String> = grant
+                .scopes
+                .into_iter()
+                .filter(|s| client.doc.scopes.contains(s))
+                .filter(|s| ask.original_scopes.is_none_or(|o| o.contains(s)))
+                .collect();
             let mut claims = Vec::new();
             for c in grant.claims {
                 if REGISTERED.contains(&c.name.as_str()) {
@@ -79,12 +81,18 @@ pub fn resolve(
                 let value = serde_json::from_str(&c.value).map_err(|e| {
                     OAuthError::internal("scope policy claim", format!("claim {} is not JSON: {e}", c.name))
                 })?;
-                claims.push(ExtraClaim { name: c.name, value, id_token: c.id_token });
+                claims.push(ExtraClaim {
+                    name: c.name,
+                    value,
+                    access_token: c.access_token,
+                    id_token: c.id_token,
+                    userinfo: c.userinfo,
+                });
             }
-            Ok(Granted { scopes, claims })
+            Ok(Decision { scopes, claims })
         }
-        Err(wit::Denial::InvalidScope(reason)) => Err(OAuthError::InvalidScope(reason)),
-        Err(wit::Denial::AccessDenied(reason)) => Err(OAuthError::AccessDenied(reason)),
-        Err(wit::Denial::UnauthorizedClient(reason)) => Err(OAuthError::UnauthorizedClient(reason)),
+        Err(PolicyDenial::InvalidScope(reason)) => Err(OAuthError::InvalidScope(reason)),
+        Err(PolicyDenial::AccessDenied(reason)) => Err(OAuthError::AccessDenied(reason)),
+        Err(PolicyDenial::UnauthorizedClient(reason)) => Err(OAuthError::UnauthorizedClient(reason)),
     }
 }

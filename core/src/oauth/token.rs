@@ -43,13 +43,14 @@ async fn handle(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<super::to
     if !known.contains(&grant_type.as_str()) {
         return Err(OAuthError::UnsupportedGrantType(format!("grant_type `{grant_type}` is not supported")));
     }
-    let client = client_auth::authenticate(app, headers, &mut params).await?.client;
-    if !client.allows_grant(&grant_type) {
+    let context = client_auth::authenticate(app, headers, &mut params).await?.context;
+    if !context.client.allows_grant(&grant_type) {
         return Err(OAuthError::UnauthorizedClient(format!("this client may not use the `{grant_type}` grant")));
     }
     match grant_type.as_str() {
-        GRANT_AUTHORIZATION_CODE => authorization_code::exchange(app, &client, &params).await,
-        GRANT_CLIENT_CREDENTIALS => client_credentials::exchange(app, &client, &params),
-        _ => refresh_token::exchange(app, &client, &params).await,
+        GRANT_AUTHORIZATION_CODE => authorization_code::exchange(app, &context.client, &params).await,
+        GRANT_CLIENT_CREDENTIALS => client_credentials::exchange(app, &context, &params),
+        GRANT_REFRESH_TOKEN => refresh_token::exchange(app, &context, &params).await,
+        other => Err(OAuthError::UnsupportedGrantType(format!("grant_type `{other}` is not supported"))),
     }
 }

@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 
 use crate::crypto::{hash_secret, left_half_hash, random_token};
 use crate::error::OAuthError;
-use crate::model::{Client, ExtraClaim, Grant, RefreshDocument, RefreshState, RefreshToken, User, now};
+use crate::model::{Client, ExtraClaim, RefreshToken, User, now};
 use crate::server::Portcullis;
 
 /// The claims of an access token this server issued, as read back by introspection and userinfo.
@@ -51,12 +51,17 @@ pub struct TokenResponse {
 /// What one token response is issued for.
 pub struct Issue<'a> {
     pub client: &'a Client,
-    pub user: Option<&'a User>,
+    /// The resource owner; none for client credentials.
+    pub user_id: Option<&'a str>,
     pub scopes: &'a [String],
     pub claims: &'a [ExtraClaim],
-    pub grant: Option<&'a Grant>,
+    /// The grant the tokens hang off (`gid`); revoking it revokes them.
+    pub grant_id: Option<&'a str>,
     pub nonce: Option<&'a str>,
     pub auth_time: Option<i64>,
+    /// The user's claims for the ID token; an ID token is issued when these are given and
+    /// `openid` was granted.
+    pub id_token_claims: Option<&'a Map<String, Value>>,
     pub refresh_token: Option<String>,
 }
 
@@ -69,12 +74,12 @@ pub fn issue(app: &Portcullis, what: Issue<'_>) -> Result<TokenResponse, OAuthEr
     let ttl = access_token_ttl(app, what.client);
     let scope = what.scopes.join(" ");
     let mut extra = Map::new();
-    for c in what.claims {
+    for c in what.claims.iter().filter(|c| c.access_token) {
         extra.insert(c.name.clone(), c.value.clone());
     }
     let claims = AccessClaims {
         iss: app.config.issuer().to_owned(),
-        sub: what.user.map(|u| u.id.clone()).unwrap_or_else(|| what.client.id.clone()),
+        sub: what.user_id.unwrap_or(&what.client.id).to_owned(),
         aud: Value::String(app.config.issuer().to_owned()),
         exp: now + ttl as i64,
         iat: now,
@@ -82,13 +87,13 @@ pub fn issue(app: &Portcullis, what: Issue<'_>) -> Result<TokenResponse, OAuthEr
         client_id: what.client.id.clone(),
         scope: scope.clone(),
         auth_time: what.auth_time,
-        gid: what.grant.map(|g| g.id.clone()),
+        gid: what.grant_id.map(str::to_owned),
         extra,
     };
     let access_token = app.keys.sign("at+jwt", &claims)?;
-    let id_token = match what.user {
-        Some(user) if what.scopes.iter().any(|s| s == "openid") => {
-            Some(id_token(app, &what, user, &access_token, now)?)
+    let id_token = match (what.user_id, what.id_token_claims) {
+        (Some(sub), Some(user_claims)) if what.scopes.iter().any(|s| s == "openid") => {
+            Some(id_token(app, &what, sub, user_claims, &access_token, now)?)
         }
         _ => None,
     };
@@ -106,13 +111,14 @@ pub fn issue(app: &Portcullis, what: Issue<'_>) -> Result<TokenResponse, OAuthEr
 fn id_token(
     app: &Portcullis,
     what: &Issue<'_>,
-    user: &User,
+    sub: &str,
+    user_claims: &Map<String, Value>,
     access_token: &str,
     now: i64,
 ) -> Result<String, OAuthError> {
     let mut claims = json!({
         "iss": app.config.issuer(),
-        "sub": user.id,
+        "sub": sub,
         "aud": what.client.id,
         "azp": what.client.id,
         "exp": now + app.config.tokens.id_token_ttl as i64,
@@ -126,8 +132,8 @@ fn id_token(
     if let Some(n) = what.nonce {
         map.insert("nonce".into(), n.into());
     }
-    for (k, v) in user_claims(user, what.scopes.iter().map(String::as_str)) {
-        map.insert(k, v);
+    for (k, v) in user_claims {
+        map.entry(k.clone()).or_insert_with(|| v.clone());
     }
     for c in what.claims.iter().filter(|c| c.id_token) {
         map.entry(c.name.clone()).or_insert_with(|| c.value.clone());
@@ -173,16 +179,9 @@ pub fn user_claims<'a>(user: &User, scopes: impl Iterator<Item = &'a str>) -> Ma
     m
 }
 
-/// A new refresh token for `grant`: returns the token and the record to store under its hash.
-pub fn new_refresh_token(client: &Client, grant: &Grant) -> (String, String, RefreshToken) {
+/// A new refresh token carrying what refreshing needs: returns the token and its record.
+pub fn new_refresh_token(previous: &RefreshToken) -> (String, RefreshToken) {
     let token = random_token(32);
-    let hash = hash_secret(&token);
-    let record = RefreshToken {
-        grant_id: grant.id.clone(),
-        created_at: now(),
-        expires_at: grant.expires_at,
-        state: RefreshState::Active,
-        doc: RefreshDocument { client_id: client.id.clone(), access_jti: None },
-    };
-    (token, hash, record)
+    let record = RefreshToken { hash: hash_secret(&token), created_at: now(), ..previous.clone() };
+    (token, record)
 }

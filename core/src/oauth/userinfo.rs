@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::params::Params;
 use crate::error::OAuthError;
+use crate::model::{Grant, User};
 use crate::server::App;
 
 pub async fn get(State(app): State<App>, headers: HeaderMap) -> Response {
@@ -58,12 +59,15 @@ async fn handle(app: &App, token: Option<String>) -> Result<Value, OAuthError> {
     if !claims.scopes().any(|s| s == "openid") {
         return Err(OAuthError::AccessDenied("the token was not granted the `openid` scope".into()));
     }
-    let user = match claims.gid.as_ref() {
-        Some(_) => app.storage.get_user(&claims.sub).await?,
-        None => None,
-    }
-    .ok_or_else(|| OAuthError::InvalidToken("the token does not belong to a user".into()))?;
+    let gid =
+        claims.gid.as_deref().ok_or_else(|| OAuthError::InvalidToken("the token does not belong to a user".into()))?;
+    let (user, grant) = app.storage.get_pair::<User, Grant>(&claims.sub, gid).await?;
+    let user = user.ok_or_else(|| OAuthError::InvalidToken("the token does not belong to a user".into()))?;
     let mut out = super::tokens::user_claims(&user, claims.scopes());
+    // Claims the scope policy released for userinfo (OIDC Core §5.3.2).
+    for c in grant.iter().flat_map(|g| &g.doc.claims).filter(|c| c.userinfo) {
+        out.entry(c.name.clone()).or_insert_with(|| c.value.clone());
+    }
     out.insert("sub".into(), user.id.clone().into());
     Ok(Value::Object(out))
 }

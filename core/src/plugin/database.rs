@@ -12,7 +12,8 @@ use sqlx::sqlite::{
 };
 use sqlx::{Column, Row, TypeInfo, ValueRef};
 
-use super::bindings::storage_world::portcullis::plugin::database::{DbError, Dialect, Rows, Value};
+use super::bindings::v2::storage_world::portcullis::plugin::database::{DbError, Dialect, Host, Rows, Value};
+use super::call::CallState;
 
 /// The operator's database, shared by every call of every storage plugin.
 #[derive(Clone, Debug)]
@@ -176,6 +177,35 @@ impl DbSession {
             None => Ok(()),
         }
     }
+}
+
+/// The capability as storage plugins call it: each function runs on the call's session.
+impl Host for CallState {
+    async fn get_dialect(&mut self) -> Dialect {
+        self.db.as_ref().map(|d| d.dialect()).unwrap_or(Dialect::Sqlite)
+    }
+    async fn query(&mut self, sql: String, params: Vec<Value>) -> Result<Rows, DbError> {
+        session(self)?.query(&sql, &params).await
+    }
+    async fn execute(&mut self, sql: String, params: Vec<Value>) -> Result<u64, DbError> {
+        session(self)?.execute(&sql, &params).await
+    }
+    async fn batch(&mut self, sql: String) -> Result<(), DbError> {
+        session(self)?.batch(&sql).await
+    }
+    async fn begin(&mut self) -> Result<(), DbError> {
+        session(self)?.begin().await
+    }
+    async fn commit(&mut self) -> Result<(), DbError> {
+        session(self)?.commit().await
+    }
+    async fn rollback(&mut self) -> Result<(), DbError> {
+        session(self)?.rollback().await
+    }
+}
+
+fn session(state: &mut CallState) -> Result<&mut DbSession, DbError> {
+    state.db.as_mut().ok_or_else(|| DbError::Unavailable("no database in this call".into()))
 }
 
 type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;

@@ -2,8 +2,26 @@
 
 use serde::Deserialize;
 
-/// The contract version this host implements.
-pub const CONTRACT: &str = "portcullis:plugin@0.1.0";
+/// The contract versions this host links, the current one first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Contract {
+    /// `portcullis:plugin@0.2.0`: every kind.
+    V2,
+    /// `portcullis:plugin@0.1.0`: scope and consent plugins only.
+    V1,
+}
+
+impl Contract {
+    pub const CURRENT: &str = "portcullis:plugin@0.2.0";
+
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "portcullis:plugin@0.2.0" => Some(Self::V2),
+            "portcullis:plugin@0.1.0" => Some(Self::V1),
+            _ => None,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -25,18 +43,29 @@ impl std::fmt::Display for PluginKind {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ManifestFile {
+    name: String,
+    kind: PluginKind,
+    contract: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    source_hash: Option<String>,
+    #[serde(default)]
+    limits: Limits,
+    #[serde(default)]
+    grants: Grants,
+}
+
+#[derive(Debug, Clone)]
 pub struct Manifest {
     pub name: String,
     pub kind: PluginKind,
-    pub contract: String,
-    #[serde(default)]
+    pub contract: Contract,
     pub description: String,
     /// Written by `plugins/build.sh`; lets CI see that a committed `.wasm` is stale.
-    #[serde(default)]
     pub source_hash: Option<String>,
-    #[serde(default)]
     pub limits: Limits,
-    #[serde(default)]
     pub grants: Grants,
 }
 
@@ -69,16 +98,26 @@ pub const MAX_DEADLINE_MS: u64 = 30_000;
 
 impl Manifest {
     pub fn parse(text: &str, file_stem: &str) -> Result<Self, String> {
-        let manifest: Manifest = toml_from_str(text)?;
-        if manifest.name != file_stem {
-            return Err(format!("name `{}` differs from the file name `{file_stem}`", manifest.name));
+        let file: ManifestFile = toml_from_str(text)?;
+        if file.name != file_stem {
+            return Err(format!("name `{}` differs from the file name `{file_stem}`", file.name));
         }
-        if manifest.contract != CONTRACT {
-            return Err(format!(
-                "contract `{}` is not supported (this server implements {CONTRACT})",
-                manifest.contract
-            ));
-        }
+        let contract = Contract::parse(&file.contract).ok_or_else(|| {
+            format!(
+                "contract `{}` is not supported (this server links portcullis:plugin@0.2.0 and, for scope and \
+                 consent plugins, portcullis:plugin@0.1.0)",
+                file.contract
+            )
+        })?;
+        let manifest = Manifest {
+            name: file.name,
+            kind: file.kind,
+            contract,
+            description: file.description,
+            source_hash: file.source_hash,
+            limits: file.limits,
+            grants: file.grants,
+        };
         if manifest.limits.memory_mb == 0 || manifest.limits.memory_mb > MAX_MEMORY_MB {
             return Err(format!("limits.memory-mb must be 1..={MAX_MEMORY_MB}"));
         }
@@ -92,7 +131,7 @@ impl Manifest {
     }
 }
 
-fn toml_from_str(text: &str) -> Result<Manifest, String> {
+fn toml_from_str(text: &str) -> Result<ManifestFile, String> {
     use figment::Figment;
     use figment::providers::{Format, Toml};
     Figment::from(Toml::string(text)).extract().map_err(|e| e.to_string())

@@ -1,0 +1,68 @@
+//! The one path every plugin call takes, whatever the plugin's kind: a fresh `Store` with
+//! the manifest's memory cap and deadline, the call, and the mapping of a trap, a deadline or
+//! an exhausted memory to `PluginError::Trap`, logged once with the plugin's name. Metrics
+//! and capability grants hang here.
+
+use std::sync::Arc;
+
+use wasmtime::{Store, StoreLimits, StoreLimitsBuilder};
+
+use super::database::DbSession;
+use super::engine::EPOCH_TICK;
+use super::{Plugin, PluginError, PluginKind, PolicyHost};
+
+/// The data of one call's `Store`.
+pub struct CallState {
+    pub(super) plugin: Arc<str>,
+    limits: StoreLimits,
+    /// The database capability; only storage plugins have it.
+    pub(super) db: Option<DbSession>,
+}
+
+impl PolicyHost {
+    fn store(&self, plugin: &Plugin) -> Store<CallState> {
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(usize::try_from(plugin.manifest.limits.memory_mb << 20).unwrap_or(usize::MAX))
+            .instances(64)
+            .tables(64)
+            .memories(16)
+            .trap_on_grow_failure(true)
+            .build();
+        let db = (plugin.manifest.kind == PluginKind::Storage).then(|| DbSession::new(self.database.clone()));
+        let mut store = Store::new(&self.engine.engine, CallState { plugin: plugin.name.clone(), limits, db });
+        store.limiter(|s| &mut s.limits);
+        let ticks = plugin.manifest.limits.deadline_ms.div_ceil(EPOCH_TICK.as_millis() as u64).max(1);
+        store.set_epoch_deadline(ticks);
+        store
+    }
+
+    /// A synchronous call (scope and consent plugins): `f` instantiates and calls.
+    pub(super) fn call<R>(
+        &self,
+        plugin: &Plugin,
+        f: impl FnOnce(&mut Store<CallState>) -> wasmtime::Result<R>,
+    ) -> Result<R, PluginError> {
+        let mut store = self.store(plugin);
+        f(&mut store).map_err(|e| failed(plugin, e))
+    }
+
+    /// An asynchronous call (storage plugins, whose database import awaits).
+    pub(super) async fn call_async<R>(
+        &self,
+        plugin: &Plugin,
+        f: impl AsyncFnOnce(&mut Store<CallState>) -> wasmtime::Result<R>,
+    ) -> Result<R, PluginError> {
+        let mut store = self.store(plugin);
+        f(&mut store).await.map_err(|e| failed(plugin, e))
+    }
+}
+
+fn failed(plugin: &Plugin, e: wasmtime::Error) -> PluginError {
+    let message = match e.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::Interrupt) => format!("ran past its {} ms deadline", plugin.manifest.limits.deadline_ms),
+        Some(t) => format!("trapped: {t}"),
+        None => format!("{e:#}"),
+    };
+    tracing::warn!(plugin = %plugin.name, %message, "plugin call failed");
+    PluginError::Trap { plugin: plugin.name.to_string(), message }
+}

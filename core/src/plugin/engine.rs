@@ -1,0 +1,95 @@
+//! The one wasmtime `Engine` every plugin runs on (pooling allocator, epoch interruption),
+//! its epoch ticker, and the on-disk cache of compiled plugins.
+
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use super::manifest;
+
+/// How often the epoch advances; deadlines are counted in these ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+pub struct PluginEngine {
+    pub engine: Engine,
+    cache_dir: Option<PathBuf>,
+}
+
+impl PluginEngine {
+    /// The engine, with a thread that advances its epoch until the engine is dropped.
+    pub fn new(cache_dir: Option<PathBuf>) -> anyhow::Result<Self> {
+        let engine = Engine::new(&config())?;
+        let ticker = engine.weak();
+        std::thread::Builder::new().name("plugin-epoch".into()).spawn(move || {
+            while let Some(engine) = ticker.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })?;
+        if let Some(dir) = &cache_dir {
+            std::fs::create_dir_all(dir)?;
+        }
+        Ok(Self { engine, cache_dir })
+    }
+
+    /// Compiles a component. Compiled code is cached on disk keyed by the `.wasm`'s SHA-256
+    /// and the engine's compatibility hash, so a restart does not recompile.
+    pub fn compile(&self, wasm: &[u8], digest: &[u8; 32]) -> Result<Component, String> {
+        let mut compat = std::hash::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut compat);
+        let key = format!("{}-{:016x}.cwasm", super::hex(digest), compat.finish());
+        let cached = self.cache_dir.as_ref().map(|d| d.join(key));
+        if let Some(path) = &cached
+            && path.exists()
+        {
+            // SAFETY: the file was written by `Component::serialize` of this same engine
+            // configuration (the key includes its compatibility hash) into our own data dir.
+            match unsafe { Component::deserialize_file(&self.engine, path) } {
+                Ok(c) => return Ok(c),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "ignoring unusable compiled-plugin cache entry")
+                }
+            }
+        }
+        let component = Component::new(&self.engine, wasm).map_err(|e| format!("does not compile: {e:#}"))?;
+        if let Some(path) = &cached {
+            let written = component.serialize().map_err(|e| e.to_string()).and_then(|bytes| {
+                let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+                std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path)).map_err(|e| e.to_string())
+            });
+            if let Err(e) = written {
+                tracing::warn!(path = %path.display(), error = %e, "could not cache compiled plugin");
+            }
+        }
+        Ok(component)
+    }
+}
+
+fn config() -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    config.max_wasm_stack(512 << 10);
+    config.async_stack_size(1 << 20);
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(500);
+    pool.total_core_instances(1000);
+    pool.total_memories(1000);
+    pool.total_tables(1000);
+    pool.max_memory_size(manifest::MAX_MEMORY_MB as usize * (1 << 20));
+    pool.max_component_instance_size(1 << 20);
+    pool.max_core_instance_size(1 << 20);
+    pool.max_memories_per_component(16);
+    pool.max_tables_per_component(16);
+    pool.total_stacks(500);
+    // The first pages of a reused slot are cleared with memset rather than handed back to the
+    // kernel, so a fresh instance does not fault them in again.
+    pool.linear_memory_keep_resident(128 << 10);
+    pool.table_keep_resident(16 << 10);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    config
+}

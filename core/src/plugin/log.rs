@@ -1,0 +1,42 @@
+//! The host side of `portcullis:plugin/log`, for every world of every contract version.
+
+use super::bindings::{v1, v2};
+use super::call::CallState;
+
+impl v2::scope_world::portcullis::plugin::log::Host for CallState {
+    fn log(&mut self, level: v2::scope_world::portcullis::plugin::log::Level, message: String) {
+        use v2::scope_world::portcullis::plugin::log::Level;
+        let level = match level {
+            Level::Debug => tracing::Level::DEBUG,
+            Level::Info => tracing::Level::INFO,
+            Level::Warn => tracing::Level::WARN,
+            Level::Error => tracing::Level::ERROR,
+        };
+        guest_log(&self.plugin, level, &message);
+    }
+}
+
+impl v1::scope_world::portcullis::plugin::log::Host for CallState {
+    fn log(&mut self, level: v1::scope_world::portcullis::plugin::log::Level, message: String) {
+        use v1::scope_world::portcullis::plugin::log::Level;
+        let level = match level {
+            Level::Debug => tracing::Level::DEBUG,
+            Level::Info => tracing::Level::INFO,
+            Level::Warn => tracing::Level::WARN,
+            Level::Error => tracing::Level::ERROR,
+        };
+        guest_log(&self.plugin, level, &message);
+    }
+}
+
+/// A plugin's message is its own text: capped so one plugin cannot flood the log, and
+/// logged as a field, so a newline in it cannot forge a line.
+fn guest_log(plugin: &str, level: tracing::Level, message: &str) {
+    let message: String = message.chars().take(2000).collect();
+    match level {
+        tracing::Level::DEBUG => tracing::debug!(target: "plugin", plugin, message = ?message),
+        tracing::Level::INFO => tracing::info!(target: "plugin", plugin, message = ?message),
+        tracing::Level::WARN => tracing::warn!(target: "plugin", plugin, message = ?message),
+        _ => tracing::error!(target: "plugin", plugin, message = ?message),
+    }
+}

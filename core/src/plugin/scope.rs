@@ -1,0 +1,215 @@
+//! Asking a scope policy plugin, of either contract version, in the server's own types.
+
+use super::bindings::{v1, v2};
+use super::{Linked, PluginError, PluginKind, PolicyHost};
+use crate::model::{AppInstance, Client, ClientTemplate, Organization, User};
+
+use v1::scope_world::exports::portcullis::plugin::scope as wit1;
+use v2::scope_world::exports::portcullis::plugin::scope as wit2;
+
+/// Everything a scope policy is told about one grant, filled in from the host's records.
+pub struct ScopeInput<'a> {
+    pub client: &'a Client,
+    pub template: Option<&'a ClientTemplate>,
+    pub user: Option<&'a User>,
+    pub organization: Option<&'a Organization>,
+    pub instance: Option<&'a AppInstance>,
+    pub requested: &'a [String],
+    pub scope_parameter_present: bool,
+    pub grant_type: &'a str,
+    pub original_scopes: Option<&'a [String]>,
+    pub acr_values: &'a [String],
+    pub claims_parameter: Option<&'a str>,
+}
+
+impl ScopeInput<'_> {
+    /// The roles that bound this grant: for an instance, those of the user who added it.
+    fn roles(&self) -> Vec<String> {
+        match (self.instance, self.user) {
+            (Some(i), _) => i.added_by_roles.clone(),
+            (None, Some(u)) => u.doc.roles.clone(),
+            (None, None) => Vec::new(),
+        }
+    }
+}
+
+/// A claim as a policy answered it: the value is JSON text, not yet parsed.
+pub struct PolicyClaim {
+    pub name: String,
+    pub value: String,
+    pub access_token: bool,
+    pub id_token: bool,
+    pub userinfo: bool,
+}
+
+pub struct PolicyGrant {
+    pub scopes: Vec<String>,
+    pub claims: Vec<PolicyClaim>,
+}
+
+pub enum PolicyDenial {
+    InvalidScope(String),
+    AccessDenied(String),
+    UnauthorizedClient(String),
+}
+
+impl PolicyHost {
+    /// Runs the scope policy `name` on one request.
+    pub fn resolve_scope(
+        &self,
+        name: &str,
+        input: &ScopeInput<'_>,
+    ) -> Result<Result<PolicyGrant, PolicyDenial>, PluginError> {
+        let plugin = self.get(PluginKind::ScopePolicy, name)?;
+        match &plugin.linked {
+            Linked::Scope(pre) => {
+                let request = v2_request(input);
+                let answer = self.call(&plugin, |store| {
+                    pre.instantiate(&mut *store)?.portcullis_plugin_scope().call_resolve(&mut *store, &request)
+                })?;
+                Ok(answer.map(v2_grant).map_err(|d| match d {
+                    wit2::Denial::InvalidScope(r) => PolicyDenial::InvalidScope(r),
+                    wit2::Denial::AccessDenied(r) => PolicyDenial::AccessDenied(r),
+                    wit2::Denial::UnauthorizedClient(r) => PolicyDenial::UnauthorizedClient(r),
+                }))
+            }
+            Linked::ScopeV1(pre) => {
+                let request = v1_request(input);
+                let answer = self.call(&plugin, |store| {
+                    pre.instantiate(&mut *store)?.portcullis_plugin_scope().call_resolve(&mut *store, &request)
+                })?;
+                Ok(answer.map(v1_grant).map_err(|d| match d {
+                    wit1::Denial::InvalidScope(r) => PolicyDenial::InvalidScope(r),
+                    wit1::Denial::AccessDenied(r) => PolicyDenial::AccessDenied(r),
+                    wit1::Denial::UnauthorizedClient(r) => PolicyDenial::UnauthorizedClient(r),
+                }))
+            }
+            _ => Err(PluginError::NotLoaded { kind: PluginKind::ScopePolicy, name: name.to_owned() }),
+        }
+    }
+}
+
+fn metadata(client: &Client) -> String {
+    serde_json::Value::Object(client.doc.metadata.clone()).to_string()
+}
+
+fn v2_request(i: &ScopeInput<'_>) -> wit2::ScopeRequest {
+    let c = i.client;
+    wit2::ScopeRequest {
+        client: wit2::Client {
+            id: c.id.clone(),
+            name: c.doc.name.clone(),
+            allowed_scopes: c.doc.scopes.clone(),
+            grant_types: c.doc.grant_types.clone(),
+            template: i.template.map(|t| wit2::ClientTemplate {
+                id: t.id.clone(),
+                name: t.name.clone(),
+                scopes: t.scopes.clone(),
+            }),
+            owner: c.doc.owner.clone(),
+            organization_id: c.organization_id.clone(),
+            metadata: metadata(c),
+        },
+        user: i.user.map(|u| wit2::User {
+            id: u.id.clone(),
+            username: u.username.clone(),
+            name: u.doc.name.clone(),
+            email: u.doc.email.clone(),
+            email_verified: u.doc.email_verified,
+            company: u.doc.company.clone(),
+            roles: u.doc.roles.clone(),
+            organization_id: u.doc.organization_id.clone(),
+        }),
+        organization: i.organization.map(|o| wit2::Organization {
+            id: o.id.clone(),
+            name: o.name.clone(),
+            available_roles: o.available_roles.clone(),
+        }),
+        instance: i.instance.map(|a| wit2::Instance {
+            id: a.id.clone(),
+            organization_id: a.organization_id.clone(),
+            added_by: a.added_by.clone(),
+            added_by_roles: a.added_by_roles.clone(),
+            scopes: a.scopes.clone(),
+        }),
+        roles: i.roles(),
+        requested_scopes: i.requested.to_vec(),
+        scope_parameter_present: i.scope_parameter_present,
+        grant_type: i.grant_type.to_owned(),
+        original_scopes: i.original_scopes.map(<[String]>::to_vec),
+        acr_values: i.acr_values.to_vec(),
+        claims_parameter: i.claims_parameter.map(str::to_owned),
+    }
+}
+
+fn v2_grant(g: wit2::Grant) -> PolicyGrant {
+    use wit2::ClaimTargets as T;
+    PolicyGrant {
+        scopes: g.scopes,
+        claims: g
+            .claims
+            .into_iter()
+            .map(|c| PolicyClaim {
+                access_token: c.targets.contains(T::ACCESS_TOKEN),
+                id_token: c.targets.contains(T::ID_TOKEN),
+                userinfo: c.targets.contains(T::USERINFO),
+                name: c.name,
+                value: c.value,
+            })
+            .collect(),
+    }
+}
+
+/// Contract 0.1.0 knew less: no owner, organization or instance details beyond ids, no
+/// refresh ceiling, no `acr_values` or `claims`.
+fn v1_request(i: &ScopeInput<'_>) -> wit1::ScopeRequest {
+    let c = i.client;
+    wit1::ScopeRequest {
+        client: wit1::Client {
+            id: c.id.clone(),
+            name: c.doc.name.clone(),
+            allowed_scopes: c.doc.scopes.clone(),
+            grant_types: c.doc.grant_types.clone(),
+            template: i.template.map(|t| wit1::ClientTemplate {
+                id: t.id.clone(),
+                name: t.name.clone(),
+                scopes: t.scopes.clone(),
+            }),
+            organization_id: c.organization_id.clone(),
+            metadata: metadata(c),
+        },
+        user: i.user.map(|u| wit1::User {
+            id: u.id.clone(),
+            username: u.username.clone(),
+            roles: u.doc.roles.clone(),
+            organization_id: u.doc.organization_id.clone(),
+        }),
+        organization: i.organization.map(|o| wit1::Organization {
+            id: o.id.clone(),
+            name: o.name.clone(),
+            available_roles: o.available_roles.clone(),
+        }),
+        roles: i.roles(),
+        requested_scopes: i.requested.to_vec(),
+        scope_parameter_present: i.scope_parameter_present,
+        grant_type: i.grant_type.to_owned(),
+    }
+}
+
+/// In 0.1.0 a claim went to the access token, and to the ID token when it said so.
+fn v1_grant(g: wit1::Grant) -> PolicyGrant {
+    PolicyGrant {
+        scopes: g.scopes,
+        claims: g
+            .claims
+            .into_iter()
+            .map(|c| PolicyClaim {
+                name: c.name,
+                value: c.value,
+                access_token: true,
+                id_token: c.id_token,
+                userinfo: false,
+            })
+            .collect(),
+    }
+}

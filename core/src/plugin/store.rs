@@ -1,0 +1,162 @@
+//! The storage plugin as the rest of the server sees it: generic records of a kind, in plain
+//! Rust types. Each function here is one call of the storage plugin, on a fresh instance.
+
+use super::bindings::v2::storage_world::exports::portcullis::plugin::storage as wit;
+use super::{Linked, PluginError, PluginKind, PolicyHost};
+
+/// Where a record is: its kind and its id within the kind.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RecordRef {
+    pub kind: &'static str,
+    pub id: String,
+}
+
+/// The records of `kind` whose key `name` has `value`.
+#[derive(Debug, Clone)]
+pub struct KeyRef {
+    pub kind: &'static str,
+    pub name: &'static str,
+    pub value: String,
+}
+
+/// A record as the host writes it.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub kind: &'static str,
+    pub id: String,
+    pub body: String,
+    pub keys: Vec<(&'static str, String)>,
+    pub expires_at: Option<i64>,
+}
+
+/// A record as the storage plugin returns it.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub kind: String,
+    pub id: String,
+    pub body: String,
+    pub expires_at: Option<i64>,
+    pub revision: u64,
+    pub consumed: bool,
+}
+
+/// One write of an atomic group; see `interface storage` in the WIT for each precondition.
+#[derive(Debug, Clone)]
+pub enum Write {
+    Create(Record),
+    Put(Record),
+    Update(Record, u64),
+    Consume(RecordRef),
+    Delete(RecordRef),
+    DeleteByKey(KeyRef),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The precondition of the write at this index failed; nothing was written.
+    #[error("the precondition of write {0} of the group did not hold")]
+    Precondition(usize),
+    #[error("storage backend: {0}")]
+    Backend(String),
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+}
+
+impl From<wit::StorageError> for StoreError {
+    fn from(e: wit::StorageError) -> Self {
+        match e {
+            wit::StorageError::PreconditionFailed(i) => StoreError::Precondition(i as usize),
+            wit::StorageError::Backend(m) => StoreError::Backend(m),
+            wit::StorageError::Unavailable(m) => StoreError::Unavailable(m),
+        }
+    }
+}
+
+fn record_ref(r: &RecordRef) -> wit::RecordRef {
+    wit::RecordRef { kind: r.kind.to_owned(), id: r.id.clone() }
+}
+
+fn record(r: Record) -> wit::Record {
+    wit::Record {
+        kind: r.kind.to_owned(),
+        id: r.id,
+        body: r.body,
+        keys: r.keys.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        expires_at: r.expires_at,
+    }
+}
+
+fn write(w: Write) -> wit::Write {
+    match w {
+        Write::Create(r) => wit::Write::Create(record(r)),
+        Write::Put(r) => wit::Write::Put(record(r)),
+        Write::Update(r, revision) => wit::Write::Update(wit::Revised { record: record(r), revision }),
+        Write::Consume(r) => wit::Write::Consume(record_ref(&r)),
+        Write::Delete(r) => wit::Write::Delete(record_ref(&r)),
+        Write::DeleteByKey(k) => {
+            wit::Write::DeleteByKey(wit::KeyRef { kind: k.kind.to_owned(), name: k.name.to_owned(), value: k.value })
+        }
+    }
+}
+
+fn stored(s: wit::Stored) -> Stored {
+    Stored {
+        kind: s.kind,
+        id: s.id,
+        body: s.body,
+        expires_at: s.expires_at,
+        revision: s.revision,
+        consumed: s.consumed,
+    }
+}
+
+/// One call of the configured storage plugin: `$method` on a fresh instance.
+macro_rules! storage_call {
+    ($host:expr, $method:ident $(, $arg:expr)*) => {{
+        let plugin = $host.get(PluginKind::Storage, &$host.defaults.storage)?;
+        let Linked::Storage(pre) = &plugin.linked else {
+            return Err(PluginError::NotLoaded { kind: PluginKind::Storage, name: $host.defaults.storage.clone() }.into());
+        };
+        $host
+            .call_async(&plugin, async |store| {
+                let instance = pre.instantiate_async(&mut *store).await?;
+                instance.portcullis_plugin_storage().$method(&mut *store $(, $arg)*).await
+            })
+            .await?
+    }};
+}
+
+impl PolicyHost {
+    /// The records at `refs`, in order.
+    pub async fn store_get(&self, refs: &[RecordRef]) -> Result<Vec<Option<Stored>>, StoreError> {
+        let refs: Vec<wit::RecordRef> = refs.iter().map(record_ref).collect();
+        let found = storage_call!(self, call_get, &refs)?;
+        if found.len() != refs.len() {
+            return Err(StoreError::Backend(format!("asked for {} records, got {} answers", refs.len(), found.len())));
+        }
+        Ok(found.into_iter().map(|s| s.map(stored)).collect())
+    }
+
+    /// Every record carrying the key, ordered by id.
+    pub async fn store_find(&self, key: &KeyRef) -> Result<Vec<Stored>, StoreError> {
+        let key = wit::KeyRef { kind: key.kind.to_owned(), name: key.name.to_owned(), value: key.value.clone() };
+        Ok(storage_call!(self, call_find, &key)?.into_iter().map(stored).collect())
+    }
+
+    /// One page of the records of `kind`, ordered by id.
+    pub async fn store_list(&self, kind: &str, after: Option<&str>, limit: u32) -> Result<Vec<Stored>, StoreError> {
+        Ok(storage_call!(self, call_list, kind, after, limit)?.into_iter().map(stored).collect())
+    }
+
+    /// The writes as one atomic group.
+    pub async fn store_apply(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        let writes: Vec<wit::Write> = writes.into_iter().map(write).collect();
+        Ok(storage_call!(self, call_apply, &writes)?)
+    }
+
+    pub async fn store_purge_expired(&self, now: i64) -> Result<u64, StoreError> {
+        Ok(storage_call!(self, call_purge_expired, now)?)
+    }
+}
