@@ -180,3 +180,220 @@ async fn a_javascript_policy_decides_scopes_and_adds_claims() {
         server.form("/token", &[("grant_type", "client_credentials"), ("scope", "z")], Some((&id, &secret))).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_scope")), "{body}");
 }
+
+fn jwt_claims(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let part = token.split('.').nth(1).expect("a JWT");
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).expect("base64url"))
+        .expect("JSON claims")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_drops_scopes_and_claims_a_policy_may_not_give() {
+    let policies = policies_copy();
+    install_chaos(policies.path(), "scope-chaos");
+    let server = TestServer::start_with(Options { policies: Some(policies.path().into()), ..Default::default() }).await;
+    let (id, secret) = server
+        .client(json!({"name": "greedy", "grant_types": ["client_credentials"], "scopes": ["a", "widen"],
+                       "scope_policy": "scope-chaos"}))
+        .await;
+    let secret = secret.unwrap();
+    let (status, body) = server
+        .form("/token", &[("grant_type", "client_credentials"), ("scope", "a widen")], Some((&id, &secret)))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["scope"], "a widen", "`admin`, which the client was never registered with, is dropped");
+    let claims = jwt_claims(body["access_token"].as_str().unwrap());
+    assert_eq!(claims["policy"], "chaos", "a claim the policy may set is kept");
+    assert_eq!(claims["sub"], id.as_str(), "the policy cannot set `sub`");
+    assert_eq!(claims["iss"], server.issuer.as_str(), "nor `iss`");
+    assert_eq!(claims["scope"], "a widen");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_is_told_what_the_host_knows() {
+    use portcullis::model::{AppInstance, ClientTemplate, Organization};
+    use portcullis::storage::write;
+    let policies = policies_copy();
+    install_chaos(policies.path(), "scope-chaos");
+    let server = TestServer::start_with(Options { policies: Some(policies.path().into()), ..Default::default() }).await;
+    let storage = &server.app.storage;
+    let template = ClientTemplate {
+        id: "t1".into(),
+        name: "Reporting".into(),
+        scopes: vec!["echo".into(), "api".into()],
+        created_at: 0,
+    };
+    let organization = Organization {
+        id: "o1".into(),
+        name: "Provider".into(),
+        available_roles: vec!["vcd:admin".into(), "vcd:viewer".into()],
+        created_at: 0,
+    };
+    storage.apply(vec![write::create(&template).unwrap(), write::create(&organization).unwrap()]).await.unwrap();
+    let (id, secret) = server
+        .client(json!({"name": "app", "grant_types": ["client_credentials"], "scopes": ["echo", "api"],
+                       "scope_policy": "scope-chaos", "template_id": "t1", "organization_id": "o1", "owner": "u-owner"}))
+        .await;
+    let secret = secret.unwrap();
+    let instance = AppInstance {
+        id: "i1".into(),
+        client_id: id.clone(),
+        organization_id: "o1".into(),
+        added_by: "u-adder".into(),
+        added_by_roles: vec!["vcd:viewer".into()],
+        scopes: vec!["echo".into()],
+        created_at: 0,
+    };
+    storage.apply(vec![write::create(&instance).unwrap()]).await.unwrap();
+    let (status, body) =
+        server.form("/token", &[("grant_type", "client_credentials"), ("scope", "echo")], Some((&id, &secret))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let input = &jwt_claims(body["access_token"].as_str().unwrap())["input"];
+    assert_eq!(input["grant_type"], "client_credentials");
+    assert_eq!(input["owner"], "u-owner");
+    assert_eq!(
+        input["template"],
+        json!({"name": "Reporting", "scopes": ["echo", "api"]}),
+        "the template record itself"
+    );
+    assert_eq!(input["organization"], json!({"id": "o1", "available_roles": ["vcd:admin", "vcd:viewer"]}));
+    assert_eq!(input["instance"]["added_by_roles"], json!(["vcd:viewer"]));
+    assert_eq!(input["roles"], json!(["vcd:viewer"]), "an instance is bound by the roles of the user who added it");
+    assert_eq!(input["user"], serde_json::Value::Null);
+
+    // Editing the template reaches the policy (at once on this replica).
+    let edited = ClientTemplate { name: "Reporting v2".into(), ..template };
+    storage.apply(vec![write::put(&edited).unwrap()]).await.unwrap();
+    let (_, body) =
+        server.form("/token", &[("grant_type", "client_credentials"), ("scope", "echo")], Some((&id, &secret))).await;
+    assert_eq!(jwt_claims(body["access_token"].as_str().unwrap())["input"]["template"]["name"], "Reporting v2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_is_told_the_user_and_the_request_and_asked_again_on_refresh() {
+    let policies = policies_copy();
+    install_chaos(policies.path(), "scope-chaos");
+    let server = TestServer::start_with(Options { policies: Some(policies.path().into()), ..Default::default() }).await;
+    const REDIRECT: &str = "https://rp.example.com/callback";
+    let (status, v) = server
+        .admin_post(
+            "/admin/v1/users",
+            json!({"username": "carol", "password": "carol's password", "email": "carol@example.com",
+                   "name": "Carol Example", "company": "Example GmbH", "roles": ["editor"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let (id, secret) = server
+        .client(json!({"name": "rp", "redirect_uris": [REDIRECT], "scopes": ["openid", "echo", "offline_access"],
+                       "scope_policy": "scope-chaos"}))
+        .await;
+    let secret = secret.unwrap();
+    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
+    url.query_pairs_mut().extend_pairs([
+        ("response_type", "code"),
+        ("client_id", id.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid echo offline_access"),
+        ("acr_values", "tenant:42 idp:corp"),
+        ("claims", r#"{"id_token":{"email":null}}"#),
+    ]);
+    let back = support::Browser::new().authorize(url.as_str(), "carol", "carol's password").await;
+    let code = support::query(&back, "code").unwrap_or_else(|| panic!("a code: {back}"));
+    let (status, body) = server
+        .form(
+            "/token",
+            &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)],
+            Some((&id, &secret)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let input = &jwt_claims(body["access_token"].as_str().unwrap())["input"];
+    assert_eq!(input["grant_type"], "authorization_code");
+    assert_eq!(input["user"]["email"], "carol@example.com");
+    assert_eq!(input["user"]["company"], "Example GmbH");
+    assert_eq!(input["user"]["name"], "Carol Example");
+    assert_eq!(input["user"]["roles"], json!(["editor"]));
+    assert_eq!(input["roles"], json!(["editor"]));
+    assert_eq!(input["acr_values"], json!(["tenant:42", "idp:corp"]));
+    assert_eq!(input["claims_parameter"], r#"{"id_token":{"email":null}}"#);
+    assert_eq!(input["original_scopes"], serde_json::Value::Null);
+
+    let refresh = body["refresh_token"].as_str().expect("a refresh token").to_owned();
+    let (status, body) = server
+        .form(
+            "/token",
+            &[("grant_type", "refresh_token"), ("refresh_token", &refresh), ("scope", "echo openid")],
+            Some((&id, &secret)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["scope"], "echo openid", "narrowed as asked");
+    let input = &jwt_claims(body["access_token"].as_str().unwrap())["input"];
+    assert_eq!(input["grant_type"], "refresh_token", "the policy is asked again on refresh");
+    assert_eq!(input["original_scopes"], json!(["openid", "echo", "offline_access"]), "with the ceiling");
+    assert_eq!(input["user"]["email"], "carol@example.com");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_built_for_contract_0_1_keep_working() {
+    // Today's 0.2.0 storage beside the 0.1.0 builds of the scope policy and the consent UI.
+    let policies = tempfile::tempdir().unwrap();
+    let legacy = fixtures_dir().join("v0.1.0");
+    let legacy = if legacy.is_dir() {
+        legacy
+    } else {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/policies/v0.1.0")
+    };
+    for (from, name) in
+        [(support::policies_dir(), "storage-sql"), (legacy.clone(), "scope-template"), (legacy, "consent-default")]
+    {
+        for ext in ["wasm", "toml"] {
+            std::fs::copy(from.join(format!("{name}.{ext}")), policies.path().join(format!("{name}.{ext}"))).unwrap();
+        }
+    }
+    let server = TestServer::start_with(Options { policies: Some(policies.path().into()), ..Default::default() }).await;
+    let loaded = server.app.host.loaded();
+    for name in ["scope-template", "consent-default"] {
+        assert_eq!(loaded[name].manifest.contract, portcullis::plugin::Contract::V1, "{name} is a 0.1.0 build");
+    }
+    const REDIRECT: &str = "https://rp.example.com/callback";
+    server.user("dave", "dave's password").await;
+    let (id, secret) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT]})).await;
+    let secret = secret.unwrap();
+    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
+    url.query_pairs_mut().extend_pairs([
+        ("response_type", "code"),
+        ("client_id", id.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid email nope"),
+    ]);
+    // The 0.1.0 consent UI renders the login and consent pages.
+    let back = support::Browser::new().authorize(url.as_str(), "dave", "dave's password").await;
+    let code = support::query(&back, "code").unwrap_or_else(|| panic!("a code: {back}"));
+    let (status, body) = server
+        .form(
+            "/token",
+            &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)],
+            Some((&id, &secret)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["scope"], "openid email", "the 0.1.0 scope policy decided");
+    assert!(body["id_token"].is_string());
+}
+
+#[tokio::test]
+async fn a_plugin_importing_wasi_is_refused() {
+    let server = TestServer::start().await;
+    // A component that wants the clock: no WASI is linked, so it cannot be instantiated.
+    let wasm = wat::parse_str(
+        r#"(component
+             (import "wasi:clocks/monotonic-clock@0.2.0" (instance
+               (export "now" (func (result u64))))))"#,
+    )
+    .unwrap();
+    let manifest = "name = \"clock\"\nkind = \"scope-policy\"\ncontract = \"portcullis:plugin@0.2.0\"\n";
+    let refused = server.app.host.prepare(manifest, "clock", &wasm).err().expect("refused");
+    assert!(refused.contains("wasi:clocks/monotonic-clock@0.2.0"), "the refusal names the import: {refused}");
+}

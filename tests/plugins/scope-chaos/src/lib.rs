@@ -4,7 +4,7 @@
 //! was requested (unlike `scope-template`, so a swap between the two is visible), and
 //! adds the claim `"policy": "chaos"`. Scope `widen` makes it overstep: it grants `admin`
 //! (which no test client is registered with) and sets the claims `sub` and `iss`, which
-//! the host must drop.
+//! the host must drop. Scope `echo` adds the claim `input`: what the host told it, as JSON.
 
 use portcullis_sdk::scope::{Claim, ClaimTargets, Denial, Grant, Guest, ScopeRequest};
 
@@ -39,8 +39,64 @@ impl Guest for Chaos {
             claims.push(claim("sub", "\"someone-else\""));
             claims.push(claim("iss", "\"https://evil.example\""));
         }
+        if asked("echo") {
+            claims.push(claim("input", &echo(&request)));
+        }
         Ok(Grant { scopes, claims })
     }
+}
+
+/// The request as a JSON object (no serde in a plugin this small: strings are escaped by hand).
+fn echo(r: &ScopeRequest) -> String {
+    fn s(v: &str) -> String {
+        let mut out = String::from("\"");
+        for c in v.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+    fn list(v: &[String]) -> String {
+        format!("[{}]", v.iter().map(|x| s(x)).collect::<Vec<_>>().join(","))
+    }
+    fn opt(v: Option<String>) -> String {
+        v.unwrap_or_else(|| "null".into())
+    }
+    let user = r.user.as_ref().map(|u| {
+        format!(
+            "{{\"id\":{},\"username\":{},\"name\":{},\"email\":{},\"company\":{},\"roles\":{}}}",
+            s(&u.id),
+            s(&u.username),
+            s(&u.name),
+            s(&u.email),
+            opt(u.company.as_deref().map(s)),
+            list(&u.roles)
+        )
+    });
+    let template = r.client.template.as_ref().map(|t| format!("{{\"name\":{},\"scopes\":{}}}", s(&t.name), list(&t.scopes)));
+    let organization =
+        r.organization.as_ref().map(|o| format!("{{\"id\":{},\"available_roles\":{}}}", s(&o.id), list(&o.available_roles)));
+    let instance = r.instance.as_ref().map(|i| {
+        format!("{{\"added_by\":{},\"added_by_roles\":{},\"scopes\":{}}}", s(&i.added_by), list(&i.added_by_roles), list(&i.scopes))
+    });
+    format!(
+        "{{\"grant_type\":{},\"owner\":{},\"template\":{},\"organization\":{},\"instance\":{},\"user\":{},\"roles\":{},\"original_scopes\":{},\"acr_values\":{},\"claims_parameter\":{}}}",
+        s(&r.grant_type),
+        opt(r.client.owner.as_deref().map(s)),
+        opt(template),
+        opt(organization),
+        opt(instance),
+        opt(user),
+        list(&r.roles),
+        opt(r.original_scopes.as_deref().map(list)),
+        list(&r.acr_values),
+        opt(r.claims_parameter.as_deref().map(s)),
+    )
 }
 
 portcullis_sdk::export_scope_policy!(Chaos);
