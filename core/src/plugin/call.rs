@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use wasmtime::{Store, StoreLimits, StoreLimitsBuilder};
 
-use super::database::DbSession;
+use super::database::{DatabaseGrant, DbSession};
 use super::engine::EPOCH_TICK;
 use super::{Plugin, PluginError, PluginKind, PolicyHost};
 
@@ -16,7 +16,7 @@ pub struct CallState {
     pub(super) plugin: Arc<str>,
     limits: StoreLimits,
     /// The database capability; only storage plugins have it.
-    pub(super) db: Option<DbSession>,
+    pub(super) db: DatabaseGrant,
 }
 
 impl PolicyHost {
@@ -28,7 +28,8 @@ impl PolicyHost {
             .memories(16)
             .trap_on_grow_failure(true)
             .build();
-        let db = (plugin.manifest.kind == PluginKind::Storage).then(|| DbSession::new(self.database.clone()));
+        let db =
+            DatabaseGrant((plugin.manifest.kind == PluginKind::Storage).then(|| DbSession::new(self.database.clone())));
         let mut store = Store::new(&self.engine.engine, CallState { plugin: plugin.name.clone(), limits, db });
         store.limiter(|s| &mut s.limits);
         let ticks = plugin.manifest.limits.deadline_ms.div_ceil(EPOCH_TICK.as_millis() as u64).max(1);

@@ -13,7 +13,6 @@ use sqlx::sqlite::{
 use sqlx::{Column, Row, TypeInfo, ValueRef};
 
 use super::bindings::v2::storage_world::portcullis::plugin::database::{DbError, Dialect, Host, Rows, Value};
-use super::call::CallState;
 
 /// The operator's database, shared by every call of every storage plugin.
 #[derive(Clone, Debug)]
@@ -179,10 +178,14 @@ impl DbSession {
     }
 }
 
+/// The database as one call holds it: a session for a storage plugin's call, nothing for
+/// any other (which cannot import the interface anyway: its world does not have it).
+pub struct DatabaseGrant(pub(super) Option<DbSession>);
+
 /// The capability as storage plugins call it: each function runs on the call's session.
-impl Host for CallState {
+impl Host for DatabaseGrant {
     async fn get_dialect(&mut self) -> Dialect {
-        self.db.as_ref().map(|d| d.dialect()).unwrap_or(Dialect::Sqlite)
+        self.0.as_ref().map(|d| d.dialect()).unwrap_or(Dialect::Sqlite)
     }
     async fn query(&mut self, sql: String, params: Vec<Value>) -> Result<Rows, DbError> {
         session(self)?.query(&sql, &params).await
@@ -204,8 +207,8 @@ impl Host for CallState {
     }
 }
 
-fn session(state: &mut CallState) -> Result<&mut DbSession, DbError> {
-    state.db.as_mut().ok_or_else(|| DbError::Unavailable("no database in this call".into()))
+fn session(grant: &mut DatabaseGrant) -> Result<&mut DbSession, DbError> {
+    grant.0.as_mut().ok_or_else(|| DbError::Unavailable("no database in this call".into()))
 }
 
 type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;

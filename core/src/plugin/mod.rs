@@ -36,7 +36,7 @@ use wasmtime::component::{HasSelf, Linker};
 
 use self::bindings::{v1, v2};
 use self::call::CallState;
-use self::database::Database;
+use self::database::{Database, DatabaseGrant};
 use self::engine::PluginEngine;
 pub use self::manifest::{Contract, Manifest, PluginKind};
 
@@ -94,8 +94,13 @@ impl Linkers {
         v2::consent_world::ConsentUiPlugin::add_to_linker::<_, HasSelf<_>>(&mut consent, |s| s)?;
         let mut consent_v1 = Linker::new(engine);
         v1::consent_world::ConsentUiPlugin::add_to_linker::<_, HasSelf<_>>(&mut consent_v1, |s| s)?;
+        // The storage world's two imports, each served by its own capability.
         let mut storage = Linker::new(engine);
-        v2::storage_world::StoragePlugin::add_to_linker::<_, HasSelf<_>>(&mut storage, |s| s)?;
+        v2::scope_world::portcullis::plugin::log::add_to_linker::<_, HasSelf<_>>(&mut storage, |s| s)?;
+        v2::storage_world::portcullis::plugin::database::add_to_linker::<_, HasSelf<DatabaseGrant>>(
+            &mut storage,
+            |s: &mut CallState| &mut s.db,
+        )?;
         Ok(Self { scope, scope_v1, consent, consent_v1, storage })
     }
 }
