@@ -6,6 +6,7 @@
 //! (§4.1.2.1); every other error goes back to the client's redirect URI.
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::params::{Params, parse_scope};
 use super::{interaction, pkce, session};
 use crate::error::OAuthError;
+use crate::limits::{AUTHORIZATION_PARAMETERS, AUTHORIZE_QUERY_BYTES, MAX_CLIENT_ID_BYTES, MAX_STATE_BYTES};
 use crate::model::*;
 use crate::server::App;
 
@@ -46,11 +48,19 @@ impl AuthorizationRequest {
 pub struct PageError(pub OAuthError);
 
 pub async fn get(State(app): State<App>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
-    authorize(app, headers, query.unwrap_or_default().into_bytes()).await
+    let query = query.unwrap_or_default();
+    if query.len() > AUTHORIZE_QUERY_BYTES {
+        let e = OAuthError::UriTooLong(format!("the query is longer than the {AUTHORIZE_QUERY_BYTES} bytes read here"));
+        return e.into_response();
+    }
+    authorize(app, headers, query.into_bytes()).await
 }
 
-pub async fn post(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
-    authorize(app, headers, body.to_vec()).await
+pub async fn post(State(app): State<App>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    match body {
+        Ok(body) => authorize(app, headers, body.to_vec()).await,
+        Err(e) => OAuthError::from(e).into_response(),
+    }
 }
 
 async fn authorize(app: App, headers: HeaderMap, raw: Vec<u8>) -> Response {
@@ -77,6 +87,7 @@ async fn validate_client(app: &App, params: &Params) -> Result<(Client, Authoriz
     let client_id = params
         .get("client_id")
         .ok_or_else(|| PageError(OAuthError::InvalidRequest("`client_id` is required".into())))?;
+    params.check_lengths(&[("client_id", MAX_CLIENT_ID_BYTES)]).map_err(PageError)?;
     let client = app
         .storage
         .get_client(client_id)
@@ -104,7 +115,8 @@ async fn validate_client(app: &App, params: &Params) -> Result<(Client, Authoriz
         client_id: client.id.clone(),
         redirect_uri,
         redirect_uri_given: params.get("redirect_uri").is_some(),
-        state: params.get("state").map(str::to_owned),
+        // An over-long `state` is refused by `validate_request`, and not echoed in that error.
+        state: params.get("state").filter(|s| s.len() <= MAX_STATE_BYTES).map(str::to_owned),
         ..Default::default()
     };
     Ok((client, request))
@@ -115,6 +127,8 @@ fn validate_request(
     mut r: AuthorizationRequest,
     params: &Params,
 ) -> Result<AuthorizationRequest, OAuthError> {
+    // Everything kept with the interaction or the code is bounded, before anything is stored.
+    params.check_lengths(AUTHORIZATION_PARAMETERS)?;
     match params.get("response_type") {
         Some("code") => {}
         Some(other) => {
@@ -323,6 +337,10 @@ pub fn redirect_error(app: &App, e: &OAuthError, request: &AuthorizationRequest)
 
 /// Errors that must not be redirected, rendered by the consent UI plugin.
 pub fn error_page(app: &App, e: OAuthError) -> Response {
+    // A request too large to read is answered alike at every endpoint, in JSON.
+    if matches!(e, OAuthError::BodyTooLarge(_) | OAuthError::UriTooLong(_)) {
+        return e.into_response();
+    }
     let status = match e.status() {
         StatusCode::UNAUTHORIZED => StatusCode::BAD_REQUEST,
         s => s,

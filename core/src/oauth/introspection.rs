@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -15,7 +16,11 @@ use crate::error::OAuthError;
 use crate::model::{RefreshState, now};
 use crate::server::App;
 
-pub async fn introspect(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn introspect(State(app): State<App>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return OAuthError::from(e).into_response(),
+    };
     match handle(&app, &headers, &body).await {
         Ok(v) => Json(v).into_response(),
         Err(e) => e.into_response(),

@@ -1,0 +1,194 @@
+//! Hostile and careless input: oversized requests and parameters, unknown paths, unsafe
+//! registrations, and who may introspect what. Every refusal carries its RFC error code.
+
+mod support;
+
+use portcullis::limits;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::{TestServer, query};
+
+const REDIRECT: &str = "https://rp.example.com/callback";
+
+/// Bytes the embedded database occupies on disk: the main file and its WAL or journal.
+fn database_bytes(server: &TestServer) -> u64 {
+    std::fs::read_dir(server.data.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("portcullis.db"))
+        .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+        .sum()
+}
+
+/// Whether a response parked an authorization request (it sets the interaction cookie).
+fn parks(r: &reqwest::Response) -> bool {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .any(|c| c.to_str().unwrap_or_default().starts_with("portcullis_interaction="))
+}
+
+async fn json_error(r: reqwest::Response) -> (StatusCode, Value) {
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+fn authorize_url(server: &TestServer, pairs: &[(&str, &str)]) -> String {
+    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
+    url.query_pairs_mut().extend_pairs(pairs);
+    url.to_string()
+}
+
+/// `n` distinct, valid scope tokens.
+fn distinct_scopes(n: usize) -> String {
+    (0..n).map(|i| format!("s{i}")).collect::<Vec<_>>().join(" ")
+}
+
+#[tokio::test]
+async fn a_megabyte_scope_and_a_huge_login_hint_are_refused_and_nothing_is_parked() {
+    let server = TestServer::start().await;
+    let (id, _) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT]})).await;
+    let base = [("response_type", "code"), ("client_id", id.as_str()), ("redirect_uri", REDIRECT), ("state", "s")];
+
+    // An ordinary request is parked while the person signs in: the check below can see it.
+    let r = server.http.post(server.url("/authorize")).form(&base).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(parks(&r));
+    let before = database_bytes(&server);
+
+    let login_hint = "x".repeat(1_900_000);
+    for _ in 0..20 {
+        let mut pairs = base.to_vec();
+        pairs.push(("login_hint", &login_hint));
+        let r = server.http.post(server.url("/authorize")).form(&pairs).send().await.unwrap();
+        assert!(!parks(&r));
+        let (status, body) = json_error(r).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("invalid_request")));
+    }
+
+    let mut scope = distinct_scopes(150_000);
+    scope.truncate(1_000_000);
+    let mut pairs = base.to_vec();
+    pairs.push(("scope", scope.trim_end()));
+    let r = server.http.post(server.url("/authorize")).form(&pairs).send().await.unwrap();
+    assert!(!parks(&r));
+    let (status, body) = json_error(r).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("invalid_request")));
+
+    let grown = database_bytes(&server) - before;
+    assert!(grown < 256 * 1024, "the database grew by {grown} bytes");
+}
+
+#[tokio::test]
+async fn scopes_and_stored_parameters_are_bounded_below_the_body_limit() {
+    let server = TestServer::start().await;
+    let (id, _) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT]})).await;
+    let before = database_bytes(&server);
+    let base = [("response_type", "code"), ("client_id", id.as_str()), ("redirect_uri", REDIRECT)];
+
+    let too_many = distinct_scopes(limits::MAX_SCOPES + 1);
+    let too_long = "s".repeat(limits::MAX_SCOPE_TOKEN_BYTES + 1);
+    let over = |name: &str| {
+        let max = limits::AUTHORIZATION_PARAMETERS.iter().find(|(n, _)| *n == name).unwrap().1;
+        "a".repeat(max + 1)
+    };
+    let (login_hint, nonce, ui_locales, prompt) =
+        (over("login_hint"), over("nonce"), over("ui_locales"), over("prompt"));
+    let cases: [(&str, &str, &str); 6] = [
+        ("scope", &too_many, "invalid_scope"),
+        ("scope", &too_long, "invalid_scope"),
+        ("login_hint", &login_hint, "invalid_request"),
+        ("nonce", &nonce, "invalid_request"),
+        ("ui_locales", &ui_locales, "invalid_request"),
+        ("prompt", &prompt, "invalid_request"),
+    ];
+    for (name, value, error) in cases {
+        let mut pairs = base.to_vec();
+        pairs.extend([("state", "xyz"), (name, value)]);
+        let r = server.http.get(authorize_url(&server, &pairs)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{name}");
+        assert!(!parks(&r), "{name}");
+        let back = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+        assert!(back.as_str().starts_with(REDIRECT));
+        assert_eq!(query(&back, "error").as_deref(), Some(error), "{name}");
+        assert_eq!(query(&back, "state").as_deref(), Some("xyz"), "{name}");
+    }
+
+    // An over-long state is refused, and not sent back.
+    let state = "s".repeat(limits::MAX_STATE_BYTES + 1);
+    let mut pairs = base.to_vec();
+    pairs.push(("state", &state));
+    let r = server.http.get(authorize_url(&server, &pairs)).send().await.unwrap();
+    assert!(!parks(&r));
+    let back = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    assert_eq!(query(&back, "error").as_deref(), Some("invalid_request"));
+    assert_eq!(query(&back, "state"), None);
+
+    assert!(database_bytes(&server) - before < 64 * 1024, "nothing was stored");
+
+    // At the bounds, the request proceeds to the login page.
+    let scopes = distinct_scopes(limits::MAX_SCOPES);
+    let hint = "h".repeat(512);
+    let mut pairs = base.to_vec();
+    pairs.extend([("scope", scopes.as_str()), ("login_hint", &hint)]);
+    let r = server.http.get(authorize_url(&server, &pairs)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(parks(&r));
+
+    // Duplicates count towards the bound, and are dropped from what is kept.
+    let token = "openid ".repeat(limits::MAX_SCOPES + 1);
+    let mut pairs = base.to_vec();
+    pairs.push(("scope", token.trim_end()));
+    let r = server.http.get(authorize_url(&server, &pairs)).send().await.unwrap();
+    let back = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    assert_eq!(query(&back, "error").as_deref(), Some("invalid_scope"));
+
+    // The token endpoint bounds `scope` alike.
+    let (cid, secret) = server.client(json!({"name": "d", "grant_types": ["client_credentials"]})).await;
+    let (status, body) = server
+        .form("/token", &[("grant_type", "client_credentials"), ("scope", &too_many)], Some((&cid, &secret.unwrap())))
+        .await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_scope")));
+}
+
+#[tokio::test]
+async fn oauth_endpoints_read_small_bodies_and_the_admin_api_larger_ones() {
+    let server = TestServer::start().await;
+    let big = "x".repeat(limits::OAUTH_BODY_BYTES + 1);
+    for path in
+        ["/authorize", "/token", "/introspect", "/revoke", "/userinfo", "/interaction/login", "/interaction/consent"]
+    {
+        let r = server.http.post(server.url(path)).form(&[("token", big.as_str())]).send().await.unwrap();
+        let (status, body) = json_error(r).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::PAYLOAD_TOO_LARGE, Some("invalid_request")),
+            "{path}"
+        );
+    }
+    // A query past the bound of GET /authorize.
+    let long = "x".repeat(limits::AUTHORIZE_QUERY_BYTES + 1);
+    let r = server.http.get(authorize_url(&server, &[("login_hint", &long)])).send().await.unwrap();
+    let (status, body) = json_error(r).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::URI_TOO_LONG, Some("invalid_request")));
+
+    // The admin API takes a registration far larger than any OAuth request...
+    let description = "d".repeat(4 * limits::OAUTH_BODY_BYTES);
+    let (status, body) = server
+        .admin_post(
+            "/admin/v1/clients",
+            json!({"name": "big", "description": description, "grant_types": ["client_credentials"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // ...up to its own bound.
+    let description = "d".repeat(limits::ADMIN_BODY_BYTES + 1);
+    let (status, body) = server
+        .admin_post(
+            "/admin/v1/clients",
+            json!({"name": "huge", "description": description, "grant_types": ["client_credentials"]}),
+        )
+        .await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("invalid_request")));
+}
