@@ -111,3 +111,24 @@ fn unknown_configuration_keys_are_refused_by_name() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8(out.stderr).unwrap().contains("server.issuer"));
 }
+
+#[test]
+fn an_empty_or_short_admin_token_is_refused_by_name() {
+    let data = tempfile::tempdir().unwrap();
+    for token in ["", "short-token"] {
+        let out = portcullis(data.path())
+            .env("PORTCULLIS_SERVER__ADMIN_TOKEN", token)
+            .args(["client", "list"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{token:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains("server.admin_token"), "{err}");
+    }
+    let out = portcullis(data.path())
+        .env("PORTCULLIS_SERVER__ADMIN_TOKEN", "a-long-enough-admin-token")
+        .args(["client", "list"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

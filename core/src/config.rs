@@ -8,6 +8,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+use crate::limits::MIN_ADMIN_TOKEN_CHARS;
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -159,7 +161,9 @@ impl Config {
         Ok(config)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks what deserializing cannot; `load` calls it, and so does `Portcullis::open` for a
+    /// configuration built in code.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let issuer = url::Url::parse(&self.server.issuer)
             .map_err(|e| ConfigError::Value { key: "server.issuer", reason: e.to_string() })?;
         if issuer.query().is_some() || issuer.fragment().is_some() {
@@ -172,6 +176,18 @@ impl Config {
             return Err(ConfigError::Value {
                 key: "keys.algorithm",
                 reason: format!("`{}` is not one of ES256, RS256, EdDSA", self.keys.algorithm),
+            });
+        }
+        // A missing Authorization header reads as "", so an empty or guessable token would
+        // open the admin API to anyone.
+        if let Some(token) = &self.server.admin_token
+            && token.chars().count() < MIN_ADMIN_TOKEN_CHARS
+        {
+            return Err(ConfigError::Value {
+                key: "server.admin_token",
+                reason: format!(
+                    "must have at least {MIN_ADMIN_TOKEN_CHARS} characters (leave it unset to turn the admin API off)"
+                ),
             });
         }
         for p in &self.server.profiles {

@@ -31,6 +31,7 @@ impl Portcullis {
     /// Opens the database, loads the policies and the signing keys. Used by `serve` and by
     /// every CLI command, so both work against the same configuration.
     pub async fn open(config: Config, watch_policies: bool) -> anyhow::Result<App> {
+        config.validate()?;
         std::fs::create_dir_all(&config.server.data_dir)?;
         let database = Database::connect(&config.database_url(), config.database.max_connections).await?;
         let defaults = Defaults {
