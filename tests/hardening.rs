@@ -192,3 +192,20 @@ async fn oauth_endpoints_read_small_bodies_and_the_admin_api_larger_ones() {
         .await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("invalid_request")));
 }
+
+#[tokio::test]
+async fn unknown_paths_are_404_and_admin_paths_still_want_the_token() {
+    let server = TestServer::start().await;
+    for path in ["/nope", "/admin/v1/nope", "/.well-known/unknown", "/token/extra"] {
+        let r = server.http.get(server.url(path)).send().await.unwrap();
+        let (status, body) = json_error(r).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "{path}");
+    }
+    for path in ["/admin/v1/clients", "/admin/v1/users", "/admin/v1/clients/x"] {
+        let r = server.http.get(server.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path}");
+        assert!(r.headers().contains_key("www-authenticate"));
+    }
+    let r = server.http.post(server.url("/admin/v1/keys/rotate")).bearer_auth("wrong").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}

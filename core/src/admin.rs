@@ -18,7 +18,9 @@ pub fn router(app: App) -> Router {
         .route("/admin/v1/clients/{id}", get(get_client).delete(delete_client))
         .route("/admin/v1/users", get(list_users).post(create_user))
         .route("/admin/v1/keys/rotate", axum::routing::post(rotate_keys))
-        .layer(axum::middleware::from_fn_with_state(app.clone(), require_admin))
+        // Only the admin routes ask for the token: a `layer` would also wrap the fallback,
+        // and every unknown path would answer 401.
+        .route_layer(axum::middleware::from_fn_with_state(app.clone(), require_admin))
         .layer(DefaultBodyLimit::max(crate::limits::ADMIN_BODY_BYTES))
         .with_state(app)
 }
