@@ -209,3 +209,68 @@ async fn unknown_paths_are_404_and_admin_paths_still_want_the_token() {
     let r = server.http.post(server.url("/admin/v1/keys/rotate")).bearer_auth("wrong").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn registration_refuses_unsafe_redirect_uris_and_unbounded_lifetimes() {
+    let server = TestServer::start().await;
+    let too_long = format!("https://rp.example.com/{}", "a".repeat(limits::MAX_REDIRECT_URI_BYTES));
+    for uri in [
+        "javascript:alert(document.cookie)",
+        "data:text/html,<script>alert(1)</script>",
+        "file:///etc/passwd",
+        "myapp:/callback",
+        "http://rp.example.com/callback",
+        "http://127.0.0.2.example.com/callback",
+        "https://rp.example.com/callback#fragment",
+        "/relative/callback",
+        too_long.as_str(),
+    ] {
+        let (status, body) =
+            server.admin_post("/admin/v1/clients", json!({"name": "rp", "redirect_uris": [uri]})).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")), "{uri}");
+    }
+    for uri in [
+        "https://rp.example.com/callback",
+        "http://127.0.0.1:8080/callback",
+        "http://[::1]:8080/callback",
+        "http://localhost:3000/callback",
+        "com.example.app:/oauth2redirect",
+    ] {
+        let (status, body) =
+            server.admin_post("/admin/v1/clients", json!({"name": "rp", "redirect_uris": [uri]})).await;
+        assert_eq!(status, StatusCode::CREATED, "{uri}: {body}");
+    }
+
+    for (field, seconds) in [
+        ("access_token_ttl", u64::MAX),
+        ("access_token_ttl", 0),
+        ("access_token_ttl", 86_401),
+        ("refresh_token_ttl", u64::MAX),
+        ("refresh_token_ttl", 366 * 86_400),
+        ("code_ttl", 3601),
+    ] {
+        let (status, body) = server
+            .admin_post(
+                "/admin/v1/clients",
+                json!({"name": "rp", "redirect_uris": [REDIRECT], "grant_types": ["authorization_code", "client_credentials"], field: seconds}),
+            )
+            .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_request")),
+            "{field}={seconds}"
+        );
+        assert!(body["error_description"].as_str().unwrap().contains(field), "{body}");
+    }
+    // At the bound, a token lives that long and expires after it was issued.
+    let (id, secret) = server
+        .client(json!({"name": "daemon", "grant_types": ["client_credentials"], "access_token_ttl": 86_400}))
+        .await;
+    let secret = secret.unwrap();
+    let (_, token) = server.form("/token", &[("grant_type", "client_credentials")], Some((&id, &secret))).await;
+    assert_eq!(token["expires_in"], 86_400);
+    let (_, v) =
+        server.form("/introspect", &[("token", token["access_token"].as_str().unwrap())], Some((&id, &secret))).await;
+    assert_eq!(v["active"], true);
+    assert_eq!(v["exp"].as_i64().unwrap() - v["iat"].as_i64().unwrap(), 86_400);
+}

@@ -8,7 +8,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
-use crate::limits::MIN_ADMIN_TOKEN_CHARS;
+use crate::limits::{self, MIN_ADMIN_TOKEN_CHARS};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -197,6 +197,18 @@ impl Config {
                     reason: format!("unknown profile `{p}` (elma365, datev, deployteq)"),
                 });
             }
+        }
+        let t = &self.tokens;
+        let lifetimes = [
+            ("tokens.code_ttl", t.code_ttl, limits::CODE_TTL),
+            ("tokens.access_token_ttl", t.access_token_ttl, limits::ACCESS_TOKEN_TTL),
+            ("tokens.id_token_ttl", t.id_token_ttl, limits::ID_TOKEN_TTL),
+            ("tokens.refresh_token_ttl", t.refresh_token_ttl, limits::REFRESH_TOKEN_TTL),
+            ("tokens.session_ttl", t.session_ttl, limits::SESSION_TTL),
+            ("tokens.interaction_ttl", t.interaction_ttl, limits::INTERACTION_TTL),
+        ];
+        for (key, seconds, bounds) in lifetimes {
+            bounds.check(seconds).map_err(|reason| ConfigError::Value { key, reason })?;
         }
         let url = self.database_url();
         if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
