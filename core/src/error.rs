@@ -100,7 +100,8 @@ impl OAuthError {
 
     /// A failure of the server itself: logged in full, described briefly to the caller.
     pub fn internal(context: &str, err: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %err, "{context}");
+        // Escaped: an error's text may quote what a caller or a plugin sent.
+        tracing::error!(error = ?err.to_string(), "{context}");
         Self::ServerError(format!("{context} failed"))
     }
 }

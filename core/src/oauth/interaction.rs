@@ -231,7 +231,8 @@ async fn login_step(
     form: &LoginForm,
 ) -> Result<Response, OAuthError> {
     if !app.sign_in_limit.attempt(form.username.trim()) {
-        tracing::warn!(username = %form.username, "sign-in attempts throttled");
+        // User text is logged with `?` (escaped): a newline in it cannot start a forged line.
+        tracing::warn!(username = ?form.username, "sign-in attempts throttled");
         let error = "Too many sign-in attempts for this user. Wait a minute and try again.";
         return render_login(
             app,
@@ -254,7 +255,7 @@ async fn login_step(
     let user = match (user, ok) {
         (Some(u), true) => u,
         _ => {
-            tracing::info!(username = %form.username, "failed sign-in");
+            tracing::info!(username = ?form.username, "failed sign-in");
             return render_login(
                 app,
                 client,
