@@ -274,3 +274,81 @@ async fn registration_refuses_unsafe_redirect_uris_and_unbounded_lifetimes() {
     assert_eq!(v["active"], true);
     assert_eq!(v["exp"].as_i64().unwrap() - v["iat"].as_i64().unwrap(), 86_400);
 }
+
+/// Signs bob in and redeems the code: (access token, refresh token) issued to `client`.
+async fn tokens_for(server: &TestServer, client: &str, secret: &str) -> (String, String) {
+    let url = authorize_url(
+        server,
+        &[
+            ("response_type", "code"),
+            ("client_id", client),
+            ("redirect_uri", REDIRECT),
+            ("scope", "openid offline_access"),
+        ],
+    );
+    let back = support::Browser::new().authorize(&url, "bob", "bob's password").await;
+    let code = query(&back, "code").expect("code");
+    let pairs = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", REDIRECT)];
+    let (status, body) = server.form("/token", &pairs, Some((client, secret))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    (body["access_token"].as_str().unwrap().to_owned(), body["refresh_token"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn introspection_needs_a_confidential_client_and_shows_it_only_its_own_tokens() {
+    let server = TestServer::start().await;
+    let bob = server.user("bob", "bob's password").await;
+    let (rp, rp_secret) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT]})).await;
+    let rp_secret = rp_secret.unwrap();
+    let (access, refresh) = tokens_for(&server, &rp, &rp_secret).await;
+    let (spa, _) = server.client(json!({"name": "spa", "redirect_uris": [REDIRECT], "public": true})).await;
+    let (other, other_secret) = server.client(json!({"name": "other", "grant_types": ["client_credentials"]})).await;
+    let other_secret = other_secret.unwrap();
+    let (rs, rs_secret) =
+        server.client(json!({"name": "rs", "grant_types": ["client_credentials"], "introspect_any": true})).await;
+    let rs_secret = rs_secret.unwrap();
+
+    for token in [&access, &refresh] {
+        // A public client authenticates nothing: invalid_client, whichever token it names.
+        let (status, body) = server.form("/introspect", &[("token", token), ("client_id", &spa)], None).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")), "{body}");
+        // Another confidential client learns nothing about it.
+        let (status, body) = server.form("/introspect", &[("token", token)], Some((&other, &other_secret))).await;
+        assert_eq!((status, &body), (StatusCode::OK, &json!({"active": false})));
+        let (_, body) = server
+            .form(
+                "/introspect",
+                &[("token", token), ("token_type_hint", "refresh_token")],
+                Some((&other, &other_secret)),
+            )
+            .await;
+        assert_eq!(body, json!({"active": false}));
+        // The client it was issued to does...
+        let (_, body) = server.form("/introspect", &[("token", token)], Some((&rp, &rp_secret))).await;
+        assert_eq!((body["active"].as_bool(), body["client_id"].as_str()), (Some(true), Some(rp.as_str())), "{body}");
+        // ...and so does a resource server registered to introspect any token.
+        let (_, body) = server.form("/introspect", &[("token", token)], Some((&rs, &rs_secret))).await;
+        assert_eq!((body["active"].as_bool(), body["sub"].as_str()), (Some(true), Some(bob.as_str())), "{body}");
+    }
+    // A client still sees its own client-credentials token.
+    let (_, own) = server.form("/token", &[("grant_type", "client_credentials")], Some((&other, &other_secret))).await;
+    let own = own["access_token"].as_str().unwrap();
+    let (_, body) = server.form("/introspect", &[("token", own)], Some((&other, &other_secret))).await;
+    assert_eq!(body["active"], true);
+
+    // Only a confidential client may be a resource server.
+    let (status, body) = server
+        .admin_post(
+            "/admin/v1/clients",
+            json!({"name": "x", "redirect_uris": [REDIRECT], "public": true, "introspect_any": true}),
+        )
+        .await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")));
+    // Discovery no longer offers `none` at the introspection endpoint.
+    let meta: Value =
+        server.http.get(server.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        meta["introspection_endpoint_auth_methods_supported"],
+        json!(["client_secret_basic", "client_secret_post"])
+    );
+}

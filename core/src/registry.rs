@@ -46,6 +46,8 @@ pub struct NewClient {
     pub scope_policy: Option<String>,
     pub consent_ui: Option<String>,
     pub organization_id: Option<String>,
+    /// May introspect every client's tokens (a resource server); confidential clients only.
+    pub introspect_any: bool,
 }
 
 /// What registration returns: the secret appears here once and is never stored.
@@ -94,6 +96,11 @@ pub async fn register_client(storage: &Storage, new: NewClient) -> Result<Regist
     if new.public && grant_types.iter().any(|g| g == GRANT_CLIENT_CREDENTIALS) {
         return Err(RegistryError::Invalid("a public client cannot use client credentials".into()));
     }
+    if new.public && new.introspect_any {
+        return Err(RegistryError::Invalid(
+            "a public client cannot introspect: introspection needs client authentication (RFC 7662 §2.1)".into(),
+        ));
+    }
     let mut scopes = new.scopes.clone();
     if scopes.is_empty() && grant_types.iter().any(|g| g == GRANT_AUTHORIZATION_CODE) {
         scopes = ["openid", "profile", "email", "offline_access"].map(String::from).to_vec();
@@ -128,6 +135,7 @@ pub async fn register_client(storage: &Storage, new: NewClient) -> Result<Regist
             template: new.template,
             scope_policy: new.scope_policy,
             consent_ui: new.consent_ui,
+            introspect_any: new.introspect_any,
             metadata: Default::default(),
         },
     };
@@ -180,6 +188,7 @@ pub struct ClientSummary {
     pub scopes: Vec<String>,
     pub expires_at: Option<i64>,
     pub created_at: i64,
+    pub introspect_any: bool,
 }
 
 impl From<&Client> for ClientSummary {
@@ -193,6 +202,7 @@ impl From<&Client> for ClientSummary {
             scopes: c.doc.scopes.clone(),
             expires_at: c.doc.expires_at,
             created_at: c.created_at,
+            introspect_any: c.doc.introspect_any,
         }
     }
 }
