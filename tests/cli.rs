@@ -111,3 +111,111 @@ fn unknown_configuration_keys_are_refused_by_name() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8(out.stderr).unwrap().contains("server.issuer"));
 }
+
+#[test]
+fn an_empty_or_short_admin_token_is_refused_by_name() {
+    let data = tempfile::tempdir().unwrap();
+    for token in ["", "short-token"] {
+        let out = portcullis(data.path())
+            .env("PORTCULLIS_SERVER__ADMIN_TOKEN", token)
+            .args(["client", "list"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{token:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains("server.admin_token"), "{err}");
+    }
+    let out = portcullis(data.path())
+        .env("PORTCULLIS_SERVER__ADMIN_TOKEN", "a-long-enough-admin-token")
+        .args(["client", "list"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn token_lifetimes_out_of_bounds_are_refused_by_name() {
+    let data = tempfile::tempdir().unwrap();
+    for (var, key, value) in [
+        ("PORTCULLIS_TOKENS__ACCESS_TOKEN_TTL", "tokens.access_token_ttl", "18446744073709551615"),
+        ("PORTCULLIS_TOKENS__CODE_TTL", "tokens.code_ttl", "0"),
+        ("PORTCULLIS_TOKENS__REFRESH_TOKEN_TTL", "tokens.refresh_token_ttl", "99999999"),
+        ("PORTCULLIS_TOKENS__SESSION_TTL", "tokens.session_ttl", "0"),
+    ] {
+        let out = portcullis(data.path()).env(var, value).args(["client", "list"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{key}={value}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains(key), "{err}");
+    }
+}
+
+/// A loopback port nothing listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn a_username_cannot_forge_log_lines() {
+    let data = tempfile::tempdir().unwrap();
+    let out = portcullis(data.path())
+        .args(["client", "add", "--name", "rp", "--redirect-uri", "https://rp.example.com/cb", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let client: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let client_id = client["client_id"].as_str().unwrap();
+
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let log_path = data.path().join("serve.log");
+    let mut server = portcullis(data.path())
+        .env("PORTCULLIS_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("PORTCULLIS_SERVER__ISSUER", &base)
+        .env("PORTCULLIS_SERVER__LOG_FORMAT", "pretty")
+        .env("PORTCULLIS_SERVER__SIGN_IN_ATTEMPTS_PER_MINUTE", "1")
+        .env("PORTCULLIS_POLICIES__WATCH", "false")
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .arg("serve")
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+
+    let browser = support::Browser::new();
+    let mut ready = false;
+    for _ in 0..600 {
+        if let Ok(r) = browser.http.get(format!("{base}/health")).send().await
+            && r.status().is_success()
+        {
+            ready = true;
+            break;
+        }
+        assert!(
+            server.try_wait().unwrap().is_none(),
+            "the server exited: {}",
+            std::fs::read_to_string(&log_path).unwrap()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ready, "the server did not come up");
+
+    let authorize =
+        format!("{base}/authorize?response_type=code&client_id={client_id}&redirect_uri=https://rp.example.com/cb");
+    let mut page = browser.get(&authorize).await.text().await.unwrap();
+    let username = "mallory\nFORGED admin signed in\r\nFORGED again";
+    // The first attempt fails (logged at info), the second is throttled (logged as a warning).
+    for expected in [reqwest::StatusCode::UNAUTHORIZED, reqwest::StatusCode::TOO_MANY_REQUESTS] {
+        let r = browser.submit(&page, &[("username", username), ("password", "wrong")]).await;
+        assert_eq!(r.status(), expected);
+        page = r.text().await.unwrap();
+    }
+
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.contains("failed sign-in") && log.contains("sign-in attempts throttled"), "{log}");
+    assert!(log.contains("FORGED"), "the username was logged: {log}");
+    for line in log.lines() {
+        assert!(!line.trim_start().starts_with("FORGED"), "a forged log line: {line:?}\n{log}");
+    }
+}

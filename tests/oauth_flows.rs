@@ -522,7 +522,8 @@ async fn expired_or_deleted_clients_get_nothing() {
     let (id, secret) = server.client(json!({"name": "gone", "grant_types": ["client_credentials"]})).await;
     let secret = secret.unwrap();
     let (_, token) = server.form("/token", &[("grant_type", "client_credentials")], Some((&id, &secret))).await;
-    let (introspector, isecret) = server.client(json!({"name": "rs", "grant_types": ["client_credentials"]})).await;
+    let (introspector, isecret) =
+        server.client(json!({"name": "rs", "grant_types": ["client_credentials"], "introspect_any": true})).await;
     let access = token["access_token"].as_str().unwrap();
     let (_, live) =
         server.form("/introspect", &[("token", access)], Some((&introspector, isecret.as_deref().unwrap()))).await;

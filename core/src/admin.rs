@@ -1,7 +1,7 @@
 //! The admin REST API (`/admin/v1`), bearer-authenticated with the configured admin token.
 //! It is off while `server.admin_token` is unset.
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -18,7 +18,10 @@ pub fn router(app: App) -> Router {
         .route("/admin/v1/clients/{id}", get(get_client).delete(delete_client))
         .route("/admin/v1/users", get(list_users).post(create_user))
         .route("/admin/v1/keys/rotate", axum::routing::post(rotate_keys))
-        .layer(axum::middleware::from_fn_with_state(app.clone(), require_admin))
+        // Only the admin routes ask for the token: a `layer` would also wrap the fallback,
+        // and every unknown path would answer 401.
+        .route_layer(axum::middleware::from_fn_with_state(app.clone(), require_admin))
+        .layer(DefaultBodyLimit::max(crate::limits::ADMIN_BODY_BYTES))
         .with_state(app)
 }
 
@@ -61,10 +64,19 @@ fn storage_error(e: crate::storage::StorageError) -> Response {
 
 type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
 
+/// A body that is not the expected JSON is 400, one too large to read 413.
+fn rejected(e: axum::extract::rejection::JsonRejection) -> Response {
+    let status = match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    problem(status, "invalid_request", e.body_text())
+}
+
 async fn create_client(State(app): State<App>, body: JsonBody<NewClient>) -> Response {
     let Json(new) = match body {
         Ok(b) => b,
-        Err(e) => return problem(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()),
+        Err(e) => return rejected(e),
     };
     match registry::register_client(&app.storage, new).await {
         Ok(r) => (StatusCode::CREATED, [(header::CACHE_CONTROL, "no-store")], Json(r)).into_response(),
@@ -98,7 +110,7 @@ async fn delete_client(State(app): State<App>, Path(id): Path<String>) -> Respon
 async fn create_user(State(app): State<App>, body: JsonBody<NewUser>) -> Response {
     let Json(new) = match body {
         Ok(b) => b,
-        Err(e) => return problem(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()),
+        Err(e) => return rejected(e),
     };
     match registry::add_user(&app.storage, new).await {
         Ok(u) => (StatusCode::CREATED, Json(u)).into_response(),

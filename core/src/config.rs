@@ -8,6 +8,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+use crate::limits::{self, MIN_ADMIN_TOKEN_CHARS};
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -159,7 +161,9 @@ impl Config {
         Ok(config)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks what deserializing cannot; `load` calls it, and so does `Portcullis::open` for a
+    /// configuration built in code.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let issuer = url::Url::parse(&self.server.issuer)
             .map_err(|e| ConfigError::Value { key: "server.issuer", reason: e.to_string() })?;
         if issuer.query().is_some() || issuer.fragment().is_some() {
@@ -174,6 +178,18 @@ impl Config {
                 reason: format!("`{}` is not one of ES256, RS256, EdDSA", self.keys.algorithm),
             });
         }
+        // A missing Authorization header reads as "", so an empty or guessable token would
+        // open the admin API to anyone.
+        if let Some(token) = &self.server.admin_token
+            && token.chars().count() < MIN_ADMIN_TOKEN_CHARS
+        {
+            return Err(ConfigError::Value {
+                key: "server.admin_token",
+                reason: format!(
+                    "must have at least {MIN_ADMIN_TOKEN_CHARS} characters (leave it unset to turn the admin API off)"
+                ),
+            });
+        }
         for p in &self.server.profiles {
             if crate::oauth::profiles::Profile::parse(p).is_none() {
                 return Err(ConfigError::Value {
@@ -181,6 +197,18 @@ impl Config {
                     reason: format!("unknown profile `{p}` (elma365, datev, deployteq)"),
                 });
             }
+        }
+        let t = &self.tokens;
+        let lifetimes = [
+            ("tokens.code_ttl", t.code_ttl, limits::CODE_TTL),
+            ("tokens.access_token_ttl", t.access_token_ttl, limits::ACCESS_TOKEN_TTL),
+            ("tokens.id_token_ttl", t.id_token_ttl, limits::ID_TOKEN_TTL),
+            ("tokens.refresh_token_ttl", t.refresh_token_ttl, limits::REFRESH_TOKEN_TTL),
+            ("tokens.session_ttl", t.session_ttl, limits::SESSION_TTL),
+            ("tokens.interaction_ttl", t.interaction_ttl, limits::INTERACTION_TTL),
+        ];
+        for (key, seconds, bounds) in lifetimes {
+            bounds.check(seconds).map_err(|reason| ConfigError::Value { key, reason })?;
         }
         let url = self.database_url();
         if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {

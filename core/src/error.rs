@@ -13,6 +13,14 @@ use serde::Serialize;
 pub enum OAuthError {
     #[error("{0}")]
     InvalidRequest(String),
+    /// A body larger than the endpoint reads (`crate::limits`): `invalid_request` with
+    /// 413 Content Too Large (RFC 9110 §15.5.14).
+    #[error("{0}")]
+    BodyTooLarge(String),
+    /// A request target longer than the endpoint reads: `invalid_request` with 414 URI Too
+    /// Long (RFC 9110 §15.5.15).
+    #[error("{0}")]
+    UriTooLong(String),
     /// Client authentication failed. `basic` says whether the client tried HTTP Basic
     /// (RFC 6749 §5.2: then 401 with `WWW-Authenticate`).
     #[error("{reason}")]
@@ -50,7 +58,7 @@ pub enum OAuthError {
 impl OAuthError {
     pub fn code(&self) -> &'static str {
         match self {
-            Self::InvalidRequest(_) => "invalid_request",
+            Self::InvalidRequest(_) | Self::BodyTooLarge(_) | Self::UriTooLong(_) => "invalid_request",
             Self::InvalidClient { .. } => "invalid_client",
             Self::InvalidGrant(_) => "invalid_grant",
             Self::UnauthorizedClient(_) => "unauthorized_client",
@@ -73,6 +81,8 @@ impl OAuthError {
         match self {
             Self::InvalidClient { .. } | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             Self::AccessDenied(_) => StatusCode::FORBIDDEN,
+            Self::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::ServerError(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::TemporarilyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -90,7 +100,8 @@ impl OAuthError {
 
     /// A failure of the server itself: logged in full, described briefly to the caller.
     pub fn internal(context: &str, err: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %err, "{context}");
+        // Escaped: an error's text may quote what a caller or a plugin sent.
+        tracing::error!(error = ?err.to_string(), "{context}");
         Self::ServerError(format!("{context} failed"))
     }
 }
@@ -145,15 +156,36 @@ impl From<crate::keys::KeyError> for OAuthError {
     }
 }
 
+/// A body that could not be read: too large is 413, anything else `invalid_request` 400;
+/// never a 500.
+impl From<axum::extract::rejection::BytesRejection> for OAuthError {
+    fn from(e: axum::extract::rejection::BytesRejection) -> Self {
+        Self::unreadable_body(e.status(), e.body_text())
+    }
+}
+
 /// A rejected form or JSON body (axum's extractor rejection) is `invalid_request`, never a 500.
 impl From<axum::extract::rejection::FormRejection> for OAuthError {
     fn from(e: axum::extract::rejection::FormRejection) -> Self {
-        Self::InvalidRequest(format!("malformed request body: {}", e.body_text()))
+        Self::unreadable_body(e.status(), format!("malformed request body: {}", e.body_text()))
     }
 }
 
 impl From<axum::extract::rejection::QueryRejection> for OAuthError {
     fn from(e: axum::extract::rejection::QueryRejection) -> Self {
         Self::InvalidRequest(format!("malformed query: {}", e.body_text()))
+    }
+}
+
+impl OAuthError {
+    fn unreadable_body(status: StatusCode, text: String) -> Self {
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::BodyTooLarge(format!(
+                "the request body is larger than the {} bytes this endpoint reads",
+                crate::limits::OAUTH_BODY_BYTES
+            ))
+        } else {
+            Self::InvalidRequest(text)
+        }
     }
 }

@@ -6,6 +6,7 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod keys;
+pub mod limits;
 pub mod model;
 pub mod oauth;
 pub mod plugin;

@@ -73,6 +73,9 @@ enum ClientCommand {
         /// Skip the consent page for this client.
         #[arg(long)]
         skip_consent: bool,
+        /// A resource server: may introspect tokens issued to any client.
+        #[arg(long)]
+        introspect_any: bool,
         /// Print as a JSON object.
         #[arg(long)]
         json: bool,
@@ -149,7 +152,16 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Client(cmd) => {
             let app = Portcullis::open(config, false).await?;
             match cmd {
-                ClientCommand::Add { name, redirect_uris, grant_types, scopes, public, skip_consent, json } => {
+                ClientCommand::Add {
+                    name,
+                    redirect_uris,
+                    grant_types,
+                    scopes,
+                    public,
+                    skip_consent,
+                    introspect_any,
+                    json,
+                } => {
                     let scopes =
                         scopes.iter().flat_map(|s| s.split(' ')).filter(|s| !s.is_empty()).map(str::to_owned).collect();
                     let new = NewClient {
@@ -159,6 +171,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                         scopes,
                         public,
                         skip_consent,
+                        introspect_any,
                         ..Default::default()
                     };
                     let registered = registry::register_client(&app.storage, new).await?;

@@ -48,6 +48,9 @@ pub struct ClientDocument {
     pub owner: Option<String>,
     pub scope_policy: Option<String>,
     pub consent_ui: Option<String>,
+    /// A resource server that may introspect tokens issued to any client (RFC 7662 §4);
+    /// without it a client learns only about its own tokens.
+    pub introspect_any: bool,
     pub metadata: serde_json::Map<String, serde_json::Value>,
 }
 

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::{hash_password, hash_secret, random_token};
+use crate::limits;
 use crate::model::*;
 use crate::storage::{Storage, StorageError};
 
@@ -48,6 +49,8 @@ pub struct NewClient {
     pub scope_policy: Option<String>,
     pub consent_ui: Option<String>,
     pub organization_id: Option<String>,
+    /// May introspect every client's tokens (a resource server); confidential clients only.
+    pub introspect_any: bool,
 }
 
 /// What registration returns: the secret appears here once and is never stored.
@@ -65,11 +68,16 @@ pub async fn register_client(storage: &Storage, new: NewClient) -> Result<Regist
         return Err(RegistryError::Invalid("a client needs a name".into()));
     }
     for uri in &new.redirect_uris {
-        let parsed = url::Url::parse(uri).map_err(|e| RegistryError::Invalid(format!("redirect URI `{uri}`: {e}")))?;
-        if parsed.fragment().is_some() {
-            return Err(RegistryError::Invalid(format!(
-                "redirect URI `{uri}` must not have a fragment (RFC 6749 §3.1.2)"
-            )));
+        check_redirect_uri(uri)?;
+    }
+    let lifetimes = [
+        ("code_ttl", new.code_ttl, limits::CODE_TTL),
+        ("access_token_ttl", new.access_token_ttl, limits::ACCESS_TOKEN_TTL),
+        ("refresh_token_ttl", new.refresh_token_ttl, limits::REFRESH_TOKEN_TTL),
+    ];
+    for (field, seconds, bounds) in lifetimes {
+        if let Some(seconds) = seconds {
+            bounds.check(seconds).map_err(|reason| RegistryError::Invalid(format!("`{field}`: {reason}")))?;
         }
     }
     let mut grant_types = new.grant_types.clone();
@@ -90,6 +98,11 @@ pub async fn register_client(storage: &Storage, new: NewClient) -> Result<Regist
     }
     if new.public && grant_types.iter().any(|g| g == GRANT_CLIENT_CREDENTIALS) {
         return Err(RegistryError::Invalid("a public client cannot use client credentials".into()));
+    }
+    if new.public && new.introspect_any {
+        return Err(RegistryError::Invalid(
+            "a public client cannot introspect: introspection needs client authentication (RFC 7662 §2.1)".into(),
+        ));
     }
     let mut scopes = new.scopes.clone();
     if scopes.is_empty() && grant_types.iter().any(|g| g == GRANT_AUTHORIZATION_CODE) {
@@ -126,11 +139,46 @@ pub async fn register_client(storage: &Storage, new: NewClient) -> Result<Regist
             owner: new.owner,
             scope_policy: new.scope_policy,
             consent_ui: new.consent_ui,
+            introspect_any: new.introspect_any,
             metadata: Default::default(),
         },
     };
     storage.create_client(&client).await?;
     Ok(RegisteredClient { client_id: client.id, client_secret: secret })
+}
+
+/// RFC 6749 §3.1.2: an absolute URI without a fragment. Where errors and codes may be sent
+/// (RFC 8252 §7, OAuth 2.0 Security BCP §4.1): `https`; `http` only on a loopback host
+/// (§7.3); or a private-use scheme, which is a reverse domain name and so has a dot (§7.1).
+/// Anything else (`javascript:`, `data:`, `file:`, plain `http`) is refused.
+fn check_redirect_uri(uri: &str) -> Result<(), RegistryError> {
+    let invalid = |reason: &str| RegistryError::Invalid(format!("redirect URI `{uri}` {reason}"));
+    if uri.len() > limits::MAX_REDIRECT_URI_BYTES {
+        return Err(RegistryError::Invalid(format!(
+            "a redirect URI is at most {} bytes long",
+            limits::MAX_REDIRECT_URI_BYTES
+        )));
+    }
+    let parsed = url::Url::parse(uri).map_err(|e| invalid(&format!("is not an absolute URI: {e}")))?;
+    if parsed.fragment().is_some() {
+        return Err(invalid("must not have a fragment (RFC 6749 §3.1.2)"));
+    }
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" => match parsed.host() {
+            Some(url::Host::Ipv4(ip)) if ip == std::net::Ipv4Addr::LOCALHOST => Ok(()),
+            Some(url::Host::Ipv6(ip)) if ip == std::net::Ipv6Addr::LOCALHOST => Ok(()),
+            Some(url::Host::Domain("localhost")) => Ok(()),
+            _ => Err(invalid(
+                "uses http on a host that is not loopback (127.0.0.1, [::1], localhost); use https (RFC 8252 §7.3)",
+            )),
+        },
+        scheme if scheme.contains('.') => Ok(()),
+        scheme => Err(invalid(&format!(
+            "has scheme `{scheme}`: use https, http on a loopback host, or a private-use scheme \
+             named after a domain, such as com.example.app (RFC 8252 §7.1)"
+        ))),
+    }
 }
 
 /// A client as listed: never its secret or secret hash.
@@ -144,6 +192,7 @@ pub struct ClientSummary {
     pub scopes: Vec<String>,
     pub expires_at: Option<i64>,
     pub created_at: i64,
+    pub introspect_any: bool,
 }
 
 impl From<&Client> for ClientSummary {
@@ -157,6 +206,7 @@ impl From<&Client> for ClientSummary {
             scopes: c.doc.scopes.clone(),
             expires_at: c.doc.expires_at,
             created_at: c.created_at,
+            introspect_any: c.doc.introspect_any,
         }
     }
 }

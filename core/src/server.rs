@@ -31,6 +31,7 @@ impl Portcullis {
     /// Opens the database, loads the policies and the signing keys. Used by `serve` and by
     /// every CLI command, so both work against the same configuration.
     pub async fn open(config: Config, watch_policies: bool) -> anyhow::Result<App> {
+        config.validate()?;
         std::fs::create_dir_all(&config.server.data_dir)?;
         let database = Database::connect(&config.database_url(), config.database.max_connections).await?;
         let defaults = Defaults {
@@ -97,12 +98,19 @@ pub fn router(app: App) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     crate::oauth::router(app.clone())
         .merge(crate::admin::router(app.clone()))
+        .fallback(not_found)
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
             tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path())
         }))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// Any path that is no endpoint.
+async fn not_found() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    crate::error::OAuthError::NotFound("no such endpoint".into()).into_response()
 }
 
 /// Background upkeep: pick up keys rotated elsewhere, purge expired records.

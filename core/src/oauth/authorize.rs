@@ -14,7 +14,7 @@
 
 use axum::Form;
 use axum::body::Bytes;
-use axum::extract::rejection::FormRejection;
+use axum::extract::rejection::{BytesRejection, FormRejection};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -25,6 +25,7 @@ use super::scope_policy::{self, Ask};
 use super::{pkce, session};
 use crate::crypto::{hash_secret, random_token};
 use crate::error::OAuthError;
+use crate::limits::{AUTHORIZATION_PARAMETERS, AUTHORIZE_QUERY_BYTES, MAX_CLIENT_ID_BYTES, MAX_STATE_BYTES};
 pub use crate::model::AuthorizationRequest;
 use crate::model::*;
 use crate::server::App;
@@ -34,11 +35,19 @@ use crate::storage::{ClientContext, write};
 pub struct PageError(pub OAuthError);
 
 pub async fn get(State(app): State<App>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
-    authorize(app, headers, query.unwrap_or_default().into_bytes()).await
+    let query = query.unwrap_or_default();
+    if query.len() > AUTHORIZE_QUERY_BYTES {
+        let e = OAuthError::UriTooLong(format!("the query is longer than the {AUTHORIZE_QUERY_BYTES} bytes read here"));
+        return e.into_response();
+    }
+    authorize(app, headers, query.into_bytes()).await
 }
 
-pub async fn post(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
-    authorize(app, headers, body.to_vec()).await
+pub async fn post(State(app): State<App>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    match body {
+        Ok(body) => authorize(app, headers, body.to_vec()).await,
+        Err(e) => OAuthError::from(e).into_response(),
+    }
 }
 
 /// Step 1: the request. Then whoever is signed in continues it.
@@ -69,6 +78,7 @@ async fn validate_client(
     let client_id = params
         .get("client_id")
         .ok_or_else(|| PageError(OAuthError::InvalidRequest("`client_id` is required".into())))?;
+    params.check_lengths(&[("client_id", MAX_CLIENT_ID_BYTES)]).map_err(PageError)?;
     let context = app
         .storage
         .client_context(client_id)
@@ -97,7 +107,8 @@ async fn validate_client(
         client_id: client.id.clone(),
         redirect_uri,
         redirect_uri_given: params.get("redirect_uri").is_some(),
-        state: params.get("state").map(str::to_owned),
+        // An over-long `state` is refused by `validate_request`, and not echoed in that error.
+        state: params.get("state").filter(|s| s.len() <= MAX_STATE_BYTES).map(str::to_owned),
         ..Default::default()
     };
     Ok((context, request))
@@ -108,6 +119,8 @@ fn validate_request(
     mut r: AuthorizationRequest,
     params: &Params,
 ) -> Result<AuthorizationRequest, OAuthError> {
+    // Everything kept with the interaction or the code is bounded, before anything is stored.
+    params.check_lengths(AUTHORIZATION_PARAMETERS)?;
     match params.get("response_type") {
         Some("code") => {}
         Some(other) => {

@@ -206,6 +206,7 @@ pub async fn check_password(
         render(app, client, &page, status)
     };
     if !app.sign_in_limit.attempt(form.username.trim()) {
+        // User text is logged with `?` (escaped): a newline in it cannot start a forged line.
         tracing::warn!(username = ?form.username, "sign-in attempts throttled");
         let error = "Too many sign-in attempts for this user. Wait a minute and try again.";
         return Ok(Err(again(error, StatusCode::TOO_MANY_REQUESTS)?));
@@ -246,6 +247,10 @@ pub async fn start_session(app: &App, user: &User, parked: &Interaction) -> Resu
 
 /// Errors that must not be redirected, rendered by the consent UI plugin.
 pub fn error_page(app: &App, e: OAuthError) -> Response {
+    // A request too large to read is answered alike at every endpoint, in JSON.
+    if matches!(e, OAuthError::BodyTooLarge(_) | OAuthError::UriTooLong(_)) {
+        return e.into_response();
+    }
     let status = match e.status() {
         StatusCode::UNAUTHORIZED => StatusCode::BAD_REQUEST,
         s => s,

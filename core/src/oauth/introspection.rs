@@ -1,9 +1,11 @@
-//! RFC 7662 OAuth 2.0 Token Introspection. The caller authenticates as a client (§2.1);
-//! anything not a live token of this server is `{"active": false}` (§2.2).
+//! RFC 7662 OAuth 2.0 Token Introspection. The caller authenticates as a confidential
+//! client (§2.1); anything not a live token of this server is `{"active": false}` (§2.2), and
+//! so is a token of another client unless the caller may introspect any (§4).
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -15,7 +17,11 @@ use crate::error::OAuthError;
 use crate::model::{RefreshToken, now};
 use crate::server::App;
 
-pub async fn introspect(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn introspect(State(app): State<App>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return OAuthError::from(e).into_response(),
+    };
     match handle(&app, &headers, &body).await {
         Ok(v) => Json(v).into_response(),
         Err(e) => e.into_response(),
@@ -26,6 +32,17 @@ async fn handle(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<Value, OA
     super::token::require_form(headers)?;
     let mut params = Params::parse(body)?;
     let caller = client_auth::authenticate(app, headers, &mut params).await?.client;
+    // §2.1: the endpoint is protected by client authentication; a public client's id
+    // alone authenticates nothing.
+    if caller.is_public() {
+        return Err(OAuthError::invalid_client(
+            "introspection needs a confidential client's credentials (RFC 7662 §2.1)",
+            false,
+        ));
+    }
+    // §2.1, §4: a client learns about its own tokens only; a resource server registered
+    // with `introspect_any` about every client's. Anything else reads as inactive.
+    let may_see = |client_id: &str| caller.doc.introspect_any || client_id == caller.id;
     let token = params.required("token")?.to_owned();
     let hint = params.get("token_type_hint");
     let inactive = json!({"active": false});
@@ -33,6 +50,9 @@ async fn handle(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<Value, OA
     if hint != Some("refresh_token")
         && let Some(c) = super::access_token::validate(app, &token, Some(&caller)).await?
     {
+        if !may_see(&c.client_id) {
+            return Ok(inactive);
+        }
         let mut v = json!({
             "active": true,
             "token_type": "Bearer",
@@ -55,6 +75,9 @@ async fn handle(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<Value, OA
         return Ok(inactive);
     };
     let (refresh, consumed) = (refresh.value, refresh.consumed);
+    if !may_see(&refresh.client_id) {
+        return Ok(inactive);
+    }
     if consumed || refresh.expires_at <= now() {
         return Ok(inactive);
     }

@@ -22,6 +22,7 @@ pub mod tokens;
 pub mod userinfo;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
 use self::profiles::{NATIVE, Paths, Profile};
@@ -60,5 +61,6 @@ pub fn router(app: App) -> Router {
             }
         }
     }
-    router.with_state(app)
+    // Every OAuth endpoint reads small bodies; the admin API has its own, larger bound.
+    router.layer(DefaultBodyLimit::max(crate::limits::OAUTH_BODY_BYTES)).with_state(app)
 }

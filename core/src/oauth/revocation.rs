@@ -4,6 +4,7 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
@@ -14,7 +15,11 @@ use crate::error::OAuthError;
 use crate::model::RefreshToken;
 use crate::server::App;
 
-pub async fn revoke(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn revoke(State(app): State<App>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return OAuthError::from(e).into_response(),
+    };
     match handle(&app, &headers, &body).await {
         Ok(()) => StatusCode::OK.into_response(),
         Err(e) => e.into_response(),

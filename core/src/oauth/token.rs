@@ -3,6 +3,7 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
@@ -13,7 +14,11 @@ use crate::error::OAuthError;
 use crate::model::*;
 use crate::server::App;
 
-pub async fn token(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn token(State(app): State<App>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return OAuthError::from(e).into_response(),
+    };
     match handle(&app, &headers, &body).await {
         Ok(response) => {
             let mut r = axum::Json(response).into_response();

@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
@@ -17,7 +18,11 @@ pub async fn get(State(app): State<App>, headers: HeaderMap) -> Response {
     respond(&app, bearer(&headers, None)).await
 }
 
-pub async fn post(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn post(State(app): State<App>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return OAuthError::from(e).into_response(),
+    };
     let params = Params::parse(&body).ok();
     respond(&app, bearer(&headers, params.as_ref())).await
 }

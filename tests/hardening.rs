@@ -1,0 +1,354 @@
+//! Hostile and careless input: oversized requests and parameters, unknown paths, unsafe
+//! registrations, and who may introspect what. Every refusal carries its RFC error code.
+
+mod support;
+
+use portcullis::limits;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::{TestServer, query};
+
+const REDIRECT: &str = "https://rp.example.com/callback";
+
+/// Bytes the embedded database occupies on disk: the main file and its WAL or journal.
+fn database_bytes(server: &TestServer) -> u64 {
+    std::fs::read_dir(server.data.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("portcullis.db"))
+        .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+        .sum()
+}
+
+/// Whether a response parked an authorization request (it sets the interaction cookie).
+fn parks(r: &reqwest::Response) -> bool {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .any(|c| c.to_str().unwrap_or_default().starts_with("portcullis_interaction="))
+}
+
+async fn json_error(r: reqwest::Response) -> (StatusCode, Value) {
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+fn authorize_url(server: &TestServer, pairs: &[(&str, &str)]) -> String {
+    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
+    url.query_pairs_mut().extend_pairs(pairs);
+    url.to_string()
+}
+
+/// `n` distinct, valid scope tokens.
+fn distinct_scopes(n: usize) -> String {
+    (0..n).map(|i| format!("s{i}")).collect::<Vec<_>>().join(" ")
+}
+
+#[tokio::test]
+async fn a_megabyte_scope_and_a_huge_login_hint_are_refused_and_nothing_is_parked() {
+    let server = TestServer::start().await;
+    let (id, _) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT]})).await;
+    let base = [("response_type", "code"), ("client_id", id.as_str()), ("redirect_uri", REDIRECT), ("state", "s")];
+
+    // An ordinary request is parked while the person signs in: the check below can see it.
+    let r = server.http.post(server.url("/authorize")).form(&base).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(parks(&r));
+    let before = database_bytes(&server);
+
+    let login_hint = "x".repeat(1_900_000);
+    for _ in 0..20 {
+        let mut pairs = base.to_vec();
+        pairs.push(("login_hint", &login_hint));
+        let r = server.http.post(server.url("/authorize")).form(&pairs).send().await.unwrap();
+        assert!(!parks(&r));
+        let (status, body) = json_error(r).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("invalid_request")));
+    }
+
+    let mut scope = distinct_scopes(150_000);
+    scope.truncate(1_000_000);
+    let mut pairs = base.to_vec();
+    pairs.push(("scope", scope.trim_end()));
+    let r = server.http.post(server.url("/authorize")).form(&pairs).send().await.unwrap();
+    assert!(!parks(&r));
+    let (status, body) = json_error(r).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("invalid_request")));
+
+    let grown = database_bytes(&server) - before;
+    assert!(grown < 256 * 1024, "the database grew by {grown} bytes");
+}
+
+#[tokio::test]
+async fn scopes_and_stored_parameters_are_bounded_below_the_body_limit() {
+    let server = TestServer::start().await;
+    let (id, _) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT]})).await;
+    let before = database_bytes(&server);
+    let base = [("response_type", "code"), ("client_id", id.as_str()), ("redirect_uri", REDIRECT)];
+
+    let too_many = distinct_scopes(limits::MAX_SCOPES + 1);
+    let too_long = "s".repeat(limits::MAX_SCOPE_TOKEN_BYTES + 1);
+    let over = |name: &str| {
+        let max = limits::AUTHORIZATION_PARAMETERS.iter().find(|(n, _)| *n == name).unwrap().1;
+        "a".repeat(max + 1)
+    };
+    let (login_hint, nonce, ui_locales, prompt) =
+        (over("login_hint"), over("nonce"), over("ui_locales"), over("prompt"));
+    let cases: [(&str, &str, &str); 6] = [
+        ("scope", &too_many, "invalid_scope"),
+        ("scope", &too_long, "invalid_scope"),
+        ("login_hint", &login_hint, "invalid_request"),
+        ("nonce", &nonce, "invalid_request"),
+        ("ui_locales", &ui_locales, "invalid_request"),
+        ("prompt", &prompt, "invalid_request"),
+    ];
+    for (name, value, error) in cases {
+        let mut pairs = base.to_vec();
+        pairs.extend([("state", "xyz"), (name, value)]);
+        let r = server.http.get(authorize_url(&server, &pairs)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{name}");
+        assert!(!parks(&r), "{name}");
+        let back = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+        assert!(back.as_str().starts_with(REDIRECT));
+        assert_eq!(query(&back, "error").as_deref(), Some(error), "{name}");
+        assert_eq!(query(&back, "state").as_deref(), Some("xyz"), "{name}");
+    }
+
+    // An over-long state is refused, and not sent back.
+    let state = "s".repeat(limits::MAX_STATE_BYTES + 1);
+    let mut pairs = base.to_vec();
+    pairs.push(("state", &state));
+    let r = server.http.get(authorize_url(&server, &pairs)).send().await.unwrap();
+    assert!(!parks(&r));
+    let back = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    assert_eq!(query(&back, "error").as_deref(), Some("invalid_request"));
+    assert_eq!(query(&back, "state"), None);
+
+    assert!(database_bytes(&server) - before < 64 * 1024, "nothing was stored");
+
+    // At the bounds, the request proceeds to the login page.
+    let scopes = distinct_scopes(limits::MAX_SCOPES);
+    let hint = "h".repeat(512);
+    let mut pairs = base.to_vec();
+    pairs.extend([("scope", scopes.as_str()), ("login_hint", &hint)]);
+    let r = server.http.get(authorize_url(&server, &pairs)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(parks(&r));
+
+    // Duplicates count towards the bound, and are dropped from what is kept.
+    let token = "openid ".repeat(limits::MAX_SCOPES + 1);
+    let mut pairs = base.to_vec();
+    pairs.push(("scope", token.trim_end()));
+    let r = server.http.get(authorize_url(&server, &pairs)).send().await.unwrap();
+    let back = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    assert_eq!(query(&back, "error").as_deref(), Some("invalid_scope"));
+
+    // The token endpoint bounds `scope` alike.
+    let (cid, secret) = server.client(json!({"name": "d", "grant_types": ["client_credentials"]})).await;
+    let (status, body) = server
+        .form("/token", &[("grant_type", "client_credentials"), ("scope", &too_many)], Some((&cid, &secret.unwrap())))
+        .await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_scope")));
+}
+
+#[tokio::test]
+async fn oauth_endpoints_read_small_bodies_and_the_admin_api_larger_ones() {
+    let server = TestServer::start().await;
+    let big = "x".repeat(limits::OAUTH_BODY_BYTES + 1);
+    for path in
+        ["/authorize", "/token", "/introspect", "/revoke", "/userinfo", "/interaction/login", "/interaction/consent"]
+    {
+        let r = server.http.post(server.url(path)).form(&[("token", big.as_str())]).send().await.unwrap();
+        let (status, body) = json_error(r).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::PAYLOAD_TOO_LARGE, Some("invalid_request")),
+            "{path}"
+        );
+    }
+    // A query past the bound of GET /authorize.
+    let long = "x".repeat(limits::AUTHORIZE_QUERY_BYTES + 1);
+    let r = server.http.get(authorize_url(&server, &[("login_hint", &long)])).send().await.unwrap();
+    let (status, body) = json_error(r).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::URI_TOO_LONG, Some("invalid_request")));
+
+    // The admin API takes a registration far larger than any OAuth request...
+    let description = "d".repeat(4 * limits::OAUTH_BODY_BYTES);
+    let (status, body) = server
+        .admin_post(
+            "/admin/v1/clients",
+            json!({"name": "big", "description": description, "grant_types": ["client_credentials"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // ...up to its own bound.
+    let description = "d".repeat(limits::ADMIN_BODY_BYTES + 1);
+    let (status, body) = server
+        .admin_post(
+            "/admin/v1/clients",
+            json!({"name": "huge", "description": description, "grant_types": ["client_credentials"]}),
+        )
+        .await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("invalid_request")));
+}
+
+#[tokio::test]
+async fn unknown_paths_are_404_and_admin_paths_still_want_the_token() {
+    let server = TestServer::start().await;
+    for path in ["/nope", "/admin/v1/nope", "/.well-known/unknown", "/token/extra"] {
+        let r = server.http.get(server.url(path)).send().await.unwrap();
+        let (status, body) = json_error(r).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "{path}");
+    }
+    for path in ["/admin/v1/clients", "/admin/v1/users", "/admin/v1/clients/x"] {
+        let r = server.http.get(server.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path}");
+        assert!(r.headers().contains_key("www-authenticate"));
+    }
+    let r = server.http.post(server.url("/admin/v1/keys/rotate")).bearer_auth("wrong").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn registration_refuses_unsafe_redirect_uris_and_unbounded_lifetimes() {
+    let server = TestServer::start().await;
+    let too_long = format!("https://rp.example.com/{}", "a".repeat(limits::MAX_REDIRECT_URI_BYTES));
+    for uri in [
+        "javascript:alert(document.cookie)",
+        "data:text/html,<script>alert(1)</script>",
+        "file:///etc/passwd",
+        "myapp:/callback",
+        "http://rp.example.com/callback",
+        "http://127.0.0.2.example.com/callback",
+        "https://rp.example.com/callback#fragment",
+        "/relative/callback",
+        too_long.as_str(),
+    ] {
+        let (status, body) =
+            server.admin_post("/admin/v1/clients", json!({"name": "rp", "redirect_uris": [uri]})).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")), "{uri}");
+    }
+    for uri in [
+        "https://rp.example.com/callback",
+        "http://127.0.0.1:8080/callback",
+        "http://[::1]:8080/callback",
+        "http://localhost:3000/callback",
+        "com.example.app:/oauth2redirect",
+    ] {
+        let (status, body) =
+            server.admin_post("/admin/v1/clients", json!({"name": "rp", "redirect_uris": [uri]})).await;
+        assert_eq!(status, StatusCode::CREATED, "{uri}: {body}");
+    }
+
+    for (field, seconds) in [
+        ("access_token_ttl", u64::MAX),
+        ("access_token_ttl", 0),
+        ("access_token_ttl", 86_401),
+        ("refresh_token_ttl", u64::MAX),
+        ("refresh_token_ttl", 366 * 86_400),
+        ("code_ttl", 3601),
+    ] {
+        let (status, body) = server
+            .admin_post(
+                "/admin/v1/clients",
+                json!({"name": "rp", "redirect_uris": [REDIRECT], "grant_types": ["authorization_code", "client_credentials"], field: seconds}),
+            )
+            .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_request")),
+            "{field}={seconds}"
+        );
+        assert!(body["error_description"].as_str().unwrap().contains(field), "{body}");
+    }
+    // At the bound, a token lives that long and expires after it was issued.
+    let (id, secret) = server
+        .client(json!({"name": "daemon", "grant_types": ["client_credentials"], "access_token_ttl": 86_400}))
+        .await;
+    let secret = secret.unwrap();
+    let (_, token) = server.form("/token", &[("grant_type", "client_credentials")], Some((&id, &secret))).await;
+    assert_eq!(token["expires_in"], 86_400);
+    let (_, v) =
+        server.form("/introspect", &[("token", token["access_token"].as_str().unwrap())], Some((&id, &secret))).await;
+    assert_eq!(v["active"], true);
+    assert_eq!(v["exp"].as_i64().unwrap() - v["iat"].as_i64().unwrap(), 86_400);
+}
+
+/// Signs bob in and redeems the code: (access token, refresh token) issued to `client`.
+async fn tokens_for(server: &TestServer, client: &str, secret: &str) -> (String, String) {
+    let url = authorize_url(
+        server,
+        &[
+            ("response_type", "code"),
+            ("client_id", client),
+            ("redirect_uri", REDIRECT),
+            ("scope", "openid offline_access"),
+        ],
+    );
+    let back = support::Browser::new().authorize(&url, "bob", "bob's password").await;
+    let code = query(&back, "code").expect("code");
+    let pairs = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", REDIRECT)];
+    let (status, body) = server.form("/token", &pairs, Some((client, secret))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    (body["access_token"].as_str().unwrap().to_owned(), body["refresh_token"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn introspection_needs_a_confidential_client_and_shows_it_only_its_own_tokens() {
+    let server = TestServer::start().await;
+    let bob = server.user("bob", "bob's password").await;
+    let (rp, rp_secret) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT]})).await;
+    let rp_secret = rp_secret.unwrap();
+    let (access, refresh) = tokens_for(&server, &rp, &rp_secret).await;
+    let (spa, _) = server.client(json!({"name": "spa", "redirect_uris": [REDIRECT], "public": true})).await;
+    let (other, other_secret) = server.client(json!({"name": "other", "grant_types": ["client_credentials"]})).await;
+    let other_secret = other_secret.unwrap();
+    let (rs, rs_secret) =
+        server.client(json!({"name": "rs", "grant_types": ["client_credentials"], "introspect_any": true})).await;
+    let rs_secret = rs_secret.unwrap();
+
+    for token in [&access, &refresh] {
+        // A public client authenticates nothing: invalid_client, whichever token it names.
+        let (status, body) = server.form("/introspect", &[("token", token), ("client_id", &spa)], None).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")), "{body}");
+        // Another confidential client learns nothing about it.
+        let (status, body) = server.form("/introspect", &[("token", token)], Some((&other, &other_secret))).await;
+        assert_eq!((status, &body), (StatusCode::OK, &json!({"active": false})));
+        let (_, body) = server
+            .form(
+                "/introspect",
+                &[("token", token), ("token_type_hint", "refresh_token")],
+                Some((&other, &other_secret)),
+            )
+            .await;
+        assert_eq!(body, json!({"active": false}));
+        // The client it was issued to does...
+        let (_, body) = server.form("/introspect", &[("token", token)], Some((&rp, &rp_secret))).await;
+        assert_eq!((body["active"].as_bool(), body["client_id"].as_str()), (Some(true), Some(rp.as_str())), "{body}");
+        // ...and so does a resource server registered to introspect any token.
+        let (_, body) = server.form("/introspect", &[("token", token)], Some((&rs, &rs_secret))).await;
+        assert_eq!((body["active"].as_bool(), body["sub"].as_str()), (Some(true), Some(bob.as_str())), "{body}");
+    }
+    // A client still sees its own client-credentials token.
+    let (_, own) = server.form("/token", &[("grant_type", "client_credentials")], Some((&other, &other_secret))).await;
+    let own = own["access_token"].as_str().unwrap();
+    let (_, body) = server.form("/introspect", &[("token", own)], Some((&other, &other_secret))).await;
+    assert_eq!(body["active"], true);
+
+    // Only a confidential client may be a resource server.
+    let (status, body) = server
+        .admin_post(
+            "/admin/v1/clients",
+            json!({"name": "x", "redirect_uris": [REDIRECT], "public": true, "introspect_any": true}),
+        )
+        .await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")));
+    // Discovery no longer offers `none` at the introspection endpoint.
+    let meta: Value =
+        server.http.get(server.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        meta["introspection_endpoint_auth_methods_supported"],
+        json!(["client_secret_basic", "client_secret_post"])
+    );
+}
