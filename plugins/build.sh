@@ -98,7 +98,8 @@ toml_get() {
         }' "$file"
 }
 
-# sha256 over a plugin's sources, the SDK's, the WIT contract and the plugins' lock file:
+# sha256 over a plugin's sources, the SDK's, the WIT contract, the plugins' lock file and this
+# script (its flags shape the output):
 # the sorted list of files (paths relative to the repo) with the sha256 of each.
 source_hash() {
     local src
@@ -111,6 +112,7 @@ source_hash() {
             find sdk/wit -maxdepth 1 -type f -name '*.wit' -print
             echo plugins/Cargo.lock
             echo plugins/Cargo.toml
+            echo plugins/build.sh
         } | LC_ALL=C sort -u | tr '\n' '\0' | xargs -0 sha256sum | sha256sum | cut -d' ' -f1
     )
 }
@@ -154,6 +156,9 @@ stage="$wasm_target_dir/portcullis-fixtures-src"
 # Paths that would otherwise end up in panic messages and make the output depend on
 # where the repository and caches are.
 flags=(
+    # A 64 KiB stack (rust-lld's default is 1 MiB) keeps the stack, the data and the SDK's
+    # arena in the first pages of memory, which the host keeps resident between instances.
+    "-Clink-arg=-zstack-size=65536"
     "--remap-path-prefix=$repo=/portcullis"
     "--remap-path-prefix=$cargo_home=/cargo"
     "--remap-path-prefix=$stage=/portcullis/tests/plugins"

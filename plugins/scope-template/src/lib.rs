@@ -11,13 +11,6 @@
 
 use portcullis_sdk::scope::{Client, Denial, Grant, Guest, ScopeRequest};
 
-#[cfg(target_arch = "wasm32")]
-mod arena;
-
-#[cfg(target_arch = "wasm32")]
-#[global_allocator]
-static ALLOCATOR: arena::Bump = arena::Bump;
-
 struct ScopeTemplate;
 
 impl Guest for ScopeTemplate {

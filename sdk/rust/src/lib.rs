@@ -62,6 +62,15 @@ extern crate self as portcullis_sdk;
 #[doc(hidden)]
 pub use wit_bindgen::rt as __rt;
 
+#[cfg(all(feature = "arena", target_arch = "wasm32"))]
+mod arena;
+
+/// With the `arena` feature, a call's allocations come from a 64 KiB static arena: a fresh
+/// instance then never grows its memory for a small call.
+#[cfg(all(feature = "arena", target_arch = "wasm32"))]
+#[global_allocator]
+static ALLOCATOR: arena::Bump = arena::Bump;
+
 /// Exports a type implementing [`scope::Guest`] as the plugin's `scope` interface.
 #[cfg(feature = "scope")]
 #[doc(inline)]

@@ -1,4 +1,5 @@
-//! A bump allocator over a small static arena, falling back to the system allocator.
+//! A bump allocator over a small static arena, falling back to the system allocator: the
+//! plugin's global allocator when the SDK's `arena` feature is on (wasm32 only).
 //!
 //! The host runs each call in a fresh instance, so a call's allocations fit in the arena
 //! and never need `memory.grow` (which the system allocator does on its first use, and
@@ -9,7 +10,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::UnsafeCell;
 
-const SIZE: usize = 32 * 1024;
+const SIZE: usize = 64 * 1024;
 
 #[repr(C, align(16))]
 struct Arena {
