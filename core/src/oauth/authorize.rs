@@ -8,11 +8,11 @@
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
 
 use super::params::{Params, parse_scope};
-use super::{interaction, pkce, session};
+use super::{interaction, pages, pkce, session};
 use crate::error::OAuthError;
 use crate::model::*;
 use crate::server::App;
@@ -334,7 +334,7 @@ pub fn error_page(app: &App, e: OAuthError) -> Response {
     };
     let consent = app.host.defaults.consent.clone();
     match app.host.consent(&consent, |g, s| g.call_render_error(s, &page)) {
-        Ok(Ok(html)) => (status, Html(html)).into_response(),
-        _ => (status, format!("{}: {}", e.code(), e.description())).into_response(),
+        Ok(Ok(html)) => pages::html(app, html, status, None),
+        _ => pages::text(app, format!("{}: {}", e.code(), e.description()), status),
     }
 }

@@ -5,10 +5,11 @@
 use axum::Form;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
 use serde::Deserialize;
 
 use super::authorize::{self, AuthorizationRequest};
+use super::pages;
 use super::session::{self, INTERACTION_COOKIE, SESSION_COOKIE};
 use crate::crypto::{hash_secret, random_token};
 use crate::error::OAuthError;
@@ -56,16 +57,15 @@ fn context(
     }
 }
 
+/// A login or consent page; its form leads to the issuer and then back to `redirect_uri`.
 fn page(
+    app: &Portcullis,
     html: Result<Result<String, String>, crate::plugin::PluginError>,
     status: StatusCode,
+    redirect_uri: &str,
 ) -> Result<Response, OAuthError> {
     let html = html?.map_err(|e| OAuthError::internal("consent page", e))?;
-    let mut response = (status, Html(html)).into_response();
-    let h = response.headers_mut();
-    h.insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
-    h.insert("x-frame-options", axum::http::HeaderValue::from_static("DENY"));
-    Ok(response)
+    Ok(pages::html(app, html, status, Some(redirect_uri)))
 }
 
 async fn park(app: &Portcullis, interaction: &Interaction) -> Result<String, OAuthError> {
@@ -102,7 +102,8 @@ fn render_login(
         login_hint: i.request.login_hint.clone(),
         error,
     };
-    page(app.host.consent(consent_plugin(app, client), |g, s| g.call_render_login(s, &login)), status)
+    let html = app.host.consent(consent_plugin(app, client), |g, s| g.call_render_login(s, &login));
+    page(app, html, status, &i.request.redirect_uri)
 }
 
 pub async fn start_consent(
@@ -121,8 +122,8 @@ pub async fn start_consent(
         user_name: if user.doc.name.is_empty() { user.username.clone() } else { user.doc.name.clone() },
         scopes: scopes.to_vec(),
     };
-    let mut response =
-        page(app.host.consent(consent_plugin(app, client), |g, s| g.call_render_consent(s, &consent)), StatusCode::OK)?;
+    let html = app.host.consent(consent_plugin(app, client), |g, s| g.call_render_consent(s, &consent));
+    let mut response = page(app, html, StatusCode::OK, &interaction.request.redirect_uri)?;
     let cookie = session::set_cookie(app, INTERACTION_COOKIE, &id, app.config.tokens.interaction_ttl);
     response.headers_mut().append(header::SET_COOKIE, cookie);
     Ok(response)
