@@ -1,10 +1,11 @@
-//! What a person's browser meets: the headers of every page.
+//! What a person's browser meets: the headers of every page, and the error page in the
+//! client's consent UI and the asked locale.
 
 mod support;
 
 use reqwest::StatusCode;
 use serde_json::json;
-use support::{Browser, TestServer};
+use support::{Browser, Options, TestServer};
 
 const REDIRECT: &str = "https://rp.example.com/callback";
 
@@ -106,4 +107,66 @@ async fn pages_have_a_strict_content_security_policy_and_are_neither_cached_nor_
         let page = assert_page_headers(r, &["'none'"]).await;
         assert!(page.contains("Something went wrong"), "{page}");
     }
+}
+
+// --- the error page ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_error_page_is_the_clients_consent_ui_in_the_locale_asked_for() {
+    // consent-locales renders de, fr and en, and names itself in the page.
+    let policies = support::policies_copy();
+    for ext in ["wasm", "toml"] {
+        let name = format!("consent-locales.{ext}");
+        std::fs::copy(support::fixtures_dir().join(&name), policies.path().join(&name)).unwrap();
+    }
+    let server = TestServer::start_with(Options { policies: Some(policies.path().into()), ..Default::default() }).await;
+    let (id, _) =
+        server.client(json!({"name": "rp", "redirect_uris": [REDIRECT], "consent_ui": "consent-locales"})).await;
+    let bad_redirect = [("redirect_uri", "https://evil.example.com/cb")];
+    let page = |ui_locales: Option<&'static str>, accept: Option<&'static str>, client: Option<String>| {
+        let server = &server;
+        let mut extra = bad_redirect.to_vec();
+        if let Some(l) = ui_locales {
+            extra.push(("ui_locales", l));
+        }
+        async move {
+            let client = client.unwrap_or_else(|| "nobody".into());
+            let mut req = server.http.get(authorize_url(server, &client, &extra));
+            if let Some(a) = accept {
+                req = req.header("accept-language", a);
+            }
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+            assert!(r.headers().get("location").is_none(), "never redirected");
+            r.text().await.unwrap()
+        }
+    };
+    let by_plugin = |html: &str| html.contains("<meta name=\"generator\" content=\"consent-locales\">");
+    let lang = |html: &str| html.split("<html lang=\"").nth(1).and_then(|r| r.split('"').next()).map(str::to_owned);
+
+    let cases = [
+        (Some("fr"), None, "fr"),
+        (Some("fr-CA de"), Some("de"), "fr"),
+        (Some("it de"), Some("fr"), "de"),
+        (Some("it"), Some("fr-CH, de;q=0.9"), "fr"),
+        (None, Some("it, de;q=0.5, fr;q=0.8"), "fr"),
+        (None, Some("fr;q=0, en;q=0.1"), "en"),
+        (None, None, "de"),
+    ];
+    for (ui_locales, accept, want) in cases {
+        let html = page(ui_locales, accept, Some(id.clone())).await;
+        assert!(by_plugin(&html), "the client's consent UI renders its error page: {html}");
+        assert_eq!(lang(&html).as_deref(), Some(want), "ui_locales={ui_locales:?} accept-language={accept:?}");
+        assert!(html.contains("redirect_uri"), "the description is shown: {html}");
+    }
+    // An unknown client: the default consent UI, in its one locale.
+    let html = page(Some("fr"), Some("fr"), None).await;
+    assert!(!by_plugin(&html) && html.contains("Something went wrong"), "{html}");
+    assert_eq!(lang(&html).as_deref(), Some("en"));
+
+    // The login page follows Accept-Language too when the request names no ui_locales.
+    let r = server.http.get(authorize_url(&server, &id, &[])).header("accept-language", "fr").send().await.unwrap();
+    let html = r.text().await.unwrap();
+    assert!(by_plugin(&html) && html.contains("name=\"password\""), "{html}");
+    assert_eq!(lang(&html).as_deref(), Some("fr"));
 }

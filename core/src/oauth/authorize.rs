@@ -42,8 +42,9 @@ impl AuthorizationRequest {
     }
 }
 
-/// An error that must not be redirected: shown to the person instead.
-pub struct PageError(pub OAuthError);
+/// An error that must not be redirected: shown to the person instead, on the client's
+/// consent UI when the client is known.
+pub struct PageError(pub OAuthError, pub Option<Client>);
 
 pub async fn get(State(app): State<App>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
     authorize(app, headers, query.unwrap_or_default().into_bytes()).await
@@ -56,11 +57,13 @@ pub async fn post(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Re
 async fn authorize(app: App, headers: HeaderMap, raw: Vec<u8>) -> Response {
     let params = match Params::parse(&raw) {
         Ok(p) => p,
-        Err(e) => return error_page(&app, e),
+        Err(e) => return error_page(&app, &headers, None, &[], e),
     };
     let (client, base) = match validate_client(&app, &params).await {
         Ok(v) => v,
-        Err(PageError(e)) => return error_page(&app, e),
+        Err(PageError(e, client)) => {
+            return error_page(&app, &headers, client.as_ref(), &ui_locales(&params), e);
+        }
     };
     let request = match validate_request(&client, base.clone(), &params) {
         Ok(r) => r,
@@ -72,32 +75,40 @@ async fn authorize(app: App, headers: HeaderMap, raw: Vec<u8>) -> Response {
     }
 }
 
+/// OIDC Core §3.1.2.1 `ui_locales`: space-separated BCP 47 tags, most preferred first.
+fn ui_locales(params: &Params) -> Vec<String> {
+    params
+        .get("ui_locales")
+        .map(|l| l.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
 /// §4.1.2.1: the client and redirect URI must check out before anything is redirected.
 async fn validate_client(app: &App, params: &Params) -> Result<(Client, AuthorizationRequest), PageError> {
     let client_id = params
         .get("client_id")
-        .ok_or_else(|| PageError(OAuthError::InvalidRequest("`client_id` is required".into())))?;
+        .ok_or_else(|| PageError(OAuthError::InvalidRequest("`client_id` is required".into()), None))?;
     let client = app
         .storage
         .get_client(client_id)
         .await
-        .map_err(|e| PageError(e.into()))?
-        .ok_or_else(|| PageError(OAuthError::invalid_client("unknown client", false)))?;
+        .map_err(|e| PageError(e.into(), None))?
+        .ok_or_else(|| PageError(OAuthError::invalid_client("unknown client", false), None))?;
     if client.is_expired(now()) {
-        return Err(PageError(OAuthError::invalid_client("this client has expired", false)));
+        return Err(PageError(OAuthError::invalid_client("this client has expired", false), None));
     }
     let redirect_uri = match params.get("redirect_uri") {
         Some(uri) if client.doc.redirect_uris.iter().any(|r| r == uri) => uri.to_owned(),
         Some(_) => {
-            return Err(PageError(OAuthError::InvalidRequest(
-                "`redirect_uri` is not registered for this client".into(),
-            )));
+            let e = OAuthError::InvalidRequest("`redirect_uri` is not registered for this client".into());
+            return Err(PageError(e, Some(client)));
         }
         None if client.doc.redirect_uris.len() == 1 => client.doc.redirect_uris[0].clone(),
         None => {
-            return Err(PageError(OAuthError::InvalidRequest(
+            let e = OAuthError::InvalidRequest(
                 "`redirect_uri` is required: the client has more or fewer than one registered".into(),
-            )));
+            );
+            return Err(PageError(e, Some(client)));
         }
     };
     let request = AuthorizationRequest {
@@ -176,10 +187,7 @@ fn validate_request(
         );
     }
     r.login_hint = params.get("login_hint").map(str::to_owned);
-    r.ui_locales = params
-        .get("ui_locales")
-        .map(|l| l.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect())
-        .unwrap_or_default();
+    r.ui_locales = ui_locales(params);
     Ok(r)
 }
 
@@ -204,7 +212,7 @@ pub async fn proceed(
                 None if request.prompts("none") => {
                     return Err(OAuthError::LoginRequired("the user is not signed in".into()));
                 }
-                None => return interaction::start_login(app, client, request, None).await,
+                None => return interaction::start_login(app, headers, client, request, None).await,
             }
         }
     };
@@ -216,7 +224,7 @@ pub async fn proceed(
         if request.prompts("none") {
             return Err(OAuthError::ConsentRequired("the user has not consented to these scopes".into()));
         }
-        return interaction::start_consent(app, client, &user, request, auth_time, &granted.scopes).await;
+        return interaction::start_consent(app, headers, client, &user, request, auth_time, &granted.scopes).await;
     }
     issue_code(app, client, &user, &request, auth_time, granted).await
 }
@@ -307,7 +315,13 @@ fn redirect_to(uri: &str, pairs: &[(&str, &str)]) -> Response {
 /// §4.1.2.1 error response, sent to the (already validated) redirect URI.
 pub fn redirect_error(app: &App, e: &OAuthError, request: &AuthorizationRequest) -> Response {
     if request.redirect_uri.is_empty() {
-        return error_page(app, OAuthError::InvalidRequest(e.description()));
+        return error_page(
+            app,
+            &HeaderMap::new(),
+            None,
+            &request.ui_locales,
+            OAuthError::InvalidRequest(e.description()),
+        );
     }
     if let OAuthError::ServerError(_) = e {
         tracing::warn!(error = %e, "authorization request failed");
@@ -321,20 +335,44 @@ pub fn redirect_error(app: &App, e: &OAuthError, request: &AuthorizationRequest)
     redirect_to(&request.redirect_uri, &pairs)
 }
 
-/// Errors that must not be redirected, rendered by the consent UI plugin.
-pub fn error_page(app: &App, e: OAuthError) -> Response {
+/// Errors that must not be redirected, shown on a page rendered by the client's consent UI
+/// plugin when the client is known (else the default one), in the locale `ui_locales` or the
+/// browser's `Accept-Language` asks for among the plugin's.
+pub fn error_page(
+    app: &App,
+    headers: &HeaderMap,
+    client: Option<&Client>,
+    ui_locales: &[String],
+    e: OAuthError,
+) -> Response {
     let status = match e.status() {
         StatusCode::UNAUTHORIZED => StatusCode::BAD_REQUEST,
         s => s,
     };
-    let page = crate::plugin::bindings::consent_world::exports::portcullis::plugin::consent::ErrorPage {
-        locale: "en".into(),
-        error: e.code().into(),
-        description: e.description(),
+    let default = app.host.defaults.consent.as_str();
+    let preferred = client.map_or(default, |c| interaction::consent_plugin(app, c));
+    let render = |plugin: &str| {
+        let page = crate::plugin::bindings::consent_world::exports::portcullis::plugin::consent::ErrorPage {
+            locale: pages::pick_locale(app, plugin, ui_locales, headers),
+            error: e.code().into(),
+            description: e.description(),
+        };
+        match app.host.consent(plugin, |g, s| g.call_render_error(s, &page)) {
+            Ok(Ok(html)) => Some(html),
+            Ok(Err(reason)) => {
+                tracing::warn!(plugin, reason, "consent UI could not render the error page");
+                None
+            }
+            Err(err) => {
+                tracing::warn!(plugin, error = %err, "consent UI failed on the error page");
+                None
+            }
+        }
     };
-    let consent = app.host.defaults.consent.clone();
-    match app.host.consent(&consent, |g, s| g.call_render_error(s, &page)) {
-        Ok(Ok(html)) => pages::html(app, html, status, None),
-        _ => pages::text(app, format!("{}: {}", e.code(), e.description()), status),
+    // A client's own consent UI failing must not hide the error: the default one tries next.
+    let html = render(preferred).or_else(|| (preferred != default).then(|| render(default)).flatten());
+    match html {
+        Some(html) => pages::html(app, html, status, None),
+        None => pages::text(app, format!("{}: {}", e.code(), e.description()), status),
     }
 }

@@ -20,27 +20,13 @@ use crate::server::{App, Portcullis};
 pub const LOGIN_PATH: &str = "/interaction/login";
 pub const CONSENT_PATH: &str = "/interaction/consent";
 
-fn consent_plugin<'a>(app: &'a Portcullis, client: &'a Client) -> &'a str {
+pub fn consent_plugin<'a>(app: &'a Portcullis, client: &'a Client) -> &'a str {
     client.doc.consent_ui.as_deref().unwrap_or(&app.host.defaults.consent)
-}
-
-/// The first of the requested `ui_locales` the plugin renders, else its own first choice.
-fn pick_locale(app: &Portcullis, plugin: &str, wanted: &[String]) -> String {
-    let offered = app.host.consent_locales(plugin);
-    for w in wanted {
-        let w = w.to_ascii_lowercase();
-        if let Some(l) = offered
-            .iter()
-            .find(|o| o.to_ascii_lowercase() == w || w.starts_with(&format!("{}-", o.to_ascii_lowercase())))
-        {
-            return l.clone();
-        }
-    }
-    offered.first().cloned().unwrap_or_else(|| "en".into())
 }
 
 fn context(
     app: &Portcullis,
+    headers: &HeaderMap,
     client: &Client,
     request: &AuthorizationRequest,
     action: &str,
@@ -49,7 +35,7 @@ fn context(
 ) -> ui::PageContext {
     let plugin = consent_plugin(app, client);
     ui::PageContext {
-        locale: pick_locale(app, plugin, &request.ui_locales),
+        locale: pages::pick_locale(app, plugin, &request.ui_locales, headers),
         issuer: app.config.issuer().to_owned(),
         client_name: if client.doc.name.is_empty() { client.id.clone() } else { client.doc.name.clone() },
         action: format!("{}{action}", app.config.issuer()),
@@ -77,13 +63,14 @@ async fn park(app: &Portcullis, interaction: &Interaction) -> Result<String, OAu
 
 pub async fn start_login(
     app: &App,
+    headers: &HeaderMap,
     client: &Client,
     request: AuthorizationRequest,
     error: Option<String>,
 ) -> Result<Response, OAuthError> {
     let interaction = Interaction { csrf: random_token(24), request, user_id: None, auth_time: None };
     let id = park(app, &interaction).await?;
-    let mut response = render_login(app, client, &interaction, &id, error, StatusCode::OK)?;
+    let mut response = render_login(app, headers, client, &interaction, &id, error, StatusCode::OK)?;
     let cookie = session::set_cookie(app, INTERACTION_COOKIE, &id, app.config.tokens.interaction_ttl);
     response.headers_mut().append(header::SET_COOKIE, cookie);
     Ok(response)
@@ -91,6 +78,7 @@ pub async fn start_login(
 
 fn render_login(
     app: &Portcullis,
+    headers: &HeaderMap,
     client: &Client,
     i: &Interaction,
     id: &str,
@@ -98,7 +86,7 @@ fn render_login(
     status: StatusCode,
 ) -> Result<Response, OAuthError> {
     let login = ui::LoginPage {
-        context: context(app, client, &i.request, LOGIN_PATH, id, &i.csrf),
+        context: context(app, headers, client, &i.request, LOGIN_PATH, id, &i.csrf),
         login_hint: i.request.login_hint.clone(),
         error,
     };
@@ -108,6 +96,7 @@ fn render_login(
 
 pub async fn start_consent(
     app: &App,
+    headers: &HeaderMap,
     client: &Client,
     user: &User,
     request: AuthorizationRequest,
@@ -118,7 +107,7 @@ pub async fn start_consent(
         Interaction { csrf: random_token(24), request, user_id: Some(user.id.clone()), auth_time: Some(auth_time) };
     let id = park(app, &interaction).await?;
     let consent = ui::ConsentPage {
-        context: context(app, client, &interaction.request, CONSENT_PATH, &id, &interaction.csrf),
+        context: context(app, headers, client, &interaction.request, CONSENT_PATH, &id, &interaction.csrf),
         user_name: if user.doc.name.is_empty() { user.username.clone() } else { user.doc.name.clone() },
         scopes: scopes.to_vec(),
     };
@@ -180,7 +169,7 @@ async fn resume<F: InteractionForm>(
 ) -> Result<(F, Interaction, Client), Response> {
     let form = match form {
         Ok(Form(f)) => f,
-        Err(e) => return Err(authorize::error_page(app, e.into())),
+        Err(e) => return Err(authorize::error_page(app, headers, None, &[], e.into())),
     };
     let bound = session::cookie(headers, INTERACTION_COOKIE).is_some_and(|c| c == form.interaction());
     let stale = || {
@@ -188,22 +177,20 @@ async fn resume<F: InteractionForm>(
             "this sign-in page has expired or was opened elsewhere; start again from the application".into(),
         )
     };
-    let loaded =
-        app.storage.get_interaction(form.interaction()).await.map_err(|e| authorize::error_page(app, e.into()))?;
-    let Some((expires, interaction)) = loaded else { return Err(authorize::error_page(app, stale())) };
+    let page = |e: OAuthError| authorize::error_page(app, headers, None, &[], e);
+    let loaded = app.storage.get_interaction(form.interaction()).await.map_err(|e| page(e.into()))?;
+    let Some((expires, interaction)) = loaded else { return Err(page(stale())) };
     let csrf_ok = bool::from(subtle::ConstantTimeEq::ct_eq(form.csrf().as_bytes(), interaction.csrf.as_bytes()));
     if !bound || expires <= now() || !csrf_ok {
-        return Err(authorize::error_page(app, stale()));
+        return Err(page(stale()));
     }
     let client = match app.storage.get_client(&interaction.request.client_id).await {
         Ok(Some(c)) if !c.is_expired(now()) => c,
         Ok(_) => {
-            return Err(authorize::error_page(
-                app,
-                OAuthError::invalid_client("the client is no longer registered", false),
-            ));
+            let e = OAuthError::invalid_client("the client is no longer registered", false);
+            return Err(authorize::error_page(app, headers, None, &interaction.request.ui_locales, e));
         }
-        Err(e) => return Err(authorize::error_page(app, e.into())),
+        Err(e) => return Err(page(e.into())),
     };
     Ok((form, interaction, client))
 }
@@ -236,6 +223,7 @@ async fn login_step(
         let error = "Too many sign-in attempts for this user. Wait a minute and try again.";
         return render_login(
             app,
+            headers,
             client,
             &interaction,
             &form.interaction,
@@ -258,6 +246,7 @@ async fn login_step(
             tracing::info!(username = %form.username, "failed sign-in");
             return render_login(
                 app,
+                headers,
                 client,
                 &interaction,
                 &form.interaction,

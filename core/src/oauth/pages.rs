@@ -1,14 +1,67 @@
 //! What every HTML page the server shows (login, consent, the authorization error page)
-//! gets from the host: the response headers that keep it out of caches and frames and lock
-//! down what it may load.
+//! gets from the host: the locale it is rendered in, and the response headers that keep it
+//! out of caches and frames and lock down what it may load.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest, Sha256};
 
 use crate::server::Portcullis;
+
+/// The locale a page is rendered in: the first of the request's `ui_locales` (OIDC Core
+/// §3.1.2.1) the plugin renders, else the first of the browser's `Accept-Language`
+/// (RFC 9110 §12.5.4) it renders, else the plugin's own first choice. Tags are matched by
+/// RFC 4647 §3.4 lookup: `de-CH` is served by `de`.
+pub fn pick_locale(app: &Portcullis, plugin: &str, ui_locales: &[String], headers: &HeaderMap) -> String {
+    let offered = app.host.consent_locales(plugin);
+    let lookup = |wanted: &str| {
+        let wanted = wanted.to_ascii_lowercase();
+        offered.iter().find(|o| {
+            let o = o.to_ascii_lowercase();
+            wanted == o || wanted.strip_prefix(o.as_str()).is_some_and(|rest| rest.starts_with('-'))
+        })
+    };
+    ui_locales
+        .iter()
+        .map(String::as_str)
+        .chain(accept_language(headers).iter().map(String::as_str))
+        .find_map(lookup)
+        .or(offered.first())
+        .cloned()
+        .unwrap_or_else(|| "en".into())
+}
+
+/// RFC 9110 §12.5.4: the language ranges of `Accept-Language`, highest weight first;
+/// `*` and ranges weighted 0 are left out.
+fn accept_language(headers: &HeaderMap) -> Vec<String> {
+    let mut ranges: Vec<(u16, usize, String)> = Vec::new();
+    for value in headers.get_all(header::ACCEPT_LANGUAGE).iter().filter_map(|v| v.to_str().ok()) {
+        for item in value.split(',') {
+            let mut parts = item.split(';').map(str::trim);
+            let range = parts.next().unwrap_or_default();
+            if range.is_empty() || range == "*" {
+                continue;
+            }
+            let weight = parts
+                .find_map(|p| p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")))
+                .map_or(Some(1000), parse_weight);
+            if let Some(w) = weight.filter(|w| *w > 0) {
+                ranges.push((w, ranges.len(), range.to_owned()));
+            }
+        }
+    }
+    // Highest weight first; equal weights keep their order.
+    ranges.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    ranges.into_iter().map(|(_, _, r)| r).collect()
+}
+
+/// A qvalue (RFC 9110 §12.4.2) in thousandths; `None` when malformed.
+fn parse_weight(q: &str) -> Option<u16> {
+    let value: f32 = q.parse().ok()?;
+    (0.0..=1.0).contains(&value).then(|| (value * 1000.0).round() as u16)
+}
 
 /// An HTML page with the headers every page gets:
 /// - `Cache-Control: no-store`: pages carry CSRF tokens and personal data;
