@@ -1,11 +1,11 @@
-//! What a person's browser meets: the headers of every page, and the error page in the
-//! client's consent UI and the asked locale.
+//! What a person's browser meets: the headers of every page and of personal JSON, and the
+//! error page in the client's consent UI and the asked locale.
 
 mod support;
 
 use reqwest::StatusCode;
-use serde_json::json;
-use support::{Browser, Options, TestServer};
+use serde_json::{Value, json};
+use support::{Browser, Options, TestServer, query};
 
 const REDIRECT: &str = "https://rp.example.com/callback";
 
@@ -22,6 +22,14 @@ async fn login_page(browser: &Browser, url: &str) -> String {
     let page = r.text().await.unwrap();
     assert!(page.contains("name=\"password\""), "a login page: {page}");
     page
+}
+
+/// Redeems a code at the token endpoint with HTTP Basic client authentication.
+async fn redeem(server: &TestServer, id: &str, secret: &str, code: &str) -> Value {
+    let pairs = [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", REDIRECT)];
+    let (status, body) = server.form("/token", &pairs, Some((id, secret))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
 }
 
 // --- headers --------------------------------------------------------------
@@ -106,6 +114,38 @@ async fn pages_have_a_strict_content_security_policy_and_are_neither_cached_nor_
         assert_eq!(r.status(), StatusCode::BAD_REQUEST);
         let page = assert_page_headers(r, &["'none'"]).await;
         assert!(page.contains("Something went wrong"), "{page}");
+    }
+}
+
+#[tokio::test]
+async fn userinfo_and_introspection_answers_are_not_stored() {
+    let server = TestServer::start().await;
+    server.user("bob", "bob's password").await;
+    let (id, secret) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT], "skip_consent": true})).await;
+    let secret = secret.unwrap();
+    let back = Browser::new()
+        .authorize(&authorize_url(&server, &id, &[("scope", "openid email")]), "bob", "bob's password")
+        .await;
+    let tokens = redeem(&server, &id, &secret, &query(&back, "code").unwrap()).await;
+    let access = tokens["access_token"].as_str().unwrap();
+
+    let r = server.http.get(server.url("/userinfo")).bearer_auth(access).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let r = server.http.post(server.url("/userinfo")).form(&[("access_token", access)]).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    for token in [access, "not-a-token"] {
+        let r = server
+            .http
+            .post(server.url("/introspect"))
+            .basic_auth(&id, Some(&secret))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["cache-control"], "no-store", "{token}");
     }
 }
 

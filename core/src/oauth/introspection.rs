@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -17,7 +17,8 @@ use crate::server::App;
 
 pub async fn introspect(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
     match handle(&app, &headers, &body).await {
-        Ok(v) => Json(v).into_response(),
+        // What a token grants is not for caches (RFC 9111 §5.2.2.5).
+        Ok(v) => ([(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))], Json(v)).into_response(),
         Err(e) => e.into_response(),
     }
 }
