@@ -1,5 +1,5 @@
-//! What a person's browser meets: the headers of every page and of personal JSON, and the
-//! error page in the client's consent UI and the asked locale.
+//! What a person's browser meets: the headers of every page and of personal JSON, cookies
+//! under an https issuer, and the error page in the client's consent UI and the asked locale.
 
 mod support;
 
@@ -14,6 +14,10 @@ fn authorize_url(server: &TestServer, client_id: &str, extra: &[(&str, &str)]) -
     url.query_pairs_mut().extend_pairs([("response_type", "code"), ("client_id", client_id), ("state", "s")]);
     url.query_pairs_mut().extend_pairs(extra);
     url.to_string()
+}
+
+fn location(r: &reqwest::Response) -> url::Url {
+    url::Url::parse(r.headers()["location"].to_str().expect("location")).expect("a URL")
 }
 
 async fn login_page(browser: &Browser, url: &str) -> String {
@@ -147,6 +151,62 @@ async fn userinfo_and_introspection_answers_are_not_stored() {
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(r.headers()["cache-control"], "no-store", "{token}");
     }
+}
+
+/// The value `name` is set to in a response's `Set-Cookie` headers.
+fn set_cookie(r: &reqwest::Response, name: &str) -> Option<(String, String)> {
+    r.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find_map(|c| {
+        let (pair, _) = c.split_once(';')?;
+        let (k, v) = pair.split_once('=')?;
+        (k == name).then(|| (v.to_owned(), c.to_owned()))
+    })
+}
+
+#[tokio::test]
+async fn cookies_behind_an_https_issuer_carry_the_host_prefix_and_are_read_back() {
+    let server =
+        TestServer::start_with(Options { issuer: Some("https://id.example.com".into()), ..Default::default() }).await;
+    server.user("bob", "bob's password").await;
+    let (id, _) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT], "skip_consent": true})).await;
+    // The browser would reach the server at the issuer; here cookies travel by hand.
+    let http = &server.http;
+    let r = http.get(authorize_url(&server, &id, &[])).send().await.unwrap();
+    let (interaction, header) =
+        set_cookie(&r, "__Host-portcullis_interaction").expect("the interaction cookie has the __Host- prefix");
+    // RFC 6265bis §4.1.3.2: Secure, Path=/, no Domain.
+    assert!(header.contains("; Secure") && header.contains("; Path=/;"), "{header}");
+    assert!(!header.to_ascii_lowercase().contains("domain="), "{header}");
+    let page = r.text().await.unwrap();
+    let form = support::Form::parse(&page).unwrap();
+    let mut pairs = form.hidden.clone();
+    pairs.extend([("username".to_owned(), "bob".to_owned()), ("password".to_owned(), "bob's password".to_owned())]);
+    let r = http
+        .post(server.url("/interaction/login"))
+        .header("cookie", format!("__Host-portcullis_interaction={interaction}"))
+        .form(&pairs)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "the prefixed interaction cookie is read back");
+    let (session, header) = set_cookie(&r, "__Host-portcullis_session").expect("the session cookie has the prefix");
+    assert!(header.contains("; Secure") && header.contains("; Path=/;"), "{header}");
+    // The session is read back by its prefixed name: authorize answers at once.
+    let r = http
+        .get(authorize_url(&server, &id, &[("prompt", "none")]))
+        .header("cookie", format!("__Host-portcullis_session={session}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(query(&location(&r), "code").is_some(), "{}", location(&r));
+    // An unprefixed cookie (which another host could have set) is not a session.
+    let r = http
+        .get(authorize_url(&server, &id, &[("prompt", "none")]))
+        .header("cookie", format!("portcullis_session={session}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(query(&location(&r), "error").as_deref(), Some("login_required"));
 }
 
 // --- the error page ---------------------------------------------------------------------------

@@ -171,7 +171,7 @@ async fn resume<F: InteractionForm>(
         Ok(Form(f)) => f,
         Err(e) => return Err(authorize::error_page(app, headers, None, &[], e.into())),
     };
-    let bound = session::cookie(headers, INTERACTION_COOKIE).is_some_and(|c| c == form.interaction());
+    let bound = session::cookie(app, headers, INTERACTION_COOKIE).is_some_and(|c| c == form.interaction());
     let stale = || {
         OAuthError::InvalidRequest(
             "this sign-in page has expired or was opened elsewhere; start again from the application".into(),
