@@ -1,5 +1,6 @@
 //! What a person's browser meets: the headers of every page and of personal JSON, cookies
-//! under an https issuer, and the error page in the client's consent UI and the asked locale.
+//! under an https issuer, private files on disk, and the error page in the client's consent
+//! UI and the asked locale.
 
 mod support;
 
@@ -36,7 +37,7 @@ async fn redeem(server: &TestServer, id: &str, secret: &str, code: &str) -> Valu
     body
 }
 
-// --- headers --------------------------------------------------------------
+// --- headers, cookies, files --------------------------------------------------------------
 
 /// `'sha256-…'` of each `<style>` element's text, computed here from the page.
 fn style_hashes(html: &str) -> Vec<String> {
@@ -207,6 +208,34 @@ async fn cookies_behind_an_https_issuer_carry_the_host_prefix_and_are_read_back(
         .await
         .unwrap();
     assert_eq!(query(&location(&r), "error").as_deref(), Some("login_required"));
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_directory_and_the_database_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let base = tempfile::tempdir().unwrap();
+    let data_dir = base.path().join("var/portcullis");
+    let dir = data_dir.clone();
+    let server = TestServer::start_with(Options {
+        configure: Some(Box::new(move |c| c.server.data_dir = dir)),
+        ..Default::default()
+    })
+    .await;
+    // Something written, so SQLite's WAL files exist too.
+    server.user("bob", "bob's password").await;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data_dir), 0o700, "data_dir");
+    let mut files = 0;
+    for entry in std::fs::read_dir(&data_dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("portcullis.db") || name == "encryption.key" {
+            assert_eq!(mode(&path) & 0o077, 0, "{name} is {:o}", mode(&path));
+            files += 1;
+        }
+    }
+    assert!(files >= 3, "the database, its WAL files and the key file were checked ({files})");
 }
 
 // --- the error page ---------------------------------------------------------------------------

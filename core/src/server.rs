@@ -1,6 +1,6 @@
 //! Start-up: configuration → database → plugin host → storage → keys → HTTP.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,7 +31,10 @@ impl Portcullis {
     /// Opens the database, loads the policies and the signing keys. Used by `serve` and by
     /// every CLI command, so both work against the same configuration.
     pub async fn open(config: Config, watch_policies: bool) -> anyhow::Result<App> {
-        std::fs::create_dir_all(&config.server.data_dir)?;
+        create_private_dir(&config.server.data_dir)?;
+        if let Some(path) = sqlite_file(&config.database_url()) {
+            create_private_file(&path)?;
+        }
         let database = Database::connect(&config.database_url(), config.database.max_connections).await?;
         let defaults = Defaults {
             storage: config.policies.storage.clone(),
@@ -81,7 +84,52 @@ fn sealer(config: &Config) -> anyhow::Result<Sealer> {
     Ok(Sealer::from_base64(&key)?)
 }
 
-fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+/// `data_dir` holds the database, the key-encryption key and compiled code: created readable
+/// by its owner only (0700 on unix). An existing directory is left as the operator made it.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// The file of a `sqlite:` database URL, unless it is in memory.
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let path = rest.split('?').next().unwrap_or(rest);
+    if path.is_empty() || path == ":memory:" || url.contains("mode=memory") {
+        return None;
+    }
+    Some(PathBuf::from(path))
+}
+
+/// Creates the SQLite database file empty, owner-only (0600 on unix), before sqlx opens it:
+/// SQLite gives its `-wal` and `-shm` files the database file's permissions. An existing
+/// file is left as it is.
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
