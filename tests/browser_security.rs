@@ -1,14 +1,21 @@
-//! What a person's browser meets: the headers of every page and of personal JSON, cookies
-//! under an https issuer, private files on disk, and the error page in the client's consent
-//! UI and the asked locale.
+//! What a person's browser meets: sign-in throttling that slows guessing without locking
+//! anyone out, the headers of every page and of personal JSON, cookies under an https
+//! issuer, private files on disk, and the error page in the client's consent UI and the
+//! asked locale.
 
 mod support;
+
+use std::net::{IpAddr, Ipv4Addr};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::{Browser, Options, TestServer, query};
 
 const REDIRECT: &str = "https://rp.example.com/callback";
+
+fn from(last: u8) -> Browser {
+    Browser::from_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)))
+}
 
 fn authorize_url(server: &TestServer, client_id: &str, extra: &[(&str, &str)]) -> String {
     let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
@@ -35,6 +42,126 @@ async fn redeem(server: &TestServer, id: &str, secret: &str, code: &str) -> Valu
     let (status, body) = server.form("/token", &pairs, Some((id, secret))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body
+}
+
+// --- sign-in throttling ------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_right_password_gets_in_while_the_username_is_under_attack() {
+    // Bob's attempts beyond 10 a minute are delayed, by at most a second here.
+    let server = TestServer::start_with(Options {
+        configure: Some(Box::new(|c| c.server.sign_in_max_delay_ms = 1000)),
+        ..Default::default()
+    })
+    .await;
+    server.user("bob", "bob's password").await;
+    let (id, _) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT], "skip_consent": true})).await;
+    let url = authorize_url(&server, &id, &[]);
+
+    // Someone else, from another address, guesses bob's password on two login pages.
+    let attacker = from(2);
+    let mut statuses = Vec::new();
+    for _ in 0..2 {
+        let mut page = login_page(&attacker, &url).await;
+        for _ in 0..6 {
+            let r = attacker.submit(&page, &[("username", "bob"), ("password", "guess")]).await;
+            statuses.push(r.status());
+            page = r.text().await.unwrap();
+        }
+    }
+    assert!(statuses.iter().all(|s| *s == StatusCode::UNAUTHORIZED), "delayed, not refused: {statuses:?}");
+
+    // Bob, with his password, still gets in.
+    let back = Browser::new().authorize(&url, "bob", "bob's password").await;
+    assert_eq!(query(&back, "error"), None, "{back}");
+    assert!(query(&back, "code").is_some(), "{back}");
+}
+
+#[tokio::test]
+async fn one_address_that_floods_gets_429_pages() {
+    let server = TestServer::start_with(Options {
+        configure: Some(Box::new(|c| c.server.sign_in_attempts_per_address_per_minute = 5)),
+        ..Default::default()
+    })
+    .await;
+    server.user("bob", "bob's password").await;
+    let (id, _) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT], "skip_consent": true})).await;
+    let url = authorize_url(&server, &id, &[]);
+
+    // Five attempts from one address (a different username each, as a sprayer would)...
+    let flooder = from(3);
+    let mut page = login_page(&flooder, &url).await;
+    for n in 0..5 {
+        let r = flooder.submit(&page, &[("username", &format!("user{n}")), ("password", "guess")]).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "attempt {n}");
+        page = r.text().await.unwrap();
+    }
+    // ...and the next ones are refused before any password is checked, even a right one.
+    for (username, password) in [("user5", "guess"), ("bob", "bob's password")] {
+        let r = flooder.submit(&page, &[("username", username), ("password", password)]).await;
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        page = r.text().await.unwrap();
+        assert!(page.contains("name=\"password\""), "the login page again, to try later");
+    }
+    // Another address is not affected.
+    let back = from(4).authorize(&url, "bob", "bob's password").await;
+    assert!(query(&back, "code").is_some(), "{back}");
+}
+
+#[tokio::test]
+async fn one_login_page_cannot_be_used_for_unlimited_guesses() {
+    let server = TestServer::start().await;
+    server.user("bob", "bob's password").await;
+    let (id, _) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT], "skip_consent": true})).await;
+    let url = authorize_url(&server, &id, &[]);
+    let browser = Browser::new();
+    let mut page = login_page(&browser, &url).await;
+    // Ten guesses at ten usernames: no username is throttled, but the page counts them all.
+    for n in 0..10 {
+        let r = browser.submit(&page, &[("username", &format!("user{n}")), ("password", "guess")]).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "attempt {n}");
+        page = r.text().await.unwrap();
+    }
+    let spent = browser.submit(&page, &[("username", "bob"), ("password", "bob's password")]).await;
+    assert_eq!(spent.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(spent.headers().get("location").is_none(), "no code for a spent page");
+    let text = spent.text().await.unwrap();
+    assert!(!text.contains("name=\"password\""), "the spent page offers no form: {text}");
+    // The page is gone for good: posting its form again is a stale page, not a sign-in.
+    let again = browser.submit(&page, &[("username", "bob"), ("password", "bob's password")]).await;
+    assert_eq!(again.status(), StatusCode::BAD_REQUEST);
+    // A new page works.
+    let back = browser.authorize(&url, "bob", "bob's password").await;
+    assert!(query(&back, "code").is_some(), "{back}");
+}
+
+#[tokio::test]
+async fn password_hashes_beyond_the_queue_get_a_busy_page() {
+    let server = TestServer::start_with(Options {
+        configure: Some(Box::new(|c| {
+            c.server.password_hash_concurrency = 1;
+            c.server.password_hash_queue = 0;
+        })),
+        ..Default::default()
+    })
+    .await;
+    server.user("bob", "bob's password").await;
+    let (id, _) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT], "skip_consent": true})).await;
+    let url = authorize_url(&server, &id, &[]);
+    let browser = Browser::new();
+    let page = login_page(&browser, &url).await;
+
+    // The one hash slot is taken (as by a sign-in in progress): the next attempt is told to retry.
+    let slot = server.app.sign_in_limit.hash_slot().await.expect("a free slot");
+    let busy = browser.submit(&page, &[("username", "bob"), ("password", "bob's password")]).await;
+    assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let page = busy.text().await.unwrap();
+    assert!(page.contains("busy"), "{page}");
+    // Once the slot is free the same page signs bob in.
+    drop(slot);
+    let r = browser.submit(&page, &[("username", "bob"), ("password", "bob's password")]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(query(&location(&r), "code").is_some());
 }
 
 // --- headers, cookies, files --------------------------------------------------------------

@@ -1,5 +1,6 @@
 //! Start-up: configuration → database → plugin host → storage → keys → HTTP.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,7 +60,7 @@ impl Portcullis {
         let storage = Storage::new(host.clone());
         let sealer = sealer(&config)?;
         let keys = Keys::load(storage.clone(), sealer, &config.keys.algorithm, config.issuer()).await?;
-        let sign_in_limit = crate::oauth::sign_in_limit::SignInLimit::new(config.server.sign_in_attempts_per_minute);
+        let sign_in_limit = crate::oauth::sign_in_limit::SignInLimit::new(&config);
         Ok(Arc::new(Self { config, host, storage, keys, sign_in_limit }))
     }
 
@@ -180,7 +181,10 @@ pub fn spawn_upkeep(app: App) {
 pub async fn serve(app: App, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
     spawn_upkeep(app.clone());
     let router = router(app);
-    axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await?;
+    // Connect info: sign-in throttling keys on the peer address.
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     Ok(())
 }
 

@@ -2,8 +2,11 @@
 //! rendered by the consent UI plugin and handled here. Each form is bound to its
 //! interaction by an HttpOnly cookie and carries a CSRF token stored with the interaction.
 
+use std::net::{IpAddr, SocketAddr};
+
 use axum::Form;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
+use axum::http::Extensions;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use serde::Deserialize;
@@ -11,6 +14,7 @@ use serde::Deserialize;
 use super::authorize::{self, AuthorizationRequest};
 use super::pages;
 use super::session::{self, INTERACTION_COOKIE, SESSION_COOKIE};
+use super::sign_in_limit::Refusal;
 use crate::crypto::{hash_secret, random_token};
 use crate::error::OAuthError;
 use crate::model::*;
@@ -197,6 +201,7 @@ async fn resume<F: InteractionForm>(
 
 pub async fn login(
     State(app): State<App>,
+    extensions: Extensions,
     headers: HeaderMap,
     form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
@@ -204,8 +209,14 @@ pub async fn login(
         Ok(v) => v,
         Err(page) => return page,
     };
+    // The TCP peer (`server::serve` serves with connect info). A router served without it
+    // puts every sign-in in one shared budget rather than in none.
+    let peer = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
     let request = interaction.request.clone();
-    match login_step(&app, &headers, &client, interaction, &form).await {
+    match login_step(&app, &headers, peer, &client, interaction, &form).await {
         Ok(r) => r,
         Err(e) => authorize::redirect_error(&app, &e, &request),
     }
@@ -214,32 +225,61 @@ pub async fn login(
 async fn login_step(
     app: &App,
     headers: &HeaderMap,
+    peer: IpAddr,
     client: &Client,
     interaction: Interaction,
     form: &LoginForm,
 ) -> Result<Response, OAuthError> {
-    if !app.sign_in_limit.attempt(form.username.trim()) {
-        tracing::warn!(username = %form.username, "sign-in attempts throttled");
-        let error = "Too many sign-in attempts for this user. Wait a minute and try again.";
-        return render_login(
-            app,
-            headers,
-            client,
-            &interaction,
-            &form.interaction,
-            Some(error.into()),
-            StatusCode::TOO_MANY_REQUESTS,
-        );
+    let username = form.username.trim();
+    let delay = match app.sign_in_limit.admit(peer, &form.interaction, username) {
+        Ok(delay) => delay,
+        Err(Refusal::Address) => {
+            tracing::warn!(%peer, "sign-in attempts from this address throttled");
+            let e = OAuthError::TooManyAttempts(
+                "Too many sign-in attempts from your network. Wait a minute and try again.".into(),
+            );
+            return render_login(
+                app,
+                headers,
+                client,
+                &interaction,
+                &form.interaction,
+                Some(e.description()),
+                e.status(),
+            );
+        }
+        Err(Refusal::PageSpent) => {
+            tracing::warn!(%peer, username = %form.username, "sign-in page used up");
+            app.storage.delete_interaction(&form.interaction).await?;
+            let e = OAuthError::TooManyAttempts(
+                "Too many sign-in attempts on this page. Start again from the application.".into(),
+            );
+            return Ok(authorize::error_page(app, headers, Some(client), &interaction.request.ui_locales, e));
+        }
+    };
+    if !delay.is_zero() {
+        tracing::info!(username = %form.username, delay_ms = delay.as_millis() as u64, "sign-in attempt delayed");
+        tokio::time::sleep(delay).await;
     }
-    let user = app.storage.find_user(form.username.trim()).await?;
+    let user = app.storage.find_user(username).await?;
     let password = form.password.clone();
     let hash = user
         .as_ref()
         .map(|u| u.password_hash.clone())
         .unwrap_or_else(|| crate::crypto::dummy_password_hash().to_owned());
-    let ok = tokio::task::spawn_blocking(move || crate::crypto::verify_password(&password, &hash))
-        .await
-        .map_err(|e| OAuthError::internal("password check", e))?;
+    let Ok(slot) = app.sign_in_limit.hash_slot().await else {
+        tracing::warn!("password hash queue full");
+        let e = OAuthError::TemporarilyUnavailable("The server is busy. Try again in a moment.".into());
+        return render_login(app, headers, client, &interaction, &form.interaction, Some(e.description()), e.status());
+    };
+    // The slot moves into the blocking task: it bounds running hashes even if this request
+    // is dropped meanwhile.
+    let ok = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        crate::crypto::verify_password(&password, &hash)
+    })
+    .await
+    .map_err(|e| OAuthError::internal("password check", e))?;
     let user = match (user, ok) {
         (Some(u), true) => u,
         _ => {
