@@ -1,7 +1,7 @@
 //! What a person's browser meets: sign-in throttling that slows guessing without locking
 //! anyone out, the headers of every page and of personal JSON, cookies under an https
-//! issuer, private files on disk, and the error page in the client's consent UI and the
-//! asked locale.
+//! issuer, private files on disk, the error page in the client's consent UI and the asked
+//! locale, and the signing algorithm discovery advertises.
 
 mod support;
 
@@ -363,6 +363,48 @@ async fn the_data_directory_and_the_database_are_private() {
         }
     }
     assert!(files >= 3, "the database, its WAL files and the key file were checked ({files})");
+}
+
+// --- keys -----------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn changing_the_algorithm_rotates_the_key_and_discovery_says_what_signs() {
+    let first = TestServer::start().await;
+    let (daemon, daemon_secret) = first.client(json!({"name": "d", "grant_types": ["client_credentials"]})).await;
+    let daemon_secret = daemon_secret.unwrap();
+    let (_, before) =
+        first.form("/token", &[("grant_type", "client_credentials")], Some((&daemon, &daemon_secret))).await;
+    let before = before["access_token"].as_str().unwrap().to_owned();
+    let (header, _) = first.verify_jwt(&before, None).await;
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
+
+    // The same data directory, restarted with EdDSA.
+    let TestServer { data, issuer: first_issuer, .. } = first;
+    let server =
+        TestServer::start_with(Options { data: Some(data), algorithm: Some("EdDSA".into()), ..Default::default() })
+            .await;
+    let meta: Value =
+        server.http.get(server.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(meta["id_token_signing_alg_values_supported"], json!(["EdDSA"]));
+    let jwks: Value = server.http.get(server.url("/jwks.json")).send().await.unwrap().json().await.unwrap();
+    let mut algs: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["alg"].as_str().unwrap()).collect();
+    algs.sort();
+    assert_eq!(algs, ["ES256", "EdDSA"], "the old key stays published for the tokens it signed");
+    let (header, _) = support::verify_jwt(&jwks, &first_issuer, &before, None);
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256, "a token of the old key still verifies");
+
+    // New tokens are signed with what discovery advertises, at_hash with SHA-512.
+    server.user("bob", "bob's password").await;
+    let (id, secret) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT], "skip_consent": true})).await;
+    let back =
+        Browser::new().authorize(&authorize_url(&server, &id, &[("scope", "openid")]), "bob", "bob's password").await;
+    let tokens = redeem(&server, &id, &secret.unwrap(), &query(&back, "code").unwrap()).await;
+    let access = tokens["access_token"].as_str().unwrap();
+    let (header, claims) = server.verify_jwt(tokens["id_token"].as_str().unwrap(), Some(&id)).await;
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
+    assert_eq!(claims["at_hash"], support::at_hash(jsonwebtoken::Algorithm::EdDSA, access));
+    let (header, _) = server.verify_jwt(access, None).await;
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
 }
 
 // --- the error page ---------------------------------------------------------------------------

@@ -59,16 +59,21 @@ impl Portcullis {
         }
         let storage = Storage::new(host.clone());
         let sealer = sealer(&config)?;
-        let keys = Keys::load(storage.clone(), sealer, &config.keys.algorithm, config.issuer()).await?;
+        let retire_after = longest_token_lifetime(&config);
+        let keys = Keys::load(storage.clone(), sealer, &config.keys.algorithm, config.issuer(), retire_after).await?;
         let sign_in_limit = crate::oauth::sign_in_limit::SignInLimit::new(&config);
         Ok(Arc::new(Self { config, host, storage, keys, sign_in_limit }))
     }
 
     /// The longest any signed token lives: how long a rotated-out key stays published.
     pub fn longest_token_lifetime(&self) -> i64 {
-        let t = &self.config.tokens;
-        t.access_token_ttl.max(t.id_token_ttl) as i64 + 60
+        longest_token_lifetime(&self.config)
     }
+}
+
+fn longest_token_lifetime(config: &Config) -> i64 {
+    let t = &config.tokens;
+    t.access_token_ttl.max(t.id_token_ttl) as i64 + 60
 }
 
 fn sealer(config: &Config) -> anyhow::Result<Sealer> {

@@ -110,6 +110,9 @@ fn id_token(
     access_token: &str,
     now: i64,
 ) -> Result<String, OAuthError> {
+    // The key that signs this ID token decides `at_hash`'s hash function.
+    let signer = app.keys.signer()?;
+    let algorithm = signer.algorithm().ok_or(crate::keys::KeyError::NoActiveKey)?;
     let mut claims = json!({
         "iss": app.config.issuer(),
         "sub": user.id,
@@ -117,7 +120,7 @@ fn id_token(
         "azp": what.client.id,
         "exp": now + app.config.tokens.id_token_ttl as i64,
         "iat": now,
-        "at_hash": at_hash(app, access_token),
+        "at_hash": at_hash(algorithm, access_token),
     });
     let map = claims.as_object_mut().ok_or_else(|| OAuthError::internal("id token", "claims are not an object"))?;
     if let Some(t) = what.auth_time {
@@ -132,13 +135,15 @@ fn id_token(
     for c in what.claims.iter().filter(|c| c.id_token) {
         map.entry(c.name.clone()).or_insert_with(|| c.value.clone());
     }
-    Ok(app.keys.sign("JWT", &claims)?)
+    Ok(signer.sign("JWT", &claims)?)
 }
 
-fn at_hash(app: &Portcullis, access_token: &str) -> String {
-    match app.keys.signing_algorithm() {
-        // EdDSA (Ed25519) pairs with SHA-512; the left half of its digest.
-        "EdDSA" => {
+/// OIDC Core §3.1.3.6: base64url of the left half of the access token's hash, with the hash
+/// of the ID token's JOSE `alg`: SHA-256 for ES256 and RS256; SHA-512 for EdDSA, whose
+/// Ed25519 signs with SHA-512 (RFC 8032 §5.1).
+fn at_hash(algorithm: jsonwebtoken::Algorithm, access_token: &str) -> String {
+    match algorithm {
+        jsonwebtoken::Algorithm::EdDSA => {
             use base64::Engine;
             use sha2::Digest;
             let d = sha2::Sha512::digest(access_token.as_bytes());
