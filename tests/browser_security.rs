@@ -1,7 +1,7 @@
 //! What a person's browser meets: sign-in throttling that slows guessing without locking
 //! anyone out, the headers of every page and of personal JSON, cookies under an https
-//! issuer, private files on disk, the error page in the client's consent UI and the asked
-//! locale, and the signing algorithm discovery advertises.
+//! issuer, private files on disk, `prompt=select_account`, the error page in the client's
+//! consent UI and the asked locale, and the signing algorithm discovery advertises.
 
 mod support;
 
@@ -405,6 +405,35 @@ async fn changing_the_algorithm_rotates_the_key_and_discovery_says_what_signs() 
     assert_eq!(claims["at_hash"], support::at_hash(jsonwebtoken::Algorithm::EdDSA, access));
     let (header, _) = server.verify_jwt(access, None).await;
     assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
+}
+
+// --- prompt=select_account ------------------------------------------------------------------
+
+#[tokio::test]
+async fn prompt_select_account_lets_the_person_sign_in_as_someone_else() {
+    let server = TestServer::start().await;
+    server.user("bob", "bob's password").await;
+    let alice = server.user("alice", "alice's password").await;
+    let (id, secret) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT], "skip_consent": true})).await;
+    let browser = Browser::new();
+    let back = browser.authorize(&authorize_url(&server, &id, &[]), "bob", "bob's password").await;
+    assert!(query(&back, "code").is_some());
+
+    // With bob's session, select_account still shows the login page, bob suggested.
+    let page = login_page(&browser, &authorize_url(&server, &id, &[("prompt", "select_account")])).await;
+    assert!(page.contains("value=\"bob\""), "the signed-in username is suggested: {page}");
+    let r = browser.submit(&page, &[("username", "alice"), ("password", "alice's password")]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let back = location(&r);
+    let tokens = redeem(&server, &id, &secret.unwrap(), &query(&back, "code").expect("a code")).await;
+    let (_, claims) = server.verify_jwt(tokens["access_token"].as_str().unwrap(), None).await;
+    assert_eq!(claims["sub"], alice.as_str(), "the code is alice's");
+
+    // A login_hint wins over the signed-in user.
+    let page =
+        login_page(&browser, &authorize_url(&server, &id, &[("prompt", "select_account"), ("login_hint", "carol")]))
+            .await;
+    assert!(page.contains("value=\"carol\""), "{page}");
 }
 
 // --- the error page ---------------------------------------------------------------------------

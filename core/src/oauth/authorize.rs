@@ -205,6 +205,18 @@ pub async fn proceed(
         Some(v) => v,
         None => {
             let session = session::current(app, headers).await?;
+            // OIDC Core §3.1.2.1: `prompt=select_account` shows the login page even with a
+            // session, so the person can sign in with another account; the signed-in one is
+            // suggested unless the client gave a `login_hint`.
+            if request.prompts("select_account") {
+                let mut request = request;
+                if request.login_hint.is_none()
+                    && let Some(s) = &session
+                {
+                    request.login_hint = app.storage.get_user(&s.user_id).await?.map(|u| u.username);
+                }
+                return interaction::start_login(app, headers, client, request, None).await;
+            }
             let fresh_enough =
                 |s: &Session| request.max_age.is_none_or(|m| now - s.auth_time <= m) && !request.prompts("login");
             match session.filter(fresh_enough) {
