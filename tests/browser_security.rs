@@ -1,7 +1,7 @@
 //! What a person's browser meets: sign-in throttling that slows guessing without locking
 //! anyone out, the headers of every page and of personal JSON, cookies under an https
 //! issuer, private files on disk, `prompt=select_account`, the error page in the client's
-//! consent UI and the asked locale, and the signing algorithm discovery advertises.
+//! consent UI and the asked locale, and what discovery advertises (algorithm, scopes, claims).
 
 mod support;
 
@@ -434,6 +434,45 @@ async fn prompt_select_account_lets_the_person_sign_in_as_someone_else() {
         login_page(&browser, &authorize_url(&server, &id, &[("prompt", "select_account"), ("login_hint", "carol")]))
             .await;
     assert!(page.contains("value=\"carol\""), "{page}");
+}
+
+// --- discovery ------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn discovery_advertises_the_scopes_clients_may_get_and_the_claims_tokens_carry() {
+    let server = TestServer::start().await;
+    server.user("bob", "bob's password").await;
+    let (id, secret) = server
+        .client(json!({"name": "rp", "redirect_uris": [REDIRECT], "skip_consent": true,
+                       "scopes": ["openid", "profile", "email", "reports.read"]}))
+        .await;
+    server.client(json!({"name": "d", "grant_types": ["client_credentials"], "scopes": ["invoices.write"]})).await;
+    let meta: Value =
+        server.http.get(server.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
+    let scopes: Vec<&str> = meta["scopes_supported"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    assert_eq!(scopes, ["openid", "profile", "email", "offline_access", "invoices.write", "reports.read"]);
+
+    // Every claim an ID token or userinfo carries is advertised.
+    let claims_supported: Vec<&str> =
+        meta["claims_supported"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    let url = authorize_url(&server, &id, &[("scope", "openid profile email"), ("nonce", "n")]);
+    let back = Browser::new().authorize(&url, "bob", "bob's password").await;
+    let tokens = redeem(&server, &id, &secret.unwrap(), &query(&back, "code").unwrap()).await;
+    let (_, id_token) = server.verify_jwt(tokens["id_token"].as_str().unwrap(), Some(&id)).await;
+    let userinfo: Value = server
+        .http
+        .get(server.url("/userinfo"))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for (k, _) in id_token.as_object().unwrap().iter().chain(userinfo.as_object().unwrap()) {
+        assert!(claims_supported.contains(&k.as_str()), "{k} is released but not in {claims_supported:?}");
+    }
+    assert!(claims_supported.contains(&"company") && claims_supported.contains(&"at_hash"), "{claims_supported:?}");
 }
 
 // --- the error page ---------------------------------------------------------------------------

@@ -24,6 +24,8 @@ pub struct Portcullis {
     pub storage: Storage,
     pub keys: Keys,
     pub sign_in_limit: crate::oauth::sign_in_limit::SignInLimit,
+    /// Discovery's `scopes_supported`, read from the registered clients now and then.
+    pub discovery_scopes: crate::oauth::discovery::ScopesCache,
 }
 
 pub type App = Arc<Portcullis>;
@@ -62,7 +64,8 @@ impl Portcullis {
         let retire_after = longest_token_lifetime(&config);
         let keys = Keys::load(storage.clone(), sealer, &config.keys.algorithm, config.issuer(), retire_after).await?;
         let sign_in_limit = crate::oauth::sign_in_limit::SignInLimit::new(&config);
-        Ok(Arc::new(Self { config, host, storage, keys, sign_in_limit }))
+        let discovery_scopes = Default::default();
+        Ok(Arc::new(Self { config, host, storage, keys, sign_in_limit, discovery_scopes }))
     }
 
     /// The longest any signed token lives: how long a rotated-out key stays published.

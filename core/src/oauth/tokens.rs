@@ -153,26 +153,49 @@ fn at_hash(algorithm: jsonwebtoken::Algorithm, access_token: &str) -> String {
     }
 }
 
+/// The claims every ID token carries, or carries when they apply (OIDC Core §2).
+const ID_TOKEN_CLAIMS: &[&str] = &["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp"];
+
+/// Every claim the server can release: the ID token's own and every claim a scope releases.
+/// Discovery's `claims_supported`.
+pub fn claims_supported() -> Vec<String> {
+    let mut claims: Vec<String> = ID_TOKEN_CLAIMS.iter().map(|c| (*c).to_owned()).collect();
+    for name in super::discovery::SERVER_SCOPES.iter().flat_map(|s| scope_claims(s)) {
+        if !claims.iter().any(|c| c == name) {
+            claims.push((*name).to_owned());
+        }
+    }
+    claims
+}
+
+/// The standard claims a scope releases (OIDC Core §5.4), plus `company` with `profile`.
+fn scope_claims(scope: &str) -> &'static [&'static str] {
+    match scope {
+        "profile" => &["name", "preferred_username", "company", "locale"],
+        "email" => &["email", "email_verified"],
+        _ => &[],
+    }
+}
+
+/// The user's value of a standard claim; `None` when the user has none.
+fn user_claim(user: &User, name: &str) -> Option<Value> {
+    match name {
+        "name" => Some(user.doc.name.clone().into()),
+        "preferred_username" => Some(user.username.clone().into()),
+        "company" => user.doc.company.clone().map(Value::from),
+        "locale" => user.doc.locale.clone().map(Value::from),
+        "email" => Some(user.doc.email.clone().into()),
+        "email_verified" => Some(user.doc.email_verified.into()),
+        _ => None,
+    }
+}
+
 /// The standard claims a user's scopes release (OIDC Core §5.4), plus `company` with `profile`.
 pub fn user_claims<'a>(user: &User, scopes: impl Iterator<Item = &'a str>) -> Map<String, Value> {
     let mut m = Map::new();
-    for s in scopes {
-        match s {
-            "profile" => {
-                m.insert("name".into(), user.doc.name.clone().into());
-                m.insert("preferred_username".into(), user.username.clone().into());
-                if let Some(c) = &user.doc.company {
-                    m.insert("company".into(), c.clone().into());
-                }
-                if let Some(l) = &user.doc.locale {
-                    m.insert("locale".into(), l.clone().into());
-                }
-            }
-            "email" => {
-                m.insert("email".into(), user.doc.email.clone().into());
-                m.insert("email_verified".into(), user.doc.email_verified.into());
-            }
-            _ => {}
+    for name in scopes.flat_map(scope_claims) {
+        if let Some(value) = user_claim(user, name) {
+            m.insert((*name).to_owned(), value);
         }
     }
     m
