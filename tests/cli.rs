@@ -173,6 +173,7 @@ async fn a_username_cannot_forge_log_lines() {
         .env("PORTCULLIS_SERVER__ISSUER", &base)
         .env("PORTCULLIS_SERVER__LOG_FORMAT", "pretty")
         .env("PORTCULLIS_SERVER__SIGN_IN_ATTEMPTS_PER_MINUTE", "1")
+        .env("PORTCULLIS_SERVER__SIGN_IN_MAX_DELAY_MS", "50")
         .env("PORTCULLIS_POLICIES__WATCH", "false")
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
@@ -180,6 +181,15 @@ async fn a_username_cannot_forge_log_lines() {
         .stderr(std::fs::File::create(&log_path).unwrap())
         .spawn()
         .unwrap();
+    // Stopped however the test ends.
+    struct Stop<'a>(&'a mut std::process::Child);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let server = Stop(&mut server);
 
     let browser = support::Browser::new();
     let mut ready = false;
@@ -191,7 +201,7 @@ async fn a_username_cannot_forge_log_lines() {
             break;
         }
         assert!(
-            server.try_wait().unwrap().is_none(),
+            server.0.try_wait().unwrap().is_none(),
             "the server exited: {}",
             std::fs::read_to_string(&log_path).unwrap()
         );
@@ -203,17 +213,17 @@ async fn a_username_cannot_forge_log_lines() {
         format!("{base}/authorize?response_type=code&client_id={client_id}&redirect_uri=https://rp.example.com/cb");
     let mut page = browser.get(&authorize).await.text().await.unwrap();
     let username = "mallory\nFORGED admin signed in\r\nFORGED again";
-    // The first attempt fails (logged at info), the second is throttled (logged as a warning).
-    for expected in [reqwest::StatusCode::UNAUTHORIZED, reqwest::StatusCode::TOO_MANY_REQUESTS] {
+    // Both attempts fail (logged at info); the second, past the username's rate, is first
+    // delayed (logged too).
+    for _ in 0..2 {
         let r = browser.submit(&page, &[("username", username), ("password", "wrong")]).await;
-        assert_eq!(r.status(), expected);
+        assert_eq!(r.status(), reqwest::StatusCode::UNAUTHORIZED);
         page = r.text().await.unwrap();
     }
 
-    server.kill().unwrap();
-    server.wait().unwrap();
+    drop(server);
     let log = std::fs::read_to_string(&log_path).unwrap();
-    assert!(log.contains("failed sign-in") && log.contains("sign-in attempts throttled"), "{log}");
+    assert!(log.contains("failed sign-in") && log.contains("sign-in attempt delayed"), "{log}");
     assert!(log.contains("FORGED"), "the username was logged: {log}");
     for line in log.lines() {
         assert!(!line.trim_start().starts_with("FORGED"), "a forged log line: {line:?}\n{log}");

@@ -34,8 +34,21 @@ pub struct ServerConfig {
     pub admin_token: Option<String>,
     /// Path layouts answered besides the native one: `elma365`, `datev`, `deployteq`.
     pub profiles: Vec<String>,
-    /// Sign-in attempts per username per minute on one replica; 0 turns the limit off.
+    /// Sign-in attempts per username per minute on one replica before further attempts are
+    /// delayed (never refused); 0 turns the limit off.
     pub sign_in_attempts_per_minute: u32,
+    /// The longest a throttled username's attempt is delayed, in milliseconds.
+    pub sign_in_max_delay_ms: u64,
+    /// Sign-in attempts per client address (IPv6: per /64) per minute on one replica; past
+    /// it the login page answers 429. 0 turns the limit off.
+    pub sign_in_attempts_per_address_per_minute: u32,
+    /// Sign-in attempts one login page gets; past it the page is spent. 0: no limit.
+    pub sign_in_attempts_per_interaction: u32,
+    /// Password hashes (argon2id, ~19 MiB each) running at once; 0: one per CPU.
+    pub password_hash_concurrency: usize,
+    /// Sign-in attempts waiting for a hash beyond those running; past it the login page
+    /// says the server is busy (503).
+    pub password_hash_queue: usize,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -98,6 +111,11 @@ impl Default for ServerConfig {
             admin_token: None,
             profiles: Vec::new(),
             sign_in_attempts_per_minute: 10,
+            sign_in_max_delay_ms: 5000,
+            sign_in_attempts_per_address_per_minute: 60,
+            sign_in_attempts_per_interaction: 10,
+            password_hash_concurrency: 0,
+            password_hash_queue: 32,
         }
     }
 }

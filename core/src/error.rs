@@ -51,6 +51,9 @@ pub enum OAuthError {
     ServerError(String),
     #[error("{0}")]
     TemporarilyUnavailable(String),
+    /// Sign-in attempts refused by throttling (per address, per login page).
+    #[error("{0}")]
+    TooManyAttempts(String),
     #[error("{0}")]
     NotFound(String),
 }
@@ -72,7 +75,8 @@ impl OAuthError {
             Self::InvalidToken(_) => "invalid_token",
             Self::UnsupportedTokenType(_) => "unsupported_token_type",
             Self::ServerError(_) => "server_error",
-            Self::TemporarilyUnavailable(_) => "temporarily_unavailable",
+            // RFC 6749 §4.1.2.1 has no code of its own for throttling; this is the nearest.
+            Self::TemporarilyUnavailable(_) | Self::TooManyAttempts(_) => "temporarily_unavailable",
             Self::NotFound(_) => "not_found",
         }
     }
@@ -86,6 +90,8 @@ impl OAuthError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::ServerError(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::TemporarilyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            // RFC 6585 §4.
+            Self::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::BAD_REQUEST,
         }
     }

@@ -47,6 +47,8 @@ pub enum TokenRejected {
 struct SigningKey {
     kid: String,
     algorithm: Algorithm,
+    /// `algorithm` as RFC 7518 names it.
+    name: String,
     encoding: EncodingKey,
 }
 
@@ -65,8 +67,17 @@ pub struct Keys {
 }
 
 impl Keys {
-    /// Loads the stored keys, creating the first one when there is none.
-    pub async fn load(storage: Storage, sealer: Sealer, algorithm: &str, issuer: &str) -> Result<Self, KeyError> {
+    /// Loads the stored keys, creating the first one when there is none. When the active key
+    /// is of another algorithm than the configured one (`keys.algorithm` changed), rotates to
+    /// a new key of the configured algorithm; the old key stays published for `retire_after`
+    /// seconds, until the tokens it signed have expired.
+    pub async fn load(
+        storage: Storage,
+        sealer: Sealer,
+        algorithm: &str,
+        issuer: &str,
+        retire_after: i64,
+    ) -> Result<Self, KeyError> {
         let keys = Self {
             storage,
             sealer,
@@ -75,9 +86,21 @@ impl Keys {
             ring: RwLock::new(Arc::new(KeyRing { active: None, verifying: HashMap::new(), jwks: json!({"keys": []}) })),
         };
         keys.reload().await?;
-        if keys.ring.read().active.is_none() {
-            keys.add_key().await?;
-            keys.reload().await?;
+        let active = keys.ring.read().active.as_ref().map(|k| k.name.clone());
+        match active {
+            None => {
+                keys.add_key().await?;
+                keys.reload().await?;
+            }
+            Some(current) if current != algorithm => {
+                tracing::warn!(
+                    from = %current,
+                    to = algorithm,
+                    "keys.algorithm changed: rotating to a new signing key; the old one stays published until its tokens expire"
+                );
+                keys.rotate(retire_after).await?;
+            }
+            Some(_) => {}
         }
         Ok(keys)
     }
@@ -111,6 +134,7 @@ impl Keys {
                 Some(SigningKey {
                     kid: r.kid.clone(),
                     algorithm,
+                    name: r.algorithm.clone(),
                     encoding: encoding_key(algorithm, &der).map_err(|e| stored(r, &e))?,
                 })
             }
@@ -154,18 +178,27 @@ impl Keys {
         self.ring.read().jwks.clone()
     }
 
-    pub fn signing_algorithm(&self) -> &str {
-        &self.algorithm
+    /// The algorithm tokens are signed with now: the active key's (RFC 7518 `alg` name).
+    pub fn signing_algorithm(&self) -> String {
+        match &self.ring.read().active {
+            Some(key) => key.name.clone(),
+            None => self.algorithm.clone(),
+        }
+    }
+
+    /// The active key, held still: what is computed from its algorithm (`at_hash`) and what
+    /// it signs agree even if a rotation lands in between.
+    pub fn signer(&self) -> Result<Signer, KeyError> {
+        let ring = self.ring.read().clone();
+        if ring.active.is_none() {
+            return Err(KeyError::NoActiveKey);
+        }
+        Ok(Signer { ring })
     }
 
     /// Signs `claims` as a JWT with the active key and the given `typ` header.
     pub fn sign<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String, KeyError> {
-        let ring = self.ring.read().clone();
-        let key = ring.active.as_ref().ok_or(KeyError::NoActiveKey)?;
-        let mut header = Header::new(key.algorithm);
-        header.kid = Some(key.kid.clone());
-        header.typ = Some(typ.to_owned());
-        jsonwebtoken::encode(&header, claims, &key.encoding).map_err(KeyError::Sign)
+        self.signer()?.sign(typ, claims)
     }
 
     /// Verifies a JWT signed by one of our published keys: signature, `typ`, `iss`, `exp`.
@@ -186,6 +219,30 @@ impl Keys {
         validation.set_issuer(&[&self.issuer]);
         validation.set_required_spec_claims(&["exp", "iss"]);
         jsonwebtoken::decode::<T>(token, key, &validation).map(|d| d.claims).map_err(|_| TokenRejected::Invalid)
+    }
+}
+
+/// One signing key, taken from the key ring at one moment.
+pub struct Signer {
+    ring: Arc<KeyRing>,
+}
+
+impl Signer {
+    fn key(&self) -> Result<&SigningKey, KeyError> {
+        self.ring.active.as_ref().ok_or(KeyError::NoActiveKey)
+    }
+
+    pub fn algorithm(&self) -> Option<Algorithm> {
+        self.ring.active.as_ref().map(|k| k.algorithm)
+    }
+
+    /// Signs `claims` as a JWT with this key and the given `typ` header.
+    pub fn sign<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String, KeyError> {
+        let key = self.key()?;
+        let mut header = Header::new(key.algorithm);
+        header.kid = Some(key.kid.clone());
+        header.typ = Some(typ.to_owned());
+        jsonwebtoken::encode(&header, claims, &key.encoding).map_err(KeyError::Sign)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Start-up: configuration → database → plugin host → storage → keys → HTTP.
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +24,8 @@ pub struct Portcullis {
     pub storage: Storage,
     pub keys: Keys,
     pub sign_in_limit: crate::oauth::sign_in_limit::SignInLimit,
+    /// Discovery's `scopes_supported`, read from the registered clients now and then.
+    pub discovery_scopes: crate::oauth::discovery::ScopesCache,
 }
 
 pub type App = Arc<Portcullis>;
@@ -32,7 +35,10 @@ impl Portcullis {
     /// every CLI command, so both work against the same configuration.
     pub async fn open(config: Config, watch_policies: bool) -> anyhow::Result<App> {
         config.validate()?;
-        std::fs::create_dir_all(&config.server.data_dir)?;
+        create_private_dir(&config.server.data_dir)?;
+        if let Some(path) = sqlite_file(&config.database_url()) {
+            create_private_file(&path)?;
+        }
         let database = Database::connect(&config.database_url(), config.database.max_connections).await?;
         let defaults = Defaults {
             storage: config.policies.storage.clone(),
@@ -56,16 +62,22 @@ impl Portcullis {
         }
         let storage = Storage::new(host.clone());
         let sealer = sealer(&config)?;
-        let keys = Keys::load(storage.clone(), sealer, &config.keys.algorithm, config.issuer()).await?;
-        let sign_in_limit = crate::oauth::sign_in_limit::SignInLimit::new(config.server.sign_in_attempts_per_minute);
-        Ok(Arc::new(Self { config, host, storage, keys, sign_in_limit }))
+        let retire_after = longest_token_lifetime(&config);
+        let keys = Keys::load(storage.clone(), sealer, &config.keys.algorithm, config.issuer(), retire_after).await?;
+        let sign_in_limit = crate::oauth::sign_in_limit::SignInLimit::new(&config);
+        let discovery_scopes = Default::default();
+        Ok(Arc::new(Self { config, host, storage, keys, sign_in_limit, discovery_scopes }))
     }
 
     /// The longest any signed token lives: how long a rotated-out key stays published.
     pub fn longest_token_lifetime(&self) -> i64 {
-        let t = &self.config.tokens;
-        t.access_token_ttl.max(t.id_token_ttl) as i64 + 60
+        longest_token_lifetime(&self.config)
     }
+}
+
+fn longest_token_lifetime(config: &Config) -> i64 {
+    let t = &config.tokens;
+    t.access_token_ttl.max(t.id_token_ttl) as i64 + 60
 }
 
 fn sealer(config: &Config) -> anyhow::Result<Sealer> {
@@ -82,7 +94,52 @@ fn sealer(config: &Config) -> anyhow::Result<Sealer> {
     Ok(Sealer::from_base64(&key)?)
 }
 
-fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+/// `data_dir` holds the database, the key-encryption key and compiled code: created readable
+/// by its owner only (0700 on unix). An existing directory is left as the operator made it.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// The file of a `sqlite:` database URL, unless it is in memory.
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let path = rest.split('?').next().unwrap_or(rest);
+    if path.is_empty() || path == ":memory:" || url.contains("mode=memory") {
+        return None;
+    }
+    Some(PathBuf::from(path))
+}
+
+/// Creates the SQLite database file empty, owner-only (0600 on unix), before sqlx opens it:
+/// SQLite gives its `-wal` and `-shm` files the database file's permissions. An existing
+/// file is left as it is.
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -140,7 +197,10 @@ pub fn spawn_upkeep(app: App) {
 pub async fn serve(app: App, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
     spawn_upkeep(app.clone());
     let router = router(app);
-    axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await?;
+    // Connect info: sign-in throttling keys on the peer address.
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     Ok(())
 }
 

@@ -29,6 +29,9 @@ pub fn policies_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies"))
 }
 
+/// Changes a test server's configuration before it starts.
+pub type Configure = Box<dyn FnOnce(&mut Config)>;
+
 #[derive(Default)]
 pub struct Options {
     pub database_url: Option<String>,
@@ -41,6 +44,10 @@ pub struct Options {
     pub issuer: Option<String>,
     /// `keys.encryption_key`; a key file in the data directory when unset.
     pub encryption_key: Option<String>,
+    /// The data directory; a new one when unset (pass another server's to restart on it).
+    pub data: Option<tempfile::TempDir>,
+    /// Any other configuration, applied last.
+    pub configure: Option<Configure>,
 }
 
 impl TestServer {
@@ -49,7 +56,7 @@ impl TestServer {
     }
 
     pub async fn start_with(options: Options) -> Self {
-        let data = tempfile::tempdir().expect("temp dir");
+        let data = options.data.unwrap_or_else(|| tempfile::tempdir().expect("temp dir"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let base = format!("http://{addr}");
@@ -68,6 +75,9 @@ impl TestServer {
         }
         if let Some(url) = options.database_url {
             config.database.url = url;
+        }
+        if let Some(configure) = options.configure {
+            configure(&mut config);
         }
         let app = Portcullis::open(config, options.watch).await.expect("server starts");
         tokio::spawn(server::serve(app.clone(), listener));
@@ -105,6 +115,13 @@ impl TestServer {
         v["id"].as_str().expect("user id").to_owned()
     }
 
+    /// Verifies a JWT of this server as a relying party does, against its published JWKS
+    /// (see [`verify_jwt`]).
+    pub async fn verify_jwt(&self, token: &str, audience: Option<&str>) -> (jsonwebtoken::Header, Value) {
+        let jwks: Value = self.http.get(self.url("/jwks.json")).send().await.unwrap().json().await.unwrap();
+        verify_jwt(&jwks, &self.issuer, token, audience)
+    }
+
     /// POSTs a form to an endpoint, returns status and JSON body.
     pub async fn form(&self, path: &str, pairs: &[(&str, &str)], basic: Option<(&str, &str)>) -> (StatusCode, Value) {
         let mut req = self.http.post(self.url(path)).form(pairs);
@@ -125,11 +142,16 @@ pub struct Browser {
 
 impl Browser {
     pub fn new() -> Self {
-        let http = reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("browser");
+        Self::builder(reqwest::Client::builder())
+    }
+
+    /// A browser whose connections come from `address` (any of 127.0.0.0/8 works on loopback).
+    pub fn from_address(address: std::net::IpAddr) -> Self {
+        Self::builder(reqwest::Client::builder().local_address(address))
+    }
+
+    fn builder(builder: reqwest::ClientBuilder) -> Self {
+        let http = builder.cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().expect("browser");
         Self { http }
     }
 
@@ -220,6 +242,44 @@ fn unescape(s: &str) -> String {
         .replace("&lt;", "<")
         .replace("&gt;", ">")
         .replace("&amp;", "&")
+}
+
+/// Verifies a JWT without the server's code: the signature with `jsonwebtoken` against
+/// `jwks` (the key `kid` names, whose `alg` must be the header's), then `iss`, `exp` and,
+/// when given, `aud`.
+pub fn verify_jwt(jwks: &Value, issuer: &str, token: &str, audience: Option<&str>) -> (jsonwebtoken::Header, Value) {
+    let header = jsonwebtoken::decode_header(token).expect("a JWT header");
+    let kid = header.kid.clone().expect("the header names its key");
+    let jwk = jwks["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["kid"] == kid.as_str())
+        .unwrap_or_else(|| panic!("key {kid} is not published: {jwks}"))
+        .clone();
+    assert_eq!(jwk["alg"], serde_json::to_value(header.alg).unwrap(), "the key's alg is the header's");
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk).expect("a JWK");
+    let key = jsonwebtoken::DecodingKey::from_jwk(&jwk).expect("a usable public key");
+    let mut validation = jsonwebtoken::Validation::new(header.alg);
+    validation.set_issuer(&[issuer]);
+    match audience {
+        Some(aud) => validation.set_audience(&[aud]),
+        None => validation.validate_aud = false,
+    }
+    let data = jsonwebtoken::decode::<Value>(token, &key, &validation).expect("the signature verifies");
+    (data.header, data.claims)
+}
+
+/// OIDC Core §3.1.3.6 `at_hash`, computed here rather than by the server: the left half of
+/// the access token's hash under the ID token's `alg` (SHA-512 for EdDSA/Ed25519, else SHA-256).
+pub fn at_hash(alg: jsonwebtoken::Algorithm, access_token: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let digest = match alg {
+        jsonwebtoken::Algorithm::EdDSA => sha2::Sha512::digest(access_token.as_bytes()).to_vec(),
+        _ => sha2::Sha256::digest(access_token.as_bytes()).to_vec(),
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..digest.len() / 2])
 }
 
 pub fn query(url: &url::Url, key: &str) -> Option<String> {

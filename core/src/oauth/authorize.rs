@@ -15,8 +15,10 @@
 use axum::Form;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, FormRejection};
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::interaction::{self, ConsentForm, LoginForm, error_page};
@@ -31,8 +33,9 @@ use crate::model::*;
 use crate::server::App;
 use crate::storage::{ClientContext, write};
 
-/// An error that must not be redirected: shown to the person instead.
-pub struct PageError(pub OAuthError);
+/// An error that must not be redirected: shown to the person instead, on the client's
+/// consent UI when the client is known.
+pub struct PageError(pub OAuthError, pub Option<Client>);
 
 pub async fn get(State(app): State<App>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
     let query = query.unwrap_or_default();
@@ -54,11 +57,13 @@ pub async fn post(State(app): State<App>, headers: HeaderMap, body: Result<Bytes
 async fn authorize(app: App, headers: HeaderMap, raw: Vec<u8>) -> Response {
     let params = match Params::parse(&raw) {
         Ok(p) => p,
-        Err(e) => return error_page(&app, e),
+        Err(e) => return error_page(&app, &headers, None, &[], e),
     };
     let (context, base) = match validate_client(&app, &params).await {
         Ok(v) => v,
-        Err(PageError(e)) => return error_page(&app, e),
+        Err(PageError(e, client)) => {
+            return error_page(&app, &headers, client.as_ref(), &ui_locales(&params), e);
+        }
     };
     let request = match validate_request(&context.client, base.clone(), &params) {
         Ok(r) => r,
@@ -70,6 +75,14 @@ async fn authorize(app: App, headers: HeaderMap, raw: Vec<u8>) -> Response {
     }
 }
 
+/// OIDC Core §3.1.2.1 `ui_locales`: space-separated BCP 47 tags, most preferred first.
+fn ui_locales(params: &Params) -> Vec<String> {
+    params
+        .get("ui_locales")
+        .map(|l| l.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
 /// §4.1.2.1: the client and redirect URI must check out before anything is redirected.
 async fn validate_client(
     app: &App,
@@ -77,30 +90,30 @@ async fn validate_client(
 ) -> Result<(std::sync::Arc<ClientContext>, AuthorizationRequest), PageError> {
     let client_id = params
         .get("client_id")
-        .ok_or_else(|| PageError(OAuthError::InvalidRequest("`client_id` is required".into())))?;
-    params.check_lengths(&[("client_id", MAX_CLIENT_ID_BYTES)]).map_err(PageError)?;
+        .ok_or_else(|| PageError(OAuthError::InvalidRequest("`client_id` is required".into()), None))?;
+    params.check_lengths(&[("client_id", MAX_CLIENT_ID_BYTES)]).map_err(|e| PageError(e, None))?;
     let context = app
         .storage
         .client_context(client_id)
         .await
-        .map_err(|e| PageError(e.into()))?
-        .ok_or_else(|| PageError(OAuthError::invalid_client("unknown client", false)))?;
+        .map_err(|e| PageError(e.into(), None))?
+        .ok_or_else(|| PageError(OAuthError::invalid_client("unknown client", false), None))?;
     let client = &context.client;
     if client.is_expired(now()) {
-        return Err(PageError(OAuthError::invalid_client("this client has expired", false)));
+        return Err(PageError(OAuthError::invalid_client("this client has expired", false), None));
     }
     let redirect_uri = match params.get("redirect_uri") {
         Some(uri) if client.doc.redirect_uris.iter().any(|r| r == uri) => uri.to_owned(),
         Some(_) => {
-            return Err(PageError(OAuthError::InvalidRequest(
-                "`redirect_uri` is not registered for this client".into(),
-            )));
+            let e = OAuthError::InvalidRequest("`redirect_uri` is not registered for this client".into());
+            return Err(PageError(e, Some(client.clone())));
         }
         None if client.doc.redirect_uris.len() == 1 => client.doc.redirect_uris[0].clone(),
         None => {
-            return Err(PageError(OAuthError::InvalidRequest(
+            let e = OAuthError::InvalidRequest(
                 "`redirect_uri` is required: the client has more or fewer than one registered".into(),
-            )));
+            );
+            return Err(PageError(e, Some(client.clone())));
         }
     };
     let request = AuthorizationRequest {
@@ -206,18 +219,31 @@ async fn sign_in(
 ) -> Result<Response, OAuthError> {
     let now = now();
     let session = session::current(app, headers).await?;
+    // OIDC Core §3.1.2.1: `prompt=select_account` shows the login page even with a session,
+    // so the person can sign in with another account; the signed-in one is suggested unless
+    // the client gave a `login_hint`.
+    if request.prompts("select_account") {
+        let mut request = request.clone();
+        if request.login_hint.is_none()
+            && let Some(s) = &session
+        {
+            request.login_hint = app.storage.get_user(&s.user_id).await?.map(|u| u.username);
+        }
+        return interaction::login_page(app, headers, &context.client, request).await;
+    }
     let fresh_enough =
         |s: &Session| request.max_age.is_none_or(|m| now - s.auth_time <= m) && !request.prompts("login");
     match session.filter(fresh_enough) {
-        Some(s) => decide(app, context, request, &s.user_id, s.auth_time).await,
+        Some(s) => decide(app, headers, context, request, &s.user_id, s.auth_time).await,
         None if request.prompts("none") => Err(OAuthError::LoginRequired("the user is not signed in".into())),
-        None => interaction::login_page(app, &context.client, request.clone()).await,
+        None => interaction::login_page(app, headers, &context.client, request.clone()).await,
     }
 }
 
 /// `POST /interaction/login`: the login form of step 2.
 pub async fn login(
     State(app): State<App>,
+    extensions: Extensions,
     headers: HeaderMap,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
@@ -225,8 +251,14 @@ pub async fn login(
         Ok(v) => v,
         Err(page) => return page,
     };
+    // The TCP peer (`server::serve` serves with connect info). A router served without it
+    // puts every sign-in in one shared budget rather than in none.
+    let peer = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
     let request = parked.request.clone();
-    match login_step(&app, &context, parked, &form).await {
+    match login_step(&app, &headers, peer, &context, parked, &form).await {
         Ok(response) => response,
         Err(e) => redirect_error(&app, &e, &request),
     }
@@ -234,16 +266,18 @@ pub async fn login(
 
 async fn login_step(
     app: &App,
+    headers: &HeaderMap,
+    peer: IpAddr,
     context: &ClientContext,
     parked: Interaction,
     form: &LoginForm,
 ) -> Result<Response, OAuthError> {
-    let user = match interaction::check_password(app, &context.client, &parked, form).await? {
+    let user = match interaction::check_password(app, headers, peer, &context.client, &parked, form).await? {
         Ok(user) => user,
-        Err(login_page_again) => return Ok(login_page_again),
+        Err(page_instead) => return Ok(page_instead),
     };
     let (cookie, auth_time) = interaction::start_session(app, &user, &parked).await?;
-    let mut response = decide(app, context, &parked.request, &user.id, auth_time).await?;
+    let mut response = decide(app, headers, context, &parked.request, &user.id, auth_time).await?;
     response.headers_mut().append(header::SET_COOKIE, cookie);
     Ok(response)
 }
@@ -252,6 +286,7 @@ async fn login_step(
 /// every scope decided (or the client skips consent).
 async fn decide(
     app: &App,
+    headers: &HeaderMap,
     context: &ClientContext,
     request: &AuthorizationRequest,
     user_id: &str,
@@ -278,7 +313,7 @@ async fn decide(
         if request.prompts("none") {
             return Err(OAuthError::ConsentRequired("the user has not consented to these scopes".into()));
         }
-        return interaction::consent_page(app, client, &user, request.clone(), auth_time, decision).await;
+        return interaction::consent_page(app, headers, client, &user, request.clone(), auth_time, decision).await;
     }
     issue_code(app, client, &user, request, auth_time, decision, None).await
 }
@@ -397,7 +432,13 @@ fn redirect_to(uri: &str, pairs: &[(&str, &str)]) -> Response {
 /// §4.1.2.1 error response, sent to the (already validated) redirect URI.
 pub fn redirect_error(app: &App, e: &OAuthError, request: &AuthorizationRequest) -> Response {
     if request.redirect_uri.is_empty() {
-        return error_page(app, OAuthError::InvalidRequest(e.description()));
+        return error_page(
+            app,
+            &HeaderMap::new(),
+            None,
+            &request.ui_locales,
+            OAuthError::InvalidRequest(e.description()),
+        );
     }
     if let OAuthError::ServerError(_) = e {
         tracing::warn!(error = %e, "authorization request failed");

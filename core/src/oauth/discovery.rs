@@ -1,17 +1,74 @@
 //! OpenID Connect Discovery 1.0 §3 and RFC 8414 §2 Authorization Server Metadata, and the
 //! JWK Set (RFC 7517 §5) they point to.
 
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use axum::Json;
 use axum::extract::State;
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use super::profiles::NATIVE;
-use crate::server::App;
+use super::tokens;
+use crate::server::{App, Portcullis};
 
-pub fn metadata(app: &App) -> Value {
+/// The scopes this server itself gives meaning to: OIDC Core §3.1.2.1 (`openid`), §5.4
+/// (`profile`, `email`), §11 (`offline_access`).
+pub const SERVER_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
+
+/// How long the scopes of the registered clients are reused before being read again.
+const SCOPES_TTL: Duration = Duration::from_secs(30);
+
+/// `scopes_supported`, read from the registered clients at most once per [`SCOPES_TTL`].
+#[derive(Default)]
+pub struct ScopesCache {
+    cached: parking_lot::Mutex<Option<(Instant, Arc<Vec<String>>)>>,
+    /// One reader of the clients at a time; the others wait for its answer.
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+impl ScopesCache {
+    fn fresh(&self) -> Option<Arc<Vec<String>>> {
+        self.cached.lock().as_ref().filter(|(at, _)| at.elapsed() < SCOPES_TTL).map(|(_, v)| v.clone())
+    }
+
+    /// The server's own scopes, then every scope a registered, unexpired client may be granted.
+    pub async fn get(&self, app: &Portcullis) -> Arc<Vec<String>> {
+        if let Some(v) = self.fresh() {
+            return v;
+        }
+        let _one = self.refreshing.lock().await;
+        if let Some(v) = self.fresh() {
+            return v;
+        }
+        let scopes = match app.storage.list_clients().await {
+            Ok(clients) => {
+                let now = crate::model::now();
+                let mut scopes: Vec<String> = SERVER_SCOPES.iter().map(|s| (*s).to_owned()).collect();
+                let mut registered: Vec<&String> =
+                    clients.iter().filter(|c| !c.is_expired(now)).flat_map(|c| &c.doc.scopes).collect();
+                registered.sort();
+                registered.dedup();
+                scopes.extend(registered.into_iter().filter(|s| !SERVER_SCOPES.contains(&s.as_str())).cloned());
+                Arc::new(scopes)
+            }
+            Err(e) => {
+                // Keep answering: the last known list, else the server's own scopes.
+                tracing::warn!(error = %e, "reading the clients for scopes_supported failed");
+                let last = self.cached.lock().as_ref().map(|(_, v)| v.clone());
+                last.unwrap_or_else(|| Arc::new(SERVER_SCOPES.iter().map(|s| (*s).to_owned()).collect()))
+            }
+        };
+        *self.cached.lock() = Some((Instant::now(), scopes.clone()));
+        scopes
+    }
+}
+
+pub async fn metadata(app: &App) -> Value {
     let base = app.config.issuer();
     let locales = app.host.consent_locales(&app.host.defaults.consent);
+    let scopes = app.discovery_scopes.get(app).await;
     json!({
         "issuer": base,
         "authorization_endpoint": format!("{base}{}", NATIVE.authorize),
@@ -20,7 +77,7 @@ pub fn metadata(app: &App) -> Value {
         "jwks_uri": format!("{base}/jwks.json"),
         "introspection_endpoint": format!("{base}{}", NATIVE.introspect),
         "revocation_endpoint": format!("{base}{}", NATIVE.revoke),
-        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "scopes_supported": *scopes,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token"],
@@ -31,8 +88,7 @@ pub fn metadata(app: &App) -> Value {
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "code_challenge_methods_supported": ["S256", "plain"],
-        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp",
-                             "name", "preferred_username", "company", "locale", "email", "email_verified"],
+        "claims_supported": tokens::claims_supported(),
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "ui_locales_supported": locales,
         "claims_parameter_supported": false,
@@ -43,7 +99,7 @@ pub fn metadata(app: &App) -> Value {
 }
 
 pub async fn openid_configuration(State(app): State<App>) -> impl IntoResponse {
-    Json(metadata(&app))
+    Json(metadata(&app).await)
 }
 
 pub async fn jwks(State(app): State<App>) -> impl IntoResponse {

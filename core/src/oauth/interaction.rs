@@ -1,18 +1,21 @@
 //! The pages of the authorization flow and their forms' plumbing: the login and consent
 //! pages (rendered by the client's consent UI plugin), the interaction each page belongs to
 //! (parked in storage, bound to the browser by an HttpOnly cookie, its forms carrying a CSRF
-//! token), the password check, and the error page. The flow itself, which decides what
-//! comes next, is `authorize.rs`; nothing here calls back into it.
+//! token), the password check and its throttling, and the error page. The flow itself,
+//! which decides what comes next, is `authorize.rs`; nothing here calls back into it.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::Form;
 use axum::extract::rejection::FormRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use super::pages;
 use super::session::{self, INTERACTION_COOKIE, SESSION_COOKIE};
+use super::sign_in_limit::Refusal;
 use crate::crypto::{hash_secret, random_token};
 use crate::error::OAuthError;
 use crate::model::*;
@@ -23,29 +26,14 @@ use crate::storage::{ClientContext, write};
 pub const LOGIN_PATH: &str = "/interaction/login";
 pub const CONSENT_PATH: &str = "/interaction/consent";
 
-fn consent_plugin<'a>(app: &'a Portcullis, client: &'a Client) -> &'a str {
+pub fn consent_plugin<'a>(app: &'a Portcullis, client: &'a Client) -> &'a str {
     client.doc.consent_ui.as_deref().unwrap_or(&app.host.defaults.consent)
 }
 
-/// The first of the requested `ui_locales` the plugin renders, else its own first choice.
-fn pick_locale(app: &Portcullis, plugin: &str, wanted: &[String]) -> String {
-    let offered = app.host.consent_locales(plugin);
-    for w in wanted {
-        let w = w.to_ascii_lowercase();
-        if let Some(l) = offered
-            .iter()
-            .find(|o| o.to_ascii_lowercase() == w || w.starts_with(&format!("{}-", o.to_ascii_lowercase())))
-        {
-            return l.clone();
-        }
-    }
-    offered.first().cloned().unwrap_or_else(|| "en".into())
-}
-
-fn context(app: &Portcullis, client: &Client, parked: &Interaction, action: &str) -> PageContext {
+fn context(app: &Portcullis, headers: &HeaderMap, client: &Client, parked: &Interaction, action: &str) -> PageContext {
     let plugin = consent_plugin(app, client);
     PageContext {
-        locale: pick_locale(app, plugin, &parked.request.ui_locales),
+        locale: pages::pick_locale(app, plugin, &parked.request.ui_locales, headers),
         issuer: app.config.issuer().to_owned(),
         client_name: if client.doc.name.is_empty() { client.id.clone() } else { client.doc.name.clone() },
         action: format!("{}{action}", app.config.issuer()),
@@ -53,25 +41,30 @@ fn context(app: &Portcullis, client: &Client, parked: &Interaction, action: &str
     }
 }
 
-fn render(app: &Portcullis, client: &Client, page: &Page, status: StatusCode) -> Result<Response, OAuthError> {
+/// A login or consent page; its form leads to the issuer and then back to the client.
+fn render(
+    app: &Portcullis,
+    client: &Client,
+    parked: &Interaction,
+    page: &Page,
+    status: StatusCode,
+) -> Result<Response, OAuthError> {
     let html = app.host.render(consent_plugin(app, client), page)?.map_err(|e| OAuthError::internal("page", e))?;
-    let mut response = (status, Html(html)).into_response();
-    let h = response.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    Ok(response)
+    Ok(pages::html(app, html, status, Some(&parked.request.redirect_uri)))
 }
 
 /// Parks an interaction and renders its page, with the cookie that binds it to this browser.
 async fn park_and_render(
     app: &App,
+    headers: &HeaderMap,
     client: &Client,
     parked: Interaction,
     page: impl FnOnce(PageContext) -> Page,
 ) -> Result<Response, OAuthError> {
     app.storage.put_interaction(&parked).await?;
     let action = if parked.user_id.is_some() { CONSENT_PATH } else { LOGIN_PATH };
-    let mut response = render(app, client, &page(context(app, client, &parked, action)), StatusCode::OK)?;
+    let page = page(context(app, headers, client, &parked, action));
+    let mut response = render(app, client, &parked, &page, StatusCode::OK)?;
     let cookie = session::set_cookie(app, INTERACTION_COOKIE, &parked.id, app.config.tokens.interaction_ttl);
     response.headers_mut().append(header::SET_COOKIE, cookie);
     Ok(response)
@@ -87,16 +80,22 @@ fn new_interaction(app: &Portcullis, request: AuthorizationRequest) -> Interacti
     }
 }
 
-/// The login page for a request that has no signed-in user.
-pub async fn login_page(app: &App, client: &Client, request: AuthorizationRequest) -> Result<Response, OAuthError> {
+/// The login page for a request that has no signed-in user (or asks to choose one).
+pub async fn login_page(
+    app: &App,
+    headers: &HeaderMap,
+    client: &Client,
+    request: AuthorizationRequest,
+) -> Result<Response, OAuthError> {
     let parked = new_interaction(app, request);
     let login_hint = parked.request.login_hint.clone();
-    park_and_render(app, client, parked, |context| Page::Login { context, login_hint, error: None }).await
+    park_and_render(app, headers, client, parked, |context| Page::Login { context, login_hint, error: None }).await
 }
 
 /// The consent page, with the policy's decision parked beside it.
 pub async fn consent_page(
     app: &App,
+    headers: &HeaderMap,
     client: &Client,
     user: &User,
     request: AuthorizationRequest,
@@ -111,7 +110,7 @@ pub async fn consent_page(
         ..new_interaction(app, request)
     };
     let user_name = if user.doc.name.is_empty() { user.username.clone() } else { user.doc.name.clone() };
-    park_and_render(app, client, parked, |context| Page::Consent { context, user_name, scopes }).await
+    park_and_render(app, headers, client, parked, |context| Page::Consent { context, user_name, scopes }).await
 }
 
 #[derive(Deserialize)]
@@ -163,68 +162,104 @@ pub async fn resume<F: InteractionForm>(
     headers: &HeaderMap,
     form: Result<Form<F>, FormRejection>,
 ) -> Result<(F, Interaction, Arc<ClientContext>), Response> {
+    let page = |e: OAuthError| error_page(app, headers, None, &[], e);
     let form = match form {
         Ok(Form(f)) => f,
-        Err(e) => return Err(error_page(app, e.into())),
+        Err(e) => return Err(page(e.into())),
     };
-    let bound = session::cookie(headers, INTERACTION_COOKIE).is_some_and(|c| c == form.interaction());
+    let bound = session::cookie(app, headers, INTERACTION_COOKIE).is_some_and(|c| c == form.interaction());
     let stale = || {
         OAuthError::InvalidRequest(
             "this sign-in page has expired or was opened elsewhere; start again from the application".into(),
         )
     };
-    let loaded = app.storage.get_interaction(form.interaction()).await.map_err(|e| error_page(app, e.into()))?;
-    let Some(parked) = loaded else { return Err(error_page(app, stale())) };
+    let loaded = app.storage.get_interaction(form.interaction()).await.map_err(|e| page(e.into()))?;
+    let Some(parked) = loaded else { return Err(page(stale())) };
     let csrf_ok = bool::from(subtle::ConstantTimeEq::ct_eq(form.csrf().as_bytes(), parked.csrf.as_bytes()));
     if !bound || parked.expires_at <= now() || !csrf_ok {
-        return Err(error_page(app, stale()));
+        return Err(page(stale()));
     }
     let context = match app.storage.client_context(&parked.request.client_id).await {
         Ok(Some(c)) if !c.client.is_expired(now()) => c,
         Ok(_) => {
-            return Err(error_page(app, OAuthError::invalid_client("the client is no longer registered", false)));
+            let e = OAuthError::invalid_client("the client is no longer registered", false);
+            return Err(error_page(app, headers, None, &parked.request.ui_locales, e));
         }
-        Err(e) => return Err(error_page(app, e.into())),
+        Err(e) => return Err(page(e.into())),
     };
     Ok((form, parked, context))
 }
 
-/// Checks the login form's username and password: the user, or the login page again
-/// saying why not.
+/// Checks the login form's username and password: the user, or the page to show instead
+/// (the login page again saying why not, or an error page once the page is used up).
+///
+/// Guessing is throttled without locking the user out: per client address and per login
+/// page attempts are refused past their limits; per username they are delayed, so the right
+/// password still gets through; at most so many password hashes run at once.
 pub async fn check_password(
     app: &App,
+    headers: &HeaderMap,
+    peer: IpAddr,
     client: &Client,
     parked: &Interaction,
     form: &LoginForm,
 ) -> Result<Result<User, Response>, OAuthError> {
-    let again = |error: &str, status| {
+    let again = |error: String, status| {
         let page = Page::Login {
-            context: context(app, client, parked, LOGIN_PATH),
+            context: context(app, headers, client, parked, LOGIN_PATH),
             login_hint: parked.request.login_hint.clone(),
-            error: Some(error.to_owned()),
+            error: Some(error),
         };
-        render(app, client, &page, status)
+        render(app, client, parked, &page, status)
     };
-    if !app.sign_in_limit.attempt(form.username.trim()) {
-        // User text is logged with `?` (escaped): a newline in it cannot start a forged line.
-        tracing::warn!(username = ?form.username, "sign-in attempts throttled");
-        let error = "Too many sign-in attempts for this user. Wait a minute and try again.";
-        return Ok(Err(again(error, StatusCode::TOO_MANY_REQUESTS)?));
+    // User text is logged with `?` (escaped): a newline in it cannot start a forged line.
+    let username = form.username.trim();
+    let delay = match app.sign_in_limit.admit(peer, &parked.id, username) {
+        Ok(delay) => delay,
+        Err(Refusal::Address) => {
+            tracing::warn!(%peer, "sign-in attempts from this address throttled");
+            let e = OAuthError::TooManyAttempts(
+                "Too many sign-in attempts from your network. Wait a minute and try again.".into(),
+            );
+            return Ok(Err(again(e.description(), e.status())?));
+        }
+        Err(Refusal::PageSpent) => {
+            tracing::warn!(%peer, username = ?form.username, "sign-in page used up");
+            app.storage.delete_interaction(&parked.id).await?;
+            let e = OAuthError::TooManyAttempts(
+                "Too many sign-in attempts on this page. Start again from the application.".into(),
+            );
+            return Ok(Err(error_page(app, headers, Some(client), &parked.request.ui_locales, e)));
+        }
+    };
+    if !delay.is_zero() {
+        tracing::info!(username = ?form.username, delay_ms = delay.as_millis() as u64, "sign-in attempt delayed");
+        tokio::time::sleep(delay).await;
     }
-    let user = app.storage.find_user(form.username.trim()).await?;
+    let user = app.storage.find_user(username).await?;
     let password = form.password.clone();
     let hash = user
         .as_ref()
         .map(|u| u.password_hash.clone())
         .unwrap_or_else(|| crate::crypto::dummy_password_hash().to_owned());
-    let ok = tokio::task::spawn_blocking(move || crate::crypto::verify_password(&password, &hash))
-        .await
-        .map_err(|e| OAuthError::internal("password check", e))?;
+    let Ok(slot) = app.sign_in_limit.hash_slot().await else {
+        tracing::warn!("password hash queue full");
+        let e = OAuthError::TemporarilyUnavailable("The server is busy. Try again in a moment.".into());
+        return Ok(Err(again(e.description(), e.status())?));
+    };
+    // The slot moves into the blocking task: it bounds running hashes even if this request
+    // is dropped meanwhile.
+    let ok = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        crate::crypto::verify_password(&password, &hash)
+    })
+    .await
+    .map_err(|e| OAuthError::internal("password check", e))?;
     match (user, ok) {
         (Some(u), true) => Ok(Ok(u)),
         _ => {
             tracing::info!(username = ?form.username, "failed sign-in");
-            Ok(Err(again("The username or password is incorrect.", StatusCode::UNAUTHORIZED)?))
+            Ok(Err(again("The username or password is incorrect.".into(), StatusCode::UNAUTHORIZED)?))
         }
     }
 }
@@ -245,8 +280,16 @@ pub async fn start_session(app: &App, user: &User, parked: &Interaction) -> Resu
     Ok((session::set_cookie(app, SESSION_COOKIE, &session_id, ttl), now))
 }
 
-/// Errors that must not be redirected, rendered by the consent UI plugin.
-pub fn error_page(app: &App, e: OAuthError) -> Response {
+/// Errors that must not be redirected, shown on a page rendered by the client's consent UI
+/// plugin when the client is known (else the default one), in the locale `ui_locales` or the
+/// browser's `Accept-Language` asks for among the plugin's.
+pub fn error_page(
+    app: &App,
+    headers: &HeaderMap,
+    client: Option<&Client>,
+    ui_locales: &[String],
+    e: OAuthError,
+) -> Response {
     // A request too large to read is answered alike at every endpoint, in JSON.
     if matches!(e, OAuthError::BodyTooLarge(_) | OAuthError::UriTooLong(_)) {
         return e.into_response();
@@ -255,9 +298,30 @@ pub fn error_page(app: &App, e: OAuthError) -> Response {
         StatusCode::UNAUTHORIZED => StatusCode::BAD_REQUEST,
         s => s,
     };
-    let page = Page::Error { locale: "en".into(), error: e.code().into(), description: e.description() };
-    match app.host.render(&app.host.defaults.consent, &page) {
-        Ok(Ok(html)) => (status, Html(html)).into_response(),
-        _ => (status, format!("{}: {}", e.code(), e.description())).into_response(),
+    let default = app.host.defaults.consent.as_str();
+    let preferred = client.map_or(default, |c| consent_plugin(app, c));
+    let render = |plugin: &str| {
+        let page = Page::Error {
+            locale: pages::pick_locale(app, plugin, ui_locales, headers),
+            error: e.code().into(),
+            description: e.description(),
+        };
+        match app.host.render(plugin, &page) {
+            Ok(Ok(html)) => Some(html),
+            Ok(Err(reason)) => {
+                tracing::warn!(plugin, reason, "consent UI could not render the error page");
+                None
+            }
+            Err(err) => {
+                tracing::warn!(plugin, error = %err, "consent UI failed on the error page");
+                None
+            }
+        }
+    };
+    // A client's own consent UI failing must not hide the error: the default one tries next.
+    let html = render(preferred).or_else(|| (preferred != default).then(|| render(default)).flatten());
+    match html {
+        Some(html) => pages::html(app, html, status, None),
+        None => pages::text(app, format!("{}: {}", e.code(), e.description()), status),
     }
 }

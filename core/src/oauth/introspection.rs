@@ -6,7 +6,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -23,7 +23,8 @@ pub async fn introspect(State(app): State<App>, headers: HeaderMap, body: Result
         Err(e) => return OAuthError::from(e).into_response(),
     };
     match handle(&app, &headers, &body).await {
-        Ok(v) => Json(v).into_response(),
+        // What a token grants is not for caches (RFC 9111 §5.2.2.5).
+        Ok(v) => ([(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))], Json(v)).into_response(),
         Err(e) => e.into_response(),
     }
 }

@@ -9,6 +9,7 @@ pub mod client_credentials;
 pub mod discovery;
 pub mod interaction;
 pub mod introspection;
+pub mod pages;
 pub mod params;
 pub mod pkce;
 pub mod profiles;

@@ -10,7 +10,16 @@ use crate::server::Portcullis;
 pub const SESSION_COOKIE: &str = "portcullis_session";
 pub const INTERACTION_COOKIE: &str = "portcullis_interaction";
 
-pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+/// A cookie's name as set: under an https issuer with the `__Host-` prefix (RFC 6265bis
+/// §4.1.3.2), which browsers accept only with `Secure`, `Path=/` and no `Domain`, so the
+/// cookie cannot be planted or shadowed from another host or path.
+fn full_name(app: &Portcullis, name: &str) -> String {
+    if app.config.issuer_is_https() { format!("__Host-{name}") } else { name.to_owned() }
+}
+
+/// The value of the cookie `name`, read by the name it was set with.
+pub fn cookie(app: &Portcullis, headers: &HeaderMap, name: &str) -> Option<String> {
+    let name = full_name(app, name);
     headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|pair| {
         let (k, v) = pair.trim().split_once('=')?;
         (k == name).then(|| v.to_owned())
@@ -18,6 +27,7 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 pub fn set_cookie(app: &Portcullis, name: &str, value: &str, max_age: u64) -> HeaderValue {
+    let name = full_name(app, name);
     let secure = if app.config.issuer_is_https() { "; Secure" } else { "" };
     let v = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
     HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
@@ -25,7 +35,7 @@ pub fn set_cookie(app: &Portcullis, name: &str, value: &str, max_age: u64) -> He
 
 /// The signed-in user's live session, if the browser has one.
 pub async fn current(app: &Portcullis, headers: &HeaderMap) -> Result<Option<Session>, crate::storage::StorageError> {
-    let Some(id) = cookie(headers, SESSION_COOKIE) else { return Ok(None) };
+    let Some(id) = cookie(app, headers, SESSION_COOKIE) else { return Ok(None) };
     let session = app.storage.get_session(&hash_secret(&id)).await?;
     Ok(session.filter(|s| s.expires_at > now()))
 }

@@ -116,6 +116,9 @@ fn id_token(
     access_token: &str,
     now: i64,
 ) -> Result<String, OAuthError> {
+    // The key that signs this ID token decides `at_hash`'s hash function.
+    let signer = app.keys.signer()?;
+    let algorithm = signer.algorithm().ok_or(crate::keys::KeyError::NoActiveKey)?;
     let mut claims = json!({
         "iss": app.config.issuer(),
         "sub": sub,
@@ -123,7 +126,7 @@ fn id_token(
         "azp": what.client.id,
         "exp": now + app.config.tokens.id_token_ttl as i64,
         "iat": now,
-        "at_hash": at_hash(app, access_token),
+        "at_hash": at_hash(algorithm, access_token),
     });
     let map = claims.as_object_mut().ok_or_else(|| OAuthError::internal("id token", "claims are not an object"))?;
     if let Some(t) = what.auth_time {
@@ -138,13 +141,15 @@ fn id_token(
     for c in what.claims.iter().filter(|c| c.id_token) {
         map.entry(c.name.clone()).or_insert_with(|| c.value.clone());
     }
-    Ok(app.keys.sign("JWT", &claims)?)
+    Ok(signer.sign("JWT", &claims)?)
 }
 
-fn at_hash(app: &Portcullis, access_token: &str) -> String {
-    match app.keys.signing_algorithm() {
-        // EdDSA (Ed25519) pairs with SHA-512; the left half of its digest.
-        "EdDSA" => {
+/// OIDC Core §3.1.3.6: base64url of the left half of the access token's hash, with the hash
+/// of the ID token's JOSE `alg`: SHA-256 for ES256 and RS256; SHA-512 for EdDSA, whose
+/// Ed25519 signs with SHA-512 (RFC 8032 §5.1).
+fn at_hash(algorithm: jsonwebtoken::Algorithm, access_token: &str) -> String {
+    match algorithm {
+        jsonwebtoken::Algorithm::EdDSA => {
             use base64::Engine;
             use sha2::Digest;
             let d = sha2::Sha512::digest(access_token.as_bytes());
@@ -154,26 +159,49 @@ fn at_hash(app: &Portcullis, access_token: &str) -> String {
     }
 }
 
+/// The claims every ID token carries, or carries when they apply (OIDC Core §2).
+const ID_TOKEN_CLAIMS: &[&str] = &["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp"];
+
+/// Every claim the server can release: the ID token's own and every claim a scope releases.
+/// Discovery's `claims_supported`.
+pub fn claims_supported() -> Vec<String> {
+    let mut claims: Vec<String> = ID_TOKEN_CLAIMS.iter().map(|c| (*c).to_owned()).collect();
+    for name in super::discovery::SERVER_SCOPES.iter().flat_map(|s| scope_claims(s)) {
+        if !claims.iter().any(|c| c == name) {
+            claims.push((*name).to_owned());
+        }
+    }
+    claims
+}
+
+/// The standard claims a scope releases (OIDC Core §5.4), plus `company` with `profile`.
+fn scope_claims(scope: &str) -> &'static [&'static str] {
+    match scope {
+        "profile" => &["name", "preferred_username", "company", "locale"],
+        "email" => &["email", "email_verified"],
+        _ => &[],
+    }
+}
+
+/// The user's value of a standard claim; `None` when the user has none.
+fn user_claim(user: &User, name: &str) -> Option<Value> {
+    match name {
+        "name" => Some(user.doc.name.clone().into()),
+        "preferred_username" => Some(user.username.clone().into()),
+        "company" => user.doc.company.clone().map(Value::from),
+        "locale" => user.doc.locale.clone().map(Value::from),
+        "email" => Some(user.doc.email.clone().into()),
+        "email_verified" => Some(user.doc.email_verified.into()),
+        _ => None,
+    }
+}
+
 /// The standard claims a user's scopes release (OIDC Core §5.4), plus `company` with `profile`.
 pub fn user_claims<'a>(user: &User, scopes: impl Iterator<Item = &'a str>) -> Map<String, Value> {
     let mut m = Map::new();
-    for s in scopes {
-        match s {
-            "profile" => {
-                m.insert("name".into(), user.doc.name.clone().into());
-                m.insert("preferred_username".into(), user.username.clone().into());
-                if let Some(c) = &user.doc.company {
-                    m.insert("company".into(), c.clone().into());
-                }
-                if let Some(l) = &user.doc.locale {
-                    m.insert("locale".into(), l.clone().into());
-                }
-            }
-            "email" => {
-                m.insert("email".into(), user.doc.email.clone().into());
-                m.insert("email_verified".into(), user.doc.email_verified.into());
-            }
-            _ => {}
+    for name in scopes.flat_map(scope_claims) {
+        if let Some(value) = user_claim(user, name) {
+            m.insert((*name).to_owned(), value);
         }
     }
     m

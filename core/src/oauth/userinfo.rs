@@ -37,8 +37,9 @@ fn bearer(headers: &HeaderMap, form: Option<&Params>) -> Option<String> {
     from_header.or_else(|| form.and_then(|f| f.get("access_token")).map(str::to_owned))
 }
 
+/// Claims about a person: never stored by a cache (RFC 9111 §5.2.2.5).
 async fn respond(app: &App, token: Option<String>) -> Response {
-    match handle(app, token).await {
+    let mut response = match handle(app, token).await {
         Ok(v) => Json(v).into_response(),
         Err(OAuthError::AccessDenied(d)) => {
             let mut r = (
@@ -53,7 +54,9 @@ async fn respond(app: &App, token: Option<String>) -> Response {
             r
         }
         Err(e) => e.into_response(),
-    }
+    };
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 async fn handle(app: &App, token: Option<String>) -> Result<Value, OAuthError> {

@@ -1,0 +1,149 @@
+//! What every HTML page the server shows (login, consent, the authorization error page)
+//! gets from the host: the locale it is rendered in, and the response headers that keep it
+//! out of caches and frames and lock down what it may load.
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use sha2::{Digest, Sha256};
+
+use crate::server::Portcullis;
+
+/// The locale a page is rendered in: the first of the request's `ui_locales` (OIDC Core
+/// §3.1.2.1) the plugin renders, else the first of the browser's `Accept-Language`
+/// (RFC 9110 §12.5.4) it renders, else the plugin's own first choice. Tags are matched by
+/// RFC 4647 §3.4 lookup: `de-CH` is served by `de`.
+pub fn pick_locale(app: &Portcullis, plugin: &str, ui_locales: &[String], headers: &HeaderMap) -> String {
+    let offered = app.host.consent_locales(plugin);
+    let lookup = |wanted: &str| {
+        let wanted = wanted.to_ascii_lowercase();
+        offered.iter().find(|o| {
+            let o = o.to_ascii_lowercase();
+            wanted == o || wanted.strip_prefix(o.as_str()).is_some_and(|rest| rest.starts_with('-'))
+        })
+    };
+    ui_locales
+        .iter()
+        .map(String::as_str)
+        .chain(accept_language(headers).iter().map(String::as_str))
+        .find_map(lookup)
+        .or(offered.first())
+        .cloned()
+        .unwrap_or_else(|| "en".into())
+}
+
+/// RFC 9110 §12.5.4: the language ranges of `Accept-Language`, highest weight first;
+/// `*` and ranges weighted 0 are left out.
+fn accept_language(headers: &HeaderMap) -> Vec<String> {
+    let mut ranges: Vec<(u16, usize, String)> = Vec::new();
+    for value in headers.get_all(header::ACCEPT_LANGUAGE).iter().filter_map(|v| v.to_str().ok()) {
+        for item in value.split(',') {
+            let mut parts = item.split(';').map(str::trim);
+            let range = parts.next().unwrap_or_default();
+            if range.is_empty() || range == "*" {
+                continue;
+            }
+            let weight = parts
+                .find_map(|p| p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")))
+                .map_or(Some(1000), parse_weight);
+            if let Some(w) = weight.filter(|w| *w > 0) {
+                ranges.push((w, ranges.len(), range.to_owned()));
+            }
+        }
+    }
+    // Highest weight first; equal weights keep their order.
+    ranges.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    ranges.into_iter().map(|(_, _, r)| r).collect()
+}
+
+/// A qvalue (RFC 9110 §12.4.2) in thousandths; `None` when malformed.
+fn parse_weight(q: &str) -> Option<u16> {
+    let value: f32 = q.parse().ok()?;
+    (0.0..=1.0).contains(&value).then(|| (value * 1000.0).round() as u16)
+}
+
+/// An HTML page with the headers every page gets:
+/// - `Cache-Control: no-store`: pages carry CSRF tokens and personal data;
+/// - `X-Frame-Options: DENY` and CSP `frame-ancestors 'none'`: no clickjacking;
+/// - a Content-Security-Policy that loads nothing (`default-src 'none'`) but the page's own
+///   inline `<style>` elements in its `<head>`, allowed by hash (CSP Level 3 §8.3), and lets
+///   forms post only to the issuer and, where the page's form leads back to a client, to
+///   that client's redirect URI (browsers check `form-action` on the redirect that follows
+///   a form post as well).
+pub fn html(app: &Portcullis, html: String, status: StatusCode, redirect_uri: Option<&str>) -> Response {
+    let csp = content_security_policy(app, &html, redirect_uri);
+    let response = (status, Html(html)).into_response();
+    with_page_headers(response, &csp)
+}
+
+/// A plain-text page (when no consent UI could render one), with the same headers.
+pub fn text(app: &Portcullis, text: String, status: StatusCode) -> Response {
+    let csp = content_security_policy(app, "", None);
+    with_page_headers((status, text).into_response(), &csp)
+}
+
+fn with_page_headers(mut response: Response, csp: &str) -> Response {
+    let h = response.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    if let Ok(v) = HeaderValue::from_str(csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    response
+}
+
+fn content_security_policy(app: &Portcullis, html: &str, redirect_uri: Option<&str>) -> String {
+    let mut csp = String::from("default-src 'none'");
+    let styles = inline_style_hashes(html);
+    if !styles.is_empty() {
+        csp.push_str("; style-src");
+        for hash in styles {
+            csp.push_str(" 'sha256-");
+            csp.push_str(&hash);
+            csp.push('\'');
+        }
+    }
+    let targets: Vec<String> = match redirect_uri {
+        Some(uri) => [app.config.issuer(), uri].into_iter().filter_map(source_of).collect(),
+        None => Vec::new(),
+    };
+    if targets.is_empty() {
+        csp.push_str("; form-action 'none'");
+    } else {
+        csp.push_str("; form-action ");
+        csp.push_str(&targets.join(" "));
+    }
+    csp.push_str("; frame-ancestors 'none'; base-uri 'none'");
+    csp
+}
+
+/// base64 SHA-256 of each `<style>` element's text in the page's `<head>`.
+fn inline_style_hashes(html: &str) -> Vec<String> {
+    let head = html.find("</head>").map_or(html, |end| &html[..end]);
+    let mut hashes = Vec::new();
+    let mut rest = head;
+    while let Some(open) = rest.find("<style") {
+        let after = &rest[open..];
+        let Some(tag_end) = after.find('>') else { break };
+        let body = &after[tag_end + 1..];
+        let Some(close) = body.find("</style") else { break };
+        hashes.push(STANDARD.encode(Sha256::digest(&body.as_bytes()[..close])));
+        rest = &body[close..];
+    }
+    hashes
+}
+
+/// A CSP source expression (CSP Level 3 §2.3.1) for where `uri` points: its origin for
+/// http(s), its scheme alone for private-use schemes (RFC 8252 §7.1).
+fn source_of(uri: &str) -> Option<String> {
+    let url = url::Url::parse(uri).ok()?;
+    let source = match url.scheme() {
+        "http" | "https" => url.origin().ascii_serialization(),
+        scheme => format!("{scheme}:"),
+    };
+    let safe = source.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.:/[]_".contains(&b));
+    (safe && source != "null").then_some(source)
+}

@@ -1,0 +1,85 @@
+//! A consent UI for the host's page tests: it renders `de`, `fr` and `en` (in that order of
+//! preference), writes the locale it was given into `<html lang>`, and names itself in a
+//! `<meta name="generator">`, so a test sees which plugin rendered a page and in which
+//! locale. Its forms follow the contract of `interface consent`; it has no inline styles.
+
+use portcullis_sdk::consent::{ConsentPage, DevicePage, ErrorPage, Guest, LoginPage, PageContext};
+
+struct Locales;
+
+impl Guest for Locales {
+    fn locales() -> Vec<String> {
+        vec!["de".into(), "fr".into(), "en".into()]
+    }
+
+    fn render_login(page: LoginPage) -> Result<String, String> {
+        let cx = &page.context;
+        let mut body = String::from("<h1>login</h1>\n");
+        if let Some(error) = &page.error {
+            body.push_str("<p class=\"error\">");
+            body.push_str(&escape(error));
+            body.push_str("</p>\n");
+        }
+        body.push_str(&form_start(cx));
+        body.push_str("<input name=\"username\" type=\"text\"");
+        if let Some(hint) = &page.login_hint {
+            body.push_str(" value=\"");
+            body.push_str(&escape(hint));
+            body.push('"');
+        }
+        body.push_str(">\n<input name=\"password\" type=\"password\">\n<button type=\"submit\">ok</button>\n</form>\n");
+        Ok(html(&cx.locale, &body))
+    }
+
+    fn render_consent(page: ConsentPage) -> Result<String, String> {
+        let cx = &page.context;
+        let mut body = String::from("<h1>consent</h1>\n<ul>\n");
+        for scope in &page.scopes {
+            body.push_str("<li>");
+            body.push_str(&escape(scope));
+            body.push_str("</li>\n");
+        }
+        body.push_str("</ul>\n");
+        body.push_str(&form_start(cx));
+        body.push_str("<button type=\"submit\" name=\"decision\" value=\"allow\">allow</button>\n<button type=\"submit\" name=\"decision\" value=\"deny\">deny</button>\n</form>\n");
+        Ok(html(&cx.locale, &body))
+    }
+
+    fn render_error(page: ErrorPage) -> Result<String, String> {
+        let body = format!(
+            "<h1>error</h1>\n<p class=\"error\">{}</p>\n<p><code>{}</code></p>\n",
+            escape(&page.description),
+            escape(&page.error)
+        );
+        Ok(html(&page.locale, &body))
+    }
+
+    fn render_device(page: DevicePage) -> Result<String, String> {
+        let cx = &page.context;
+        let mut body = String::from("<h1>device</h1>\n");
+        body.push_str(&form_start(cx));
+        body.push_str("<input name=\"user_code\" type=\"text\">\n<button type=\"submit\">ok</button>\n</form>\n");
+        Ok(html(&cx.locale, &body))
+    }
+}
+
+fn html(locale: &str, body: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"{}\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"generator\" content=\"consent-locales\">\n<title>test</title>\n</head>\n<body>\n{body}</body>\n</html>\n",
+        escape(locale)
+    )
+}
+
+fn form_start(cx: &PageContext) -> String {
+    let mut s = format!("<form method=\"post\" action=\"{}\">\n", escape(&cx.action));
+    for (name, value) in &cx.hidden {
+        s.push_str(&format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">\n", escape(name), escape(value)));
+    }
+    s
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}
+
+portcullis_sdk::export_consent_ui!(Locales);
