@@ -5,7 +5,12 @@
 //!
 //! Scenarios: client credentials (JWT access token), introspection, a full authorization
 //! code flow with an existing session and remembered consent (authorize → code → token).
+//!
+//! `PORTCULLIS_BENCH_POLICIES` names the policies directory the benchmarked server serves
+//! from (default `../policies`; a relative path is relative to `core/`, where cargo runs
+//! benchmarks).
 
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,11 +33,18 @@ impl Drop for Server {
     }
 }
 
+/// The policies directory the benchmarked server serves from.
+fn policies_dir() -> PathBuf {
+    std::env::var_os("PORTCULLIS_BENCH_POLICIES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies"))
+}
+
 fn start_server() -> Server {
     let data = tempfile::tempdir().expect("temp dir");
     let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
     let base = format!("http://127.0.0.1:{port}");
-    let policies = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+    let policies = policies_dir();
     let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .arg("serve")
         .env("PORTCULLIS_SERVER__LISTEN", format!("127.0.0.1:{port}"))
@@ -136,6 +148,9 @@ fn main() {
             async move { http.post(url).bearer_auth(ADMIN).json(&body).send().await.unwrap().json::<Value>().await.unwrap() }
         };
         println!("portcullis load benchmark: {seconds} s per scenario, {concurrency} concurrent clients, 2-core loopback");
+        if std::env::var_os("PORTCULLIS_BENCH_POLICIES").is_some() {
+            println!("policies: {}", policies_dir().display());
+        }
 
         // Client credentials.
         let cc = admin("/admin/v1/clients", json!({"name": "bench", "grant_types": ["client_credentials"], "scopes": ["api.read", "api.write"]})).await;
@@ -216,7 +231,7 @@ fn plugin_call_cost() {
             consent: "consent-default".into(),
         };
         let host = portcullis::plugin::PolicyHost::new(db, defaults, None).unwrap();
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
         portcullis::plugin::watch::load_dir(&host, &dir).await.unwrap();
         let client = portcullis::model::Client {
             id: "c".into(),
@@ -244,7 +259,7 @@ fn plugin_call_cost() {
             acr_values: &[],
             claims_parameter: None,
         };
-        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/policies");
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/policies");
         let manifest = std::fs::read_to_string(fixtures.join("scope-js.toml")).unwrap();
         let wasm = std::fs::read(fixtures.join("scope-js.wasm")).unwrap();
         let js = host.prepare(&manifest, "scope-js", &wasm).unwrap();
