@@ -55,7 +55,15 @@ fn start_server() -> Server {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let policies = policies_dir();
-    let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    // The server reads every other `PORTCULLIS_*` variable as configuration and refuses
+    // unknown keys; this benchmark's own variables are not for it.
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("PORTCULLIS_BENCH_") {
+            command.env_remove(key);
+        }
+    }
+    let child = command
         .arg("serve")
         .env("PORTCULLIS_SERVER__LISTEN", format!("127.0.0.1:{port}"))
         .env("PORTCULLIS_SERVER__ISSUER", &base)
