@@ -5,7 +5,19 @@
 //!
 //! Scenarios: client credentials (JWT access token), introspection, a full authorization
 //! code flow with an existing session and remembered consent (authorize → code → token).
+//!
+//! With `--against-node-oidc-provider` (or `PORTCULLIS_BENCH_NODE=1`) the same run also
+//! starts node-oidc-provider (`benches/node-oidc-provider/run.sh`, which installs it with npm)
+//! and drives client credentials and introspection against it with the same load generator,
+//! concurrency and duration (after 3 s of unmeasured warm-up for its JIT), then prints both
+//! throughputs and their ratio.
+//!
+//! `PORTCULLIS_BENCH_POLICIES` names the policies directory the benchmarked server serves
+//! from (default `../policies`; a relative path is relative to `core/`, where cargo runs
+//! benchmarks).
 
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,12 +40,31 @@ impl Drop for Server {
     }
 }
 
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port()
+}
+
+/// The policies directory the benchmarked server serves from.
+fn policies_dir() -> PathBuf {
+    std::env::var_os("PORTCULLIS_BENCH_POLICIES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies"))
+}
+
 fn start_server() -> Server {
     let data = tempfile::tempdir().expect("temp dir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+    let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let policies = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
-    let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+    let policies = policies_dir();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    // The server reads every other `PORTCULLIS_*` variable as configuration and refuses
+    // unknown keys; this benchmark's own variables are not for it.
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("PORTCULLIS_BENCH_") {
+            command.env_remove(key);
+        }
+    }
+    let child = command
         .arg("serve")
         .env("PORTCULLIS_SERVER__LISTEN", format!("127.0.0.1:{port}"))
         .env("PORTCULLIS_SERVER__ISSUER", &base)
@@ -48,6 +79,65 @@ fn start_server() -> Server {
     Server { child, base, _data: data }
 }
 
+/// node-oidc-provider, run by `benches/node-oidc-provider/run.sh` on a loopback port.
+struct NodeProvider {
+    child: Child,
+    base: String,
+    /// `oidc-provider <version> node <version>`, as the provider announced itself.
+    versions: String,
+}
+
+impl Drop for NodeProvider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts node-oidc-provider with one confidential client and waits for it to listen (the
+/// first run installs it and Node with npm, hence the long wait).
+fn start_node_provider(client_id: &str, client_secret: &str) -> NodeProvider {
+    let port = free_port();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/node-oidc-provider/run.sh");
+    let mut child = Command::new("bash")
+        .arg(script)
+        .arg("--port")
+        .arg(port.to_string())
+        .env("OIDC_BENCH_CLIENT_ID", client_id)
+        .env("OIDC_BENCH_CLIENT_SECRET", client_secret)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start benches/node-oidc-provider/run.sh (needs bash, npm and node)");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (ready, announced) = std::sync::mpsc::channel();
+    // Reads the `listening …` line, then keeps the pipe drained; anything else the provider
+    // prints goes to stderr.
+    std::thread::spawn(move || {
+        let mut ready = Some(ready);
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            match line.strip_prefix("listening ") {
+                Some(rest) if ready.is_some() => {
+                    let _ = ready.take().expect("checked").send(rest.to_owned());
+                }
+                _ => eprintln!("node-oidc-provider: {line}"),
+            }
+        }
+    });
+    let line = match announced.recv_timeout(Duration::from_secs(900)) {
+        Ok(line) => line,
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("node-oidc-provider did not start; run.sh's output above says why");
+        }
+    };
+    let (base, versions) = line.split_once(' ').expect("`listening <issuer> <versions>`");
+    NodeProvider { child, base: base.to_owned(), versions: versions.to_owned() }
+}
+
 struct Stats {
     count: usize,
     errors: usize,
@@ -56,6 +146,10 @@ struct Stats {
 }
 
 impl Stats {
+    fn throughput(&self) -> f64 {
+        self.count as f64 / self.elapsed.as_secs_f64()
+    }
+
     fn report(&mut self, name: &str) {
         self.latencies.sort();
         let pct = |p: f64| {
@@ -66,7 +160,7 @@ impl Stats {
         };
         println!(
             "{name:<40} {:>9.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   ({} requests, {} errors)",
-            self.count as f64 / self.elapsed.as_secs_f64(),
+            self.throughput(),
             pct(0.50).as_secs_f64() * 1e3,
             pct(0.99).as_secs_f64() * 1e3,
             self.count,
@@ -111,12 +205,80 @@ where
     stats
 }
 
+/// Client credentials with client_secret_basic, as a client of an API would ask.
+async fn client_credentials(
+    http: &reqwest::Client,
+    token_url: &str,
+    id: &str,
+    secret: &str,
+    duration: Duration,
+    concurrency: usize,
+) -> Stats {
+    let (h, u, i, s) = (http.clone(), token_url.to_owned(), id.to_owned(), secret.to_owned());
+    drive(duration, concurrency, move || {
+        let req =
+            h.post(&u).basic_auth(&i, Some(&s)).form(&[("grant_type", "client_credentials"), ("scope", "api.read")]);
+        async move { matches!(req.send().await, Ok(r) if r.status().is_success()) }
+    })
+    .await
+}
+
+/// Introspection of one live token by the client it was issued to; a request succeeds when
+/// the token reads as active.
+async fn introspection(
+    http: &reqwest::Client,
+    url: &str,
+    id: &str,
+    secret: &str,
+    token: &str,
+    duration: Duration,
+    concurrency: usize,
+) -> Stats {
+    let (h, u, i, s, token) = (http.clone(), url.to_owned(), id.to_owned(), secret.to_owned(), token.to_owned());
+    drive(duration, concurrency, move || {
+        let req = h.post(&u).basic_auth(&i, Some(&s)).form(&[("token", token.as_str())]);
+        async move {
+            match req.send().await {
+                Ok(r) => r.json::<Value>().await.map(|v| v["active"] == true).unwrap_or(false),
+                Err(_) => false,
+            }
+        }
+    })
+    .await
+}
+
+/// The JOSE header of a compact JWS, if `token` is one.
+fn jose_header(token: &str) -> Option<Value> {
+    use base64::Engine;
+    let header = token.split('.').next()?;
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).ok()?).ok()
+}
+
+/// One line of the side-by-side summary.
+fn compare(name: &str, portcullis: &Stats, node: &Stats, note: &str) {
+    let mut line = format!(
+        "{name:<40} portcullis {:>7.0} req/s   node-oidc-provider {:>7.0} req/s   ratio {:>5.2}×   {note}",
+        portcullis.throughput(),
+        node.throughput(),
+        portcullis.throughput() / node.throughput()
+    );
+    if portcullis.errors + node.errors > 0 {
+        line += &format!(
+            "   WITH ERRORS (portcullis {}, node-oidc-provider {}): failed requests count in the throughput",
+            portcullis.errors, node.errors
+        );
+    }
+    println!("{}", line.trim_end());
+}
+
 fn query(location: &str, key: &str) -> Option<String> {
     url::Url::parse(location).ok()?.query_pairs().find(|(k, _)| k == key).map(|(_, v)| v.into_owned())
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let against_node = std::env::args().any(|a| a == "--against-node-oidc-provider")
+        || std::env::var("PORTCULLIS_BENCH_NODE").is_ok_and(|v| !v.is_empty() && v != "0");
     let seconds: u64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(10);
     let concurrency: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(32);
     let duration = Duration::from_secs(seconds);
@@ -136,34 +298,79 @@ fn main() {
             async move { http.post(url).bearer_auth(ADMIN).json(&body).send().await.unwrap().json::<Value>().await.unwrap() }
         };
         println!("portcullis load benchmark: {seconds} s per scenario, {concurrency} concurrent clients, 2-core loopback");
+        if std::env::var_os("PORTCULLIS_BENCH_POLICIES").is_some() {
+            println!("policies: {}", policies_dir().display());
+        }
+
+        // node-oidc-provider with its own confidential client, started before anything is
+        // measured; its endpoints come from its discovery document.
+        let node = against_node.then(|| {
+            let secret = portcullis::crypto::random_token(32);
+            (start_node_provider("bench", &secret), "bench".to_owned(), secret)
+        });
+        let node_endpoints = match &node {
+            Some((provider, ..)) => {
+                let discovery: Value = http.get(format!("{}/.well-known/openid-configuration", provider.base)).send().await.unwrap().json().await.unwrap();
+                let endpoint = |key: &str| discovery[key].as_str().unwrap_or_else(|| panic!("node-oidc-provider discovery has no {key}")).to_owned();
+                println!("node-oidc-provider: {} on {}, one process, in-memory adapter", provider.versions, provider.base);
+                Some((endpoint("token_endpoint"), endpoint("introspection_endpoint")))
+            }
+            None => None,
+        };
+        // node-oidc-provider's JIT compiles its hot paths while it runs: from cold, its first
+        // two seconds under this load run at a third to a half of its later throughput. Each
+        // of its scenarios follows 3 s of the same load, unmeasured; Portcullis' scenarios
+        // stay as they are without the flag, so this only favours node-oidc-provider.
+        let warm_up = Duration::from_secs(3);
+        let mut side_by_side = Vec::new();
 
         // Client credentials.
         let cc = admin("/admin/v1/clients", json!({"name": "bench", "grant_types": ["client_credentials"], "scopes": ["api.read", "api.write"]})).await;
         let (id, secret) = (cc["client_id"].as_str().unwrap().to_owned(), cc["client_secret"].as_str().unwrap().to_owned());
         let token_url = format!("{}/token", server.base);
-        let (h, u, i, s) = (http.clone(), token_url.clone(), id.clone(), secret.clone());
-        let mut stats = drive(duration, concurrency, move || {
-            let req = h.post(&u).basic_auth(&i, Some(&s)).form(&[("grant_type", "client_credentials"), ("scope", "api.read")]);
-            async move { matches!(req.send().await, Ok(r) if r.status().is_success()) }
-        })
-        .await;
+        let mut stats = client_credentials(&http, &token_url, &id, &secret, duration, concurrency).await;
         stats.report("client credentials (ES256 JWT)");
+        if let (Some((_, nid, nsecret)), Some((ntoken_url, _))) = (&node, &node_endpoints) {
+            // The same request must give an RFC 9068 access token signed ES256 there too.
+            let token: Value = http.post(ntoken_url).basic_auth(nid, Some(nsecret)).form(&[("grant_type", "client_credentials"), ("scope", "api.read")]).send().await.unwrap().json().await.unwrap();
+            let header = token["access_token"].as_str().and_then(jose_header);
+            assert!(
+                header.as_ref().is_some_and(|h| h["alg"] == "ES256" && h["typ"] == "at+jwt"),
+                "node-oidc-provider did not issue an ES256 JWT access token: {token}"
+            );
+            client_credentials(&http, ntoken_url, nid, nsecret, warm_up, concurrency).await;
+            let mut node_stats = client_credentials(&http, ntoken_url, nid, nsecret, duration, concurrency).await;
+            node_stats.report("  node-oidc-provider (ES256 JWT)");
+            side_by_side.push(("client credentials (ES256 JWT)", stats, node_stats, ""));
+        }
 
         // Introspection of one live token.
         let token: Value = http.post(&token_url).basic_auth(&id, Some(&secret)).form(&[("grant_type", "client_credentials")]).send().await.unwrap().json().await.unwrap();
         let access = token["access_token"].as_str().unwrap().to_owned();
-        let (h, u, i, s) = (http.clone(), format!("{}/introspect", server.base), id.clone(), secret.clone());
-        let mut stats = drive(duration, concurrency, move || {
-            let req = h.post(&u).basic_auth(&i, Some(&s)).form(&[("token", access.as_str())]);
-            async move {
-                match req.send().await {
-                    Ok(r) => r.json::<Value>().await.map(|v| v["active"] == true).unwrap_or(false),
-                    Err(_) => false,
-                }
-            }
-        })
-        .await;
+        let mut stats = introspection(&http, &format!("{}/introspect", server.base), &id, &secret, &access, duration, concurrency).await;
         stats.report("introspection");
+        if let (Some((_, nid, nsecret)), Some((ntoken_url, nintrospect_url))) = (&node, &node_endpoints) {
+            // node-oidc-provider refuses to introspect the JWT access tokens it issues
+            // (`unsupported_token_type`: they are self-contained and not stored), so it
+            // introspects an opaque access token for the same API, which it keeps in memory.
+            let token: Value = http
+                .post(ntoken_url)
+                .basic_auth(nid, Some(nsecret))
+                .form(&[("grant_type", "client_credentials"), ("scope", "api.read"), ("resource", "urn:bench:api:opaque")])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let access = token["access_token"].as_str().unwrap_or_else(|| panic!("node-oidc-provider issued no token: {token}")).to_owned();
+            assert!(jose_header(&access).is_none(), "node-oidc-provider issued a JWT where an opaque token was asked for");
+            introspection(&http, nintrospect_url, nid, nsecret, &access, warm_up, concurrency).await;
+            let mut node_stats = introspection(&http, nintrospect_url, nid, nsecret, &access, duration, concurrency).await;
+            node_stats.report("  node-oidc-provider (opaque token)");
+            side_by_side.push(("introspection", stats, node_stats, "(node-oidc-provider: opaque token)"));
+        }
+        drop(node);
 
         // Full authorization code flow with a session and remembered consent.
         admin("/admin/v1/users", json!({"username": "bench", "password": "bench password", "email": "b@example.com", "name": "Bench"})).await;
@@ -200,6 +407,12 @@ fn main() {
         .await;
         stats.report("authorization code flow (session, consent)");
         drop(server);
+        if !side_by_side.is_empty() {
+            println!("side by side, portcullis / node-oidc-provider:");
+            for (name, portcullis, node, note) in &side_by_side {
+                compare(name, portcullis, node, note);
+            }
+        }
     });
     plugin_call_cost();
 }
@@ -216,7 +429,7 @@ fn plugin_call_cost() {
             consent: "consent-default".into(),
         };
         let host = portcullis::plugin::PolicyHost::new(db, defaults, None).unwrap();
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
         portcullis::plugin::watch::load_dir(&host, &dir).await.unwrap();
         let client = portcullis::model::Client {
             id: "c".into(),
@@ -244,7 +457,7 @@ fn plugin_call_cost() {
             acr_values: &[],
             claims_parameter: None,
         };
-        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/policies");
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/policies");
         let manifest = std::fs::read_to_string(fixtures.join("scope-js.toml")).unwrap();
         let wasm = std::fs::read(fixtures.join("scope-js.wasm")).unwrap();
         let js = host.prepare(&manifest, "scope-js", &wasm).unwrap();
