@@ -1,8 +1,8 @@
 //! Every persistent record goes through the active storage plugin, as a generic record of a
 //! kind (`plugin::store`). This module is the typed face of that: which kind each record of
 //! `model` is, its id, the keys it is looked up by, and the cascades that keep the records
-//! consistent (revoking a grant removes its codes and refresh tokens; deleting a client
-//! removes everything issued to it). They are written here, once, as atomic groups, so every
+//! consistent (revoking a grant removes its refresh tokens; deleting a client removes
+//! everything issued to it). They are written here, once, as atomic groups, so every
 //! storage plugin gets them right by construction.
 //!
 //! Bodies are JSON, (de)serialised here and nowhere else.
@@ -99,9 +99,8 @@ kind!(Grant, "grant", |g| id: &g.id,
         k
     },
     expires: Some(g.expires_at));
-kind!(Code, "code", |c| id: &c.hash,
-    keys: vec![("grant", c.grant.id.clone()), ("client", c.doc.client_id.clone())],
-    expires: Some(c.expires_at));
+// A code needs no keys: nothing hangs off it before it is redeemed, and redeeming consumes it.
+kind!(Code, "code", |c| id: &c.hash, expires: Some(c.expires_at));
 kind!(RefreshToken, "refresh-token", |t| id: &t.hash,
     keys: vec![("grant", t.grant_id.clone()), ("client", t.client_id.clone())],
     expires: Some(t.expires_at));
@@ -321,7 +320,6 @@ impl Storage {
         self.apply(vec![
             write::delete::<Client>(id),
             write::delete_by_key::<Grant>("client", id),
-            write::delete_by_key::<Code>("client", id),
             write::delete_by_key::<RefreshToken>("client", id),
             write::delete_by_key::<Consent>("client", id),
             write::delete_by_key::<AppInstance>("client", id),
@@ -364,13 +362,10 @@ impl Storage {
         Ok(grants)
     }
 
-    /// The writes that revoke a grant: it, its codes and its refresh tokens.
+    /// The writes that revoke a grant: it and its refresh tokens. (Its code was consumed
+    /// when the grant was created; the access tokens name the grant and die with it.)
     pub fn revoke_grant_writes(grant_id: &str) -> Vec<Write> {
-        vec![
-            write::delete::<Grant>(grant_id),
-            write::delete_by_key::<Code>("grant", grant_id),
-            write::delete_by_key::<RefreshToken>("grant", grant_id),
-        ]
+        vec![write::delete::<Grant>(grant_id), write::delete_by_key::<RefreshToken>("grant", grant_id)]
     }
 
     /// Revokes a grant and every token issued under it.

@@ -27,6 +27,9 @@ enum E {
     Precondition(u32),
     /// A unique key refused an INSERT (turned into `Precondition` by the caller).
     Duplicate,
+    /// A batched INSERT of several records met an existing one: the group is run again
+    /// record by record, to name the write that failed.
+    RetrySingly,
     Db(DbError),
     /// A row had a shape the schema does not produce.
     Decode(&'static str),
@@ -38,7 +41,7 @@ impl From<E> for StorageError {
     fn from(e: E) -> Self {
         match e {
             E::Precondition(i) => StorageError::PreconditionFailed(i),
-            E::Duplicate => StorageError::Backend("duplicate key".into()),
+            E::Duplicate | E::RetrySingly => StorageError::Backend("duplicate key".into()),
             E::Db(DbError::Unavailable(t)) => StorageError::Unavailable(t),
             E::Db(e) => StorageError::Backend(db_error_text(&e)),
             E::Decode(s) => StorageError::Backend(s.into()),
@@ -178,19 +181,54 @@ fn distinct_keys(record: &Record) -> Vec<&(String, String)> {
     keys
 }
 
-/// Writes the record's keys (after its old ones were removed), in one statement.
-fn insert_keys(record: &Record) -> R<()> {
-    let keys = distinct_keys(record);
-    if keys.is_empty() {
+/// Writes the keys of `records` (after their old ones were removed), in one statement.
+fn insert_keys<'a>(records: impl IntoIterator<Item = &'a Record>) -> R<()> {
+    let mut sql = String::from("INSERT INTO record_keys (kind, name, value, id) VALUES ");
+    let mut params = Vec::new();
+    for record in records {
+        for (name, value) in distinct_keys(record) {
+            sql.push_str(if params.is_empty() { "(?, ?, ?, ?)" } else { ", (?, ?, ?, ?)" });
+            params.extend([text(&record.kind), text(name), text(value), text(&record.id)]);
+        }
+    }
+    if params.is_empty() {
         return Ok(());
     }
-    let mut sql = String::from("INSERT INTO record_keys (kind, name, value, id) VALUES ");
-    let mut params = Vec::with_capacity(keys.len() * 4);
-    for (i, (name, value)) in keys.into_iter().enumerate() {
-        sql.push_str(if i == 0 { "(?, ?, ?, ?)" } else { ", (?, ?, ?, ?)" });
-        params.extend([text(&record.kind), text(name), text(value), text(&record.id)]);
-    }
     execute(&sql, &params).map(drop)
+}
+
+/// Consecutive `create`s of a group, the first of them write number `first`: their records
+/// in one INSERT and their keys in another, so a group costs few round trips.
+fn create_all(first: u32, records: &[&Record], batched: bool) -> R<()> {
+    if records.len() > 1 && batched {
+        let mut sql =
+            String::from("INSERT INTO records (kind, id, body, expires_at, revision, consumed) VALUES ");
+        let mut params = Vec::with_capacity(records.len() * 4);
+        for (i, r) in records.iter().enumerate() {
+            sql.push_str(if i == 0 {
+                "(?, ?, ?, CAST(? AS BIGINT), 1, 0)"
+            } else {
+                ", (?, ?, ?, CAST(? AS BIGINT), 1, 0)"
+            });
+            params.extend([text(&r.kind), text(&r.id), text(&r.body), opt_int(r.expires_at)]);
+        }
+        match insert(&sql, &params) {
+            Err(E::Duplicate) => return Err(E::RetrySingly),
+            other => other?,
+        }
+    } else {
+        for (i, r) in records.iter().enumerate() {
+            match insert(
+                "INSERT INTO records (kind, id, body, expires_at, revision, consumed) \
+                 VALUES (?, ?, ?, CAST(? AS BIGINT), 1, 0)",
+                &[text(&r.kind), text(&r.id), text(&r.body), opt_int(r.expires_at)],
+            ) {
+                Err(E::Duplicate) => return Err(E::Precondition(first + i as u32)),
+                other => other?,
+            }
+        }
+    }
+    insert_keys(records.iter().copied())
 }
 
 fn delete_keys(kind: &str, id: &str) -> R<()> {
@@ -201,17 +239,7 @@ fn delete_keys(kind: &str, id: &str) -> R<()> {
 fn write(index: u32, w: &Write) -> R<()> {
     let failed = || E::Precondition(index);
     match w {
-        Write::Create(r) => {
-            match insert(
-                "INSERT INTO records (kind, id, body, expires_at, revision, consumed) \
-                 VALUES (?, ?, ?, CAST(? AS BIGINT), 1, 0)",
-                &[text(&r.kind), text(&r.id), text(&r.body), opt_int(r.expires_at)],
-            ) {
-                Err(E::Duplicate) => return Err(failed()),
-                other => other?,
-            }
-            insert_keys(r)
-        }
+        Write::Create(r) => create_all(index, &[r], false),
         Write::Put(r) => {
             execute(
                 "INSERT INTO records (kind, id, body, expires_at, revision, consumed) \
@@ -221,7 +249,7 @@ fn write(index: u32, w: &Write) -> R<()> {
                 &[text(&r.kind), text(&r.id), text(&r.body), opt_int(r.expires_at)],
             )?;
             delete_keys(&r.kind, &r.id)?;
-            insert_keys(r)
+            insert_keys([r])
         }
         Write::Update(u) => {
             let r = &u.record;
@@ -235,7 +263,7 @@ fn write(index: u32, w: &Write) -> R<()> {
                 return Err(failed());
             }
             delete_keys(&r.kind, &r.id)?;
-            insert_keys(r)
+            insert_keys([r])
         }
         Write::Consume(at) => {
             let changed = execute(
@@ -341,13 +369,35 @@ impl Guest for SqlStorage {
         if writes.is_empty() {
             return Ok(());
         }
-        let run = || {
-            for (i, w) in writes.iter().enumerate() {
-                write(u32::try_from(i).unwrap_or(u32::MAX), w)?;
+        let index = |i: usize| u32::try_from(i).unwrap_or(u32::MAX);
+        let run = |batched: bool| {
+            let mut i = 0;
+            while i < writes.len() {
+                let creates: Vec<&Record> = writes[i..]
+                    .iter()
+                    .map_while(|w| match w {
+                        Write::Create(r) => Some(r),
+                        _ => None,
+                    })
+                    .collect();
+                if creates.is_empty() {
+                    write(index(i), &writes[i])?;
+                    i += 1;
+                } else {
+                    create_all(index(i), &creates, batched)?;
+                    i += creates.len();
+                }
             }
             Ok(())
         };
-        out(if single_statement(&writes) { run() } else { transaction(run) })
+        out(if single_statement(&writes) {
+            run(false)
+        } else {
+            match transaction(|| run(true)) {
+                Err(E::RetrySingly) => transaction(|| run(false)),
+                other => other,
+            }
+        })
     }
 
     fn purge_expired(now: i64) -> Result<u64, StorageError> {
