@@ -83,7 +83,7 @@ pub struct PoliciesConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct KeysConfig {
     /// `ES256` (default), `RS256` or `EdDSA`.
-    pub algorithm: String,
+    pub algorithm: crate::crypto::SigningAlgorithm,
     /// 32 bytes, base64url, sealing signing keys at rest. Unset: a key file in `data_dir`
     /// (fine for one machine; replicas must share one configured key).
     pub encryption_key: Option<String>,
@@ -140,7 +140,7 @@ impl Default for PoliciesConfig {
 
 impl Default for KeysConfig {
     fn default() -> Self {
-        Self { algorithm: "ES256".into(), encryption_key: None }
+        Self { algorithm: crate::crypto::SigningAlgorithm::ES256, encryption_key: None }
     }
 }
 
@@ -188,12 +188,6 @@ impl Config {
             return Err(ConfigError::Value {
                 key: "server.issuer",
                 reason: "must have no query or fragment (RFC 8414 §2)".into(),
-            });
-        }
-        if !matches!(self.keys.algorithm.as_str(), "ES256" | "RS256" | "EdDSA") {
-            return Err(ConfigError::Value {
-                key: "keys.algorithm",
-                reason: format!("`{}` is not one of ES256, RS256, EdDSA", self.keys.algorithm),
             });
         }
         // A missing Authorization header reads as "", so an empty or guessable token would

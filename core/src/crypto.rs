@@ -102,6 +102,42 @@ impl Sealer {
     }
 }
 
+/// The JWS algorithms (RFC 7518 §3) tokens are signed with, defined once: configuration,
+/// key generation, signing, discovery and the ID token's hashes all read this list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum SigningAlgorithm {
+    ES256,
+    RS256,
+    EdDSA,
+}
+
+impl SigningAlgorithm {
+    pub const ALL: [SigningAlgorithm; 3] = [Self::ES256, Self::RS256, Self::EdDSA];
+
+    /// The JOSE `alg` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ES256 => "ES256",
+            Self::RS256 => "RS256",
+            Self::EdDSA => "EdDSA",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    /// OIDC Core §3.1.3.6 (`at_hash`), §3.3.2.11 (`c_hash`): base64url of the left half of
+    /// the value's hash, with the hash of the signing `alg`: SHA-256 for ES256 and RS256;
+    /// SHA-512 for EdDSA, whose Ed25519 signs with SHA-512 (RFC 8032 §5.1).
+    pub fn half_hash(self, value: &str) -> String {
+        match self {
+            Self::EdDSA => URL_SAFE_NO_PAD.encode(&sha2::Sha512::digest(value.as_bytes())[..32]),
+            Self::ES256 | Self::RS256 => left_half_hash(value),
+        }
+    }
+}
+
 /// base64url of SHA-256's left half: `at_hash` (OIDC Core §3.1.3.6) for ES256/RS256, and the
 /// PKCE S256 transform (RFC 7636 §4.2) uses the whole digest.
 pub fn left_half_hash(value: &str) -> String {

@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::crypto::Sealer;
+use crate::crypto::{Sealer, SigningAlgorithm};
 use crate::model::{SigningKeyRecord, now};
 use crate::storage::{Storage, StorageError};
 
@@ -46,22 +46,20 @@ pub enum TokenRejected {
 
 struct SigningKey {
     kid: String,
-    algorithm: Algorithm,
-    /// `algorithm` as RFC 7518 names it.
-    name: String,
+    algorithm: SigningAlgorithm,
     encoding: EncodingKey,
 }
 
 struct KeyRing {
     active: Option<SigningKey>,
-    verifying: HashMap<String, (Algorithm, DecodingKey)>,
+    verifying: HashMap<String, (SigningAlgorithm, DecodingKey)>,
     jwks: serde_json::Value,
 }
 
 pub struct Keys {
     storage: Storage,
     sealer: Sealer,
-    algorithm: String,
+    algorithm: SigningAlgorithm,
     issuer: String,
     ring: RwLock<Arc<KeyRing>>,
 }
@@ -74,19 +72,19 @@ impl Keys {
     pub async fn load(
         storage: Storage,
         sealer: Sealer,
-        algorithm: &str,
+        algorithm: SigningAlgorithm,
         issuer: &str,
         retire_after: i64,
     ) -> Result<Self, KeyError> {
         let keys = Self {
             storage,
             sealer,
-            algorithm: algorithm.to_owned(),
+            algorithm,
             issuer: issuer.to_owned(),
             ring: RwLock::new(Arc::new(KeyRing { active: None, verifying: HashMap::new(), jwks: json!({"keys": []}) })),
         };
         keys.reload().await?;
-        let active = keys.ring.read().active.as_ref().map(|k| k.name.clone());
+        let active = keys.ring.read().active.as_ref().map(|k| k.algorithm);
         match active {
             None => {
                 keys.add_key().await?;
@@ -94,8 +92,8 @@ impl Keys {
             }
             Some(current) if current != algorithm => {
                 tracing::warn!(
-                    from = %current,
-                    to = algorithm,
+                    from = current.name(),
+                    to = algorithm.name(),
                     "keys.algorithm changed: rotating to a new signing key; the old one stays published until its tokens expire"
                 );
                 keys.rotate(retire_after).await?;
@@ -117,7 +115,7 @@ impl Keys {
             if r.retire_at.is_some_and(|t| t <= now) {
                 continue;
             }
-            let algorithm = parse_algorithm(&r.algorithm).ok_or_else(|| stored(r, "unknown algorithm"))?;
+            let algorithm = SigningAlgorithm::parse(&r.algorithm).ok_or_else(|| stored(r, "unknown algorithm"))?;
             let jwk: serde_json::Value = serde_json::from_str(&r.public_jwk).map_err(|e| stored(r, &e.to_string()))?;
             verifying
                 .insert(r.kid.clone(), (algorithm, decoding_key(&jwk).ok_or_else(|| stored(r, "bad public key"))?));
@@ -130,11 +128,10 @@ impl Keys {
             Some(r) => {
                 let der =
                     self.sealer.open(&r.sealed_private_key, r.kid.as_bytes()).map_err(|e| stored(r, &e.to_string()))?;
-                let algorithm = parse_algorithm(&r.algorithm).ok_or_else(|| stored(r, "unknown algorithm"))?;
+                let algorithm = SigningAlgorithm::parse(&r.algorithm).ok_or_else(|| stored(r, "unknown algorithm"))?;
                 Some(SigningKey {
                     kid: r.kid.clone(),
                     algorithm,
-                    name: r.algorithm.clone(),
                     encoding: encoding_key(algorithm, &der).map_err(|e| stored(r, &e))?,
                 })
             }
@@ -160,17 +157,17 @@ impl Keys {
 
     async fn add_key(&self) -> Result<String, KeyError> {
         let kid = crate::crypto::random_token(12);
-        let (der, jwk) = generate(&self.algorithm, &kid)?;
+        let (der, jwk) = generate(self.algorithm, &kid)?;
         let record = SigningKeyRecord {
             kid: kid.clone(),
-            algorithm: self.algorithm.clone(),
+            algorithm: self.algorithm.name().to_owned(),
             sealed_private_key: self.sealer.seal(&der, kid.as_bytes()),
             public_jwk: jwk.to_string(),
             created_at: now(),
             retire_at: None,
         };
         self.storage.put_key(&record).await?;
-        tracing::info!(kid = %kid, algorithm = %self.algorithm, "signing key created");
+        tracing::info!(kid = %kid, algorithm = self.algorithm.name(), "signing key created");
         Ok(kid)
     }
 
@@ -178,12 +175,9 @@ impl Keys {
         self.ring.read().jwks.clone()
     }
 
-    /// The algorithm tokens are signed with now: the active key's (RFC 7518 `alg` name).
-    pub fn signing_algorithm(&self) -> String {
-        match &self.ring.read().active {
-            Some(key) => key.name.clone(),
-            None => self.algorithm.clone(),
-        }
+    /// The algorithm tokens are signed with now: the active key's.
+    pub fn signing_algorithm(&self) -> SigningAlgorithm {
+        self.ring.read().active.as_ref().map_or(self.algorithm, |key| key.algorithm)
     }
 
     /// The active key, held still: what is computed from its algorithm (`at_hash`) and what
@@ -210,10 +204,10 @@ impl Keys {
         let kid = header.kid.ok_or(TokenRejected::UnknownKey)?;
         let ring = self.ring.read().clone();
         let (algorithm, key) = ring.verifying.get(&kid).ok_or(TokenRejected::UnknownKey)?;
-        if *algorithm != header.alg {
+        if jose(*algorithm) != header.alg {
             return Err(TokenRejected::Invalid);
         }
-        let mut validation = Validation::new(*algorithm);
+        let mut validation = Validation::new(jose(*algorithm));
         validation.leeway = 0;
         validation.validate_aud = false;
         validation.set_issuer(&[&self.issuer]);
@@ -232,14 +226,14 @@ impl Signer {
         self.ring.active.as_ref().ok_or(KeyError::NoActiveKey)
     }
 
-    pub fn algorithm(&self) -> Option<Algorithm> {
+    pub fn algorithm(&self) -> Option<SigningAlgorithm> {
         self.ring.active.as_ref().map(|k| k.algorithm)
     }
 
     /// Signs `claims` as a JWT with this key and the given `typ` header.
     pub fn sign<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String, KeyError> {
         let key = self.key()?;
-        let mut header = Header::new(key.algorithm);
+        let mut header = Header::new(jose(key.algorithm));
         header.kid = Some(key.kid.clone());
         header.typ = Some(typ.to_owned());
         jsonwebtoken::encode(&header, claims, &key.encoding).map_err(KeyError::Sign)
@@ -250,21 +244,21 @@ fn stored(r: &SigningKeyRecord, reason: &str) -> KeyError {
     KeyError::Stored { kid: r.kid.clone(), reason: reason.to_owned() }
 }
 
-fn parse_algorithm(name: &str) -> Option<Algorithm> {
-    match name {
-        "ES256" => Some(Algorithm::ES256),
-        "RS256" => Some(Algorithm::RS256),
-        "EdDSA" => Some(Algorithm::EdDSA),
-        _ => None,
+/// jsonwebtoken's name for an algorithm.
+fn jose(algorithm: SigningAlgorithm) -> Algorithm {
+    match algorithm {
+        SigningAlgorithm::ES256 => Algorithm::ES256,
+        SigningAlgorithm::RS256 => Algorithm::RS256,
+        SigningAlgorithm::EdDSA => Algorithm::EdDSA,
     }
 }
 
 /// A fresh key pair: the private key as PKCS#8 DER, the public key as a JWK.
-fn generate(algorithm: &str, kid: &str) -> Result<(Vec<u8>, serde_json::Value), KeyError> {
+fn generate(algorithm: SigningAlgorithm, kid: &str) -> Result<(Vec<u8>, serde_json::Value), KeyError> {
     let rng = aws_lc_rs::rand::SystemRandom::new();
     let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
     match algorithm {
-        "ES256" => {
+        SigningAlgorithm::ES256 => {
             let pkcs8 =
                 EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).map_err(|_| KeyError::Generate)?;
             let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
@@ -277,14 +271,14 @@ fn generate(algorithm: &str, kid: &str) -> Result<(Vec<u8>, serde_json::Value), 
                              "use": "sig", "alg": "ES256", "kid": kid});
             Ok((pkcs8.as_ref().to_vec(), jwk))
         }
-        "EdDSA" => {
+        SigningAlgorithm::EdDSA => {
             let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| KeyError::Generate)?;
             let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|_| KeyError::Generate)?;
             let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": b64(pair.public_key().as_ref()),
                              "use": "sig", "alg": "EdDSA", "kid": kid});
             Ok((pkcs8.as_ref().to_vec(), jwk))
         }
-        "RS256" => {
+        SigningAlgorithm::RS256 => {
             let pair =
                 aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).map_err(|_| KeyError::Generate)?;
             let der = pair.as_der().map_err(|_| KeyError::Generate)?;
@@ -293,15 +287,14 @@ fn generate(algorithm: &str, kid: &str) -> Result<(Vec<u8>, serde_json::Value), 
                              "use": "sig", "alg": "RS256", "kid": kid});
             Ok((der.as_ref().to_vec(), jwk))
         }
-        _ => Err(KeyError::Generate),
     }
 }
 
-fn encoding_key(algorithm: Algorithm, pkcs8: &[u8]) -> Result<EncodingKey, String> {
+fn encoding_key(algorithm: SigningAlgorithm, pkcs8: &[u8]) -> Result<EncodingKey, String> {
     match algorithm {
-        Algorithm::ES256 => Ok(EncodingKey::from_ec_der(pkcs8)),
-        Algorithm::EdDSA => Ok(EncodingKey::from_ed_der(pkcs8)),
-        Algorithm::RS256 => {
+        SigningAlgorithm::ES256 => Ok(EncodingKey::from_ec_der(pkcs8)),
+        SigningAlgorithm::EdDSA => Ok(EncodingKey::from_ed_der(pkcs8)),
+        SigningAlgorithm::RS256 => {
             // The RSA signer wants PEM to accept PKCS#8.
             let body = STANDARD.encode(pkcs8);
             let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
@@ -312,7 +305,6 @@ fn encoding_key(algorithm: Algorithm, pkcs8: &[u8]) -> Result<EncodingKey, Strin
             pem.push_str("-----END PRIVATE KEY-----\n");
             EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| e.to_string())
         }
-        _ => Err("unsupported algorithm".into()),
     }
 }
 

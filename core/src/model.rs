@@ -5,11 +5,31 @@
 
 use serde::{Deserialize, Serialize};
 
-pub const GRANT_AUTHORIZATION_CODE: &str = "authorization_code";
-pub const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
-pub const GRANT_REFRESH_TOKEN: &str = "refresh_token";
-pub const GRANT_PASSWORD: &str = "password";
-pub const GRANT_DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
+/// The grant types a client may be registered for, defined once: the token endpoint
+/// dispatches on them, registration validates against them, discovery lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantType {
+    AuthorizationCode,
+    ClientCredentials,
+    RefreshToken,
+}
+
+impl GrantType {
+    pub const ALL: [GrantType; 3] = [Self::AuthorizationCode, Self::ClientCredentials, Self::RefreshToken];
+
+    /// The `grant_type` value (RFC 6749 §4.1.3, §4.4.2, §6).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AuthorizationCode => "authorization_code",
+            Self::ClientCredentials => "client_credentials",
+            Self::RefreshToken => "refresh_token",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|g| g.as_str() == value)
+    }
+}
 
 /// A registered client (RFC 6749 §2).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -58,8 +78,8 @@ impl Client {
     pub fn is_public(&self) -> bool {
         self.secret_hash.is_none()
     }
-    pub fn allows_grant(&self, grant_type: &str) -> bool {
-        self.doc.grant_types.iter().any(|g| g == grant_type)
+    pub fn allows_grant(&self, grant_type: GrantType) -> bool {
+        self.doc.grant_types.iter().any(|g| g == grant_type.as_str())
     }
     pub fn is_expired(&self, now: i64) -> bool {
         self.doc.expires_at.is_some_and(|t| t <= now)

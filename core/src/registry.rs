@@ -61,8 +61,6 @@ pub struct RegisteredClient {
     pub client_secret: Option<String>,
 }
 
-const KNOWN_GRANTS: &[&str] = &[GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN];
-
 pub async fn register_client(storage: &Storage, new: NewClient) -> Result<RegisteredClient, RegistryError> {
     if new.name.trim().is_empty() {
         return Err(RegistryError::Invalid("a client needs a name".into()));
@@ -80,23 +78,24 @@ pub async fn register_client(storage: &Storage, new: NewClient) -> Result<Regist
             bounds.check(seconds).map_err(|reason| RegistryError::Invalid(format!("`{field}`: {reason}")))?;
         }
     }
-    let mut grant_types = new.grant_types.clone();
-    if grant_types.is_empty() {
-        grant_types = if new.redirect_uris.is_empty() {
-            vec![GRANT_CLIENT_CREDENTIALS.into()]
-        } else {
-            vec![GRANT_AUTHORIZATION_CODE.into(), GRANT_REFRESH_TOKEN.into()]
-        };
-    }
-    for g in &grant_types {
-        if !KNOWN_GRANTS.contains(&g.as_str()) {
-            return Err(RegistryError::Invalid(format!("unknown grant type `{g}`")));
+    let mut grant_types = Vec::with_capacity(new.grant_types.len());
+    for g in &new.grant_types {
+        let g = GrantType::parse(g).ok_or_else(|| RegistryError::Invalid(format!("unknown grant type `{g}`")))?;
+        if !grant_types.contains(&g) {
+            grant_types.push(g);
         }
     }
-    if grant_types.iter().any(|g| g == GRANT_AUTHORIZATION_CODE) && new.redirect_uris.is_empty() {
+    if grant_types.is_empty() {
+        grant_types = if new.redirect_uris.is_empty() {
+            vec![GrantType::ClientCredentials]
+        } else {
+            vec![GrantType::AuthorizationCode, GrantType::RefreshToken]
+        };
+    }
+    if grant_types.contains(&GrantType::AuthorizationCode) && new.redirect_uris.is_empty() {
         return Err(RegistryError::Invalid("the authorization code grant needs at least one redirect URI".into()));
     }
-    if new.public && grant_types.iter().any(|g| g == GRANT_CLIENT_CREDENTIALS) {
+    if new.public && grant_types.contains(&GrantType::ClientCredentials) {
         return Err(RegistryError::Invalid("a public client cannot use client credentials".into()));
     }
     if new.public && new.introspect_any {
@@ -105,7 +104,7 @@ pub async fn register_client(storage: &Storage, new: NewClient) -> Result<Regist
         ));
     }
     let mut scopes = new.scopes.clone();
-    if scopes.is_empty() && grant_types.iter().any(|g| g == GRANT_AUTHORIZATION_CODE) {
+    if scopes.is_empty() && grant_types.contains(&GrantType::AuthorizationCode) {
         scopes = ["openid", "profile", "email", "offline_access"].map(String::from).to_vec();
     }
     for s in &scopes {
@@ -126,7 +125,7 @@ pub async fn register_client(storage: &Storage, new: NewClient) -> Result<Regist
             description: new.description,
             redirect_uris: new.redirect_uris,
             post_logout_redirect_uris: Vec::new(),
-            grant_types,
+            grant_types: grant_types.into_iter().map(|g| g.as_str().to_owned()).collect(),
             scopes,
             allow_plain_pkce: new.allow_plain_pkce,
             always_issue_refresh_token: new.always_issue_refresh_token,

@@ -63,7 +63,7 @@ impl Portcullis {
         let storage = Storage::new(host.clone());
         let sealer = sealer(&config)?;
         let retire_after = longest_token_lifetime(&config);
-        let keys = Keys::load(storage.clone(), sealer, &config.keys.algorithm, config.issuer(), retire_after).await?;
+        let keys = Keys::load(storage.clone(), sealer, config.keys.algorithm, config.issuer(), retire_after).await?;
         let sign_in_limit = crate::oauth::sign_in_limit::SignInLimit::new(&config);
         let discovery_scopes = Default::default();
         Ok(Arc::new(Self { config, host, storage, keys, sign_in_limit, discovery_scopes }))

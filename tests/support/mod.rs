@@ -71,7 +71,8 @@ impl TestServer {
         config.policies.watch = options.watch;
         config.keys.encryption_key = options.encryption_key;
         if let Some(algorithm) = options.algorithm {
-            config.keys.algorithm = algorithm;
+            config.keys.algorithm =
+                portcullis::crypto::SigningAlgorithm::parse(&algorithm).expect("ES256, RS256 or EdDSA");
         }
         if let Some(url) = options.database_url {
             config.database.url = url;

@@ -50,7 +50,7 @@ pub async fn exchange(app: &App, client: &Client, params: &Params) -> Result<Tok
     }
 
     let grant = &code.grant;
-    let wants_refresh = client.allows_grant(GRANT_REFRESH_TOKEN)
+    let wants_refresh = client.allows_grant(GrantType::RefreshToken)
         && (client.doc.always_issue_refresh_token || grant.doc.scopes.iter().any(|s| s == "offline_access"));
     let mut writes = vec![write::consume::<Code>(&code.hash), write::create(grant)?];
     let refresh_token = if wants_refresh {

@@ -152,7 +152,7 @@ fn validate_request(
     if params.get("request_uri").is_some() {
         return Err(OAuthError::InvalidRequest("request_uri is not supported".into()));
     }
-    if !client.allows_grant(GRANT_AUTHORIZATION_CODE) {
+    if !client.allows_grant(GrantType::AuthorizationCode) {
         return Err(OAuthError::UnauthorizedClient("this client may not use the authorization code grant".into()));
     }
     r.scopes = parse_scope(params.get("scope"))?;
@@ -302,7 +302,7 @@ async fn decide(
             user: Some(&user),
             requested: &request.scopes,
             scope_parameter_present: request.scope_given,
-            grant_type: GRANT_AUTHORIZATION_CODE,
+            grant_type: GrantType::AuthorizationCode.as_str(),
             original_scopes: None,
             acr_values: &request.acr_values,
             claims_parameter: request.claims.as_deref(),

@@ -17,7 +17,7 @@ pub fn exchange(app: &App, context: &ClientContext, params: &Params) -> Result<T
             user: None,
             requested: &requested,
             scope_parameter_present: params.get("scope").is_some(),
-            grant_type: GRANT_CLIENT_CREDENTIALS,
+            grant_type: GrantType::ClientCredentials.as_str(),
             original_scopes: None,
             acr_values: &[],
             claims_parameter: None,

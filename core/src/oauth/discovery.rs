@@ -9,8 +9,9 @@ use axum::extract::State;
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
-use super::profiles::NATIVE;
+use super::profiles::{Endpoint, Profile};
 use super::tokens;
+use crate::model::GrantType;
 use crate::server::{App, Portcullis};
 
 /// The scopes this server itself gives meaning to: OIDC Core §3.1.2.1 (`openid`), §5.4
@@ -69,20 +70,15 @@ pub async fn metadata(app: &App) -> Value {
     let base = app.config.issuer();
     let locales = app.host.consent_locales(&app.host.defaults.consent);
     let scopes = app.discovery_scopes.get(app).await;
-    json!({
+    let mut metadata = json!({
         "issuer": base,
-        "authorization_endpoint": format!("{base}{}", NATIVE.authorize),
-        "token_endpoint": format!("{base}{}", NATIVE.token),
-        "userinfo_endpoint": format!("{base}{}", NATIVE.userinfo),
         "jwks_uri": format!("{base}/jwks.json"),
-        "introspection_endpoint": format!("{base}{}", NATIVE.introspect),
-        "revocation_endpoint": format!("{base}{}", NATIVE.revoke),
         "scopes_supported": *scopes,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token"],
+        "grant_types_supported": GrantType::ALL.map(GrantType::as_str),
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": [app.keys.signing_algorithm()],
+        "id_token_signing_alg_values_supported": [app.keys.signing_algorithm().name()],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         // RFC 7662 §2.1: only an authenticated (confidential) client may introspect.
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
@@ -95,7 +91,13 @@ pub async fn metadata(app: &App) -> Value {
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
         "authorization_response_iss_parameter_supported": true,
-    })
+    });
+    if let Some(map) = metadata.as_object_mut() {
+        for endpoint in Endpoint::ALL {
+            map.insert(endpoint.metadata_name().into(), format!("{base}{}", Profile::Native.path(endpoint)).into());
+        }
+    }
+    metadata
 }
 
 pub async fn openid_configuration(State(app): State<App>) -> impl IntoResponse {

@@ -26,16 +26,22 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
-use self::profiles::{NATIVE, Paths, Profile};
+use std::collections::HashSet;
+
+use axum::routing::MethodRouter;
+
+use self::profiles::{Endpoint, Profile};
 use crate::server::App;
 
-fn endpoints(router: Router<App>, p: &Paths) -> Router<App> {
-    router
-        .route(p.authorize, get(authorize::get).post(authorize::post))
-        .route(p.token, post(token::token))
-        .route(p.userinfo, get(userinfo::get).post(userinfo::post))
-        .route(p.introspect, post(introspection::introspect))
-        .route(p.revoke, post(revocation::revoke))
+/// The handlers of an endpoint.
+fn handlers(endpoint: Endpoint) -> MethodRouter<App> {
+    match endpoint {
+        Endpoint::Authorization => get(authorize::get).post(authorize::post),
+        Endpoint::Token => post(token::token),
+        Endpoint::Userinfo => get(userinfo::get).post(userinfo::post),
+        Endpoint::Introspection => post(introspection::introspect),
+        Endpoint::Revocation => post(revocation::revoke),
+    }
 }
 
 pub fn router(app: App) -> Router {
@@ -46,19 +52,15 @@ pub fn router(app: App) -> Router {
         .route(interaction::LOGIN_PATH, post(authorize::login))
         .route(interaction::CONSENT_PATH, post(authorize::consent))
         .route("/health", get(|| async { "ok" }));
-    router = endpoints(router, &NATIVE);
-    for name in &app.config.server.profiles {
-        if let Some(profile) = Profile::parse(name) {
-            let paths = profile.paths();
-            // Profiles may share a path with the native layout (Deployteq's /userinfo).
-            if paths.userinfo == NATIVE.userinfo {
-                router = router
-                    .route(paths.authorize, get(authorize::get).post(authorize::post))
-                    .route(paths.token, post(token::token))
-                    .route(paths.introspect, post(introspection::introspect))
-                    .route(paths.revoke, post(revocation::revoke));
-            } else {
-                router = endpoints(router, &paths);
+    let profiles =
+        std::iter::once(Profile::Native).chain(app.config.server.profiles.iter().filter_map(|p| Profile::parse(p)));
+    // Layouts may share a path (Deployteq's /userinfo is the native one): each is routed once.
+    let mut routed = HashSet::new();
+    for profile in profiles {
+        for endpoint in Endpoint::ALL {
+            let path = profile.path(endpoint);
+            if routed.insert(path) {
+                router = router.route(path, handlers(endpoint));
             }
         }
     }

@@ -1,8 +1,43 @@
-//! Compatibility profiles: the path layouts of the systems Portcullis stands in for, so one
-//! server answers at its native paths and at theirs.
+//! The endpoints, and the path layouts they answer at: the native one and the compatibility
+//! profiles of the systems Portcullis stands in for, so one server answers at its native
+//! paths and at theirs. Every list of endpoints (the router, discovery) is read from here.
 
+/// An endpoint with a path of its own in each layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// RFC 6749 §3.1.
+    Authorization,
+    /// RFC 6749 §3.2.
+    Token,
+    /// OIDC Core §5.3.
+    Userinfo,
+    /// RFC 7662.
+    Introspection,
+    /// RFC 7009.
+    Revocation,
+}
+
+impl Endpoint {
+    pub const ALL: [Endpoint; 5] =
+        [Self::Authorization, Self::Token, Self::Userinfo, Self::Introspection, Self::Revocation];
+
+    /// Its name in authorization server metadata (RFC 8414 §2, OIDC Discovery §3).
+    pub fn metadata_name(self) -> &'static str {
+        match self {
+            Self::Authorization => "authorization_endpoint",
+            Self::Token => "token_endpoint",
+            Self::Userinfo => "userinfo_endpoint",
+            Self::Introspection => "introspection_endpoint",
+            Self::Revocation => "revocation_endpoint",
+        }
+    }
+}
+
+/// A path layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Profile {
+    /// Portcullis's own paths, always served and advertised.
+    Native,
     /// ELMA365 external applications: `/api/o/oauth/v2/*`.
     Elma365,
     /// DATEV (IdentityServer layout): `/connect/*`.
@@ -11,56 +46,40 @@ pub enum Profile {
     Deployteq,
 }
 
-/// Where each endpoint lives in one layout.
-pub struct Paths {
-    pub authorize: &'static str,
-    pub token: &'static str,
-    pub userinfo: &'static str,
-    pub introspect: &'static str,
-    pub revoke: &'static str,
-}
-
-pub const NATIVE: Paths = Paths {
-    authorize: "/authorize",
-    token: "/token",
-    userinfo: "/userinfo",
-    introspect: "/introspect",
-    revoke: "/revoke",
-};
-
 impl Profile {
+    /// The profiles an operator can add in `server.profiles`.
+    pub const NAMED: [(&'static str, Profile); 3] =
+        [("elma365", Self::Elma365), ("datev", Self::Datev), ("deployteq", Self::Deployteq)];
+
     pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "elma365" => Some(Self::Elma365),
-            "datev" => Some(Self::Datev),
-            "deployteq" => Some(Self::Deployteq),
-            _ => None,
-        }
+        Self::NAMED.iter().find(|(n, _)| *n == name).map(|(_, p)| *p)
     }
 
-    pub fn paths(self) -> Paths {
-        match self {
-            Self::Elma365 => Paths {
-                authorize: "/api/o/oauth/v2/authorize",
-                token: "/api/o/oauth/v2/token",
-                userinfo: "/api/o/oauth/v2/userinfo",
-                introspect: "/api/o/oauth/v2/introspect",
-                revoke: "/api/o/oauth/v2/revoke",
-            },
-            Self::Datev => Paths {
-                authorize: "/connect/authorize",
-                token: "/connect/token",
-                userinfo: "/connect/userinfo",
-                introspect: "/connect/introspect",
-                revoke: "/connect/revocation",
-            },
-            Self::Deployteq => Paths {
-                authorize: "/oauth2/auth",
-                token: "/oauth2/token",
-                userinfo: "/userinfo",
-                introspect: "/oauth2/introspect",
-                revoke: "/oauth2/revoke",
-            },
+    /// Where `endpoint` lives in this layout.
+    pub fn path(self, endpoint: Endpoint) -> &'static str {
+        use Endpoint::*;
+        match (self, endpoint) {
+            (Self::Native, Authorization) => "/authorize",
+            (Self::Native, Token) => "/token",
+            (Self::Native, Userinfo) => "/userinfo",
+            (Self::Native, Introspection) => "/introspect",
+            (Self::Native, Revocation) => "/revoke",
+            (Self::Elma365, Authorization) => "/api/o/oauth/v2/authorize",
+            (Self::Elma365, Token) => "/api/o/oauth/v2/token",
+            (Self::Elma365, Userinfo) => "/api/o/oauth/v2/userinfo",
+            (Self::Elma365, Introspection) => "/api/o/oauth/v2/introspect",
+            (Self::Elma365, Revocation) => "/api/o/oauth/v2/revoke",
+            (Self::Datev, Authorization) => "/connect/authorize",
+            (Self::Datev, Token) => "/connect/token",
+            (Self::Datev, Userinfo) => "/connect/userinfo",
+            (Self::Datev, Introspection) => "/connect/introspect",
+            (Self::Datev, Revocation) => "/connect/revocation",
+            (Self::Deployteq, Authorization) => "/oauth2/auth",
+            (Self::Deployteq, Token) => "/oauth2/token",
+            // Hydra serves userinfo at the root, as Portcullis does.
+            (Self::Deployteq, Userinfo) => "/userinfo",
+            (Self::Deployteq, Introspection) => "/oauth2/introspect",
+            (Self::Deployteq, Revocation) => "/oauth2/revoke",
         }
     }
 }

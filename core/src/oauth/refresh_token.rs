@@ -48,7 +48,7 @@ pub async fn exchange(app: &App, context: &ClientContext, params: &Params) -> Re
             user: user.as_ref(),
             requested: &requested,
             scope_parameter_present: !requested.is_empty(),
-            grant_type: GRANT_REFRESH_TOKEN,
+            grant_type: GrantType::RefreshToken.as_str(),
             original_scopes: Some(&token.scopes),
             acr_values: &[],
             claims_parameter: None,

@@ -43,19 +43,20 @@ pub fn require_form(headers: &HeaderMap) -> Result<(), OAuthError> {
 async fn handle(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<super::tokens::TokenResponse, OAuthError> {
     require_form(headers)?;
     let mut params = Params::parse(body)?;
-    let grant_type = params.required("grant_type")?.to_owned();
-    let known = [GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN];
-    if !known.contains(&grant_type.as_str()) {
-        return Err(OAuthError::UnsupportedGrantType(format!("grant_type `{grant_type}` is not supported")));
-    }
+    let name = params.required("grant_type")?;
+    let grant_type = GrantType::parse(name)
+        .ok_or_else(|| OAuthError::UnsupportedGrantType(format!("grant_type `{name}` is not supported")))?;
     let context = client_auth::authenticate(app, headers, &mut params).await?.context;
-    if !context.client.allows_grant(&grant_type) {
-        return Err(OAuthError::UnauthorizedClient(format!("this client may not use the `{grant_type}` grant")));
+    if !context.client.allows_grant(grant_type) {
+        return Err(OAuthError::UnauthorizedClient(format!(
+            "this client may not use the `{}` grant",
+            grant_type.as_str()
+        )));
     }
-    match grant_type.as_str() {
-        GRANT_AUTHORIZATION_CODE => authorization_code::exchange(app, &context.client, &params).await,
-        GRANT_CLIENT_CREDENTIALS => client_credentials::exchange(app, &context, &params),
-        GRANT_REFRESH_TOKEN => refresh_token::exchange(app, &context, &params).await,
-        other => Err(OAuthError::UnsupportedGrantType(format!("grant_type `{other}` is not supported"))),
+    // Exhaustive: a grant type is dispatched to its own module or not accepted at all.
+    match grant_type {
+        GrantType::AuthorizationCode => authorization_code::exchange(app, &context.client, &params).await,
+        GrantType::ClientCredentials => client_credentials::exchange(app, &context, &params),
+        GrantType::RefreshToken => refresh_token::exchange(app, &context, &params).await,
     }
 }

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::crypto::{hash_secret, left_half_hash, random_token};
+use crate::crypto::{hash_secret, random_token};
 use crate::error::OAuthError;
 use crate::model::{Client, ExtraClaim, RefreshToken, User, now};
 use crate::server::Portcullis;
@@ -126,7 +126,7 @@ fn id_token(
         "azp": what.client.id,
         "exp": now + app.config.tokens.id_token_ttl as i64,
         "iat": now,
-        "at_hash": at_hash(algorithm, access_token),
+        "at_hash": algorithm.half_hash(access_token),
     });
     let map = claims.as_object_mut().ok_or_else(|| OAuthError::internal("id token", "claims are not an object"))?;
     if let Some(t) = what.auth_time {
@@ -142,21 +142,6 @@ fn id_token(
         map.entry(c.name.clone()).or_insert_with(|| c.value.clone());
     }
     Ok(signer.sign("JWT", &claims)?)
-}
-
-/// OIDC Core §3.1.3.6: base64url of the left half of the access token's hash, with the hash
-/// of the ID token's JOSE `alg`: SHA-256 for ES256 and RS256; SHA-512 for EdDSA, whose
-/// Ed25519 signs with SHA-512 (RFC 8032 §5.1).
-fn at_hash(algorithm: jsonwebtoken::Algorithm, access_token: &str) -> String {
-    match algorithm {
-        jsonwebtoken::Algorithm::EdDSA => {
-            use base64::Engine;
-            use sha2::Digest;
-            let d = sha2::Sha512::digest(access_token.as_bytes());
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&d[..32])
-        }
-        _ => left_half_hash(access_token),
-    }
 }
 
 /// The claims every ID token carries, or carries when they apply (OIDC Core §2).
