@@ -567,7 +567,10 @@ async fn key_rotation_keeps_old_tokens_verifiable() {
 #[tokio::test]
 async fn compatibility_profiles_answer_at_their_paths() {
     let server = TestServer::start_with(support::Options {
-        profiles: vec!["elma365".into(), "datev".into(), "deployteq".into()],
+        profiles: {
+            use portcullis::config::CompatibilityProfile::*;
+            vec![Elma365, Datev, Deployteq]
+        },
         ..Default::default()
     })
     .await;

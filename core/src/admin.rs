@@ -9,8 +9,21 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::keys::Keys;
 use crate::registry::{self, ClientSummary, NewClient, NewUser, RegistryError, UserSummary};
-use crate::server::App;
+use crate::storage::Storage;
+
+/// What the admin API uses: the configuration (its token), the records and the keys.
+pub struct Admin {
+    pub config: Arc<Config>,
+    pub storage: Storage,
+    pub keys: Arc<Keys>,
+}
+
+type App = Arc<Admin>;
 
 pub fn router(app: App) -> Router {
     Router::new()
@@ -126,7 +139,7 @@ async fn list_users(State(app): State<App>) -> Response {
 }
 
 async fn rotate_keys(State(app): State<App>) -> Response {
-    match app.keys.rotate(app.longest_token_lifetime()).await {
+    match app.keys.rotate(app.config.longest_token_lifetime()).await {
         Ok(kid) => Json(json!({"kid": kid})).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "key rotation failed");

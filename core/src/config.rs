@@ -33,7 +33,7 @@ pub struct ServerConfig {
     /// Bearer token for `/admin/v1`; the admin API is off while this is unset.
     pub admin_token: Option<String>,
     /// Path layouts answered besides the native one: `elma365`, `datev`, `deployteq`.
-    pub profiles: Vec<String>,
+    pub profiles: Vec<CompatibilityProfile>,
     /// Sign-in attempts per username per minute on one replica before further attempts are
     /// delayed (never refused); 0 turns the limit off.
     pub sign_in_attempts_per_minute: u32,
@@ -49,6 +49,16 @@ pub struct ServerConfig {
     /// Sign-in attempts waiting for a hash beyond those running; past it the login page
     /// says the server is busy (503).
     pub password_hash_queue: usize,
+}
+
+/// The path layouts of the systems Portcullis stands in for (the paths themselves are the
+/// protocol's: `oauth::profiles`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CompatibilityProfile {
+    Elma365,
+    Datev,
+    Deployteq,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -202,14 +212,6 @@ impl Config {
                 ),
             });
         }
-        for p in &self.server.profiles {
-            if crate::oauth::profiles::Profile::parse(p).is_none() {
-                return Err(ConfigError::Value {
-                    key: "server.profiles",
-                    reason: format!("unknown profile `{p}` (elma365, datev, deployteq)"),
-                });
-            }
-        }
         let t = &self.tokens;
         let lifetimes = [
             ("tokens.code_ttl", t.code_ttl, limits::CODE_TTL),
@@ -230,6 +232,12 @@ impl Config {
             });
         }
         Ok(())
+    }
+
+    /// The longest any signed token lives: how long a rotated-out key stays published.
+    pub fn longest_token_lifetime(&self) -> i64 {
+        let t = &self.tokens;
+        t.access_token_ttl.max(t.id_token_ttl) as i64 + 60
     }
 
     /// The issuer without a trailing slash, the base of every endpoint URL.

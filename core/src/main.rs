@@ -201,7 +201,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Keys(KeysCommand::Rotate) => {
             let app = Portcullis::open(config, false).await?;
-            let kid = app.keys.rotate(app.longest_token_lifetime()).await?;
+            let kid = app.keys.rotate(app.config.longest_token_lifetime()).await?;
             println!("new signing key: {kid}");
             Ok(())
         }

@@ -10,22 +10,24 @@ use axum::http::{HeaderName, Request};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use crate::admin::Admin;
 use crate::config::Config;
 use crate::crypto::Sealer;
 use crate::keys::Keys;
+use crate::oauth::Protocol;
+use crate::oauth::sign_in_limit::SignInLimit;
 use crate::plugin::database::Database;
 use crate::plugin::{Defaults, PolicyHost, watch};
 use crate::storage::Storage;
 
-/// Everything a request handler needs; shared by every request.
+/// The composition root: every part of the server, opened from one configuration. The
+/// protocol's endpoints get [`Protocol`], the admin API [`Admin`]: each only what it uses.
 pub struct Portcullis {
-    pub config: Config,
+    pub config: Arc<Config>,
     pub host: Arc<PolicyHost>,
     pub storage: Storage,
-    pub keys: Keys,
-    pub sign_in_limit: crate::oauth::sign_in_limit::SignInLimit,
-    /// Discovery's `scopes_supported`, read from the registered clients now and then.
-    pub discovery_scopes: crate::oauth::discovery::ScopesCache,
+    pub keys: Arc<Keys>,
+    pub protocol: Arc<Protocol>,
 }
 
 pub type App = Arc<Portcullis>;
@@ -62,22 +64,20 @@ impl Portcullis {
         }
         let storage = Storage::new(host.clone());
         let sealer = sealer(&config)?;
-        let retire_after = longest_token_lifetime(&config);
-        let keys = Keys::load(storage.clone(), sealer, config.keys.algorithm, config.issuer(), retire_after).await?;
-        let sign_in_limit = crate::oauth::sign_in_limit::SignInLimit::new(&config);
-        let discovery_scopes = Default::default();
-        Ok(Arc::new(Self { config, host, storage, keys, sign_in_limit, discovery_scopes }))
+        let retire_after = config.longest_token_lifetime();
+        let keys =
+            Arc::new(Keys::load(storage.clone(), sealer, config.keys.algorithm, config.issuer(), retire_after).await?);
+        let config = Arc::new(config);
+        let protocol = Arc::new(Protocol {
+            config: config.clone(),
+            storage: storage.clone(),
+            keys: keys.clone(),
+            host: host.clone(),
+            sign_in_limit: SignInLimit::new(&config),
+            discovery_scopes: Default::default(),
+        });
+        Ok(Arc::new(Self { config, host, storage, keys, protocol }))
     }
-
-    /// The longest any signed token lives: how long a rotated-out key stays published.
-    pub fn longest_token_lifetime(&self) -> i64 {
-        longest_token_lifetime(&self.config)
-    }
-}
-
-fn longest_token_lifetime(config: &Config) -> i64 {
-    let t = &config.tokens;
-    t.access_token_ttl.max(t.id_token_ttl) as i64 + 60
 }
 
 fn sealer(config: &Config) -> anyhow::Result<Sealer> {
@@ -153,8 +153,9 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 
 pub fn router(app: App) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
-    crate::oauth::router(app.clone())
-        .merge(crate::admin::router(app.clone()))
+    let admin = Admin { config: app.config.clone(), storage: app.storage.clone(), keys: app.keys.clone() };
+    crate::oauth::router(app.protocol.clone())
+        .merge(crate::admin::router(Arc::new(admin)))
         .fallback(not_found)
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
@@ -177,7 +178,7 @@ pub fn spawn_upkeep(app: App) {
         let mut n: u64 = 0;
         loop {
             tick.tick().await;
-            app.sign_in_limit.forget_idle();
+            app.protocol.sign_in_limit.forget_idle();
             if let Err(e) = app.keys.reload().await {
                 tracing::warn!(error = %e, "reloading signing keys failed");
             }

@@ -36,7 +36,7 @@ pub type Configure = Box<dyn FnOnce(&mut Config)>;
 pub struct Options {
     pub database_url: Option<String>,
     pub policies: Option<PathBuf>,
-    pub profiles: Vec<String>,
+    pub profiles: Vec<portcullis::config::CompatibilityProfile>,
     pub watch: bool,
     /// `keys.algorithm`; ES256 when unset.
     pub algorithm: Option<String>,

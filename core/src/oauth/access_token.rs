@@ -2,18 +2,14 @@
 //! expiry, then liveness: not revoked by `jti`, its grant not revoked, its client still
 //! registered and not expired. Liveness is one storage call.
 
+use super::Protocol;
 use super::tokens::AccessClaims;
 use crate::error::OAuthError;
 use crate::model::{Client, Grant, RevokedAccessToken, now};
-use crate::server::Portcullis;
 
 /// `Ok(None)`: not a live access token of this server. `known` is a client the caller has
 /// just loaded (the introspecting one), so it is not looked up again when the token is its own.
-pub async fn validate(
-    app: &Portcullis,
-    token: &str,
-    known: Option<&Client>,
-) -> Result<Option<AccessClaims>, OAuthError> {
+pub async fn validate(app: &Protocol, token: &str, known: Option<&Client>) -> Result<Option<AccessClaims>, OAuthError> {
     let Ok(claims) = app.keys.verify::<AccessClaims>(token, "at+jwt") else { return Ok(None) };
     let (revoked, grant) = match &claims.gid {
         Some(gid) => app.storage.get_pair::<RevokedAccessToken, Grant>(&claims.jti, gid).await?,

@@ -5,12 +5,12 @@
 //! Redeeming is one atomic group: the code is consumed, and the grant it carries and the
 //! refresh token are created, together or not at all.
 
+use super::App;
 use super::params::Params;
 use super::tokens::{self, Issue, TokenResponse};
 use crate::crypto::{hash_secret, random_token};
 use crate::error::OAuthError;
 use crate::model::*;
-use crate::server::App;
 use crate::storage::{Loaded, Storage, StorageError, write};
 
 pub async fn exchange(app: &App, client: &Client, params: &Params) -> Result<TokenResponse, OAuthError> {

@@ -21,6 +21,7 @@ use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
+use super::App;
 use super::interaction::{self, ConsentForm, LoginForm, error_page};
 use super::params::{Params, parse_scope};
 use super::scope_policy::{self, Ask};
@@ -30,7 +31,6 @@ use crate::error::OAuthError;
 use crate::limits::{AUTHORIZATION_PARAMETERS, AUTHORIZE_QUERY_BYTES, MAX_CLIENT_ID_BYTES, MAX_STATE_BYTES};
 pub use crate::model::AuthorizationRequest;
 use crate::model::*;
-use crate::server::App;
 use crate::storage::{ClientContext, write};
 
 /// An error that must not be redirected: shown to the person instead, on the client's

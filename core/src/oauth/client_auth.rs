@@ -8,10 +8,10 @@ use axum::http::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
+use super::Protocol;
 use super::params::Params;
 use crate::error::OAuthError;
 use crate::model::{Client, now};
-use crate::server::Portcullis;
 use crate::storage::ClientContext;
 
 pub struct Authenticated {
@@ -22,7 +22,7 @@ pub struct Authenticated {
 
 /// Authenticates the client of a token, introspection or revocation request.
 pub async fn authenticate(
-    app: &Portcullis,
+    app: &Protocol,
     headers: &HeaderMap,
     params: &mut Params,
 ) -> Result<Authenticated, OAuthError> {

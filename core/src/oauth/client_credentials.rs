@@ -1,11 +1,11 @@
 //! RFC 6749 §4.4 Client Credentials Grant: the client asks for itself. No refresh token (§4.4.3).
 
+use super::App;
 use super::params::{Params, parse_scope};
 use super::scope_policy::{self, Ask};
 use super::tokens::{self, Issue, TokenResponse};
 use crate::error::OAuthError;
 use crate::model::*;
-use crate::server::App;
 use crate::storage::ClientContext;
 
 pub fn exchange(app: &App, context: &ClientContext, params: &Params) -> Result<TokenResponse, OAuthError> {

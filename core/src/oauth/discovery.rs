@@ -11,12 +11,10 @@ use serde_json::{Value, json};
 
 use super::profiles::{Endpoint, Profile};
 use super::tokens;
+use super::{App, Protocol};
 use crate::model::GrantType;
-use crate::server::{App, Portcullis};
 
-/// The scopes this server itself gives meaning to: OIDC Core §3.1.2.1 (`openid`), §5.4
-/// (`profile`, `email`), §11 (`offline_access`).
-pub const SERVER_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
+use super::tokens::SERVER_SCOPES;
 
 /// How long the scopes of the registered clients are reused before being read again.
 const SCOPES_TTL: Duration = Duration::from_secs(30);
@@ -35,7 +33,7 @@ impl ScopesCache {
     }
 
     /// The server's own scopes, then every scope a registered, unexpired client may be granted.
-    pub async fn get(&self, app: &Portcullis) -> Arc<Vec<String>> {
+    pub async fn get(&self, app: &Protocol) -> Arc<Vec<String>> {
         if let Some(v) = self.fresh() {
             return v;
         }

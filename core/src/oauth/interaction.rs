@@ -16,21 +16,21 @@ use serde::Deserialize;
 use super::pages;
 use super::session::{self, INTERACTION_COOKIE, SESSION_COOKIE};
 use super::sign_in_limit::Refusal;
+use super::{App, Protocol};
 use crate::crypto::{hash_secret, random_token};
 use crate::error::OAuthError;
 use crate::model::*;
 use crate::plugin::consent::{Page, PageContext};
-use crate::server::{App, Portcullis};
 use crate::storage::{ClientContext, write};
 
 pub const LOGIN_PATH: &str = "/interaction/login";
 pub const CONSENT_PATH: &str = "/interaction/consent";
 
-pub fn consent_plugin<'a>(app: &'a Portcullis, client: &'a Client) -> &'a str {
+pub fn consent_plugin<'a>(app: &'a Protocol, client: &'a Client) -> &'a str {
     client.doc.consent_ui.as_deref().unwrap_or(&app.host.defaults.consent)
 }
 
-fn context(app: &Portcullis, headers: &HeaderMap, client: &Client, parked: &Interaction, action: &str) -> PageContext {
+fn context(app: &Protocol, headers: &HeaderMap, client: &Client, parked: &Interaction, action: &str) -> PageContext {
     let plugin = consent_plugin(app, client);
     PageContext {
         locale: pages::pick_locale(app, plugin, &parked.request.ui_locales, headers),
@@ -43,7 +43,7 @@ fn context(app: &Portcullis, headers: &HeaderMap, client: &Client, parked: &Inte
 
 /// A login or consent page; its form leads to the issuer and then back to the client.
 fn render(
-    app: &Portcullis,
+    app: &Protocol,
     client: &Client,
     parked: &Interaction,
     page: &Page,
@@ -70,7 +70,7 @@ async fn park_and_render(
     Ok(response)
 }
 
-fn new_interaction(app: &Portcullis, request: AuthorizationRequest) -> Interaction {
+fn new_interaction(app: &Protocol, request: AuthorizationRequest) -> Interaction {
     Interaction {
         id: random_token(32),
         expires_at: now() + app.config.tokens.interaction_ttl as i64,

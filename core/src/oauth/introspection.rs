@@ -10,12 +10,12 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use super::App;
 use super::client_auth;
 use super::params::Params;
 use crate::crypto::hash_secret;
 use crate::error::OAuthError;
 use crate::model::{RefreshToken, now};
-use crate::server::App;
 
 pub async fn introspect(State(app): State<App>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
     let body = match body {

@@ -28,10 +28,29 @@ use axum::routing::{get, post};
 
 use std::collections::HashSet;
 
+use std::sync::Arc;
+
 use axum::routing::MethodRouter;
 
 use self::profiles::{Endpoint, Profile};
-use crate::server::App;
+use crate::config::Config;
+use crate::keys::Keys;
+use crate::plugin::PolicyHost;
+use crate::storage::Storage;
+
+/// What the protocol's endpoints use, and nothing else of the server: the configuration,
+/// the records, the signing keys, the policies, the sign-in throttle and discovery's cache.
+pub struct Protocol {
+    pub config: Arc<Config>,
+    pub storage: Storage,
+    pub keys: Arc<Keys>,
+    pub host: Arc<PolicyHost>,
+    pub sign_in_limit: sign_in_limit::SignInLimit,
+    pub discovery_scopes: discovery::ScopesCache,
+}
+
+/// The protocol's state, shared by every request.
+pub type App = Arc<Protocol>;
 
 /// The handlers of an endpoint.
 fn handlers(endpoint: Endpoint) -> MethodRouter<App> {
@@ -52,8 +71,7 @@ pub fn router(app: App) -> Router {
         .route(interaction::LOGIN_PATH, post(authorize::login))
         .route(interaction::CONSENT_PATH, post(authorize::consent))
         .route("/health", get(|| async { "ok" }));
-    let profiles =
-        std::iter::once(Profile::Native).chain(app.config.server.profiles.iter().filter_map(|p| Profile::parse(p)));
+    let profiles = std::iter::once(Profile::Native).chain(app.config.server.profiles.iter().map(|p| Profile::from(*p)));
     // Layouts may share a path (Deployteq's /userinfo is the native one): each is routed once.
     let mut routed = HashSet::new();
     for profile in profiles {

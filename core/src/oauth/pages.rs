@@ -8,13 +8,13 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest, Sha256};
 
-use crate::server::Portcullis;
+use super::Protocol;
 
 /// The locale a page is rendered in: the first of the request's `ui_locales` (OIDC Core
 /// §3.1.2.1) the plugin renders, else the first of the browser's `Accept-Language`
 /// (RFC 9110 §12.5.4) it renders, else the plugin's own first choice. Tags are matched by
 /// RFC 4647 §3.4 lookup: `de-CH` is served by `de`.
-pub fn pick_locale(app: &Portcullis, plugin: &str, ui_locales: &[String], headers: &HeaderMap) -> String {
+pub fn pick_locale(app: &Protocol, plugin: &str, ui_locales: &[String], headers: &HeaderMap) -> String {
     let offered = app.host.consent_locales(plugin);
     let lookup = |wanted: &str| {
         let wanted = wanted.to_ascii_lowercase();
@@ -71,14 +71,14 @@ fn parse_weight(q: &str) -> Option<u16> {
 ///   forms post only to the issuer and, where the page's form leads back to a client, to
 ///   that client's redirect URI (browsers check `form-action` on the redirect that follows
 ///   a form post as well).
-pub fn html(app: &Portcullis, html: String, status: StatusCode, redirect_uri: Option<&str>) -> Response {
+pub fn html(app: &Protocol, html: String, status: StatusCode, redirect_uri: Option<&str>) -> Response {
     let csp = content_security_policy(app, &html, redirect_uri);
     let response = (status, Html(html)).into_response();
     with_page_headers(response, &csp)
 }
 
 /// A plain-text page (when no consent UI could render one), with the same headers.
-pub fn text(app: &Portcullis, text: String, status: StatusCode) -> Response {
+pub fn text(app: &Protocol, text: String, status: StatusCode) -> Response {
     let csp = content_security_policy(app, "", None);
     with_page_headers((status, text).into_response(), &csp)
 }
@@ -95,7 +95,7 @@ fn with_page_headers(mut response: Response, csp: &str) -> Response {
     response
 }
 
-fn content_security_policy(app: &Portcullis, html: &str, redirect_uri: Option<&str>) -> String {
+fn content_security_policy(app: &Protocol, html: &str, redirect_uri: Option<&str>) -> String {
     let mut csp = String::from("default-src 'none'");
     let styles = inline_style_hashes(html);
     if !styles.is_empty() {

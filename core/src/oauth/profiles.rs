@@ -2,6 +2,8 @@
 //! profiles of the systems Portcullis stands in for, so one server answers at its native
 //! paths and at theirs. Every list of endpoints (the router, discovery) is read from here.
 
+use crate::config::CompatibilityProfile;
+
 /// An endpoint with a path of its own in each layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
@@ -46,15 +48,17 @@ pub enum Profile {
     Deployteq,
 }
 
-impl Profile {
-    /// The profiles an operator can add in `server.profiles`.
-    pub const NAMED: [(&'static str, Profile); 3] =
-        [("elma365", Self::Elma365), ("datev", Self::Datev), ("deployteq", Self::Deployteq)];
-
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::NAMED.iter().find(|(n, _)| *n == name).map(|(_, p)| *p)
+impl From<CompatibilityProfile> for Profile {
+    fn from(p: CompatibilityProfile) -> Self {
+        match p {
+            CompatibilityProfile::Elma365 => Self::Elma365,
+            CompatibilityProfile::Datev => Self::Datev,
+            CompatibilityProfile::Deployteq => Self::Deployteq,
+        }
     }
+}
 
+impl Profile {
     /// Where `endpoint` lives in this layout.
     pub fn path(self, endpoint: Endpoint) -> &'static str {
         use Endpoint::*;

@@ -6,13 +6,13 @@
 //! role taken away narrows the next refresh. Rotation is one atomic group: the presented
 //! token is consumed and its successor created, together or not at all.
 
+use super::App;
 use super::params::{Params, parse_scope};
 use super::scope_policy::{self, Ask};
 use super::tokens::{self, Issue, TokenResponse};
 use crate::crypto::hash_secret;
 use crate::error::OAuthError;
 use crate::model::*;
-use crate::server::App;
 use crate::storage::{ClientContext, Loaded, StorageError, write};
 
 pub async fn exchange(app: &App, context: &ClientContext, params: &Params) -> Result<TokenResponse, OAuthError> {

@@ -8,12 +8,12 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use super::App;
 use super::client_auth;
 use super::params::Params;
 use crate::crypto::hash_secret;
 use crate::error::OAuthError;
 use crate::model::RefreshToken;
-use crate::server::App;
 
 pub async fn revoke(State(app): State<App>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
     let body = match body {

@@ -4,10 +4,10 @@
 //! registered with (and, on refresh, that the original grant had) and drops claims the
 //! server owns.
 
+use super::Protocol;
 use crate::error::OAuthError;
 use crate::model::{Decision, ExtraClaim, User};
 use crate::plugin::scope::{PolicyDenial, ScopeInput};
-use crate::server::Portcullis;
 use crate::storage::ClientContext;
 
 /// Claims a policy may not set: the server owns them.
@@ -46,7 +46,7 @@ pub struct Ask<'a> {
     pub claims_parameter: Option<&'a str>,
 }
 
-pub fn resolve(app: &Portcullis, context: &ClientContext, ask: Ask<'_>) -> Result<Decision, OAuthError> {
+pub fn resolve(app: &Protocol, context: &ClientContext, ask: Ask<'_>) -> Result<Decision, OAuthError> {
     let client = &context.client;
     let input = ScopeInput {
         client,

@@ -3,9 +3,9 @@
 
 use axum::http::{HeaderMap, HeaderValue, header};
 
+use super::Protocol;
 use crate::crypto::hash_secret;
 use crate::model::{Session, now};
-use crate::server::Portcullis;
 
 pub const SESSION_COOKIE: &str = "portcullis_session";
 pub const INTERACTION_COOKIE: &str = "portcullis_interaction";
@@ -13,12 +13,12 @@ pub const INTERACTION_COOKIE: &str = "portcullis_interaction";
 /// A cookie's name as set: under an https issuer with the `__Host-` prefix (RFC 6265bis
 /// §4.1.3.2), which browsers accept only with `Secure`, `Path=/` and no `Domain`, so the
 /// cookie cannot be planted or shadowed from another host or path.
-fn full_name(app: &Portcullis, name: &str) -> String {
+fn full_name(app: &Protocol, name: &str) -> String {
     if app.config.issuer_is_https() { format!("__Host-{name}") } else { name.to_owned() }
 }
 
 /// The value of the cookie `name`, read by the name it was set with.
-pub fn cookie(app: &Portcullis, headers: &HeaderMap, name: &str) -> Option<String> {
+pub fn cookie(app: &Protocol, headers: &HeaderMap, name: &str) -> Option<String> {
     let name = full_name(app, name);
     headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|pair| {
         let (k, v) = pair.trim().split_once('=')?;
@@ -26,7 +26,7 @@ pub fn cookie(app: &Portcullis, headers: &HeaderMap, name: &str) -> Option<Strin
     })
 }
 
-pub fn set_cookie(app: &Portcullis, name: &str, value: &str, max_age: u64) -> HeaderValue {
+pub fn set_cookie(app: &Protocol, name: &str, value: &str, max_age: u64) -> HeaderValue {
     let name = full_name(app, name);
     let secure = if app.config.issuer_is_https() { "; Secure" } else { "" };
     let v = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
@@ -34,7 +34,7 @@ pub fn set_cookie(app: &Portcullis, name: &str, value: &str, max_age: u64) -> He
 }
 
 /// The signed-in user's live session, if the browser has one.
-pub async fn current(app: &Portcullis, headers: &HeaderMap) -> Result<Option<Session>, crate::storage::StorageError> {
+pub async fn current(app: &Protocol, headers: &HeaderMap) -> Result<Option<Session>, crate::storage::StorageError> {
     let Some(id) = cookie(app, headers, SESSION_COOKIE) else { return Ok(None) };
     let session = app.storage.get_session(&hash_secret(&id)).await?;
     Ok(session.filter(|s| s.expires_at > now()))

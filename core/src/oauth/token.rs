@@ -7,12 +7,12 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
+use super::App;
 use super::client_auth;
 use super::params::Params;
 use super::{authorization_code, client_credentials, refresh_token};
 use crate::error::OAuthError;
 use crate::model::*;
-use crate::server::App;
 
 pub async fn token(State(app): State<App>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
     let body = match body {

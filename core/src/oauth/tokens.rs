@@ -4,10 +4,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use super::Protocol;
 use crate::crypto::{hash_secret, random_token};
 use crate::error::OAuthError;
 use crate::model::{Client, ExtraClaim, RefreshToken, User, now};
-use crate::server::Portcullis;
 
 /// The claims of an access token this server issued, as read back by introspection and userinfo.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -65,11 +65,11 @@ pub struct Issue<'a> {
     pub refresh_token: Option<String>,
 }
 
-pub fn access_token_ttl(app: &Portcullis, client: &Client) -> u64 {
+pub fn access_token_ttl(app: &Protocol, client: &Client) -> u64 {
     client.doc.access_token_ttl.unwrap_or(app.config.tokens.access_token_ttl)
 }
 
-pub fn issue(app: &Portcullis, what: Issue<'_>) -> Result<TokenResponse, OAuthError> {
+pub fn issue(app: &Protocol, what: Issue<'_>) -> Result<TokenResponse, OAuthError> {
     let now = now();
     let ttl = access_token_ttl(app, what.client);
     let scope = what.scopes.join(" ");
@@ -109,7 +109,7 @@ pub fn issue(app: &Portcullis, what: Issue<'_>) -> Result<TokenResponse, OAuthEr
 
 /// OIDC Core §2 and §3.1.3.6 (`at_hash`).
 fn id_token(
-    app: &Portcullis,
+    app: &Protocol,
     what: &Issue<'_>,
     sub: &str,
     user_claims: &Map<String, Value>,
@@ -144,6 +144,10 @@ fn id_token(
     Ok(signer.sign("JWT", &claims)?)
 }
 
+/// The scopes this server itself gives meaning to: OIDC Core §3.1.2.1 (`openid`), §5.4
+/// (`profile`, `email`), §11 (`offline_access`).
+pub const SERVER_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
+
 /// The claims every ID token carries, or carries when they apply (OIDC Core §2).
 const ID_TOKEN_CLAIMS: &[&str] = &["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp"];
 
@@ -151,7 +155,7 @@ const ID_TOKEN_CLAIMS: &[&str] = &["iss", "sub", "aud", "exp", "iat", "auth_time
 /// Discovery's `claims_supported`.
 pub fn claims_supported() -> Vec<String> {
     let mut claims: Vec<String> = ID_TOKEN_CLAIMS.iter().map(|c| (*c).to_owned()).collect();
-    for name in super::discovery::SERVER_SCOPES.iter().flat_map(|s| scope_claims(s)) {
+    for name in SERVER_SCOPES.iter().flat_map(|s| scope_claims(s)) {
         if !claims.iter().any(|c| c == name) {
             claims.push((*name).to_owned());
         }

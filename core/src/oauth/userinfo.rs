@@ -9,10 +9,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
+use super::App;
 use super::params::Params;
 use crate::error::OAuthError;
 use crate::model::{Grant, User};
-use crate::server::App;
 
 pub async fn get(State(app): State<App>, headers: HeaderMap) -> Response {
     respond(&app, bearer(&headers, None)).await
