@@ -229,3 +229,47 @@ async fn a_username_cannot_forge_log_lines() {
         assert!(!line.trim_start().starts_with("FORGED"), "a forged log line: {line:?}\n{log}");
     }
 }
+
+/// The start-up log of `portcullis user list` on `policies`, one JSON object a line.
+fn start_up_log(policies: &std::path::Path) -> Vec<serde_json::Value> {
+    let data = tempfile::tempdir().unwrap();
+    let out = portcullis(data.path())
+        .env("PORTCULLIS_POLICIES__DIR", policies)
+        .env("PORTCULLIS_SERVER__LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .args(["user", "list"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stderr).lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+fn said(log: &[serde_json::Value], field: &str, value: &str, text: &str) -> bool {
+    log.iter().any(|l| l[field] == value && l.to_string().contains(text))
+}
+
+#[test]
+fn a_wasm_without_its_manifest_is_named_in_the_log() {
+    let policies = support::policies_copy();
+    std::fs::copy(policies.path().join("scope-template.wasm"), policies.path().join("orphan.wasm")).unwrap();
+    let log = start_up_log(policies.path());
+    assert!(said(&log, "plugin", "orphan", "no manifest orphan.toml"), "{log:#?}");
+}
+
+#[test]
+fn a_storage_plugin_that_is_not_the_configured_one_never_migrates() {
+    let policies = support::policies_copy();
+    let manifest = std::fs::read_to_string(policies.path().join("storage-sql.toml")).unwrap();
+    std::fs::write(
+        policies.path().join("storage-other.toml"),
+        manifest.replace("name = \"storage-sql\"", "name = \"storage-other\""),
+    )
+    .unwrap();
+    std::fs::copy(policies.path().join("storage-sql.wasm"), policies.path().join("storage-other.wasm")).unwrap();
+    // A fresh database: the configured plugin applies its migrations, the other one loads
+    // (it is linked and validated) but runs none.
+    let log = start_up_log(policies.path());
+    assert!(said(&log, "plugin", "storage-sql", "applied schema migration"), "{log:#?}");
+    assert!(said(&log, "plugin", "storage-other", "plugin loaded"), "{log:#?}");
+    assert!(!said(&log, "plugin", "storage-other", "migration"), "{log:#?}");
+}

@@ -212,14 +212,36 @@ async fn code_replay_revokes_what_the_code_issued() {
 
 #[tokio::test]
 async fn expired_code_is_invalid_grant() {
-    let server = TestServer::start().await;
+    let clock = std::sync::Arc::new(portcullis::model::ManualClock::default());
+    let server = TestServer::start_with(support::Options { clock: Some(clock.clone()), ..Default::default() }).await;
     server.user("bob", "bob's password").await;
-    let (id, secret) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT], "code_ttl": 1})).await;
+    let (id, secret) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT], "code_ttl": 60})).await;
     let (_, back) = code_for(&server, &id, &[]).await;
     let code = query(&back, "code").unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    clock.advance(61);
     let (status, body) = redeem(&server, &id, &secret.unwrap(), &code).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+}
+
+#[tokio::test]
+async fn access_tokens_expire_by_the_servers_clock() {
+    let clock = std::sync::Arc::new(portcullis::model::ManualClock::default());
+    let server = TestServer::start_with(support::Options { clock: Some(clock.clone()), ..Default::default() }).await;
+    let (id, secret) = server
+        .client(
+            json!({"name": "daemon", "grant_types": ["client_credentials"], "scopes": ["a"], "access_token_ttl": 300}),
+        )
+        .await;
+    let secret = secret.unwrap();
+    let (_, body) = server.form("/token", &[("grant_type", "client_credentials")], Some((&id, &secret))).await;
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    let pairs = [("token", token.as_str())];
+    let introspect = || server.form("/introspect", &pairs, Some((&id, &secret)));
+    assert_eq!(introspect().await.1["active"], true);
+    clock.advance(299);
+    assert_eq!(introspect().await.1["active"], true, "live until its last second");
+    clock.advance(1);
+    assert_eq!(introspect().await.1["active"], false, "expired at `exp`");
 }
 
 #[tokio::test]
@@ -637,7 +659,8 @@ async fn public_client_uses_pkce_and_no_secret() {
 
 #[tokio::test]
 async fn prompt_login_and_max_age_force_a_fresh_login() {
-    let server = TestServer::start().await;
+    let clock = std::sync::Arc::new(portcullis::model::ManualClock::default());
+    let server = TestServer::start_with(support::Options { clock: Some(clock.clone()), ..Default::default() }).await;
     server.user("bob", "bob's password").await;
     let (id, _) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT], "skip_consent": true})).await;
     let (browser, back) = code_for(&server, &id, &[]).await;
@@ -658,7 +681,7 @@ async fn prompt_login_and_max_age_force_a_fresh_login() {
         assert!(query(&back, "code").is_some(), "{extra:?}: {back}");
     }
     // ...unless the client asks for a fresh login.
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    clock.advance(1);
     for extra in [[("prompt", "login")], [("max_age", "0")]] {
         let r = browser.get(&with(&extra)).await;
         assert_eq!(r.status(), StatusCode::OK, "{extra:?}");

@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::crypto::{Sealer, SigningAlgorithm};
-use crate::model::{SigningKeyRecord, now};
+use crate::model::{Clock, SigningKeyRecord};
 use crate::storage::{Storage, StorageError};
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +62,12 @@ pub struct Keys {
     algorithm: SigningAlgorithm,
     issuer: String,
     ring: RwLock<Arc<KeyRing>>,
+    clock: Arc<dyn Clock>,
+}
+
+/// A verified token's expiry, checked against the server's clock.
+pub trait Expiring {
+    fn exp(&self) -> i64;
 }
 
 impl Keys {
@@ -75,11 +81,13 @@ impl Keys {
         algorithm: SigningAlgorithm,
         issuer: &str,
         retire_after: i64,
+        clock: Arc<dyn Clock>,
     ) -> Result<Self, KeyError> {
         let keys = Self {
             storage,
             sealer,
             algorithm,
+            clock,
             issuer: issuer.to_owned(),
             ring: RwLock::new(Arc::new(KeyRing { active: None, verifying: HashMap::new(), jwks: json!({"keys": []}) })),
         };
@@ -105,7 +113,7 @@ impl Keys {
 
     /// Re-reads the keys from storage (another replica or the CLI may have rotated them).
     pub async fn reload(&self) -> Result<(), KeyError> {
-        let now = now();
+        let now = self.clock.now();
         let mut records = self.storage.list_keys().await?;
         records.sort_by_key(|r| r.created_at);
         let mut verifying = HashMap::new();
@@ -143,7 +151,7 @@ impl Keys {
 
     /// Adds a new active key; the keys active before it stay published for `retire_after` seconds.
     pub async fn rotate(&self, retire_after: i64) -> Result<String, KeyError> {
-        let now = now();
+        let now = self.clock.now();
         for mut r in self.storage.list_keys().await? {
             if r.retire_at.is_none() {
                 r.retire_at = Some(now + retire_after);
@@ -163,7 +171,7 @@ impl Keys {
             algorithm: self.algorithm.name().to_owned(),
             sealed_private_key: self.sealer.seal(&der, kid.as_bytes()),
             public_jwk: jwk.to_string(),
-            created_at: now(),
+            created_at: self.clock.now(),
             retire_at: None,
         };
         self.storage.put_key(&record).await?;
@@ -195,8 +203,9 @@ impl Keys {
         self.signer()?.sign(typ, claims)
     }
 
-    /// Verifies a JWT signed by one of our published keys: signature, `typ`, `iss`, `exp`.
-    pub fn verify<T: DeserializeOwned>(&self, token: &str, typ: &str) -> Result<T, TokenRejected> {
+    /// Verifies a JWT signed by one of our published keys: signature, `typ`, `iss`, and `exp`
+    /// by the server's clock.
+    pub fn verify<T: DeserializeOwned + Expiring>(&self, token: &str, typ: &str) -> Result<T, TokenRejected> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenRejected::Malformed)?;
         if !header.typ.as_deref().is_some_and(|t| t.eq_ignore_ascii_case(typ)) {
             return Err(TokenRejected::Invalid);
@@ -212,7 +221,13 @@ impl Keys {
         validation.validate_aud = false;
         validation.set_issuer(&[&self.issuer]);
         validation.set_required_spec_claims(&["exp", "iss"]);
-        jsonwebtoken::decode::<T>(token, key, &validation).map(|d| d.claims).map_err(|_| TokenRejected::Invalid)
+        validation.validate_exp = false;
+        let claims =
+            jsonwebtoken::decode::<T>(token, key, &validation).map(|d| d.claims).map_err(|_| TokenRejected::Invalid)?;
+        if claims.exp() <= self.clock.now() {
+            return Err(TokenRejected::Invalid);
+        }
+        Ok(claims)
     }
 }
 

@@ -14,6 +14,7 @@ use crate::admin::Admin;
 use crate::config::Config;
 use crate::crypto::Sealer;
 use crate::keys::Keys;
+use crate::model::{Clock, SystemClock};
 use crate::oauth::Protocol;
 use crate::oauth::sign_in_limit::SignInLimit;
 use crate::plugin::database::Database;
@@ -36,6 +37,11 @@ impl Portcullis {
     /// Opens the database, loads the policies and the signing keys. Used by `serve` and by
     /// every CLI command, so both work against the same configuration.
     pub async fn open(config: Config, watch_policies: bool) -> anyhow::Result<App> {
+        Self::open_with_clock(config, watch_policies, Arc::new(SystemClock)).await
+    }
+
+    /// As [`Portcullis::open`], with the clock requests go by (a test's, which it moves).
+    pub async fn open_with_clock(config: Config, watch_policies: bool, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
         config.validate()?;
         create_private_dir(&config.server.data_dir)?;
         if let Some(path) = sqlite_file(&config.database_url()) {
@@ -65,8 +71,10 @@ impl Portcullis {
         let storage = Storage::new(host.clone());
         let sealer = sealer(&config)?;
         let retire_after = config.longest_token_lifetime();
-        let keys =
-            Arc::new(Keys::load(storage.clone(), sealer, config.keys.algorithm, config.issuer(), retire_after).await?);
+        let keys = Arc::new(
+            Keys::load(storage.clone(), sealer, config.keys.algorithm, config.issuer(), retire_after, clock.clone())
+                .await?,
+        );
         let config = Arc::new(config);
         let protocol = Arc::new(Protocol {
             config: config.clone(),
@@ -75,6 +83,7 @@ impl Portcullis {
             host: host.clone(),
             sign_in_limit: SignInLimit::new(&config),
             discovery_scopes: Default::default(),
+            clock,
         });
         Ok(Arc::new(Self { config, host, storage, keys, protocol }))
     }
@@ -184,7 +193,7 @@ pub fn spawn_upkeep(app: App) {
             }
             n += 1;
             if n.is_multiple_of(20) {
-                match app.storage.purge_expired(crate::model::now()).await {
+                match app.storage.purge_expired(app.protocol.clock.now()).await {
                     Ok(count) if count > 0 => tracing::info!(count, "purged expired records"),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "purging expired records failed"),

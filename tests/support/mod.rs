@@ -48,6 +48,8 @@ pub struct Options {
     pub data: Option<tempfile::TempDir>,
     /// Any other configuration, applied last.
     pub configure: Option<Configure>,
+    /// The clock requests go by; the system's when unset.
+    pub clock: Option<Arc<portcullis::model::ManualClock>>,
 }
 
 impl TestServer {
@@ -80,7 +82,11 @@ impl TestServer {
         if let Some(configure) = options.configure {
             configure(&mut config);
         }
-        let app = Portcullis::open(config, options.watch).await.expect("server starts");
+        let clock: Arc<dyn portcullis::model::Clock> = match options.clock {
+            Some(clock) => clock,
+            None => Arc::new(portcullis::model::SystemClock),
+        };
+        let app = Portcullis::open_with_clock(config, options.watch, clock).await.expect("server starts");
         tokio::spawn(server::serve(app.clone(), listener));
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("http client");
         Self { issuer, base, app, http, data }

@@ -5,7 +5,7 @@
 use super::Protocol;
 use super::tokens::AccessClaims;
 use crate::error::OAuthError;
-use crate::model::{Client, Grant, RevokedAccessToken, now};
+use crate::model::{Client, Grant, RevokedAccessToken};
 
 /// `Ok(None)`: not a live access token of this server. `known` is a client the caller has
 /// just loaded (the introspecting one), so it is not looked up again when the token is its own.
@@ -19,8 +19,8 @@ pub async fn validate(app: &Protocol, token: &str, known: Option<&Client>) -> Re
         return Ok(None);
     }
     let live = match known.filter(|c| c.id == claims.client_id) {
-        Some(c) => !c.is_expired(now()),
-        None => app.storage.get_client(&claims.client_id).await?.is_some_and(|c| !c.is_expired(now())),
+        Some(c) => !c.is_expired(app.clock.now()),
+        None => app.storage.get_client(&claims.client_id).await?.is_some_and(|c| !c.is_expired(app.clock.now())),
     };
     Ok(live.then_some(claims))
 }

@@ -26,7 +26,7 @@ pub async fn exchange(app: &App, client: &Client, params: &Params) -> Result<Tok
     if code.doc.client_id != client.id {
         return Err(OAuthError::InvalidGrant("the authorization code was issued to another client".into()));
     }
-    if code.expires_at <= now() {
+    if code.expires_at <= app.clock.now() {
         return Err(OAuthError::InvalidGrant("the authorization code has expired".into()));
     }
     match params.get("redirect_uri") {
@@ -63,7 +63,7 @@ pub async fn exchange(app: &App, client: &Client, params: &Params) -> Result<Tok
             scopes: grant.doc.scopes.clone(),
             claims: grant.doc.claims.clone(),
             auth_time: grant.doc.auth_time,
-            created_at: now(),
+            created_at: app.clock.now(),
             expires_at: grant.expires_at,
         })?);
         Some(token)

@@ -99,7 +99,7 @@ async fn validate_client(
         .map_err(|e| PageError(e.into(), None))?
         .ok_or_else(|| PageError(OAuthError::invalid_client("unknown client", false), None))?;
     let client = &context.client;
-    if client.is_expired(now()) {
+    if client.is_expired(app.clock.now()) {
         return Err(PageError(OAuthError::invalid_client("this client has expired", false), None));
     }
     let redirect_uri = match params.get("redirect_uri") {
@@ -217,7 +217,7 @@ async fn sign_in(
     context: &ClientContext,
     request: &AuthorizationRequest,
 ) -> Result<Response, OAuthError> {
-    let now = now();
+    let now = app.clock.now();
     let session = session::current(app, headers).await?;
     // OIDC Core §3.1.2.1: `prompt=select_account` shows the login page even with a session,
     // so the person can sign in with another account; the signed-in one is suggested unless
@@ -358,7 +358,7 @@ async fn consent_step(
         user_id: user.id.clone(),
         client_id: context.client.id.clone(),
         scopes: decision.scopes.clone(),
-        granted_at: now(),
+        granted_at: app.clock.now(),
     };
     issue_code(app, &context.client, &user, &parked.request, auth_time, decision, Some(remember)).await
 }
@@ -375,7 +375,7 @@ async fn issue_code(
     decision: Decision,
     remember: Option<Consent>,
 ) -> Result<Response, OAuthError> {
-    let now = now();
+    let now = app.clock.now();
     let refresh_ttl = client.doc.refresh_token_ttl.unwrap_or(app.config.tokens.refresh_token_ttl) as i64;
     let code = random_token(32);
     let id_token_claims = super::tokens::user_claims(user, decision.scopes.iter().map(String::as_str));

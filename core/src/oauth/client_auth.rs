@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 use super::Protocol;
 use super::params::Params;
 use crate::error::OAuthError;
-use crate::model::{Client, now};
+use crate::model::Client;
 use crate::storage::ClientContext;
 
 pub struct Authenticated {
@@ -48,7 +48,7 @@ pub async fn authenticate(
     let fail = || OAuthError::invalid_client("client authentication failed", used_basic);
     let context = app.storage.client_context(&client_id).await?.ok_or_else(fail)?;
     let client = context.client.clone();
-    if client.is_expired(now()) {
+    if client.is_expired(app.clock.now()) {
         return Err(fail());
     }
     match (&client.secret_hash, secret) {

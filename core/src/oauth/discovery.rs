@@ -43,7 +43,7 @@ impl ScopesCache {
         }
         let scopes = match app.storage.list_clients().await {
             Ok(clients) => {
-                let now = crate::model::now();
+                let now = app.clock.now();
                 let mut scopes: Vec<String> = SERVER_SCOPES.iter().map(|s| (*s).to_owned()).collect();
                 let mut registered: Vec<&String> =
                     clients.iter().filter(|c| !c.is_expired(now)).flat_map(|c| &c.doc.scopes).collect();

@@ -73,7 +73,7 @@ async fn park_and_render(
 fn new_interaction(app: &Protocol, request: AuthorizationRequest) -> Interaction {
     Interaction {
         id: random_token(32),
-        expires_at: now() + app.config.tokens.interaction_ttl as i64,
+        expires_at: app.clock.now() + app.config.tokens.interaction_ttl as i64,
         csrf: random_token(24),
         request,
         ..Default::default()
@@ -176,11 +176,11 @@ pub async fn resume<F: InteractionForm>(
     let loaded = app.storage.get_interaction(form.interaction()).await.map_err(|e| page(e.into()))?;
     let Some(parked) = loaded else { return Err(page(stale())) };
     let csrf_ok = bool::from(subtle::ConstantTimeEq::ct_eq(form.csrf().as_bytes(), parked.csrf.as_bytes()));
-    if !bound || parked.expires_at <= now() || !csrf_ok {
+    if !bound || parked.expires_at <= app.clock.now() || !csrf_ok {
         return Err(page(stale()));
     }
     let context = match app.storage.client_context(&parked.request.client_id).await {
-        Ok(Some(c)) if !c.client.is_expired(now()) => c,
+        Ok(Some(c)) if !c.client.is_expired(app.clock.now()) => c,
         Ok(_) => {
             let e = OAuthError::invalid_client("the client is no longer registered", false);
             return Err(error_page(app, headers, None, &parked.request.ui_locales, e));
@@ -267,7 +267,7 @@ pub async fn check_password(
 /// Signs the user in: a new session replaces the finished login interaction, in one write.
 /// Returns the session cookie and the authentication time.
 pub async fn start_session(app: &App, user: &User, parked: &Interaction) -> Result<(HeaderValue, i64), OAuthError> {
-    let now = now();
+    let now = app.clock.now();
     let session_id = random_token(32);
     let ttl = app.config.tokens.session_ttl;
     let session = Session {

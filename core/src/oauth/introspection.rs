@@ -15,7 +15,7 @@ use super::client_auth;
 use super::params::Params;
 use crate::crypto::hash_secret;
 use crate::error::OAuthError;
-use crate::model::{RefreshToken, now};
+use crate::model::RefreshToken;
 
 pub async fn introspect(State(app): State<App>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
     let body = match body {
@@ -79,7 +79,7 @@ async fn handle(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<Value, OA
     if !may_see(&refresh.client_id) {
         return Ok(inactive);
     }
-    if consumed || refresh.expires_at <= now() {
+    if consumed || refresh.expires_at <= app.clock.now() {
         return Ok(inactive);
     }
     Ok(json!({

@@ -35,11 +35,13 @@ use axum::routing::MethodRouter;
 use self::profiles::{Endpoint, Profile};
 use crate::config::Config;
 use crate::keys::Keys;
+use crate::model::Clock;
 use crate::plugin::PolicyHost;
 use crate::storage::Storage;
 
 /// What the protocol's endpoints use, and nothing else of the server: the configuration,
-/// the records, the signing keys, the policies, the sign-in throttle and discovery's cache.
+/// the records, the signing keys, the policies, the sign-in throttle, discovery's cache and
+/// the clock.
 pub struct Protocol {
     pub config: Arc<Config>,
     pub storage: Storage,
@@ -47,6 +49,8 @@ pub struct Protocol {
     pub host: Arc<PolicyHost>,
     pub sign_in_limit: sign_in_limit::SignInLimit,
     pub discovery_scopes: discovery::ScopesCache,
+    /// The time requests go by (tests move it).
+    pub clock: Arc<dyn Clock>,
 }
 
 /// The protocol's state, shared by every request.

@@ -28,7 +28,7 @@ pub async fn exchange(app: &App, context: &ClientContext, params: &Params) -> Re
             tracing::warn!(client = %client.id, grant = %t.grant_id, "refresh token reused; the token family is revoked");
             return Err(invalid());
         }
-        Some(Loaded { value: t, .. }) if t.expires_at > now() => t,
+        Some(Loaded { value: t, .. }) if t.expires_at > app.clock.now() => t,
         _ => return Err(invalid()),
     };
 
@@ -55,7 +55,7 @@ pub async fn exchange(app: &App, context: &ClientContext, params: &Params) -> Re
         },
     )?;
 
-    let (refresh_token, successor) = tokens::new_refresh_token(&token);
+    let (refresh_token, successor) = tokens::new_refresh_token(&token, app.clock.now());
     match app.storage.apply(vec![write::consume::<RefreshToken>(&token.hash), write::create(&successor)?]).await {
         Ok(()) => {}
         // A concurrent request rotated it between our read and our write: the token was

@@ -5,7 +5,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 
 use super::Protocol;
 use crate::crypto::hash_secret;
-use crate::model::{Session, now};
+use crate::model::Session;
 
 pub const SESSION_COOKIE: &str = "portcullis_session";
 pub const INTERACTION_COOKIE: &str = "portcullis_interaction";
@@ -37,5 +37,5 @@ pub fn set_cookie(app: &Protocol, name: &str, value: &str, max_age: u64) -> Head
 pub async fn current(app: &Protocol, headers: &HeaderMap) -> Result<Option<Session>, crate::storage::StorageError> {
     let Some(id) = cookie(app, headers, SESSION_COOKIE) else { return Ok(None) };
     let session = app.storage.get_session(&hash_secret(&id)).await?;
-    Ok(session.filter(|s| s.expires_at > now()))
+    Ok(session.filter(|s| s.expires_at > app.clock.now()))
 }

@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 use super::Protocol;
 use crate::crypto::{hash_secret, random_token};
 use crate::error::OAuthError;
-use crate::model::{Client, ExtraClaim, RefreshToken, User, now};
+use crate::model::{Client, ExtraClaim, RefreshToken, User};
 
 /// The claims of an access token this server issued, as read back by introspection and userinfo.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -28,6 +28,12 @@ pub struct AccessClaims {
     pub gid: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+impl crate::keys::Expiring for AccessClaims {
+    fn exp(&self) -> i64 {
+        self.exp
+    }
 }
 
 impl AccessClaims {
@@ -70,7 +76,7 @@ pub fn access_token_ttl(app: &Protocol, client: &Client) -> u64 {
 }
 
 pub fn issue(app: &Protocol, what: Issue<'_>) -> Result<TokenResponse, OAuthError> {
-    let now = now();
+    let now = app.clock.now();
     let ttl = access_token_ttl(app, what.client);
     let scope = what.scopes.join(" ");
     let mut extra = Map::new();
@@ -197,8 +203,8 @@ pub fn user_claims<'a>(user: &User, scopes: impl Iterator<Item = &'a str>) -> Ma
 }
 
 /// A new refresh token carrying what refreshing needs: returns the token and its record.
-pub fn new_refresh_token(previous: &RefreshToken) -> (String, RefreshToken) {
+pub fn new_refresh_token(previous: &RefreshToken, now: i64) -> (String, RefreshToken) {
     let token = random_token(32);
-    let record = RefreshToken { hash: hash_secret(&token), created_at: now(), ..previous.clone() };
+    let record = RefreshToken { hash: hash_secret(&token), created_at: now, ..previous.clone() };
     (token, record)
 }
