@@ -38,8 +38,7 @@ async fn login_page(browser: &Browser, url: &str) -> String {
 
 /// Redeems a code at the token endpoint with HTTP Basic client authentication.
 async fn redeem(server: &TestServer, id: &str, secret: &str, code: &str) -> Value {
-    let pairs = [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", REDIRECT)];
-    let (status, body) = server.form("/token", &pairs, Some((id, secret))).await;
+    let (status, body) = server.redeem((id, secret), code, REDIRECT).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body
 }

@@ -163,8 +163,7 @@ async fn authorization_code_flow_with_pkce_id_token_userinfo_and_refresh() {
 
 /// Exchanges a code obtained with `redirect_uri=REDIRECT` at the token endpoint.
 async fn redeem(server: &TestServer, id: &str, secret: &str, code: &str) -> (StatusCode, Value) {
-    let pairs = [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", REDIRECT)];
-    server.form("/token", &pairs, Some((id, secret))).await
+    server.redeem((id, secret), code, REDIRECT).await
 }
 
 async fn code_for(server: &TestServer, client_id: &str, extra: &[(&str, &str)]) -> (Browser, url::Url) {

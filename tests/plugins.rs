@@ -181,6 +181,8 @@ async fn a_javascript_policy_decides_scopes_and_adds_claims() {
     assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_scope")), "{body}");
 }
 
+const REDIRECT: &str = "https://rp.example.com/callback";
+
 fn jwt_claims(token: &str) -> serde_json::Value {
     use base64::Engine;
     let part = token.split('.').nth(1).expect("a JWT");
@@ -275,7 +277,6 @@ async fn a_policy_is_told_the_user_and_the_request_and_asked_again_on_refresh() 
     let policies = policies_copy();
     install_chaos(policies.path(), "scope-chaos");
     let server = TestServer::start_with(Options { policies: Some(policies.path().into()), ..Default::default() }).await;
-    const REDIRECT: &str = "https://rp.example.com/callback";
     let (status, v) = server
         .admin_post(
             "/admin/v1/users",
@@ -300,13 +301,7 @@ async fn a_policy_is_told_the_user_and_the_request_and_asked_again_on_refresh() 
     ]);
     let back = support::Browser::new().authorize(url.as_str(), "carol", "carol's password").await;
     let code = support::query(&back, "code").unwrap_or_else(|| panic!("a code: {back}"));
-    let (status, body) = server
-        .form(
-            "/token",
-            &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)],
-            Some((&id, &secret)),
-        )
-        .await;
+    let (status, body) = server.redeem((&id, &secret), &code, REDIRECT).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let input = &jwt_claims(body["access_token"].as_str().unwrap())["input"];
     assert_eq!(input["grant_type"], "authorization_code");
@@ -357,7 +352,6 @@ async fn plugins_built_for_contract_0_1_keep_working() {
     for name in ["scope-template", "consent-default"] {
         assert_eq!(loaded[name].manifest.contract, portcullis::plugin::Contract::V1, "{name} is a 0.1.0 build");
     }
-    const REDIRECT: &str = "https://rp.example.com/callback";
     server.user("dave", "dave's password").await;
     let (id, secret) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT]})).await;
     let secret = secret.unwrap();
@@ -371,13 +365,7 @@ async fn plugins_built_for_contract_0_1_keep_working() {
     // The 0.1.0 consent UI renders the login and consent pages.
     let back = support::Browser::new().authorize(url.as_str(), "dave", "dave's password").await;
     let code = support::query(&back, "code").unwrap_or_else(|| panic!("a code: {back}"));
-    let (status, body) = server
-        .form(
-            "/token",
-            &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)],
-            Some((&id, &secret)),
-        )
-        .await;
+    let (status, body) = server.redeem((&id, &secret), &code, REDIRECT).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["scope"], "openid email", "the 0.1.0 scope policy decided");
     assert!(body["id_token"].is_string());

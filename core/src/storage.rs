@@ -278,12 +278,16 @@ impl Storage {
         let context = match self.get::<Client>(id).await? {
             None => None,
             Some(client) => {
-                let (template, organization) = self
-                    .get_pair::<ClientTemplate, Organization>(
-                        client.doc.template_id.as_deref().unwrap_or(""),
-                        client.organization_id.as_deref().unwrap_or(""),
-                    )
-                    .await?;
+                let (template, organization) = match (&client.doc.template_id, &client.organization_id) {
+                    (None, None) => (None, None),
+                    (t, o) => {
+                        self.get_pair::<ClientTemplate, Organization>(
+                            t.as_deref().unwrap_or(""),
+                            o.as_deref().unwrap_or(""),
+                        )
+                        .await?
+                    }
+                };
                 let instance = self.find::<AppInstance>("client", &client.id).await?.into_iter().next();
                 let organization = match (&organization, &instance) {
                     (None, Some(i)) => self.get::<Organization>(&i.organization_id).await?,

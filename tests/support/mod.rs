@@ -129,6 +129,12 @@ impl TestServer {
         verify_jwt(&jwks, &self.issuer, token, audience)
     }
 
+    /// Redeems an authorization code at the token endpoint (RFC 6749 §4.1.3).
+    pub async fn redeem(&self, client: (&str, &str), code: &str, redirect_uri: &str) -> (StatusCode, Value) {
+        let pairs = [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirect_uri)];
+        self.form("/token", &pairs, Some(client)).await
+    }
+
     /// POSTs a form to an endpoint, returns status and JSON body.
     pub async fn form(&self, path: &str, pairs: &[(&str, &str)], basic: Option<(&str, &str)>) -> (StatusCode, Value) {
         let mut req = self.http.post(self.url(path)).form(pairs);
