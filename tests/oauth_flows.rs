@@ -585,6 +585,29 @@ async fn key_rotation_keeps_old_tokens_verifiable() {
     }
 }
 
+/// Introspection remembers which tokens it verified, but never past a change of keys: a key
+/// taken out of storage (another replica, an operator removing a compromised key) stops
+/// verifying its tokens as soon as the ring is reloaded, remembered or not.
+#[tokio::test]
+async fn a_removed_key_stops_verifying_tokens_introspected_before() {
+    let server = TestServer::start().await;
+    let (id, secret) = server.client(json!({"name": "daemon", "grant_types": ["client_credentials"]})).await;
+    let secret = secret.unwrap();
+    let (_, body) = server.form("/token", &[("grant_type", "client_credentials")], Some((&id, &secret))).await;
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    let pairs = [("token", token.as_str())];
+    let introspect = || server.form("/introspect", &pairs, Some((&id, &secret)));
+    assert_eq!(introspect().await.1["active"], true);
+    assert_eq!(introspect().await.1["active"], true, "and again, remembered");
+
+    let kid = jsonwebtoken::decode_header(&token).unwrap().kid.unwrap();
+    let remove = portcullis::storage::write::delete::<portcullis::model::SigningKeyRecord>(&kid);
+    server.app.storage.apply(vec![remove]).await.unwrap();
+    // What the server does every 30 s (and after a rotation) to pick up other replicas' keys.
+    server.app.keys.reload().await.unwrap();
+    assert_eq!(introspect().await.1["active"], false, "its key is gone");
+}
+
 #[tokio::test]
 async fn compatibility_profiles_answer_at_their_paths() {
     let server = TestServer::start_with(support::Options {

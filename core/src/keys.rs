@@ -4,16 +4,18 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use parking_lot::RwLock;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
 use crate::crypto::{Sealer, SigningAlgorithm};
 use crate::model::{Clock, SigningKeyRecord};
@@ -28,7 +30,7 @@ pub enum KeyError {
     #[error("no active signing key")]
     NoActiveKey,
     #[error("signing failed: {0}")]
-    Sign(jsonwebtoken::errors::Error),
+    Sign(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -47,10 +49,49 @@ pub enum TokenRejected {
 struct SigningKey {
     kid: String,
     algorithm: SigningAlgorithm,
-    encoding: EncodingKey,
+    /// Parsed once when the ring is loaded, not for every token.
+    private: PrivateKey,
+}
+
+/// A private key as aws-lc-rs holds it, ready to sign.
+enum PrivateKey {
+    Ecdsa(EcdsaKeyPair),
+    Ed25519(Ed25519KeyPair),
+    Rsa(aws_lc_rs::rsa::KeyPair),
+}
+
+impl PrivateKey {
+    /// Parses a PKCS#8 DER private key of `algorithm`.
+    fn parse(algorithm: SigningAlgorithm, pkcs8: &[u8]) -> Result<Self, String> {
+        match algorithm {
+            SigningAlgorithm::ES256 => {
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8).map(Self::Ecdsa)
+            }
+            SigningAlgorithm::EdDSA => Ed25519KeyPair::from_pkcs8(pkcs8).map(Self::Ed25519),
+            SigningAlgorithm::RS256 => aws_lc_rs::rsa::KeyPair::from_pkcs8(pkcs8).map(Self::Rsa),
+        }
+        .map_err(|e| e.to_string())
+    }
+
+    /// The JWS signature of `input` (RFC 7518 §3.4 for ECDSA: R and S, 32 bytes each).
+    fn sign(&self, input: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let failed = |e: aws_lc_rs::error::Unspecified| KeyError::Sign(e.to_string());
+        match self {
+            Self::Ecdsa(pair) => pair.sign(&rng, input).map(|s| s.as_ref().to_vec()).map_err(failed),
+            Self::Ed25519(pair) => Ok(pair.sign(input).as_ref().to_vec()),
+            Self::Rsa(pair) => {
+                let mut signature = vec![0; pair.public_modulus_len()];
+                pair.sign(&aws_lc_rs::signature::RSA_PKCS1_SHA256, &rng, input, &mut signature).map_err(failed)?;
+                Ok(signature)
+            }
+        }
+    }
 }
 
 struct KeyRing {
+    /// Distinguishes this load of the ring from every other, for `Verified`.
+    generation: u64,
     active: Option<SigningKey>,
     verifying: HashMap<String, (SigningAlgorithm, DecodingKey)>,
     jwks: serde_json::Value,
@@ -62,7 +103,52 @@ pub struct Keys {
     algorithm: SigningAlgorithm,
     issuer: String,
     ring: RwLock<Arc<KeyRing>>,
+    verified: Mutex<Verified>,
     clock: Arc<dyn Clock>,
+}
+
+fn next_generation() -> u64 {
+    static GENERATION: AtomicU64 = AtomicU64::new(0);
+    GENERATION.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Tokens whose signature, `typ` and `iss` were verified, each under which key ring and
+/// until when it lives. A resource server introspects one access token on every request
+/// for the token's lifetime; the signature is checked on the first, and again only when
+/// the keys change (a retired key's tokens stop verifying at once). Expiry and revocation
+/// are checked on every request all the same.
+#[derive(Default)]
+struct Verified {
+    /// SHA-256 of the expected `typ` and the token → (ring generation, `exp`).
+    tokens: HashMap<[u8; 32], (u64, i64)>,
+}
+
+impl Verified {
+    /// Enough for the tokens live at once on a busy server; beyond it the expired go first,
+    /// then all of them (the next request of each verifies again).
+    const CAPACITY: usize = 16 * 1024;
+
+    fn key(typ: &str, token: &str) -> [u8; 32] {
+        let mut digest = Sha256::new();
+        digest.update(typ.as_bytes());
+        digest.update([0]);
+        digest.update(token.as_bytes());
+        digest.finalize().into()
+    }
+
+    fn holds(&self, key: &[u8; 32], generation: u64) -> bool {
+        self.tokens.get(key).is_some_and(|&(g, _)| g == generation)
+    }
+
+    fn insert(&mut self, key: [u8; 32], generation: u64, exp: i64, now: i64) {
+        if self.tokens.len() >= Self::CAPACITY {
+            self.tokens.retain(|_, &mut (g, e)| g == generation && e > now);
+            if self.tokens.len() >= Self::CAPACITY {
+                self.tokens.clear();
+            }
+        }
+        self.tokens.insert(key, (generation, exp));
+    }
 }
 
 /// A verified token's expiry, checked against the server's clock.
@@ -89,7 +175,13 @@ impl Keys {
             algorithm,
             clock,
             issuer: issuer.to_owned(),
-            ring: RwLock::new(Arc::new(KeyRing { active: None, verifying: HashMap::new(), jwks: json!({"keys": []}) })),
+            verified: Mutex::default(),
+            ring: RwLock::new(Arc::new(KeyRing {
+                generation: next_generation(),
+                active: None,
+                verifying: HashMap::new(),
+                jwks: json!({"keys": []}),
+            })),
         };
         keys.reload().await?;
         let active = keys.ring.read().active.as_ref().map(|k| k.algorithm);
@@ -140,12 +232,16 @@ impl Keys {
                 Some(SigningKey {
                     kid: r.kid.clone(),
                     algorithm,
-                    encoding: encoding_key(algorithm, &der).map_err(|e| stored(r, &e))?,
+                    private: PrivateKey::parse(algorithm, &der).map_err(|e| stored(r, &e))?,
                 })
             }
             None => None,
         };
-        *self.ring.write() = Arc::new(KeyRing { active, verifying, jwks: json!({ "keys": published }) });
+        let jwks = json!({ "keys": published });
+        let mut ring = self.ring.write();
+        // Tokens verified before stay verified while the same keys are published.
+        let generation = if ring.jwks == jwks { ring.generation } else { next_generation() };
+        *ring = Arc::new(KeyRing { generation, active, verifying, jwks });
         Ok(())
     }
 
@@ -206,12 +302,28 @@ impl Keys {
     /// Verifies a JWT signed by one of our published keys: signature, `typ`, `iss`, and `exp`
     /// by the server's clock.
     pub fn verify<T: DeserializeOwned + Expiring>(&self, token: &str, typ: &str) -> Result<T, TokenRejected> {
+        let ring = self.ring.read().clone();
+        let key = Verified::key(typ, token);
+        let claims = if self.verified.lock().holds(&key, ring.generation) {
+            verified_claims::<T>(token)?
+        } else {
+            let claims = self.verify_signed::<T>(&ring, token, typ)?;
+            self.verified.lock().insert(key, ring.generation, claims.exp(), self.clock.now());
+            claims
+        };
+        if claims.exp() <= self.clock.now() {
+            return Err(TokenRejected::Invalid);
+        }
+        Ok(claims)
+    }
+
+    /// Signature, `typ`, `alg` and `iss`; not `exp`, which the caller checks.
+    fn verify_signed<T: DeserializeOwned>(&self, ring: &KeyRing, token: &str, typ: &str) -> Result<T, TokenRejected> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenRejected::Malformed)?;
         if !header.typ.as_deref().is_some_and(|t| t.eq_ignore_ascii_case(typ)) {
             return Err(TokenRejected::Invalid);
         }
         let kid = header.kid.ok_or(TokenRejected::UnknownKey)?;
-        let ring = self.ring.read().clone();
         let (algorithm, key) = ring.verifying.get(&kid).ok_or(TokenRejected::UnknownKey)?;
         if jose(*algorithm) != header.alg {
             return Err(TokenRejected::Invalid);
@@ -222,12 +334,7 @@ impl Keys {
         validation.set_issuer(&[&self.issuer]);
         validation.set_required_spec_claims(&["exp", "iss"]);
         validation.validate_exp = false;
-        let claims =
-            jsonwebtoken::decode::<T>(token, key, &validation).map(|d| d.claims).map_err(|_| TokenRejected::Invalid)?;
-        if claims.exp() <= self.clock.now() {
-            return Err(TokenRejected::Invalid);
-        }
-        Ok(claims)
+        jsonwebtoken::decode::<T>(token, key, &validation).map(|d| d.claims).map_err(|_| TokenRejected::Invalid)
     }
 }
 
@@ -245,14 +352,36 @@ impl Signer {
         self.ring.active.as_ref().map(|k| k.algorithm)
     }
 
-    /// Signs `claims` as a JWT with this key and the given `typ` header.
+    /// Signs `claims` as a JWT with this key and the given `typ` header: the JWS Compact
+    /// Serialization of RFC 7515 §7.1, `BASE64URL(header) '.' BASE64URL(claims) '.'
+    /// BASE64URL(signature)`, the signature computed over the first two parts (§5.1).
     pub fn sign<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String, KeyError> {
+        #[derive(Serialize)]
+        struct JoseHeader<'a> {
+            typ: &'a str,
+            alg: &'a str,
+            kid: &'a str,
+        }
         let key = self.key()?;
-        let mut header = Header::new(jose(key.algorithm));
-        header.kid = Some(key.kid.clone());
-        header.typ = Some(typ.to_owned());
-        jsonwebtoken::encode(&header, claims, &key.encoding).map_err(KeyError::Sign)
+        let failed = |e: serde_json::Error| KeyError::Sign(e.to_string());
+        let header =
+            serde_json::to_vec(&JoseHeader { typ, alg: key.algorithm.name(), kid: &key.kid }).map_err(failed)?;
+        let claims = serde_json::to_vec(claims).map_err(failed)?;
+        let mut jws = URL_SAFE_NO_PAD.encode(header);
+        jws.push('.');
+        URL_SAFE_NO_PAD.encode_string(claims, &mut jws);
+        let signature = key.private.sign(jws.as_bytes())?;
+        jws.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature, &mut jws);
+        Ok(jws)
     }
+}
+
+/// The claims of a token verified before: its payload, decoded (RFC 7515 §7.1).
+fn verified_claims<T: DeserializeOwned>(token: &str) -> Result<T, TokenRejected> {
+    let payload = token.split('.').nth(1).ok_or(TokenRejected::Malformed)?;
+    let json = URL_SAFE_NO_PAD.decode(payload).map_err(|_| TokenRejected::Malformed)?;
+    serde_json::from_slice(&json).map_err(|_| TokenRejected::Malformed)
 }
 
 fn stored(r: &SigningKeyRecord, reason: &str) -> KeyError {
@@ -301,24 +430,6 @@ fn generate(algorithm: SigningAlgorithm, kid: &str) -> Result<(Vec<u8>, serde_js
             let jwk = json!({"kty": "RSA", "n": b64(&parts.n), "e": b64(&parts.e),
                              "use": "sig", "alg": "RS256", "kid": kid});
             Ok((der.as_ref().to_vec(), jwk))
-        }
-    }
-}
-
-fn encoding_key(algorithm: SigningAlgorithm, pkcs8: &[u8]) -> Result<EncodingKey, String> {
-    match algorithm {
-        SigningAlgorithm::ES256 => Ok(EncodingKey::from_ec_der(pkcs8)),
-        SigningAlgorithm::EdDSA => Ok(EncodingKey::from_ed_der(pkcs8)),
-        SigningAlgorithm::RS256 => {
-            // The RSA signer wants PEM to accept PKCS#8.
-            let body = STANDARD.encode(pkcs8);
-            let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
-            for line in body.as_bytes().chunks(64) {
-                pem.push_str(std::str::from_utf8(line).map_err(|e| e.to_string())?);
-                pem.push('\n');
-            }
-            pem.push_str("-----END PRIVATE KEY-----\n");
-            EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| e.to_string())
         }
     }
 }

@@ -17,12 +17,16 @@ use super::bindings::v2::storage_world::portcullis::plugin::database::{DbError, 
 /// The operator's database, shared by every call of every storage plugin.
 #[derive(Clone, Debug)]
 pub enum Database {
-    /// SQLite has one writer at a time. Writers in this process queue on `writer` instead
-    /// of on SQLite's busy handler, which sleeps and would put tens of milliseconds on the
-    /// latency tail; the busy timeout still covers other processes (the CLI).
+    /// SQLite has one writer at a time. Every write of this process goes through `write`,
+    /// a pool of one connection, so writers queue on it instead of on SQLite's busy handler
+    /// (which sleeps and would put tens of milliseconds on the latency tail; the busy timeout
+    /// still covers other processes, such as the CLI). Reads use `read` and never wait for a
+    /// writer (WAL). Write groups run on `writer`, a thread of their own, so that the write
+    /// lock is never held while a busy request thread gets round to the next statement.
     Sqlite {
-        pool: SqlitePool,
-        writer: Arc<tokio::sync::Mutex<()>>,
+        read: SqlitePool,
+        write: SqlitePool,
+        writer: Writer,
     },
     Postgres(PgPool),
 }
@@ -34,11 +38,18 @@ impl Database {
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(10));
-            // An in-memory database lives in its one connection.
-            let max = if url.contains(":memory:") || url.contains("mode=memory") { 1 } else { max_connections };
-            let pool = SqlitePoolOptions::new().max_connections(max).connect_with(options).await?;
-            Ok(Self::Sqlite { pool, writer: Arc::new(tokio::sync::Mutex::new(())) })
+                .busy_timeout(Duration::from_secs(10))
+                // Pages are read through a mapping of the file rather than a `pread` each.
+                .pragma("mmap_size", "268435456");
+            let writer = Writer::start().map_err(sqlx::Error::Io)?;
+            // An in-memory database lives in its one connection, which reads and writes.
+            if url.contains(":memory:") || url.contains("mode=memory") {
+                let pool = sqlite_pool(1).connect_with(options).await?;
+                return Ok(Self::Sqlite { read: pool.clone(), write: pool, writer });
+            }
+            let write = sqlite_pool(1).connect_with(options.clone()).await?;
+            let read = sqlite_pool(max_connections.max(1)).connect_with(options).await?;
+            Ok(Self::Sqlite { read, write, writer })
         } else {
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
@@ -55,6 +66,53 @@ impl Database {
             Self::Postgres(_) => Dialect::Postgres,
         }
     }
+
+    /// Where write groups run: SQLite's writer thread, or (PostgreSQL, whose writers lock
+    /// rows, not the database) wherever the request is.
+    pub fn writer(&self) -> Option<&Writer> {
+        match self {
+            Self::Sqlite { writer, .. } => Some(writer),
+            Self::Postgres(_) => None,
+        }
+    }
+}
+
+/// A file's connections do not go stale: no ping before each use.
+fn sqlite_pool(max_connections: u32) -> SqlitePoolOptions {
+    SqlitePoolOptions::new().max_connections(max_connections).test_before_acquire(false)
+}
+
+/// A thread with a runtime of its own that runs SQLite's write groups. Under load a request
+/// thread has many tasks queued; a write group waiting there for its turn between two
+/// statements would hold the database's one write lock all that time. On this thread the
+/// group's next statement runs as soon as the previous one answers. The thread ends when the
+/// last handle is dropped.
+#[derive(Clone, Debug)]
+pub struct Writer {
+    handle: tokio::runtime::Handle,
+    _stop: Arc<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Writer {
+    fn start() -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new().name("sqlite-writer".into()).spawn(move || {
+            // Resolves (with an error) when the last `Writer` drops its sender.
+            let _ = runtime.block_on(stopped);
+        })?;
+        Ok(Self { handle, _stop: Arc::new(stop) })
+    }
+
+    /// Runs `task` on the writer thread and waits for it. The task finishes even if the
+    /// caller stops waiting, so a write group is never cut off between two statements.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        task: impl Future<Output = T> + Send + 'static,
+    ) -> Result<T, tokio::task::JoinError> {
+        self.handle.spawn(task).await
+    }
 }
 
 enum Transaction {
@@ -66,13 +124,11 @@ enum Transaction {
 pub struct DbSession {
     db: Database,
     tx: Option<Transaction>,
-    /// Held from `begin` to `commit`/`rollback` on SQLite.
-    writing: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl DbSession {
     pub fn new(db: Database) -> Self {
-        Self { db, tx: None, writing: None }
+        Self { db, tx: None }
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -90,8 +146,8 @@ impl DbSession {
                 let rows = bind_pg(sqlx::query(&sql), params).fetch_all(&mut **tx).await;
                 pg_rows(rows.map_err(db_error)?)
             }
-            (Database::Sqlite { pool, .. }, None) => {
-                let rows = bind(sqlx::query(sql), params).fetch_all(pool).await;
+            (Database::Sqlite { read, .. }, None) => {
+                let rows = bind(sqlx::query(sql), params).fetch_all(read).await;
                 sqlite_rows(rows.map_err(db_error)?)
             }
             (Database::Postgres(pool), None) => {
@@ -111,9 +167,8 @@ impl DbSession {
                 let sql = numbered_placeholders(sql);
                 bind_pg(sqlx::query(&sql), params).execute(&mut **tx).await.map(|r| r.rows_affected())
             }
-            (Database::Sqlite { pool, writer }, None) => {
-                let _writing = writer.lock().await;
-                bind(sqlx::query(sql), params).execute(pool).await.map(|r| r.rows_affected())
+            (Database::Sqlite { write, .. }, None) => {
+                bind(sqlx::query(sql), params).execute(write).await.map(|r| r.rows_affected())
             }
             (Database::Postgres(pool), None) => {
                 let sql = numbered_placeholders(sql);
@@ -128,10 +183,7 @@ impl DbSession {
         let result = match (&self.db, &mut self.tx) {
             (_, Some(Transaction::Sqlite(tx))) => tx.execute(sql).await.map(drop),
             (_, Some(Transaction::Postgres(tx))) => tx.execute(sql).await.map(drop),
-            (Database::Sqlite { pool, writer }, None) => {
-                let _writing = writer.lock().await;
-                pool.execute(sql).await.map(drop)
-            }
+            (Database::Sqlite { write, .. }, None) => write.execute(sql).await.map(drop),
             (Database::Postgres(pool), None) => pool.execute(sql).await.map(drop),
         };
         result.map_err(db_error)
@@ -142,17 +194,10 @@ impl DbSession {
             return Err(DbError::Statement("a transaction is already open in this call".into()));
         }
         self.tx = Some(match &self.db {
-            // IMMEDIATE takes the write lock up front, so two writers queue on busy_timeout
-            // instead of one failing when it upgrades a read lock.
-            Database::Sqlite { pool, writer } => {
-                self.writing = Some(writer.clone().lock_owned().await);
-                match pool.begin_with("BEGIN IMMEDIATE").await {
-                    Ok(tx) => Transaction::Sqlite(tx),
-                    Err(e) => {
-                        self.writing = None;
-                        return Err(db_error(e));
-                    }
-                }
+            // IMMEDIATE takes the write lock up front, so a writer of another process waits
+            // on busy_timeout instead of one failing when it upgrades a read lock.
+            Database::Sqlite { write, .. } => {
+                Transaction::Sqlite(write.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)?)
             }
             Database::Postgres(pool) => Transaction::Postgres(pool.begin().await.map_err(db_error)?),
         });
@@ -160,7 +205,6 @@ impl DbSession {
     }
 
     pub async fn commit(&mut self) -> Result<(), DbError> {
-        let _writing = self.writing.take();
         match self.tx.take() {
             Some(Transaction::Sqlite(tx)) => tx.commit().await.map_err(db_error),
             Some(Transaction::Postgres(tx)) => tx.commit().await.map_err(db_error),
@@ -169,7 +213,6 @@ impl DbSession {
     }
 
     pub async fn rollback(&mut self) -> Result<(), DbError> {
-        let _writing = self.writing.take();
         match self.tx.take() {
             Some(Transaction::Sqlite(tx)) => tx.rollback().await.map_err(db_error),
             Some(Transaction::Postgres(tx)) => tx.rollback().await.map_err(db_error),

@@ -1,6 +1,8 @@
 //! The storage plugin as the rest of the server sees it: generic records of a kind, in plain
 //! Rust types. Each function here is one call of the storage plugin, on a fresh instance.
 
+use std::sync::Arc;
+
 use super::bindings::v2::storage_world::exports::portcullis::plugin::storage as wit;
 use super::{Linked, PluginError, PluginKind, PolicyHost};
 
@@ -151,12 +153,29 @@ impl PolicyHost {
     }
 
     /// The writes as one atomic group.
-    pub async fn store_apply(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+    pub async fn store_apply(self: &Arc<Self>, writes: Vec<Write>) -> Result<(), StoreError> {
         let writes: Vec<wit::Write> = writes.into_iter().map(write).collect();
-        Ok(storage_call!(self, call_apply, &writes)?)
+        self.writing(move |host| async move { Ok(storage_call!(host, call_apply, &writes)?) }).await
     }
 
-    pub async fn store_purge_expired(&self, now: i64) -> Result<u64, StoreError> {
-        Ok(storage_call!(self, call_purge_expired, now)?)
+    pub async fn store_purge_expired(self: &Arc<Self>, now: i64) -> Result<u64, StoreError> {
+        self.writing(move |host| async move { Ok(storage_call!(host, call_purge_expired, now)?) }).await
+    }
+
+    /// Runs a storage call that writes where the database wants its writers: SQLite's on its
+    /// writer thread, PostgreSQL's here.
+    async fn writing<T, F>(self: &Arc<Self>, call: impl FnOnce(Arc<Self>) -> F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        let task = call(self.clone());
+        match self.database.writer() {
+            Some(writer) => writer
+                .run(task)
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("the database's writer stopped: {e}")))?,
+            None => task.await,
+        }
     }
 }
