@@ -38,9 +38,7 @@ impl Database {
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(10))
-                // Pages are read through a mapping of the file rather than a `pread` each.
-                .pragma("mmap_size", "268435456");
+                .busy_timeout(Duration::from_secs(10));
             let writer = Writer::start().map_err(sqlx::Error::Io)?;
             // An in-memory database lives in its one connection, which reads and writes.
             if url.contains(":memory:") || url.contains("mode=memory") {
