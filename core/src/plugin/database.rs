@@ -1,6 +1,7 @@
 //! The host side of `portcullis:plugin/database`: the capability storage plugins get.
-//! One sqlx pool (SQLite or PostgreSQL); at most one transaction per plugin call, held in
-//! the call's `Store` so that it rolls back when the call ends without `commit`.
+//! SQLite (writes through rusqlite on one connection, reads through an sqlx pool) or
+//! PostgreSQL (an sqlx pool); at most one transaction per plugin call, held in the call's
+//! `Store` so that it rolls back when the call ends without `commit`.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Column, Row, TypeInfo, ValueRef};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::bindings::v2::storage_world::portcullis::plugin::database::{DbError, Dialect, Host, Rows, Value};
 
@@ -18,14 +20,16 @@ use super::bindings::v2::storage_world::portcullis::plugin::database::{DbError, 
 #[derive(Clone, Debug)]
 pub enum Database {
     /// SQLite has one writer at a time. Every write of this process goes through `write`,
-    /// a pool of one connection, so writers queue on it instead of on SQLite's busy handler
-    /// (which sleeps and would put tens of milliseconds on the latency tail; the busy timeout
-    /// still covers other processes, such as the CLI). Reads use `read` and never wait for a
-    /// writer (WAL). Write groups run on `writer`, a thread of their own, so that the write
-    /// lock is never held while a busy request thread gets round to the next statement.
+    /// one connection, so writers queue on it instead of on SQLite's busy handler (which
+    /// sleeps and would put tens of milliseconds on the latency tail; the busy timeout still
+    /// covers other processes, such as the CLI). Its statements run on the thread that asks,
+    /// without a hand-off to another thread per statement, and write groups run on `writer`,
+    /// a thread of their own: SQLite's write lock is held only while statements run. Reads use
+    /// `read` and never wait for a writer (WAL); an in-memory database has no `read` and is
+    /// read through `write`, its one connection.
     Sqlite {
-        read: SqlitePool,
-        write: SqlitePool,
+        read: Option<SqlitePool>,
+        write: Arc<Mutex<rusqlite::Connection>>,
         writer: Writer,
     },
     Postgres(PgPool),
@@ -34,20 +38,25 @@ pub enum Database {
 impl Database {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, sqlx::Error> {
         if url.starts_with("sqlite:") {
+            let writer = Writer::start().map_err(sqlx::Error::Io)?;
+            if url.contains(":memory:") || url.contains("mode=memory") {
+                let write = rusqlite::Connection::open_in_memory().map_err(|e| sqlx::Error::Configuration(e.into()))?;
+                return Ok(Self::Sqlite { read: None, write: Arc::new(Mutex::new(write)), writer });
+            }
             let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10));
-            let writer = Writer::start().map_err(sqlx::Error::Io)?;
-            // An in-memory database lives in its one connection, which reads and writes.
-            if url.contains(":memory:") || url.contains("mode=memory") {
-                let pool = sqlite_pool(1).connect_with(options).await?;
-                return Ok(Self::Sqlite { read: pool.clone(), write: pool, writer });
-            }
-            let write = sqlite_pool(1).connect_with(options.clone()).await?;
-            let read = sqlite_pool(max_connections.max(1)).connect_with(options).await?;
-            Ok(Self::Sqlite { read, write, writer })
+            // Connecting the read pool creates the file and puts it in WAL mode.
+            let read = SqlitePoolOptions::new()
+                .max_connections(max_connections.max(1))
+                // A file's connections do not go stale: no ping before each use.
+                .test_before_acquire(false)
+                .connect_with(options.clone())
+                .await?;
+            let write = write_connection(options.get_filename()).map_err(|e| sqlx::Error::Configuration(e.into()))?;
+            Ok(Self::Sqlite { read: Some(read), write: Arc::new(Mutex::new(write)), writer })
         } else {
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
@@ -75,16 +84,20 @@ impl Database {
     }
 }
 
-/// A file's connections do not go stale: no ping before each use.
-fn sqlite_pool(max_connections: u32) -> SqlitePoolOptions {
-    SqlitePoolOptions::new().max_connections(max_connections).test_before_acquire(false)
+/// The one connection this process writes SQLite through, set up as sqlx sets up its own.
+fn write_connection(path: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
+    let connection = rusqlite::Connection::open(path)?;
+    connection.busy_timeout(Duration::from_secs(10))?;
+    connection.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
+    connection.set_prepared_statement_cache_capacity(64);
+    Ok(connection)
 }
 
 /// A thread with a runtime of its own that runs SQLite's write groups. Under load a request
 /// thread has many tasks queued; a write group waiting there for its turn between two
-/// statements would hold the database's one write lock all that time. On this thread the
-/// group's next statement runs as soon as the previous one answers. The thread ends when the
-/// last handle is dropped.
+/// statements would hold the database's one write lock all that time. On this thread a
+/// group runs from its first statement to its commit without waiting for anything else.
+/// The thread ends when the last handle is dropped.
 #[derive(Clone, Debug)]
 pub struct Writer {
     handle: tokio::runtime::Handle,
@@ -114,7 +127,8 @@ impl Writer {
 }
 
 enum Transaction {
-    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    /// The write connection, held from `BEGIN IMMEDIATE` to `COMMIT` or `ROLLBACK`.
+    Sqlite(OwnedMutexGuard<rusqlite::Connection>),
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
 }
 
@@ -122,6 +136,18 @@ enum Transaction {
 pub struct DbSession {
     db: Database,
     tx: Option<Transaction>,
+}
+
+impl Drop for DbSession {
+    /// A call that ends with its SQLite transaction open rolls it back (sqlx's transactions
+    /// roll back on drop by themselves).
+    fn drop(&mut self) {
+        if let Some(Transaction::Sqlite(connection)) = &self.tx
+            && !connection.is_autocommit()
+        {
+            let _ = connection.execute_batch("ROLLBACK");
+        }
+    }
 }
 
 impl DbSession {
@@ -135,19 +161,17 @@ impl DbSession {
 
     pub async fn query(&mut self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {
         match (&self.db, &mut self.tx) {
-            (_, Some(Transaction::Sqlite(tx))) => {
-                let rows = bind(sqlx::query(sql), params).fetch_all(&mut **tx).await;
-                sqlite_rows(rows.map_err(db_error)?)
-            }
+            (_, Some(Transaction::Sqlite(connection))) => lite::query(connection, sql, params),
             (_, Some(Transaction::Postgres(tx))) => {
                 let sql = numbered_placeholders(sql);
                 let rows = bind_pg(sqlx::query(&sql), params).fetch_all(&mut **tx).await;
                 pg_rows(rows.map_err(db_error)?)
             }
-            (Database::Sqlite { read, .. }, None) => {
+            (Database::Sqlite { read: Some(read), .. }, None) => {
                 let rows = bind(sqlx::query(sql), params).fetch_all(read).await;
                 sqlite_rows(rows.map_err(db_error)?)
             }
+            (Database::Sqlite { read: None, write, .. }, None) => lite::query(&*write.lock().await, sql, params),
             (Database::Postgres(pool), None) => {
                 let sql = numbered_placeholders(sql);
                 let rows = bind_pg(sqlx::query(&sql), params).fetch_all(pool).await;
@@ -157,34 +181,30 @@ impl DbSession {
     }
 
     pub async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
-        let done = match (&self.db, &mut self.tx) {
-            (_, Some(Transaction::Sqlite(tx))) => {
-                bind(sqlx::query(sql), params).execute(&mut **tx).await.map(|r| r.rows_affected())
-            }
+        match (&self.db, &mut self.tx) {
+            (_, Some(Transaction::Sqlite(connection))) => lite::execute(connection, sql, params),
             (_, Some(Transaction::Postgres(tx))) => {
                 let sql = numbered_placeholders(sql);
-                bind_pg(sqlx::query(&sql), params).execute(&mut **tx).await.map(|r| r.rows_affected())
+                let done = bind_pg(sqlx::query(&sql), params).execute(&mut **tx).await;
+                done.map(|r| r.rows_affected()).map_err(db_error)
             }
-            (Database::Sqlite { write, .. }, None) => {
-                bind(sqlx::query(sql), params).execute(write).await.map(|r| r.rows_affected())
-            }
+            (Database::Sqlite { write, .. }, None) => lite::execute(&*write.lock().await, sql, params),
             (Database::Postgres(pool), None) => {
                 let sql = numbered_placeholders(sql);
-                bind_pg(sqlx::query(&sql), params).execute(pool).await.map(|r| r.rows_affected())
+                let done = bind_pg(sqlx::query(&sql), params).execute(pool).await;
+                done.map(|r| r.rows_affected()).map_err(db_error)
             }
-        };
-        done.map_err(db_error)
+        }
     }
 
     pub async fn batch(&mut self, sql: &str) -> Result<(), DbError> {
         use sqlx::Executor;
-        let result = match (&self.db, &mut self.tx) {
-            (_, Some(Transaction::Sqlite(tx))) => tx.execute(sql).await.map(drop),
-            (_, Some(Transaction::Postgres(tx))) => tx.execute(sql).await.map(drop),
-            (Database::Sqlite { write, .. }, None) => write.execute(sql).await.map(drop),
-            (Database::Postgres(pool), None) => pool.execute(sql).await.map(drop),
-        };
-        result.map_err(db_error)
+        match (&self.db, &mut self.tx) {
+            (_, Some(Transaction::Sqlite(connection))) => connection.execute_batch(sql).map_err(lite::error),
+            (_, Some(Transaction::Postgres(tx))) => tx.execute(sql).await.map(drop).map_err(db_error),
+            (Database::Sqlite { write, .. }, None) => write.lock().await.execute_batch(sql).map_err(lite::error),
+            (Database::Postgres(pool), None) => pool.execute(sql).await.map(drop).map_err(db_error),
+        }
     }
 
     pub async fn begin(&mut self) -> Result<(), DbError> {
@@ -195,7 +215,9 @@ impl DbSession {
             // IMMEDIATE takes the write lock up front, so a writer of another process waits
             // on busy_timeout instead of one failing when it upgrades a read lock.
             Database::Sqlite { write, .. } => {
-                Transaction::Sqlite(write.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)?)
+                let connection = write.clone().lock_owned().await;
+                connection.execute_batch("BEGIN IMMEDIATE").map_err(lite::error)?;
+                Transaction::Sqlite(connection)
             }
             Database::Postgres(pool) => Transaction::Postgres(pool.begin().await.map_err(db_error)?),
         });
@@ -204,7 +226,13 @@ impl DbSession {
 
     pub async fn commit(&mut self) -> Result<(), DbError> {
         match self.tx.take() {
-            Some(Transaction::Sqlite(tx)) => tx.commit().await.map_err(db_error),
+            Some(Transaction::Sqlite(connection)) => {
+                let committed = connection.execute_batch("COMMIT").map_err(lite::error);
+                if committed.is_err() && !connection.is_autocommit() {
+                    let _ = connection.execute_batch("ROLLBACK");
+                }
+                committed
+            }
             Some(Transaction::Postgres(tx)) => tx.commit().await.map_err(db_error),
             None => Err(DbError::Statement("commit without begin".into())),
         }
@@ -212,9 +240,75 @@ impl DbSession {
 
     pub async fn rollback(&mut self) -> Result<(), DbError> {
         match self.tx.take() {
-            Some(Transaction::Sqlite(tx)) => tx.rollback().await.map_err(db_error),
+            Some(Transaction::Sqlite(connection)) => {
+                if connection.is_autocommit() {
+                    return Ok(());
+                }
+                connection.execute_batch("ROLLBACK").map_err(lite::error)
+            }
             Some(Transaction::Postgres(tx)) => tx.rollback().await.map_err(db_error),
             None => Ok(()),
+        }
+    }
+}
+
+/// Statements on the SQLite write connection, run where they are asked for.
+mod lite {
+    use rusqlite::types::{ToSqlOutput, ValueRef};
+
+    use super::{DbError, Rows, Value};
+
+    fn params(params: &[Value]) -> impl Iterator<Item = ToSqlOutput<'_>> {
+        params.iter().map(|p| {
+            ToSqlOutput::Borrowed(match p {
+                Value::Null => ValueRef::Null,
+                Value::Integer(i) => ValueRef::Integer(*i),
+                Value::Real(f) => ValueRef::Real(*f),
+                Value::Text(s) => ValueRef::Text(s.as_bytes()),
+                Value::Blob(b) => ValueRef::Blob(b),
+            })
+        })
+    }
+
+    pub fn query(connection: &rusqlite::Connection, sql: &str, bound: &[Value]) -> Result<Rows, DbError> {
+        let mut statement = connection.prepare_cached(sql).map_err(error)?;
+        let columns: Vec<String> = statement.column_names().into_iter().map(str::to_owned).collect();
+        let mut rows = statement.query(rusqlite::params_from_iter(params(bound))).map_err(error)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(error)? {
+            let mut values = Vec::with_capacity(columns.len());
+            for i in 0..columns.len() {
+                values.push(match row.get_ref(i).map_err(error)? {
+                    ValueRef::Null => Value::Null,
+                    ValueRef::Integer(i) => Value::Integer(i),
+                    ValueRef::Real(f) => Value::Real(f),
+                    ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+                    ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+                });
+            }
+            out.push(values);
+        }
+        Ok(Rows { columns, rows: out })
+    }
+
+    /// Runs a statement to its end (rows it returns are dropped); the rows it changed.
+    pub fn execute(connection: &rusqlite::Connection, sql: &str, bound: &[Value]) -> Result<u64, DbError> {
+        let mut statement = connection.prepare_cached(sql).map_err(error)?;
+        let mut rows = statement.query(rusqlite::params_from_iter(params(bound))).map_err(error)?;
+        while rows.next().map_err(error)?.is_some() {}
+        Ok(connection.changes())
+    }
+
+    pub fn error(e: rusqlite::Error) -> DbError {
+        use rusqlite::ErrorCode::*;
+        let text = e.to_string();
+        match e.sqlite_error_code() {
+            Some(ConstraintViolation) => DbError::Constraint(text),
+            Some(DatabaseBusy | DatabaseLocked) => DbError::Conflict(text),
+            Some(CannotOpen | SystemIoFailure | DiskFull | DatabaseCorrupt | NotADatabase | PermissionDenied) => {
+                DbError::Unavailable(text)
+            }
+            _ => DbError::Statement(text),
         }
     }
 }
