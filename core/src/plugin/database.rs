@@ -8,9 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
+use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Column, Row, TypeInfo, ValueRef};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
@@ -22,13 +20,14 @@ pub enum Database {
     /// SQLite has one writer at a time. Every write of this process goes through `write`,
     /// one connection, so writers queue on it instead of on SQLite's busy handler (which
     /// sleeps and would put tens of milliseconds on the latency tail; the busy timeout still
-    /// covers other processes, such as the CLI). Its statements run on the thread that asks,
-    /// without a hand-off to another thread per statement, and write groups run on `writer`,
-    /// a thread of their own: SQLite's write lock is held only while statements run. Reads use
-    /// `read` and never wait for a writer (WAL); an in-memory database has no `read` and is
-    /// read through `write`, its one connection.
+    /// covers other processes, such as the CLI). Write groups run on `writer`, a thread of
+    /// their own: SQLite's write lock is held only while statements run. Reads take a
+    /// read-only connection from `read`, which WAL never makes wait for a writer; an
+    /// in-memory database has no `read` and is read through `write`, its one connection.
+    /// Statements run on the thread that asks for them, with no hand-off to another thread
+    /// per statement: an indexed read or write of a few rows takes microseconds.
     Sqlite {
-        read: Option<SqlitePool>,
+        read: Option<Arc<ReadPool>>,
         write: Arc<Mutex<rusqlite::Connection>>,
         writer: Writer,
     },
@@ -39,24 +38,15 @@ impl Database {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, sqlx::Error> {
         if url.starts_with("sqlite:") {
             let writer = Writer::start().map_err(sqlx::Error::Io)?;
+            let configuration = |e: rusqlite::Error| sqlx::Error::Configuration(e.into());
             if url.contains(":memory:") || url.contains("mode=memory") {
-                let write = rusqlite::Connection::open_in_memory().map_err(|e| sqlx::Error::Configuration(e.into()))?;
+                let write = rusqlite::Connection::open_in_memory().map_err(configuration)?;
                 return Ok(Self::Sqlite { read: None, write: Arc::new(Mutex::new(write)), writer });
             }
-            let options = SqliteConnectOptions::from_str(url)?
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(10));
-            // Connecting the read pool creates the file and puts it in WAL mode.
-            let read = SqlitePoolOptions::new()
-                .max_connections(max_connections.max(1))
-                // A file's connections do not go stale: no ping before each use.
-                .test_before_acquire(false)
-                .connect_with(options.clone())
-                .await?;
-            let write = write_connection(options.get_filename()).map_err(|e| sqlx::Error::Configuration(e.into()))?;
-            Ok(Self::Sqlite { read: Some(read), write: Arc::new(Mutex::new(write)), writer })
+            let path = SqliteConnectOptions::from_str(url)?.get_filename().to_path_buf();
+            let write = write_connection(&path).map_err(configuration)?;
+            let read = ReadPool { path, max: max_connections.max(1) as usize, idle: parking_lot::Mutex::default() };
+            Ok(Self::Sqlite { read: Some(Arc::new(read)), write: Arc::new(Mutex::new(write)), writer })
         } else {
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
@@ -84,7 +74,43 @@ impl Database {
     }
 }
 
-/// The one connection this process writes SQLite through, set up as sqlx sets up its own.
+/// SQLite's read-only connections, opened as needed and kept up to `max` idle.
+#[derive(Debug)]
+pub struct ReadPool {
+    path: std::path::PathBuf,
+    max: usize,
+    idle: parking_lot::Mutex<Vec<rusqlite::Connection>>,
+}
+
+impl ReadPool {
+    fn query(&self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {
+        let taken = self.idle.lock().pop();
+        let connection = match taken {
+            Some(c) => c,
+            None => read_connection(&self.path).map_err(lite::error)?,
+        };
+        let rows = lite::query(&connection, sql, params);
+        let mut idle = self.idle.lock();
+        if idle.len() < self.max {
+            idle.push(connection);
+        }
+        rows
+    }
+}
+
+/// A read-only connection. A WAL reader waits only while another process recovers the
+/// log after a crash, so the wait is short and bounded.
+fn read_connection(path: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
+    use rusqlite::OpenFlags;
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    let connection = rusqlite::Connection::open_with_flags(path, flags)?;
+    connection.busy_timeout(Duration::from_millis(500))?;
+    connection.set_prepared_statement_cache_capacity(64);
+    Ok(connection)
+}
+
+/// The one connection this process writes SQLite through; it creates the file, puts it in
+/// WAL mode (which the file keeps) and is set up as sqlx sets up its own.
 fn write_connection(path: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
     let connection = rusqlite::Connection::open(path)?;
     connection.busy_timeout(Duration::from_secs(10))?;
@@ -167,10 +193,7 @@ impl DbSession {
                 let rows = bind_pg(sqlx::query(&sql), params).fetch_all(&mut **tx).await;
                 pg_rows(rows.map_err(db_error)?)
             }
-            (Database::Sqlite { read: Some(read), .. }, None) => {
-                let rows = bind(sqlx::query(sql), params).fetch_all(read).await;
-                sqlite_rows(rows.map_err(db_error)?)
-            }
+            (Database::Sqlite { read: Some(read), .. }, None) => read.query(sql, params),
             (Database::Sqlite { read: None, write, .. }, None) => lite::query(&*write.lock().await, sql, params),
             (Database::Postgres(pool), None) => {
                 let sql = numbered_placeholders(sql);
@@ -379,30 +402,6 @@ where
         };
     }
     q
-}
-
-fn sqlite_rows(rows: Vec<SqliteRow>) -> Result<Rows, DbError> {
-    let columns = column_names(rows.first());
-    let mut out = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let mut values = Vec::with_capacity(row.len());
-        for i in 0..row.len() {
-            let raw = row.try_get_raw(i).map_err(db_error)?;
-            let value = if raw.is_null() {
-                Value::Null
-            } else {
-                match raw.type_info().name() {
-                    "INTEGER" | "BOOLEAN" | "INT8" | "BIGINT" => Value::Integer(row.try_get(i).map_err(db_error)?),
-                    "REAL" => Value::Real(row.try_get(i).map_err(db_error)?),
-                    "BLOB" => Value::Blob(row.try_get(i).map_err(db_error)?),
-                    _ => Value::Text(row.try_get(i).map_err(db_error)?),
-                }
-            };
-            values.push(value);
-        }
-        out.push(values);
-    }
-    Ok(Rows { columns, rows: out })
 }
 
 fn pg_rows(rows: Vec<PgRow>) -> Result<Rows, DbError> {
