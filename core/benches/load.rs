@@ -419,7 +419,7 @@ fn main() {
 
 /// One scope-policy call on a fresh instance, measured through the host's public API.
 fn plugin_call_cost() {
-    use portcullis::plugin::scope::ScopeInput;
+    use portcullis::plugin::scope::{Ask, ScopeInput};
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
         let db = portcullis::plugin::database::Database::connect("sqlite::memory:", 1).await.unwrap();
@@ -447,15 +447,17 @@ fn plugin_call_cost() {
         let request = ScopeInput {
             client: &client,
             template: None,
-            user: None,
             organization: None,
             instance: None,
-            requested: &requested,
-            scope_parameter_present: true,
-            grant_type: "authorization_code",
-            original_scopes: None,
-            acr_values: &[],
-            claims_parameter: None,
+            ask: Ask {
+                user: None,
+                requested: &requested,
+                scope_parameter_present: true,
+                grant_type: "authorization_code",
+                original_scopes: None,
+                acr_values: &[],
+                claims_parameter: None,
+            },
         };
         let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/policies");
         let manifest = std::fs::read_to_string(fixtures.join("scope-js.toml")).unwrap();

@@ -6,7 +6,8 @@
 
 use super::Protocol;
 use crate::error::OAuthError;
-use crate::model::{Decision, ExtraClaim, User};
+use crate::model::{Decision, ExtraClaim};
+pub use crate::plugin::scope::Ask;
 use crate::plugin::scope::{PolicyDenial, ScopeInput};
 use crate::storage::ClientContext;
 
@@ -34,32 +35,14 @@ const REGISTERED: &[&str] = &[
     "cnf",
 ];
 
-/// What one grant asks the policy.
-pub struct Ask<'a> {
-    pub user: Option<&'a User>,
-    pub requested: &'a [String],
-    pub scope_parameter_present: bool,
-    pub grant_type: &'a str,
-    /// On refresh: the scopes of the original grant.
-    pub original_scopes: Option<&'a [String]>,
-    pub acr_values: &'a [String],
-    pub claims_parameter: Option<&'a str>,
-}
-
 pub fn resolve(app: &Protocol, context: &ClientContext, ask: Ask<'_>) -> Result<Decision, OAuthError> {
     let client = &context.client;
     let input = ScopeInput {
         client,
         template: context.template.as_ref(),
-        user: ask.user,
         organization: context.organization.as_ref(),
         instance: context.instance.as_ref(),
-        requested: ask.requested,
-        scope_parameter_present: ask.scope_parameter_present,
-        grant_type: ask.grant_type,
-        original_scopes: ask.original_scopes,
-        acr_values: ask.acr_values,
-        claims_parameter: ask.claims_parameter,
+        ask,
     };
     let policy = client.doc.scope_policy.as_deref().unwrap_or(&app.host.defaults.scope);
     match app.host.resolve_scope(policy, &input)? {
@@ -70,7 +53,7 @@ pub fn resolve(app: &Protocol, context: &ClientContext, ask: Ask<'_>) -> Result<
                 .scopes
                 .into_iter()
                 .filter(|s| client.doc.scopes.contains(s))
-                .filter(|s| ask.original_scopes.is_none_or(|o| o.contains(s)))
+                .filter(|s| input.ask.original_scopes.is_none_or(|o| o.contains(s)))
                 .collect();
             let mut claims = Vec::new();
             for c in grant.claims {

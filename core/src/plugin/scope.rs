@@ -7,25 +7,32 @@ use crate::model::{AppInstance, Client, ClientTemplate, Organization, User};
 use v1::scope_world::exports::portcullis::plugin::scope as wit1;
 use v2::scope_world::exports::portcullis::plugin::scope as wit2;
 
-/// Everything a scope policy is told about one grant, filled in from the host's records.
-pub struct ScopeInput<'a> {
-    pub client: &'a Client,
-    pub template: Option<&'a ClientTemplate>,
+/// What one grant asks the policy: the request's side of its input.
+pub struct Ask<'a> {
     pub user: Option<&'a User>,
-    pub organization: Option<&'a Organization>,
-    pub instance: Option<&'a AppInstance>,
     pub requested: &'a [String],
     pub scope_parameter_present: bool,
     pub grant_type: &'a str,
+    /// On refresh: the scopes of the original grant.
     pub original_scopes: Option<&'a [String]>,
     pub acr_values: &'a [String],
     pub claims_parameter: Option<&'a str>,
 }
 
+/// Everything a scope policy is told about one grant: the ask, and the client's records
+/// from the host's storage.
+pub struct ScopeInput<'a> {
+    pub client: &'a Client,
+    pub template: Option<&'a ClientTemplate>,
+    pub organization: Option<&'a Organization>,
+    pub instance: Option<&'a AppInstance>,
+    pub ask: Ask<'a>,
+}
+
 impl ScopeInput<'_> {
     /// The roles that bound this grant: for an instance, those of the user who added it.
     fn roles(&self) -> Vec<String> {
-        match (self.instance, self.user) {
+        match (self.instance, self.ask.user) {
             (Some(i), _) => i.added_by_roles.clone(),
             (None, Some(u)) => u.doc.roles.clone(),
             (None, None) => Vec::new(),
@@ -110,7 +117,7 @@ fn v2_request(i: &ScopeInput<'_>) -> wit2::ScopeRequest {
             organization_id: c.organization_id.clone(),
             metadata: metadata(c),
         },
-        user: i.user.map(|u| wit2::User {
+        user: i.ask.user.map(|u| wit2::User {
             id: u.id.clone(),
             username: u.username.clone(),
             name: u.doc.name.clone(),
@@ -133,12 +140,12 @@ fn v2_request(i: &ScopeInput<'_>) -> wit2::ScopeRequest {
             scopes: a.scopes.clone(),
         }),
         roles: i.roles(),
-        requested_scopes: i.requested.to_vec(),
-        scope_parameter_present: i.scope_parameter_present,
-        grant_type: i.grant_type.to_owned(),
-        original_scopes: i.original_scopes.map(<[String]>::to_vec),
-        acr_values: i.acr_values.to_vec(),
-        claims_parameter: i.claims_parameter.map(str::to_owned),
+        requested_scopes: i.ask.requested.to_vec(),
+        scope_parameter_present: i.ask.scope_parameter_present,
+        grant_type: i.ask.grant_type.to_owned(),
+        original_scopes: i.ask.original_scopes.map(<[String]>::to_vec),
+        acr_values: i.ask.acr_values.to_vec(),
+        claims_parameter: i.ask.claims_parameter.map(str::to_owned),
     }
 }
 
@@ -178,7 +185,7 @@ fn v1_request(i: &ScopeInput<'_>) -> wit1::ScopeRequest {
             organization_id: c.organization_id.clone(),
             metadata: metadata(c),
         },
-        user: i.user.map(|u| wit1::User {
+        user: i.ask.user.map(|u| wit1::User {
             id: u.id.clone(),
             username: u.username.clone(),
             roles: u.doc.roles.clone(),
@@ -190,9 +197,9 @@ fn v1_request(i: &ScopeInput<'_>) -> wit1::ScopeRequest {
             available_roles: o.available_roles.clone(),
         }),
         roles: i.roles(),
-        requested_scopes: i.requested.to_vec(),
-        scope_parameter_present: i.scope_parameter_present,
-        grant_type: i.grant_type.to_owned(),
+        requested_scopes: i.ask.requested.to_vec(),
+        scope_parameter_present: i.ask.scope_parameter_present,
+        grant_type: i.ask.grant_type.to_owned(),
     }
 }
 
