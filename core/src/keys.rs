@@ -303,15 +303,16 @@ impl Keys {
     /// by the server's clock.
     pub fn verify<T: DeserializeOwned + Expiring>(&self, token: &str, typ: &str) -> Result<T, TokenRejected> {
         let ring = self.ring.read().clone();
+        let now = self.clock.now();
         let key = Verified::key(typ, token);
         let claims = if self.verified.lock().holds(&key, ring.generation) {
             verified_claims::<T>(token)?
         } else {
             let claims = self.verify_signed::<T>(&ring, token, typ)?;
-            self.verified.lock().insert(key, ring.generation, claims.exp(), self.clock.now());
+            self.verified.lock().insert(key, ring.generation, claims.exp(), now);
             claims
         };
-        if claims.exp() <= self.clock.now() {
+        if claims.exp() <= now {
             return Err(TokenRejected::Invalid);
         }
         Ok(claims)

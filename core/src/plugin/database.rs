@@ -1,7 +1,7 @@
 //! The host side of `portcullis:plugin/database`: the capability storage plugins get.
-//! SQLite (writes through rusqlite on one connection, reads through an sqlx pool) or
-//! PostgreSQL (an sqlx pool); at most one transaction per plugin call, held in the call's
-//! `Store` so that it rolls back when the call ends without `commit`.
+//! SQLite (rusqlite: writes on one connection, reads on read-only ones) or PostgreSQL (an
+//! sqlx pool); at most one transaction per plugin call, held in the call's `Store` so that
+//! it rolls back when the call ends without `commit`.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -378,20 +378,6 @@ fn bind_pg<'q>(mut q: PgQuery<'q>, params: &'q [Value]) -> PgQuery<'q> {
     if params.iter().any(|p| matches!(p, Value::Null)) {
         q = q.persistent(false);
     }
-    bind(q, params)
-}
-
-fn bind<'q, DB: sqlx::Database>(
-    mut q: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
-    params: &'q [Value],
-) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
-where
-    Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    f64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    &'q [u8]: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-{
     for p in params {
         q = match p {
             Value::Null => q.bind(None::<String>),
@@ -473,8 +459,8 @@ fn db_error(e: sqlx::Error) -> DbError {
                 | sqlx::error::ErrorKind::ForeignKeyViolation
                 | sqlx::error::ErrorKind::NotNullViolation
                 | sqlx::error::ErrorKind::CheckViolation => DbError::Constraint(message),
-                // PostgreSQL serialization failure / deadlock; SQLite busy / locked.
-                _ if matches!(code.as_str(), "40001" | "40P01" | "5" | "6" | "517") => DbError::Conflict(message),
+                // Serialization failure, deadlock.
+                _ if matches!(code.as_str(), "40001" | "40P01") => DbError::Conflict(message),
                 _ => DbError::Statement(message),
             }
         }
