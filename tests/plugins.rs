@@ -214,7 +214,7 @@ async fn the_host_drops_scopes_and_claims_a_policy_may_not_give() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_policy_is_told_what_the_host_knows() {
-    use portcullis::model::{AppInstance, ClientTemplate, Organization};
+    use portcullis::model::{AppInstance, Application, ClientTemplate, Organization};
     use portcullis::storage::write;
     let policies = policies_copy();
     install_chaos(policies.path(), "scope-chaos");
@@ -224,11 +224,12 @@ async fn a_policy_is_told_what_the_host_knows() {
         id: "t1".into(),
         name: "Reporting".into(),
         scopes: vec!["echo".into(), "api".into()],
-        created_at: 0,
+        ..Default::default()
     };
     let organization = Organization {
         id: "o1".into(),
         name: "Provider".into(),
+        parent_id: None,
         available_roles: vec!["vcd:admin".into(), "vcd:viewer".into()],
         created_at: 0,
     };
@@ -238,8 +239,14 @@ async fn a_policy_is_told_what_the_host_knows() {
                        "scope_policy": "scope-chaos", "template_id": "t1", "organization_id": "o1", "owner": "u-owner"}))
         .await;
     let secret = secret.unwrap();
+    // An application that gets tokens through the instance it was added as.
+    let application = Application { id: "a1".into(), enabled: true, requires_instance: true, ..Default::default() };
+    let mut client = storage.get_client(&id).await.unwrap().unwrap();
+    client.doc.application_id = Some("a1".into());
+    storage.apply(vec![write::create(&application).unwrap(), write::put(&client).unwrap()]).await.unwrap();
     let instance = AppInstance {
         id: "i1".into(),
+        application_id: "a1".into(),
         client_id: id.clone(),
         organization_id: "o1".into(),
         added_by: "u-adder".into(),

@@ -446,6 +446,7 @@ fn plugin_call_cost() {
         let requested = vec!["openid".to_owned(), "email".to_owned()];
         let request = ScopeInput {
             client: &client,
+            allowed_scopes: &client.doc.scopes,
             template: None,
             organization: None,
             instance: None,

@@ -18,6 +18,7 @@ pub struct Config {
     pub policies: PoliciesConfig,
     pub keys: KeysConfig,
     pub tokens: TokensConfig,
+    pub applications: ApplicationsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -109,6 +110,14 @@ pub struct TokensConfig {
     pub refresh_token_ttl: u64,
     pub session_ttl: u64,
     pub interaction_ttl: u64,
+}
+
+/// Applications that users register themselves (Deployteq's apps).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApplicationsConfig {
+    /// The scopes such an application may be registered with; empty: any scope.
+    pub scope_catalogue: Vec<String>,
 }
 
 impl Default for ServerConfig {

@@ -83,7 +83,9 @@ impl OAuthError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::InvalidClient { .. } | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            // `login_required` is redirected by the authorization endpoint; as a status it
+            // answers the account API's calls without a session.
+            Self::InvalidClient { .. } | Self::InvalidToken(_) | Self::LoginRequired(_) => StatusCode::UNAUTHORIZED,
             Self::AccessDenied(_) => StatusCode::FORBIDDEN,
             Self::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UriTooLong(_) => StatusCode::URI_TOO_LONG,

@@ -64,6 +64,8 @@ pub struct ClientDocument {
     pub refresh_token_ttl: Option<u64>,
     /// The template the client was created from: a record of its own ([`ClientTemplate`]).
     pub template_id: Option<String>,
+    /// The application whose credentials these are ([`Application`]).
+    pub application_id: Option<String>,
     /// The user who registered the client, when a user did.
     pub owner: Option<String>,
     pub scope_policy: Option<String>,
@@ -86,36 +88,157 @@ impl Client {
     }
 }
 
-/// A named set of scopes clients are created from (ELMA365's client template). Changing it
-/// changes what every client created from it may get.
+/// What an integrator registers and a person is asked to let in: ELMA365's external
+/// application of a module, a VMware Cloud Partner Navigator OAuth app, a Deployteq app.
+/// Its credentials are [`Client`]s (`application_id`); a module's application hands them out
+/// through [`ClientTemplate`]s, an organization's through [`AppInstance`]s.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Application {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    /// An image URL shown beside the name on the consent page.
+    pub icon: Option<String>,
+    /// The module it is the external application of (ELMA365): at most one per module.
+    pub module: Option<String>,
+    /// The organization it was created in (VMware): only there can it be added.
+    pub organization_id: Option<String>,
+    /// The user who created it; with `owner_only`, the only one who may authorize it.
+    pub created_by: Option<String>,
+    /// A disabled application's clients get nothing, and its tokens are inactive.
+    pub enabled: bool,
+    /// What its clients may be granted (templates narrow it for a module's clients).
+    pub scopes: Vec<String>,
+    /// Its clients get tokens only once it is added to an organization ([`AppInstance`]).
+    pub requires_instance: bool,
+    /// Only `created_by` may authorize it (Deployteq: the user who registered the app).
+    pub owner_only: bool,
+    pub tokens: TokenSettings,
+    pub created_at: i64,
+}
+
+/// How tokens are issued to an application's clients. Unset fields fall through: a client's
+/// own setting, then its template's, then its application's, then the server's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenSettings {
+    pub code_ttl: Option<u64>,
+    pub access_token_ttl: Option<u64>,
+    pub refresh_token_ttl: Option<u64>,
+    /// When the authorization code grant issues a refresh token.
+    pub refresh_tokens: Option<RefreshTokens>,
+    /// `token_type` as the token response spells it (RFC 6749 §7.1: case-insensitive).
+    pub token_type: Option<TokenTypeSpelling>,
+    /// The user's claims an ID token carries whenever `openid` is granted, beyond those
+    /// of the granted scopes (ELMA365: `email` and `company`).
+    pub id_token_claims: Option<Vec<String>>,
+}
+
+impl TokenSettings {
+    /// `self`, with each unset field taken from `fallback`.
+    pub fn or(&self, fallback: &TokenSettings) -> TokenSettings {
+        TokenSettings {
+            code_ttl: self.code_ttl.or(fallback.code_ttl),
+            access_token_ttl: self.access_token_ttl.or(fallback.access_token_ttl),
+            refresh_token_ttl: self.refresh_token_ttl.or(fallback.refresh_token_ttl),
+            refresh_tokens: self.refresh_tokens.or(fallback.refresh_tokens),
+            token_type: self.token_type.or(fallback.token_type),
+            id_token_claims: self.id_token_claims.clone().or_else(|| fallback.id_token_claims.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefreshTokens {
+    /// Only when `offline_access` was granted (OIDC Core §11).
+    OfflineAccess,
+    /// On every authorization code redemption (ELMA365).
+    Always,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TokenTypeSpelling {
+    Bearer,
+    #[serde(rename = "bearer")]
+    LowerBearer,
+}
+
+impl TokenTypeSpelling {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Bearer => "Bearer",
+            Self::LowerBearer => "bearer",
+        }
+    }
+}
+
+/// A named set of scopes clients are created from (ELMA365's client template), offered by
+/// an application. Changing it changes what every client created from it may get.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ClientTemplate {
     pub id: String,
+    pub application_id: Option<String>,
     pub name: String,
     pub scopes: Vec<String>,
+    pub tokens: TokenSettings,
     pub created_at: i64,
 }
 
-/// An organization (a provider or one of its customers), with the roles available in it.
+/// An organization (a provider or one of its customers), with the service roles available
+/// in it. A role named `service:role` (`vcd:admin`) is a service role; one without a colon
+/// (`provider-administrator`) an organization role.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Organization {
     pub id: String,
     pub name: String,
+    /// The provider organization a customer organization belongs to.
+    pub parent_id: Option<String>,
     pub available_roles: Vec<String>,
     pub created_at: i64,
 }
 
-/// An application (a client) added to an organization, with what it may have fixed then.
+/// Whether `role` is a service role (`service:role`) rather than an organization role.
+pub fn is_service_role(role: &str) -> bool {
+    role.contains(':')
+}
+
+/// The organization roles the manuals name.
+pub mod roles {
+    /// Administers the whole server (ELMA365's system administrator).
+    pub const SYSTEM_ADMINISTRATOR: &str = "system-administrator";
+    /// Registers applications of their own (Deployteq's application manager).
+    pub const APPLICATION_MANAGER: &str = "application-manager";
+    pub const PROVIDER_ADMINISTRATOR: &str = "provider-administrator";
+    /// Not a role of its own: held beside another, whose reach it may not exceed.
+    pub const PROVIDER_DEVELOPER: &str = "provider-developer";
+}
+
+/// The roles a user holds in an organization.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Membership {
+    pub user_id: String,
+    pub organization_id: String,
+    pub roles: Vec<String>,
+    pub created_at: i64,
+}
+
+/// An application added to an organization, with what it may have fixed then: later edits
+/// of the application do not reach it; removing it and adding it again does.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AppInstance {
     pub id: String,
+    pub application_id: String,
     pub client_id: String,
     pub organization_id: String,
     pub added_by: String,
     pub added_by_roles: Vec<String>,
+    /// The application's scopes when it was added.
     pub scopes: Vec<String>,
     pub created_at: i64,
 }

@@ -84,13 +84,27 @@ kind!(Client, "client", |c| id: &c.id, keys: {
     let mut k = Vec::new();
     if let Some(o) = &c.organization_id { k.push(("organization", o.clone())) }
     if let Some(t) = &c.doc.template_id { k.push(("template", t.clone())) }
+    if let Some(a) = &c.doc.application_id { k.push(("application", a.clone())) }
     if let Some(u) = &c.doc.owner { k.push(("owner", u.clone())) }
     k
 });
-kind!(ClientTemplate, "client-template", |t| id: &t.id);
+kind!(Application, "application", |a| id: &a.id, keys: {
+    let mut k = Vec::new();
+    if let Some(o) = &a.organization_id { k.push(("organization", o.clone())) }
+    if let Some(u) = &a.created_by { k.push(("created-by", u.clone())) }
+    k
+});
+kind!(ClientTemplate, "client-template", |t| id: &t.id,
+    keys: t.application_id.iter().map(|a| ("application", a.clone())).collect());
 kind!(Organization, "organization", |o| id: &o.id);
+kind!(Membership, "membership", |m| id: membership_id(&m.user_id, &m.organization_id),
+    keys: vec![("user", m.user_id.clone()), ("organization", m.organization_id.clone())]);
 kind!(AppInstance, "app-instance", |a| id: &a.id,
-    keys: vec![("client", a.client_id.clone()), ("organization", a.organization_id.clone())]);
+keys: vec![
+    ("client", a.client_id.clone()),
+    ("organization", a.organization_id.clone()),
+    ("application", a.application_id.clone()),
+]);
 kind!(User, "user", |u| id: &u.id, keys: vec![("username", u.username.clone())]);
 kind!(Grant, "grant", |g| id: &g.id,
     keys: {
@@ -118,6 +132,27 @@ struct Username {
     user_id: String,
 }
 kind!(Username, "username", |u| id: &u.username);
+
+/// The record that makes a module's external application unique: created in the same
+/// group as its application.
+#[derive(Serialize, serde::Deserialize)]
+struct ModuleApplication {
+    module: String,
+    application_id: String,
+}
+kind!(ModuleApplication, "module-application", |m| id: &m.module);
+
+/// The record that keeps an application to one instance: created with it.
+#[derive(Serialize, serde::Deserialize)]
+struct ApplicationAdded {
+    application_id: String,
+    instance_id: String,
+}
+kind!(ApplicationAdded, "application-added", |a| id: &a.application_id);
+
+fn membership_id(user_id: &str, organization_id: &str) -> String {
+    [user_id, " ", organization_id].concat()
+}
 
 fn consent_id(user_id: &str, client_id: &str) -> String {
     [user_id, " ", client_id].concat()
@@ -186,9 +221,52 @@ const PAGE: u32 = 500;
 #[derive(Debug, Clone)]
 pub struct ClientContext {
     pub client: Client,
+    pub application: Option<Application>,
     pub template: Option<ClientTemplate>,
     pub organization: Option<Organization>,
+    /// The application's instance in its organization, when it has been added to one.
     pub instance: Option<AppInstance>,
+}
+
+impl ClientContext {
+    /// Every scope the client may be granted: an instance's, fixed when it was added; else
+    /// its template's, as the template is now; else those it was registered with.
+    pub fn allowed_scopes(&self) -> &[String] {
+        match (&self.instance, &self.template) {
+            (Some(i), _) => &i.scopes,
+            (None, Some(t)) => &t.scopes,
+            (None, None) => &self.client.doc.scopes,
+        }
+    }
+
+    /// Why the client may get no token now, when it may not: its application is disabled,
+    /// or has not been added to an organization.
+    pub fn unusable(&self) -> Option<&'static str> {
+        match &self.application {
+            Some(a) if !a.enabled => Some("the client's application is disabled"),
+            Some(a) if a.requires_instance && self.instance.is_none() => {
+                Some("the client's application has not been added to an organization")
+            }
+            _ => None,
+        }
+    }
+
+    /// How tokens are issued to the client: its own settings, then its template's, then its
+    /// application's (unset fields are the server's).
+    pub fn token_settings(&self) -> TokenSettings {
+        let d = &self.client.doc;
+        let own = TokenSettings {
+            code_ttl: d.code_ttl,
+            access_token_ttl: d.access_token_ttl,
+            refresh_token_ttl: d.refresh_token_ttl,
+            refresh_tokens: d.always_issue_refresh_token.then_some(RefreshTokens::Always),
+            ..TokenSettings::default()
+        };
+        let none = TokenSettings::default();
+        let template = self.template.as_ref().map_or(&none, |t| &t.tokens);
+        let application = self.application.as_ref().map_or(&none, |a| &a.tokens);
+        own.or(template).or(application)
+    }
 }
 
 /// Client contexts by client id, with when each was read (`None`: no such client).
@@ -253,7 +331,7 @@ impl Storage {
                 Write::Consume(r) | Write::Delete(r) => r.kind,
                 Write::DeleteByKey(k) => k.kind,
             };
-            matches!(kind, "client" | "client-template" | "organization" | "app-instance")
+            matches!(kind, "client" | "application" | "client-template" | "organization" | "app-instance")
         });
         let result = self.host.store_apply(writes).await;
         if touches_clients {
@@ -277,24 +355,7 @@ impl Storage {
         }
         let context = match self.get::<Client>(id).await? {
             None => None,
-            Some(client) => {
-                let (template, organization) = match (&client.doc.template_id, &client.organization_id) {
-                    (None, None) => (None, None),
-                    (t, o) => {
-                        self.get_pair::<ClientTemplate, Organization>(
-                            t.as_deref().unwrap_or(""),
-                            o.as_deref().unwrap_or(""),
-                        )
-                        .await?
-                    }
-                };
-                let instance = self.find::<AppInstance>("client", &client.id).await?.into_iter().next();
-                let organization = match (&organization, &instance) {
-                    (None, Some(i)) => self.get::<Organization>(&i.organization_id).await?,
-                    _ => organization,
-                };
-                Some(Arc::new(ClientContext { client, template, organization, instance }))
-            }
+            Some(client) => Some(Arc::new(self.load_context(client).await?)),
         };
         let mut cache = self.clients.write();
         if cache.len() > 10_000 {
@@ -302,6 +363,35 @@ impl Storage {
         }
         cache.insert(id.to_owned(), (Instant::now(), context.clone()));
         Ok(context)
+    }
+
+    /// The records a client's policy input needs. A client of no application, template or
+    /// organization costs no further read; one of an application that must be added to an
+    /// organization, one more (its instance).
+    async fn load_context(&self, client: Client) -> Result<ClientContext, StorageError> {
+        let (t, o, a) = (&client.doc.template_id, &client.organization_id, &client.doc.application_id);
+        let (mut template, mut organization, mut application) = (None, None, None);
+        if t.is_some() || o.is_some() || a.is_some() {
+            let refs = [
+                at::<ClientTemplate>(t.as_deref().unwrap_or("")),
+                at::<Organization>(o.as_deref().unwrap_or("")),
+                at::<Application>(a.as_deref().unwrap_or("")),
+            ];
+            let mut found = self.host.store_get(&refs).await?.into_iter();
+            template = found.next().flatten().map(decode::<ClientTemplate>).transpose()?.map(|l| l.value);
+            organization = found.next().flatten().map(decode::<Organization>).transpose()?.map(|l| l.value);
+            application = found.next().flatten().map(decode::<Application>).transpose()?.map(|l| l.value);
+        }
+        let instance = match &application {
+            Some(a) if a.requires_instance => self.find::<AppInstance>("client", &client.id).await?.into_iter().next(),
+            _ => None,
+        };
+        if organization.is_none()
+            && let Some(i) = &instance
+        {
+            organization = self.get::<Organization>(&i.organization_id).await?;
+        }
+        Ok(ClientContext { client, application, template, organization, instance })
     }
 
     pub async fn get_client(&self, id: &str) -> Result<Option<Client>, StorageError> {
@@ -321,15 +411,101 @@ impl Storage {
         if self.get::<Client>(id).await?.is_none() {
             return Ok(false);
         }
-        self.apply(vec![
+        self.apply(Self::delete_client_writes(id)).await?;
+        Ok(true)
+    }
+
+    /// The writes that delete a client and everything issued to it.
+    fn delete_client_writes(id: &str) -> Vec<Write> {
+        vec![
             write::delete::<Client>(id),
             write::delete_by_key::<Grant>("client", id),
             write::delete_by_key::<RefreshToken>("client", id),
             write::delete_by_key::<Consent>("client", id),
             write::delete_by_key::<AppInstance>("client", id),
-        ])
-        .await?;
+        ]
+    }
+
+    // Applications, their templates and instances
+
+    /// Creates an application and the clients that come with it, in one group. A module has
+    /// at most one application: a second is `Duplicate`.
+    pub async fn create_application(&self, a: &Application, clients: &[Client]) -> Result<(), StorageError> {
+        let mut writes = Vec::new();
+        if let Some(module) = &a.module {
+            writes.push(write::create(&ModuleApplication { module: module.clone(), application_id: a.id.clone() })?);
+        }
+        writes.push(write::create(a)?);
+        for c in clients {
+            writes.push(write::create(c)?);
+        }
+        self.apply(writes).await.map_err(|e| match e {
+            StorageError::Conflict(_) => StorageError::Duplicate,
+            e => e,
+        })
+    }
+
+    /// Replaces an application read at `revision`, with its clients' new registrations, in
+    /// one group; `Conflict` when it changed meanwhile.
+    pub async fn update_application(
+        &self,
+        a: &Application,
+        revision: u64,
+        clients: &[Client],
+    ) -> Result<(), StorageError> {
+        let mut writes = vec![write::update(a, revision)?];
+        for c in clients {
+            writes.push(write::put(c)?);
+        }
+        self.apply(writes).await
+    }
+
+    /// Deletes an application with its module slot, templates, instances and clients, and
+    /// everything issued to those clients, in one group; `false` when there was none.
+    pub async fn delete_application(&self, id: &str) -> Result<bool, StorageError> {
+        let Some(application) = self.get::<Application>(id).await? else { return Ok(false) };
+        let mut writes = vec![write::delete::<Application>(id)];
+        if let Some(module) = &application.module {
+            writes.push(write::delete::<ModuleApplication>(module));
+        }
+        writes.push(write::delete_by_key::<ClientTemplate>("application", id));
+        writes.push(write::delete_by_key::<AppInstance>("application", id));
+        writes.push(write::delete::<ApplicationAdded>(id));
+        for client in self.find::<Client>("application", id).await? {
+            writes.extend(Self::delete_client_writes(&client.id));
+        }
+        self.apply(writes).await?;
         Ok(true)
+    }
+
+    /// Adds an application to an organization: at most one instance per application.
+    pub async fn add_instance(&self, i: &AppInstance) -> Result<(), StorageError> {
+        let added = ApplicationAdded { application_id: i.application_id.clone(), instance_id: i.id.clone() };
+        self.apply(vec![write::create(&added)?, write::create(i)?]).await.map_err(duplicate_at(0))
+    }
+
+    /// Removes an instance: its client gets no token, and its tokens are inactive, at once.
+    pub async fn remove_instance(&self, i: &AppInstance) -> Result<(), StorageError> {
+        self.apply(vec![write::delete::<AppInstance>(&i.id), write::delete::<ApplicationAdded>(&i.application_id)])
+            .await
+    }
+
+    /// Deletes a template no client was created from; `Conflict` when one was.
+    pub async fn delete_template(&self, id: &str) -> Result<bool, StorageError> {
+        if self.get::<ClientTemplate>(id).await?.is_none() {
+            return Ok(false);
+        }
+        if !self.find::<Client>("template", id).await?.is_empty() {
+            return Err(StorageError::Conflict(0));
+        }
+        self.apply(vec![write::delete::<ClientTemplate>(id)]).await?;
+        Ok(true)
+    }
+
+    // Organizations and memberships
+
+    pub async fn membership(&self, user_id: &str, organization_id: &str) -> Result<Option<Membership>, StorageError> {
+        self.get::<Membership>(&membership_id(user_id, organization_id)).await
     }
 
     // Users
@@ -364,6 +540,24 @@ impl Storage {
             self.find::<Grant>("user", user_id).await?.into_iter().filter(|g| g.expires_at > now).collect();
         grants.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(grants)
+    }
+
+    /// Revokes every grant a user gave a client and forgets the consent, in one group: the
+    /// refresh tokens die at once, the access tokens with their grants. `false` when the
+    /// user had given the client nothing.
+    pub async fn revoke_connection(&self, user_id: &str, client_id: &str) -> Result<bool, StorageError> {
+        let grants: Vec<Grant> =
+            self.find::<Grant>("user", user_id).await?.into_iter().filter(|g| g.client_id == client_id).collect();
+        let consent = self.get::<Consent>(&consent_id(user_id, client_id)).await?;
+        if grants.is_empty() && consent.is_none() {
+            return Ok(false);
+        }
+        let mut writes = vec![write::delete::<Consent>(&consent_id(user_id, client_id))];
+        for g in &grants {
+            writes.extend(Self::revoke_grant_writes(&g.id));
+        }
+        self.apply(writes).await?;
+        Ok(true)
     }
 
     /// The writes that revoke a grant: it and its refresh tokens. (Its code was consumed

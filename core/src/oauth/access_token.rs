@@ -18,9 +18,15 @@ pub async fn validate(app: &Protocol, token: &str, known: Option<&Client>) -> Re
     if revoked.is_some() || (claims.gid.is_some() && grant.is_none()) {
         return Ok(None);
     }
-    let live = match known.filter(|c| c.id == claims.client_id) {
-        Some(c) => !c.is_expired(app.clock.now()),
-        None => app.storage.get_client(&claims.client_id).await?.is_some_and(|c| !c.is_expired(app.clock.now())),
+    let now = app.clock.now();
+    let live = match known.filter(|c| c.id == claims.client_id && c.doc.application_id.is_none()) {
+        Some(c) => !c.is_expired(now),
+        None => app.storage.client_context(&claims.client_id).await?.is_some_and(|c| {
+            // A token issued through an instance dies with it; a disabled application's are inactive.
+            !c.client.is_expired(now)
+                && c.unusable().is_none()
+                && claims.iid.as_ref().is_none_or(|iid| c.instance.as_ref().is_some_and(|i| &i.id == iid))
+        }),
     };
     Ok(live.then_some(claims))
 }

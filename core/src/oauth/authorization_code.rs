@@ -11,9 +11,10 @@ use super::tokens::{self, Issue, TokenResponse};
 use crate::crypto::{hash_secret, random_token};
 use crate::error::OAuthError;
 use crate::model::*;
-use crate::storage::{Loaded, Storage, StorageError, write};
+use crate::storage::{ClientContext, Loaded, Storage, StorageError, write};
 
-pub async fn exchange(app: &App, client: &Client, params: &Params) -> Result<TokenResponse, OAuthError> {
+pub async fn exchange(app: &App, context: &ClientContext, params: &Params) -> Result<TokenResponse, OAuthError> {
+    let client = &context.client;
     let presented = params.required("code")?;
     let invalid = || OAuthError::InvalidGrant("the authorization code is invalid".into());
     let Some(Loaded { value: code, consumed, .. }) = app.storage.get_loaded::<Code>(&hash_secret(presented)).await?
@@ -50,8 +51,10 @@ pub async fn exchange(app: &App, client: &Client, params: &Params) -> Result<Tok
     }
 
     let grant = &code.grant;
+    // OIDC Core §11: with `offline_access`, or always where the client's settings say so.
+    let always = context.token_settings().refresh_tokens == Some(RefreshTokens::Always);
     let wants_refresh = client.allows_grant(GrantType::RefreshToken)
-        && (client.doc.always_issue_refresh_token || grant.doc.scopes.iter().any(|s| s == "offline_access"));
+        && (always || grant.doc.scopes.iter().any(|s| s == "offline_access"));
     let mut writes = vec![write::consume::<Code>(&code.hash), write::create(grant)?];
     let refresh_token = if wants_refresh {
         let token = random_token(32);
@@ -79,7 +82,7 @@ pub async fn exchange(app: &App, client: &Client, params: &Params) -> Result<Tok
     tokens::issue(
         app,
         Issue {
-            client,
+            context,
             user_id: grant.user_id.as_deref(),
             scopes: &grant.doc.scopes,
             claims: &grant.doc.claims,

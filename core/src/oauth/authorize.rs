@@ -18,7 +18,7 @@ use axum::extract::rejection::{BytesRejection, FormRejection};
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, RawQuery, State};
-use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::App;
@@ -38,12 +38,28 @@ use crate::storage::{ClientContext, write};
 pub struct PageError(pub OAuthError, pub Option<Client>);
 
 pub async fn get(State(app): State<App>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
-    let query = query.unwrap_or_default();
+    authorize_query(app, headers, query.unwrap_or_default()).await
+}
+
+async fn authorize_query(app: App, headers: HeaderMap, query: String) -> Response {
     if query.len() > AUTHORIZE_QUERY_BYTES {
         let e = OAuthError::UriTooLong(format!("the query is longer than the {AUTHORIZE_QUERY_BYTES} bytes read here"));
         return e.into_response();
     }
     authorize(app, headers, query.into_bytes()).await
+}
+
+/// `GET /api/o/oauth/v2/authorize/client_id=…&…` (the ELMA365 profile): the parameters
+/// after the endpoint's path, as they were sent, then those of the query, if any.
+pub async fn get_in_path(State(app): State<App>, headers: HeaderMap, uri: Uri) -> Response {
+    let prefix = format!("{}/", super::profiles::Profile::Elma365.path(super::profiles::Endpoint::Authorization));
+    let in_path = uri.path().strip_prefix(prefix.as_str()).unwrap_or_default();
+    let query = match uri.query() {
+        Some(q) if !in_path.is_empty() => format!("{in_path}&{q}"),
+        Some(q) => q.to_owned(),
+        None => in_path.to_owned(),
+    };
+    authorize_query(app, headers, query).await
 }
 
 pub async fn post(State(app): State<App>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
@@ -65,7 +81,7 @@ async fn authorize(app: App, headers: HeaderMap, raw: Vec<u8>) -> Response {
             return error_page(&app, &headers, client.as_ref(), &ui_locales(&params), e);
         }
     };
-    let request = match validate_request(&context.client, base.clone(), &params) {
+    let request = match validate_request(&context, base.clone(), &params) {
         Ok(r) => r,
         Err(e) => return redirect_error(&app, &e, &base),
     };
@@ -128,10 +144,11 @@ async fn validate_client(
 }
 
 fn validate_request(
-    client: &Client,
+    context: &ClientContext,
     mut r: AuthorizationRequest,
     params: &Params,
 ) -> Result<AuthorizationRequest, OAuthError> {
+    let client = &context.client;
     // Everything kept with the interaction or the code is bounded, before anything is stored.
     params.check_lengths(AUTHORIZATION_PARAMETERS)?;
     match params.get("response_type") {
@@ -154,6 +171,9 @@ fn validate_request(
     }
     if !client.allows_grant(GrantType::AuthorizationCode) {
         return Err(OAuthError::UnauthorizedClient("this client may not use the authorization code grant".into()));
+    }
+    if let Some(why) = context.unusable() {
+        return Err(OAuthError::UnauthorizedClient(why.into()));
     }
     r.scopes = parse_scope(params.get("scope"))?;
     r.scope_given = params.get("scope").is_some();
@@ -295,6 +315,11 @@ async fn decide(
     let client = &context.client;
     let (user, remembered) = app.storage.user_and_consent(user_id, &client.id).await?;
     let user = user.ok_or_else(|| OAuthError::LoginRequired("the user no longer exists".into()))?;
+    if let Some(application) = context.application.as_ref().filter(|a| a.owner_only)
+        && application.created_by.as_deref() != Some(user.id.as_str())
+    {
+        return Err(OAuthError::AccessDenied("only the user who registered this application may authorize it".into()));
+    }
     let decision = scope_policy::resolve(
         app,
         context,
@@ -315,7 +340,7 @@ async fn decide(
         }
         return interaction::consent_page(app, headers, client, &user, request.clone(), auth_time, decision).await;
     }
-    issue_code(app, client, &user, request, auth_time, decision, None).await
+    issue_code(app, context, &user, request, auth_time, decision, None).await
 }
 
 /// `POST /interaction/consent`: the consent form of step 3. Allowing issues exactly the
@@ -360,7 +385,7 @@ async fn consent_step(
         scopes: decision.scopes.clone(),
         granted_at: app.clock.now(),
     };
-    issue_code(app, &context.client, &user, &parked.request, auth_time, decision, Some(remember)).await
+    issue_code(app, context, &user, &parked.request, auth_time, decision, Some(remember)).await
 }
 
 /// Step 4, §4.1.2: a code bound to the client, redirect URI, PKCE challenge and nonce. It
@@ -368,20 +393,22 @@ async fn consent_step(
 /// that was just given, if any.
 async fn issue_code(
     app: &App,
-    client: &Client,
+    context: &ClientContext,
     user: &User,
     request: &AuthorizationRequest,
     auth_time: i64,
     decision: Decision,
     remember: Option<Consent>,
 ) -> Result<Response, OAuthError> {
+    let client = &context.client;
+    let settings = context.token_settings();
     let now = app.clock.now();
-    let refresh_ttl = client.doc.refresh_token_ttl.unwrap_or(app.config.tokens.refresh_token_ttl) as i64;
+    let refresh_ttl = settings.refresh_token_ttl.unwrap_or(app.config.tokens.refresh_token_ttl) as i64;
     let code = random_token(32);
-    let id_token_claims = super::tokens::user_claims(user, decision.scopes.iter().map(String::as_str));
+    let id_token_claims = super::tokens::id_token_user_claims(user, &decision.scopes, &settings);
     let record = Code {
         hash: hash_secret(&code),
-        expires_at: now + client.doc.code_ttl.unwrap_or(app.config.tokens.code_ttl) as i64,
+        expires_at: now + settings.code_ttl.unwrap_or(app.config.tokens.code_ttl) as i64,
         grant: Grant {
             id: random_token(16),
             client_id: client.id.clone(),

@@ -26,7 +26,7 @@ pub fn exchange(app: &App, context: &ClientContext, params: &Params) -> Result<T
     tokens::issue(
         app,
         Issue {
-            client: &context.client,
+            context,
             user_id: None,
             scopes: &granted.scopes,
             claims: &granted.claims,

@@ -86,6 +86,12 @@ pub fn router(app: App) -> Router {
             }
         }
     }
+    // ELMA365's manual writes the authorization request's parameters as a path segment
+    // (`/api/o/oauth/v2/authorize/client_id=…&redirect_uri=…`): read them as the query.
+    if app.config.server.profiles.iter().any(|p| Profile::from(*p) == Profile::Elma365) {
+        let path = format!("{}/{{*parameters}}", Profile::Elma365.path(Endpoint::Authorization));
+        router = router.route(&path, get(authorize::get_in_path));
+    }
     // Every OAuth endpoint reads small bodies; the admin API has its own, larger bound.
     router.layer(DefaultBodyLimit::max(crate::limits::OAUTH_BODY_BYTES)).with_state(app)
 }

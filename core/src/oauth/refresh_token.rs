@@ -63,11 +63,12 @@ pub async fn exchange(app: &App, context: &ClientContext, params: &Params) -> Re
         Err(StorageError::Conflict(0)) => return Err(invalid()),
         Err(e) => return Err(e.into()),
     }
-    let id_token_claims = user.as_ref().map(|u| tokens::user_claims(u, granted.scopes.iter().map(String::as_str)));
+    let settings = context.token_settings();
+    let id_token_claims = user.as_ref().map(|u| tokens::id_token_user_claims(u, &granted.scopes, &settings));
     tokens::issue(
         app,
         Issue {
-            client,
+            context,
             user_id: token.user_id.as_deref(),
             scopes: &granted.scopes,
             claims: &granted.claims,

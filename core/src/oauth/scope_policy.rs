@@ -39,6 +39,7 @@ pub fn resolve(app: &Protocol, context: &ClientContext, ask: Ask<'_>) -> Result<
     let client = &context.client;
     let input = ScopeInput {
         client,
+        allowed_scopes: context.allowed_scopes(),
         template: context.template.as_ref(),
         organization: context.organization.as_ref(),
         instance: context.instance.as_ref(),
@@ -47,12 +48,12 @@ pub fn resolve(app: &Protocol, context: &ClientContext, ask: Ask<'_>) -> Result<
     let policy = client.doc.scope_policy.as_deref().unwrap_or(&app.host.defaults.scope);
     match app.host.resolve_scope(policy, &input)? {
         Ok(grant) => {
-            // A policy narrows; it never widens past what the client was registered with,
-            // nor, on refresh, past the original grant.
+            // A policy narrows; it never widens past what the client may be granted, nor,
+            // on refresh, past the original grant.
             let scopes: Vec<String> = grant
                 .scopes
                 .into_iter()
-                .filter(|s| client.doc.scopes.contains(s))
+                .filter(|s| input.allowed_scopes.contains(s))
                 .filter(|s| input.ask.original_scopes.is_none_or(|o| o.contains(s)))
                 .collect();
             let mut claims = Vec::new();

@@ -47,6 +47,9 @@ async fn handle(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<super::to
     let grant_type = GrantType::parse(name)
         .ok_or_else(|| OAuthError::UnsupportedGrantType(format!("grant_type `{name}` is not supported")))?;
     let context = client_auth::authenticate(app, headers, &mut params).await?.context;
+    if let Some(why) = context.unusable() {
+        return Err(OAuthError::UnauthorizedClient(why.into()));
+    }
     if !context.client.allows_grant(grant_type) {
         return Err(OAuthError::UnauthorizedClient(format!(
             "this client may not use the `{}` grant",
@@ -55,7 +58,7 @@ async fn handle(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<super::to
     }
     // Exhaustive: a grant type is dispatched to its own module or not accepted at all.
     match grant_type {
-        GrantType::AuthorizationCode => authorization_code::exchange(app, &context.client, &params).await,
+        GrantType::AuthorizationCode => authorization_code::exchange(app, &context, &params).await,
         GrantType::ClientCredentials => client_credentials::exchange(app, &context, &params),
         GrantType::RefreshToken => refresh_token::exchange(app, &context, &params).await,
     }

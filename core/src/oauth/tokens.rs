@@ -7,7 +7,8 @@ use serde_json::{Map, Value, json};
 use super::Protocol;
 use crate::crypto::{hash_secret, random_token};
 use crate::error::OAuthError;
-use crate::model::{Client, ExtraClaim, RefreshToken, User};
+use crate::model::{ExtraClaim, RefreshToken, TokenSettings, TokenTypeSpelling, User};
+use crate::storage::ClientContext;
 
 /// The claims of an access token this server issued, as read back by introspection and userinfo.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -26,6 +27,10 @@ pub struct AccessClaims {
     /// The grant this token hangs off; revoking the grant revokes the token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gid: Option<String>,
+    /// The application instance a client credentials token was issued through; removing
+    /// the instance revokes the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iid: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -45,6 +50,7 @@ impl AccessClaims {
 #[derive(Serialize)]
 pub struct TokenResponse {
     pub access_token: String,
+    /// `Bearer`, or as the client's application spells it (RFC 6749 §7.1: case-insensitive).
     pub token_type: &'static str,
     pub expires_in: u64,
     pub scope: String,
@@ -56,7 +62,8 @@ pub struct TokenResponse {
 
 /// What one token response is issued for.
 pub struct Issue<'a> {
-    pub client: &'a Client,
+    /// The client, with the records that decide its tokens' lifetimes and spelling.
+    pub context: &'a ClientContext,
     /// The resource owner; none for client credentials.
     pub user_id: Option<&'a str>,
     pub scopes: &'a [String],
@@ -71,13 +78,11 @@ pub struct Issue<'a> {
     pub refresh_token: Option<String>,
 }
 
-pub fn access_token_ttl(app: &Protocol, client: &Client) -> u64 {
-    client.doc.access_token_ttl.unwrap_or(app.config.tokens.access_token_ttl)
-}
-
 pub fn issue(app: &Protocol, what: Issue<'_>) -> Result<TokenResponse, OAuthError> {
     let now = app.clock.now();
-    let ttl = access_token_ttl(app, what.client);
+    let client = &what.context.client;
+    let settings = what.context.token_settings();
+    let ttl = settings.access_token_ttl.unwrap_or(app.config.tokens.access_token_ttl);
     let scope = what.scopes.join(" ");
     let mut extra = Map::new();
     for c in what.claims.iter().filter(|c| c.access_token) {
@@ -85,15 +90,17 @@ pub fn issue(app: &Protocol, what: Issue<'_>) -> Result<TokenResponse, OAuthErro
     }
     let claims = AccessClaims {
         iss: app.config.issuer().to_owned(),
-        sub: what.user_id.unwrap_or(&what.client.id).to_owned(),
+        sub: what.user_id.unwrap_or(&client.id).to_owned(),
         aud: Value::String(app.config.issuer().to_owned()),
         exp: now + ttl as i64,
         iat: now,
         jti: random_token(16),
-        client_id: what.client.id.clone(),
+        client_id: client.id.clone(),
         scope: scope.clone(),
         auth_time: what.auth_time,
         gid: what.grant_id.map(str::to_owned),
+        // Only a client credentials token hangs off the instance itself; a user's hangs off its grant.
+        iid: what.grant_id.is_none().then(|| what.context.instance.as_ref().map(|i| i.id.clone())).flatten(),
         extra,
     };
     let access_token = app.keys.sign("at+jwt", &claims)?;
@@ -105,7 +112,7 @@ pub fn issue(app: &Protocol, what: Issue<'_>) -> Result<TokenResponse, OAuthErro
     };
     Ok(TokenResponse {
         access_token,
-        token_type: "Bearer",
+        token_type: settings.token_type.unwrap_or(TokenTypeSpelling::Bearer).as_str(),
         expires_in: ttl,
         scope,
         refresh_token: what.refresh_token,
@@ -128,8 +135,8 @@ fn id_token(
     let mut claims = json!({
         "iss": app.config.issuer(),
         "sub": sub,
-        "aud": what.client.id,
-        "azp": what.client.id,
+        "aud": what.context.client.id,
+        "azp": what.context.client.id,
         "exp": now + app.config.tokens.id_token_ttl as i64,
         "iat": now,
         "at_hash": algorithm.half_hash(access_token),
@@ -200,6 +207,25 @@ pub fn user_claims<'a>(user: &User, scopes: impl Iterator<Item = &'a str>) -> Ma
         }
     }
     m
+}
+
+/// The user's claims an ID token carries: those the granted scopes release and, when
+/// `openid` was granted, those the client's settings name (ELMA365: `email`, `company`).
+pub fn id_token_user_claims(user: &User, scopes: &[String], settings: &TokenSettings) -> Map<String, Value> {
+    let mut m = user_claims(user, scopes.iter().map(String::as_str));
+    if scopes.iter().any(|s| s == "openid") {
+        for name in settings.id_token_claims.iter().flatten() {
+            if let Some(value) = user_claim(user, name) {
+                m.entry(name.clone()).or_insert(value);
+            }
+        }
+    }
+    m
+}
+
+/// Whether `name` is a user claim the server can release.
+pub fn is_user_claim(name: &str) -> bool {
+    SERVER_SCOPES.iter().any(|s| scope_claims(s).contains(&name))
 }
 
 /// A new refresh token carrying what refreshing needs: returns the token and its record.

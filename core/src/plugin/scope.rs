@@ -23,6 +23,9 @@ pub struct Ask<'a> {
 /// from the host's storage.
 pub struct ScopeInput<'a> {
     pub client: &'a Client,
+    /// Every scope the client may be granted, as its records decide (an instance's
+    /// snapshot, its template's, or its own).
+    pub allowed_scopes: &'a [String],
     pub template: Option<&'a ClientTemplate>,
     pub organization: Option<&'a Organization>,
     pub instance: Option<&'a AppInstance>,
@@ -106,7 +109,7 @@ fn v2_request(i: &ScopeInput<'_>) -> wit2::ScopeRequest {
         client: wit2::Client {
             id: c.id.clone(),
             name: c.doc.name.clone(),
-            allowed_scopes: c.doc.scopes.clone(),
+            allowed_scopes: i.allowed_scopes.to_vec(),
             grant_types: c.doc.grant_types.clone(),
             template: i.template.map(|t| wit2::ClientTemplate {
                 id: t.id.clone(),
@@ -175,7 +178,7 @@ fn v1_request(i: &ScopeInput<'_>) -> wit1::ScopeRequest {
         client: wit1::Client {
             id: c.id.clone(),
             name: c.doc.name.clone(),
-            allowed_scopes: c.doc.scopes.clone(),
+            allowed_scopes: i.allowed_scopes.to_vec(),
             grant_types: c.doc.grant_types.clone(),
             template: i.template.map(|t| wit1::ClientTemplate {
                 id: t.id.clone(),
