@@ -17,5 +17,9 @@ macro_rules! builtin {
     };
 }
 
-pub const BUILTIN: &[BuiltinPlugin] =
-    &[builtin!("storage-sql"), builtin!("scope-template"), builtin!("consent-default")];
+pub const BUILTIN: &[BuiltinPlugin] = &[
+    builtin!("storage-sql"),
+    builtin!("scope-template"),
+    builtin!("scope-role-intersection"),
+    builtin!("consent-default"),
+];
