@@ -1,7 +1,9 @@
 //! Portcullis: an OAuth 2.0 / OpenID Connect authorization server whose policies are
 //! WebAssembly plugins. See ARCHITECTURE.md for the map.
 
+pub mod account;
 pub mod admin;
+pub mod applications;
 pub mod config;
 pub mod crypto;
 pub mod error;

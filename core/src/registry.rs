@@ -11,16 +11,34 @@ use crate::storage::{Storage, StorageError};
 pub enum RegistryError {
     #[error("{0}")]
     Invalid(String),
+    /// One field of the request is wrong: which, and why.
+    #[error("`{field}`: {reason}")]
+    Field { field: &'static str, reason: String },
     #[error("`{0}` already exists")]
     Exists(String),
+    /// The caller may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// The records are not in a state that allows it (a template that clients use).
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Storage(StorageError),
+}
+
+impl RegistryError {
+    pub fn field(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::Field { field, reason: reason.into() }
+    }
 }
 
 impl From<StorageError> for RegistryError {
     fn from(e: StorageError) -> Self {
         match e {
             StorageError::Duplicate => RegistryError::Exists("record".into()),
+            StorageError::Conflict(_) => RegistryError::Conflict("the record changed meanwhile; try again".into()),
             e => RegistryError::Storage(e),
         }
     }
@@ -62,8 +80,15 @@ pub struct RegisteredClient {
 }
 
 pub async fn register_client(storage: &Storage, new: NewClient) -> Result<RegisteredClient, RegistryError> {
+    let (client, secret) = new_client(new)?;
+    storage.create_client(&client).await?;
+    Ok(RegisteredClient { client_id: client.id, client_secret: secret })
+}
+
+/// A validated client record and its secret (shown once, stored hashed), not yet stored.
+pub(crate) fn new_client(new: NewClient) -> Result<(Client, Option<String>), RegistryError> {
     if new.name.trim().is_empty() {
-        return Err(RegistryError::Invalid("a client needs a name".into()));
+        return Err(RegistryError::field("name", "a client needs a name"));
     }
     for uri in &new.redirect_uris {
         check_redirect_uri(uri)?;
@@ -75,12 +100,13 @@ pub async fn register_client(storage: &Storage, new: NewClient) -> Result<Regist
     ];
     for (field, seconds, bounds) in lifetimes {
         if let Some(seconds) = seconds {
-            bounds.check(seconds).map_err(|reason| RegistryError::Invalid(format!("`{field}`: {reason}")))?;
+            bounds.check(seconds).map_err(|reason| RegistryError::field(field, reason))?;
         }
     }
     let mut grant_types = Vec::with_capacity(new.grant_types.len());
     for g in &new.grant_types {
-        let g = GrantType::parse(g).ok_or_else(|| RegistryError::Invalid(format!("unknown grant type `{g}`")))?;
+        let g = GrantType::parse(g)
+            .ok_or_else(|| RegistryError::field("grant_types", format!("unknown grant type `{g}`")))?;
         if !grant_types.contains(&g) {
             grant_types.push(g);
         }
@@ -93,26 +119,25 @@ pub async fn register_client(storage: &Storage, new: NewClient) -> Result<Regist
         };
     }
     if grant_types.contains(&GrantType::AuthorizationCode) && new.redirect_uris.is_empty() {
-        return Err(RegistryError::Invalid("the authorization code grant needs at least one redirect URI".into()));
+        return Err(RegistryError::field(
+            "redirect_uris",
+            "the authorization code grant needs at least one redirect URI",
+        ));
     }
     if new.public && grant_types.contains(&GrantType::ClientCredentials) {
-        return Err(RegistryError::Invalid("a public client cannot use client credentials".into()));
+        return Err(RegistryError::field("grant_types", "a public client cannot use client credentials"));
     }
     if new.public && new.introspect_any {
-        return Err(RegistryError::Invalid(
-            "a public client cannot introspect: introspection needs client authentication (RFC 7662 §2.1)".into(),
+        return Err(RegistryError::field(
+            "introspect_any",
+            "a public client cannot introspect: introspection needs client authentication (RFC 7662 §2.1)",
         ));
     }
     let mut scopes = new.scopes.clone();
     if scopes.is_empty() && grant_types.contains(&GrantType::AuthorizationCode) {
         scopes = ["openid", "profile", "email", "offline_access"].map(String::from).to_vec();
     }
-    for s in &scopes {
-        crate::oauth::params::parse_scope(Some(s)).map_err(|e| RegistryError::Invalid(e.to_string()))?;
-        if s.contains(' ') {
-            return Err(RegistryError::Invalid(format!("scope `{s}` contains a space")));
-        }
-    }
+    check_scopes("scopes", &scopes)?;
     let secret = (!new.public).then(|| random_token(32));
     let client = Client {
         // Hex, so that an id never starts with `-` and reads as a flag on a command line.
@@ -135,6 +160,7 @@ pub async fn register_client(storage: &Storage, new: NewClient) -> Result<Regist
             access_token_ttl: new.access_token_ttl,
             refresh_token_ttl: new.refresh_token_ttl,
             template_id: new.template_id,
+            application_id: None,
             owner: new.owner,
             scope_policy: new.scope_policy,
             consent_ui: new.consent_ui,
@@ -142,21 +168,34 @@ pub async fn register_client(storage: &Storage, new: NewClient) -> Result<Regist
             metadata: Default::default(),
         },
     };
-    storage.create_client(&client).await?;
-    Ok(RegisteredClient { client_id: client.id, client_secret: secret })
+    Ok((client, secret))
+}
+
+/// Each of `scopes` is one valid scope token (RFC 6749 §3.3).
+pub(crate) fn check_scopes(field: &'static str, scopes: &[String]) -> Result<(), RegistryError> {
+    if scopes.len() > limits::MAX_SCOPES {
+        return Err(RegistryError::field(field, format!("at most {} scopes", limits::MAX_SCOPES)));
+    }
+    for s in scopes {
+        if s.contains(' ') {
+            return Err(RegistryError::field(field, format!("scope `{s}` contains a space")));
+        }
+        crate::oauth::params::parse_scope(Some(s)).map_err(|e| RegistryError::field(field, e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// RFC 6749 §3.1.2: an absolute URI without a fragment. Where errors and codes may be sent
 /// (RFC 8252 §7, OAuth 2.0 Security BCP §4.1): `https`; `http` only on a loopback host
 /// (§7.3); or a private-use scheme, which is a reverse domain name and so has a dot (§7.1).
 /// Anything else (`javascript:`, `data:`, `file:`, plain `http`) is refused.
-fn check_redirect_uri(uri: &str) -> Result<(), RegistryError> {
-    let invalid = |reason: &str| RegistryError::Invalid(format!("redirect URI `{uri}` {reason}"));
+pub(crate) fn check_redirect_uri(uri: &str) -> Result<(), RegistryError> {
+    let invalid = |reason: &str| RegistryError::field("redirect_uris", format!("redirect URI `{uri}` {reason}"));
     if uri.len() > limits::MAX_REDIRECT_URI_BYTES {
-        return Err(RegistryError::Invalid(format!(
-            "a redirect URI is at most {} bytes long",
-            limits::MAX_REDIRECT_URI_BYTES
-        )));
+        return Err(RegistryError::field(
+            "redirect_uris",
+            format!("a redirect URI is at most {} bytes long", limits::MAX_REDIRECT_URI_BYTES),
+        ));
     }
     let parsed = url::Url::parse(uri).map_err(|e| invalid(&format!("is not an absolute URI: {e}")))?;
     if parsed.fragment().is_some() {
@@ -246,10 +285,10 @@ impl From<&User> for UserSummary {
 pub async fn add_user(storage: &Storage, new: NewUser) -> Result<UserSummary, RegistryError> {
     let username = new.username.trim().to_owned();
     if username.is_empty() {
-        return Err(RegistryError::Invalid("a user needs a username".into()));
+        return Err(RegistryError::field("username", "a user needs a username"));
     }
     if new.password.chars().count() < 8 {
-        return Err(RegistryError::Invalid("the password must have at least 8 characters".into()));
+        return Err(RegistryError::field("password", "the password must have at least 8 characters"));
     }
     let password = new.password.clone();
     let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))

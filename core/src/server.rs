@@ -162,8 +162,14 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 
 pub fn router(app: App) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
-    let admin = Admin { config: app.config.clone(), storage: app.storage.clone(), keys: app.keys.clone() };
+    let admin = Admin {
+        config: app.config.clone(),
+        storage: app.storage.clone(),
+        keys: app.keys.clone(),
+        protocol: app.protocol.clone(),
+    };
     crate::oauth::router(app.protocol.clone())
+        .merge(crate::account::router(app.protocol.clone()))
         .merge(crate::admin::router(Arc::new(admin)))
         .fallback(not_found)
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {

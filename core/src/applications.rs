@@ -1,0 +1,903 @@
+//! Applications, their client templates and instances, organizations and the roles users
+//! hold in them: one domain that stands in for ELMA365's external applications, VMware
+//! Cloud Partner Navigator's OAuth apps and Deployteq's apps. The operations are shared by
+//! the CLI and the admin API, and each checks who asks, as the manuals say:
+//!
+//! - a module's external application, its templates and their clients: system
+//!   administrators only (ELMA365);
+//! - an organization's application: created by a provider administrator, or a provider
+//!   developer who holds another role too, never with a role its creator lacks; added only
+//!   to the organization it was created in, with what the adder may give (VMware);
+//! - a user's own application: registered by an application manager, who alone may then
+//!   authorize it (Deployteq).
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::crypto::random_token;
+use crate::limits;
+use crate::model::roles::*;
+use crate::model::*;
+use crate::registry::{NewClient, RegisteredClient, RegistryError, check_scopes, new_client};
+use crate::storage::{Storage, StorageError};
+
+/// Who asks for an operation.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// The operator: the CLI, or the admin API's bootstrap token. May do anything; acts for
+    /// a named user where an operation needs one.
+    Operator,
+    /// A signed-in user, through an access token granted the admin scope.
+    User(Box<User>),
+}
+
+impl Caller {
+    fn is_administrator(&self) -> bool {
+        match self {
+            Caller::Operator => true,
+            Caller::User(u) => u.doc.roles.iter().any(|r| r == SYSTEM_ADMINISTRATOR),
+        }
+    }
+
+    fn require_administrator(&self) -> Result<(), RegistryError> {
+        if self.is_administrator() {
+            Ok(())
+        } else {
+            Err(RegistryError::Forbidden(format!("only a `{SYSTEM_ADMINISTRATOR}` may do this")))
+        }
+    }
+
+    /// The user an operation is done as: the caller, or for the operator the user named in
+    /// `field` of the request.
+    async fn acting_user(
+        &self,
+        storage: &Storage,
+        named: Option<&str>,
+        field: &'static str,
+    ) -> Result<User, RegistryError> {
+        match (self, named) {
+            (Caller::User(u), None) => Ok((**u).clone()),
+            (Caller::User(u), Some(id)) if id == u.id => Ok((**u).clone()),
+            (Caller::User(_), Some(_)) => Err(RegistryError::field(field, "only the operator acts for another user")),
+            (Caller::Operator, Some(id)) => {
+                storage.get_user(id).await?.ok_or_else(|| RegistryError::field(field, format!("no user `{id}`")))
+            }
+            (Caller::Operator, None) => {
+                Err(RegistryError::field(field, "name the user this is done as: the operator is no user"))
+            }
+        }
+    }
+}
+
+fn non_empty(field: &'static str, value: &str) -> Result<String, RegistryError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(RegistryError::field(field, "must not be empty"));
+    }
+    if value.len() > 256 {
+        return Err(RegistryError::field(field, "is at most 256 bytes long"));
+    }
+    Ok(value.to_owned())
+}
+
+fn check_description(description: &str) -> Result<(), RegistryError> {
+    if description.len() > 4096 {
+        return Err(RegistryError::field("description", "is at most 4096 bytes long"));
+    }
+    Ok(())
+}
+
+/// An icon is shown in pages: an `https` URL, or an inline `data:image/…` one.
+fn check_icon(icon: &Option<String>) -> Result<(), RegistryError> {
+    let Some(icon) = icon else { return Ok(()) };
+    let ok = icon.len() <= 64 * 1024
+        && (icon.starts_with("data:image/") || url::Url::parse(icon).is_ok_and(|u| u.scheme() == "https"));
+    if ok { Ok(()) } else { Err(RegistryError::field("icon", "must be an https URL or a data:image URL")) }
+}
+
+fn check_token_settings(field: &'static str, t: &TokenSettings) -> Result<(), RegistryError> {
+    let lifetimes = [
+        (t.code_ttl, limits::CODE_TTL, "code_ttl"),
+        (t.access_token_ttl, limits::ACCESS_TOKEN_TTL, "access_token_ttl"),
+        (t.refresh_token_ttl, limits::REFRESH_TOKEN_TTL, "refresh_token_ttl"),
+    ];
+    for (seconds, bounds, name) in lifetimes {
+        if let Some(seconds) = seconds {
+            bounds.check(seconds).map_err(|reason| RegistryError::field(field, format!("{name}: {reason}")))?;
+        }
+    }
+    for claim in t.id_token_claims.iter().flatten() {
+        if !crate::oauth::tokens::is_user_claim(claim) {
+            return Err(RegistryError::field(field, format!("id_token_claims: `{claim}` is no user claim")));
+        }
+    }
+    Ok(())
+}
+
+/// Reading is for administrators, and for an organization's members what concerns it.
+pub async fn require_reader(
+    storage: &Storage,
+    caller: &Caller,
+    organization_id: Option<&str>,
+) -> Result<(), RegistryError> {
+    if caller.is_administrator() {
+        return Ok(());
+    }
+    if let (Caller::User(u), Some(org)) = (caller, organization_id)
+        && storage.membership(&u.id, org).await?.is_some()
+    {
+        return Ok(());
+    }
+    Err(RegistryError::Forbidden("the caller may not read this".into()))
+}
+
+/// The roles `wanted` asks for that `held` lacks.
+fn excess<'a>(wanted: &'a [String], held: &[String]) -> Vec<&'a str> {
+    wanted.iter().filter(|r| !held.contains(r)).map(String::as_str).collect()
+}
+
+/// May a user holding `roles` in an organization create and add its applications?
+/// A provider administrator may; a provider developer only beside another role.
+fn may_manage_organization_apps(roles: &[String]) -> bool {
+    let has = |r: &str| roles.iter().any(|x| x == r);
+    has(PROVIDER_ADMINISTRATOR) || (has(PROVIDER_DEVELOPER) && roles.iter().any(|r| r != PROVIDER_DEVELOPER))
+}
+
+// Organizations and memberships
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NewOrganization {
+    pub name: String,
+    pub parent_id: Option<String>,
+    /// The service roles available in the organization (`vcd:admin`, …).
+    pub available_roles: Vec<String>,
+}
+
+pub async fn create_organization(
+    storage: &Storage,
+    caller: &Caller,
+    new: NewOrganization,
+) -> Result<Organization, RegistryError> {
+    caller.require_administrator()?;
+    let name = non_empty("name", &new.name)?;
+    check_scopes("available_roles", &new.available_roles)?;
+    if let Some(role) = new.available_roles.iter().find(|r| !is_service_role(r)) {
+        return Err(RegistryError::field(
+            "available_roles",
+            format!("`{role}` is no service role (`service:role`): organization roles are always available"),
+        ));
+    }
+    if let Some(parent) = &new.parent_id
+        && storage.get::<Organization>(parent).await?.is_none()
+    {
+        return Err(RegistryError::field("parent_id", format!("no organization `{parent}`")));
+    }
+    let organization = Organization {
+        id: uuid::Uuid::new_v4().simple().to_string(),
+        name,
+        parent_id: new.parent_id,
+        available_roles: new.available_roles,
+        created_at: now(),
+    };
+    storage.apply(vec![crate::storage::write::create(&organization)?]).await?;
+    Ok(organization)
+}
+
+async fn organization(storage: &Storage, id: &str) -> Result<Organization, RegistryError> {
+    storage.get::<Organization>(id).await?.ok_or_else(|| RegistryError::NotFound(format!("no organization `{id}`")))
+}
+
+pub async fn get_organization(storage: &Storage, id: &str) -> Result<Organization, RegistryError> {
+    organization(storage, id).await
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MemberRoles {
+    pub roles: Vec<String>,
+}
+
+/// Sets the roles a user holds in an organization (none: no longer a member). System
+/// administrators and the organization's provider administrators may.
+pub async fn set_membership(
+    storage: &Storage,
+    caller: &Caller,
+    organization_id: &str,
+    user_id: &str,
+    roles: MemberRoles,
+) -> Result<Membership, RegistryError> {
+    let org = organization(storage, organization_id).await?;
+    if let Caller::User(u) = caller
+        && !caller.is_administrator()
+    {
+        let mine = storage.membership(&u.id, &org.id).await?.map(|m| m.roles).unwrap_or_default();
+        if !mine.iter().any(|r| r == PROVIDER_ADMINISTRATOR) {
+            return Err(RegistryError::Forbidden(format!(
+                "only a `{SYSTEM_ADMINISTRATOR}` or a `{PROVIDER_ADMINISTRATOR}` of the organization sets roles"
+            )));
+        }
+    }
+    check_scopes("roles", &roles.roles)?;
+    if roles.roles.iter().any(|r| r == PROVIDER_DEVELOPER) && roles.roles.len() < 2 {
+        return Err(RegistryError::field("roles", format!("`{PROVIDER_DEVELOPER}` is held only beside another role")));
+    }
+    if let Some(role) = roles.roles.iter().find(|r| is_service_role(r) && !org.available_roles.contains(r)) {
+        return Err(RegistryError::field(
+            "roles",
+            format!("service role `{role}` is not available in the organization"),
+        ));
+    }
+    if storage.get_user(user_id).await?.is_none() {
+        return Err(RegistryError::NotFound(format!("no user `{user_id}`")));
+    }
+    let membership =
+        Membership { user_id: user_id.to_owned(), organization_id: org.id, roles: roles.roles, created_at: now() };
+    storage.apply(vec![crate::storage::write::put(&membership)?]).await?;
+    Ok(membership)
+}
+
+pub async fn list_members(storage: &Storage, organization_id: &str) -> Result<Vec<Membership>, RegistryError> {
+    organization(storage, organization_id).await?;
+    Ok(storage.find::<Membership>("organization", organization_id).await?)
+}
+
+// Applications
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NewApplication {
+    pub name: String,
+    pub description: String,
+    pub icon: Option<String>,
+    /// A module's external application (ELMA365).
+    pub module: Option<String>,
+    /// An application of an organization (VMware): client credentials only, usable once added.
+    pub organization_id: Option<String>,
+    pub scopes: Vec<String>,
+    /// A user's own application (Deployteq): where the authorization code goes.
+    pub redirect_uris: Vec<String>,
+    pub tokens: TokenSettings,
+    /// For the operator: the user the application is created as.
+    pub created_by: Option<String>,
+    /// Enabled unless set false.
+    pub enabled: Option<bool>,
+}
+
+/// An application as the API shows it, with its clients' ids.
+#[derive(Debug, Serialize)]
+pub struct ApplicationView {
+    #[serde(flatten)]
+    pub application: ApplicationFields,
+    pub client_ids: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ApplicationFields {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub icon: Option<String>,
+    pub module: Option<String>,
+    pub organization_id: Option<String>,
+    pub created_by: Option<String>,
+    pub enabled: bool,
+    pub scopes: Vec<String>,
+    pub requires_instance: bool,
+    pub owner_only: bool,
+    pub tokens: TokenSettings,
+    pub created_at: i64,
+}
+
+impl From<&Application> for ApplicationFields {
+    fn from(a: &Application) -> Self {
+        Self {
+            id: a.id.clone(),
+            name: a.name.clone(),
+            description: a.description.clone(),
+            icon: a.icon.clone(),
+            module: a.module.clone(),
+            organization_id: a.organization_id.clone(),
+            created_by: a.created_by.clone(),
+            enabled: a.enabled,
+            scopes: a.scopes.clone(),
+            requires_instance: a.requires_instance,
+            owner_only: a.owner_only,
+            tokens: a.tokens.clone(),
+            created_at: a.created_at,
+        }
+    }
+}
+
+/// A created application, with the credentials of its client where it has one: the secret
+/// is shown here once and never again.
+#[derive(Debug, Serialize)]
+pub struct CreatedApplication {
+    pub application: ApplicationFields,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<RegisteredClient>,
+}
+
+/// The scopes a module's external application offers when it names none (ELMA365).
+const MODULE_SCOPES: [&str; 2] = ["openid", "api"];
+
+pub async fn create_application(
+    storage: &Storage,
+    config: &Config,
+    caller: &Caller,
+    new: NewApplication,
+) -> Result<CreatedApplication, RegistryError> {
+    let name = non_empty("name", &new.name)?;
+    check_description(&new.description)?;
+    check_icon(&new.icon)?;
+    check_token_settings("tokens", &new.tokens)?;
+    check_scopes("scopes", &new.scopes)?;
+    let mut application = Application {
+        id: uuid::Uuid::new_v4().simple().to_string(),
+        name: name.clone(),
+        description: new.description.clone(),
+        icon: new.icon.clone(),
+        enabled: new.enabled.unwrap_or(true),
+        scopes: new.scopes.clone(),
+        tokens: new.tokens.clone(),
+        created_at: now(),
+        ..Application::default()
+    };
+    let mut client = None;
+    match (&new.module, &new.organization_id) {
+        (Some(_), Some(_)) => {
+            return Err(RegistryError::field(
+                "organization_id",
+                "an application belongs to a module or to an organization, not both",
+            ));
+        }
+        (Some(module), None) => {
+            caller.require_administrator()?;
+            application.module = Some(non_empty("module", module)?);
+            if !new.redirect_uris.is_empty() {
+                return Err(RegistryError::field(
+                    "redirect_uris",
+                    "a module's clients are created from its templates, each with its own redirect URIs",
+                ));
+            }
+            if application.scopes.is_empty() {
+                application.scopes = MODULE_SCOPES.map(String::from).to_vec();
+            }
+            application.created_by = match caller {
+                Caller::User(u) => Some(u.id.clone()),
+                Caller::Operator => None,
+            };
+        }
+        (None, Some(org_id)) => {
+            let org = storage
+                .get::<Organization>(org_id)
+                .await?
+                .ok_or_else(|| RegistryError::field("organization_id", format!("no organization `{org_id}`")))?;
+            let creator = caller.acting_user(storage, new.created_by.as_deref(), "created_by").await?;
+            let roles = storage.membership(&creator.id, &org.id).await?.map(|m| m.roles).unwrap_or_default();
+            if !may_manage_organization_apps(&roles) {
+                return Err(RegistryError::Forbidden(format!(
+                    "only a `{PROVIDER_ADMINISTRATOR}`, or a `{PROVIDER_DEVELOPER}` who holds another role, of the organization creates its applications"
+                )));
+            }
+            if application.scopes.is_empty() {
+                return Err(RegistryError::field(
+                    "scopes",
+                    "name the organization and service roles the application gets",
+                ));
+            }
+            let over = excess(&application.scopes, &roles);
+            if !over.is_empty() {
+                return Err(RegistryError::field(
+                    "scopes",
+                    format!(
+                        "the creator does not hold these roles, so the application cannot have them: {}",
+                        over.join(", ")
+                    ),
+                ));
+            }
+            if !new.redirect_uris.is_empty() {
+                return Err(RegistryError::field(
+                    "redirect_uris",
+                    "an organization's application uses client credentials only",
+                ));
+            }
+            application.organization_id = Some(org.id.clone());
+            application.created_by = Some(creator.id.clone());
+            application.requires_instance = true;
+            client = Some(NewClient {
+                name: name.clone(),
+                description: new.description.clone(),
+                grant_types: vec![GrantType::ClientCredentials.as_str().into()],
+                scopes: application.scopes.clone(),
+                organization_id: Some(org.id.clone()),
+                scope_policy: Some("scope-role-intersection".into()),
+                owner: Some(creator.id.clone()),
+                ..NewClient::default()
+            });
+        }
+        (None, None) => {
+            let owner = caller.acting_user(storage, new.created_by.as_deref(), "created_by").await?;
+            let may = owner.doc.roles.iter().any(|r| r == APPLICATION_MANAGER || r == SYSTEM_ADMINISTRATOR);
+            if !may {
+                return Err(RegistryError::Forbidden(format!(
+                    "only an `{APPLICATION_MANAGER}` registers applications"
+                )));
+            }
+            let catalogue = &config.applications.scope_catalogue;
+            if !catalogue.is_empty() {
+                let over = excess(&application.scopes, catalogue);
+                if !over.is_empty() {
+                    return Err(RegistryError::field(
+                        "scopes",
+                        format!("not in the scope catalogue: {}", over.join(", ")),
+                    ));
+                }
+            }
+            if application.scopes.is_empty() {
+                return Err(RegistryError::field("scopes", "name at least one scope"));
+            }
+            application.created_by = Some(owner.id.clone());
+            application.owner_only = true;
+            let mut grant_types = vec![GrantType::ClientCredentials.as_str().to_owned()];
+            if !new.redirect_uris.is_empty() {
+                grant_types.push(GrantType::AuthorizationCode.as_str().into());
+                grant_types.push(GrantType::RefreshToken.as_str().into());
+            }
+            client = Some(NewClient {
+                name: name.clone(),
+                description: new.description.clone(),
+                redirect_uris: new.redirect_uris.clone(),
+                grant_types,
+                scopes: application.scopes.clone(),
+                owner: Some(owner.id.clone()),
+                ..NewClient::default()
+            });
+        }
+    }
+    let mut clients = Vec::new();
+    let mut credentials = None;
+    if let Some(new_client_request) = client {
+        let (mut c, secret) = new_client(new_client_request)?;
+        c.doc.application_id = Some(application.id.clone());
+        credentials = Some(RegisteredClient { client_id: c.id.clone(), client_secret: secret });
+        clients.push(c);
+    }
+    storage.create_application(&application, &clients).await.map_err(|e| match e {
+        StorageError::Duplicate => RegistryError::Exists(format!(
+            "an external application of module `{}`",
+            application.module.as_deref().unwrap_or_default()
+        )),
+        e => e.into(),
+    })?;
+    Ok(CreatedApplication { application: ApplicationFields::from(&application), credentials })
+}
+
+async fn application(storage: &Storage, id: &str) -> Result<crate::storage::Loaded<Application>, RegistryError> {
+    storage
+        .get_loaded::<Application>(id)
+        .await?
+        .ok_or_else(|| RegistryError::NotFound(format!("no application `{id}`")))
+}
+
+/// Whether the caller may change or delete an application.
+async fn require_manager(storage: &Storage, caller: &Caller, a: &Application) -> Result<(), RegistryError> {
+    if caller.is_administrator() && a.organization_id.is_none() {
+        return Ok(());
+    }
+    let Caller::User(user) = caller else {
+        return Ok(());
+    };
+    let allowed = match (&a.module, &a.organization_id) {
+        (Some(_), _) => false,
+        (None, Some(org)) => {
+            let roles = storage.membership(&user.id, org).await?.map(|m| m.roles).unwrap_or_default();
+            may_manage_organization_apps(&roles)
+        }
+        (None, None) => a.created_by.as_deref() == Some(user.id.as_str()),
+    };
+    if allowed { Ok(()) } else { Err(RegistryError::Forbidden("the caller may not manage this application".into())) }
+}
+
+async fn view(storage: &Storage, a: &Application) -> Result<ApplicationView, RegistryError> {
+    let clients = storage.find::<Client>("application", &a.id).await?;
+    Ok(ApplicationView {
+        application: ApplicationFields::from(a),
+        client_ids: clients.into_iter().map(|c| c.id).collect(),
+    })
+}
+
+pub async fn get_application(storage: &Storage, caller: &Caller, id: &str) -> Result<ApplicationView, RegistryError> {
+    let a = application(storage, id).await?.value;
+    let own = matches!(caller, Caller::User(u) if a.created_by.as_deref() == Some(u.id.as_str()));
+    if !own {
+        require_reader(storage, caller, a.organization_id.as_deref()).await?;
+    }
+    view(storage, &a).await
+}
+
+/// Which applications to list.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApplicationFilter {
+    /// Those created in this organization.
+    pub organization: Option<String>,
+    /// Those this user created.
+    pub created_by: Option<String>,
+    pub module: Option<String>,
+}
+
+pub async fn list_applications(
+    storage: &Storage,
+    caller: &Caller,
+    filter: ApplicationFilter,
+) -> Result<Vec<ApplicationView>, RegistryError> {
+    let own = matches!((caller, &filter.created_by), (Caller::User(u), Some(c)) if &u.id == c);
+    if !own {
+        require_reader(storage, caller, filter.organization.as_deref()).await?;
+    }
+    let mut apps = match (&filter.organization, &filter.created_by) {
+        (Some(org), _) => storage.find::<Application>("organization", org).await?,
+        (None, Some(user)) => storage.find::<Application>("created-by", user).await?,
+        (None, None) => storage.list::<Application>().await?,
+    };
+    apps.retain(|a| {
+        filter.organization.as_ref().is_none_or(|o| a.organization_id.as_ref() == Some(o))
+            && filter.created_by.as_ref().is_none_or(|u| a.created_by.as_ref() == Some(u))
+            && filter.module.as_ref().is_none_or(|m| a.module.as_ref() == Some(m))
+    });
+    let mut out = Vec::with_capacity(apps.len());
+    for a in &apps {
+        out.push(view(storage, a).await?);
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApplicationUpdate {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub icon: Option<Option<String>>,
+    pub scopes: Option<Vec<String>>,
+    pub redirect_uris: Option<Vec<String>>,
+    pub tokens: Option<TokenSettings>,
+    pub enabled: Option<bool>,
+}
+
+/// Changes an application. Its clients follow (their scopes and redirect URIs); instances
+/// already added keep what they were added with.
+pub async fn update_application(
+    storage: &Storage,
+    config: &Config,
+    caller: &Caller,
+    id: &str,
+    change: ApplicationUpdate,
+) -> Result<ApplicationView, RegistryError> {
+    let loaded = application(storage, id).await?;
+    let mut a = loaded.value;
+    require_manager(storage, caller, &a).await?;
+    if let Some(name) = &change.name {
+        a.name = non_empty("name", name)?;
+    }
+    if let Some(description) = change.description {
+        check_description(&description)?;
+        a.description = description;
+    }
+    if let Some(icon) = change.icon {
+        check_icon(&icon)?;
+        a.icon = icon;
+    }
+    if let Some(tokens) = change.tokens {
+        check_token_settings("tokens", &tokens)?;
+        a.tokens = tokens;
+    }
+    if let Some(enabled) = change.enabled {
+        a.enabled = enabled;
+    }
+    if let Some(scopes) = change.scopes {
+        check_scopes("scopes", &scopes)?;
+        if let (Some(org), Caller::User(user)) = (&a.organization_id, caller) {
+            let roles = storage.membership(&user.id, org).await?.map(|m| m.roles).unwrap_or_default();
+            let over = excess(&scopes, &roles);
+            if !over.is_empty() {
+                return Err(RegistryError::field(
+                    "scopes",
+                    format!("the caller does not hold these roles: {}", over.join(", ")),
+                ));
+            }
+        }
+        if a.module.is_none() && a.organization_id.is_none() {
+            let catalogue = &config.applications.scope_catalogue;
+            let over = excess(&scopes, catalogue);
+            if !catalogue.is_empty() && !over.is_empty() {
+                return Err(RegistryError::field("scopes", format!("not in the scope catalogue: {}", over.join(", "))));
+            }
+        }
+        a.scopes = scopes;
+    }
+    let mut clients = Vec::new();
+    if a.module.is_none() {
+        for mut c in storage.find::<Client>("application", id).await? {
+            c.doc.name = a.name.clone();
+            c.doc.description = a.description.clone();
+            c.doc.scopes = a.scopes.clone();
+            if let Some(uris) = &change.redirect_uris {
+                if a.organization_id.is_some() && !uris.is_empty() {
+                    return Err(RegistryError::field(
+                        "redirect_uris",
+                        "an organization's application uses client credentials only",
+                    ));
+                }
+                for uri in uris {
+                    crate::registry::check_redirect_uri(uri)?;
+                }
+                c.doc.redirect_uris = uris.clone();
+            }
+            clients.push(c);
+        }
+    } else if change.redirect_uris.is_some() {
+        return Err(RegistryError::field("redirect_uris", "a module's clients each have their own redirect URIs"));
+    }
+    storage.update_application(&a, loaded.revision, &clients).await?;
+    view(storage, &a).await
+}
+
+/// Deletes an application: its clients' credentials stop working at once, and every token
+/// issued to them is inactive.
+pub async fn delete_application(storage: &Storage, caller: &Caller, id: &str) -> Result<(), RegistryError> {
+    let a = application(storage, id).await?.value;
+    require_manager(storage, caller, &a).await?;
+    storage.delete_application(id).await?;
+    Ok(())
+}
+
+// Client templates (ELMA365) and the clients created from them
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NewTemplate {
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub tokens: TokenSettings,
+}
+
+fn check_template_scopes(a: &Application, scopes: &[String]) -> Result<(), RegistryError> {
+    check_scopes("scopes", scopes)?;
+    if scopes.is_empty() {
+        return Err(RegistryError::field("scopes", "a template gives at least one scope"));
+    }
+    let over = excess(scopes, &a.scopes);
+    if !over.is_empty() {
+        return Err(RegistryError::field("scopes", format!("the application does not offer: {}", over.join(", "))));
+    }
+    Ok(())
+}
+
+pub async fn create_template(
+    storage: &Storage,
+    caller: &Caller,
+    application_id: &str,
+    new: NewTemplate,
+) -> Result<ClientTemplate, RegistryError> {
+    caller.require_administrator()?;
+    let a = application(storage, application_id).await?.value;
+    let name = non_empty("name", &new.name)?;
+    check_template_scopes(&a, &new.scopes)?;
+    check_token_settings("tokens", &new.tokens)?;
+    let template = ClientTemplate {
+        id: uuid::Uuid::new_v4().simple().to_string(),
+        application_id: Some(a.id),
+        name,
+        scopes: new.scopes,
+        tokens: new.tokens,
+        created_at: now(),
+    };
+    storage.apply(vec![crate::storage::write::create(&template)?]).await?;
+    Ok(template)
+}
+
+pub async fn list_templates(storage: &Storage, application_id: &str) -> Result<Vec<ClientTemplate>, RegistryError> {
+    application(storage, application_id).await?;
+    Ok(storage.find::<ClientTemplate>("application", application_id).await?)
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TemplateUpdate {
+    pub name: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub tokens: Option<TokenSettings>,
+}
+
+/// Changes a template: every client created from it gets what it now gives.
+pub async fn update_template(
+    storage: &Storage,
+    caller: &Caller,
+    id: &str,
+    change: TemplateUpdate,
+) -> Result<ClientTemplate, RegistryError> {
+    caller.require_administrator()?;
+    let loaded = storage
+        .get_loaded::<ClientTemplate>(id)
+        .await?
+        .ok_or_else(|| RegistryError::NotFound(format!("no template `{id}`")))?;
+    let mut t = loaded.value;
+    if let Some(name) = &change.name {
+        t.name = non_empty("name", name)?;
+    }
+    if let Some(scopes) = change.scopes {
+        let a = application(storage, t.application_id.as_deref().unwrap_or_default()).await?.value;
+        check_template_scopes(&a, &scopes)?;
+        t.scopes = scopes;
+    }
+    if let Some(tokens) = change.tokens {
+        check_token_settings("tokens", &tokens)?;
+        t.tokens = tokens;
+    }
+    storage.apply(vec![crate::storage::write::update(&t, loaded.revision)?]).await?;
+    Ok(t)
+}
+
+pub async fn delete_template(storage: &Storage, caller: &Caller, id: &str) -> Result<(), RegistryError> {
+    caller.require_administrator()?;
+    match storage.delete_template(id).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(RegistryError::NotFound(format!("no template `{id}`"))),
+        Err(StorageError::Conflict(_)) => {
+            Err(RegistryError::Conflict("clients were created from this template: delete them first".into()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NewTemplateClient {
+    pub name: String,
+    pub redirect_uris: Vec<String>,
+    /// After this Unix time the client gets nothing.
+    pub expires_at: Option<i64>,
+}
+
+/// Creates a client from a template (ELMA365: "create OAuth2/OIDC client"): its scopes are
+/// the template's; its id and secret are returned once.
+pub async fn create_template_client(
+    storage: &Storage,
+    caller: &Caller,
+    template_id: &str,
+    new: NewTemplateClient,
+) -> Result<RegisteredClient, RegistryError> {
+    caller.require_administrator()?;
+    let template = storage
+        .get::<ClientTemplate>(template_id)
+        .await?
+        .ok_or_else(|| RegistryError::NotFound(format!("no template `{template_id}`")))?;
+    if new.redirect_uris.is_empty() {
+        return Err(RegistryError::field("redirect_uris", "at least one redirect URI"));
+    }
+    if new.expires_at.is_some_and(|t| t <= now()) {
+        return Err(RegistryError::field("expires_at", "must be in the future"));
+    }
+    let (mut client, secret) = new_client(NewClient {
+        name: new.name,
+        redirect_uris: new.redirect_uris,
+        grant_types: vec![GrantType::AuthorizationCode.as_str().into(), GrantType::RefreshToken.as_str().into()],
+        scopes: template.scopes.clone(),
+        expires_at: new.expires_at,
+        template_id: Some(template.id.clone()),
+        ..NewClient::default()
+    })?;
+    client.doc.application_id = template.application_id.clone();
+    storage.create_client(&client).await?;
+    Ok(RegisteredClient { client_id: client.id, client_secret: secret })
+}
+
+// Instances: an organization's application added to it (VMware)
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AddApplication {
+    pub application_id: String,
+    /// For the operator: the user the application is added as.
+    pub added_by: Option<String>,
+}
+
+/// Adds an application to the organization it was created in. What its tokens may carry
+/// is fixed now: the application's roles, those available in the organization and those of
+/// the user who adds it (the scope policy intersects them).
+pub async fn add_instance(
+    storage: &Storage,
+    caller: &Caller,
+    organization_id: &str,
+    add: AddApplication,
+) -> Result<AppInstance, RegistryError> {
+    let org = organization(storage, organization_id).await?;
+    let a = storage
+        .get::<Application>(&add.application_id)
+        .await?
+        .ok_or_else(|| RegistryError::field("application_id", format!("no application `{}`", add.application_id)))?;
+    if a.organization_id.as_deref() != Some(org.id.as_str()) {
+        return Err(RegistryError::Forbidden(
+            "an application can be added only to the organization it was created in".into(),
+        ));
+    }
+    let adder = caller.acting_user(storage, add.added_by.as_deref(), "added_by").await?;
+    let roles = storage.membership(&adder.id, &org.id).await?.map(|m| m.roles).unwrap_or_default();
+    if !may_manage_organization_apps(&roles) {
+        return Err(RegistryError::Forbidden(format!(
+            "only a `{PROVIDER_ADMINISTRATOR}`, or a `{PROVIDER_DEVELOPER}` who holds another role, of the organization adds applications to it"
+        )));
+    }
+    let client = storage
+        .find::<Client>("application", &a.id)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| RegistryError::Conflict("the application has no credentials".into()))?;
+    let instance = AppInstance {
+        id: random_token(16),
+        application_id: a.id.clone(),
+        client_id: client.id,
+        organization_id: org.id,
+        added_by: adder.id,
+        added_by_roles: roles,
+        scopes: a.scopes.clone(),
+        created_at: now(),
+    };
+    storage.add_instance(&instance).await.map_err(|e| match e {
+        StorageError::Duplicate => {
+            RegistryError::Conflict("the application is already added to the organization".into())
+        }
+        e => e.into(),
+    })?;
+    Ok(instance)
+}
+
+/// The applications with access to an organization: its instances.
+pub async fn list_instances(storage: &Storage, organization_id: &str) -> Result<Vec<AppInstance>, RegistryError> {
+    organization(storage, organization_id).await?;
+    Ok(storage.find::<AppInstance>("organization", organization_id).await?)
+}
+
+/// Removes an instance: its tokens are inactive at once, and the application gets none
+/// until it is added again.
+pub async fn remove_instance(storage: &Storage, caller: &Caller, id: &str) -> Result<(), RegistryError> {
+    let instance =
+        storage.get::<AppInstance>(id).await?.ok_or_else(|| RegistryError::NotFound(format!("no instance `{id}`")))?;
+    if let Caller::User(user) = caller
+        && !caller.is_administrator()
+    {
+        let roles = storage.membership(&user.id, &instance.organization_id).await?.map(|m| m.roles).unwrap_or_default();
+        if !may_manage_organization_apps(&roles) {
+            return Err(RegistryError::Forbidden(
+                "the caller may not remove applications from this organization".into(),
+            ));
+        }
+    }
+    storage.remove_instance(&instance).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &[&str]) -> Vec<String> {
+        s.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn provider_developer_needs_another_role() {
+        assert!(may_manage_organization_apps(&v(&[PROVIDER_ADMINISTRATOR])));
+        assert!(!may_manage_organization_apps(&v(&[PROVIDER_DEVELOPER])));
+        assert!(may_manage_organization_apps(&v(&[PROVIDER_DEVELOPER, "provider-service-manager"])));
+        assert!(!may_manage_organization_apps(&v(&["member"])));
+    }
+
+    #[test]
+    fn excess_names_what_is_not_held() {
+        assert_eq!(excess(&v(&["a", "b", "c"]), &v(&["b"])), ["a", "c"]);
+        assert!(excess(&v(&["b"]), &v(&["a", "b"])).is_empty());
+    }
+}
