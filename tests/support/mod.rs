@@ -103,6 +103,57 @@ impl TestServer {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// Calls the admin API with `method` as the bearer of `token`; returns status, headers
+    /// and the JSON body (`Null` when there is none).
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let mut req = self.http.request(method, self.url(path)).bearer_auth(token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let r = req.send().await.expect("admin request");
+        let (status, headers) = (r.status(), r.headers().clone());
+        (status, headers, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Creates a user through the admin API with these global roles; returns its id.
+    pub async fn user_with_roles(&self, username: &str, password: &str, roles: &[&str]) -> String {
+        let (status, v) = self
+            .admin_post(
+                "/admin/v1/users",
+                json!({"username": username, "password": password, "email": format!("{username}@example.com"),
+                       "name": format!("{username} Example"), "company": "Example GmbH", "roles": roles}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "user creation: {v}");
+        v["id"].as_str().expect("user id").to_owned()
+    }
+
+    /// An access token for the admin API as `username`: signed in through the authorization
+    /// code flow of a console client granted `portcullis:admin`, as an operator's UI would.
+    pub async fn admin_token_of(&self, username: &str, password: &str) -> String {
+        const CONSOLE: &str = "https://console.example.com/callback";
+        let (id, secret) = self
+            .client(json!({"name": "Console", "redirect_uris": [CONSOLE], "scopes": ["portcullis:admin"],
+                           "skip_consent": true}))
+            .await;
+        let url = format!(
+            "{}?response_type=code&client_id={id}&redirect_uri={}&scope=portcullis%3Aadmin",
+            self.url("/authorize"),
+            url::form_urlencoded::byte_serialize(CONSOLE.as_bytes()).collect::<String>()
+        );
+        let back = Browser::new().authorize(&url, username, password).await;
+        let code = query(&back, "code").unwrap_or_else(|| panic!("no code: {back}"));
+        let (status, tokens) = self.redeem((&id, secret.as_deref().expect("secret")), &code, CONSOLE).await;
+        assert_eq!(status, StatusCode::OK, "console token: {tokens}");
+        tokens["access_token"].as_str().expect("access token").to_owned()
+    }
+
     /// Registers a client through the admin API; returns (client_id, client_secret).
     pub async fn client(&self, body: Value) -> (String, Option<String>) {
         let (status, v) = self.admin_post("/admin/v1/clients", body).await;
