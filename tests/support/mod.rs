@@ -380,23 +380,28 @@ pub async fn fresh_postgres(tag: &str) -> (String, DropDatabase) {
     let name = format!("portcullis_{tag}_{}", uuid::Uuid::new_v4().simple());
     sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.expect("create database");
     let (base, _) = admin_url.rsplit_once('/').expect("a PostgreSQL URL ends in /DATABASE");
-    (format!("{base}/{name}"), DropDatabase { admin, name })
+    admin.close().await;
+    (format!("{base}/{name}"), DropDatabase { admin_url, name })
 }
 
 pub struct DropDatabase {
-    admin: sqlx::PgPool,
+    admin_url: String,
     name: String,
 }
 
 impl Drop for DropDatabase {
     fn drop(&mut self) {
-        let admin = self.admin.clone();
+        let admin_url = self.admin_url.clone();
         let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        // Drop runs inside the test's runtime: do the async work on a thread of its own.
+        // Drop runs inside the test's runtime, which waits here: do the async work on a thread
+        // and a connection of its own (a connection made on the test's runtime would wait for it).
         let _ = std::thread::spawn(move || {
             if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 rt.block_on(async move {
-                    let _ = sqlx::query(&sql).execute(&admin).await;
+                    if let Ok(admin) = sqlx::PgPool::connect(&admin_url).await {
+                        let _ = sqlx::query(&sql).execute(&admin).await;
+                        admin.close().await;
+                    }
                 });
             }
         })
