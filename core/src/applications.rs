@@ -268,52 +268,15 @@ pub struct NewApplication {
 #[derive(Debug, Serialize)]
 pub struct ApplicationView {
     #[serde(flatten)]
-    pub application: ApplicationFields,
+    pub application: Application,
     pub client_ids: Vec<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ApplicationFields {
-    pub id: String,
-    pub name: String,
-    pub description: String,
-    pub icon: Option<String>,
-    pub module: Option<String>,
-    pub organization_id: Option<String>,
-    pub created_by: Option<String>,
-    pub enabled: bool,
-    pub scopes: Vec<String>,
-    pub requires_instance: bool,
-    pub owner_only: bool,
-    pub tokens: TokenSettings,
-    pub created_at: i64,
-}
-
-impl From<&Application> for ApplicationFields {
-    fn from(a: &Application) -> Self {
-        Self {
-            id: a.id.clone(),
-            name: a.name.clone(),
-            description: a.description.clone(),
-            icon: a.icon.clone(),
-            module: a.module.clone(),
-            organization_id: a.organization_id.clone(),
-            created_by: a.created_by.clone(),
-            enabled: a.enabled,
-            scopes: a.scopes.clone(),
-            requires_instance: a.requires_instance,
-            owner_only: a.owner_only,
-            tokens: a.tokens.clone(),
-            created_at: a.created_at,
-        }
-    }
 }
 
 /// A created application, with the credentials of its client where it has one: the secret
 /// is shown here once and never again.
 #[derive(Debug, Serialize)]
 pub struct CreatedApplication {
-    pub application: ApplicationFields,
+    pub application: Application,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credentials: Option<RegisteredClient>,
 }
@@ -470,7 +433,7 @@ pub async fn create_application(
         )),
         e => e.into(),
     })?;
-    Ok(CreatedApplication { application: ApplicationFields::from(&application), credentials })
+    Ok(CreatedApplication { application, credentials })
 }
 
 async fn application(storage: &Storage, id: &str) -> Result<crate::storage::Loaded<Application>, RegistryError> {
@@ -501,10 +464,7 @@ async fn require_manager(storage: &Storage, caller: &Caller, a: &Application) ->
 
 async fn view(storage: &Storage, a: &Application) -> Result<ApplicationView, RegistryError> {
     let clients = storage.find::<Client>("application", &a.id).await?;
-    Ok(ApplicationView {
-        application: ApplicationFields::from(a),
-        client_ids: clients.into_iter().map(|c| c.id).collect(),
-    })
+    Ok(ApplicationView { application: a.clone(), client_ids: clients.into_iter().map(|c| c.id).collect() })
 }
 
 pub async fn get_application(storage: &Storage, caller: &Caller, id: &str) -> Result<ApplicationView, RegistryError> {
