@@ -226,6 +226,8 @@ pub struct ClientContext {
     pub organization: Option<Organization>,
     /// The application's instance in its organization, when it has been added to one.
     pub instance: Option<AppInstance>,
+    /// How tokens are issued to the client, resolved once when the context is read.
+    tokens: TokenSettings,
 }
 
 impl ClientContext {
@@ -253,8 +255,16 @@ impl ClientContext {
 
     /// How tokens are issued to the client: its own settings, then its template's, then its
     /// application's (unset fields are the server's).
-    pub fn token_settings(&self) -> TokenSettings {
-        let d = &self.client.doc;
+    pub fn token_settings(&self) -> &TokenSettings {
+        &self.tokens
+    }
+
+    fn resolve_token_settings(
+        client: &Client,
+        template: Option<&ClientTemplate>,
+        application: Option<&Application>,
+    ) -> TokenSettings {
+        let d = &client.doc;
         let own = TokenSettings {
             code_ttl: d.code_ttl,
             access_token_ttl: d.access_token_ttl,
@@ -263,8 +273,8 @@ impl ClientContext {
             ..TokenSettings::default()
         };
         let none = TokenSettings::default();
-        let template = self.template.as_ref().map_or(&none, |t| &t.tokens);
-        let application = self.application.as_ref().map_or(&none, |a| &a.tokens);
+        let template = template.map_or(&none, |t| &t.tokens);
+        let application = application.map_or(&none, |a| &a.tokens);
         own.or(template).or(application)
     }
 }
@@ -391,7 +401,8 @@ impl Storage {
         {
             organization = self.get::<Organization>(&i.organization_id).await?;
         }
-        Ok(ClientContext { client, application, template, organization, instance })
+        let tokens = ClientContext::resolve_token_settings(&client, template.as_ref(), application.as_ref());
+        Ok(ClientContext { client, application, template, organization, instance, tokens })
     }
 
     pub async fn get_client(&self, id: &str) -> Result<Option<Client>, StorageError> {

@@ -405,7 +405,7 @@ async fn issue_code(
     let now = app.clock.now();
     let refresh_ttl = settings.refresh_token_ttl.unwrap_or(app.config.tokens.refresh_token_ttl) as i64;
     let code = random_token(32);
-    let id_token_claims = super::tokens::id_token_user_claims(user, &decision.scopes, &settings);
+    let id_token_claims = super::tokens::id_token_user_claims(user, &decision.scopes, settings);
     let record = Code {
         hash: hash_secret(&code),
         expires_at: now + settings.code_ttl.unwrap_or(app.config.tokens.code_ttl) as i64,

@@ -64,7 +64,7 @@ pub async fn exchange(app: &App, context: &ClientContext, params: &Params) -> Re
         Err(e) => return Err(e.into()),
     }
     let settings = context.token_settings();
-    let id_token_claims = user.as_ref().map(|u| tokens::id_token_user_claims(u, &granted.scopes, &settings));
+    let id_token_claims = user.as_ref().map(|u| tokens::id_token_user_claims(u, &granted.scopes, settings));
     tokens::issue(
         app,
         Issue {
