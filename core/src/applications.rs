@@ -131,6 +131,48 @@ pub async fn require_reader(
     Err(RegistryError::Forbidden("the caller may not read this".into()))
 }
 
+/// The roles a user holds in an organization (none when not a member).
+async fn roles_in(storage: &Storage, user_id: &str, organization_id: &str) -> Result<Vec<String>, RegistryError> {
+    Ok(storage.membership(user_id, organization_id).await?.map(|m| m.roles).unwrap_or_default())
+}
+
+/// The scopes an application of an organization or of its owner may be given: at least
+/// one; for an organization's, only roles `held` by the user who sets them (the operator
+/// sets any); for a user's own, only scopes of the catalogue.
+fn check_application_scopes(
+    config: &Config,
+    a: &Application,
+    scopes: &[String],
+    held: Option<&[String]>,
+) -> Result<(), RegistryError> {
+    check_scopes("scopes", scopes)?;
+    if a.module.is_some() {
+        return Ok(());
+    }
+    if scopes.is_empty() {
+        return Err(RegistryError::field(
+            "scopes",
+            "name at least one scope (for an organization's application, a role)",
+        ));
+    }
+    if a.organization_id.is_some() {
+        let over = held.map(|held| excess(scopes, held)).unwrap_or_default();
+        if !over.is_empty() {
+            return Err(RegistryError::field(
+                "scopes",
+                format!("the user does not hold these roles, so the application cannot have them: {}", over.join(", ")),
+            ));
+        }
+    } else {
+        let catalogue = &config.applications.scope_catalogue;
+        let over = excess(scopes, catalogue);
+        if !catalogue.is_empty() && !over.is_empty() {
+            return Err(RegistryError::field("scopes", format!("not in the scope catalogue: {}", over.join(", "))));
+        }
+    }
+    Ok(())
+}
+
 /// The roles `wanted` asks for that `held` lacks.
 fn excess<'a>(wanted: &'a [String], held: &[String]) -> Vec<&'a str> {
     wanted.iter().filter(|r| !held.contains(r)).map(String::as_str).collect()
@@ -211,7 +253,7 @@ pub async fn set_membership(
     if let Caller::User(u) = caller
         && !caller.is_administrator()
     {
-        let mine = storage.membership(&u.id, &org.id).await?.map(|m| m.roles).unwrap_or_default();
+        let mine = roles_in(storage, &u.id, &org.id).await?;
         if !mine.iter().any(|r| r == PROVIDER_ADMINISTRATOR) {
             return Err(RegistryError::Forbidden(format!(
                 "only a `{SYSTEM_ADMINISTRATOR}` or a `{PROVIDER_ADMINISTRATOR}` of the organization sets roles"
@@ -294,7 +336,6 @@ pub async fn create_application(
     check_description(&new.description)?;
     check_icon(&new.icon)?;
     check_token_settings("tokens", &new.tokens)?;
-    check_scopes("scopes", &new.scopes)?;
     let mut application = Application {
         id: uuid::Uuid::new_v4().simple().to_string(),
         name: name.clone(),
@@ -323,6 +364,7 @@ pub async fn create_application(
                     "a module's clients are created from its templates, each with its own redirect URIs",
                 ));
             }
+            check_application_scopes(config, &application, &application.scopes, None)?;
             if application.scopes.is_empty() {
                 application.scopes = MODULE_SCOPES.map(String::from).to_vec();
             }
@@ -337,35 +379,20 @@ pub async fn create_application(
                 .await?
                 .ok_or_else(|| RegistryError::field("organization_id", format!("no organization `{org_id}`")))?;
             let creator = caller.acting_user(storage, new.created_by.as_deref(), "created_by").await?;
-            let roles = storage.membership(&creator.id, &org.id).await?.map(|m| m.roles).unwrap_or_default();
+            let roles = roles_in(storage, &creator.id, &org.id).await?;
             if !may_manage_organization_apps(&roles) {
                 return Err(RegistryError::Forbidden(format!(
                     "only a `{PROVIDER_ADMINISTRATOR}`, or a `{PROVIDER_DEVELOPER}` who holds another role, of the organization creates its applications"
                 )));
             }
-            if application.scopes.is_empty() {
-                return Err(RegistryError::field(
-                    "scopes",
-                    "name the organization and service roles the application gets",
-                ));
-            }
-            let over = excess(&application.scopes, &roles);
-            if !over.is_empty() {
-                return Err(RegistryError::field(
-                    "scopes",
-                    format!(
-                        "the creator does not hold these roles, so the application cannot have them: {}",
-                        over.join(", ")
-                    ),
-                ));
-            }
+            application.organization_id = Some(org.id.clone());
+            check_application_scopes(config, &application, &application.scopes, Some(&roles))?;
             if !new.redirect_uris.is_empty() {
                 return Err(RegistryError::field(
                     "redirect_uris",
                     "an organization's application uses client credentials only",
                 ));
             }
-            application.organization_id = Some(org.id.clone());
             application.created_by = Some(creator.id.clone());
             application.requires_instance = true;
             client = Some(NewClient {
@@ -387,19 +414,7 @@ pub async fn create_application(
                     "only an `{APPLICATION_MANAGER}` registers applications"
                 )));
             }
-            let catalogue = &config.applications.scope_catalogue;
-            if !catalogue.is_empty() {
-                let over = excess(&application.scopes, catalogue);
-                if !over.is_empty() {
-                    return Err(RegistryError::field(
-                        "scopes",
-                        format!("not in the scope catalogue: {}", over.join(", ")),
-                    ));
-                }
-            }
-            if application.scopes.is_empty() {
-                return Err(RegistryError::field("scopes", "name at least one scope"));
-            }
+            check_application_scopes(config, &application, &application.scopes, None)?;
             application.created_by = Some(owner.id.clone());
             application.owner_only = true;
             let mut grant_types = vec![GrantType::ClientCredentials.as_str().to_owned()];
@@ -454,7 +469,7 @@ async fn require_manager(storage: &Storage, caller: &Caller, a: &Application) ->
     let allowed = match (&a.module, &a.organization_id) {
         (Some(_), _) => false,
         (None, Some(org)) => {
-            let roles = storage.membership(&user.id, org).await?.map(|m| m.roles).unwrap_or_default();
+            let roles = roles_in(storage, &user.id, org).await?;
             may_manage_organization_apps(&roles)
         }
         (None, None) => a.created_by.as_deref() == Some(user.id.as_str()),
@@ -556,24 +571,11 @@ pub async fn update_application(
         a.enabled = enabled;
     }
     if let Some(scopes) = change.scopes {
-        check_scopes("scopes", &scopes)?;
-        if let (Some(org), Caller::User(user)) = (&a.organization_id, caller) {
-            let roles = storage.membership(&user.id, org).await?.map(|m| m.roles).unwrap_or_default();
-            let over = excess(&scopes, &roles);
-            if !over.is_empty() {
-                return Err(RegistryError::field(
-                    "scopes",
-                    format!("the caller does not hold these roles: {}", over.join(", ")),
-                ));
-            }
-        }
-        if a.module.is_none() && a.organization_id.is_none() {
-            let catalogue = &config.applications.scope_catalogue;
-            let over = excess(&scopes, catalogue);
-            if !catalogue.is_empty() && !over.is_empty() {
-                return Err(RegistryError::field("scopes", format!("not in the scope catalogue: {}", over.join(", "))));
-            }
-        }
+        let held = match (&a.organization_id, caller) {
+            (Some(org), Caller::User(user)) => Some(roles_in(storage, &user.id, org).await?),
+            _ => None,
+        };
+        check_application_scopes(config, &a, &scopes, held.as_deref())?;
         a.scopes = scopes;
     }
     let mut clients = Vec::new();
@@ -783,7 +785,7 @@ pub async fn add_instance(
         ));
     }
     let adder = caller.acting_user(storage, add.added_by.as_deref(), "added_by").await?;
-    let roles = storage.membership(&adder.id, &org.id).await?.map(|m| m.roles).unwrap_or_default();
+    let roles = roles_in(storage, &adder.id, &org.id).await?;
     if !may_manage_organization_apps(&roles) {
         return Err(RegistryError::Forbidden(format!(
             "only a `{PROVIDER_ADMINISTRATOR}`, or a `{PROVIDER_DEVELOPER}` who holds another role, of the organization adds applications to it"
@@ -828,7 +830,7 @@ pub async fn remove_instance(storage: &Storage, caller: &Caller, id: &str) -> Re
     if let Caller::User(user) = caller
         && !caller.is_administrator()
     {
-        let roles = storage.membership(&user.id, &instance.organization_id).await?.map(|m| m.roles).unwrap_or_default();
+        let roles = roles_in(storage, &user.id, &instance.organization_id).await?;
         if !may_manage_organization_apps(&roles) {
             return Err(RegistryError::Forbidden(
                 "the caller may not remove applications from this organization".into(),
