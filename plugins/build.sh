@@ -256,7 +256,7 @@ for name in "${plugins[@]}" "${fixtures[@]}"; do
     cat >"$tmp" <<EOF
 name = "$name"
 kind = "$kind"
-contract = "portcullis:plugin@0.2.0"
+contract = "portcullis:plugin@0.3.0"
 description = "$description"
 source-hash = "$(source_hash "$name")"
 

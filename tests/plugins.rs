@@ -292,9 +292,28 @@ async fn a_policy_is_told_the_user_and_the_request_and_asked_again_on_refresh() 
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
+    // The client lives in an organization where Carol holds a role of her own.
+    let organization = portcullis::model::Organization {
+        id: "o2".into(),
+        name: "Customer".into(),
+        available_roles: vec!["vcd:viewer".into()],
+        ..Default::default()
+    };
+    let storage = &server.app.storage;
+    storage.apply(vec![portcullis::storage::write::create(&organization).unwrap()]).await.unwrap();
+    let roles = portcullis::applications::MemberRoles { roles: vec!["vcd:viewer".into()] };
+    portcullis::applications::set_membership(
+        storage,
+        &portcullis::applications::Caller::Operator,
+        "o2",
+        v["id"].as_str().unwrap(),
+        roles,
+    )
+    .await
+    .unwrap();
     let (id, secret) = server
         .client(json!({"name": "rp", "redirect_uris": [REDIRECT], "scopes": ["openid", "echo", "offline_access"],
-                       "scope_policy": "scope-chaos"}))
+                       "scope_policy": "scope-chaos", "organization_id": "o2"}))
         .await;
     let secret = secret.unwrap();
     let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
@@ -315,8 +334,8 @@ async fn a_policy_is_told_the_user_and_the_request_and_asked_again_on_refresh() 
     assert_eq!(input["user"]["email"], "carol@example.com");
     assert_eq!(input["user"]["company"], "Example GmbH");
     assert_eq!(input["user"]["name"], "Carol Example");
-    assert_eq!(input["user"]["roles"], json!(["editor"]));
-    assert_eq!(input["roles"], json!(["editor"]));
+    assert_eq!(input["user"]["roles"], json!(["editor", "vcd:viewer"]), "global roles and those in the organization");
+    assert_eq!(input["roles"], json!(["editor", "vcd:viewer"]));
     assert_eq!(input["acr_values"], json!(["tenant:42", "idp:corp"]));
     assert_eq!(input["claims_parameter"], r#"{"id_token":{"email":null}}"#);
     assert_eq!(input["original_scopes"], serde_json::Value::Null);
@@ -335,6 +354,31 @@ async fn a_policy_is_told_the_user_and_the_request_and_asked_again_on_refresh() 
     assert_eq!(input["grant_type"], "refresh_token", "the policy is asked again on refresh");
     assert_eq!(input["original_scopes"], json!(["openid", "echo", "offline_access"]), "with the ceiling");
     assert_eq!(input["user"]["email"], "carol@example.com");
+}
+
+/// A new user signs in and consents at a new client, which redeems the code: the client's id
+/// and the token response.
+async fn sign_in_and_redeem(
+    server: &TestServer,
+    browser: &support::Browser,
+    username: &str,
+    scope: &str,
+) -> (String, serde_json::Value) {
+    let password = format!("{username}'s password");
+    server.user(username, &password).await;
+    let (id, secret) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT]})).await;
+    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
+    url.query_pairs_mut().extend_pairs([
+        ("response_type", "code"),
+        ("client_id", id.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("scope", scope),
+    ]);
+    let back = browser.authorize(url.as_str(), username, &password).await;
+    let code = support::query(&back, "code").unwrap_or_else(|| panic!("a code: {back}"));
+    let (status, body) = server.redeem((&id, &secret.unwrap()), &code, REDIRECT).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    (id, body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -359,23 +403,50 @@ async fn plugins_built_for_contract_0_1_keep_working() {
     for name in ["scope-template", "consent-default"] {
         assert_eq!(loaded[name].manifest.contract, portcullis::plugin::Contract::V1, "{name} is a 0.1.0 build");
     }
-    server.user("dave", "dave's password").await;
-    let (id, secret) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT]})).await;
-    let secret = secret.unwrap();
-    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
-    url.query_pairs_mut().extend_pairs([
-        ("response_type", "code"),
-        ("client_id", id.as_str()),
-        ("redirect_uri", REDIRECT),
-        ("scope", "openid email nope"),
-    ]);
     // The 0.1.0 consent UI renders the login and consent pages.
-    let back = support::Browser::new().authorize(url.as_str(), "dave", "dave's password").await;
-    let code = support::query(&back, "code").unwrap_or_else(|| panic!("a code: {back}"));
-    let (status, body) = server.redeem((&id, &secret), &code, REDIRECT).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, body) = sign_in_and_redeem(&server, &support::Browser::new(), "dave", "openid email nope").await;
     assert_eq!(body["scope"], "openid email", "the 0.1.0 scope policy decided");
     assert!(body["id_token"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_built_for_contract_0_2_keep_working() {
+    // The 0.2.0 builds of all three built-in plugins: storage, scope policy, and the consent UI
+    // (as the default one, under another name, so the built-in 0.3.0 one stays loaded too).
+    let policies = tempfile::tempdir().unwrap();
+    let legacy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/policies/v0.2.0");
+    for (name, as_name) in
+        [("storage-sql", "storage-sql"), ("scope-template", "scope-template"), ("consent-default", "consent-legacy")]
+    {
+        std::fs::copy(legacy.join(format!("{name}.wasm")), policies.path().join(format!("{as_name}.wasm"))).unwrap();
+        let manifest = std::fs::read_to_string(legacy.join(format!("{name}.toml"))).unwrap();
+        let manifest = manifest.replace(&format!("name = \"{name}\""), &format!("name = \"{as_name}\""));
+        std::fs::write(policies.path().join(format!("{as_name}.toml")), manifest).unwrap();
+    }
+    // Today's consent UI beside it, for the page 0.2.0 did not have.
+    for ext in ["wasm", "toml"] {
+        let file = format!("consent-default.{ext}");
+        std::fs::copy(support::policies_dir().join(&file), policies.path().join(&file)).unwrap();
+    }
+    let server = TestServer::start_with(Options {
+        policies: Some(policies.path().into()),
+        configure: Some(Box::new(|c| c.policies.consent = "consent-legacy".into())),
+        ..Default::default()
+    })
+    .await;
+    let loaded = server.app.host.loaded();
+    for name in ["storage-sql", "scope-template", "consent-legacy"] {
+        assert_eq!(loaded[name].manifest.contract, portcullis::plugin::Contract::V2, "{name} is a 0.2.0 build");
+    }
+    // The 0.2.0 consent UI renders login and consent; the 0.2.0 storage keeps every record.
+    let browser = support::Browser::new();
+    let (id, body) = sign_in_and_redeem(&server, &browser, "erin", "openid email").await;
+    assert_eq!(body["scope"], "openid email", "the 0.2.0 scope policy decided");
+    // 0.2.0 had no connections page: the built-in consent UI renders it.
+    let page = browser.http.get(server.url("/account/connections")).header("accept", "text/html").send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains(&format!("data-client-id=\"{id}\"")), "{html}");
 }
 
 #[tokio::test]

@@ -249,14 +249,14 @@ async fn sign_in(
         {
             request.login_hint = app.storage.get_user(&s.user_id).await?.map(|u| u.username);
         }
-        return interaction::login_page(app, headers, &context.client, request).await;
+        return interaction::login_page(app, headers, context, request).await;
     }
     let fresh_enough =
         |s: &Session| request.max_age.is_none_or(|m| now - s.auth_time <= m) && !request.prompts("login");
     match session.filter(fresh_enough) {
         Some(s) => decide(app, headers, context, request, &s.user_id, s.auth_time).await,
         None if request.prompts("none") => Err(OAuthError::LoginRequired("the user is not signed in".into())),
-        None => interaction::login_page(app, headers, &context.client, request.clone()).await,
+        None => interaction::login_page(app, headers, context, request.clone()).await,
     }
 }
 
@@ -292,11 +292,11 @@ async fn login_step(
     parked: Interaction,
     form: &LoginForm,
 ) -> Result<Response, OAuthError> {
-    let user = match interaction::check_password(app, headers, peer, &context.client, &parked, form).await? {
+    let user = match interaction::check_password(app, headers, peer, context, &parked, form).await? {
         Ok(user) => user,
         Err(page_instead) => return Ok(page_instead),
     };
-    let (cookie, auth_time) = interaction::start_session(app, &user, &parked).await?;
+    let (cookie, auth_time) = interaction::start_session(app, &user, Some(&parked)).await?;
     let mut response = decide(app, headers, context, &parked.request, &user.id, auth_time).await?;
     response.headers_mut().append(header::SET_COOKIE, cookie);
     Ok(response)
@@ -332,13 +332,14 @@ async fn decide(
             acr_values: &request.acr_values,
             claims_parameter: request.claims.as_deref(),
         },
-    )?;
+    )
+    .await?;
     let covered = remembered.is_some_and(|c| decision.scopes.iter().all(|s| c.scopes.contains(s)));
     if !client.doc.skip_consent && (!covered || request.prompts("consent")) {
         if request.prompts("none") {
             return Err(OAuthError::ConsentRequired("the user has not consented to these scopes".into()));
         }
-        return interaction::consent_page(app, headers, client, &user, request.clone(), auth_time, decision).await;
+        return interaction::consent_page(app, headers, context, &user, request.clone(), auth_time, decision).await;
     }
     issue_code(app, context, &user, request, auth_time, decision, None).await
 }

@@ -20,7 +20,7 @@ use super::{App, Protocol};
 use crate::crypto::{hash_secret, random_token};
 use crate::error::OAuthError;
 use crate::model::*;
-use crate::plugin::consent::{Page, PageContext};
+use crate::plugin::consent::{ApplicationView, Page, PageContext};
 use crate::storage::{ClientContext, write};
 
 pub const LOGIN_PATH: &str = "/interaction/login";
@@ -30,14 +30,35 @@ pub fn consent_plugin<'a>(app: &'a Protocol, client: &'a Client) -> &'a str {
     client.doc.consent_ui.as_deref().unwrap_or(&app.host.defaults.consent)
 }
 
-fn context(app: &Protocol, headers: &HeaderMap, client: &Client, parked: &Interaction, action: &str) -> PageContext {
-    let plugin = consent_plugin(app, client);
+/// The name a person knows a client by.
+pub fn client_name(client: &Client) -> String {
+    if client.doc.name.is_empty() { client.id.clone() } else { client.doc.name.clone() }
+}
+
+/// The application as the consent UI shows it.
+pub fn application_view(application: &Application) -> ApplicationView {
+    ApplicationView {
+        name: application.name.clone(),
+        description: application.description.clone(),
+        icon: application.icon.clone(),
+    }
+}
+
+fn context(
+    app: &Protocol,
+    headers: &HeaderMap,
+    client: &ClientContext,
+    parked: &Interaction,
+    action: &str,
+) -> PageContext {
+    let plugin = consent_plugin(app, &client.client);
     PageContext {
         locale: pages::pick_locale(app, plugin, &parked.request.ui_locales, headers),
         issuer: app.config.issuer().to_owned(),
-        client_name: if client.doc.name.is_empty() { client.id.clone() } else { client.doc.name.clone() },
+        client_name: client_name(&client.client),
         action: format!("{}{action}", app.config.issuer()),
         hidden: vec![("interaction".into(), parked.id.clone()), ("csrf".into(), parked.csrf.clone())],
+        application: client.application.as_ref().map(application_view),
     }
 }
 
@@ -57,14 +78,14 @@ fn render(
 async fn park_and_render(
     app: &App,
     headers: &HeaderMap,
-    client: &Client,
+    client: &ClientContext,
     parked: Interaction,
     page: impl FnOnce(PageContext) -> Page,
 ) -> Result<Response, OAuthError> {
     app.storage.put_interaction(&parked).await?;
     let action = if parked.user_id.is_some() { CONSENT_PATH } else { LOGIN_PATH };
     let page = page(context(app, headers, client, &parked, action));
-    let mut response = render(app, client, &parked, &page, StatusCode::OK)?;
+    let mut response = render(app, &client.client, &parked, &page, StatusCode::OK)?;
     let cookie = session::set_cookie(app, INTERACTION_COOKIE, &parked.id, app.config.tokens.interaction_ttl);
     response.headers_mut().append(header::SET_COOKIE, cookie);
     Ok(response)
@@ -84,7 +105,7 @@ fn new_interaction(app: &Protocol, request: AuthorizationRequest) -> Interaction
 pub async fn login_page(
     app: &App,
     headers: &HeaderMap,
-    client: &Client,
+    client: &ClientContext,
     request: AuthorizationRequest,
 ) -> Result<Response, OAuthError> {
     let parked = new_interaction(app, request);
@@ -96,7 +117,7 @@ pub async fn login_page(
 pub async fn consent_page(
     app: &App,
     headers: &HeaderMap,
-    client: &Client,
+    client: &ClientContext,
     user: &User,
     request: AuthorizationRequest,
     auth_time: i64,
@@ -190,54 +211,50 @@ pub async fn resume<F: InteractionForm>(
     Ok((form, parked, context))
 }
 
-/// Checks the login form's username and password: the user, or the page to show instead
-/// (the login page again saying why not, or an error page once the page is used up).
+/// Why a sign-in was refused.
+pub enum SignInRefusal {
+    /// Show the login page again with this message (wrong password, throttled, busy).
+    Again(String, StatusCode),
+    /// This login page has had its attempts: the person must start from a fresh page.
+    PageSpent(OAuthError),
+}
+
+/// Checks a username and password typed on the login page `page`: the user, or why not.
 ///
 /// Guessing is throttled without locking the user out: per client address and per login
 /// page attempts are refused past their limits; per username they are delayed, so the right
 /// password still gets through; at most so many password hashes run at once.
-pub async fn check_password(
+pub async fn sign_in(
     app: &App,
-    headers: &HeaderMap,
     peer: IpAddr,
-    client: &Client,
-    parked: &Interaction,
-    form: &LoginForm,
-) -> Result<Result<User, Response>, OAuthError> {
-    let again = |error: String, status| {
-        let page = Page::Login {
-            context: context(app, headers, client, parked, LOGIN_PATH),
-            login_hint: parked.request.login_hint.clone(),
-            error: Some(error),
-        };
-        render(app, client, parked, &page, status)
-    };
+    page: &str,
+    username: &str,
+    password: &str,
+) -> Result<Result<User, SignInRefusal>, OAuthError> {
     // User text is logged with `?` (escaped): a newline in it cannot start a forged line.
-    let username = form.username.trim();
-    let delay = match app.sign_in_limit.admit(peer, &parked.id, username) {
+    let username = username.trim();
+    let delay = match app.sign_in_limit.admit(peer, page, username) {
         Ok(delay) => delay,
         Err(Refusal::Address) => {
             tracing::warn!(%peer, "sign-in attempts from this address throttled");
             let e = OAuthError::TooManyAttempts(
                 "Too many sign-in attempts from your network. Wait a minute and try again.".into(),
             );
-            return Ok(Err(again(e.description(), e.status())?));
+            return Ok(Err(SignInRefusal::Again(e.description(), e.status())));
         }
         Err(Refusal::PageSpent) => {
-            tracing::warn!(%peer, username = ?form.username, "sign-in page used up");
-            app.storage.delete_interaction(&parked.id).await?;
-            let e = OAuthError::TooManyAttempts(
-                "Too many sign-in attempts on this page. Start again from the application.".into(),
-            );
-            return Ok(Err(error_page(app, headers, Some(client), &parked.request.ui_locales, e)));
+            tracing::warn!(%peer, username = ?username, "sign-in page used up");
+            return Ok(Err(SignInRefusal::PageSpent(OAuthError::TooManyAttempts(
+                "Too many sign-in attempts on this page. Start again.".into(),
+            ))));
         }
     };
     if !delay.is_zero() {
-        tracing::info!(username = ?form.username, delay_ms = delay.as_millis() as u64, "sign-in attempt delayed");
+        tracing::info!(username = ?username, delay_ms = delay.as_millis() as u64, "sign-in attempt delayed");
         tokio::time::sleep(delay).await;
     }
     let user = app.storage.find_user(username).await?;
-    let password = form.password.clone();
+    let password = password.to_owned();
     let hash = user
         .as_ref()
         .map(|u| u.password_hash.clone())
@@ -245,7 +262,7 @@ pub async fn check_password(
     let Ok(slot) = app.sign_in_limit.hash_slot().await else {
         tracing::warn!("password hash queue full");
         let e = OAuthError::TemporarilyUnavailable("The server is busy. Try again in a moment.".into());
-        return Ok(Err(again(e.description(), e.status())?));
+        return Ok(Err(SignInRefusal::Again(e.description(), e.status())));
     };
     // The slot moves into the blocking task: it bounds running hashes even if this request
     // is dropped meanwhile.
@@ -258,15 +275,46 @@ pub async fn check_password(
     match (user, ok) {
         (Some(u), true) => Ok(Ok(u)),
         _ => {
-            tracing::info!(username = ?form.username, "failed sign-in");
-            Ok(Err(again("The username or password is incorrect.".into(), StatusCode::UNAUTHORIZED)?))
+            tracing::info!(username = ?username, "failed sign-in");
+            Ok(Err(SignInRefusal::Again("The username or password is incorrect.".into(), StatusCode::UNAUTHORIZED)))
         }
     }
 }
 
-/// Signs the user in: a new session replaces the finished login interaction, in one write.
-/// Returns the session cookie and the authentication time.
-pub async fn start_session(app: &App, user: &User, parked: &Interaction) -> Result<(HeaderValue, i64), OAuthError> {
+/// Checks the login form's username and password: the user, or the page to show instead
+/// (the login page again saying why not, or an error page once the page is used up).
+pub async fn check_password(
+    app: &App,
+    headers: &HeaderMap,
+    peer: IpAddr,
+    client: &ClientContext,
+    parked: &Interaction,
+    form: &LoginForm,
+) -> Result<Result<User, Response>, OAuthError> {
+    match sign_in(app, peer, &parked.id, &form.username, &form.password).await? {
+        Ok(user) => Ok(Ok(user)),
+        Err(SignInRefusal::Again(error, status)) => {
+            let page = Page::Login {
+                context: context(app, headers, client, parked, LOGIN_PATH),
+                login_hint: parked.request.login_hint.clone(),
+                error: Some(error),
+            };
+            Ok(Err(render(app, &client.client, parked, &page, status)?))
+        }
+        Err(SignInRefusal::PageSpent(e)) => {
+            app.storage.delete_interaction(&parked.id).await?;
+            Ok(Err(error_page(app, headers, Some(&client.client), &parked.request.ui_locales, e)))
+        }
+    }
+}
+
+/// Signs the user in: a new session replaces the finished login interaction, if there is
+/// one, in one write. Returns the session cookie and the authentication time.
+pub async fn start_session(
+    app: &App,
+    user: &User,
+    parked: Option<&Interaction>,
+) -> Result<(HeaderValue, i64), OAuthError> {
     let now = app.clock.now();
     let session_id = random_token(32);
     let ttl = app.config.tokens.session_ttl;
@@ -276,7 +324,9 @@ pub async fn start_session(app: &App, user: &User, parked: &Interaction) -> Resu
         auth_time: now,
         expires_at: now + ttl as i64,
     };
-    app.storage.apply(vec![write::create(&session)?, write::delete::<Interaction>(&parked.id)]).await?;
+    let mut writes = vec![write::create(&session)?];
+    writes.extend(parked.map(|p| write::delete::<Interaction>(&p.id)));
+    app.storage.apply(writes).await?;
     Ok((session::set_cookie(app, SESSION_COOKIE, &session_id, ttl), now))
 }
 

@@ -5,48 +5,51 @@
 //! Nothing outside `plugin/` names these types: the rest of the server speaks the plain
 //! types of [`super::scope`], [`super::consent`] and [`super::store`].
 
-/// `portcullis:plugin@0.2.0`, the current contract.
+/// The bindings of one contract version's three worlds, from the WIT at `$path`. Every world
+/// of a version shares the version's `log` interface (and so its host implementation).
+macro_rules! contract_version {
+    ($path:literal) => {
+        pub mod scope_world {
+            wasmtime::component::bindgen!({
+                path: $path,
+                world: "scope-policy-plugin",
+            });
+        }
+
+        pub mod consent_world {
+            wasmtime::component::bindgen!({
+                path: $path,
+                world: "consent-ui-plugin",
+                with: { "portcullis:plugin/log": super::scope_world::portcullis::plugin::log },
+            });
+        }
+    };
+    ($path:literal, storage) => {
+        contract_version!($path);
+
+        pub mod storage_world {
+            wasmtime::component::bindgen!({
+                path: $path,
+                world: "storage-plugin",
+                imports: { "portcullis:plugin/database": async },
+                exports: { default: async },
+                with: { "portcullis:plugin/log": super::scope_world::portcullis::plugin::log },
+            });
+        }
+    };
+}
+
+/// `portcullis:plugin@0.3.0`, the current contract.
+pub mod v3 {
+    contract_version!("../sdk/wit", storage);
+}
+
+/// `portcullis:plugin@0.2.0`: plugins of every kind built for it keep loading.
 pub mod v2 {
-    pub mod scope_world {
-        wasmtime::component::bindgen!({
-            path: "../sdk/wit",
-            world: "scope-policy-plugin",
-        });
-    }
-
-    pub mod consent_world {
-        wasmtime::component::bindgen!({
-            path: "../sdk/wit",
-            world: "consent-ui-plugin",
-            with: { "portcullis:plugin/log": super::scope_world::portcullis::plugin::log },
-        });
-    }
-
-    pub mod storage_world {
-        wasmtime::component::bindgen!({
-            path: "../sdk/wit",
-            world: "storage-plugin",
-            imports: { "portcullis:plugin/database": async },
-            exports: { default: async },
-            with: { "portcullis:plugin/log": super::scope_world::portcullis::plugin::log },
-        });
-    }
+    contract_version!("../sdk/wit/0.2.0", storage);
 }
 
 /// `portcullis:plugin@0.1.0`: scope and consent plugins built for it keep loading.
 pub mod v1 {
-    pub mod scope_world {
-        wasmtime::component::bindgen!({
-            path: "../sdk/wit/0.1.0",
-            world: "scope-policy-plugin",
-        });
-    }
-
-    pub mod consent_world {
-        wasmtime::component::bindgen!({
-            path: "../sdk/wit/0.1.0",
-            world: "consent-ui-plugin",
-            with: { "portcullis:plugin/log": super::scope_world::portcullis::plugin::log },
-        });
-    }
+    contract_version!("../sdk/wit/0.1.0");
 }

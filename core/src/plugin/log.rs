@@ -1,33 +1,29 @@
 //! The host side of `portcullis:plugin/log`, for every world of every contract version.
 
-use super::bindings::{v1, v2};
+use super::bindings::{v1, v2, v3};
 use super::call::CallState;
 
-impl v2::scope_world::portcullis::plugin::log::Host for CallState {
-    fn log(&mut self, level: v2::scope_world::portcullis::plugin::log::Level, message: String) {
-        use v2::scope_world::portcullis::plugin::log::Level;
-        let level = match level {
-            Level::Debug => tracing::Level::DEBUG,
-            Level::Info => tracing::Level::INFO,
-            Level::Warn => tracing::Level::WARN,
-            Level::Error => tracing::Level::ERROR,
-        };
-        guest_log(&self.plugin, level, &message);
-    }
+/// The `log` import of one contract version's worlds.
+macro_rules! log_host {
+    ($version:ident) => {
+        impl $version::scope_world::portcullis::plugin::log::Host for CallState {
+            fn log(&mut self, level: $version::scope_world::portcullis::plugin::log::Level, message: String) {
+                use $version::scope_world::portcullis::plugin::log::Level;
+                let level = match level {
+                    Level::Debug => tracing::Level::DEBUG,
+                    Level::Info => tracing::Level::INFO,
+                    Level::Warn => tracing::Level::WARN,
+                    Level::Error => tracing::Level::ERROR,
+                };
+                guest_log(&self.plugin, level, &message);
+            }
+        }
+    };
 }
 
-impl v1::scope_world::portcullis::plugin::log::Host for CallState {
-    fn log(&mut self, level: v1::scope_world::portcullis::plugin::log::Level, message: String) {
-        use v1::scope_world::portcullis::plugin::log::Level;
-        let level = match level {
-            Level::Debug => tracing::Level::DEBUG,
-            Level::Info => tracing::Level::INFO,
-            Level::Warn => tracing::Level::WARN,
-            Level::Error => tracing::Level::ERROR,
-        };
-        guest_log(&self.plugin, level, &message);
-    }
-}
+log_host!(v3);
+log_host!(v2);
+log_host!(v1);
 
 /// A plugin's message is its own text: capped so one plugin cannot flood the log, and
 /// logged as a field, so a newline in it cannot forge a line.

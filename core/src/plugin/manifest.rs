@@ -5,6 +5,8 @@ use serde::Deserialize;
 /// The contract versions this host links, the current one first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Contract {
+    /// `portcullis:plugin@0.3.0`: every kind.
+    V3,
     /// `portcullis:plugin@0.2.0`: every kind.
     V2,
     /// `portcullis:plugin@0.1.0`: scope and consent plugins only.
@@ -12,10 +14,11 @@ pub enum Contract {
 }
 
 impl Contract {
-    pub const CURRENT: &str = "portcullis:plugin@0.2.0";
+    pub const CURRENT: &str = "portcullis:plugin@0.3.0";
 
     fn parse(text: &str) -> Option<Self> {
         match text {
+            "portcullis:plugin@0.3.0" => Some(Self::V3),
             "portcullis:plugin@0.2.0" => Some(Self::V2),
             "portcullis:plugin@0.1.0" => Some(Self::V1),
             _ => None,
@@ -104,8 +107,8 @@ impl Manifest {
         }
         let contract = Contract::parse(&file.contract).ok_or_else(|| {
             format!(
-                "contract `{}` is not supported (this server links portcullis:plugin@0.2.0 and, for scope and \
-                 consent plugins, portcullis:plugin@0.1.0)",
+                "contract `{}` is not supported (this server links portcullis:plugin@0.3.0 and @0.2.0 and, for \
+                 scope and consent plugins, portcullis:plugin@0.1.0)",
                 file.contract
             )
         })?;

@@ -34,7 +34,7 @@ use parking_lot::RwLock;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{HasSelf, Linker};
 
-use self::bindings::{v1, v2};
+use self::bindings::{v1, v2, v3};
 use self::call::CallState;
 use self::database::{Database, DatabaseGrant};
 use self::engine::PluginEngine;
@@ -50,11 +50,14 @@ pub enum PluginError {
 
 /// A plugin pre-linked against its world, of its contract version.
 enum Linked {
-    Scope(Box<v2::scope_world::ScopePolicyPluginPre<CallState>>),
+    Scope(Box<v3::scope_world::ScopePolicyPluginPre<CallState>>),
+    ScopeV2(Box<v2::scope_world::ScopePolicyPluginPre<CallState>>),
     ScopeV1(Box<v1::scope_world::ScopePolicyPluginPre<CallState>>),
-    Consent(Box<v2::consent_world::ConsentUiPluginPre<CallState>>),
+    Consent(Box<v3::consent_world::ConsentUiPluginPre<CallState>>),
+    ConsentV2(Box<v2::consent_world::ConsentUiPluginPre<CallState>>),
     ConsentV1(Box<v1::consent_world::ConsentUiPluginPre<CallState>>),
-    Storage(Box<v2::storage_world::StoragePluginPre<CallState>>),
+    Storage(Box<v3::storage_world::StoragePluginPre<CallState>>),
+    StorageV2(Box<v2::storage_world::StoragePluginPre<CallState>>),
 }
 
 pub struct Plugin {
@@ -78,30 +81,46 @@ pub struct Defaults {
 /// One linker per world and contract version.
 struct Linkers {
     scope: Linker<CallState>,
+    scope_v2: Linker<CallState>,
     scope_v1: Linker<CallState>,
     consent: Linker<CallState>,
+    consent_v2: Linker<CallState>,
     consent_v1: Linker<CallState>,
     storage: Linker<CallState>,
+    storage_v2: Linker<CallState>,
 }
 
 impl Linkers {
     fn new(engine: &wasmtime::Engine) -> anyhow::Result<Self> {
-        let mut scope = Linker::new(engine);
-        v2::scope_world::ScopePolicyPlugin::add_to_linker::<_, HasSelf<_>>(&mut scope, |s| s)?;
-        let mut scope_v1 = Linker::new(engine);
-        v1::scope_world::ScopePolicyPlugin::add_to_linker::<_, HasSelf<_>>(&mut scope_v1, |s| s)?;
-        let mut consent = Linker::new(engine);
-        v2::consent_world::ConsentUiPlugin::add_to_linker::<_, HasSelf<_>>(&mut consent, |s| s)?;
-        let mut consent_v1 = Linker::new(engine);
-        v1::consent_world::ConsentUiPlugin::add_to_linker::<_, HasSelf<_>>(&mut consent_v1, |s| s)?;
+        macro_rules! linker {
+            ($world:path) => {{
+                let mut linker = Linker::new(engine);
+                <$world>::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+                linker
+            }};
+        }
         // The storage world's two imports, each served by its own capability.
-        let mut storage = Linker::new(engine);
-        v2::scope_world::portcullis::plugin::log::add_to_linker::<_, HasSelf<_>>(&mut storage, |s| s)?;
-        v2::storage_world::portcullis::plugin::database::add_to_linker::<_, HasSelf<DatabaseGrant>>(
-            &mut storage,
-            |s: &mut CallState| &mut s.db,
-        )?;
-        Ok(Self { scope, scope_v1, consent, consent_v1, storage })
+        macro_rules! storage_linker {
+            ($version:ident) => {{
+                let mut linker = Linker::new(engine);
+                $version::scope_world::portcullis::plugin::log::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+                $version::storage_world::portcullis::plugin::database::add_to_linker::<_, HasSelf<DatabaseGrant>>(
+                    &mut linker,
+                    |s: &mut CallState| &mut s.db,
+                )?;
+                linker
+            }};
+        }
+        Ok(Self {
+            scope: linker!(v3::scope_world::ScopePolicyPlugin),
+            scope_v2: linker!(v2::scope_world::ScopePolicyPlugin),
+            scope_v1: linker!(v1::scope_world::ScopePolicyPlugin),
+            consent: linker!(v3::consent_world::ConsentUiPlugin),
+            consent_v2: linker!(v2::consent_world::ConsentUiPlugin),
+            consent_v1: linker!(v1::consent_world::ConsentUiPlugin),
+            storage: storage_linker!(v3),
+            storage_v2: storage_linker!(v2),
+        })
     }
 }
 
@@ -142,40 +161,50 @@ impl PolicyHost {
         let digest: [u8; 32] = Sha256::digest(wasm).into();
         let component = self.engine.compile(wasm, &digest)?;
         let l = &self.linkers;
+        macro_rules! pre {
+            ($variant:ident, $pre:path, $linker:expr) => {
+                Linked::$variant(Box::new(
+                    <$pre>::new($linker.instantiate_pre(&component).map_err(linking)?).map_err(linking)?,
+                ))
+            };
+        }
         let linked = match (manifest.kind, manifest.contract) {
-            (PluginKind::ScopePolicy, Contract::V2) => Linked::Scope(Box::new(
-                v2::scope_world::ScopePolicyPluginPre::new(l.scope.instantiate_pre(&component).map_err(linking)?)
-                    .map_err(linking)?,
-            )),
-            (PluginKind::ScopePolicy, Contract::V1) => Linked::ScopeV1(Box::new(
-                v1::scope_world::ScopePolicyPluginPre::new(l.scope_v1.instantiate_pre(&component).map_err(linking)?)
-                    .map_err(linking)?,
-            )),
-            (PluginKind::ConsentUi, Contract::V2) => Linked::Consent(Box::new(
-                v2::consent_world::ConsentUiPluginPre::new(l.consent.instantiate_pre(&component).map_err(linking)?)
-                    .map_err(linking)?,
-            )),
-            (PluginKind::ConsentUi, Contract::V1) => Linked::ConsentV1(Box::new(
-                v1::consent_world::ConsentUiPluginPre::new(l.consent_v1.instantiate_pre(&component).map_err(linking)?)
-                    .map_err(linking)?,
-            )),
-            (PluginKind::Storage, Contract::V2) => Linked::Storage(Box::new(
-                v2::storage_world::StoragePluginPre::new(l.storage.instantiate_pre(&component).map_err(linking)?)
-                    .map_err(linking)?,
-            )),
+            (PluginKind::ScopePolicy, Contract::V3) => pre!(Scope, v3::scope_world::ScopePolicyPluginPre<_>, l.scope),
+            (PluginKind::ScopePolicy, Contract::V2) => {
+                pre!(ScopeV2, v2::scope_world::ScopePolicyPluginPre<_>, l.scope_v2)
+            }
+            (PluginKind::ScopePolicy, Contract::V1) => {
+                pre!(ScopeV1, v1::scope_world::ScopePolicyPluginPre<_>, l.scope_v1)
+            }
+            (PluginKind::ConsentUi, Contract::V3) => pre!(Consent, v3::consent_world::ConsentUiPluginPre<_>, l.consent),
+            (PluginKind::ConsentUi, Contract::V2) => {
+                pre!(ConsentV2, v2::consent_world::ConsentUiPluginPre<_>, l.consent_v2)
+            }
+            (PluginKind::ConsentUi, Contract::V1) => {
+                pre!(ConsentV1, v1::consent_world::ConsentUiPluginPre<_>, l.consent_v1)
+            }
+            (PluginKind::Storage, Contract::V3) => pre!(Storage, v3::storage_world::StoragePluginPre<_>, l.storage),
+            (PluginKind::Storage, Contract::V2) => {
+                pre!(StorageV2, v2::storage_world::StoragePluginPre<_>, l.storage_v2)
+            }
             (PluginKind::Storage, Contract::V1) => {
-                return Err("storage plugins must implement portcullis:plugin@0.2.0 (its generic records)".into());
+                return Err(
+                    "storage plugins must implement portcullis:plugin@0.2.0 or later (its generic records)".into()
+                );
             }
         };
         let mut plugin =
             Plugin { name: Arc::from(manifest.name.as_str()), manifest, digest, linked, locales: Vec::new() };
+        macro_rules! locales {
+            ($pre:expr) => {
+                self.call(&plugin, |s| $pre.instantiate(&mut *s)?.portcullis_plugin_consent().call_locales(&mut *s))
+                    .map_err(|e| format!("locales() failed: {e}"))?
+            };
+        }
         plugin.locales = match &plugin.linked {
-            Linked::Consent(pre) => self
-                .call(&plugin, |s| pre.instantiate(&mut *s)?.portcullis_plugin_consent().call_locales(&mut *s))
-                .map_err(|e| format!("locales() failed: {e}"))?,
-            Linked::ConsentV1(pre) => self
-                .call(&plugin, |s| pre.instantiate(&mut *s)?.portcullis_plugin_consent().call_locales(&mut *s))
-                .map_err(|e| format!("locales() failed: {e}"))?,
+            Linked::Consent(pre) => locales!(pre),
+            Linked::ConsentV2(pre) => locales!(pre),
+            Linked::ConsentV1(pre) => locales!(pre),
             _ => Vec::new(),
         };
         Ok(plugin)
@@ -185,16 +214,23 @@ impl PolicyHost {
     /// (and is refused if that fails); another storage plugin is loaded but never touches
     /// the database.
     pub async fn install(&self, plugin: Plugin) -> Result<(), String> {
-        if let Linked::Storage(pre) = &plugin.linked
-            && plugin.manifest.name == self.defaults.storage
-        {
-            self.call_async(&plugin, async |store| {
-                let instance = pre.instantiate_async(&mut *store).await?;
-                instance.portcullis_plugin_storage().call_migrate(&mut *store).await
-            })
-            .await
-            .map_err(|e| format!("migration: {e}"))?
-            .map_err(|e| format!("migration failed: {e:?}"))?;
+        if plugin.manifest.name == self.defaults.storage {
+            macro_rules! migrate {
+                ($pre:expr) => {
+                    self.call_async(&plugin, async |store| {
+                        let instance = $pre.instantiate_async(&mut *store).await?;
+                        instance.portcullis_plugin_storage().call_migrate(&mut *store).await
+                    })
+                    .await
+                    .map_err(|e| format!("migration: {e}"))?
+                    .map_err(|e| format!("migration failed: {e:?}"))?
+                };
+            }
+            match &plugin.linked {
+                Linked::Storage(pre) => migrate!(pre),
+                Linked::StorageV2(pre) => migrate!(pre),
+                _ => {}
+            }
         }
         let mut plugins = self.plugins.write();
         let mut next = HashMap::clone(&plugins);

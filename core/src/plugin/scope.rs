@@ -1,11 +1,10 @@
-//! Asking a scope policy plugin, of either contract version, in the server's own types.
+//! Asking a scope policy plugin, of any contract version, in the server's own types.
 
-use super::bindings::{v1, v2};
+use super::bindings::v1;
 use super::{Linked, PluginError, PluginKind, PolicyHost};
 use crate::model::{AppInstance, Client, ClientTemplate, Organization, User};
 
 use v1::scope_world::exports::portcullis::plugin::scope as wit1;
-use v2::scope_world::exports::portcullis::plugin::scope as wit2;
 
 /// What one grant asks the policy: the request's side of its input.
 pub struct Ask<'a> {
@@ -29,6 +28,9 @@ pub struct ScopeInput<'a> {
     pub template: Option<&'a ClientTemplate>,
     pub organization: Option<&'a Organization>,
     pub instance: Option<&'a AppInstance>,
+    /// The user's roles: those they hold everywhere, and those they hold in the client's
+    /// organization when they are a member of it.
+    pub user_roles: &'a [String],
     pub ask: Ask<'a>,
 }
 
@@ -37,7 +39,7 @@ impl ScopeInput<'_> {
     fn roles(&self) -> Vec<String> {
         match (self.instance, self.ask.user) {
             (Some(i), _) => i.added_by_roles.clone(),
-            (None, Some(u)) => u.doc.roles.clone(),
+            (None, Some(_)) => self.user_roles.to_vec(),
             (None, None) => Vec::new(),
         }
     }
@@ -71,18 +73,19 @@ impl PolicyHost {
         input: &ScopeInput<'_>,
     ) -> Result<Result<PolicyGrant, PolicyDenial>, PluginError> {
         let plugin = self.get(PluginKind::ScopePolicy, name)?;
-        match &plugin.linked {
-            Linked::Scope(pre) => {
-                let request = v2_request(input);
+        // Contracts 0.3.0 and 0.2.0 share the scope interface; only the types' paths differ.
+        macro_rules! current {
+            ($pre:expr, $records:ident) => {{
+                let request = $records::request(input);
                 let answer = self.call(&plugin, |store| {
-                    pre.instantiate(&mut *store)?.portcullis_plugin_scope().call_resolve(&mut *store, &request)
+                    $pre.instantiate(&mut *store)?.portcullis_plugin_scope().call_resolve(&mut *store, &request)
                 })?;
-                Ok(answer.map(v2_grant).map_err(|d| match d {
-                    wit2::Denial::InvalidScope(r) => PolicyDenial::InvalidScope(r),
-                    wit2::Denial::AccessDenied(r) => PolicyDenial::AccessDenied(r),
-                    wit2::Denial::UnauthorizedClient(r) => PolicyDenial::UnauthorizedClient(r),
-                }))
-            }
+                Ok(answer.map($records::grant).map_err($records::denial))
+            }};
+        }
+        match &plugin.linked {
+            Linked::Scope(pre) => current!(pre, v3_records),
+            Linked::ScopeV2(pre) => current!(pre, v2_records),
             Linked::ScopeV1(pre) => {
                 let request = v1_request(input);
                 let answer = self.call(&plugin, |store| {
@@ -103,72 +106,93 @@ fn metadata(client: &Client) -> String {
     serde_json::Value::Object(client.doc.metadata.clone()).to_string()
 }
 
-fn v2_request(i: &ScopeInput<'_>) -> wit2::ScopeRequest {
-    let c = i.client;
-    wit2::ScopeRequest {
-        client: wit2::Client {
-            id: c.id.clone(),
-            name: c.doc.name.clone(),
-            allowed_scopes: i.allowed_scopes.to_vec(),
-            grant_types: c.doc.grant_types.clone(),
-            template: i.template.map(|t| wit2::ClientTemplate {
-                id: t.id.clone(),
-                name: t.name.clone(),
-                scopes: t.scopes.clone(),
-            }),
-            owner: c.doc.owner.clone(),
-            organization_id: c.organization_id.clone(),
-            metadata: metadata(c),
-        },
-        user: i.ask.user.map(|u| wit2::User {
-            id: u.id.clone(),
-            username: u.username.clone(),
-            name: u.doc.name.clone(),
-            email: u.doc.email.clone(),
-            email_verified: u.doc.email_verified,
-            company: u.doc.company.clone(),
-            roles: u.doc.roles.clone(),
-            organization_id: u.doc.organization_id.clone(),
-        }),
-        organization: i.organization.map(|o| wit2::Organization {
-            id: o.id.clone(),
-            name: o.name.clone(),
-            available_roles: o.available_roles.clone(),
-        }),
-        instance: i.instance.map(|a| wit2::Instance {
-            id: a.id.clone(),
-            organization_id: a.organization_id.clone(),
-            added_by: a.added_by.clone(),
-            added_by_roles: a.added_by_roles.clone(),
-            scopes: a.scopes.clone(),
-        }),
-        roles: i.roles(),
-        requested_scopes: i.ask.requested.to_vec(),
-        scope_parameter_present: i.ask.scope_parameter_present,
-        grant_type: i.ask.grant_type.to_owned(),
-        original_scopes: i.ask.original_scopes.map(<[String]>::to_vec),
-        acr_values: i.ask.acr_values.to_vec(),
-        claims_parameter: i.ask.claims_parameter.map(str::to_owned),
-    }
+/// The conversions of a contract version whose scope interface is 0.2.0's (0.2.0 and 0.3.0).
+macro_rules! scope_records {
+    ($module:ident, $wit:path) => {
+        mod $module {
+            use super::{PolicyClaim, PolicyDenial, PolicyGrant, ScopeInput};
+            use $wit as wit;
+
+            pub fn request(i: &ScopeInput<'_>) -> wit::ScopeRequest {
+                let c = i.client;
+                wit::ScopeRequest {
+                    client: wit::Client {
+                        id: c.id.clone(),
+                        name: c.doc.name.clone(),
+                        allowed_scopes: i.allowed_scopes.to_vec(),
+                        grant_types: c.doc.grant_types.clone(),
+                        template: i.template.map(|t| wit::ClientTemplate {
+                            id: t.id.clone(),
+                            name: t.name.clone(),
+                            scopes: t.scopes.clone(),
+                        }),
+                        owner: c.doc.owner.clone(),
+                        organization_id: c.organization_id.clone(),
+                        metadata: super::metadata(c),
+                    },
+                    user: i.ask.user.map(|u| wit::User {
+                        id: u.id.clone(),
+                        username: u.username.clone(),
+                        name: u.doc.name.clone(),
+                        email: u.doc.email.clone(),
+                        email_verified: u.doc.email_verified,
+                        company: u.doc.company.clone(),
+                        roles: i.user_roles.to_vec(),
+                        organization_id: u.doc.organization_id.clone(),
+                    }),
+                    organization: i.organization.map(|o| wit::Organization {
+                        id: o.id.clone(),
+                        name: o.name.clone(),
+                        available_roles: o.available_roles.clone(),
+                    }),
+                    instance: i.instance.map(|a| wit::Instance {
+                        id: a.id.clone(),
+                        organization_id: a.organization_id.clone(),
+                        added_by: a.added_by.clone(),
+                        added_by_roles: a.added_by_roles.clone(),
+                        scopes: a.scopes.clone(),
+                    }),
+                    roles: i.roles(),
+                    requested_scopes: i.ask.requested.to_vec(),
+                    scope_parameter_present: i.ask.scope_parameter_present,
+                    grant_type: i.ask.grant_type.to_owned(),
+                    original_scopes: i.ask.original_scopes.map(<[String]>::to_vec),
+                    acr_values: i.ask.acr_values.to_vec(),
+                    claims_parameter: i.ask.claims_parameter.map(str::to_owned),
+                }
+            }
+
+            pub fn grant(g: wit::Grant) -> PolicyGrant {
+                use wit::ClaimTargets as T;
+                PolicyGrant {
+                    scopes: g.scopes,
+                    claims: g
+                        .claims
+                        .into_iter()
+                        .map(|c| PolicyClaim {
+                            access_token: c.targets.contains(T::ACCESS_TOKEN),
+                            id_token: c.targets.contains(T::ID_TOKEN),
+                            userinfo: c.targets.contains(T::USERINFO),
+                            name: c.name,
+                            value: c.value,
+                        })
+                        .collect(),
+                }
+            }
+
+            pub fn denial(d: wit::Denial) -> PolicyDenial {
+                match d {
+                    wit::Denial::InvalidScope(r) => PolicyDenial::InvalidScope(r),
+                    wit::Denial::AccessDenied(r) => PolicyDenial::AccessDenied(r),
+                    wit::Denial::UnauthorizedClient(r) => PolicyDenial::UnauthorizedClient(r),
+                }
+            }
+        }
+    };
 }
 
-fn v2_grant(g: wit2::Grant) -> PolicyGrant {
-    use wit2::ClaimTargets as T;
-    PolicyGrant {
-        scopes: g.scopes,
-        claims: g
-            .claims
-            .into_iter()
-            .map(|c| PolicyClaim {
-                access_token: c.targets.contains(T::ACCESS_TOKEN),
-                id_token: c.targets.contains(T::ID_TOKEN),
-                userinfo: c.targets.contains(T::USERINFO),
-                name: c.name,
-                value: c.value,
-            })
-            .collect(),
-    }
-}
+scope_records!(v3_records, crate::plugin::bindings::v3::scope_world::exports::portcullis::plugin::scope);
+scope_records!(v2_records, crate::plugin::bindings::v2::scope_world::exports::portcullis::plugin::scope);
 
 /// Contract 0.1.0 knew less: no owner, organization or instance details beyond ids, no
 /// refresh ceiling, no `acr_values` or `claims`.
@@ -191,7 +215,7 @@ fn v1_request(i: &ScopeInput<'_>) -> wit1::ScopeRequest {
         user: i.ask.user.map(|u| wit1::User {
             id: u.id.clone(),
             username: u.username.clone(),
-            roles: u.doc.roles.clone(),
+            roles: i.user_roles.to_vec(),
             organization_id: u.doc.organization_id.clone(),
         }),
         organization: i.organization.map(|o| wit1::Organization {

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use super::bindings::v2::storage_world::exports::portcullis::plugin::storage as wit;
 use super::{Linked, PluginError, PluginKind, PolicyHost};
 
 /// Where a record is: its kind and its id within the kind.
@@ -66,100 +65,139 @@ pub enum StoreError {
     Plugin(#[from] PluginError),
 }
 
-impl From<wit::StorageError> for StoreError {
-    fn from(e: wit::StorageError) -> Self {
-        match e {
-            wit::StorageError::PreconditionFailed(i) => StoreError::Precondition(i as usize),
-            wit::StorageError::Backend(m) => StoreError::Backend(m),
-            wit::StorageError::Unavailable(m) => StoreError::Unavailable(m),
+/// The conversions between the server's record types and one contract version's.
+macro_rules! records_of {
+    ($module:ident, $wit:path) => {
+        mod $module {
+            use super::{Record, RecordRef, StoreError, Stored, Write};
+            use $wit as wit;
+
+            impl From<wit::StorageError> for StoreError {
+                fn from(e: wit::StorageError) -> Self {
+                    match e {
+                        wit::StorageError::PreconditionFailed(i) => StoreError::Precondition(i as usize),
+                        wit::StorageError::Backend(m) => StoreError::Backend(m),
+                        wit::StorageError::Unavailable(m) => StoreError::Unavailable(m),
+                    }
+                }
+            }
+
+            pub fn record_ref(r: &RecordRef) -> wit::RecordRef {
+                wit::RecordRef { kind: r.kind.to_owned(), id: r.id.clone() }
+            }
+
+            pub fn key_ref(k: &super::KeyRef) -> wit::KeyRef {
+                wit::KeyRef { kind: k.kind.to_owned(), name: k.name.to_owned(), value: k.value.clone() }
+            }
+
+            fn record(r: Record) -> wit::Record {
+                wit::Record {
+                    kind: r.kind.to_owned(),
+                    id: r.id,
+                    body: r.body,
+                    keys: r.keys.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+                    expires_at: r.expires_at,
+                }
+            }
+
+            pub fn write(w: Write) -> wit::Write {
+                match w {
+                    Write::Create(r) => wit::Write::Create(record(r)),
+                    Write::Put(r) => wit::Write::Put(record(r)),
+                    Write::Update(r, revision) => wit::Write::Update(wit::Revised { record: record(r), revision }),
+                    Write::Consume(r) => wit::Write::Consume(record_ref(&r)),
+                    Write::Delete(r) => wit::Write::Delete(record_ref(&r)),
+                    Write::DeleteByKey(k) => wit::Write::DeleteByKey(key_ref(&k)),
+                }
+            }
+
+            pub fn stored(s: wit::Stored) -> Stored {
+                Stored {
+                    kind: s.kind,
+                    id: s.id,
+                    body: s.body,
+                    expires_at: s.expires_at,
+                    revision: s.revision,
+                    consumed: s.consumed,
+                }
+            }
         }
-    }
+    };
 }
 
-fn record_ref(r: &RecordRef) -> wit::RecordRef {
-    wit::RecordRef { kind: r.kind.to_owned(), id: r.id.clone() }
-}
+records_of!(v3_records, crate::plugin::bindings::v3::storage_world::exports::portcullis::plugin::storage);
+records_of!(v2_records, crate::plugin::bindings::v2::storage_world::exports::portcullis::plugin::storage);
 
-fn record(r: Record) -> wit::Record {
-    wit::Record {
-        kind: r.kind.to_owned(),
-        id: r.id,
-        body: r.body,
-        keys: r.keys.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
-        expires_at: r.expires_at,
-    }
-}
-
-fn write(w: Write) -> wit::Write {
-    match w {
-        Write::Create(r) => wit::Write::Create(record(r)),
-        Write::Put(r) => wit::Write::Put(record(r)),
-        Write::Update(r, revision) => wit::Write::Update(wit::Revised { record: record(r), revision }),
-        Write::Consume(r) => wit::Write::Consume(record_ref(&r)),
-        Write::Delete(r) => wit::Write::Delete(record_ref(&r)),
-        Write::DeleteByKey(k) => {
-            wit::Write::DeleteByKey(wit::KeyRef { kind: k.kind.to_owned(), name: k.name.to_owned(), value: k.value })
-        }
-    }
-}
-
-fn stored(s: wit::Stored) -> Stored {
-    Stored {
-        kind: s.kind,
-        id: s.id,
-        body: s.body,
-        expires_at: s.expires_at,
-        revision: s.revision,
-        consumed: s.consumed,
-    }
-}
-
-/// One call of the configured storage plugin: `$method` on a fresh instance.
+/// One call of the configured storage plugin, of whichever contract version it was built
+/// for: `$method` on a fresh instance. `$w` names that version's conversions in the
+/// statements that prepare the arguments and in the expression that maps the answer.
 macro_rules! storage_call {
-    ($host:expr, $method:ident $(, $arg:expr)*) => {{
+    ($host:expr, |$w:ident| { $($prep:tt)* } $method:ident($($arg:expr),*) => |$out:ident| $map:expr) => {{
         let plugin = $host.get(PluginKind::Storage, &$host.defaults.storage)?;
-        let Linked::Storage(pre) = &plugin.linked else {
-            return Err(PluginError::NotLoaded { kind: PluginKind::Storage, name: $host.defaults.storage.clone() }.into());
-        };
-        $host
-            .call_async(&plugin, async |store| {
-                let instance = pre.instantiate_async(&mut *store).await?;
-                instance.portcullis_plugin_storage().$method(&mut *store $(, $arg)*).await
-            })
-            .await?
+        macro_rules! on {
+            ($pre:expr) => {{
+                $($prep)*
+                let answer = $host
+                    .call_async(&plugin, async |store| {
+                        let instance = $pre.instantiate_async(&mut *store).await?;
+                        instance.portcullis_plugin_storage().$method(&mut *store $(, $arg)*).await
+                    })
+                    .await?;
+                answer.map(|$out| $map).map_err(StoreError::from)
+            }};
+        }
+        match &plugin.linked {
+            Linked::Storage(pre) => {
+                #[allow(unused_imports)]
+                use v3_records as $w;
+                on!(pre)
+            }
+            Linked::StorageV2(pre) => {
+                #[allow(unused_imports)]
+                use v2_records as $w;
+                on!(pre)
+            }
+            _ => Err(PluginError::NotLoaded { kind: PluginKind::Storage, name: $host.defaults.storage.clone() }.into()),
+        }
     }};
 }
 
 impl PolicyHost {
     /// The records at `refs`, in order.
     pub async fn store_get(&self, refs: &[RecordRef]) -> Result<Vec<Option<Stored>>, StoreError> {
-        let refs: Vec<wit::RecordRef> = refs.iter().map(record_ref).collect();
-        let found = storage_call!(self, call_get, &refs)?;
+        let found: Vec<Option<Stored>> = storage_call!(self, |w| {
+            let refs: Vec<_> = refs.iter().map(w::record_ref).collect();
+        } call_get(&refs) => |found| found.into_iter().map(|s| s.map(w::stored)).collect())?;
         if found.len() != refs.len() {
             return Err(StoreError::Backend(format!("asked for {} records, got {} answers", refs.len(), found.len())));
         }
-        Ok(found.into_iter().map(|s| s.map(stored)).collect())
+        Ok(found)
     }
 
     /// Every record carrying the key, ordered by id.
     pub async fn store_find(&self, key: &KeyRef) -> Result<Vec<Stored>, StoreError> {
-        let key = wit::KeyRef { kind: key.kind.to_owned(), name: key.name.to_owned(), value: key.value.clone() };
-        Ok(storage_call!(self, call_find, &key)?.into_iter().map(stored).collect())
+        storage_call!(self, |w| {
+            let key = w::key_ref(key);
+        } call_find(&key) => |found| found.into_iter().map(w::stored).collect())
     }
 
     /// One page of the records of `kind`, ordered by id.
     pub async fn store_list(&self, kind: &str, after: Option<&str>, limit: u32) -> Result<Vec<Stored>, StoreError> {
-        Ok(storage_call!(self, call_list, kind, after, limit)?.into_iter().map(stored).collect())
+        storage_call!(self, |w| {} call_list(kind, after, limit) => |found| found.into_iter().map(w::stored).collect())
     }
 
     /// The writes as one atomic group.
     pub async fn store_apply(self: &Arc<Self>, writes: Vec<Write>) -> Result<(), StoreError> {
-        let writes: Vec<wit::Write> = writes.into_iter().map(write).collect();
-        self.writing(move |host| async move { Ok(storage_call!(host, call_apply, &writes)?) }).await
+        self.writing(move |host| async move {
+            storage_call!(host, |w| {
+                let writes: Vec<_> = writes.into_iter().map(w::write).collect();
+            } call_apply(&writes) => |done| done)
+        })
+        .await
     }
 
     pub async fn store_purge_expired(self: &Arc<Self>, now: i64) -> Result<u64, StoreError> {
-        self.writing(move |host| async move { Ok(storage_call!(host, call_purge_expired, now)?) }).await
+        self.writing(move |host| async move { storage_call!(host, |w| {} call_purge_expired(now) => |n| n) }).await
     }
 
     /// Runs a storage call that writes where the database wants its writers: SQLite's on its

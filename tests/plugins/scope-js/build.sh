@@ -48,7 +48,7 @@ node "$tools/build.mjs" "$here/scope.js" "$repo/sdk/wit" scope-policy-plugin "$o
 cat >"$out/$name.toml" <<EOT
 name = "$name"
 kind = "scope-policy"
-contract = "portcullis:plugin@0.2.0"
+contract = "portcullis:plugin@0.3.0"
 description = "A scope policy written in JavaScript: the requested scopes the client may have"
 source-hash = "$(source_hash)"
 

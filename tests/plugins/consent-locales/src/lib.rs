@@ -3,7 +3,7 @@
 //! `<meta name="generator">`, so a test sees which plugin rendered a page and in which
 //! locale. Its forms follow the contract of `interface consent`; it has no inline styles.
 
-use portcullis_sdk::consent::{ConsentPage, DevicePage, ErrorPage, Guest, LoginPage, PageContext};
+use portcullis_sdk::consent::{ConnectionsPage, ConsentPage, DevicePage, ErrorPage, Guest, LoginPage, PageContext};
 
 struct Locales;
 
@@ -59,6 +59,21 @@ impl Guest for Locales {
         let mut body = String::from("<h1>device</h1>\n");
         body.push_str(&form_start(cx));
         body.push_str("<input name=\"user_code\" type=\"text\">\n<button type=\"submit\">ok</button>\n</form>\n");
+        Ok(html(&cx.locale, &body))
+    }
+
+    fn render_connections(page: ConnectionsPage) -> Result<String, String> {
+        let cx = &page.context;
+        let mut body = String::from("<h1>connections</h1>\n<ul>\n");
+        for c in &page.connections {
+            body.push_str(&format!("<li>{}\n", escape(&c.client_id)));
+            body.push_str(&form_start(cx));
+            body.push_str(&format!(
+                "<button type=\"submit\" name=\"revoke\" value=\"{}\">revoke</button>\n</form>\n</li>\n",
+                escape(&c.client_id)
+            ));
+        }
+        body.push_str("</ul>\n");
         Ok(html(&cx.locale, &body))
     }
 }
