@@ -1,25 +1,43 @@
 //! The signed-in user's own account: the applications they connected (ELMA365: profile →
 //! external applications), and revoking a connection. The browser's login session
 //! authenticates these calls; a connection is every grant the user gave one client.
+//!
+//! `GET /account/connections` answers a browser (`Accept: text/html`) with a page rendered
+//! by the default consent UI plugin, each connection with a revoke form, and anyone else
+//! with JSON. A browser without a session gets the plugin's login page, posting to
+//! `/account/login`. Every form carries a CSRF token: the login page's is bound to the
+//! browser by a cookie of its own, the revoke forms' is derived from the session's secret.
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
-use axum::{Json, Router};
-use serde::Serialize;
+use axum::routing::{delete, get, post};
+use axum::{Form, Json, Router};
+use serde::{Deserialize, Serialize};
 
+use crate::crypto::{hash_secret, random_token};
 use crate::error::OAuthError;
 use crate::model::Session;
-use crate::oauth::{App, session};
+use crate::oauth::interaction::{self, SignInRefusal};
+use crate::oauth::session::SESSION_COOKIE;
+use crate::oauth::{App, pages, session};
+use crate::plugin::consent::{ConnectionView, Page, PageContext};
 
 pub const CONNECTIONS_PATH: &str = "/account/connections";
+pub const REVOKE_PATH: &str = "/account/connections/revoke";
+pub const LOGIN_PATH: &str = "/account/login";
+/// Binds the account login page's CSRF token to the browser it was shown to.
+const LOGIN_COOKIE: &str = "portcullis_account_login";
 
 pub fn router(app: App) -> Router {
     Router::new()
         .route(CONNECTIONS_PATH, get(list))
+        .route(REVOKE_PATH, post(revoke_form))
+        .route(LOGIN_PATH, post(login))
         .route(&format!("{CONNECTIONS_PATH}/{{client_id}}"), delete(revoke))
         .with_state(app)
 }
@@ -87,7 +105,31 @@ fn private(mut r: Response) -> Response {
     r
 }
 
-async fn list(State(app): State<App>, headers: HeaderMap) -> Response {
+/// The page's query: `ui_locales` as at the authorization endpoint, and the client whose
+/// connection was just revoked (set by the redirect after a revoke form).
+#[derive(Debug, Default, Deserialize)]
+struct PageQuery {
+    ui_locales: Option<String>,
+    revoked: Option<String>,
+}
+
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|range| range.trim().starts_with("text/html")))
+}
+
+async fn list(State(app): State<App>, headers: HeaderMap, query: Result<Query<PageQuery>, QueryRejection>) -> Response {
+    let query = query.map(|q| q.0).unwrap_or_default();
+    if wants_html(&headers) {
+        let locales = ui_locales(&query);
+        return match connections_page(&app, &headers, &query, &locales).await {
+            Ok(page) => page,
+            Err(e) => interaction::error_page(&app, &headers, None, &locales, e),
+        };
+    }
     let result = async {
         let session = signed_in(&app, &headers).await?;
         connections(&app, &session.user_id).await
@@ -115,4 +157,202 @@ async fn revoke(State(app): State<App>, headers: HeaderMap, Path(client_id): Pat
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => e.into_response(),
     })
+}
+
+/// `path`, keeping the page's `ui_locales` for the next page.
+fn with_locales(path: &str, locales: &[String]) -> String {
+    if locales.is_empty() {
+        return path.to_owned();
+    }
+    let query =
+        url::form_urlencoded::Serializer::new(String::new()).append_pair("ui_locales", &locales.join(" ")).finish();
+    format!("{path}?{query}")
+}
+
+fn ui_locales(query: &PageQuery) -> Vec<String> {
+    query.ui_locales.as_deref().unwrap_or_default().split_whitespace().map(str::to_owned).collect()
+}
+
+/// The revoke forms' CSRF token: derived from the session's secret (which only this
+/// browser holds, in an HttpOnly cookie), so it needs no storage and dies with the session.
+fn revoke_csrf(session_secret: &str) -> String {
+    hash_secret(&format!("account-connections:{session_secret}"))
+}
+
+fn same(a: &str, b: &str) -> bool {
+    bool::from(subtle::ConstantTimeEq::ct_eq(a.as_bytes(), b.as_bytes()))
+}
+
+fn page_context(app: &App, headers: &HeaderMap, locales: &[String], action: &str, csrf: String) -> PageContext {
+    PageContext {
+        locale: pages::pick_locale(app, &app.host.defaults.consent, locales, headers),
+        issuer: app.config.issuer().to_owned(),
+        client_name: String::new(),
+        action: format!("{}{action}", app.config.issuer()),
+        hidden: vec![("csrf".into(), csrf)],
+        application: None,
+    }
+}
+
+fn render(app: &App, page: &Page, status: StatusCode) -> Result<Response, OAuthError> {
+    let html = app.host.render(&app.host.defaults.consent, page)?.map_err(|e| OAuthError::internal("page", e))?;
+    Ok(private(pages::html(app, html, status, Some(app.config.issuer()))))
+}
+
+/// The login page of the account pages, with a fresh CSRF token bound to this browser.
+fn login_page(
+    app: &App,
+    headers: &HeaderMap,
+    locales: &[String],
+    csrf: Option<String>,
+    error: Option<String>,
+    status: StatusCode,
+) -> Result<Response, OAuthError> {
+    let csrf = csrf.unwrap_or_else(|| random_token(24));
+    let context = page_context(app, headers, locales, &with_locales(LOGIN_PATH, locales), csrf.clone());
+    let mut response = render(app, &Page::Login { context, login_hint: None, error }, status)?;
+    let cookie = session::set_cookie(app, LOGIN_COOKIE, &csrf, app.config.tokens.interaction_ttl);
+    response.headers_mut().append(header::SET_COOKIE, cookie);
+    Ok(response)
+}
+
+async fn connections_page(
+    app: &App,
+    headers: &HeaderMap,
+    query: &PageQuery,
+    locales: &[String],
+) -> Result<Response, OAuthError> {
+    let (Some(secret), Some(session)) =
+        (session::cookie(app, headers, SESSION_COOKIE), session::current(app, headers).await?)
+    else {
+        return login_page(app, headers, locales, None, None, StatusCode::OK);
+    };
+    let user = app.storage.get_user(&session.user_id).await?;
+    let user_name = user.map(|u| if u.doc.name.is_empty() { u.username } else { u.doc.name }).unwrap_or_default();
+    let connections: Vec<ConnectionView> = connections(app, &session.user_id)
+        .await?
+        .into_iter()
+        .map(|c| ConnectionView {
+            client_name: if c.client_name.is_empty() { c.client_id.clone() } else { c.client_name },
+            client_id: c.client_id,
+            application: c.application.map(|a| crate::plugin::consent::ApplicationView {
+                name: a.name,
+                description: a.description,
+                icon: a.icon,
+            }),
+            scopes: c.scopes,
+            since: c.since,
+        })
+        .collect();
+    let revoked = match &query.revoked {
+        Some(id) => Some(match app.storage.client_context(id).await? {
+            Some(c) => c.application.as_ref().map_or_else(|| interaction::client_name(&c.client), |a| a.name.clone()),
+            None => id.clone(),
+        }),
+        None => None,
+    };
+    let context = page_context(app, headers, locales, REVOKE_PATH, revoke_csrf(&secret));
+    render(app, &Page::Connections { context, user_name, connections, revoked }, StatusCode::OK)
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+/// The account login form: a session, then back to the connections page.
+async fn login(
+    State(app): State<App>,
+    extensions: Extensions,
+    headers: HeaderMap,
+    query: Result<Query<PageQuery>, QueryRejection>,
+    form: Result<Form<LoginForm>, FormRejection>,
+) -> Response {
+    let locales = query.map(|q| ui_locales(&q.0)).unwrap_or_default();
+    let peer = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let result = async {
+        let Ok(Form(form)) = form else {
+            return Err(OAuthError::InvalidRequest("the login form is malformed".into()));
+        };
+        let bound = session::cookie(&app, &headers, LOGIN_COOKIE)
+            .is_some_and(|c| !form.csrf.is_empty() && same(&c, &form.csrf));
+        if !bound {
+            // A stale or forged form: a fresh login page, not an error the person cannot act on.
+            let error = Some("The sign-in page expired. Sign in again.".to_owned());
+            return login_page(&app, &headers, &locales, None, error, StatusCode::BAD_REQUEST);
+        }
+        let page = format!("account:{}", form.csrf);
+        match interaction::sign_in(&app, peer, &page, &form.username, &form.password).await? {
+            Ok(user) => {
+                let (cookie, _) = interaction::start_session(&app, &user, None).await?;
+                let mut response = see_other(&app, &with_locales(CONNECTIONS_PATH, &locales));
+                response.headers_mut().append(header::SET_COOKIE, cookie);
+                response.headers_mut().append(header::SET_COOKIE, session::set_cookie(&app, LOGIN_COOKIE, "", 0));
+                Ok(response)
+            }
+            Err(SignInRefusal::Again(error, status)) => {
+                login_page(&app, &headers, &locales, Some(form.csrf), Some(error), status)
+            }
+            Err(SignInRefusal::PageSpent(e)) => {
+                login_page(&app, &headers, &locales, None, Some(e.description()), e.status())
+            }
+        }
+    }
+    .await;
+    result.unwrap_or_else(|e| interaction::error_page(&app, &headers, None, &locales, e))
+}
+
+fn see_other(app: &App, path: &str) -> Response {
+    let location = format!("{}{path}", app.config.issuer());
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    private(response)
+}
+
+#[derive(Debug, Deserialize)]
+struct RevokeForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    revoke: String,
+}
+
+/// A revoke button on the connections page: the same revocation as `DELETE`, then the page
+/// again, saying what was revoked.
+async fn revoke_form(
+    State(app): State<App>,
+    headers: HeaderMap,
+    form: Result<Form<RevokeForm>, FormRejection>,
+) -> Response {
+    let result = async {
+        let Ok(Form(form)) = form else {
+            return Err(OAuthError::InvalidRequest("the revoke form is malformed".into()));
+        };
+        let (Some(secret), Some(session)) =
+            (session::cookie(&app, &headers, SESSION_COOKIE), session::current(&app, &headers).await?)
+        else {
+            return Ok(see_other(&app, CONNECTIONS_PATH));
+        };
+        if form.csrf.is_empty() || !same(&form.csrf, &revoke_csrf(&secret)) {
+            return Err(OAuthError::AccessDenied("the form did not come from your connections page".into()));
+        }
+        if !app.storage.revoke_connection(&session.user_id, &form.revoke).await? {
+            return Err(OAuthError::NotFound("no connection to that client".into()));
+        }
+        tracing::info!(client = %form.revoke, user = %session.user_id, "connection revoked by its user");
+        let query = url::form_urlencoded::Serializer::new(String::new()).append_pair("revoked", &form.revoke).finish();
+        Ok(see_other(&app, &format!("{CONNECTIONS_PATH}?{query}")))
+    }
+    .await;
+    result.unwrap_or_else(|e| interaction::error_page(&app, &headers, None, &[], e))
 }

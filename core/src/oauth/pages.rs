@@ -106,10 +106,15 @@ fn content_security_policy(app: &Protocol, html: &str, redirect_uri: Option<&str
             csp.push('\'');
         }
     }
-    let targets: Vec<String> = match redirect_uri {
+    // An application's icon: an https URL or a data URI, nothing that runs.
+    if html.contains("<img") {
+        csp.push_str("; img-src https: data:");
+    }
+    let mut targets: Vec<String> = match redirect_uri {
         Some(uri) => [app.config.issuer(), uri].into_iter().filter_map(source_of).collect(),
         None => Vec::new(),
     };
+    targets.dedup();
     if targets.is_empty() {
         csp.push_str("; form-action 'none'");
     } else {

@@ -1,0 +1,254 @@
+//! The pages a person uses, in a real headless Chromium driven over WebDriver: signing in
+//! and consenting in the language asked for, then the connections page (ELMA365: profile →
+//! external applications) listing the application and revoking it.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`PORTCULLIS_CHROMIUM`,
+//! `PORTCULLIS_CHROMEDRIVER` override the paths). Where they are missing the test says so
+//! and passes, unless `PORTCULLIS_REQUIRE_BROWSER` is set, as CI sets it: there it fails.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use reqwest::StatusCode;
+use serde_json::json;
+use support::{ADMIN_TOKEN, TestServer};
+
+fn tool(var: &str, default: &str) -> PathBuf {
+    std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(default))
+}
+
+/// A headless Chromium of its own (fresh profile, its own chromedriver), preferring `lang`.
+struct Chromium {
+    client: Client,
+    driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Chromium {
+    /// None when the browser is not installed and the caller may skip.
+    async fn start(lang: &str) -> Option<Self> {
+        let (chromium, chromedriver) = (
+            tool("PORTCULLIS_CHROMIUM", "/usr/bin/chromium"),
+            tool("PORTCULLIS_CHROMEDRIVER", "/usr/bin/chromedriver"),
+        );
+        if !chromium.exists() || !chromedriver.exists() {
+            let message = format!(
+                "{} or {} is missing: apt-get install chromium chromium-driver",
+                chromium.display(),
+                chromedriver.display()
+            );
+            assert!(std::env::var_os("PORTCULLIS_REQUIRE_BROWSER").is_none(), "{message}");
+            eprintln!("skipped: {message}");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let driver = Command::new(&chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let profile = tempfile::tempdir().unwrap();
+        let capabilities = json!({
+            "goog:chromeOptions": {
+                "binary": chromium,
+                // The machine's network is closed: no background traffic, no sandbox as root.
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         "--disable-quic", "--no-first-run", "--disable-background-networking",
+                         "--disable-component-update", "--disable-sync", format!("--lang={lang}"),
+                         format!("--user-data-dir={}", profile.path().display())],
+                "prefs": {"intl.accept_languages": lang},
+            }
+        });
+        let serde_json::Value::Object(capabilities) = capabilities else { unreachable!() };
+        let url = format!("http://127.0.0.1:{port}");
+        let mut last = None;
+        for _ in 0..100 {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(connector).capabilities(capabilities.clone()).connect(&url).await {
+                Ok(client) => return Some(Self { client, driver, _profile: profile }),
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no WebDriver session: {last:?}");
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).text().await.unwrap()
+    }
+
+    async fn lang(&self) -> String {
+        let html = self.client.find(Locator::Css("html")).await.unwrap();
+        html.attr("lang").await.unwrap().unwrap_or_default()
+    }
+
+    async fn fill(&self, css: &str, value: &str) {
+        self.client.find(Locator::Css(css)).await.unwrap().send_keys(value).await.unwrap();
+    }
+
+    async fn click(&self, css: &str) {
+        self.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).click().await.unwrap();
+    }
+
+    async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// Where the browser lands after consent: a page of the relying party's, on loopback.
+async fn relying_party() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let app = axum::Router::new().route("/cb", axum::routing::get(|| async { "signed in" }));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{address}/cb")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_consent_and_revoke_a_connection_in_chromium() {
+    let Some(browser) = Chromium::start("ru").await else { return };
+    let server = TestServer::start().await;
+    let redirect = relying_party().await;
+
+    // ELMA365: a module's external application, a template, a client from it.
+    let icon = "data:image/svg+xml;base64,PHN2ZyB4bWxucz0naHR0cDovL3d3dy53My5vcmcvMjAwMC9zdmcnLz4=";
+    let (status, _, app) = server
+        .admin(
+            reqwest::Method::POST,
+            "/admin/v1/applications",
+            ADMIN_TOKEN,
+            Some(json!({"name": "Заявки", "description": "Модуль заявок", "icon": icon, "module": "requests",
+                        "tokens": {"refresh_tokens": "always"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{app}");
+    let app_id = app["application"]["id"].as_str().unwrap();
+    let (_, _, template) = server
+        .admin(
+            reqwest::Method::POST,
+            &format!("/admin/v1/applications/{app_id}/templates"),
+            ADMIN_TOKEN,
+            Some(json!({"name": "Всё", "scopes": ["openid", "api"]})),
+        )
+        .await;
+    let (status, _, client) = server
+        .admin(
+            reqwest::Method::POST,
+            &format!("/admin/v1/templates/{}/clients", template["id"].as_str().unwrap()),
+            ADMIN_TOKEN,
+            Some(json!({"name": "Сервис", "redirect_uris": [redirect]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{client}");
+    let (client_id, secret) = (client["client_id"].as_str().unwrap(), client["client_secret"].as_str().unwrap());
+    server.user("olga", "olga password 1").await;
+
+    // The login page in Russian, as `ui_locales` asks.
+    let authorize = format!(
+        "{}?response_type=code&client_id={client_id}&scope=openid%20api&ui_locales=ru&redirect_uri={}",
+        server.url("/authorize"),
+        url::form_urlencoded::byte_serialize(redirect.as_bytes()).collect::<String>()
+    );
+    browser.client.goto(&authorize).await.unwrap();
+    assert_eq!(browser.lang().await, "ru");
+    assert!(browser.text("h1").await.contains("Вход"), "{}", browser.text("h1").await);
+    browser.fill("input[name=username]", "olga").await;
+    browser.fill("input[name=password]", "olga password 1").await;
+    browser.click("button[type=submit]").await;
+
+    // The consent page names the application, shows its icon and description.
+    let page = browser.client.source().await.unwrap();
+    assert!(page.contains("Заявки") && page.contains("Модуль заявок"), "{page}");
+    let img = browser.client.find(Locator::Css("img")).await.expect("the application's icon");
+    assert_eq!(img.attr("src").await.unwrap().as_deref(), Some(icon));
+    browser.click("button[name=decision][value=allow]").await;
+    let back = url::Url::parse(browser.client.current_url().await.unwrap().as_str()).unwrap();
+    assert!(back.as_str().starts_with(&redirect), "{back}");
+    let code = support::query(&back, "code").expect("a code");
+    let (status, tokens) = server.redeem((client_id, secret), &code, &redirect).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let (access, refresh) = (tokens["access_token"].as_str().unwrap(), tokens["refresh_token"].as_str().unwrap());
+
+    // The connections page, in Dutch this time.
+    browser.client.goto(&server.url("/account/connections?ui_locales=nl")).await.unwrap();
+    assert_eq!(browser.lang().await, "nl");
+    let item = format!("li.connection[data-client-id='{client_id}']");
+    let listed = browser.text(&item).await;
+    assert!(listed.contains("Заявки") && listed.contains("Сервис"), "{listed}");
+    assert!(listed.contains("api"), "the scopes granted: {listed}");
+    let today = browser.client.find(Locator::Css(&format!("{item} time"))).await.unwrap();
+    let since = today.attr("datetime").await.unwrap().unwrap_or_default();
+    assert_eq!(since.len(), 10, "an ISO date: {since}");
+
+    // Revoking it: the page says so, the list no longer has it, and its tokens are dead.
+    browser.click(&format!("{item} button[name=revoke]")).await;
+    assert!(browser.text("#revoked").await.contains("Заявки"));
+    assert!(browser.client.find(Locator::Css(&item)).await.is_err(), "gone from the list");
+    let (status, body) = server
+        .form("/token", &[("grant_type", "refresh_token"), ("refresh_token", refresh)], Some((client_id, secret)))
+        .await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{body}");
+    let (_, body) = server.form("/introspect", &[("token", access)], Some((client_id, secret))).await;
+    assert_eq!(body["active"], false, "{body}");
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connections_page_signs_in_in_the_browsers_language() {
+    let Some(browser) = Chromium::start("de-DE").await else { return };
+    let server = TestServer::start().await;
+    server.user("hans", "hans password 1").await;
+
+    // Without a session the page asks to sign in, in German from Accept-Language alone.
+    browser.client.goto(&server.url("/account/connections")).await.unwrap();
+    assert_eq!(browser.lang().await, "de");
+    browser.fill("input[name=username]", "hans").await;
+    browser.fill("input[name=password]", "wrong password").await;
+    browser.click("button[type=submit]").await;
+    assert!(browser.client.find(Locator::Css("[role=alert]")).await.is_ok(), "a failed sign-in says so");
+    browser.fill("input[name=username]", "hans").await;
+    browser.fill("input[name=password]", "hans password 1").await;
+    browser.click("button[type=submit]").await;
+    let url = browser.client.current_url().await.unwrap();
+    assert!(url.path().ends_with("/account/connections"), "{url}");
+    assert!(browser.client.find(Locator::Css("#no-connections")).await.is_ok(), "nothing connected yet");
+    browser.close().await;
+}
+
+/// Without a browser: the page's forms carry CSRF tokens that a forged post lacks.
+#[tokio::test]
+async fn forged_account_forms_are_refused() {
+    let server = TestServer::start().await;
+    server.user("mia", "mia password 1").await;
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+
+    // A login post without the page's cookie gets a fresh page, not a session.
+    let r = http
+        .post(server.url("/account/login"))
+        .form(&[("username", "mia"), ("password", "mia password 1"), ("csrf", "guess")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(!r.headers().get_all("set-cookie").iter().any(|c| c.to_str().unwrap().starts_with("portcullis_session=")));
+
+    // Signed in, a revoke post without the page's token is refused.
+    let browser = support::Browser::new();
+    let page = browser.http.get(server.url("/account/connections")).header("accept", "text/html").send().await.unwrap();
+    let html = page.text().await.unwrap();
+    let r = browser.submit(&html, &[("username", "mia"), ("password", "mia password 1")]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = browser.http.post(server.url("/account/connections/revoke")).form(&[("revoke", "x")]).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // The JSON API answers the same session.
+    let list = browser.http.get(server.url("/account/connections")).send().await.unwrap();
+    assert_eq!(list.status(), StatusCode::OK);
+    assert_eq!(list.json::<serde_json::Value>().await.unwrap(), json!([]));
+}
