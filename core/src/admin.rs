@@ -7,7 +7,7 @@ use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, patch, post, put};
+use axum::routing::get;
 use axum::{Extension, Json, Router};
 use serde::Serialize;
 use serde_json::json;
@@ -36,31 +36,57 @@ pub struct Admin {
 
 type App = Arc<Admin>;
 
-/// Every route of the admin API, with its methods: the router is built from this list, and
-/// the OpenAPI document is checked against it.
+/// The admin API's routes, each with its methods and handlers: the router is built from this
+/// table, and [`ROUTES`] (the same table, without the handlers) is what the OpenAPI document
+/// is checked against.
+macro_rules! routes {
+    ($($path:literal => { $($method:ident: $handler:ident),+ $(,)? }),+ $(,)?) => {
+        /// Every route of the admin API behind the caller check, with its methods.
+        pub const ROUTES: &[(&str, &[&str])] = &[$(($path, &[$(stringify!($method)),+])),+];
+
+        fn guarded() -> Router<App> {
+            Router::new()$(.route($path, axum::routing::MethodRouter::new()$(.$method($handler))+))+
+        }
+    };
+}
+
+routes! {
+    "/admin/v1/clients" => { get: list_clients, post: create_client },
+    "/admin/v1/clients/{id}" => { get: get_client, delete: delete_client },
+    "/admin/v1/users" => { get: list_users, post: create_user },
+    "/admin/v1/keys/rotate" => { post: rotate_keys },
+    "/admin/v1/organizations" => { get: list_organizations, post: create_organization },
+    "/admin/v1/organizations/{id}" => { get: get_organization },
+    "/admin/v1/organizations/{id}/members" => { get: list_members },
+    "/admin/v1/organizations/{id}/members/{user_id}" => { put: set_membership },
+    "/admin/v1/organizations/{id}/applications" => { get: organization_applications },
+    "/admin/v1/organizations/{id}/instances" => { get: list_instances, post: add_instance },
+    "/admin/v1/instances/{id}" => { delete: remove_instance },
+    "/admin/v1/applications" => { get: list_applications, post: create_application },
+    "/admin/v1/applications/{id}" => { get: get_application, patch: update_application, delete: delete_application },
+    "/admin/v1/applications/{id}/templates" => { get: list_templates, post: create_template },
+    "/admin/v1/templates/{id}" => { patch: update_template, delete: delete_template },
+    "/admin/v1/templates/{id}/clients" => { post: create_template_client },
+}
+
+/// Where the OpenAPI document of this API is served, to anyone.
+pub const OPENAPI_PATH: &str = "/admin/v1/openapi.json";
+
+/// The OpenAPI 3.1 document of the admin API.
+pub const OPENAPI: &str = include_str!("../openapi/admin-v1.json");
+
 pub fn router(app: App) -> Router {
-    Router::new()
-        .route("/admin/v1/clients", get(list_clients).post(create_client))
-        .route("/admin/v1/clients/{id}", get(get_client).delete(delete_client))
-        .route("/admin/v1/users", get(list_users).post(create_user))
-        .route("/admin/v1/keys/rotate", post(rotate_keys))
-        .route("/admin/v1/organizations", get(list_organizations).post(create_organization))
-        .route("/admin/v1/organizations/{id}", get(get_organization))
-        .route("/admin/v1/organizations/{id}/members", get(list_members))
-        .route("/admin/v1/organizations/{id}/members/{user_id}", put(set_membership))
-        .route("/admin/v1/organizations/{id}/applications", get(organization_applications))
-        .route("/admin/v1/organizations/{id}/instances", get(list_instances).post(add_instance))
-        .route("/admin/v1/instances/{id}", delete(remove_instance))
-        .route("/admin/v1/applications", get(list_applications).post(create_application))
-        .route("/admin/v1/applications/{id}", get(get_application).patch(update_application).delete(delete_application))
-        .route("/admin/v1/applications/{id}/templates", get(list_templates).post(create_template))
-        .route("/admin/v1/templates/{id}", patch(update_template).delete(delete_template))
-        .route("/admin/v1/templates/{id}/clients", post(create_template_client))
+    guarded()
         // Only the admin routes ask for a caller: a `layer` would also wrap the fallback,
         // and every unknown path would answer 401.
         .route_layer(axum::middleware::from_fn_with_state(app.clone(), require_caller))
+        .route(OPENAPI_PATH, get(openapi))
         .layer(DefaultBodyLimit::max(crate::limits::ADMIN_BODY_BYTES))
         .with_state(app)
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
 fn problem(status: StatusCode, error: &str, description: impl Into<String>) -> Response {
