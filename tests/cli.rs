@@ -273,3 +273,158 @@ fn a_storage_plugin_that_is_not_the_configured_one_never_migrates() {
     assert!(said(&log, "plugin", "storage-other", "plugin loaded"), "{log:#?}");
     assert!(!said(&log, "plugin", "storage-other", "migration"), "{log:#?}");
 }
+
+/// Runs the CLI; its standard output as JSON lines, or its error text when it fails.
+fn run(data: &std::path::Path, args: &[&str]) -> Result<Vec<serde_json::Value>, String> {
+    let out = portcullis(data).args(args).output().unwrap();
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect())
+}
+
+fn one(data: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    let mut lines = run(data, args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert_eq!(lines.len(), 1, "{args:?} prints one record");
+    lines.remove(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn organizations_applications_templates_and_instances_from_the_cli() {
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path();
+
+    // A provider organization with two service roles, and its administrator.
+    let org = one(d, &["org", "add", "--name", "Provider", "--role", "vcd:admin", "--role", "vcd:viewer"]);
+    let org = org["id"].as_str().unwrap().to_owned();
+    let mut add_user = portcullis(d)
+        .args(["user", "add", "--username", "alice", "--email", "a@example.com", "--name", "Alice", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    add_user.stdin.take().unwrap().write_all(b"alice's password\n").unwrap();
+    let out = add_user.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let alice: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let alice = alice["id"].as_str().unwrap().to_owned();
+    let member = one(d, &["org", "member", &org, &alice, "--role", "provider-administrator", "--role", "vcd:admin"]);
+    assert_eq!(member["roles"], serde_json::json!(["provider-administrator", "vcd:admin"]));
+    let members = run(d, &["org", "members", &org]).unwrap();
+    assert_eq!(members.len(), 1);
+    assert_eq!(one(d, &["org", "show", &org])["available_roles"], serde_json::json!(["vcd:admin", "vcd:viewer"]));
+
+    // An application may not get a role its creator lacks: the error names it, nothing is written.
+    let refused = run(
+        d,
+        &[
+            "app",
+            "add",
+            "--name",
+            "Billing",
+            "--organization",
+            &org,
+            "--scope",
+            "vcd:admin",
+            "--scope",
+            "vcd:viewer",
+            "--created-by",
+            &alice,
+        ],
+    )
+    .unwrap_err();
+    assert!(refused.contains("vcd:viewer"), "{refused}");
+    assert!(run(d, &["app", "list", "--organization", &org]).unwrap().is_empty());
+    let created = one(
+        d,
+        &[
+            "app",
+            "add",
+            "--name",
+            "Billing",
+            "--organization",
+            &org,
+            "--scope",
+            "vcd:admin",
+            "--created-by",
+            &alice,
+            "--tokens",
+            r#"{"access_token_ttl": 1800}"#,
+        ],
+    );
+    let app_id = created["application"]["id"].as_str().unwrap().to_owned();
+    let client_id = created["credentials"]["client_id"].as_str().unwrap().to_owned();
+    let secret = created["credentials"]["client_secret"].as_str().unwrap().to_owned();
+    let listed = run(d, &["app", "list", "--organization", &org]).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(!serde_json::to_string(&listed).unwrap().contains(&secret), "the secret is shown once");
+
+    // Added to its organization by Alice, it gets tokens with her roles ∩ the organization's.
+    let instance = one(d, &["instance", "add", &org, "--application", &app_id, "--added-by", &alice]);
+    let instance_id = instance["id"].as_str().unwrap().to_owned();
+    assert_eq!(run(d, &["instance", "list", &org]).unwrap().len(), 1);
+    {
+        // The server on the CLI's data directory: its database and its keys.
+        let dir = d.to_path_buf();
+        let server = support::TestServer::start_with(support::Options {
+            configure: Some(Box::new(move |c| c.server.data_dir = dir)),
+            ..Default::default()
+        })
+        .await;
+        let (status, body) =
+            server.form("/token", &[("grant_type", "client_credentials")], Some((&client_id, &secret))).await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+        assert_eq!(body["scope"], "vcd:admin");
+        assert_eq!(body["expires_in"], 1800, "the application's own token lifetime");
+    }
+    one(d, &["app", "update", &app_id, "--disable"]);
+    assert_eq!(one(d, &["app", "show", &app_id])["enabled"], false);
+    assert_eq!(run(d, &["instance", "remove", &instance_id]).map(|l| l.len()), Ok(0));
+    assert!(run(d, &["instance", "list", &org]).unwrap().is_empty());
+
+    // A module's external application, a template, and a client made from it.
+    let crm = one(d, &["app", "add", "--name", "CRM", "--module", "crm", "--description", "Customer records"]);
+    let crm = crm["application"]["id"].as_str().unwrap().to_owned();
+    let template = one(d, &["template", "add", &crm, "--name", "Reports", "--scope", "openid", "--scope", "api"]);
+    let template = template["id"].as_str().unwrap().to_owned();
+    let client = one(
+        d,
+        &["template", "client", &template, "--name", "Report viewer", "--redirect-uri", "https://r.example.com/cb"],
+    );
+    assert!(client["client_secret"].is_string());
+    let changed = one(d, &["template", "update", &template, "--scope", "api"]);
+    assert_eq!(changed["scopes"], serde_json::json!(["api"]));
+    assert_eq!(run(d, &["template", "list", &crm]).unwrap().len(), 1);
+    let refused = run(d, &["template", "delete", &template]).unwrap_err();
+    assert!(refused.contains("clients"), "not while clients made from it remain: {refused}");
+    run(d, &["client", "delete", client["client_id"].as_str().unwrap()]).unwrap();
+    assert_eq!(run(d, &["template", "delete", &template]).map(|l| l.len()), Ok(0));
+    assert!(run(d, &["template", "list", &crm]).unwrap().is_empty());
+
+    // An icon is set and removed; a member without roles is no longer a member.
+    assert_eq!(
+        one(d, &["app", "update", &crm, "--icon", "https://crm.example.com/i.png"])["icon"],
+        "https://crm.example.com/i.png"
+    );
+    assert_eq!(one(d, &["app", "update", &crm, "--icon", ""])["icon"], serde_json::Value::Null);
+    one(d, &["org", "member", &org, &alice]);
+    assert!(run(d, &["org", "members", &org]).unwrap().is_empty());
+
+    // Bad input names the field and writes nothing; deleting takes everything with it.
+    let bad = run(d, &["app", "add", "--name", " ", "--module", "other"]).unwrap_err();
+    assert!(bad.contains("name"), "{bad}");
+    assert!(run(d, &["app", "add", "--name", "X", "--tokens", "{\"nope\": 1}"]).unwrap_err().contains("nope"));
+    for id in [&app_id, &crm] {
+        run(d, &["app", "delete", id]).unwrap();
+    }
+    assert!(run(d, &["app", "list"]).unwrap().is_empty());
+    assert!(run(d, &["app", "show", &app_id]).is_err());
+    // Ids are random and may start with `-`: they are still ids, not options.
+    let unknown = run(d, &["app", "show", "-x9"]).unwrap_err();
+    assert!(unknown.contains("no application"), "{unknown}");
+}

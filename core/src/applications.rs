@@ -87,6 +87,11 @@ fn check_description(description: &str) -> Result<(), RegistryError> {
     Ok(())
 }
 
+/// A field that may be present as `null`: `Some(None)`, where an absent one stays `None`.
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
 /// An icon is shown in pages: an `https` URL, or an inline `data:image/…` one.
 fn check_icon(icon: &Option<String>) -> Result<(), RegistryError> {
     let Some(icon) = icon else { return Ok(()) };
@@ -275,7 +280,12 @@ pub async fn set_membership(
     }
     let membership =
         Membership { user_id: user_id.to_owned(), organization_id: org.id, roles: roles.roles, created_at: now() };
-    storage.apply(vec![crate::storage::write::put(&membership)?]).await?;
+    if membership.roles.is_empty() {
+        // No roles: no longer a member (a member with none could still read the organization).
+        storage.delete_membership(user_id, &membership.organization_id).await?;
+    } else {
+        storage.apply(vec![crate::storage::write::put(&membership)?]).await?;
+    }
     Ok(membership)
 }
 
@@ -533,6 +543,8 @@ pub async fn list_applications(
 pub struct ApplicationUpdate {
     pub name: Option<String>,
     pub description: Option<String>,
+    /// `null` removes the icon; absent leaves it.
+    #[serde(deserialize_with = "present")]
     pub icon: Option<Option<String>>,
     pub scopes: Option<Vec<String>>,
     pub redirect_uris: Option<Vec<String>>,

@@ -5,9 +5,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use portcullis::applications::{
+    self as apps, AddApplication, ApplicationFilter, ApplicationUpdate, Caller, MemberRoles, NewApplication,
+    NewOrganization, NewTemplate, NewTemplateClient, TemplateUpdate,
+};
 use portcullis::config::Config;
+use portcullis::model::{Organization, TokenSettings};
 use portcullis::registry::{self, ClientSummary, NewClient, NewUser};
 use portcullis::server::{self, Portcullis};
+use serde::Serialize;
 
 #[derive(Parser)]
 #[command(name = "portcullis", version, about = "OAuth 2.0 / OpenID Connect server with WebAssembly policies")]
@@ -32,6 +38,216 @@ enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage organizations and the roles their members hold.
+    #[command(subcommand, name = "org")]
+    Organization(OrganizationCommand),
+    /// Manage applications (a module's external app, an organization's app, a user's own app).
+    #[command(subcommand, name = "app")]
+    Application(ApplicationCommand),
+    /// Manage client templates and create clients from them.
+    #[command(subcommand)]
+    Template(TemplateCommand),
+    /// Add applications to organizations, list and remove them.
+    #[command(subcommand)]
+    Instance(InstanceCommand),
+}
+
+#[derive(Subcommand)]
+enum OrganizationCommand {
+    /// Create an organization.
+    Add {
+        #[arg(long)]
+        name: String,
+        /// The organization it belongs to (a provider's customer).
+        #[arg(long)]
+        parent: Option<String>,
+        /// A service role available in it (`vcd:admin`, ...); repeat for more.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+    },
+    /// List organizations.
+    List,
+    /// Show one organization.
+    Show {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
+    /// Set the roles a user holds in an organization (none: no longer a member).
+    Member {
+        #[arg(allow_hyphen_values = true)]
+        organization: String,
+        #[arg(allow_hyphen_values = true)]
+        user: String,
+        #[arg(long = "role")]
+        roles: Vec<String>,
+    },
+    /// List an organization's members and their roles.
+    Members {
+        #[arg(allow_hyphen_values = true)]
+        organization: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApplicationCommand {
+    /// Create an application; prints it, with its client's credentials (shown only now).
+    Add {
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// An https URL or a data:image URI.
+        #[arg(long)]
+        icon: Option<String>,
+        /// The module it is the external application of.
+        #[arg(long)]
+        module: Option<String>,
+        /// The organization it is created in.
+        #[arg(long)]
+        organization: Option<String>,
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// The user it is created as.
+        #[arg(long)]
+        created_by: Option<String>,
+        /// Create it disabled.
+        #[arg(long)]
+        disabled: bool,
+        /// Token settings as JSON, e.g. '{"access_token_ttl": 3600}'.
+        #[arg(long, value_parser = token_settings)]
+        tokens: Option<TokenSettings>,
+    },
+    /// List applications.
+    List {
+        #[arg(long)]
+        organization: Option<String>,
+        #[arg(long)]
+        created_by: Option<String>,
+        #[arg(long)]
+        module: Option<String>,
+    },
+    /// Show one application.
+    Show {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
+    /// Change an application; what is not given stays.
+    Update {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long)]
+        icon: Option<String>,
+        /// Replaces its scopes.
+        #[arg(long = "scope")]
+        scopes: Option<Vec<String>>,
+        /// Replaces its redirect URIs.
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Option<Vec<String>>,
+        #[arg(long, value_parser = token_settings)]
+        tokens: Option<TokenSettings>,
+        #[arg(long, conflicts_with = "disable")]
+        enable: bool,
+        #[arg(long)]
+        disable: bool,
+    },
+    /// Delete an application, its templates, instances and clients, and all issued to them.
+    Delete {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum TemplateCommand {
+    /// Add a template to an application.
+    Add {
+        #[arg(allow_hyphen_values = true)]
+        application: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        #[arg(long, value_parser = token_settings)]
+        tokens: Option<TokenSettings>,
+    },
+    /// List an application's templates.
+    List {
+        #[arg(allow_hyphen_values = true)]
+        application: String,
+    },
+    /// Change a template: its clients get what it now says.
+    Update {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long = "scope")]
+        scopes: Option<Vec<String>>,
+        #[arg(long, value_parser = token_settings)]
+        tokens: Option<TokenSettings>,
+    },
+    /// Delete a template (refused while clients made from it remain).
+    Delete {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
+    /// Create a client from a template; prints its credentials, shown only now.
+    Client {
+        #[arg(allow_hyphen_values = true)]
+        template: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// After this Unix time the client gets nothing.
+        #[arg(long)]
+        expires_at: Option<i64>,
+    },
+}
+
+#[derive(Subcommand)]
+enum InstanceCommand {
+    /// Add an application to the organization it was created in.
+    Add {
+        #[arg(allow_hyphen_values = true)]
+        organization: String,
+        #[arg(long)]
+        application: String,
+        /// The user it is added as (their roles bound what it may have).
+        #[arg(long)]
+        added_by: Option<String>,
+    },
+    /// List the applications with access to an organization.
+    List {
+        #[arg(allow_hyphen_values = true)]
+        organization: String,
+    },
+    /// Remove an instance: its tokens are inactive at once.
+    Remove {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
+}
+
+fn token_settings(text: &str) -> Result<TokenSettings, String> {
+    serde_json::from_str(text).map_err(|e| format!("token settings: {e}"))
+}
+
+/// Prints one record as a JSON line.
+fn print(value: &impl Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string(value)?);
+    Ok(())
+}
+
+/// Prints records as JSON lines.
+fn print_all<T: Serialize>(values: &[T]) -> anyhow::Result<()> {
+    values.iter().try_for_each(print)
 }
 
 #[derive(Subcommand)]
@@ -83,7 +299,10 @@ enum ClientCommand {
     /// List clients.
     List,
     /// Delete a client and everything issued to it.
-    Delete { id: String },
+    Delete {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -198,6 +417,129 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 }
             }
             Ok(())
+        }
+        Command::Organization(cmd) => {
+            let app = Portcullis::open(config, false).await?;
+            let (storage, op) = (&app.storage, &Caller::Operator);
+            match cmd {
+                OrganizationCommand::Add { name, parent, roles } => {
+                    let new = NewOrganization { name, parent_id: parent, available_roles: roles };
+                    print(&apps::create_organization(storage, op, new).await?)
+                }
+                OrganizationCommand::List => print_all(&storage.list::<Organization>().await?),
+                OrganizationCommand::Show { id } => print(&apps::get_organization(storage, &id).await?),
+                OrganizationCommand::Member { organization, user, roles } => {
+                    print(&apps::set_membership(storage, op, &organization, &user, MemberRoles { roles }).await?)
+                }
+                OrganizationCommand::Members { organization } => {
+                    print_all(&apps::list_members(storage, &organization).await?)
+                }
+            }
+        }
+        Command::Application(cmd) => {
+            let app = Portcullis::open(config, false).await?;
+            let (storage, op) = (&app.storage, &Caller::Operator);
+            match cmd {
+                ApplicationCommand::Add {
+                    name,
+                    description,
+                    icon,
+                    module,
+                    organization,
+                    scopes,
+                    redirect_uris,
+                    created_by,
+                    disabled,
+                    tokens,
+                } => {
+                    let new = NewApplication {
+                        name,
+                        description,
+                        icon,
+                        module,
+                        organization_id: organization,
+                        scopes,
+                        redirect_uris,
+                        tokens: tokens.unwrap_or_default(),
+                        created_by,
+                        enabled: Some(!disabled),
+                    };
+                    print(&apps::create_application(storage, &app.config, op, new).await?)
+                }
+                ApplicationCommand::List { organization, created_by, module } => {
+                    let filter = ApplicationFilter { organization, created_by, module };
+                    print_all(&apps::list_applications(storage, op, filter).await?)
+                }
+                ApplicationCommand::Show { id } => print(&apps::get_application(storage, op, &id).await?),
+                ApplicationCommand::Update {
+                    id,
+                    name,
+                    description,
+                    icon,
+                    scopes,
+                    redirect_uris,
+                    tokens,
+                    enable,
+                    disable,
+                } => {
+                    let change = ApplicationUpdate {
+                        name,
+                        description,
+                        icon: icon.map(|i| Some(i).filter(|i| !i.is_empty())),
+                        scopes,
+                        redirect_uris,
+                        tokens,
+                        enabled: (enable || disable).then_some(enable),
+                    };
+                    print(&apps::update_application(storage, &app.config, op, &id, change).await?)
+                }
+                ApplicationCommand::Delete { id } => {
+                    apps::delete_application(storage, op, &id).await?;
+                    println!("deleted {id}");
+                    Ok(())
+                }
+            }
+        }
+        Command::Template(cmd) => {
+            let app = Portcullis::open(config, false).await?;
+            let (storage, op) = (&app.storage, &Caller::Operator);
+            match cmd {
+                TemplateCommand::Add { application, name, scopes, tokens } => {
+                    let new = NewTemplate { name, scopes, tokens: tokens.unwrap_or_default() };
+                    print(&apps::create_template(storage, op, &application, new).await?)
+                }
+                TemplateCommand::List { application } => print_all(&apps::list_templates(storage, &application).await?),
+                TemplateCommand::Update { id, name, scopes, tokens } => {
+                    print(&apps::update_template(storage, op, &id, TemplateUpdate { name, scopes, tokens }).await?)
+                }
+                TemplateCommand::Delete { id } => {
+                    apps::delete_template(storage, op, &id).await?;
+                    println!("deleted {id}");
+                    Ok(())
+                }
+                TemplateCommand::Client { template, name, redirect_uris, expires_at } => {
+                    let new = NewTemplateClient { name, redirect_uris, expires_at };
+                    print(&apps::create_template_client(storage, op, &template, new).await?)
+                }
+            }
+        }
+        Command::Instance(cmd) => {
+            let app = Portcullis::open(config, false).await?;
+            let (storage, op) = (&app.storage, &Caller::Operator);
+            match cmd {
+                InstanceCommand::Add { organization, application, added_by } => {
+                    let add = AddApplication { application_id: application, added_by };
+                    print(&apps::add_instance(storage, op, &organization, add).await?)
+                }
+                InstanceCommand::List { organization } => {
+                    print_all(&apps::list_instances(storage, &organization).await?)
+                }
+                InstanceCommand::Remove { id } => {
+                    apps::remove_instance(storage, op, &id).await?;
+                    println!("removed {id}");
+                    Ok(())
+                }
+            }
         }
         Command::Keys(KeysCommand::Rotate) => {
             let app = Portcullis::open(config, false).await?;

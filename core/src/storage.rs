@@ -519,6 +519,11 @@ impl Storage {
         self.get::<Membership>(&membership_id(user_id, organization_id)).await
     }
 
+    /// Ends a user's membership of an organization.
+    pub async fn delete_membership(&self, user_id: &str, organization_id: &str) -> Result<(), StorageError> {
+        self.apply(vec![write::delete::<Membership>(&membership_id(user_id, organization_id))]).await
+    }
+
     // Users
 
     pub async fn create_user(&self, u: &User) -> Result<(), StorageError> {
