@@ -450,6 +450,7 @@ fn plugin_call_cost() {
             template: None,
             organization: None,
             instance: None,
+            user_roles: &[],
             ask: Ask {
                 user: None,
                 requested: &requested,

@@ -8,7 +8,7 @@ use crate::error::OAuthError;
 use crate::model::*;
 use crate::storage::ClientContext;
 
-pub fn exchange(app: &App, context: &ClientContext, params: &Params) -> Result<TokenResponse, OAuthError> {
+pub async fn exchange(app: &App, context: &ClientContext, params: &Params) -> Result<TokenResponse, OAuthError> {
     let requested = parse_scope(params.get("scope"))?;
     let granted = scope_policy::resolve(
         app,
@@ -22,7 +22,8 @@ pub fn exchange(app: &App, context: &ClientContext, params: &Params) -> Result<T
             acr_values: &[],
             claims_parameter: None,
         },
-    )?;
+    )
+    .await?;
     tokens::issue(
         app,
         Issue {

@@ -53,7 +53,8 @@ pub async fn exchange(app: &App, context: &ClientContext, params: &Params) -> Re
             acr_values: &[],
             claims_parameter: None,
         },
-    )?;
+    )
+    .await?;
 
     let (refresh_token, successor) = tokens::new_refresh_token(&token, app.clock.now());
     match app.storage.apply(vec![write::consume::<RefreshToken>(&token.hash), write::create(&successor)?]).await {

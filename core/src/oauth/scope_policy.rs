@@ -35,14 +35,27 @@ const REGISTERED: &[&str] = &[
     "cnf",
 ];
 
-pub fn resolve(app: &Protocol, context: &ClientContext, ask: Ask<'_>) -> Result<Decision, OAuthError> {
+pub async fn resolve(app: &Protocol, context: &ClientContext, ask: Ask<'_>) -> Result<Decision, OAuthError> {
     let client = &context.client;
+    // A user's roles are those they hold everywhere and, in the client's organization, those
+    // they hold there as a member (VMware: organization and service roles).
+    let mut user_roles = ask.user.map(|u| u.doc.roles.clone()).unwrap_or_default();
+    if let (Some(user), Some(organization)) = (ask.user, context.organization.as_ref())
+        && let Some(membership) = app.storage.membership(&user.id, &organization.id).await?
+    {
+        for role in membership.roles {
+            if !user_roles.contains(&role) {
+                user_roles.push(role);
+            }
+        }
+    }
     let input = ScopeInput {
         client,
         allowed_scopes: context.allowed_scopes(),
         template: context.template.as_ref(),
         organization: context.organization.as_ref(),
         instance: context.instance.as_ref(),
+        user_roles: &user_roles,
         ask,
     };
     let policy = client.doc.scope_policy.as_deref().unwrap_or(&app.host.defaults.scope);

@@ -59,7 +59,7 @@ async fn handle(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<super::to
     // Exhaustive: a grant type is dispatched to its own module or not accepted at all.
     match grant_type {
         GrantType::AuthorizationCode => authorization_code::exchange(app, &context, &params).await,
-        GrantType::ClientCredentials => client_credentials::exchange(app, &context, &params),
+        GrantType::ClientCredentials => client_credentials::exchange(app, &context, &params).await,
         GrantType::RefreshToken => refresh_token::exchange(app, &context, &params).await,
     }
 }
