@@ -563,6 +563,17 @@ async fn deployteq(postgres: bool) {
     assert_eq!((status, v["description"].as_str()), (StatusCode::OK, Some("Sends orders")), "{v}");
     let (status, _, v) = server.admin(Method::PATCH, &path, &token, Some(json!({"scopes": ["root"]}))).await;
     assert_eq!((status, v["field"].as_str()), (StatusCode::BAD_REQUEST, Some("scopes")));
+    // Without a redirect URL the app has no code flow, nor its refresh; with one again, it has.
+    let refresh_again = refreshed.refresh_token().unwrap().secret().to_owned();
+    let (status, _, v) = server.admin(Method::PATCH, &path, &token, Some(json!({"redirect_uris": []}))).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let refresh_grant = [("grant_type", "refresh_token"), ("refresh_token", refresh_again.as_str())];
+    let (status, v) = server.form("/oauth2/token", &refresh_grant, Some((&id, &secret))).await;
+    assert_eq!((status, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("unauthorized_client")), "{v}");
+    let (status, _, v) = server.admin(Method::PATCH, &path, &token, Some(json!({"redirect_uris": [redirect]}))).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let (status, v) = server.form("/oauth2/token", &refresh_grant, Some((&id, &secret))).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
     let (status, _, _) = server.admin(Method::DELETE, &path, &colleague, None).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _, _) = server.admin(Method::DELETE, &path, &token, None).await;
@@ -623,6 +634,11 @@ async fn admin_api_takes_user_tokens_with_the_admin_scope_only() {
     assert_eq!((status, v["field"].as_str()), (StatusCode::BAD_REQUEST, Some("available_roles")));
     let (_, _, orgs) = server.admin(Method::GET, "/admin/v1/organizations", &root, None).await;
     assert_eq!(orgs, json!([]));
+    for path in ["applications", "members", "instances"] {
+        let (status, _, v) =
+            server.admin(Method::GET, &format!("/admin/v1/organizations/nope/{path}"), &root, None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "an unknown organization's {path}: {v}");
+    }
     let (status, _, v) = server
         .admin(
             Method::POST,

@@ -177,6 +177,10 @@ fn registry_error(e: RegistryError) -> Response {
             tracing::error!(error = %e, "admin storage operation failed");
             problem(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "storage failed")
         }
+        RegistryError::Internal(m) => {
+            tracing::error!(error = %m, "admin operation failed");
+            problem(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the server failed")
+        }
     }
 }
 
@@ -373,6 +377,9 @@ async fn organization_applications(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Response {
+    if let Err(e) = apps::get_organization(&app.storage, &id).await {
+        return registry_error(e);
+    }
     let filter = apps::ApplicationFilter { organization: Some(id), ..Default::default() };
     respond(StatusCode::OK, apps::list_applications(&app.storage, &caller, filter).await)
 }

@@ -427,16 +427,11 @@ pub async fn create_application(
             check_application_scopes(config, &application, &application.scopes, None)?;
             application.created_by = Some(owner.id.clone());
             application.owner_only = true;
-            let mut grant_types = vec![GrantType::ClientCredentials.as_str().to_owned()];
-            if !new.redirect_uris.is_empty() {
-                grant_types.push(GrantType::AuthorizationCode.as_str().into());
-                grant_types.push(GrantType::RefreshToken.as_str().into());
-            }
             client = Some(NewClient {
                 name: name.clone(),
                 description: new.description.clone(),
                 redirect_uris: new.redirect_uris.clone(),
-                grant_types,
+                grant_types: own_grant_types(&new.redirect_uris),
                 scopes: application.scopes.clone(),
                 owner: Some(owner.id.clone()),
                 ..NewClient::default()
@@ -607,6 +602,9 @@ pub async fn update_application(
                     crate::registry::check_redirect_uri(uri)?;
                 }
                 c.doc.redirect_uris = uris.clone();
+                if a.organization_id.is_none() {
+                    c.doc.grant_types = own_grant_types(uris);
+                }
             }
             clients.push(c);
         }
@@ -615,6 +613,17 @@ pub async fn update_application(
     }
     storage.update_application(&a, loaded.revision, &clients).await?;
     view(storage, &a).await
+}
+
+/// The grants of a user's own application (Deployteq): client credentials, and the
+/// authorization code (with refresh) once it has somewhere to send the code.
+fn own_grant_types(redirect_uris: &[String]) -> Vec<String> {
+    let mut grant_types = vec![GrantType::ClientCredentials.as_str().to_owned()];
+    if !redirect_uris.is_empty() {
+        grant_types.push(GrantType::AuthorizationCode.as_str().into());
+        grant_types.push(GrantType::RefreshToken.as_str().into());
+    }
+    grant_types
 }
 
 /// Deletes an application: its clients' credentials stop working at once, and every token

@@ -26,6 +26,9 @@ pub enum RegistryError {
     Conflict(String),
     #[error(transparent)]
     Storage(StorageError),
+    /// The server failed at something that is not the request's fault.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl RegistryError {
@@ -293,8 +296,8 @@ pub async fn add_user(storage: &Storage, new: NewUser) -> Result<UserSummary, Re
     let password = new.password.clone();
     let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
         .await
-        .map_err(|e| RegistryError::Invalid(e.to_string()))?
-        .map_err(|e| RegistryError::Invalid(e.to_string()))?;
+        .map_err(|e| RegistryError::Internal(format!("password hashing: {e}")))?
+        .map_err(|e| RegistryError::Internal(format!("password hashing: {e}")))?;
     let user = User {
         id: uuid::Uuid::new_v4().to_string(),
         username: username.clone(),
