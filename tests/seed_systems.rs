@@ -8,6 +8,7 @@
 //!   in an organization and added to it, the effective scope as a role intersection.
 //! - Deployteq (seed 003): apps a user registers, client credentials and authorization
 //!   code at `/oauth2/*`, `expires_in: 3600` and `token_type: "bearer"`.
+//! - DATEV (seed 002): the `password` grant at `/connect/token`.
 
 mod support;
 
@@ -650,4 +651,93 @@ async fn admin_api_takes_user_tokens_with_the_admin_scope_only() {
     assert_eq!((status, v["field"].as_str()), (StatusCode::BAD_REQUEST, Some("tokens")), "{v}");
     let (_, _, apps) = server.admin(Method::GET, "/admin/v1/applications", &root, None).await;
     assert_eq!(apps, json!([]));
+}
+
+// DATEV (002)
+
+/// The manual's `password` grant at `/connect/token`: off unless the client is registered for
+/// it, never for a public client, throttled per client; `acr_values` reach the scope policy.
+async fn datev_password_grant(postgres: bool) {
+    use oauth2::basic::BasicClient;
+    use oauth2::{ResourceOwnerPassword, ResourceOwnerUsername, TokenResponse as _};
+
+    let configure: support::Configure = Box::new(|c| c.server.sign_in_attempts_per_client_per_minute = 3);
+    let (server, _db) =
+        server(postgres, CompatibilityProfile::Datev, Options { configure: Some(configure), ..Default::default() })
+            .await;
+    server.user("mario", "mario password 1").await;
+    let (id, secret) = server
+        .client(json!({"name": "Koinos app", "grant_types": ["password", "refresh_token"],
+                       "scopes": ["openid", "email", "efat", "offline_access"]}))
+        .await;
+    let secret = secret.unwrap();
+    let rp = BasicClient::new(oauth2::ClientId::new(id.clone()))
+        .set_client_secret(oauth2::ClientSecret::new(secret.clone()))
+        .set_token_uri(oauth2::TokenUrl::new(server.url("/connect/token")).unwrap());
+    let http = rp_http();
+    let tokens = rp
+        .exchange_password(
+            &ResourceOwnerUsername::new("mario".into()),
+            &ResourceOwnerPassword::new("mario password 1".into()),
+        )
+        .add_scope(oauth2::Scope::new("openid".into()))
+        .add_scope(oauth2::Scope::new("efat".into()))
+        .add_scope(oauth2::Scope::new("offline_access".into()))
+        .request_async(&http)
+        .await
+        .expect("password grant");
+    let scopes: Vec<String> = tokens.scopes().unwrap().iter().map(|s| s.to_string()).collect();
+    assert_eq!(scopes, ["openid", "efat", "offline_access"]);
+    let refresh = tokens.refresh_token().expect("a refresh token with offline_access");
+    rp.exchange_refresh_token(refresh).request_async(&http).await.expect("refresh");
+    let (_, claims) = server.verify_jwt(tokens.access_token().secret(), None).await;
+    assert_eq!(claims["client_id"], id.as_str());
+    assert!(claims["auth_time"].is_i64(), "the password was checked just now: {claims}");
+
+    // With `openid` an ID token; a wrong password is `invalid_grant` (RFC 6749 §5.2).
+    let grant = |password: &'static str| {
+        vec![("grant_type", "password"), ("username", "mario"), ("password", password), ("scope", "openid email")]
+    };
+    let (status, v) = server.form("/connect/token", &grant("mario password 1"), Some((&id, &secret))).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let (_, id_token) = server.verify_jwt(v["id_token"].as_str().expect("an ID token"), Some(&id)).await;
+    assert_eq!(id_token["email"], "mario@example.com");
+    let (status, v) = server.form("/connect/token", &grant("wrong"), Some((&id, &secret))).await;
+    assert_eq!((status, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{v}");
+    // The client's budget per minute is spent (3 attempts): 429, before any password is checked.
+    let (status, v) = server.form("/connect/token", &grant("mario password 1"), Some((&id, &secret))).await;
+    assert_eq!((status, v["error"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("temporarily_unavailable")), "{v}");
+
+    // Off unless registered; never for a public client; a missing parameter is invalid_request.
+    let (other, other_secret) = server.client(json!({"name": "cc", "scopes": ["efat"]})).await;
+    let other_secret = other_secret.unwrap();
+    let (status, v) = server.form("/connect/token", &grant("mario password 1"), Some((&other, &other_secret))).await;
+    assert_eq!((status, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("unauthorized_client")), "{v}");
+    let (status, v) = server
+        .admin_post(
+            "/admin/v1/clients",
+            json!({"name": "spa", "public": true, "grant_types": ["password"], "redirect_uris": ["https://spa.example.com/"]}),
+        )
+        .await;
+    assert_eq!((status, v["field"].as_str()), (StatusCode::BAD_REQUEST, Some("grant_types")), "{v}");
+    let (third, third_secret) =
+        server.client(json!({"name": "third", "grant_types": ["password"], "scopes": ["efat"]})).await;
+    let (status, v) = server
+        .form(
+            "/connect/token",
+            &[("grant_type", "password"), ("username", "mario")],
+            Some((&third, &third_secret.unwrap())),
+        )
+        .await;
+    assert_eq!((status, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")), "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn datev_password_grant_on_sqlite() {
+    datev_password_grant(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn datev_password_grant_on_postgres() {
+    datev_password_grant(true).await;
 }

@@ -24,6 +24,7 @@ use crate::error::OAuthError;
 use crate::model::Session;
 use crate::oauth::interaction::{self, SignInRefusal};
 use crate::oauth::session::SESSION_COOKIE;
+use crate::oauth::sign_in_limit::Attempt;
 use crate::oauth::{App, pages, session};
 use crate::plugin::consent::{ConnectionView, Page, PageContext};
 
@@ -290,7 +291,7 @@ async fn login(
             return login_page(&app, &headers, &locales, None, error, StatusCode::BAD_REQUEST);
         }
         let page = format!("account:{}", form.csrf);
-        match interaction::sign_in(&app, peer, &page, &form.username, &form.password).await? {
+        match interaction::sign_in(&app, peer, Attempt::Page(&page), &form.username, &form.password).await? {
             Ok(user) => {
                 let (cookie, _) = interaction::start_session(&app, &user, None).await?;
                 let mut response = see_other(&app, &with_locales(CONNECTIONS_PATH, &locales));
@@ -298,7 +299,8 @@ async fn login(
                 response.headers_mut().append(header::SET_COOKIE, session::set_cookie(&app, LOGIN_COOKIE, "", 0));
                 Ok(response)
             }
-            Err(SignInRefusal::Again(error, status)) => {
+            Err(refusal @ (SignInRefusal::Wrong | SignInRefusal::Refused(_))) => {
+                let (error, status) = refusal.for_page();
                 login_page(&app, &headers, &locales, Some(form.csrf), Some(error), status)
             }
             Err(SignInRefusal::PageSpent(e)) => {

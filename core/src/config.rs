@@ -45,6 +45,9 @@ pub struct ServerConfig {
     pub sign_in_attempts_per_address_per_minute: u32,
     /// Sign-in attempts one login page gets; past it the page is spent. 0: no limit.
     pub sign_in_attempts_per_interaction: u32,
+    /// Password grant attempts per client per minute on one replica; past it the token
+    /// endpoint answers 429. 0 turns the limit off.
+    pub sign_in_attempts_per_client_per_minute: u32,
     /// Password hashes (argon2id, ~19 MiB each) running at once; 0: one per CPU.
     pub password_hash_concurrency: usize,
     /// Sign-in attempts waiting for a hash beyond those running; past it the login page
@@ -133,6 +136,7 @@ impl Default for ServerConfig {
             sign_in_max_delay_ms: 5000,
             sign_in_attempts_per_address_per_minute: 60,
             sign_in_attempts_per_interaction: 10,
+            sign_in_attempts_per_client_per_minute: 60,
             password_hash_concurrency: 0,
             password_hash_queue: 32,
         }

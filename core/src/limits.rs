@@ -50,6 +50,9 @@ pub const AUTHORIZATION_PARAMETERS: &[(&str, usize)] = &[
     ("code_challenge_method", 16),
 ];
 
+/// The password grant's parameters (RFC 6749 §4.3.2), bounded before anything is hashed.
+pub const PASSWORD_GRANT_PARAMETERS: &[(&str, usize)] = &[("username", 512), ("password", 1024), ("acr_values", 1024)];
+
 /// Shortest accepted `server.admin_token`, in characters.
 pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
 

@@ -12,17 +12,21 @@ pub enum GrantType {
     AuthorizationCode,
     ClientCredentials,
     RefreshToken,
+    /// The resource owner password credentials grant: off unless a client is registered for it.
+    Password,
 }
 
 impl GrantType {
-    pub const ALL: [GrantType; 3] = [Self::AuthorizationCode, Self::ClientCredentials, Self::RefreshToken];
+    pub const ALL: [GrantType; 4] =
+        [Self::AuthorizationCode, Self::ClientCredentials, Self::RefreshToken, Self::Password];
 
-    /// The `grant_type` value (RFC 6749 §4.1.3, §4.4.2, §6).
+    /// The `grant_type` value (RFC 6749 §4.1.3, §4.4.2, §6, §4.3.2).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::AuthorizationCode => "authorization_code",
             Self::ClientCredentials => "client_credentials",
             Self::RefreshToken => "refresh_token",
+            Self::Password => "password",
         }
     }
 

@@ -130,6 +130,12 @@ pub(crate) fn new_client(new: NewClient) -> Result<(Client, Option<String>), Reg
     if new.public && grant_types.contains(&GrantType::ClientCredentials) {
         return Err(RegistryError::field("grant_types", "a public client cannot use client credentials"));
     }
+    if new.public && grant_types.contains(&GrantType::Password) {
+        return Err(RegistryError::field(
+            "grant_types",
+            "a public client cannot use the password grant: it could not be told apart from anyone guessing passwords",
+        ));
+    }
     if new.public && new.introspect_any {
         return Err(RegistryError::field(
             "introspect_any",

@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use super::App;
 use super::interaction::{self, ConsentForm, LoginForm, error_page};
-use super::params::{Params, parse_scope};
+use super::params::{Params, parse_scope, words};
 use super::scope_policy::{self, Ask};
 use super::{pkce, session};
 use crate::crypto::{hash_secret, random_token};
@@ -222,11 +222,6 @@ fn validate_request(
         r.claims = Some(claims.to_owned());
     }
     Ok(r)
-}
-
-/// A space-separated parameter as a list.
-fn words(value: Option<&str>) -> Vec<String> {
-    value.map(|v| v.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect()).unwrap_or_default()
 }
 
 /// Step 2: who is signed in. A live session continues (unless the request wants a fresh

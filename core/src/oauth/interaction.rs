@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::pages;
 use super::session::{self, INTERACTION_COOKIE, SESSION_COOKIE};
-use super::sign_in_limit::Refusal;
+use super::sign_in_limit::{Attempt, Refusal};
 use super::{App, Protocol};
 use crate::crypto::{hash_secret, random_token};
 use crate::error::OAuthError;
@@ -213,13 +213,26 @@ pub async fn resume<F: InteractionForm>(
 
 /// Why a sign-in was refused.
 pub enum SignInRefusal {
-    /// Show the login page again with this message (wrong password, throttled, busy).
-    Again(String, StatusCode),
+    /// The username or password is wrong.
+    Wrong,
+    /// Refused before the password was looked at (throttled), or the server is busy.
+    Refused(OAuthError),
     /// This login page has had its attempts: the person must start from a fresh page.
     PageSpent(OAuthError),
 }
 
-/// Checks a username and password typed on the login page `page`: the user, or why not.
+impl SignInRefusal {
+    /// What a login page shown again says, and its status.
+    pub fn for_page(&self) -> (String, StatusCode) {
+        match self {
+            Self::Wrong => ("The username or password is incorrect.".into(), StatusCode::UNAUTHORIZED),
+            Self::Refused(e) | Self::PageSpent(e) => (e.description(), e.status()),
+        }
+    }
+}
+
+/// Checks a username and password, typed on a login page or sent by a client (the password
+/// grant): the user, or why not.
 ///
 /// Guessing is throttled without locking the user out: per client address and per login
 /// page attempts are refused past their limits; per username they are delayed, so the right
@@ -227,20 +240,25 @@ pub enum SignInRefusal {
 pub async fn sign_in(
     app: &App,
     peer: IpAddr,
-    page: &str,
+    at: Attempt<'_>,
     username: &str,
     password: &str,
 ) -> Result<Result<User, SignInRefusal>, OAuthError> {
     // User text is logged with `?` (escaped): a newline in it cannot start a forged line.
     let username = username.trim();
-    let delay = match app.sign_in_limit.admit(peer, page, username) {
+    let delay = match app.sign_in_limit.admit(peer, at, username) {
         Ok(delay) => delay,
         Err(Refusal::Address) => {
             tracing::warn!(%peer, "sign-in attempts from this address throttled");
-            let e = OAuthError::TooManyAttempts(
+            return Ok(Err(SignInRefusal::Refused(OAuthError::TooManyAttempts(
                 "Too many sign-in attempts from your network. Wait a minute and try again.".into(),
-            );
-            return Ok(Err(SignInRefusal::Again(e.description(), e.status())));
+            ))));
+        }
+        Err(Refusal::Client) => {
+            tracing::warn!(%peer, ?at, "password grant attempts of this client throttled");
+            return Ok(Err(SignInRefusal::Refused(OAuthError::TooManyAttempts(
+                "too many password grant attempts by this client; wait a minute".into(),
+            ))));
         }
         Err(Refusal::PageSpent) => {
             tracing::warn!(%peer, username = ?username, "sign-in page used up");
@@ -262,7 +280,7 @@ pub async fn sign_in(
     let Ok(slot) = app.sign_in_limit.hash_slot().await else {
         tracing::warn!("password hash queue full");
         let e = OAuthError::TemporarilyUnavailable("The server is busy. Try again in a moment.".into());
-        return Ok(Err(SignInRefusal::Again(e.description(), e.status())));
+        return Ok(Err(SignInRefusal::Refused(e)));
     };
     // The slot moves into the blocking task: it bounds running hashes even if this request
     // is dropped meanwhile.
@@ -276,7 +294,7 @@ pub async fn sign_in(
         (Some(u), true) => Ok(Ok(u)),
         _ => {
             tracing::info!(username = ?username, "failed sign-in");
-            Ok(Err(SignInRefusal::Again("The username or password is incorrect.".into(), StatusCode::UNAUTHORIZED)))
+            Ok(Err(SignInRefusal::Wrong))
         }
     }
 }
@@ -291,9 +309,10 @@ pub async fn check_password(
     parked: &Interaction,
     form: &LoginForm,
 ) -> Result<Result<User, Response>, OAuthError> {
-    match sign_in(app, peer, &parked.id, &form.username, &form.password).await? {
+    match sign_in(app, peer, Attempt::Page(&parked.id), &form.username, &form.password).await? {
         Ok(user) => Ok(Ok(user)),
-        Err(SignInRefusal::Again(error, status)) => {
+        Err(refusal @ (SignInRefusal::Wrong | SignInRefusal::Refused(_))) => {
+            let (error, status) = refusal.for_page();
             let page = Page::Login {
                 context: context(app, headers, client, parked, LOGIN_PATH),
                 login_hint: parked.request.login_hint.clone(),

@@ -11,6 +11,7 @@ pub mod interaction;
 pub mod introspection;
 pub mod pages;
 pub mod params;
+pub mod password;
 pub mod pkce;
 pub mod profiles;
 pub mod refresh_token;

@@ -71,3 +71,8 @@ pub fn parse_scope(value: Option<&str>) -> Result<Vec<String>, OAuthError> {
     }
     Ok(scopes)
 }
+
+/// A space-separated list (`acr_values`, `ui_locales`, ...), empty entries dropped.
+pub fn words(value: Option<&str>) -> Vec<String> {
+    value.map(|v| v.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect()).unwrap_or_default()
+}

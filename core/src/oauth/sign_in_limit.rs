@@ -5,6 +5,8 @@
 //!   and past it the login page answers 429 without checking anything;
 //! - each login page (interaction) gets a number of attempts in all, and past it the page is
 //!   spent: the person starts again from the application;
+//! - each client using the password grant (RFC 6749 §4.3) gets a number of attempts per
+//!   minute, and past it the token endpoint answers 429;
 //! - each username gets a number of attempts per minute, and past it attempts are *delayed*
 //!   (by at most a configured bound), never refused: the right password, arriving while the
 //!   username is under attack, still signs the user in;
@@ -33,6 +35,15 @@ pub enum Refusal {
     Address,
     /// This login page has had all the attempts it gets.
     PageSpent,
+    /// Too many password grant attempts by this client in the last minute.
+    Client,
+}
+
+/// Where an attempt is made: on a login page, or by a client at the token endpoint.
+#[derive(Debug, Clone, Copy)]
+pub enum Attempt<'a> {
+    Page(&'a str),
+    Client(&'a str),
 }
 
 /// The password hash queue is full.
@@ -42,6 +53,7 @@ pub struct Busy;
 pub struct SignInLimit {
     per_address: Option<DefaultKeyedRateLimiter<IpAddr>>,
     per_interaction: Option<DefaultKeyedRateLimiter<String>>,
+    per_client: Option<DefaultKeyedRateLimiter<String>>,
     per_username: Option<DefaultKeyedRateLimiter<[u8; 32]>>,
     max_delay: Duration,
     hashing: Arc<Semaphore>,
@@ -66,6 +78,7 @@ impl SignInLimit {
         Self {
             per_address: per_minute(s.sign_in_attempts_per_address_per_minute),
             per_interaction,
+            per_client: per_minute(s.sign_in_attempts_per_client_per_minute),
             per_username: per_minute(s.sign_in_attempts_per_minute),
             max_delay: Duration::from_millis(s.sign_in_max_delay_ms),
             hashing: Arc::new(Semaphore::new(concurrency)),
@@ -75,18 +88,23 @@ impl SignInLimit {
         }
     }
 
-    /// Spends one attempt from `address` on the login page `interaction` for `username`.
-    /// `Ok(delay)`: go ahead after waiting `delay` (non-zero while the username is throttled).
-    pub fn admit(&self, address: IpAddr, interaction: &str, username: &str) -> Result<Duration, Refusal> {
+    /// Spends one attempt from `address`, made `at` a login page or by a client, for
+    /// `username`. `Ok(delay)`: go ahead after waiting `delay` (non-zero while the username is
+    /// throttled).
+    pub fn admit(&self, address: IpAddr, at: Attempt<'_>, username: &str) -> Result<Duration, Refusal> {
         if let Some(l) = &self.per_address
             && l.check_key(&address_key(address)).is_err()
         {
             return Err(Refusal::Address);
         }
-        if let Some(l) = &self.per_interaction
-            && l.check_key(&interaction.to_owned()).is_err()
+        let (limiter, key, refusal) = match at {
+            Attempt::Page(page) => (&self.per_interaction, page, Refusal::PageSpent),
+            Attempt::Client(client) => (&self.per_client, client, Refusal::Client),
+        };
+        if let Some(l) = limiter
+            && l.check_key(&key.to_owned()).is_err()
         {
-            return Err(Refusal::PageSpent);
+            return Err(refusal);
         }
         match &self.per_username {
             Some(l) => match l.check_key(&username_key(username)) {
@@ -116,7 +134,7 @@ impl SignInLimit {
             l.retain_recent();
             l.shrink_to_fit();
         }
-        if let Some(l) = &self.per_interaction {
+        for l in [&self.per_interaction, &self.per_client].into_iter().flatten() {
             l.retain_recent();
             l.shrink_to_fit();
         }

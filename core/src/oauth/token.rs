@@ -1,25 +1,36 @@
 //! RFC 6749 §3.2 Token Endpoint: authenticates the client (§2.3) and dispatches on
-//! `grant_type` to one module per grant.
+//! `grant_type` to one module per grant (§4.1.3, §4.4, §6, §4.3).
 
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{Extensions, HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use std::net::{IpAddr, SocketAddr};
 
 use super::App;
 use super::client_auth;
 use super::params::Params;
-use super::{authorization_code, client_credentials, refresh_token};
+use super::{authorization_code, client_credentials, password, refresh_token};
 use crate::error::OAuthError;
 use crate::model::*;
 
-pub async fn token(State(app): State<App>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+pub async fn token(
+    State(app): State<App>,
+    extensions: Extensions,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let body = match body {
         Ok(b) => b,
         Err(e) => return OAuthError::from(e).into_response(),
     };
-    match handle(&app, &headers, &body).await {
+    // The TCP peer, for the password grant's throttling (`server::serve` serves with it).
+    let peer = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    match handle(&app, &headers, &body, peer).await {
         Ok(response) => {
             let mut r = axum::Json(response).into_response();
             r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -40,7 +51,12 @@ pub fn require_form(headers: &HeaderMap) -> Result<(), OAuthError> {
     }
 }
 
-async fn handle(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<super::tokens::TokenResponse, OAuthError> {
+async fn handle(
+    app: &App,
+    headers: &HeaderMap,
+    body: &[u8],
+    peer: IpAddr,
+) -> Result<super::tokens::TokenResponse, OAuthError> {
     require_form(headers)?;
     let mut params = Params::parse(body)?;
     let name = params.required("grant_type")?;
@@ -61,5 +77,6 @@ async fn handle(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<super::to
         GrantType::AuthorizationCode => authorization_code::exchange(app, &context, &params).await,
         GrantType::ClientCredentials => client_credentials::exchange(app, &context, &params).await,
         GrantType::RefreshToken => refresh_token::exchange(app, &context, &params).await,
+        GrantType::Password => password::exchange(app, &context, &params, peer).await,
     }
 }
