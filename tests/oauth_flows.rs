@@ -431,7 +431,8 @@ async fn authorization_errors_are_shown_or_redirected_as_rfc6749_says() {
     }
     // Everything else goes back to the client with error, state and iss.
     let cases = [
-        (vec![("response_type", "token")], "unsupported_response_type"),
+        (vec![("response_type", "code"), ("response_mode", "query.jwt")], "invalid_request"),
+        (vec![("response_type", "code unknown")], "unsupported_response_type"),
         (vec![("response_type", "code"), ("prompt", "none")], "login_required"),
         (
             vec![("response_type", "code"), ("code_challenge", "short"), ("code_challenge_method", "S256")],
@@ -847,4 +848,179 @@ async fn cookies_are_httponly_lax_and_secure_behind_an_https_issuer() {
         assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
         assert_eq!(cookie.contains("Secure"), secure, "{cookie}");
     }
+}
+
+/// The parameters of an authorization response's fragment.
+fn fragment(url: &url::Url) -> std::collections::HashMap<String, String> {
+    let fragment = url.fragment().unwrap_or_else(|| panic!("a fragment: {url}"));
+    url::form_urlencoded::parse(fragment.as_bytes()).into_owned().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn implicit_and_hybrid_flows_answer_in_the_fragment_and_by_form_post() {
+    use openidconnect::core::{CoreIdToken, CoreResponseType};
+    use openidconnect::{AccessToken, AuthorizationCodeHash};
+
+    let server = TestServer::start().await;
+    server.user("alice", "correct horse battery").await;
+    let (client_id, secret) = server
+        .client(json!({"name": "RP", "redirect_uris": [REDIRECT], "scopes": ["openid", "profile", "email", "api"],
+                       "response_types": ["code", "id_token", "id_token token", "code id_token",
+                                          "code id_token token", "token"]}))
+        .await;
+    let http = rp_http();
+    let metadata = CoreProviderMetadata::discover_async(IssuerUrl::new(server.issuer.clone()).unwrap(), &http)
+        .await
+        .expect("discovery");
+    assert_eq!(metadata.response_types_supported().len(), 7);
+    let rp =
+        CoreClient::from_provider_metadata(metadata, ClientId::new(client_id.clone()), secret.map(ClientSecret::new))
+            .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap());
+    let verifier = rp.id_token_verifier();
+    let browser = Browser::new();
+
+    // Implicit (`id_token token`): everything in the fragment, nothing in the query.
+    let (url, state, nonce) = rp
+        .authorize_url(CoreAuthenticationFlow::Implicit(true), CsrfToken::new_random, Nonce::new_random)
+        .add_scope(Scope::new("email".into()))
+        .url();
+    let back = browser.authorize(url.as_str(), "alice", "correct horse battery").await;
+    assert!(back.query().is_none(), "tokens never travel in the query: {back}");
+    let f = fragment(&back);
+    assert_eq!(f["state"], *state.secret());
+    assert_eq!(f["token_type"], "Bearer");
+    assert_eq!(f["iss"], server.issuer);
+    let id_token: CoreIdToken = f["id_token"].parse().unwrap();
+    let claims = id_token.claims(&verifier, &nonce).expect("the ID token verifies, with its nonce");
+    assert_eq!(claims.email().map(|e| e.as_str()), Some("alice@example.com"));
+    let access_token = AccessToken::new(f["access_token"].clone());
+    let alg = id_token.signing_alg().unwrap();
+    let key = id_token.signing_key(&verifier).unwrap();
+    assert_eq!(claims.access_token_hash(), Some(&AccessTokenHash::from_token(&access_token, alg, key).unwrap()));
+    let info = server.http.get(server.url("/userinfo")).bearer_auth(access_token.secret()).send().await.unwrap();
+    assert_eq!(info.status(), StatusCode::OK, "the access token works");
+
+    // Hybrid (`code id_token`): `c_hash` binds the ID token to the code, which redeems.
+    let (url, _, nonce) = rp
+        .authorize_url(
+            CoreAuthenticationFlow::Hybrid(vec![CoreResponseType::Code, CoreResponseType::IdToken]),
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .url();
+    let f = fragment(&browser.authorize(url.as_str(), "alice", "correct horse battery").await);
+    let id_token: CoreIdToken = f["id_token"].parse().unwrap();
+    let claims = id_token.claims(&verifier, &nonce).unwrap();
+    let code = AuthorizationCode::new(f["code"].clone());
+    let key = id_token.signing_key(&verifier).unwrap();
+    assert_eq!(claims.code_hash(), Some(&AuthorizationCodeHash::from_code(&code, alg, key).unwrap()));
+    assert!(claims.access_token_hash().is_none(), "no access token came with it");
+    let tokens = rp.exchange_code(code).unwrap().request_async(&http).await.expect("the code redeems");
+    assert!(tokens.id_token().is_some());
+
+    // `form_post` (`code id_token token`): a page that posts everything to the redirect URI,
+    // whose CSP allows its one script and nothing else; the ID token hashes code and state.
+    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
+    url.query_pairs_mut().extend_pairs([
+        ("response_type", "code id_token token"),
+        ("response_mode", "form_post"),
+        ("client_id", client_id.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid api"),
+        ("state", "s-1"),
+        ("nonce", "n-1"),
+    ]);
+    let consent = browser.get(url.as_str()).await.text().await.unwrap();
+    assert!(consent.contains("name=\"decision\""), "the consent page for `api`: {consent}");
+    let page = browser.submit(&consent, &[("decision", "allow")]).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains("script-src 'sha256-") && csp.contains("default-src 'none'"), "{csp}");
+    assert!(csp.contains("form-action") && csp.contains("https://rp.example.com"), "{csp}");
+    let html = page.text().await.unwrap();
+    let form = support::Form::parse(&html).expect("a form");
+    assert_eq!(form.action, REDIRECT);
+    let posted: std::collections::HashMap<_, _> = form.hidden.into_iter().collect();
+    assert_eq!(posted["state"], "s-1");
+    assert!(posted.contains_key("code") && posted.contains_key("access_token"));
+    let (_, id_claims) = server.verify_jwt(&posted["id_token"], Some(&client_id)).await;
+    assert_eq!(id_claims["nonce"], "n-1");
+    for hash in ["at_hash", "c_hash", "s_hash"] {
+        assert!(id_claims[hash].is_string(), "{hash} in {id_claims}");
+    }
+}
+
+#[tokio::test]
+async fn front_channel_errors_are_the_ones_the_specs_name() {
+    let server = TestServer::start().await;
+    server.user("bob", "bob password 1").await;
+    let (client_id, _) = server
+        .client(json!({"name": "RP", "redirect_uris": [REDIRECT], "scopes": ["openid", "email", "api"],
+                       "response_types": ["code", "id_token", "token", "code token"]}))
+        .await;
+    let (code_only, _) = server.client(json!({"name": "code only", "redirect_uris": [REDIRECT]})).await;
+    let ask = |client: &str, pairs: &[(&str, &str)]| {
+        let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
+        url.query_pairs_mut().extend_pairs([("client_id", client), ("redirect_uri", REDIRECT), ("state", "st")]);
+        url.query_pairs_mut().extend_pairs(pairs);
+        url
+    };
+    // (client, parameters, error, whether it comes back in the fragment)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str, bool);
+    let cases: &[Case] = &[
+        (&client_id, &[("response_type", "id_token"), ("scope", "openid")], "invalid_request", true),
+        (&client_id, &[("response_type", "id_token"), ("scope", "openid api"), ("nonce", "n")], "invalid_scope", true),
+        (&client_id, &[("response_type", "token"), ("scope", "openid api")], "invalid_scope", true),
+        (&client_id, &[("response_type", "id_token"), ("scope", "email"), ("nonce", "n")], "invalid_scope", true),
+        (
+            &client_id,
+            &[("response_type", "token"), ("response_mode", "query"), ("scope", "api")],
+            "invalid_request",
+            true,
+        ),
+        (&client_id, &[("response_type", "code token"), ("scope", "openid api")], "invalid_request", true),
+        (
+            &client_id,
+            &[("response_type", "code"), ("response_mode", "jwt"), ("scope", "api")],
+            "invalid_request",
+            false,
+        ),
+        (&client_id, &[("response_type", "code code"), ("scope", "api")], "unsupported_response_type", false),
+        (
+            &code_only,
+            &[("response_type", "id_token token"), ("scope", "openid"), ("nonce", "n")],
+            "unauthorized_client",
+            true,
+        ),
+    ];
+    for (client, pairs, error, in_fragment) in cases {
+        let r = server.http.get(ask(client, pairs).as_str()).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{pairs:?}");
+        let back = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+        let got = if *in_fragment { fragment(&back).get("error").cloned() } else { query(&back, "error") };
+        assert_eq!(got.as_deref(), Some(*error), "{pairs:?} → {back}");
+    }
+    // A registered `token` flow of resource scopes: an access token, no ID token, no refresh.
+    let browser = Browser::new();
+    let back = browser
+        .authorize(ask(&client_id, &[("response_type", "token"), ("scope", "api")]).as_str(), "bob", "bob password 1")
+        .await;
+    let f = fragment(&back);
+    assert_eq!(f["scope"], "api");
+    assert!(!f.contains_key("id_token") && !f.contains_key("refresh_token") && !f.contains_key("code"));
+    // Registering a response type needs its grant and a redirect URI.
+    let (status, v) = server
+        .admin_post(
+            "/admin/v1/clients",
+            json!({"name": "x", "grant_types": ["client_credentials"], "response_types": ["code"]}),
+        )
+        .await;
+    assert_eq!((status, v["field"].as_str()), (StatusCode::BAD_REQUEST, Some("response_types")), "{v}");
+    let (status, v) = server
+        .admin_post(
+            "/admin/v1/clients",
+            json!({"name": "x", "redirect_uris": [REDIRECT], "response_types": ["code token x"]}),
+        )
+        .await;
+    assert_eq!((status, v["field"].as_str()), (StatusCode::BAD_REQUEST, Some("response_types")), "{v}");
 }

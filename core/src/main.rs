@@ -281,6 +281,9 @@ enum ClientCommand {
         redirect_uris: Vec<String>,
         #[arg(long = "grant-type")]
         grant_types: Vec<String>,
+        /// A response type it may use besides `code` (`id_token`, `code id_token`, ...).
+        #[arg(long = "response-type")]
+        response_types: Vec<String>,
         #[arg(long = "scope")]
         scopes: Vec<String>,
         /// A public client (no secret; PKCE required).
@@ -375,6 +378,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     name,
                     redirect_uris,
                     grant_types,
+                    response_types,
                     scopes,
                     public,
                     skip_consent,
@@ -387,6 +391,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                         name,
                         redirect_uris,
                         grant_types,
+                        response_types,
                         scopes,
                         public,
                         skip_consent,

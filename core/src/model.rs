@@ -54,6 +54,9 @@ pub struct ClientDocument {
     pub redirect_uris: Vec<String>,
     pub post_logout_redirect_uris: Vec<String>,
     pub grant_types: Vec<String>,
+    /// The `response_type`s it may use at the authorization endpoint (canonical spelling);
+    /// empty: `code` alone, where it may use the authorization code grant.
+    pub response_types: Vec<String>,
     pub scopes: Vec<String>,
     /// Lets this client use PKCE `plain` (RFC 7636 §4.2); S256 is always accepted.
     pub allow_plain_pkce: bool,
@@ -86,6 +89,14 @@ impl Client {
     }
     pub fn allows_grant(&self, grant_type: GrantType) -> bool {
         self.doc.grant_types.iter().any(|g| g == grant_type.as_str())
+    }
+    /// Whether it is registered for `response_type` (`code` alone by default, with the
+    /// authorization code grant).
+    pub fn allows_response_type(&self, response_type: ResponseType) -> bool {
+        if self.doc.response_types.is_empty() {
+            return response_type == ResponseType::CODE && self.allows_grant(GrantType::AuthorizationCode);
+        }
+        self.doc.response_types.iter().any(|r| r == response_type.as_str())
     }
     pub fn is_expired(&self, now: i64) -> bool {
         self.doc.expires_at.is_some_and(|t| t <= now)
@@ -406,11 +417,113 @@ pub struct Decision {
     pub claims: Vec<ExtraClaim>,
 }
 
+/// What the authorization endpoint answers with (OIDC Core §3; OAuth 2.0 Multiple Response
+/// Type Encoding Practices §5): a code, an ID token, an access token, or a combination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponseType {
+    pub code: bool,
+    pub id_token: bool,
+    pub token: bool,
+}
+
+impl Default for ResponseType {
+    fn default() -> Self {
+        Self::CODE
+    }
+}
+
+impl ResponseType {
+    pub const CODE: Self = Self { code: true, id_token: false, token: false };
+
+    /// Every combination this server answers, as discovery lists them.
+    pub const SUPPORTED: [&str; 7] =
+        ["code", "id_token", "token", "id_token token", "code id_token", "code token", "code id_token token"];
+
+    /// A space-separated set of `code`, `id_token` and `token`, in any order, each at most once.
+    pub fn parse(value: &str) -> Option<Self> {
+        let mut r = Self { code: false, id_token: false, token: false };
+        for word in value.split(' ') {
+            let seen = match word {
+                "code" => std::mem::replace(&mut r.code, true),
+                "id_token" => std::mem::replace(&mut r.id_token, true),
+                "token" => std::mem::replace(&mut r.token, true),
+                _ => return None,
+            };
+            if seen {
+                return None;
+            }
+        }
+        (r.code || r.id_token || r.token).then_some(r)
+    }
+
+    /// The canonical spelling (`code id_token token` order).
+    pub fn as_str(self) -> &'static str {
+        match (self.code, self.id_token, self.token) {
+            (true, false, false) => "code",
+            (false, true, false) => "id_token",
+            (false, false, true) => "token",
+            (false, true, true) => "id_token token",
+            (true, true, false) => "code id_token",
+            (true, false, true) => "code token",
+            _ => "code id_token token",
+        }
+    }
+
+    /// Whether a token comes back from the authorization endpoint itself (implicit, hybrid).
+    pub fn returns_tokens(self) -> bool {
+        self.id_token || self.token
+    }
+}
+
+impl Serialize for ResponseType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ResponseType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Self::parse(&text).ok_or_else(|| serde::de::Error::custom(format!("unknown response_type `{text}`")))
+    }
+}
+
+/// How the authorization response reaches the client (OAuth 2.0 Multiple Response Type
+/// Encoding Practices §2.1, OAuth 2.0 Form Post Response Mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseMode {
+    #[default]
+    Query,
+    Fragment,
+    FormPost,
+}
+
+impl ResponseMode {
+    pub const SUPPORTED: [&str; 3] = ["query", "fragment", "form_post"];
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "query" => Some(Self::Query),
+            "fragment" => Some(Self::Fragment),
+            "form_post" => Some(Self::FormPost),
+            _ => None,
+        }
+    }
+
+    /// The default for a response type: the query for a code alone, else the fragment.
+    pub fn default_for(response_type: ResponseType) -> Self {
+        if response_type.returns_tokens() { Self::Fragment } else { Self::Query }
+    }
+}
+
 /// An authorization request as it was validated, parked with its interaction.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AuthorizationRequest {
     pub client_id: String,
+    pub response_type: ResponseType,
+    pub response_mode: ResponseMode,
     pub redirect_uri: String,
     pub redirect_uri_given: bool,
     pub scopes: Vec<String>,

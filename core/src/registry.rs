@@ -54,6 +54,9 @@ pub struct NewClient {
     pub description: String,
     pub redirect_uris: Vec<String>,
     pub grant_types: Vec<String>,
+    /// The `response_type`s it may use (OIDC Core §3): empty is `code` alone; those with
+    /// `id_token` or `token` (implicit, hybrid) only when listed.
+    pub response_types: Vec<String>,
     pub scopes: Vec<String>,
     pub public: bool,
     pub allow_plain_pkce: bool,
@@ -142,6 +145,27 @@ pub(crate) fn new_client(new: NewClient) -> Result<(Client, Option<String>), Reg
             "a public client cannot introspect: introspection needs client authentication (RFC 7662 §2.1)",
         ));
     }
+    let mut response_types: Vec<String> = Vec::with_capacity(new.response_types.len());
+    for r in &new.response_types {
+        let parsed = ResponseType::parse(r).ok_or_else(|| {
+            RegistryError::field(
+                "response_types",
+                format!("unknown response_type `{r}`: one of {}", ResponseType::SUPPORTED.join(", ")),
+            )
+        })?;
+        if parsed.code && !grant_types.contains(&GrantType::AuthorizationCode) {
+            return Err(RegistryError::field(
+                "response_types",
+                format!("`{r}` returns a code: the client needs the authorization_code grant"),
+            ));
+        }
+        if new.redirect_uris.is_empty() {
+            return Err(RegistryError::field("redirect_uris", "a response type needs at least one redirect URI"));
+        }
+        if !response_types.iter().any(|x| x == parsed.as_str()) {
+            response_types.push(parsed.as_str().to_owned());
+        }
+    }
     let mut scopes = new.scopes.clone();
     if scopes.is_empty() && grant_types.contains(&GrantType::AuthorizationCode) {
         scopes = ["openid", "profile", "email", "offline_access"].map(String::from).to_vec();
@@ -160,6 +184,7 @@ pub(crate) fn new_client(new: NewClient) -> Result<(Client, Option<String>), Reg
             redirect_uris: new.redirect_uris,
             post_logout_redirect_uris: Vec::new(),
             grant_types: grant_types.into_iter().map(|g| g.as_str().to_owned()).collect(),
+            response_types,
             scopes,
             allow_plain_pkce: new.allow_plain_pkce,
             always_issue_refresh_token: new.always_issue_refresh_token,

@@ -1,12 +1,15 @@
 //! RFC 6749 §4.1.1 Authorization Request and §4.1.2 Authorization Response, with the
 //! OpenID Connect Core §3.1.2.1 parameters (`nonce`, `prompt`, `max_age`, `login_hint`,
 //! `ui_locales`, `acr_values`, `claims`), PKCE (RFC 7636) and `iss` in every response
-//! (RFC 9207).
+//! (RFC 9207). Besides `code`, the implicit and hybrid flows (OIDC Core §3.2, §3.3): the
+//! `response_type`s with `id_token` and `token` a client is registered for, answered in the
+//! `response_mode` asked for (`query` for a code alone, `fragment`, `form_post`: OAuth 2.0
+//! Multiple Response Type Encoding Practices, OAuth 2.0 Form Post Response Mode).
 //!
 //! The whole flow is here, top to bottom: the request is validated ([`authorize`]); the
 //! person is signed in, from their session or the login form ([`sign_in`], [`login`]); the
 //! scope policy decides and the person consents unless they already did ([`decide`],
-//! [`consent`]); the code is issued ([`issue_code`]). The pages and the forms' plumbing are
+//! [`consent`]); the code and the tokens asked for are issued ([`respond`]). The pages and the forms' plumbing are
 //! in [`super::interaction`], which never calls back here.
 //!
 //! Errors about `client_id` or `redirect_uri` are shown on a page and never redirected
@@ -25,7 +28,7 @@ use super::App;
 use super::interaction::{self, ConsentForm, LoginForm, error_page};
 use super::params::{Params, parse_scope, words};
 use super::scope_policy::{self, Ask};
-use super::{pkce, session};
+use super::{pages, pkce, session};
 use crate::crypto::{hash_secret, random_token};
 use crate::error::OAuthError;
 use crate::limits::{AUTHORIZATION_PARAMETERS, AUTHORIZE_QUERY_BYTES, MAX_CLIENT_ID_BYTES, MAX_STATE_BYTES};
@@ -132,8 +135,17 @@ async fn validate_client(
             return Err(PageError(e, Some(client.clone())));
         }
     };
+    // Errors go back the way the response would have: read leniently here, strictly later.
+    let response_type = params.get("response_type").and_then(ResponseType::parse).unwrap_or_default();
+    let response_mode = params
+        .get("response_mode")
+        .and_then(ResponseMode::parse)
+        .filter(|m| !(response_type.returns_tokens() && *m == ResponseMode::Query))
+        .unwrap_or(ResponseMode::default_for(response_type));
     let request = AuthorizationRequest {
         client_id: client.id.clone(),
+        response_type,
+        response_mode,
         redirect_uri,
         redirect_uri_given: params.get("redirect_uri").is_some(),
         // An over-long `state` is refused by `validate_request`, and not echoed in that error.
@@ -151,26 +163,38 @@ fn validate_request(
     let client = &context.client;
     // Everything kept with the interaction or the code is bounded, before anything is stored.
     params.check_lengths(AUTHORIZATION_PARAMETERS)?;
-    match params.get("response_type") {
-        Some("code") => {}
-        Some(other) => {
-            return Err(OAuthError::UnsupportedResponseType(format!("response_type `{other}` is not supported")));
-        }
+    let response_type = match params.get("response_type") {
+        Some(value) => ResponseType::parse(value)
+            .ok_or_else(|| OAuthError::UnsupportedResponseType(format!("response_type `{value}` is not supported")))?,
         None => return Err(OAuthError::InvalidRequest("`response_type` is required".into())),
-    }
-    if let Some(mode) = params.get("response_mode")
-        && mode != "query"
-    {
-        return Err(OAuthError::InvalidRequest(format!("response_mode `{mode}` is not supported")));
-    }
+    };
+    r.response_type = response_type;
+    r.response_mode = match params.get("response_mode") {
+        // Multiple Response Type Encoding Practices §2.1: tokens never travel in the query.
+        Some("query") if response_type.returns_tokens() => {
+            return Err(OAuthError::InvalidRequest(format!(
+                "response_mode `query` cannot carry the tokens of response_type `{}`",
+                response_type.as_str()
+            )));
+        }
+        Some(mode) => ResponseMode::parse(mode)
+            .ok_or_else(|| OAuthError::InvalidRequest(format!("response_mode `{mode}` is not supported")))?,
+        None => ResponseMode::default_for(response_type),
+    };
     if params.get("request").is_some() {
         return Err(OAuthError::InvalidRequest("request objects are not supported".into()));
     }
     if params.get("request_uri").is_some() {
         return Err(OAuthError::InvalidRequest("request_uri is not supported".into()));
     }
-    if !client.allows_grant(GrantType::AuthorizationCode) {
+    if response_type.code && !client.allows_grant(GrantType::AuthorizationCode) {
         return Err(OAuthError::UnauthorizedClient("this client may not use the authorization code grant".into()));
+    }
+    if !client.allows_response_type(response_type) {
+        return Err(OAuthError::UnauthorizedClient(format!(
+            "this client is not registered for response_type `{}`",
+            response_type.as_str()
+        )));
     }
     if let Some(why) = context.unusable() {
         return Err(OAuthError::UnauthorizedClient(why.into()));
@@ -178,6 +202,7 @@ fn validate_request(
     r.scopes = parse_scope(params.get("scope"))?;
     r.scope_given = params.get("scope").is_some();
     r.nonce = params.get("nonce").map(str::to_owned);
+    check_front_channel(&r)?;
     match (params.get("code_challenge"), params.get("code_challenge_method")) {
         (Some(challenge), method) => {
             let method = method.unwrap_or("plain");
@@ -188,7 +213,7 @@ fn validate_request(
         (None, Some(_)) => {
             return Err(OAuthError::InvalidRequest("code_challenge_method without code_challenge".into()));
         }
-        (None, None) if client.is_public() => {
+        (None, None) if client.is_public() && response_type.code => {
             return Err(OAuthError::InvalidRequest("public clients must use PKCE (RFC 7636)".into()));
         }
         (None, None) => {}
@@ -222,6 +247,36 @@ fn validate_request(
         r.claims = Some(claims.to_owned());
     }
     Ok(r)
+}
+
+/// The scopes OpenID Connect itself defines (OIDC Core §3.1.2.1, §5.4): identity scopes,
+/// as DATEV's manual calls them; every other scope is a resource's.
+const IDENTITY_SCOPES: &[&str] = &["openid", "profile", "email", "address", "phone"];
+
+/// What the implicit and hybrid flows require (OIDC Core §3.2.2.1, §3.3.2.11), and DATEV's
+/// rule that `id_token` alone asks only for identity scopes and `token` alone only for
+/// resource scopes.
+fn check_front_channel(r: &AuthorizationRequest) -> Result<(), OAuthError> {
+    let rt = r.response_type;
+    let openid = r.scopes.iter().any(|s| s == "openid");
+    if rt.id_token && !openid {
+        return Err(OAuthError::InvalidScope("an ID token is issued only for the `openid` scope".into()));
+    }
+    // Every flow that issues an ID token from here, and the hybrid flow, binds it to a nonce.
+    if (rt.id_token || (rt.code && rt.token)) && r.nonce.is_none() {
+        return Err(OAuthError::InvalidRequest(format!(
+            "`nonce` is required for response_type `{}` (OIDC Core §3.2.2.1, §3.3.2.11)",
+            rt.as_str()
+        )));
+    }
+    let identity = |s: &String| IDENTITY_SCOPES.contains(&s.as_str());
+    if rt.id_token && !rt.code && !rt.token && !r.scopes.iter().all(identity) {
+        return Err(OAuthError::InvalidScope("response_type `id_token` allows identity scopes only".into()));
+    }
+    if rt.token && !rt.code && !rt.id_token && r.scopes.iter().any(identity) {
+        return Err(OAuthError::InvalidScope("response_type `token` allows resource scopes only".into()));
+    }
+    Ok(())
 }
 
 /// Step 2: who is signed in. A live session continues (unless the request wants a fresh
@@ -322,7 +377,7 @@ async fn decide(
             user: Some(&user),
             requested: &request.scopes,
             scope_parameter_present: request.scope_given,
-            grant_type: GrantType::AuthorizationCode.as_str(),
+            grant_type: if request.response_type.code { GrantType::AuthorizationCode.as_str() } else { "implicit" },
             original_scopes: None,
             acr_values: &request.acr_values,
             claims_parameter: request.claims.as_deref(),
@@ -336,7 +391,7 @@ async fn decide(
         }
         return interaction::consent_page(app, headers, context, &user, request.clone(), auth_time, decision).await;
     }
-    issue_code(app, context, &user, request, auth_time, decision, None).await
+    respond(app, context, &user, request, auth_time, decision, None).await
 }
 
 /// `POST /interaction/consent`: the consent form of step 3. Allowing issues exactly the
@@ -381,13 +436,15 @@ async fn consent_step(
         scopes: decision.scopes.clone(),
         granted_at: app.clock.now(),
     };
-    issue_code(app, context, &user, &parked.request, auth_time, decision, Some(remember)).await
+    respond(app, context, &user, &parked.request, auth_time, decision, Some(remember)).await
 }
 
-/// Step 4, §4.1.2: a code bound to the client, redirect URI, PKCE challenge and nonce. It
-/// carries the grant its redemption creates; it is written in one group with the consent
-/// that was just given, if any.
-async fn issue_code(
+/// Step 4: what the response type asks for. A code (§4.1.2) bound to the client, redirect
+/// URI, PKCE challenge and nonce, carrying the grant its redemption creates; an access token
+/// (§4.2.2), hanging off a grant of its own with no refresh token; an ID token (OIDC Core
+/// §3.2.2.5, §3.3.2.11) with the hashes of what comes with it. They are written in one group
+/// with the consent that was just given, if any.
+async fn respond(
     app: &App,
     context: &ClientContext,
     user: &User,
@@ -400,40 +457,151 @@ async fn issue_code(
     let settings = context.token_settings();
     let now = app.clock.now();
     let refresh_ttl = settings.refresh_token_ttl.unwrap_or(app.config.tokens.refresh_token_ttl) as i64;
-    let code = random_token(32);
+    let rt = request.response_type;
     let id_token_claims = super::tokens::id_token_user_claims(user, &decision.scopes, settings);
-    let record = Code {
-        hash: hash_secret(&code),
-        expires_at: now + settings.code_ttl.unwrap_or(app.config.tokens.code_ttl) as i64,
-        grant: Grant {
-            id: random_token(16),
-            client_id: client.id.clone(),
-            user_id: Some(user.id.clone()),
-            created_at: now,
-            expires_at: now + refresh_ttl,
-            doc: GrantDocument { scopes: decision.scopes, auth_time: Some(auth_time), claims: decision.claims },
-        },
-        doc: CodeDocument {
-            client_id: client.id.clone(),
-            redirect_uri: request.redirect_uri.clone(),
-            redirect_uri_given: request.redirect_uri_given,
-            code_challenge: request.code_challenge.clone(),
-            code_challenge_method: request.code_challenge_method.clone(),
-            nonce: request.nonce.clone(),
-            id_token_claims,
+    let grant = |decision: &Decision| Grant {
+        id: random_token(16),
+        client_id: client.id.clone(),
+        user_id: Some(user.id.clone()),
+        created_at: now,
+        expires_at: now + refresh_ttl,
+        doc: GrantDocument {
+            scopes: decision.scopes.clone(),
+            auth_time: Some(auth_time),
+            claims: decision.claims.clone(),
         },
     };
-    let mut writes = vec![write::create(&record)?];
+    let mut writes = Vec::new();
+    let code = if rt.code {
+        let code = random_token(32);
+        writes.push(write::create(&Code {
+            hash: hash_secret(&code),
+            expires_at: now + settings.code_ttl.unwrap_or(app.config.tokens.code_ttl) as i64,
+            grant: grant(&decision),
+            doc: CodeDocument {
+                client_id: client.id.clone(),
+                redirect_uri: request.redirect_uri.clone(),
+                redirect_uri_given: request.redirect_uri_given,
+                code_challenge: request.code_challenge.clone(),
+                code_challenge_method: request.code_challenge_method.clone(),
+                nonce: request.nonce.clone(),
+                id_token_claims: id_token_claims.clone(),
+            },
+        })?);
+        Some(code)
+    } else {
+        None
+    };
+    let front_grant = rt.token.then(|| grant(&decision));
+    if let Some(g) = &front_grant {
+        writes.push(write::create(g)?);
+    }
     if let Some(consent) = &remember {
         writes.push(write::put(consent)?);
     }
+    let front = if rt.returns_tokens() {
+        Some(super::tokens::front_channel(
+            app,
+            super::tokens::Issue {
+                context,
+                user_id: Some(&user.id),
+                scopes: &decision.scopes,
+                claims: &decision.claims,
+                grant_id: front_grant.as_ref().map(|g| g.id.as_str()),
+                nonce: request.nonce.as_deref(),
+                auth_time: Some(auth_time),
+                id_token_claims: rt.id_token.then_some(&id_token_claims),
+                refresh_token: None,
+            },
+            rt.token,
+            code.as_deref(),
+            request.state.as_deref(),
+        )?)
+    } else {
+        None
+    };
     app.storage.apply(writes).await?;
-    let mut pairs = vec![("code", code.as_str())];
-    if let Some(state) = &request.state {
-        pairs.push(("state", state));
+
+    let mut pairs: Vec<(&str, String)> = Vec::new();
+    if let Some(code) = code {
+        pairs.push(("code", code));
     }
-    pairs.push(("iss", app.config.issuer()));
-    Ok(redirect_to(&request.redirect_uri, &pairs))
+    if let Some(front) = front {
+        if let Some((token, expires_in)) = front.access_token {
+            pairs.push(("access_token", token));
+            pairs.push(("token_type", front.token_type.to_owned()));
+            pairs.push(("expires_in", expires_in.to_string()));
+            pairs.push(("scope", decision.scopes.join(" ")));
+        }
+        if let Some(id_token) = front.id_token {
+            pairs.push(("id_token", id_token));
+        }
+    }
+    if let Some(state) = &request.state {
+        pairs.push(("state", state.clone()));
+    }
+    pairs.push(("iss", app.config.issuer().to_owned()));
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Ok(deliver(app, request, &pairs))
+}
+
+/// The authorization response (or error) in the request's response mode.
+fn deliver(app: &App, request: &AuthorizationRequest, pairs: &[(&str, &str)]) -> Response {
+    match request.response_mode {
+        ResponseMode::Query => redirect_to(&request.redirect_uri, pairs),
+        ResponseMode::Fragment => redirect_with_fragment(&request.redirect_uri, pairs),
+        ResponseMode::FormPost => form_post(app, &request.redirect_uri, pairs),
+    }
+}
+
+/// Multiple Response Type Encoding Practices §2.1 (`fragment`): the parameters in the
+/// redirect URI's fragment, which the browser never sends to a server.
+fn redirect_with_fragment(uri: &str, pairs: &[(&str, &str)]) -> Response {
+    let mut url = match url::Url::parse(uri) {
+        Ok(u) => u,
+        Err(_) => return (StatusCode::BAD_REQUEST, "invalid redirect URI").into_response(),
+    };
+    let fragment = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+    url.set_fragment(Some(&fragment));
+    let mut response = Redirect::to(url.as_str()).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// OAuth 2.0 Form Post Response Mode §2: a page whose form posts the parameters to the
+/// redirect URI and submits itself. Its CSP allows that one script and that one form target.
+fn form_post(app: &App, uri: &str, pairs: &[(&str, &str)]) -> Response {
+    let mut inputs = String::new();
+    for (name, value) in pairs {
+        inputs.push_str(&format!(
+            "<input type=\"hidden\" name=\"{}\" value=\"{}\">\n",
+            html_escape(name),
+            html_escape(value)
+        ));
+    }
+    let html = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Submitting…</title>\n</head>\n<body>\n<form method=\"post\" action=\"{}\">\n{inputs}<noscript><button type=\"submit\">Continue</button></noscript>\n</form>\n<script>{FORM_POST_SCRIPT}</script>\n</body>\n</html>\n",
+        html_escape(uri)
+    );
+    pages::html(app, html, StatusCode::OK, Some(uri))
+}
+
+/// The form post page's only script.
+const FORM_POST_SCRIPT: &str = "document.forms[0].submit();";
+
+fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn redirect_to(uri: &str, pairs: &[(&str, &str)]) -> Response {
@@ -472,5 +640,5 @@ pub fn redirect_error(app: &App, e: &OAuthError, request: &AuthorizationRequest)
         pairs.push(("state", state));
     }
     pairs.push(("iss", app.config.issuer()));
-    redirect_to(&request.redirect_uri, &pairs)
+    deliver(app, request, &pairs)
 }

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::profiles::{Endpoint, Profile};
 use super::tokens;
 use super::{App, Protocol};
-use crate::model::GrantType;
+use crate::model::{GrantType, ResponseMode, ResponseType};
 
 use super::tokens::SERVER_SCOPES;
 
@@ -72,8 +72,8 @@ pub async fn metadata(app: &App) -> Value {
         "issuer": base,
         "jwks_uri": format!("{base}/jwks.json"),
         "scopes_supported": *scopes,
-        "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
+        "response_types_supported": ResponseType::SUPPORTED,
+        "response_modes_supported": ResponseMode::SUPPORTED,
         "grant_types_supported": GrantType::ALL.map(GrantType::as_str),
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [app.keys.signing_algorithm().name()],

@@ -106,6 +106,16 @@ fn content_security_policy(app: &Protocol, html: &str, redirect_uri: Option<&str
             csp.push('\'');
         }
     }
+    // Inline scripts only by their hash: the form post page's one line, nothing else.
+    let scripts = inline_hashes(html, "script");
+    if !scripts.is_empty() {
+        csp.push_str("; script-src");
+        for hash in scripts {
+            csp.push_str(" 'sha256-");
+            csp.push_str(&hash);
+            csp.push('\'');
+        }
+    }
     // An application's icon: an https URL or a data URI, nothing that runs.
     if html.contains("<img") {
         csp.push_str("; img-src https: data:");
@@ -128,13 +138,19 @@ fn content_security_policy(app: &Protocol, html: &str, redirect_uri: Option<&str
 /// base64 SHA-256 of each `<style>` element's text in the page's `<head>`.
 fn inline_style_hashes(html: &str) -> Vec<String> {
     let head = html.find("</head>").map_or(html, |end| &html[..end]);
+    inline_hashes(head, "style")
+}
+
+/// base64 SHA-256 of the text of each `<tag>` element in `html`.
+fn inline_hashes(html: &str, tag: &str) -> Vec<String> {
+    let (open_tag, close_tag) = (format!("<{tag}"), format!("</{tag}"));
     let mut hashes = Vec::new();
-    let mut rest = head;
-    while let Some(open) = rest.find("<style") {
+    let mut rest = html;
+    while let Some(open) = rest.find(&open_tag) {
         let after = &rest[open..];
         let Some(tag_end) = after.find('>') else { break };
         let body = &after[tag_end + 1..];
-        let Some(close) = body.find("</style") else { break };
+        let Some(close) = body.find(&close_tag) else { break };
         hashes.push(STANDARD.encode(Sha256::digest(&body.as_bytes()[..close])));
         rest = &body[close..];
     }

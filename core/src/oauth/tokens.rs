@@ -80,10 +80,61 @@ pub struct Issue<'a> {
 
 pub fn issue(app: &Protocol, what: Issue<'_>) -> Result<TokenResponse, OAuthError> {
     let now = app.clock.now();
+    let (access_token, expires_in) = access_token(app, &what, now)?;
+    let id_token = match (what.user_id, what.id_token_claims) {
+        (Some(sub), Some(user_claims)) if what.scopes.iter().any(|s| s == "openid") => {
+            let hashes = Hashes { access_token: Some(&access_token), ..Default::default() };
+            Some(id_token(app, &what, sub, user_claims, hashes, now)?)
+        }
+        _ => None,
+    };
+    Ok(TokenResponse {
+        access_token,
+        token_type: token_type(&what),
+        expires_in,
+        scope: what.scopes.join(" "),
+        refresh_token: what.refresh_token,
+        id_token,
+    })
+}
+
+/// What the authorization endpoint itself returns (OIDC Core §3.2.2.5, §3.3.2.5): an access
+/// token when `token` was asked for, an ID token when `id_token` was, the latter carrying
+/// the hashes of what comes with it (`at_hash`, `c_hash`, and `s_hash` of the state).
+pub struct FrontChannel {
+    pub access_token: Option<(String, u64)>,
+    pub token_type: &'static str,
+    pub id_token: Option<String>,
+}
+
+pub fn front_channel(
+    app: &Protocol,
+    what: Issue<'_>,
+    access: bool,
+    code: Option<&str>,
+    state: Option<&str>,
+) -> Result<FrontChannel, OAuthError> {
+    let now = app.clock.now();
+    let access_token = if access { Some(access_token(app, &what, now)?) } else { None };
+    let id_token = match (what.user_id, what.id_token_claims) {
+        (Some(sub), Some(user_claims)) => {
+            let hashes = Hashes { access_token: access_token.as_ref().map(|(t, _)| t.as_str()), code, state };
+            Some(id_token(app, &what, sub, user_claims, hashes, now)?)
+        }
+        _ => None,
+    };
+    Ok(FrontChannel { access_token, token_type: token_type(&what), id_token })
+}
+
+fn token_type(what: &Issue<'_>) -> &'static str {
+    what.context.token_settings().token_type.unwrap_or(TokenTypeSpelling::Bearer).as_str()
+}
+
+/// An access token (RFC 9068) and its lifetime.
+fn access_token(app: &Protocol, what: &Issue<'_>, now: i64) -> Result<(String, u64), OAuthError> {
     let client = &what.context.client;
     let settings = what.context.token_settings();
     let ttl = settings.access_token_ttl.unwrap_or(app.config.tokens.access_token_ttl);
-    let scope = what.scopes.join(" ");
     let mut extra = Map::new();
     for c in what.claims.iter().filter(|c| c.access_token) {
         extra.insert(c.name.clone(), c.value.clone());
@@ -96,40 +147,35 @@ pub fn issue(app: &Protocol, what: Issue<'_>) -> Result<TokenResponse, OAuthErro
         iat: now,
         jti: random_token(16),
         client_id: client.id.clone(),
-        scope: scope.clone(),
+        scope: what.scopes.join(" "),
         auth_time: what.auth_time,
         gid: what.grant_id.map(str::to_owned),
         // Only a client credentials token hangs off the instance itself; a user's hangs off its grant.
         iid: what.grant_id.is_none().then(|| what.context.instance.as_ref().map(|i| i.id.clone())).flatten(),
         extra,
     };
-    let access_token = app.keys.sign("at+jwt", &claims)?;
-    let id_token = match (what.user_id, what.id_token_claims) {
-        (Some(sub), Some(user_claims)) if what.scopes.iter().any(|s| s == "openid") => {
-            Some(id_token(app, &what, sub, user_claims, &access_token, now)?)
-        }
-        _ => None,
-    };
-    Ok(TokenResponse {
-        access_token,
-        token_type: settings.token_type.unwrap_or(TokenTypeSpelling::Bearer).as_str(),
-        expires_in: ttl,
-        scope,
-        refresh_token: what.refresh_token,
-        id_token,
-    })
+    Ok((app.keys.sign("at+jwt", &claims)?, ttl))
 }
 
-/// OIDC Core §2 and §3.1.3.6 (`at_hash`).
+/// What an ID token carries the hashes of (OIDC Core §3.1.3.6 `at_hash`, §3.3.2.11 `c_hash`;
+/// FAPI 1.0 Advanced §5.2.2.1 `s_hash`).
+#[derive(Default, Clone, Copy)]
+struct Hashes<'a> {
+    access_token: Option<&'a str>,
+    code: Option<&'a str>,
+    state: Option<&'a str>,
+}
+
+/// OIDC Core §2.
 fn id_token(
     app: &Protocol,
     what: &Issue<'_>,
     sub: &str,
     user_claims: &Map<String, Value>,
-    access_token: &str,
+    hashes: Hashes<'_>,
     now: i64,
 ) -> Result<String, OAuthError> {
-    // The key that signs this ID token decides `at_hash`'s hash function.
+    // The key that signs this ID token decides the hashes' hash function.
     let signer = app.keys.signer()?;
     let algorithm = signer.algorithm().ok_or(crate::keys::KeyError::NoActiveKey)?;
     let mut claims = json!({
@@ -139,9 +185,13 @@ fn id_token(
         "azp": what.context.client.id,
         "exp": now + app.config.tokens.id_token_ttl as i64,
         "iat": now,
-        "at_hash": algorithm.half_hash(access_token),
     });
     let map = claims.as_object_mut().ok_or_else(|| OAuthError::internal("id token", "claims are not an object"))?;
+    for (name, value) in [("at_hash", hashes.access_token), ("c_hash", hashes.code), ("s_hash", hashes.state)] {
+        if let Some(value) = value {
+            map.insert(name.into(), algorithm.half_hash(value).into());
+        }
+    }
     if let Some(t) = what.auth_time {
         map.insert("auth_time".into(), t.into());
     }
@@ -162,7 +212,8 @@ fn id_token(
 pub const SERVER_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
 
 /// The claims every ID token carries, or carries when they apply (OIDC Core §2).
-const ID_TOKEN_CLAIMS: &[&str] = &["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp"];
+const ID_TOKEN_CLAIMS: &[&str] =
+    &["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "c_hash", "s_hash", "azp"];
 
 /// Every claim the server can release: the ID token's own and every claim a scope releases.
 /// Discovery's `claims_supported`.
