@@ -322,7 +322,7 @@ async fn a_policy_is_told_the_user_and_the_request_and_asked_again_on_refresh() 
         ("client_id", id.as_str()),
         ("redirect_uri", REDIRECT),
         ("scope", "openid echo offline_access"),
-        ("acr_values", "tenant:42 idp:corp"),
+        ("acr_values", "tenant:o2 idp:corp"),
         ("claims", r#"{"id_token":{"email":null}}"#),
     ]);
     let back = support::Browser::new().authorize(url.as_str(), "carol", "carol's password").await;
@@ -336,7 +336,7 @@ async fn a_policy_is_told_the_user_and_the_request_and_asked_again_on_refresh() 
     assert_eq!(input["user"]["name"], "Carol Example");
     assert_eq!(input["user"]["roles"], json!(["editor", "vcd:viewer"]), "global roles and those in the organization");
     assert_eq!(input["roles"], json!(["editor", "vcd:viewer"]));
-    assert_eq!(input["acr_values"], json!(["tenant:42", "idp:corp"]));
+    assert_eq!(input["acr_values"], json!(["tenant:o2", "idp:corp"]));
     assert_eq!(input["claims_parameter"], r#"{"id_token":{"email":null}}"#);
     assert_eq!(input["original_scopes"], serde_json::Value::Null);
 

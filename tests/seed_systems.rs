@@ -8,7 +8,8 @@
 //!   in an organization and added to it, the effective scope as a role intersection.
 //! - Deployteq (seed 003): apps a user registers, client credentials and authorization
 //!   code at `/oauth2/*`, `expires_in: 3600` and `token_type: "bearer"`.
-//! - DATEV (seed 002): the `password` grant at `/connect/token`.
+//! - DATEV (seed 002): the `password` grant at `/connect/token`; `acr_values` selecting the
+//!   tenant (`tenant:<id>`) at both endpoints, `idp:` accepted, `acr`/`amr` in ID tokens.
 
 mod support;
 
@@ -740,4 +741,120 @@ async fn datev_password_grant_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn datev_password_grant_on_postgres() {
     datev_password_grant(true).await;
+}
+
+/// DATEV's `acr_values`: `tenant:<id>` selects the area the user works in, at the authorization
+/// and token endpoints alike, refused where the user has no access, in every token and kept on
+/// refresh; `idp:<name>` is accepted and does nothing (the manual: not active).
+async fn datev_tenants(postgres: bool) {
+    let (server, _db) = server(postgres, CompatibilityProfile::Datev, Options::default()).await;
+    let (status, _, studio) =
+        server.admin(Method::POST, "/admin/v1/organizations", ADMIN_TOKEN, Some(json!({"name": "Studio Rossi"}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{studio}");
+    let studio = studio["id"].as_str().unwrap().to_owned();
+    let (_, _, other) =
+        server.admin(Method::POST, "/admin/v1/organizations", ADMIN_TOKEN, Some(json!({"name": "Other"}))).await;
+    let other = other["id"].as_str().unwrap().to_owned();
+    let mario = server.user("mario", "mario password 1").await;
+    let (status, _, v) = server
+        .admin(
+            Method::PUT,
+            &format!("/admin/v1/organizations/{studio}/members/{mario}"),
+            ADMIN_TOKEN,
+            Some(json!({"roles": ["accountant"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let redirect = "https://myapp.example.com/callback";
+    let (id, secret) = server
+        .client(json!({"name": "Koinos", "redirect_uris": [redirect],
+                       "grant_types": ["authorization_code", "refresh_token", "password"],
+                       "scopes": ["openid", "email", "efat", "offline_access"]}))
+        .await;
+    let secret = secret.unwrap();
+
+    // The authorization endpoint, as the manual's example asks, with a tenant and an idp.
+    let selected = format!("tenant:{studio} idp:google");
+    let mut url = url::Url::parse(&server.url("/connect/authorize")).unwrap();
+    url.query_pairs_mut().extend_pairs([
+        ("client_id", id.as_str()),
+        ("scope", "openid email efat offline_access"),
+        ("response_type", "code"),
+        ("redirect_uri", redirect),
+        ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+        ("code_challenge_method", "S256"),
+        ("state", "abc"),
+        ("nonce", "xyz"),
+        ("acr_values", selected.as_str()),
+    ]);
+    let browser = Browser::new();
+    let back = browser.authorize(url.as_str(), "mario", "mario password 1").await;
+    let code = query(&back, "code").unwrap_or_else(|| panic!("a code: {back}"));
+    let (status, tokens) = server
+        .form(
+            "/connect/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", redirect),
+                ("code_verifier", "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            ],
+            Some((&id, &secret)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let (_, at) = server.verify_jwt(tokens["access_token"].as_str().unwrap(), None).await;
+    assert_eq!(at["tenant"], studio.as_str(), "the tenant is in the access token");
+    let (_, it) = server.verify_jwt(tokens["id_token"].as_str().unwrap(), Some(&id)).await;
+    assert_eq!((it["tenant"].as_str(), it["nonce"].as_str()), (Some(studio.as_str()), Some("xyz")));
+    assert_eq!((it["acr"].as_str(), it["amr"].clone()), (Some("1"), json!(["pwd"])));
+    let (status, refreshed) = server
+        .form(
+            "/connect/token",
+            &[("grant_type", "refresh_token"), ("refresh_token", tokens["refresh_token"].as_str().unwrap())],
+            Some((&id, &secret)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{refreshed}");
+    let (_, at) = server.verify_jwt(refreshed["access_token"].as_str().unwrap(), None).await;
+    assert_eq!(at["tenant"], studio.as_str(), "kept on refresh");
+
+    // A tenant the user has no access to: refused at both endpoints.
+    let mut refused = url::Url::parse(&server.url("/connect/authorize")).unwrap();
+    let other_tenant = format!("tenant:{other}");
+    refused.query_pairs_mut().extend_pairs(url.query_pairs().map(|(k, v)| {
+        let v = if k == "acr_values" { other_tenant.clone().into() } else { v };
+        (k, v)
+    }));
+    let back = browser.authorize(refused.as_str(), "mario", "mario password 1").await;
+    assert_eq!(query(&back, "error").as_deref(), Some("access_denied"), "{back}");
+    async fn password_grant(server: &TestServer, client: (&str, &str), acr: &str) -> (StatusCode, Value) {
+        let pairs = [
+            ("grant_type", "password"),
+            ("username", "mario"),
+            ("password", "mario password 1"),
+            ("scope", "openid efat"),
+            ("acr_values", acr),
+        ];
+        server.form("/connect/token", &pairs, Some(client)).await
+    }
+    let client = (id.as_str(), secret.as_str());
+    let (status, v) = password_grant(&server, client, &other_tenant).await;
+    assert_eq!((status, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{v}");
+    let (status, v) = password_grant(&server, client, &format!("tenant:{studio} {other_tenant}")).await;
+    assert_eq!((status, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")), "{v}");
+    let (status, v) = password_grant(&server, client, &format!("tenant:{studio}")).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let (_, it) = server.verify_jwt(v["id_token"].as_str().unwrap(), Some(&id)).await;
+    assert_eq!(it["tenant"], studio.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn datev_tenants_on_sqlite() {
+    datev_tenants(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn datev_tenants_on_postgres() {
+    datev_tenants(true).await;
 }

@@ -41,6 +41,14 @@ pub async fn exchange(app: &App, context: &ClientContext, params: &Params) -> Re
         Some(id) => Some(app.storage.get_user(id).await?.ok_or_else(invalid)?),
         None => None,
     };
+    // The tenant the original request selected stays selected (and is checked again).
+    let acr_values: Vec<String> = token
+        .claims
+        .iter()
+        .filter(|c| c.name == "tenant")
+        .filter_map(|c| c.value.as_str())
+        .map(|t| format!("tenant:{t}"))
+        .collect();
     let granted = scope_policy::resolve(
         app,
         context,
@@ -50,7 +58,7 @@ pub async fn exchange(app: &App, context: &ClientContext, params: &Params) -> Re
             scope_parameter_present: !requested.is_empty(),
             grant_type: GrantType::RefreshToken.as_str(),
             original_scopes: Some(&token.scopes),
-            acr_values: &[],
+            acr_values: &acr_values,
             claims_parameter: None,
         },
     )

@@ -6,7 +6,7 @@
 
 use super::Protocol;
 use crate::error::OAuthError;
-use crate::model::{Decision, ExtraClaim};
+use crate::model::{Decision, ExtraClaim, GrantType};
 pub use crate::plugin::scope::Ask;
 use crate::plugin::scope::{PolicyDenial, ScopeInput};
 use crate::storage::ClientContext;
@@ -33,21 +33,59 @@ const REGISTERED: &[&str] = &[
     "amr",
     "sid",
     "cnf",
+    "tenant",
 ];
+
+/// DATEV's reserved `acr_values` (its manual, authorization and token endpoints): the tenant
+/// `tenant:<id>` selects, if any. `idp:<name>` would skip the login page for another identity
+/// provider, which the manual itself calls not active: it is accepted and has no effect, as
+/// does any other value (an ACR the server meets with its one, the password).
+fn selected_tenant(acr_values: &[String]) -> Result<Option<&str>, OAuthError> {
+    let mut tenants = acr_values.iter().filter_map(|v| v.strip_prefix("tenant:"));
+    let tenant = tenants.next();
+    if tenants.next().is_some() {
+        return Err(OAuthError::InvalidRequest("`acr_values` selects at most one `tenant:`".into()));
+    }
+    match tenant {
+        Some("") => Err(OAuthError::InvalidRequest("`tenant:` needs the tenant's id".into())),
+        t => Ok(t),
+    }
+}
 
 pub async fn resolve(app: &Protocol, context: &ClientContext, ask: Ask<'_>) -> Result<Decision, OAuthError> {
     let client = &context.client;
-    // A user's roles are those they hold everywhere and, in the client's organization, those
-    // they hold there as a member (VMware: organization and service roles).
+    // A user's roles are those they hold everywhere and, in the client's organization and in
+    // the tenant the request selects, those they hold there as a member (VMware: organization
+    // and service roles).
     let mut user_roles = ask.user.map(|u| u.doc.roles.clone()).unwrap_or_default();
-    if let (Some(user), Some(organization)) = (ask.user, context.organization.as_ref())
-        && let Some(membership) = app.storage.membership(&user.id, &organization.id).await?
-    {
-        for role in membership.roles {
+    let tenant = selected_tenant(ask.acr_values)?;
+    let mut add_roles = |roles: Vec<String>| {
+        for role in roles {
             if !user_roles.contains(&role) {
                 user_roles.push(role);
             }
         }
+    };
+    if let (Some(user), Some(organization)) = (ask.user, context.organization.as_ref())
+        && let Some(membership) = app.storage.membership(&user.id, &organization.id).await?
+    {
+        add_roles(membership.roles);
+    }
+    if let Some(tenant) = tenant {
+        let Some(user) = ask.user else {
+            return Err(OAuthError::InvalidRequest("`tenant:` selects a user's area: this grant has no user".into()));
+        };
+        let membership = app.storage.membership(&user.id, tenant).await?;
+        if membership.is_none() && user.doc.organization_id.as_deref() != Some(tenant) {
+            let why = format!("the user has no access to tenant `{tenant}`");
+            // At the authorization endpoint the person is refused; at the token endpoint, the grant.
+            return Err(if ask.grant_type == GrantType::AuthorizationCode.as_str() || ask.grant_type == "implicit" {
+                OAuthError::AccessDenied(why)
+            } else {
+                OAuthError::InvalidGrant(why)
+            });
+        }
+        add_roles(membership.map(|m| m.roles).unwrap_or_default());
     }
     let input = ScopeInput {
         client,
@@ -84,6 +122,16 @@ pub async fn resolve(app: &Protocol, context: &ClientContext, ask: Ask<'_>) -> R
                     access_token: c.access_token,
                     id_token: c.id_token,
                     userinfo: c.userinfo,
+                });
+            }
+            // The tenant the request selected, in every token (and kept on refresh).
+            if let Some(tenant) = tenant {
+                claims.push(ExtraClaim {
+                    name: "tenant".into(),
+                    value: tenant.into(),
+                    access_token: true,
+                    id_token: true,
+                    userinfo: true,
                 });
             }
             Ok(Decision { scopes, claims })

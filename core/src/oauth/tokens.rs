@@ -187,6 +187,10 @@ fn id_token(
         "iat": now,
     });
     let map = claims.as_object_mut().ok_or_else(|| OAuthError::internal("id token", "claims are not an object"))?;
+    // The one way this server authenticates a person: a password (RFC 8176 `pwd`), a
+    // single-factor level of assurance (`acr` 1).
+    map.insert("acr".into(), "1".into());
+    map.insert("amr".into(), json!(["pwd"]));
     for (name, value) in [("at_hash", hashes.access_token), ("c_hash", hashes.code), ("s_hash", hashes.state)] {
         if let Some(value) = value {
             map.insert(name.into(), algorithm.half_hash(value).into());
@@ -212,8 +216,22 @@ fn id_token(
 pub const SERVER_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
 
 /// The claims every ID token carries, or carries when they apply (OIDC Core §2).
-const ID_TOKEN_CLAIMS: &[&str] =
-    &["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "c_hash", "s_hash", "azp"];
+const ID_TOKEN_CLAIMS: &[&str] = &[
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "auth_time",
+    "nonce",
+    "at_hash",
+    "c_hash",
+    "s_hash",
+    "azp",
+    "acr",
+    "amr",
+    "tenant",
+];
 
 /// Every claim the server can release: the ID token's own and every claim a scope releases.
 /// Discovery's `claims_supported`.
