@@ -349,6 +349,6 @@ async fn introspection_needs_a_confidential_client_and_shows_it_only_its_own_tok
         server.http.get(server.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
     assert_eq!(
         meta["introspection_endpoint_auth_methods_supported"],
-        json!(["client_secret_basic", "client_secret_post"])
+        json!(["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt"])
     );
 }

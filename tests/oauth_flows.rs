@@ -1024,3 +1024,121 @@ async fn front_channel_errors_are_the_ones_the_specs_name() {
         .await;
     assert_eq!((status, v["field"].as_str()), (StatusCode::BAD_REQUEST, Some("response_types")), "{v}");
 }
+
+#[tokio::test]
+async fn clients_authenticate_with_jwts_they_sign_once() {
+    use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+
+    let server = TestServer::start().await;
+    let meta: Value =
+        server.http.get(server.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
+    let methods = &meta["token_endpoint_auth_methods_supported"];
+    assert!(methods.as_array().unwrap().iter().any(|m| m == "private_key_jwt"), "{methods}");
+
+    // private_key_jwt: the client's Ed25519 key, its public half registered as a JWK Set.
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new()).unwrap();
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+    let jwk = json!({"kty": "OKP", "crv": "Ed25519", "kid": "k1", "use": "sig",
+                     "x": URL_SAFE_NO_PAD.encode(pair.public_key().as_ref())});
+    let (status, v) = server
+        .admin_post(
+            "/admin/v1/clients",
+            json!({"name": "signer", "scopes": ["api"],
+                    "token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": [jwk]}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    assert!(v.get("client_secret").is_none(), "a private_key_jwt client gets no secret");
+    let signer = v["client_id"].as_str().unwrap().to_owned();
+    let now = portcullis::model::now();
+    let assertion = |client: &str, aud: &str, exp: i64, jti: &str, alg: Algorithm, key: &EncodingKey| {
+        let mut header = Header::new(alg);
+        header.kid = (alg == Algorithm::EdDSA).then(|| "k1".into());
+        let claims = json!({"iss": client, "sub": client, "aud": aud, "exp": exp, "iat": now, "jti": jti});
+        encode(&header, &claims, key).unwrap()
+    };
+    let ed = EncodingKey::from_ed_der(pkcs8.as_ref());
+    let token_url = server.url("/token");
+    let server = &server;
+    let cc = |assertion: String| async move {
+        let pairs = [
+            ("grant_type", "client_credentials".to_owned()),
+            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_owned()),
+            ("client_assertion", assertion),
+        ];
+        let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        server.form("/token", &pairs, None).await
+    };
+    let good = assertion(&signer, &token_url, now + 60, "j1", Algorithm::EdDSA, &ed);
+    let (status, v) = cc(good.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["scope"], "api");
+    // RFC 7523 §3: each refused with invalid_client.
+    let stranger = EncodingKey::from_ed_der(
+        Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new()).unwrap().as_ref(),
+    );
+    for (why, bad) in [
+        ("replayed jti", good),
+        (
+            "another audience",
+            assertion(&signer, "https://elsewhere.example.com/token", now + 60, "j2", Algorithm::EdDSA, &ed),
+        ),
+        ("expired", assertion(&signer, &token_url, now - 10, "j3", Algorithm::EdDSA, &ed)),
+        ("too long-lived", assertion(&signer, &token_url, now + 86_400, "j4", Algorithm::EdDSA, &ed)),
+        ("another key", assertion(&signer, &token_url, now + 60, "j5", Algorithm::EdDSA, &stranger)),
+        ("not a JWT", "x.y".to_owned()),
+    ] {
+        let (status, v) = cc(bad).await;
+        assert_eq!((status, v["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")), "{why}: {v}");
+    }
+    // The issuer itself is an audience too.
+    let (status, v) = cc(assertion(&signer, &server.issuer, now + 60, "j6", Algorithm::EdDSA, &ed)).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+
+    // client_secret_jwt: HMAC with its secret; registered so, the secret alone no longer does.
+    let (status, v) = server
+        .admin_post(
+            "/admin/v1/clients",
+            json!({"name": "hmac", "scopes": ["api"], "token_endpoint_auth_method": "client_secret_jwt"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let (hmac, secret) = (v["client_id"].as_str().unwrap().to_owned(), v["client_secret"].as_str().unwrap().to_owned());
+    let key = EncodingKey::from_secret(secret.as_bytes());
+    let (status, v) = cc(assertion(&hmac, &token_url, now + 60, "h1", Algorithm::HS256, &key)).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let (status, v) = cc(assertion(&hmac, &token_url, now + 60, "h1", Algorithm::HS256, &key)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "replayed: {v}");
+    let (status, _) = server.form("/token", &[("grant_type", "client_credentials")], Some((&hmac, &secret))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a client_secret_jwt client does not send its secret");
+    let wrong = EncodingKey::from_secret(b"not the secret");
+    let (status, _) = cc(assertion(&hmac, &token_url, now + 60, "h2", Algorithm::HS256, &wrong)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, v) = server
+        .form(
+            "/token",
+            &[("grant_type", "client_credentials"), ("client_assertion_type", "urn:x"), ("client_assertion", "a.b.c")],
+            None,
+        )
+        .await;
+    assert_eq!((status, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")), "{v}");
+
+    // Registration: keys only for private_key_jwt, public ones only, `none` only for public clients.
+    for (body, field) in [
+        (json!({"name": "x", "token_endpoint_auth_method": "private_key_jwt"}), "jwks"),
+        (
+            json!({"name": "x", "token_endpoint_auth_method": "private_key_jwt",
+                "jwks": {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}}),
+            "jwks",
+        ),
+        (json!({"name": "x", "jwks": {"keys": [jwk]}}), "jwks"),
+        (json!({"name": "x", "token_endpoint_auth_method": "none"}), "token_endpoint_auth_method"),
+        (json!({"name": "x", "token_endpoint_auth_method": "tls_client_auth"}), "token_endpoint_auth_method"),
+    ] {
+        let (status, v) = server.admin_post("/admin/v1/clients", body.clone()).await;
+        assert_eq!((status, v["field"].as_str()), (StatusCode::BAD_REQUEST, Some(field)), "{body}: {v}");
+    }
+}

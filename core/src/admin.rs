@@ -241,7 +241,7 @@ async fn create_client(
         return refused;
     }
     let new = body!(body);
-    match registry::register_client(&app.storage, new).await {
+    match registry::register_client(&app.storage, &app.keys, new).await {
         Ok(r) => (StatusCode::CREATED, [(header::CACHE_CONTROL, "no-store")], Json(r)).into_response(),
         Err(e) => registry_error(e),
     }

@@ -294,6 +294,17 @@ impl Keys {
         Ok(Signer { ring })
     }
 
+    /// A `client_secret_jwt` client's secret, sealed for storage and bound to the client.
+    pub fn seal_client_secret(&self, client_id: &str, secret: &str) -> String {
+        URL_SAFE_NO_PAD.encode(self.sealer.seal(secret.as_bytes(), &client_secret_context(client_id)))
+    }
+
+    /// The secret [`Self::seal_client_secret`] sealed, or none if it does not open.
+    pub fn open_client_secret(&self, client_id: &str, sealed: &str) -> Option<Vec<u8>> {
+        let sealed = URL_SAFE_NO_PAD.decode(sealed).ok()?;
+        self.sealer.open(&sealed, &client_secret_context(client_id)).ok()
+    }
+
     /// Signs `claims` as a JWT with the active key and the given `typ` header.
     pub fn sign<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String, KeyError> {
         self.signer()?.sign(typ, claims)
@@ -387,6 +398,10 @@ fn verified_claims<T: DeserializeOwned>(token: &str) -> Result<T, TokenRejected>
 
 fn stored(r: &SigningKeyRecord, reason: &str) -> KeyError {
     KeyError::Stored { kid: r.kid.clone(), reason: reason.to_owned() }
+}
+
+fn client_secret_context(client_id: &str) -> Vec<u8> {
+    format!("client-secret:{client_id}").into_bytes()
 }
 
 /// jsonwebtoken's name for an algorithm.

@@ -53,6 +53,9 @@ pub const AUTHORIZATION_PARAMETERS: &[(&str, usize)] = &[
 /// The password grant's parameters (RFC 6749 §4.3.2), bounded before anything is hashed.
 pub const PASSWORD_GRANT_PARAMETERS: &[(&str, usize)] = &[("username", 512), ("password", 1024), ("acr_values", 1024)];
 
+/// The longest client assertion (RFC 7523) read, in bytes.
+pub const MAX_CLIENT_ASSERTION_BYTES: usize = 8 * 1024;
+
 /// Shortest accepted `server.admin_token`, in characters.
 pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
 

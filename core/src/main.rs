@@ -235,6 +235,10 @@ enum InstanceCommand {
     },
 }
 
+fn json_value(text: &str) -> Result<serde_json::Value, String> {
+    serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))
+}
+
 fn token_settings(text: &str) -> Result<TokenSettings, String> {
     serde_json::from_str(text).map_err(|e| format!("token settings: {e}"))
 }
@@ -284,6 +288,12 @@ enum ClientCommand {
         /// A response type it may use besides `code` (`id_token`, `code id_token`, ...).
         #[arg(long = "response-type")]
         response_types: Vec<String>,
+        /// `client_secret_basic`, `client_secret_post`, `client_secret_jwt`, `private_key_jwt`.
+        #[arg(long)]
+        token_endpoint_auth_method: Option<String>,
+        /// The client's public keys as a JWK Set (JSON), for `private_key_jwt`.
+        #[arg(long, value_parser = json_value)]
+        jwks: Option<serde_json::Value>,
         #[arg(long = "scope")]
         scopes: Vec<String>,
         /// A public client (no secret; PKCE required).
@@ -379,6 +389,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     redirect_uris,
                     grant_types,
                     response_types,
+                    token_endpoint_auth_method,
+                    jwks,
                     scopes,
                     public,
                     skip_consent,
@@ -392,13 +404,15 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                         redirect_uris,
                         grant_types,
                         response_types,
+                        token_endpoint_auth_method,
+                        jwks,
                         scopes,
                         public,
                         skip_consent,
                         introspect_any,
                         ..Default::default()
                     };
-                    let registered = registry::register_client(&app.storage, new).await?;
+                    let registered = registry::register_client(&app.storage, &app.keys, new).await?;
                     if json {
                         println!("{}", serde_json::to_string(&registered)?);
                     } else {

@@ -81,11 +81,51 @@ pub struct ClientDocument {
     /// without it a client learns only about its own tokens.
     pub introspect_any: bool,
     pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// How it authenticates at the token endpoint (OIDC Registration §2): unset is
+    /// `client_secret_basic` or `client_secret_post` (`none` for a public client).
+    pub token_endpoint_auth_method: Option<TokenEndpointAuthMethod>,
+    /// Its public keys, a JWK Set (RFC 7517 §5), for `private_key_jwt`.
+    pub jwks: Option<serde_json::Value>,
+    /// For `client_secret_jwt`, whose HMAC needs the secret itself: the secret sealed with
+    /// the server's encryption key (base64), never in the clear.
+    pub sealed_secret: Option<String>,
+}
+
+/// A client authentication method (RFC 6749 §2.3.1, OIDC Core §9, RFC 7523 §2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenEndpointAuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+    ClientSecretJwt,
+    PrivateKeyJwt,
+    None,
+}
+
+impl TokenEndpointAuthMethod {
+    pub const ALL: [Self; 5] =
+        [Self::ClientSecretBasic, Self::ClientSecretPost, Self::ClientSecretJwt, Self::PrivateKeyJwt, Self::None];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::ClientSecretJwt => "client_secret_jwt",
+            Self::PrivateKeyJwt => "private_key_jwt",
+            Self::None => "none",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == value)
+    }
 }
 
 impl Client {
+    /// A client that cannot keep a credential: no secret, and no keys of its own.
     pub fn is_public(&self) -> bool {
         self.secret_hash.is_none()
+            && self.doc.token_endpoint_auth_method != Some(TokenEndpointAuthMethod::PrivateKeyJwt)
     }
     pub fn allows_grant(&self, grant_type: GrantType) -> bool {
         self.doc.grant_types.iter().any(|g| g == grant_type.as_str())
@@ -515,6 +555,15 @@ impl ResponseMode {
     pub fn default_for(response_type: ResponseType) -> Self {
         if response_type.returns_tokens() { Self::Fragment } else { Self::Query }
     }
+}
+
+/// A client assertion's `jti` seen (RFC 7523 §3, item 7): until the assertion expires, the
+/// same one is refused. The id is SHA-256 of the client id and the `jti`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UsedAssertion {
+    pub id: String,
+    pub expires_at: i64,
 }
 
 /// An authorization request as it was validated, parked with its interaction.

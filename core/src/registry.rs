@@ -75,6 +75,11 @@ pub struct NewClient {
     pub organization_id: Option<String>,
     /// May introspect every client's tokens (a resource server); confidential clients only.
     pub introspect_any: bool,
+    /// `client_secret_basic` (also `client_secret_post`), `client_secret_post`,
+    /// `client_secret_jwt`, `private_key_jwt` (needs `jwks`) or `none` (public clients).
+    pub token_endpoint_auth_method: Option<String>,
+    /// The client's public keys, a JWK Set, for `private_key_jwt`.
+    pub jwks: Option<serde_json::Value>,
 }
 
 /// What registration returns: the secret appears here once and is never stored.
@@ -85,8 +90,19 @@ pub struct RegisteredClient {
     pub client_secret: Option<String>,
 }
 
-pub async fn register_client(storage: &Storage, new: NewClient) -> Result<RegisteredClient, RegistryError> {
-    let (client, secret) = new_client(new)?;
+/// Registers a client. `keys` seals the secret of a `client_secret_jwt` client, whose HMAC
+/// needs the secret itself; every other secret is kept only as its hash.
+pub async fn register_client(
+    storage: &Storage,
+    keys: &crate::keys::Keys,
+    new: NewClient,
+) -> Result<RegisteredClient, RegistryError> {
+    let (mut client, secret) = new_client(new)?;
+    if client.doc.token_endpoint_auth_method == Some(TokenEndpointAuthMethod::ClientSecretJwt)
+        && let Some(secret) = &secret
+    {
+        client.doc.sealed_secret = Some(keys.seal_client_secret(&client.id, secret));
+    }
     storage.create_client(&client).await?;
     Ok(RegisteredClient { client_id: client.id, client_secret: secret })
 }
@@ -171,7 +187,40 @@ pub(crate) fn new_client(new: NewClient) -> Result<(Client, Option<String>), Reg
         scopes = ["openid", "profile", "email", "offline_access"].map(String::from).to_vec();
     }
     check_scopes("scopes", &scopes)?;
-    let secret = (!new.public).then(|| random_token(32));
+    let method = match new.token_endpoint_auth_method.as_deref() {
+        None => None,
+        Some(m) => Some(TokenEndpointAuthMethod::parse(m).ok_or_else(|| {
+            let all: Vec<&str> = TokenEndpointAuthMethod::ALL.iter().map(|m| m.as_str()).collect();
+            RegistryError::field(
+                "token_endpoint_auth_method",
+                format!("unknown method `{m}`: one of {}", all.join(", ")),
+            )
+        })?),
+    };
+    let keyed = method == Some(TokenEndpointAuthMethod::PrivateKeyJwt);
+    match method {
+        Some(TokenEndpointAuthMethod::None) if !new.public => {
+            return Err(RegistryError::field("token_endpoint_auth_method", "`none` is for public clients"));
+        }
+        Some(m) if new.public && m != TokenEndpointAuthMethod::None => {
+            return Err(RegistryError::field(
+                "token_endpoint_auth_method",
+                "a public client authenticates with `none`",
+            ));
+        }
+        _ => {}
+    }
+    let jwks = match (&new.jwks, keyed) {
+        (Some(jwks), true) => {
+            check_jwks(jwks)?;
+            Some(jwks.clone())
+        }
+        (None, true) => return Err(RegistryError::field("jwks", "`private_key_jwt` needs the client's public keys")),
+        (Some(_), false) => return Err(RegistryError::field("jwks", "keys are for `private_key_jwt` clients")),
+        (None, false) => None,
+    };
+    // A `private_key_jwt` client proves itself with its keys: it gets no secret.
+    let secret = (!new.public && !keyed).then(|| random_token(32));
     let client = Client {
         // Hex, so that an id never starts with `-` and reads as a flag on a command line.
         id: uuid::Uuid::new_v4().simple().to_string(),
@@ -200,9 +249,29 @@ pub(crate) fn new_client(new: NewClient) -> Result<(Client, Option<String>), Reg
             consent_ui: new.consent_ui,
             introspect_any: new.introspect_any,
             metadata: Default::default(),
+            token_endpoint_auth_method: method,
+            jwks,
+            sealed_secret: None,
         },
     };
     Ok((client, secret))
+}
+
+/// A JWK Set (RFC 7517 §5) of public keys jsonwebtoken can verify with.
+fn check_jwks(jwks: &serde_json::Value) -> Result<(), RegistryError> {
+    let set: jsonwebtoken::jwk::JwkSet = serde_json::from_value(jwks.clone())
+        .map_err(|e| RegistryError::field("jwks", format!("not a JWK Set: {e}")))?;
+    if set.keys.is_empty() || set.keys.len() > 16 {
+        return Err(RegistryError::field("jwks", "one to 16 keys"));
+    }
+    for key in &set.keys {
+        if matches!(key.algorithm, jsonwebtoken::jwk::AlgorithmParameters::OctetKey(_)) {
+            return Err(RegistryError::field("jwks", "public keys only: a symmetric key is a secret"));
+        }
+        jsonwebtoken::DecodingKey::from_jwk(key)
+            .map_err(|e| RegistryError::field("jwks", format!("unusable key: {e}")))?;
+    }
+    Ok(())
 }
 
 /// Each of `scopes` is one valid scope token (RFC 6749 §3.3).

@@ -1,6 +1,8 @@
 //! RFC 6749 §2.3 Client Authentication: `client_secret_basic` (§2.3.1, HTTP Basic with
-//! form-urlencoded id and secret), `client_secret_post` (secret in the body) and `none`
-//! (a public client names itself with `client_id`).
+//! form-urlencoded id and secret), `client_secret_post` (secret in the body), `none` (a
+//! public client names itself with `client_id`), and a JWT the client signs (RFC 7523 §2.2,
+//! §3; OIDC Core §9): `client_secret_jwt` (HMAC with its secret) and `private_key_jwt` (its
+//! registered keys), each `jti` accepted once. A client registered for a method uses it.
 
 use std::sync::Arc;
 
@@ -8,11 +10,17 @@ use axum::http::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+
 use super::Protocol;
 use super::params::Params;
+use super::profiles::{Endpoint, Profile};
+use crate::crypto::hash_secret;
 use crate::error::OAuthError;
-use crate::model::Client;
-use crate::storage::ClientContext;
+use crate::model::{Client, TokenEndpointAuthMethod, UsedAssertion};
+use crate::storage::{ClientContext, StorageError, write};
 
 pub struct Authenticated {
     pub client: Client,
@@ -27,6 +35,12 @@ pub async fn authenticate(
     params: &mut Params,
 ) -> Result<Authenticated, OAuthError> {
     let basic = basic_credentials(headers)?;
+    if params.get("client_assertion_type").is_some() || params.get("client_assertion").is_some() {
+        if basic.is_some() || params.get("client_secret").is_some() {
+            return Err(OAuthError::InvalidRequest("use one client authentication method, not two".into()));
+        }
+        return assertion(app, params).await;
+    }
     let body_secret = params.take("client_secret");
     let body_id = params.take("client_id");
     let used_basic = basic.is_some();
@@ -51,12 +65,149 @@ pub async fn authenticate(
     if client.is_expired(app.clock.now()) {
         return Err(fail());
     }
+    let method = client.doc.token_endpoint_auth_method;
+    let allowed = match method {
+        None => true,
+        Some(TokenEndpointAuthMethod::ClientSecretBasic) => used_basic || secret.is_none(),
+        Some(TokenEndpointAuthMethod::ClientSecretPost) => !used_basic,
+        Some(TokenEndpointAuthMethod::None) => secret.is_none(),
+        // Registered to sign its assertions: nothing else authenticates it.
+        Some(TokenEndpointAuthMethod::ClientSecretJwt | TokenEndpointAuthMethod::PrivateKeyJwt) => false,
+    };
+    if !allowed {
+        return Err(fail());
+    }
     match (&client.secret_hash, secret) {
         (Some(hash), Some(secret)) if crate::crypto::verify_secret(&secret, hash) => {}
-        (None, None) => {}
+        (None, None) if client.is_public() => {}
         _ => return Err(fail()),
     }
     Ok(Authenticated { client, context })
+}
+
+/// RFC 7523 §2.2: the only `client_assertion_type` this server takes.
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// The claims RFC 7523 §3 requires of a client assertion.
+#[derive(Debug, Deserialize)]
+struct AssertionClaims {
+    iss: String,
+    sub: String,
+    aud: Audience,
+    exp: i64,
+    jti: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// RFC 7523 §3: a JWT the client signed, whose `iss` and `sub` are its id, whose `aud` names
+/// this server, which has not expired and whose `jti` was not seen before.
+async fn assertion(app: &Protocol, params: &mut Params) -> Result<Authenticated, OAuthError> {
+    let fail = |why: &str| OAuthError::invalid_client(format!("client assertion: {why}"), false);
+    if params.get("client_assertion_type") != Some(JWT_BEARER) {
+        return Err(OAuthError::InvalidRequest(format!("`client_assertion_type` must be {JWT_BEARER}")));
+    }
+    let token = params.take("client_assertion").ok_or_else(|| fail("`client_assertion` is missing"))?;
+    if token.len() > crate::limits::MAX_CLIENT_ASSERTION_BYTES {
+        return Err(fail("too long"));
+    }
+    // Who it claims to be, read before the signature is checked, only to find the key.
+    let header = jsonwebtoken::decode_header(&token).map_err(|_| fail("not a JWT"))?;
+    let unverified = jsonwebtoken::dangerous::insecure_decode::<AssertionClaims>(&token)
+        .map_err(|_| fail("its claims are not RFC 7523's (iss, sub, aud, exp, jti)"))?
+        .claims;
+    let client_id = unverified.sub.clone();
+    if params.take("client_id").is_some_and(|id| id != client_id) {
+        return Err(OAuthError::InvalidRequest("`client_id` differs from the assertion's `sub`".into()));
+    }
+    let context = app.storage.client_context(&client_id).await?.ok_or_else(|| fail("unknown client"))?;
+    let client = context.client.clone();
+    if client.is_expired(app.clock.now()) {
+        return Err(fail("the client has expired"));
+    }
+    let keys: Vec<DecodingKey> = match client.doc.token_endpoint_auth_method {
+        Some(TokenEndpointAuthMethod::ClientSecretJwt) => {
+            if !matches!(header.alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+                return Err(fail("client_secret_jwt is signed with HS256, HS384 or HS512"));
+            }
+            let sealed = client.doc.sealed_secret.as_deref().ok_or_else(|| fail("the client has no secret"))?;
+            let secret =
+                app.keys.open_client_secret(&client.id, sealed).ok_or_else(|| fail("the client has no secret"))?;
+            vec![DecodingKey::from_secret(&secret)]
+        }
+        Some(TokenEndpointAuthMethod::PrivateKeyJwt) => {
+            if matches!(header.alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+                return Err(fail("private_key_jwt is signed with the client's private key"));
+            }
+            let set: JwkSet = client
+                .doc
+                .jwks
+                .clone()
+                .and_then(|j| serde_json::from_value(j).ok())
+                .ok_or_else(|| fail("the client has no keys"))?;
+            set.keys
+                .iter()
+                .filter(|k| header.kid.is_none() || k.common.key_id == header.kid)
+                .filter_map(|k| DecodingKey::from_jwk(k).ok())
+                .collect()
+        }
+        _ => return Err(fail("the client is not registered to authenticate with a JWT")),
+    };
+    let mut validation = Validation::new(header.alg);
+    validation.leeway = 5;
+    validation.validate_aud = false;
+    validation.set_required_spec_claims(&["iss", "sub", "aud", "exp", "jti"]);
+    validation.validate_exp = false;
+    let claims = keys
+        .iter()
+        .find_map(|key| jsonwebtoken::decode::<AssertionClaims>(&token, key, &validation).ok())
+        .ok_or_else(|| fail("the signature does not verify"))?
+        .claims;
+    if claims.iss != client.id || claims.sub != client.id {
+        return Err(fail("`iss` and `sub` must be the client's id"));
+    }
+    let audiences = match &claims.aud {
+        Audience::One(a) => std::slice::from_ref(a),
+        Audience::Many(a) => a.as_slice(),
+    };
+    if !audiences.iter().any(|a| names_this_server(app, a)) {
+        return Err(fail("`aud` must name this server (its issuer or the endpoint's URL)"));
+    }
+    let now = app.clock.now();
+    if claims.exp <= now {
+        return Err(fail("it has expired"));
+    }
+    if claims.exp > now + MAX_ASSERTION_LIFETIME {
+        return Err(fail("`exp` is too far ahead"));
+    }
+    // Item 7: a `jti` once per client, remembered until the assertion expires.
+    let seen = UsedAssertion { id: hash_secret(&format!("{}\n{}", client.id, claims.jti)), expires_at: claims.exp };
+    match app.storage.apply(vec![write::create(&seen)?]).await {
+        Ok(()) => {}
+        Err(StorageError::Conflict(_) | StorageError::Duplicate) => return Err(fail("its `jti` was already used")),
+        Err(e) => return Err(e.into()),
+    }
+    Ok(Authenticated { client, context })
+}
+
+/// The longest an assertion may live: a replayed `jti` is remembered that long at most.
+const MAX_ASSERTION_LIFETIME: i64 = 3600;
+
+/// An `aud` naming this server: its issuer, or one of its endpoints' URLs in any layout.
+fn names_this_server(app: &Protocol, aud: &str) -> bool {
+    let issuer = app.config.issuer();
+    if aud == issuer {
+        return true;
+    }
+    let Some(path) = aud.strip_prefix(issuer) else { return false };
+    [Profile::Native, Profile::Elma365, Profile::Datev, Profile::Deployteq]
+        .iter()
+        .any(|p| Endpoint::ALL.iter().any(|e| p.path(*e) == path))
 }
 
 /// `Authorization: Basic base64(urlencode(id):urlencode(secret))`, or none.

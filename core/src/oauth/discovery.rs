@@ -16,6 +16,11 @@ use crate::model::{GrantType, ResponseMode, ResponseType};
 
 use super::tokens::SERVER_SCOPES;
 
+/// What a client may sign its assertions with (RFC 7523): HMAC with its secret
+/// (`client_secret_jwt`), or its own key (`private_key_jwt`).
+const ASSERTION_ALGORITHMS: [&str; 11] =
+    ["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "EdDSA"];
+
 /// How long the scopes of the registered clients are reused before being read again.
 const SCOPES_TTL: Duration = Duration::from_secs(30);
 
@@ -77,10 +82,14 @@ pub async fn metadata(app: &App) -> Value {
         "grant_types_supported": GrantType::ALL.map(GrantType::as_str),
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [app.keys.signing_algorithm().name()],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "token_endpoint_auth_methods_supported":
+            ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt", "none"],
+        "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
         // RFC 7662 §2.1: only an authenticated (confidential) client may introspect.
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint_auth_methods_supported":
+            ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt"],
+        "revocation_endpoint_auth_methods_supported":
+            ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt", "none"],
         "code_challenge_methods_supported": ["S256", "plain"],
         "claims_supported": tokens::claims_supported(),
         "prompt_values_supported": ["none", "login", "consent", "select_account"],

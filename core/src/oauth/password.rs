@@ -26,7 +26,7 @@ pub async fn exchange(
     peer: IpAddr,
 ) -> Result<TokenResponse, OAuthError> {
     let client = &context.client;
-    if client.secret_hash.is_none() {
+    if client.is_public() {
         return Err(OAuthError::UnauthorizedClient("a public client may not use the password grant".into()));
     }
     params.check_lengths(PASSWORD_GRANT_PARAMETERS)?;
