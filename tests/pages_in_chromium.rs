@@ -91,6 +91,29 @@ impl Chromium {
         self.client.find(Locator::Css(css)).await.unwrap().send_keys(value).await.unwrap();
     }
 
+    /// The element once the page shows it: a click that submits a form returns before the
+    /// next page has loaded.
+    async fn wait_for(&self, css: &str) -> fantoccini::elements::Element {
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(15))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css} never appeared: {e}"))
+    }
+
+    /// The current URL once it starts with `prefix`.
+    async fn wait_for_url(&self, prefix: &str) -> url::Url {
+        for _ in 0..150 {
+            let url = self.client.current_url().await.unwrap();
+            if url.as_str().starts_with(prefix) {
+                return url::Url::parse(url.as_str()).unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("never reached {prefix}");
+    }
+
     async fn click(&self, css: &str) {
         self.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).click().await.unwrap();
     }
@@ -162,6 +185,7 @@ async fn sign_in_consent_and_revoke_a_connection_in_chromium() {
     browser.fill("input[name=username]", "olga").await;
     browser.fill("input[name=password]", "olga password 1").await;
     browser.click("button[type=submit]").await;
+    browser.wait_for("button[name=decision]").await;
 
     // The consent page names the application, shows its icon and description.
     let page = browser.client.source().await.unwrap();
@@ -169,7 +193,7 @@ async fn sign_in_consent_and_revoke_a_connection_in_chromium() {
     let img = browser.client.find(Locator::Css("img")).await.expect("the application's icon");
     assert_eq!(img.attr("src").await.unwrap().as_deref(), Some(icon));
     browser.click("button[name=decision][value=allow]").await;
-    let back = url::Url::parse(browser.client.current_url().await.unwrap().as_str()).unwrap();
+    let back = browser.wait_for_url(&redirect).await;
     assert!(back.as_str().starts_with(&redirect), "{back}");
     let code = support::query(&back, "code").expect("a code");
     let (status, tokens) = server.redeem((client_id, secret), &code, &redirect).await;
@@ -189,7 +213,7 @@ async fn sign_in_consent_and_revoke_a_connection_in_chromium() {
 
     // Revoking it: the page says so, the list no longer has it, and its tokens are dead.
     browser.click(&format!("{item} button[name=revoke]")).await;
-    assert!(browser.text("#revoked").await.contains("Заявки"));
+    assert!(browser.wait_for("#revoked").await.text().await.unwrap().contains("Заявки"));
     assert!(browser.client.find(Locator::Css(&item)).await.is_err(), "gone from the list");
     let (status, body) = server
         .form("/token", &[("grant_type", "refresh_token"), ("refresh_token", refresh)], Some((client_id, secret)))
@@ -212,13 +236,13 @@ async fn the_connections_page_signs_in_in_the_browsers_language() {
     browser.fill("input[name=username]", "hans").await;
     browser.fill("input[name=password]", "wrong password").await;
     browser.click("button[type=submit]").await;
-    assert!(browser.client.find(Locator::Css("[role=alert]")).await.is_ok(), "a failed sign-in says so");
+    browser.wait_for("[role=alert]").await;
     browser.fill("input[name=username]", "hans").await;
     browser.fill("input[name=password]", "hans password 1").await;
     browser.click("button[type=submit]").await;
+    browser.wait_for("#no-connections").await;
     let url = browser.client.current_url().await.unwrap();
     assert!(url.path().ends_with("/account/connections"), "{url}");
-    assert!(browser.client.find(Locator::Css("#no-connections")).await.is_ok(), "nothing connected yet");
     browser.close().await;
 }
 
