@@ -1142,3 +1142,107 @@ async fn clients_authenticate_with_jwts_they_sign_once() {
         assert_eq!((status, v["field"].as_str()), (StatusCode::BAD_REQUEST, Some(field)), "{body}: {v}");
     }
 }
+
+#[tokio::test]
+async fn pushed_authorization_requests_are_used_once_and_can_be_required() {
+    let server = TestServer::start().await;
+    server.user("pat", "pat password 1").await;
+    let (id, secret) = server
+        .client(json!({"name": "pushy", "redirect_uris": [REDIRECT], "scopes": ["openid", "email"],
+                       "require_pushed_authorization_requests": true}))
+        .await;
+    let secret = secret.unwrap();
+    let meta: Value =
+        server.http.get(server.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(meta["pushed_authorization_request_endpoint"], server.url("/par"));
+    let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    let request = [
+        ("response_type", "code"),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid email"),
+        ("state", "pushed-state"),
+        ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+        ("code_challenge_method", "S256"),
+    ];
+    let (status, pushed) = server.form("/par", &request, Some((&id, &secret))).await;
+    assert_eq!(status, StatusCode::CREATED, "{pushed}");
+    assert_eq!(pushed["expires_in"], 90);
+    let request_uri = pushed["request_uri"].as_str().unwrap().to_owned();
+    assert!(request_uri.starts_with("urn:ietf:params:oauth:request_uri:"));
+
+    // The authorization request names only the client and the request_uri.
+    let authorize = |request_uri: &str, client: &str| {
+        let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
+        url.query_pairs_mut().extend_pairs([("client_id", client), ("request_uri", request_uri)]);
+        url
+    };
+    let browser = Browser::new();
+    let back = browser.authorize(authorize(&request_uri, &id).as_str(), "pat", "pat password 1").await;
+    assert_eq!(query(&back, "state").as_deref(), Some("pushed-state"));
+    let code = query(&back, "code").expect("a code");
+    let (status, body) = server
+        .form(
+            "/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("code_verifier", verifier),
+                ("redirect_uri", REDIRECT),
+            ],
+            Some((&id, &secret)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Used once; unknown and foreign request URIs are shown on a page, never redirected.
+    for (uri, client, error) in [
+        (request_uri.as_str(), id.as_str(), "invalid_request_uri"),
+        ("urn:ietf:params:oauth:request_uri:nothing-here", id.as_str(), "invalid_request_uri"),
+        ("https://rp.example.com/request.jwt", id.as_str(), "invalid_request_uri"),
+    ] {
+        let r = browser.get(authorize(uri, client).as_str()).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{uri}");
+        assert!(r.headers().get("location").is_none());
+        assert!(r.text().await.unwrap().contains(error), "{uri}");
+    }
+    // Pushed by one client, named by another.
+    let (status, pushed) = server.form("/par", &request, Some((&id, &secret))).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (other, _) = server.client(json!({"name": "other", "redirect_uris": [REDIRECT]})).await;
+    let r = browser.get(authorize(pushed["request_uri"].as_str().unwrap(), &other).as_str()).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    // A client registered to push may not send its request directly.
+    let mut direct = url::Url::parse(&server.url("/authorize")).unwrap();
+    direct.query_pairs_mut().extend_pairs(request.iter().copied().chain([("client_id", id.as_str())]));
+    let r = browser.get(direct.as_str()).await;
+    let back = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    assert_eq!(query(&back, "error").as_deref(), Some("invalid_request"));
+
+    // The endpoint checks the request as the authorization endpoint would, and the client.
+    for (pairs, client, status, error) in [
+        (
+            vec![("response_type", "code"), ("redirect_uri", "https://evil.example.com/")],
+            (id.as_str(), secret.as_str()),
+            400,
+            "invalid_request",
+        ),
+        (vec![("redirect_uri", REDIRECT)], (id.as_str(), secret.as_str()), 400, "invalid_request"),
+        (
+            vec![("response_type", "code"), ("request_uri", "urn:x")],
+            (id.as_str(), secret.as_str()),
+            400,
+            "invalid_request",
+        ),
+        (
+            vec![("response_type", "code"), ("request", "a.b.c")],
+            (id.as_str(), secret.as_str()),
+            400,
+            "request_not_supported",
+        ),
+        (vec![("response_type", "code")], (id.as_str(), "wrong"), 401, "invalid_client"),
+    ] {
+        let (got, v) = server.form("/par", &pairs, Some(client)).await;
+        assert_eq!((got.as_u16(), v["error"].as_str()), (status, Some(error)), "{pairs:?}: {v}");
+    }
+}

@@ -56,6 +56,12 @@ pub enum OAuthError {
     TooManyAttempts(String),
     #[error("{0}")]
     NotFound(String),
+    /// OIDC Core §6.2, RFC 9126 §4: a `request_uri` that is unknown, used or expired.
+    #[error("{0}")]
+    InvalidRequestUri(String),
+    /// OIDC Core §3.1.2.6: the `request` parameter (a request object) is not taken.
+    #[error("{0}")]
+    RequestNotSupported(String),
 }
 
 impl OAuthError {
@@ -78,6 +84,8 @@ impl OAuthError {
             // RFC 6749 §4.1.2.1 has no code of its own for throttling; this is the nearest.
             Self::TemporarilyUnavailable(_) | Self::TooManyAttempts(_) => "temporarily_unavailable",
             Self::NotFound(_) => "not_found",
+            Self::InvalidRequestUri(_) => "invalid_request_uri",
+            Self::RequestNotSupported(_) => "request_not_supported",
         }
     }
 

@@ -294,6 +294,9 @@ enum ClientCommand {
         /// The client's public keys as a JWK Set (JSON), for `private_key_jwt`.
         #[arg(long, value_parser = json_value)]
         jwks: Option<serde_json::Value>,
+        /// Its authorization requests must be pushed first (RFC 9126).
+        #[arg(long)]
+        require_pushed_authorization_requests: bool,
         #[arg(long = "scope")]
         scopes: Vec<String>,
         /// A public client (no secret; PKCE required).
@@ -391,6 +394,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     response_types,
                     token_endpoint_auth_method,
                     jwks,
+                    require_pushed_authorization_requests,
                     scopes,
                     public,
                     skip_consent,
@@ -406,6 +410,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                         response_types,
                         token_endpoint_auth_method,
                         jwks,
+                        require_pushed_authorization_requests,
                         scopes,
                         public,
                         skip_consent,

@@ -89,6 +89,8 @@ pub struct ClientDocument {
     /// For `client_secret_jwt`, whose HMAC needs the secret itself: the secret sealed with
     /// the server's encryption key (base64), never in the clear.
     pub sealed_secret: Option<String>,
+    /// Its authorization requests must be pushed first (RFC 9126 §6).
+    pub require_pushed_authorization_requests: bool,
 }
 
 /// A client authentication method (RFC 6749 §2.3.1, OIDC Core §9, RFC 7523 §2.2).
@@ -555,6 +557,18 @@ impl ResponseMode {
     pub fn default_for(response_type: ResponseType) -> Self {
         if response_type.returns_tokens() { Self::Fragment } else { Self::Query }
     }
+}
+
+/// A pushed authorization request (RFC 9126 §2): its parameters, as the client sent them,
+/// until its `request_uri` is used once or expires. The id is SHA-256 of the `request_uri`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PushedRequest {
+    pub id: String,
+    pub client_id: String,
+    /// The authorization request's parameters, form-urlencoded.
+    pub parameters: String,
+    pub expires_at: i64,
 }
 
 /// A client assertion's `jti` seen (RFC 7523 §3, item 7): until the assertion expires, the

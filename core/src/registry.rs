@@ -80,6 +80,9 @@ pub struct NewClient {
     pub token_endpoint_auth_method: Option<String>,
     /// The client's public keys, a JWK Set, for `private_key_jwt`.
     pub jwks: Option<serde_json::Value>,
+    /// Its authorization requests must come through the pushed authorization request
+    /// endpoint (RFC 9126).
+    pub require_pushed_authorization_requests: bool,
 }
 
 /// What registration returns: the secret appears here once and is never stored.
@@ -252,6 +255,7 @@ pub(crate) fn new_client(new: NewClient) -> Result<(Client, Option<String>), Reg
             token_endpoint_auth_method: method,
             jwks,
             sealed_secret: None,
+            require_pushed_authorization_requests: new.require_pushed_authorization_requests,
         },
     };
     Ok((client, secret))

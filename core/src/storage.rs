@@ -124,6 +124,7 @@ kind!(RevokedAccessToken, "revoked-access-token", |r| id: &r.jti, expires: Some(
 kind!(SigningKeyRecord, "signing-key", |k| id: &k.kid);
 kind!(Session, "session", |s| id: &s.hash, keys: vec![("user", s.user_id.clone())], expires: Some(s.expires_at));
 kind!(Interaction, "interaction", |i| id: &i.id, expires: Some(i.expires_at));
+kind!(PushedRequest, "pushed-request", |p| id: &p.id, expires: Some(p.expires_at));
 kind!(UsedAssertion, "used-client-assertion", |a| id: &a.id, expires: Some(a.expires_at));
 
 /// The record that makes a username unique: created in the same group as its user.

@@ -78,13 +78,24 @@ async fn authorize(app: App, headers: HeaderMap, raw: Vec<u8>) -> Response {
         Ok(p) => p,
         Err(e) => return error_page(&app, &headers, None, &[], e),
     };
+    // RFC 9126 §4: a pushed request's parameters, named by its `request_uri`. Until they are
+    // read there is no checked redirect URI: a bad `request_uri` is shown on a page.
+    let pushed = params.get("request_uri").is_some();
+    let params = if pushed {
+        match super::pushed_authorization::take(&app, &params).await {
+            Ok(p) => p,
+            Err(e) => return error_page(&app, &headers, None, &ui_locales(&params), e),
+        }
+    } else {
+        params
+    };
     let (context, base) = match validate_client(&app, &params).await {
         Ok(v) => v,
         Err(PageError(e, client)) => {
             return error_page(&app, &headers, client.as_ref(), &ui_locales(&params), e);
         }
     };
-    let request = match validate_request(&context, base.clone(), &params) {
+    let request = match validate_request(&context, base.clone(), &params, pushed) {
         Ok(r) => r,
         Err(e) => return redirect_error(&app, &e, &base),
     };
@@ -155,10 +166,17 @@ async fn validate_client(
     Ok((context, request))
 }
 
+/// RFC 9126 §2.1: a pushed request is checked as the authorization endpoint checks one.
+pub(super) async fn check(app: &App, params: &Params) -> Result<(), OAuthError> {
+    let (context, base) = validate_client(app, params).await.map_err(|PageError(e, _)| e)?;
+    validate_request(&context, base, params, true).map(|_| ())
+}
+
 fn validate_request(
     context: &ClientContext,
     mut r: AuthorizationRequest,
     params: &Params,
+    pushed: bool,
 ) -> Result<AuthorizationRequest, OAuthError> {
     let client = &context.client;
     // Everything kept with the interaction or the code is bounded, before anything is stored.
@@ -182,10 +200,12 @@ fn validate_request(
         None => ResponseMode::default_for(response_type),
     };
     if params.get("request").is_some() {
-        return Err(OAuthError::InvalidRequest("request objects are not supported".into()));
+        return Err(OAuthError::RequestNotSupported("request objects are not supported".into()));
     }
-    if params.get("request_uri").is_some() {
-        return Err(OAuthError::InvalidRequest("request_uri is not supported".into()));
+    if context.client.doc.require_pushed_authorization_requests && !pushed {
+        return Err(OAuthError::InvalidRequest(
+            "this client pushes its authorization requests first (RFC 9126): send `request_uri`".into(),
+        ));
     }
     if response_type.code && !client.allows_grant(GrantType::AuthorizationCode) {
         return Err(OAuthError::UnauthorizedClient("this client may not use the authorization code grant".into()));

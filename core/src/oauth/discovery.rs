@@ -96,7 +96,9 @@ pub async fn metadata(app: &App) -> Value {
         "ui_locales_supported": locales,
         "claims_parameter_supported": false,
         "request_parameter_supported": false,
+        // `request_uri` is taken from the pushed authorization request endpoint only (RFC 9126).
         "request_uri_parameter_supported": false,
+        "require_pushed_authorization_requests": false,
         "authorization_response_iss_parameter_supported": true,
     });
     if let Some(map) = metadata.as_object_mut() {

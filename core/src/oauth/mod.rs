@@ -14,6 +14,7 @@ pub mod params;
 pub mod password;
 pub mod pkce;
 pub mod profiles;
+pub mod pushed_authorization;
 pub mod refresh_token;
 pub mod revocation;
 pub mod scope_policy;
@@ -65,6 +66,7 @@ fn handlers(endpoint: Endpoint) -> MethodRouter<App> {
         Endpoint::Userinfo => get(userinfo::get).post(userinfo::post),
         Endpoint::Introspection => post(introspection::introspect),
         Endpoint::Revocation => post(revocation::revoke),
+        Endpoint::PushedAuthorization => post(pushed_authorization::push),
     }
 }
 

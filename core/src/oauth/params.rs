@@ -35,6 +35,15 @@ impl Params {
         self.0.remove(key)
     }
 
+    pub fn insert(&mut self, key: &str, value: String) {
+        self.0.insert(key.to_owned(), value);
+    }
+
+    /// The parameters form-urlencoded again (in no particular order).
+    pub fn encode(&self) -> String {
+        form_urlencoded::Serializer::new(String::new()).extend_pairs(self.0.iter()).finish()
+    }
+
     /// Refuses any of the named parameters longer than its bound, in bytes.
     pub fn check_lengths(&self, limits: &[(&str, usize)]) -> Result<(), OAuthError> {
         for (key, max) in limits {

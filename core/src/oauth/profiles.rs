@@ -17,11 +17,19 @@ pub enum Endpoint {
     Introspection,
     /// RFC 7009.
     Revocation,
+    /// RFC 9126.
+    PushedAuthorization,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 5] =
-        [Self::Authorization, Self::Token, Self::Userinfo, Self::Introspection, Self::Revocation];
+    pub const ALL: [Endpoint; 6] = [
+        Self::Authorization,
+        Self::Token,
+        Self::Userinfo,
+        Self::Introspection,
+        Self::Revocation,
+        Self::PushedAuthorization,
+    ];
 
     /// Its name in authorization server metadata (RFC 8414 §2, OIDC Discovery §3).
     pub fn metadata_name(self) -> &'static str {
@@ -31,6 +39,7 @@ impl Endpoint {
             Self::Userinfo => "userinfo_endpoint",
             Self::Introspection => "introspection_endpoint",
             Self::Revocation => "revocation_endpoint",
+            Self::PushedAuthorization => "pushed_authorization_request_endpoint",
         }
     }
 }
@@ -68,22 +77,26 @@ impl Profile {
             (Self::Native, Userinfo) => "/userinfo",
             (Self::Native, Introspection) => "/introspect",
             (Self::Native, Revocation) => "/revoke",
+            (Self::Native, PushedAuthorization) => "/par",
             (Self::Elma365, Authorization) => "/api/o/oauth/v2/authorize",
             (Self::Elma365, Token) => "/api/o/oauth/v2/token",
             (Self::Elma365, Userinfo) => "/api/o/oauth/v2/userinfo",
             (Self::Elma365, Introspection) => "/api/o/oauth/v2/introspect",
             (Self::Elma365, Revocation) => "/api/o/oauth/v2/revoke",
+            (Self::Elma365, PushedAuthorization) => "/api/o/oauth/v2/par",
             (Self::Datev, Authorization) => "/connect/authorize",
             (Self::Datev, Token) => "/connect/token",
             (Self::Datev, Userinfo) => "/connect/userinfo",
             (Self::Datev, Introspection) => "/connect/introspect",
             (Self::Datev, Revocation) => "/connect/revocation",
+            (Self::Datev, PushedAuthorization) => "/connect/par",
             (Self::Deployteq, Authorization) => "/oauth2/auth",
             (Self::Deployteq, Token) => "/oauth2/token",
             // Hydra serves userinfo at the root, as Portcullis does.
             (Self::Deployteq, Userinfo) => "/userinfo",
             (Self::Deployteq, Introspection) => "/oauth2/introspect",
             (Self::Deployteq, Revocation) => "/oauth2/revoke",
+            (Self::Deployteq, PushedAuthorization) => "/oauth2/par",
         }
     }
 }
