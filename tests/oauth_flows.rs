@@ -1238,11 +1238,104 @@ async fn pushed_authorization_requests_are_used_once_and_can_be_required() {
             vec![("response_type", "code"), ("request", "a.b.c")],
             (id.as_str(), secret.as_str()),
             400,
-            "request_not_supported",
+            "invalid_request_object",
         ),
         (vec![("response_type", "code")], (id.as_str(), "wrong"), 401, "invalid_client"),
     ] {
         let (got, v) = server.form("/par", &pairs, Some(client)).await;
         assert_eq!((got.as_u16(), v["error"].as_str()), (status, Some(error)), "{pairs:?}: {v}");
     }
+}
+
+#[tokio::test]
+async fn request_objects_are_verified_and_win_over_the_query() {
+    use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+
+    let server = TestServer::start().await;
+    server.user("rita", "rita password 1").await;
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+    let public = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap().public_key().as_ref().to_vec();
+    let jwk = json!({"kty": "OKP", "crv": "Ed25519", "kid": "rp-1", "x": URL_SAFE_NO_PAD.encode(public)});
+    let (status, v) = server
+        .admin_post(
+            "/admin/v1/clients",
+            json!({"name": "signed requests", "redirect_uris": [REDIRECT],
+                    "scopes": ["openid", "email"], "response_types": ["code", "id_token"],
+                    "token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": [jwk]}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let id = v["client_id"].as_str().unwrap().to_owned();
+    let key = EncodingKey::from_ed_der(pkcs8.as_ref());
+    let now = portcullis::model::now();
+    let sign = |claims: Value, key: &EncodingKey| {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some("rp-1".into());
+        encode(&header, &claims, key).unwrap()
+    };
+    let object = |overrides: Value| {
+        let mut claims = json!({"iss": id, "aud": server.issuer, "exp": now + 300, "client_id": id,
+                                "response_type": "id_token", "redirect_uri": REDIRECT, "scope": "openid email",
+                                "state": "from-the-object", "nonce": "object-nonce"});
+        for (k, v) in overrides.as_object().unwrap() {
+            claims[k] = v.clone();
+        }
+        claims
+    };
+    let authorize = |request: &str, extra: &[(&str, &str)]| {
+        let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
+        url.query_pairs_mut().extend_pairs([
+            ("client_id", id.as_str()),
+            ("response_type", "id_token"),
+            ("scope", "openid"),
+            ("state", "from-the-query"),
+            ("request", request),
+        ]);
+        url.query_pairs_mut().extend_pairs(extra);
+        url
+    };
+
+    // Signed with the client's registered key: its parameters are the request's.
+    let browser = Browser::new();
+    let back =
+        browser.authorize(authorize(&sign(object(json!({})), &key), &[]).as_str(), "rita", "rita password 1").await;
+    let f = fragment(&back);
+    assert_eq!(f["state"], "from-the-object", "the object's parameters win");
+    let (_, claims) = server.verify_jwt(&f["id_token"], Some(&id)).await;
+    assert_eq!(claims["nonce"], "object-nonce");
+    assert_eq!(claims["email"], "rita@example.com", "the object's scope, not the query's");
+
+    // Each refused on a page with invalid_request_object (no redirect URI is trusted yet).
+    let stranger = EncodingKey::from_ed_der(Ed25519KeyPair::generate_pkcs8(&rng).unwrap().as_ref());
+    let unsigned = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#),
+        URL_SAFE_NO_PAD.encode(object(json!({})).to_string())
+    );
+    for (why, request) in [
+        ("another key", sign(object(json!({})), &stranger)),
+        ("unsigned", unsigned),
+        ("another issuer", sign(object(json!({"iss": "someone-else"})), &key)),
+        ("another audience", sign(object(json!({"aud": "https://elsewhere.example.com"})), &key)),
+        ("expired", sign(object(json!({"exp": now - 10})), &key)),
+        ("another response_type", sign(object(json!({"response_type": "code"})), &key)),
+        ("nested", sign(object(json!({"request": "x"})), &key)),
+    ] {
+        let r = browser.get(authorize(&request, &[]).as_str()).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{why}");
+        assert!(r.headers().get("location").is_none(), "{why}");
+        assert!(r.text().await.unwrap().contains("invalid_request_object"), "{why}");
+    }
+    let r = browser.get(authorize(&sign(object(json!({})), &key), &[("request_uri", "urn:x")]).as_str()).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "request and request_uri together");
+    // A client with no keys or sealed secret cannot sign a request object.
+    let (plain, _) = server.client(json!({"name": "plain", "redirect_uris": [REDIRECT]})).await;
+    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
+    url.query_pairs_mut().extend_pairs([("client_id", plain.as_str()), ("request", &sign(object(json!({})), &key))]);
+    let r = browser.get(url.as_str()).await;
+    assert!(r.text().await.unwrap().contains("invalid_request_object"));
 }

@@ -59,9 +59,9 @@ pub enum OAuthError {
     /// OIDC Core §6.2, RFC 9126 §4: a `request_uri` that is unknown, used or expired.
     #[error("{0}")]
     InvalidRequestUri(String),
-    /// OIDC Core §3.1.2.6: the `request` parameter (a request object) is not taken.
+    /// OIDC Core §3.1.2.6: a request object that does not verify or says something invalid.
     #[error("{0}")]
-    RequestNotSupported(String),
+    InvalidRequestObject(String),
 }
 
 impl OAuthError {
@@ -85,7 +85,7 @@ impl OAuthError {
             Self::TemporarilyUnavailable(_) | Self::TooManyAttempts(_) => "temporarily_unavailable",
             Self::NotFound(_) => "not_found",
             Self::InvalidRequestUri(_) => "invalid_request_uri",
-            Self::RequestNotSupported(_) => "request_not_supported",
+            Self::InvalidRequestObject(_) => "invalid_request_object",
         }
     }
 

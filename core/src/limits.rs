@@ -56,6 +56,9 @@ pub const PASSWORD_GRANT_PARAMETERS: &[(&str, usize)] = &[("username", 512), ("p
 /// The longest client assertion (RFC 7523) read, in bytes.
 pub const MAX_CLIENT_ASSERTION_BYTES: usize = 8 * 1024;
 
+/// The longest request object (OIDC Core §6.1) read, in bytes.
+pub const MAX_REQUEST_OBJECT_BYTES: usize = 16 * 1024;
+
 /// Shortest accepted `server.admin_token`, in characters.
 pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
 

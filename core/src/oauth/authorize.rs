@@ -89,6 +89,11 @@ async fn authorize(app: App, headers: HeaderMap, raw: Vec<u8>) -> Response {
     } else {
         params
     };
+    // OIDC Core §6.1: a request object's parameters, over those of the query.
+    let params = match super::request_object::expand(&app, params).await {
+        Ok(p) => p,
+        Err((e, ui_locales)) => return error_page(&app, &headers, None, &ui_locales, e),
+    };
     let (context, base) = match validate_client(&app, &params).await {
         Ok(v) => v,
         Err(PageError(e, client)) => {
@@ -199,9 +204,6 @@ fn validate_request(
             .ok_or_else(|| OAuthError::InvalidRequest(format!("response_mode `{mode}` is not supported")))?,
         None => ResponseMode::default_for(response_type),
     };
-    if params.get("request").is_some() {
-        return Err(OAuthError::RequestNotSupported("request objects are not supported".into()));
-    }
     if context.client.doc.require_pushed_authorization_requests && !pushed {
         return Err(OAuthError::InvalidRequest(
             "this client pushes its authorization requests first (RFC 9126): send `request_uri`".into(),

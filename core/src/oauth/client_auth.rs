@@ -130,34 +130,7 @@ async fn assertion(app: &Protocol, params: &mut Params) -> Result<Authenticated,
     if client.is_expired(app.clock.now()) {
         return Err(fail("the client has expired"));
     }
-    let keys: Vec<DecodingKey> = match client.doc.token_endpoint_auth_method {
-        Some(TokenEndpointAuthMethod::ClientSecretJwt) => {
-            if !matches!(header.alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
-                return Err(fail("client_secret_jwt is signed with HS256, HS384 or HS512"));
-            }
-            let sealed = client.doc.sealed_secret.as_deref().ok_or_else(|| fail("the client has no secret"))?;
-            let secret =
-                app.keys.open_client_secret(&client.id, sealed).ok_or_else(|| fail("the client has no secret"))?;
-            vec![DecodingKey::from_secret(&secret)]
-        }
-        Some(TokenEndpointAuthMethod::PrivateKeyJwt) => {
-            if matches!(header.alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
-                return Err(fail("private_key_jwt is signed with the client's private key"));
-            }
-            let set: JwkSet = client
-                .doc
-                .jwks
-                .clone()
-                .and_then(|j| serde_json::from_value(j).ok())
-                .ok_or_else(|| fail("the client has no keys"))?;
-            set.keys
-                .iter()
-                .filter(|k| header.kid.is_none() || k.common.key_id == header.kid)
-                .filter_map(|k| DecodingKey::from_jwk(k).ok())
-                .collect()
-        }
-        _ => return Err(fail("the client is not registered to authenticate with a JWT")),
-    };
+    let keys = verification_keys(app, &client, header.alg, header.kid.as_deref()).map_err(fail)?;
     let mut validation = Validation::new(header.alg);
     validation.leeway = 5;
     validation.validate_aud = false;
@@ -193,6 +166,40 @@ async fn assertion(app: &Protocol, params: &mut Params) -> Result<Authenticated,
         Err(e) => return Err(e.into()),
     }
     Ok(Authenticated { client, context })
+}
+
+/// The keys a JWT the client signed with `alg` verifies against: its secret, for a
+/// `client_secret_jwt` client and an HMAC; a key of its registered JWK Set (the one named
+/// `kid`, if named), for a `private_key_jwt` client and anything else. Or why there are none.
+pub(super) fn verification_keys(
+    app: &Protocol,
+    client: &Client,
+    alg: Algorithm,
+    kid: Option<&str>,
+) -> Result<Vec<DecodingKey>, &'static str> {
+    let hmac = matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512);
+    match client.doc.token_endpoint_auth_method {
+        Some(TokenEndpointAuthMethod::ClientSecretJwt) if hmac => {
+            let sealed = client.doc.sealed_secret.as_deref().ok_or("the client has no secret")?;
+            let secret = app.keys.open_client_secret(&client.id, sealed).ok_or("the client has no secret")?;
+            Ok(vec![DecodingKey::from_secret(&secret)])
+        }
+        Some(TokenEndpointAuthMethod::ClientSecretJwt) => {
+            Err("a client_secret_jwt client signs with HS256, HS384 or HS512")
+        }
+        Some(TokenEndpointAuthMethod::PrivateKeyJwt) if !hmac => {
+            let set: JwkSet =
+                client.doc.jwks.clone().and_then(|j| serde_json::from_value(j).ok()).ok_or("the client has no keys")?;
+            Ok(set
+                .keys
+                .iter()
+                .filter(|k| kid.is_none() || k.common.key_id.as_deref() == kid)
+                .filter_map(|k| DecodingKey::from_jwk(k).ok())
+                .collect())
+        }
+        Some(TokenEndpointAuthMethod::PrivateKeyJwt) => Err("a private_key_jwt client signs with its private key"),
+        _ => Err("the client has no secret or keys registered to sign with"),
+    }
 }
 
 /// The longest an assertion may live: a replayed `jti` is remembered that long at most.

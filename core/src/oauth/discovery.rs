@@ -95,7 +95,8 @@ pub async fn metadata(app: &App) -> Value {
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "ui_locales_supported": locales,
         "claims_parameter_supported": false,
-        "request_parameter_supported": false,
+        "request_parameter_supported": true,
+        "request_object_signing_alg_values_supported": ASSERTION_ALGORITHMS,
         // `request_uri` is taken from the pushed authorization request endpoint only (RFC 9126).
         "request_uri_parameter_supported": false,
         "require_pushed_authorization_requests": false,

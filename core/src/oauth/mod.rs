@@ -16,6 +16,7 @@ pub mod pkce;
 pub mod profiles;
 pub mod pushed_authorization;
 pub mod refresh_token;
+pub mod request_object;
 pub mod revocation;
 pub mod scope_policy;
 pub mod session;

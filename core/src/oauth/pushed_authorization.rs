@@ -53,6 +53,8 @@ async fn handle(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<(String, 
         return Err(OAuthError::InvalidRequest("a pushed request cannot carry `request_uri`".into()));
     }
     params.insert("client_id", client.id.clone());
+    // §3: a request object may be pushed too; it is opened here, and what is kept is plain.
+    let params = super::request_object::expand(app, params).await.map_err(|(e, _)| e)?;
     // §2.1: checked as the authorization endpoint would, errors answered here.
     authorize::check(app, &params).await?;
     let request_uri = format!("{REQUEST_URI_PREFIX}{}", random_token(32));

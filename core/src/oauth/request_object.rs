@@ -1,0 +1,97 @@
+//! OIDC Core §6.1 Passing a Request Object by Value: an authorization request's parameters
+//! as a JWT the client signed, in `request`. It is signed with a key of the client's JWK Set
+//! (a `private_key_jwt` client) or with HMAC and the client's secret (a `client_secret_jwt`
+//! client, whose secret the server can open); an unsigned one (`alg: none`) is never taken.
+//! §6.3: its parameters win over the query's; `client_id` and `response_type`, where both
+//! give them, must agree.
+
+use jsonwebtoken::Validation;
+use serde_json::{Map, Value};
+
+use super::Protocol;
+use super::client_auth::verification_keys;
+use super::params::{Params, words};
+use crate::error::OAuthError;
+use crate::limits::MAX_REQUEST_OBJECT_BYTES;
+
+/// Claims of the JWT itself, not parameters of the request.
+const JWT_CLAIMS: &[&str] = &["iss", "aud", "exp", "iat", "nbf", "jti"];
+
+/// `params` with its `request` object's parameters laid over them; unchanged without one.
+/// An error comes with the `ui_locales` to show it in (no redirect URI is trusted yet).
+pub async fn expand(app: &Protocol, mut params: Params) -> Result<Params, (OAuthError, Vec<String>)> {
+    let Some(jwt) = params.take("request") else { return Ok(params) };
+    let locales = words(params.get("ui_locales"));
+    open(app, &params, &jwt)
+        .await
+        .map(|claims| {
+            for (name, value) in claims {
+                let value = match value {
+                    Value::String(s) => s,
+                    Value::Null => continue,
+                    // `claims` (OIDC Core §5.5) and any other structured value, as JSON text.
+                    other => other.to_string(),
+                };
+                params.insert(&name, value);
+            }
+            params
+        })
+        .map_err(|e| (e, locales))
+}
+
+async fn open(app: &Protocol, params: &Params, jwt: &str) -> Result<Map<String, Value>, OAuthError> {
+    let bad = |why: &str| OAuthError::InvalidRequestObject(format!("request object: {why}"));
+    if params.get("request_uri").is_some() {
+        return Err(OAuthError::InvalidRequest("send `request` or `request_uri`, not both".into()));
+    }
+    if jwt.len() > MAX_REQUEST_OBJECT_BYTES {
+        return Err(bad("too long"));
+    }
+    // OAuth 2.0 still needs `client_id` outside (§6.1): it says whose keys to verify with.
+    let client_id = params.required("client_id")?;
+    let header = jsonwebtoken::decode_header(jwt).map_err(|_| bad("not a signed JWT (unsigned ones are refused)"))?;
+    let context = app.storage.client_context(client_id).await?.ok_or_else(|| bad("unknown client"))?;
+    let keys = verification_keys(app, &context.client, header.alg, header.kid.as_deref()).map_err(bad)?;
+    let mut validation = Validation::new(header.alg);
+    validation.required_spec_claims.clear();
+    validation.validate_exp = false;
+    validation.validate_aud = false;
+    let claims = keys
+        .iter()
+        .find_map(|key| jsonwebtoken::decode::<Map<String, Value>>(jwt, key, &validation).ok())
+        .ok_or_else(|| bad("the signature does not verify"))?
+        .claims;
+    let issuer = app.config.issuer();
+    let now = app.clock.now();
+    if claims.get("iss").is_some_and(|iss| iss != client_id) {
+        return Err(bad("`iss` must be the client's id"));
+    }
+    if let Some(aud) = claims.get("aud") {
+        let named = match aud {
+            Value::String(a) => a == issuer,
+            Value::Array(a) => a.iter().any(|a| a == issuer),
+            _ => false,
+        };
+        if !named {
+            return Err(bad("`aud` must be this server's issuer"));
+        }
+    }
+    if claims.get("exp").and_then(Value::as_i64).is_some_and(|exp| exp <= now) {
+        return Err(bad("it has expired"));
+    }
+    if claims.get("nbf").and_then(Value::as_i64).is_some_and(|nbf| nbf > now + 5) {
+        return Err(bad("it is not valid yet"));
+    }
+    if claims.get("client_id").is_some_and(|c| c != client_id) {
+        return Err(bad("its `client_id` differs from the request's"));
+    }
+    if let (Some(inside), Some(outside)) = (claims.get("response_type"), params.get("response_type"))
+        && inside != outside
+    {
+        return Err(bad("its `response_type` differs from the request's"));
+    }
+    if claims.contains_key("request") || claims.contains_key("request_uri") {
+        return Err(bad("a request object cannot hold another"));
+    }
+    Ok(claims.into_iter().filter(|(k, _)| !JWT_CLAIMS.contains(&k.as_str())).collect())
+}
