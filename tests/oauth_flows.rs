@@ -1339,3 +1339,65 @@ async fn request_objects_are_verified_and_win_over_the_query() {
     let r = browser.get(url.as_str()).await;
     assert!(r.text().await.unwrap().contains("invalid_request_object"));
 }
+
+#[tokio::test]
+async fn rp_initiated_logout_ends_the_session_and_returns_to_a_registered_uri() {
+    const AFTER: &str = "https://rp.example.com/signed-out";
+    let server = TestServer::start().await;
+    server.user("lou", "lou password 1").await;
+    let (id, secret) =
+        server.client(json!({"name": "RP", "redirect_uris": [REDIRECT], "post_logout_redirect_uris": [AFTER]})).await;
+    let secret = secret.unwrap();
+    let meta: Value =
+        server.http.get(server.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(meta["end_session_endpoint"], server.url("/logout"));
+
+    let browser = Browser::new();
+    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
+    url.query_pairs_mut().extend_pairs([
+        ("response_type", "code"),
+        ("client_id", id.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid"),
+    ]);
+    let back = browser.authorize(url.as_str(), "lou", "lou password 1").await;
+    let (_, tokens) = redeem(&server, &id, &secret, &query(&back, "code").unwrap()).await;
+    let id_token = tokens["id_token"].as_str().unwrap().to_owned();
+    // Signed in: a second authorization needs no login page.
+    let r = browser.get(url.as_str()).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "the session carries on");
+
+    let logout = |pairs: &[(&str, &str)]| {
+        let mut url = url::Url::parse(&server.url("/logout")).unwrap();
+        url.query_pairs_mut().extend_pairs(pairs);
+        url
+    };
+    // Refused, on a page, and the session stays: no hint, a forged hint, an unregistered URI.
+    for pairs in [
+        vec![("post_logout_redirect_uri", AFTER)],
+        vec![("id_token_hint", "a.b.c")],
+        vec![("id_token_hint", id_token.as_str()), ("post_logout_redirect_uri", "https://evil.example.com/")],
+        vec![("id_token_hint", id_token.as_str()), ("client_id", "someone-else")],
+    ] {
+        let r = browser.get(logout(&pairs).as_str()).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{pairs:?}");
+        assert!(r.headers().get("location").is_none());
+    }
+    assert_eq!(browser.get(url.as_str()).await.status(), StatusCode::SEE_OTHER, "still signed in");
+
+    // The hint, the registered URI and state: signed out, and back with the state.
+    let r = browser
+        .get(logout(&[("id_token_hint", &id_token), ("post_logout_redirect_uri", AFTER), ("state", "bye")]).as_str())
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], format!("{AFTER}?state=bye"));
+    let r = browser.get(url.as_str()).await;
+    assert_eq!(r.status(), StatusCode::OK, "the login page again");
+    assert!(r.text().await.unwrap().contains("name=\"password\""));
+
+    // Registration checks the URIs as redirect URIs.
+    let (status, v) = server
+        .admin_post("/admin/v1/clients", json!({"name": "x", "post_logout_redirect_uris": ["http://example.com/out"]}))
+        .await;
+    assert_eq!((status, v["field"].as_str()), (StatusCode::BAD_REQUEST, Some("post_logout_redirect_uris")), "{v}");
+}

@@ -329,6 +329,13 @@ impl Keys {
         Ok(claims)
     }
 
+    /// A JWT signed by one of our published keys (signature, `typ`, `iss`), expired or not:
+    /// an ID token presented as a hint (OIDC RP-Initiated Logout §2) may be past its `exp`.
+    pub fn verify_expired_or_not<T: DeserializeOwned>(&self, token: &str, typ: &str) -> Result<T, TokenRejected> {
+        let ring = self.ring.read().clone();
+        self.verify_signed::<T>(&ring, token, typ)
+    }
+
     /// Signature, `typ`, `alg` and `iss`; not `exp`, which the caller checks.
     fn verify_signed<T: DeserializeOwned>(&self, ring: &KeyRing, token: &str, typ: &str) -> Result<T, TokenRejected> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenRejected::Malformed)?;

@@ -297,6 +297,9 @@ enum ClientCommand {
         /// Its authorization requests must be pushed first (RFC 9126).
         #[arg(long)]
         require_pushed_authorization_requests: bool,
+        /// Where a logout it starts may send the browser back.
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
         #[arg(long = "scope")]
         scopes: Vec<String>,
         /// A public client (no secret; PKCE required).
@@ -395,6 +398,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     token_endpoint_auth_method,
                     jwks,
                     require_pushed_authorization_requests,
+                    post_logout_redirect_uris,
                     scopes,
                     public,
                     skip_consent,
@@ -411,6 +415,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                         token_endpoint_auth_method,
                         jwks,
                         require_pushed_authorization_requests,
+                        post_logout_redirect_uris,
                         scopes,
                         public,
                         skip_consent,

@@ -83,6 +83,8 @@ pub struct NewClient {
     /// Its authorization requests must come through the pushed authorization request
     /// endpoint (RFC 9126).
     pub require_pushed_authorization_requests: bool,
+    /// Where a logout it starts may send the browser back (OIDC RP-Initiated Logout §3).
+    pub post_logout_redirect_uris: Vec<String>,
 }
 
 /// What registration returns: the secret appears here once and is never stored.
@@ -190,6 +192,12 @@ pub(crate) fn new_client(new: NewClient) -> Result<(Client, Option<String>), Reg
         scopes = ["openid", "profile", "email", "offline_access"].map(String::from).to_vec();
     }
     check_scopes("scopes", &scopes)?;
+    for uri in &new.post_logout_redirect_uris {
+        check_redirect_uri(uri).map_err(|e| match e {
+            RegistryError::Field { reason, .. } => RegistryError::field("post_logout_redirect_uris", reason),
+            other => other,
+        })?;
+    }
     let method = match new.token_endpoint_auth_method.as_deref() {
         None => None,
         Some(m) => Some(TokenEndpointAuthMethod::parse(m).ok_or_else(|| {
@@ -234,7 +242,7 @@ pub(crate) fn new_client(new: NewClient) -> Result<(Client, Option<String>), Reg
             name: new.name.trim().to_owned(),
             description: new.description,
             redirect_uris: new.redirect_uris,
-            post_logout_redirect_uris: Vec::new(),
+            post_logout_redirect_uris: new.post_logout_redirect_uris,
             grant_types: grant_types.into_iter().map(|g| g.as_str().to_owned()).collect(),
             response_types,
             scopes,

@@ -9,6 +9,7 @@ pub mod client_credentials;
 pub mod discovery;
 pub mod interaction;
 pub mod introspection;
+pub mod logout;
 pub mod pages;
 pub mod params;
 pub mod password;
@@ -68,6 +69,7 @@ fn handlers(endpoint: Endpoint) -> MethodRouter<App> {
         Endpoint::Introspection => post(introspection::introspect),
         Endpoint::Revocation => post(revocation::revoke),
         Endpoint::PushedAuthorization => post(pushed_authorization::push),
+        Endpoint::EndSession => get(logout::get).post(logout::post),
     }
 }
 

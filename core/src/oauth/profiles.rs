@@ -19,16 +19,19 @@ pub enum Endpoint {
     Revocation,
     /// RFC 9126.
     PushedAuthorization,
+    /// OIDC RP-Initiated Logout 1.0 §2.
+    EndSession,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 6] = [
+    pub const ALL: [Endpoint; 7] = [
         Self::Authorization,
         Self::Token,
         Self::Userinfo,
         Self::Introspection,
         Self::Revocation,
         Self::PushedAuthorization,
+        Self::EndSession,
     ];
 
     /// Its name in authorization server metadata (RFC 8414 §2, OIDC Discovery §3).
@@ -40,6 +43,7 @@ impl Endpoint {
             Self::Introspection => "introspection_endpoint",
             Self::Revocation => "revocation_endpoint",
             Self::PushedAuthorization => "pushed_authorization_request_endpoint",
+            Self::EndSession => "end_session_endpoint",
         }
     }
 }
@@ -78,18 +82,21 @@ impl Profile {
             (Self::Native, Introspection) => "/introspect",
             (Self::Native, Revocation) => "/revoke",
             (Self::Native, PushedAuthorization) => "/par",
+            (Self::Native, EndSession) => "/logout",
             (Self::Elma365, Authorization) => "/api/o/oauth/v2/authorize",
             (Self::Elma365, Token) => "/api/o/oauth/v2/token",
             (Self::Elma365, Userinfo) => "/api/o/oauth/v2/userinfo",
             (Self::Elma365, Introspection) => "/api/o/oauth/v2/introspect",
             (Self::Elma365, Revocation) => "/api/o/oauth/v2/revoke",
             (Self::Elma365, PushedAuthorization) => "/api/o/oauth/v2/par",
+            (Self::Elma365, EndSession) => "/api/o/oauth/v2/logout",
             (Self::Datev, Authorization) => "/connect/authorize",
             (Self::Datev, Token) => "/connect/token",
             (Self::Datev, Userinfo) => "/connect/userinfo",
             (Self::Datev, Introspection) => "/connect/introspect",
             (Self::Datev, Revocation) => "/connect/revocation",
             (Self::Datev, PushedAuthorization) => "/connect/par",
+            (Self::Datev, EndSession) => "/connect/endsession",
             (Self::Deployteq, Authorization) => "/oauth2/auth",
             (Self::Deployteq, Token) => "/oauth2/token",
             // Hydra serves userinfo at the root, as Portcullis does.
@@ -97,6 +104,7 @@ impl Profile {
             (Self::Deployteq, Introspection) => "/oauth2/introspect",
             (Self::Deployteq, Revocation) => "/oauth2/revoke",
             (Self::Deployteq, PushedAuthorization) => "/oauth2/par",
+            (Self::Deployteq, EndSession) => "/oauth2/sessions/logout",
         }
     }
 }
