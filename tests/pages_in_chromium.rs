@@ -276,3 +276,37 @@ async fn forged_account_forms_are_refused() {
     assert_eq!(list.status(), StatusCode::OK);
     assert_eq!(list.json::<serde_json::Value>().await.unwrap(), json!([]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_is_allowed_from_the_device_page() {
+    let Some(browser) = Chromium::start("it").await else { return };
+    let server = TestServer::start().await;
+    server.user("gino", "gino password 1").await;
+    let grant = "urn:ietf:params:oauth:grant-type:device_code";
+    let (tv, _) = server
+        .client(json!({"name": "Televisore", "public": true, "grant_types": [grant], "scopes": ["openid", "api"]}))
+        .await;
+    let (status, started) =
+        server.form("/device_authorization", &[("client_id", &tv), ("scope", "openid api")], None).await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+
+    // The URI the device shows: sign in (in Italian, from Accept-Language), the code is there.
+    browser.client.goto(started["verification_uri_complete"].as_str().unwrap()).await.unwrap();
+    assert_eq!(browser.lang().await, "it");
+    browser.fill("input[name=username]", "gino").await;
+    browser.fill("input[name=password]", "gino password 1").await;
+    browser.click("button[type=submit]").await;
+    let code = browser.wait_for("input[name=user_code]").await;
+    assert_eq!(code.prop("value").await.unwrap().as_deref(), started["user_code"].as_str());
+    browser.click("button[type=submit]").await;
+    // What the device's application asks for; allowing it.
+    browser.wait_for("button[name=decision][value=allow]").await;
+    assert!(browser.client.source().await.unwrap().contains("Televisore"));
+    browser.click("button[name=decision][value=allow]").await;
+    browser.wait_for("[role=status]").await;
+
+    let pairs = [("grant_type", grant), ("device_code", started["device_code"].as_str().unwrap()), ("client_id", &tv)];
+    let (status, tokens) = server.form("/token", &pairs, None).await;
+    assert_eq!(status, StatusCode::OK, "the device gets its tokens: {tokens}");
+    browser.close().await;
+}

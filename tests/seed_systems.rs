@@ -9,7 +9,8 @@
 //! - Deployteq (seed 003): apps a user registers, client credentials and authorization
 //!   code at `/oauth2/*`, `expires_in: 3600` and `token_type: "bearer"`.
 //! - DATEV (seed 002): the `password` grant at `/connect/token`; `acr_values` selecting the
-//!   tenant (`tenant:<id>`) at both endpoints, `idp:` accepted, `acr`/`amr` in ID tokens.
+//!   tenant (`tenant:<id>`) at both endpoints, `idp:` accepted, `acr`/`amr` in ID tokens; the
+//!   device code grant (`/connect/deviceauthorization`, the `/device` pages, polling).
 
 mod support;
 
@@ -857,4 +858,116 @@ async fn datev_tenants_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn datev_tenants_on_postgres() {
     datev_tenants(true).await;
+}
+
+/// DATEV's `urn:ietf:params:oauth:grant-type:device_code` (RFC 8628): the device asks at
+/// `/connect/deviceauthorization`, a person signs in at the verification URI, enters the code
+/// and allows (or denies); the device polls `/connect/token` meanwhile.
+async fn datev_device_code(postgres: bool) {
+    let clock = Arc::new(ManualClock::default());
+    let (server, _db) =
+        server(postgres, CompatibilityProfile::Datev, Options { clock: Some(clock.clone()), ..Default::default() })
+            .await;
+    server.user("gina", "gina password 1").await;
+    let device_grant = "urn:ietf:params:oauth:grant-type:device_code";
+    let (tv, _) = server
+        .client(json!({"name": "Koinos TV", "public": true, "grant_types": [device_grant, "refresh_token"],
+                       "scopes": ["openid", "email", "efat", "offline_access"]}))
+        .await;
+    let meta: Value =
+        server.http.get(server.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(meta["device_authorization_endpoint"], server.url("/device_authorization"));
+    let ask = |scope: &'static str| {
+        let server = &server;
+        let tv = tv.clone();
+        async move {
+            let (status, v) = server
+                .form("/connect/deviceauthorization", &[("client_id", tv.as_str()), ("scope", scope)], None)
+                .await;
+            assert_eq!(status, StatusCode::OK, "{v}");
+            v
+        }
+    };
+    let poll = |device_code: String| {
+        let server = &server;
+        let tv = tv.clone();
+        async move {
+            let pairs =
+                [("grant_type", device_grant), ("device_code", device_code.as_str()), ("client_id", tv.as_str())];
+            server.form("/connect/token", &pairs, None).await
+        }
+    };
+    let started = ask("openid email efat offline_access").await;
+    let user_code = started["user_code"].as_str().unwrap().to_owned();
+    let device_code = started["device_code"].as_str().unwrap().to_owned();
+    assert_eq!(user_code.len(), 9, "XXXX-XXXX: {user_code}");
+    assert_eq!(started["interval"], 5);
+    assert_eq!(started["verification_uri"], server.url("/device"));
+
+    // Polling before the person decides: pending, then slow_down when too fast.
+    let (status, v) = poll(device_code.clone()).await;
+    assert_eq!((status, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("authorization_pending")), "{v}");
+    let (_, v) = poll(device_code.clone()).await;
+    assert_eq!(v["error"], "slow_down", "{v}");
+
+    // The person: the complete URI, sign in, the code filled in, the application's request, allow.
+    let browser = Browser::new();
+    let page = browser.get(started["verification_uri_complete"].as_str().unwrap()).await.text().await.unwrap();
+    assert!(page.contains("name=\"password\""), "sign in first: {page}");
+    let r = browser.submit(&page, &[("username", "gina"), ("password", "gina password 1")]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let next = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(next.contains("/device?user_code="), "{next}");
+    let page = browser.get(&next).await.text().await.unwrap();
+    assert!(page.contains(&user_code), "the code is filled in: {page}");
+    let consent = browser.submit(&page, &[("user_code", user_code.as_str())]).await.text().await.unwrap();
+    assert!(consent.contains("Koinos TV") && consent.contains("name=\"decision\""), "{consent}");
+    let done = browser.submit(&consent, &[("decision", "allow")]).await.text().await.unwrap();
+    assert!(done.contains("role=\"status\""), "{done}");
+
+    // The device's next poll, at its slower interval, gets the tokens, once.
+    clock.advance(11);
+    let (status, tokens) = poll(device_code.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    assert_eq!(tokens["scope"], "openid email efat offline_access");
+    assert!(tokens["refresh_token"].is_string());
+    let (_, id_token) = server.verify_jwt(tokens["id_token"].as_str().unwrap(), Some(&tv)).await;
+    assert_eq!(id_token["email"], "gina@example.com");
+    clock.advance(11);
+    let (_, v) = poll(device_code).await;
+    assert_eq!(v["error"], "invalid_grant", "used once: {v}");
+
+    // Denied: access_denied. A wrong code: the page says so. Too late: expired_token.
+    let denied = ask("efat").await;
+    let page = browser.get(&server.url("/device")).await.text().await.unwrap();
+    let r = browser.submit(&page, &[("user_code", "BBBB-BBBB")]).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let code = denied["user_code"].as_str().unwrap().to_lowercase().replace('-', "");
+    let consent = browser.submit(&page, &[("user_code", code.as_str())]).await.text().await.unwrap();
+    browser.submit(&consent, &[("decision", "deny")]).await;
+    clock.advance(6);
+    let (status, v) = poll(denied["device_code"].as_str().unwrap().to_owned()).await;
+    assert_eq!((status, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("access_denied")), "{v}");
+    let late = ask("efat").await;
+    clock.advance(601);
+    let (_, v) = poll(late["device_code"].as_str().unwrap().to_owned()).await;
+    assert_eq!(v["error"], "expired_token", "{v}");
+
+    // A client not registered for the grant may not ask; a forged form is refused.
+    let (other, other_secret) = server.client(json!({"name": "web", "scopes": ["efat"]})).await;
+    let (status, v) =
+        server.form("/connect/deviceauthorization", &[("scope", "efat")], Some((&other, &other_secret.unwrap()))).await;
+    assert_eq!((status, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("unauthorized_client")), "{v}");
+    let r = browser.http.post(server.url("/device")).form(&[("user_code", "BBBB-BBBB")]).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn datev_device_code_on_sqlite() {
+    datev_device_code(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn datev_device_code_on_postgres() {
+    datev_device_code(true).await;
 }

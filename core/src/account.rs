@@ -9,10 +9,9 @@
 //! browser by a cookie of its own, the revoke forms' is derived from the session's secret.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::rejection::{FormRejection, QueryRejection};
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -174,17 +173,28 @@ fn ui_locales(query: &PageQuery) -> Vec<String> {
     query.ui_locales.as_deref().unwrap_or_default().split_whitespace().map(str::to_owned).collect()
 }
 
-/// The revoke forms' CSRF token: derived from the session's secret (which only this
-/// browser holds, in an HttpOnly cookie), so it needs no storage and dies with the session.
-fn revoke_csrf(session_secret: &str) -> String {
-    hash_secret(&format!("account-connections:{session_secret}"))
+/// A signed-in page's CSRF token for the forms of `purpose`: derived from the session's
+/// secret (which only this browser holds, in an HttpOnly cookie), so it needs no storage
+/// and dies with the session.
+pub(crate) fn form_token(session_secret: &str, purpose: &str) -> String {
+    hash_secret(&format!("{purpose}:{session_secret}"))
 }
 
-fn same(a: &str, b: &str) -> bool {
+fn revoke_csrf(session_secret: &str) -> String {
+    form_token(session_secret, "account-connections")
+}
+
+pub(crate) fn same(a: &str, b: &str) -> bool {
     bool::from(subtle::ConstantTimeEq::ct_eq(a.as_bytes(), b.as_bytes()))
 }
 
-fn page_context(app: &App, headers: &HeaderMap, locales: &[String], action: &str, csrf: String) -> PageContext {
+pub(crate) fn page_context(
+    app: &App,
+    headers: &HeaderMap,
+    locales: &[String],
+    action: &str,
+    csrf: String,
+) -> PageContext {
     PageContext {
         locale: pages::pick_locale(app, &app.host.defaults.consent, locales, headers),
         issuer: app.config.issuer().to_owned(),
@@ -195,22 +205,27 @@ fn page_context(app: &App, headers: &HeaderMap, locales: &[String], action: &str
     }
 }
 
-fn render(app: &App, page: &Page, status: StatusCode) -> Result<Response, OAuthError> {
+pub(crate) fn render(app: &App, page: &Page, status: StatusCode) -> Result<Response, OAuthError> {
     let html = app.host.render(&app.host.defaults.consent, page)?.map_err(|e| OAuthError::internal("page", e))?;
     Ok(private(pages::html(app, html, status, Some(app.config.issuer()))))
 }
 
-/// The login page of the account pages, with a fresh CSRF token bound to this browser.
-fn login_page(
+/// The login page of the signed-in pages, with a fresh CSRF token bound to this browser;
+/// signing in leads to `next` (the device page), or to the connections page.
+pub(crate) fn login_page(
     app: &App,
     headers: &HeaderMap,
     locales: &[String],
     csrf: Option<String>,
     error: Option<String>,
     status: StatusCode,
+    next: Option<&str>,
 ) -> Result<Response, OAuthError> {
     let csrf = csrf.unwrap_or_else(|| random_token(24));
-    let context = page_context(app, headers, locales, &with_locales(LOGIN_PATH, locales), csrf.clone());
+    let mut context = page_context(app, headers, locales, &with_locales(LOGIN_PATH, locales), csrf.clone());
+    if let Some(next) = next.filter(|n| safe_next(n)) {
+        context.hidden.push(("next".into(), next.to_owned()));
+    }
     let mut response = render(app, &Page::Login { context, login_hint: None, error }, status)?;
     let cookie = session::set_cookie(app, LOGIN_COOKIE, &csrf, app.config.tokens.interaction_ttl);
     response.headers_mut().append(header::SET_COOKIE, cookie);
@@ -226,7 +241,7 @@ async fn connections_page(
     let (Some(secret), Some(session)) =
         (session::cookie(app, headers, SESSION_COOKIE), session::current(app, headers).await?)
     else {
-        return login_page(app, headers, locales, None, None, StatusCode::OK);
+        return login_page(app, headers, locales, None, None, StatusCode::OK, None);
     };
     let user = app.storage.get_user(&session.user_id).await?;
     let user_name = user.map(|u| if u.doc.name.is_empty() { u.username } else { u.doc.name }).unwrap_or_default();
@@ -264,9 +279,18 @@ struct LoginForm {
     password: String,
     #[serde(default)]
     csrf: String,
+    /// Where to go once signed in: the device page, with its query.
+    #[serde(default)]
+    next: String,
 }
 
-/// The account login form: a session, then back to the connections page.
+/// Only a page of this server's that asked to sign in first: the device page.
+fn safe_next(next: &str) -> bool {
+    let path = next.split('?').next().unwrap_or_default();
+    path == crate::oauth::device_authorization::VERIFICATION_PATH
+}
+
+/// The account login form: a session, then back to the page that asked.
 async fn login(
     State(app): State<App>,
     extensions: Extensions,
@@ -275,10 +299,7 @@ async fn login(
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
     let locales = query.map(|q| ui_locales(&q.0)).unwrap_or_default();
-    let peer = extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let peer = crate::oauth::peer(&extensions);
     let result = async {
         let Ok(Form(form)) = form else {
             return Err(OAuthError::InvalidRequest("the login form is malformed".into()));
@@ -288,23 +309,25 @@ async fn login(
         if !bound {
             // A stale or forged form: a fresh login page, not an error the person cannot act on.
             let error = Some("The sign-in page expired. Sign in again.".to_owned());
-            return login_page(&app, &headers, &locales, None, error, StatusCode::BAD_REQUEST);
+            return login_page(&app, &headers, &locales, None, error, StatusCode::BAD_REQUEST, Some(&form.next));
         }
         let page = format!("account:{}", form.csrf);
         match interaction::sign_in(&app, peer, Attempt::Page(&page), &form.username, &form.password).await? {
             Ok(user) => {
                 let (cookie, _) = interaction::start_session(&app, &user, None).await?;
-                let mut response = see_other(&app, &with_locales(CONNECTIONS_PATH, &locales));
+                let next =
+                    if safe_next(&form.next) { form.next.clone() } else { with_locales(CONNECTIONS_PATH, &locales) };
+                let mut response = see_other(&app, &next);
                 response.headers_mut().append(header::SET_COOKIE, cookie);
                 response.headers_mut().append(header::SET_COOKIE, session::set_cookie(&app, LOGIN_COOKIE, "", 0));
                 Ok(response)
             }
             Err(refusal @ (SignInRefusal::Wrong | SignInRefusal::Refused(_))) => {
                 let (error, status) = refusal.for_page();
-                login_page(&app, &headers, &locales, Some(form.csrf), Some(error), status)
+                login_page(&app, &headers, &locales, Some(form.csrf.clone()), Some(error), status, Some(&form.next))
             }
             Err(SignInRefusal::PageSpent(e)) => {
-                login_page(&app, &headers, &locales, None, Some(e.description()), e.status())
+                login_page(&app, &headers, &locales, None, Some(e.description()), e.status(), Some(&form.next))
             }
         }
     }
@@ -312,7 +335,7 @@ async fn login(
     result.unwrap_or_else(|e| interaction::error_page(&app, &headers, None, &locales, e))
 }
 
-fn see_other(app: &App, path: &str) -> Response {
+pub(crate) fn see_other(app: &App, path: &str) -> Response {
     let location = format!("{}{path}", app.config.issuer());
     let mut response = StatusCode::SEE_OTHER.into_response();
     if let Ok(v) = HeaderValue::from_str(&location) {

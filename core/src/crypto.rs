@@ -17,6 +17,24 @@ pub fn random_token(bytes: usize) -> String {
 
 /// Client secrets, codes, refresh tokens and session ids carry at least 256 random bits,
 /// so a fast unsalted SHA-256 cannot be brute-forced and keeps the token endpoint fast.
+/// `n` characters drawn uniformly from `alphabet` (at most 256 of them) by the system RNG.
+pub fn random_chars(alphabet: &[u8], n: usize) -> String {
+    // Rejection sampling: bytes past the largest multiple of the alphabet's size are drawn
+    // again, so every character is equally likely.
+    let limit = 256 - 256 % alphabet.len();
+    let mut out = String::with_capacity(n);
+    let mut buf = [0u8; 32];
+    while out.len() < n {
+        aws_lc_rs::rand::fill(&mut buf).expect("system random number generator failed");
+        for b in buf.iter().map(|b| *b as usize).filter(|b| *b < limit) {
+            if out.len() < n {
+                out.push(alphabet[b % alphabet.len()] as char);
+            }
+        }
+    }
+    out
+}
+
 pub fn hash_secret(secret: &str) -> String {
     crate::plugin::hex(&Sha256::digest(secret.as_bytes()))
 }

@@ -59,6 +59,18 @@ pub enum OAuthError {
     /// OIDC Core §6.2, RFC 9126 §4: a `request_uri` that is unknown, used or expired.
     #[error("{0}")]
     InvalidRequestUri(String),
+    /// RFC 8628 §3.5: the person has not yet decided.
+    #[error("{0}")]
+    AuthorizationPending(String),
+    /// RFC 8628 §3.5: the device polls faster than its interval; the interval grows by 5 s.
+    #[error("{0}")]
+    SlowDown(String),
+    /// RFC 8628 §3.5: the person denied the device (`access_denied`, at the token endpoint).
+    #[error("{0}")]
+    DeviceDenied(String),
+    /// RFC 8628 §3.5: the device code expired.
+    #[error("{0}")]
+    ExpiredToken(String),
     /// OIDC Core §3.1.2.6: a request object that does not verify or says something invalid.
     #[error("{0}")]
     InvalidRequestObject(String),
@@ -85,6 +97,10 @@ impl OAuthError {
             Self::TemporarilyUnavailable(_) | Self::TooManyAttempts(_) => "temporarily_unavailable",
             Self::NotFound(_) => "not_found",
             Self::InvalidRequestUri(_) => "invalid_request_uri",
+            Self::AuthorizationPending(_) => "authorization_pending",
+            Self::DeviceDenied(_) => "access_denied",
+            Self::SlowDown(_) => "slow_down",
+            Self::ExpiredToken(_) => "expired_token",
             Self::InvalidRequestObject(_) => "invalid_request_object",
         }
     }

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod applications;
 pub mod config;
 pub mod crypto;
+pub mod device;
 pub mod error;
 pub mod keys;
 pub mod limits;

@@ -14,11 +14,13 @@ pub enum GrantType {
     RefreshToken,
     /// The resource owner password credentials grant: off unless a client is registered for it.
     Password,
+    /// The device authorization grant (RFC 8628): off unless a client is registered for it.
+    DeviceCode,
 }
 
 impl GrantType {
-    pub const ALL: [GrantType; 4] =
-        [Self::AuthorizationCode, Self::ClientCredentials, Self::RefreshToken, Self::Password];
+    pub const ALL: [GrantType; 5] =
+        [Self::AuthorizationCode, Self::ClientCredentials, Self::RefreshToken, Self::Password, Self::DeviceCode];
 
     /// The `grant_type` value (RFC 6749 §4.1.3, §4.4.2, §6, §4.3.2).
     pub fn as_str(self) -> &'static str {
@@ -27,6 +29,7 @@ impl GrantType {
             Self::ClientCredentials => "client_credentials",
             Self::RefreshToken => "refresh_token",
             Self::Password => "password",
+            Self::DeviceCode => "urn:ietf:params:oauth:grant-type:device_code",
         }
     }
 
@@ -559,6 +562,38 @@ impl ResponseMode {
     }
 }
 
+/// A device's authorization request (RFC 8628 §3.1) while it waits for a person to enter
+/// its user code, and what they decided. The id is SHA-256 of the device code.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeviceAuthorization {
+    pub id: String,
+    /// The user code without separators, upper case.
+    pub user_code: String,
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    pub scope_given: bool,
+    pub acr_values: Vec<String>,
+    pub expires_at: i64,
+    /// Seconds the device waits between polls (§3.2); grows by 5 at each `slow_down`.
+    pub interval: i64,
+    pub last_poll: i64,
+    pub state: DeviceState,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum DeviceState {
+    #[default]
+    Pending,
+    Approved {
+        user_id: String,
+        auth_time: i64,
+        decision: Decision,
+    },
+    Denied,
+}
+
 /// A pushed authorization request (RFC 9126 §2): its parameters, as the client sent them,
 /// until its `request_uri` is used once or expires. The id is SHA-256 of the `request_uri`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -569,6 +604,11 @@ pub struct PushedRequest {
     /// The authorization request's parameters, form-urlencoded.
     pub parameters: String,
     pub expires_at: i64,
+}
+
+impl PushedRequest {
+    /// RFC 9126 §2.2: a `request_uri` is a URN of this form.
+    pub const URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
 }
 
 /// A client assertion's `jti` seen (RFC 7523 §3, item 7): until the assertion expires, the

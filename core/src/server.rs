@@ -170,6 +170,7 @@ pub fn router(app: App) -> Router {
     };
     crate::oauth::router(app.protocol.clone())
         .merge(crate::account::router(app.protocol.clone()))
+        .merge(crate::device::router(app.protocol.clone()))
         .merge(crate::admin::router(Arc::new(admin)))
         .fallback(not_found)
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {

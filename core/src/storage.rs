@@ -124,6 +124,8 @@ kind!(RevokedAccessToken, "revoked-access-token", |r| id: &r.jti, expires: Some(
 kind!(SigningKeyRecord, "signing-key", |k| id: &k.kid);
 kind!(Session, "session", |s| id: &s.hash, keys: vec![("user", s.user_id.clone())], expires: Some(s.expires_at));
 kind!(Interaction, "interaction", |i| id: &i.id, expires: Some(i.expires_at));
+kind!(DeviceAuthorization, "device-authorization", |d| id: &d.id,
+    keys: vec![("user-code", d.user_code.clone())], expires: Some(d.expires_at));
 kind!(PushedRequest, "pushed-request", |p| id: &p.id, expires: Some(p.expires_at));
 kind!(UsedAssertion, "used-client-assertion", |a| id: &a.id, expires: Some(a.expires_at));
 

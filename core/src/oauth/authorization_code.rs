@@ -8,7 +8,7 @@
 use super::App;
 use super::params::Params;
 use super::tokens::{self, Issue, TokenResponse};
-use crate::crypto::{hash_secret, random_token};
+use crate::crypto::hash_secret;
 use crate::error::OAuthError;
 use crate::model::*;
 use crate::storage::{ClientContext, Loaded, Storage, StorageError, write};
@@ -51,27 +51,13 @@ pub async fn exchange(app: &App, context: &ClientContext, params: &Params) -> Re
     }
 
     let grant = &code.grant;
-    // OIDC Core §11: with `offline_access`, or always where the client's settings say so.
-    let always = context.token_settings().refresh_tokens == Some(RefreshTokens::Always);
-    let wants_refresh = client.allows_grant(GrantType::RefreshToken)
-        && (always || grant.doc.scopes.iter().any(|s| s == "offline_access"));
     let mut writes = vec![write::consume::<Code>(&code.hash), write::create(grant)?];
-    let refresh_token = if wants_refresh {
-        let token = random_token(32);
-        writes.push(write::create(&RefreshToken {
-            hash: hash_secret(&token),
-            grant_id: grant.id.clone(),
-            client_id: client.id.clone(),
-            user_id: grant.user_id.clone(),
-            scopes: grant.doc.scopes.clone(),
-            claims: grant.doc.claims.clone(),
-            auth_time: grant.doc.auth_time,
-            created_at: app.clock.now(),
-            expires_at: grant.expires_at,
-        })?);
-        Some(token)
-    } else {
-        None
+    let refresh_token = match super::grant::refresh_token_for(context, grant, app.clock.now()) {
+        Some((token, record)) => {
+            writes.push(write::create(&record)?);
+            Some(token)
+        }
+        None => None,
     };
     match app.storage.apply(writes).await {
         Ok(()) => {}

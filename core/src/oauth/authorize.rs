@@ -18,9 +18,9 @@
 use axum::Form;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, FormRejection};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
-use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
@@ -34,7 +34,7 @@ use crate::error::OAuthError;
 use crate::limits::{AUTHORIZATION_PARAMETERS, AUTHORIZE_QUERY_BYTES, MAX_CLIENT_ID_BYTES, MAX_STATE_BYTES};
 pub use crate::model::AuthorizationRequest;
 use crate::model::*;
-use crate::storage::{ClientContext, write};
+use crate::storage::{ClientContext, Loaded, StorageError, write};
 
 /// An error that must not be redirected: shown to the person instead, on the client's
 /// consent UI when the client is known.
@@ -82,7 +82,7 @@ async fn authorize(app: App, headers: HeaderMap, raw: Vec<u8>) -> Response {
     // read there is no checked redirect URI: a bad `request_uri` is shown on a page.
     let pushed = params.get("request_uri").is_some();
     let params = if pushed {
-        match super::pushed_authorization::take(&app, &params).await {
+        match pushed_parameters(&app, &params).await {
             Ok(p) => p,
             Err(e) => return error_page(&app, &headers, None, &ui_locales(&params), e),
         }
@@ -169,6 +169,36 @@ async fn validate_client(
         ..Default::default()
     };
     Ok((context, request))
+}
+
+/// RFC 9126 §4: the parameters pushed under the authorization request's `request_uri`, used up now.
+/// Any other parameter of the authorization request but `client_id` is ignored.
+async fn pushed_parameters(app: &App, params: &Params) -> Result<Params, OAuthError> {
+    let uri = params.required("request_uri")?;
+    if !uri.starts_with(PushedRequest::URI_PREFIX) {
+        return Err(OAuthError::InvalidRequestUri(
+            "only a request_uri from this server's pushed authorization request endpoint is accepted".into(),
+        ));
+    }
+    let stale = || OAuthError::InvalidRequestUri("the request_uri is unknown, used or expired".into());
+    let id = hash_secret(uri);
+    let Some(Loaded { value: pushed, consumed, .. }) = app.storage.get_loaded::<PushedRequest>(&id).await? else {
+        return Err(stale());
+    };
+    if consumed || pushed.expires_at <= app.clock.now() {
+        return Err(stale());
+    }
+    if params.get("client_id") != Some(pushed.client_id.as_str()) {
+        return Err(OAuthError::InvalidRequest("`client_id` is not the client that pushed the request".into()));
+    }
+    match app.storage.apply(vec![write::consume::<PushedRequest>(&id)]).await {
+        Ok(()) => {}
+        Err(StorageError::Conflict(_)) => return Err(stale()),
+        Err(e) => return Err(e.into()),
+    }
+    let mut pushed_params = Params::parse(pushed.parameters.as_bytes())?;
+    pushed_params.insert("client_id", pushed.client_id);
+    Ok(pushed_params)
 }
 
 /// RFC 9126 §2.1: a pushed request is checked as the authorization endpoint checks one.
@@ -345,10 +375,7 @@ pub async fn login(
     };
     // The TCP peer (`server::serve` serves with connect info). A router served without it
     // puts every sign-in in one shared budget rather than in none.
-    let peer = extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let peer = crate::oauth::peer(&extensions);
     let request = parked.request.clone();
     match login_step(&app, &headers, peer, &context, parked, &form).await {
         Ok(response) => response,

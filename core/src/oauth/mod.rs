@@ -6,7 +6,10 @@ pub mod authorization_code;
 pub mod authorize;
 pub mod client_auth;
 pub mod client_credentials;
+pub mod device_authorization;
+pub mod device_code;
 pub mod discovery;
+pub mod grant;
 pub mod interaction;
 pub mod introspection;
 pub mod logout;
@@ -57,6 +60,15 @@ pub struct Protocol {
     pub clock: Arc<dyn Clock>,
 }
 
+/// The TCP peer of a request (`server::serve` serves with connect info), for throttling. A
+/// router served without it puts every caller in one shared budget rather than in none.
+pub fn peer(extensions: &axum::http::Extensions) -> std::net::IpAddr {
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+}
+
 /// The protocol's state, shared by every request.
 pub type App = Arc<Protocol>;
 
@@ -70,6 +82,7 @@ fn handlers(endpoint: Endpoint) -> MethodRouter<App> {
         Endpoint::Revocation => post(revocation::revoke),
         Endpoint::PushedAuthorization => post(pushed_authorization::push),
         Endpoint::EndSession => get(logout::get).post(logout::post),
+        Endpoint::DeviceAuthorization => post(device_authorization::authorize),
     }
 }
 

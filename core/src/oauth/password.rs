@@ -12,12 +12,11 @@ use super::interaction::{self, SignInRefusal};
 use super::params::{Params, parse_scope, words};
 use super::scope_policy::{self, Ask};
 use super::sign_in_limit::Attempt;
-use super::tokens::{self, Issue, TokenResponse};
-use crate::crypto::{hash_secret, random_token};
+use super::tokens::TokenResponse;
 use crate::error::OAuthError;
 use crate::limits::PASSWORD_GRANT_PARAMETERS;
 use crate::model::*;
-use crate::storage::{ClientContext, write};
+use crate::storage::ClientContext;
 
 pub async fn exchange(
     app: &App,
@@ -61,54 +60,7 @@ pub async fn exchange(
     )
     .await?;
 
-    // The grant the tokens hang off, as a redeemed code creates it; the password was just
-    // checked, so this is when the user authenticated.
-    let settings = context.token_settings();
+    // The password was just checked: this is when the user authenticated.
     let now = app.clock.now();
-    let refresh_ttl = settings.refresh_token_ttl.unwrap_or(app.config.tokens.refresh_token_ttl) as i64;
-    let grant = Grant {
-        id: random_token(16),
-        client_id: client.id.clone(),
-        user_id: Some(user.id.clone()),
-        created_at: now,
-        expires_at: now + refresh_ttl,
-        doc: GrantDocument { scopes: decision.scopes, auth_time: Some(now), claims: decision.claims },
-    };
-    let always = settings.refresh_tokens == Some(RefreshTokens::Always);
-    let wants_refresh = client.allows_grant(GrantType::RefreshToken)
-        && (always || grant.doc.scopes.iter().any(|s| s == "offline_access"));
-    let mut writes = vec![write::create(&grant)?];
-    let refresh_token = if wants_refresh {
-        let token = random_token(32);
-        writes.push(write::create(&RefreshToken {
-            hash: hash_secret(&token),
-            grant_id: grant.id.clone(),
-            client_id: client.id.clone(),
-            user_id: grant.user_id.clone(),
-            scopes: grant.doc.scopes.clone(),
-            claims: grant.doc.claims.clone(),
-            auth_time: grant.doc.auth_time,
-            created_at: now,
-            expires_at: grant.expires_at,
-        })?);
-        Some(token)
-    } else {
-        None
-    };
-    app.storage.apply(writes).await?;
-    let id_token_claims = tokens::id_token_user_claims(&user, &grant.doc.scopes, settings);
-    tokens::issue(
-        app,
-        Issue {
-            context,
-            user_id: Some(&user.id),
-            scopes: &grant.doc.scopes,
-            claims: &grant.doc.claims,
-            grant_id: Some(&grant.id),
-            nonce: None,
-            auth_time: grant.doc.auth_time,
-            id_token_claims: Some(&id_token_claims),
-            refresh_token,
-        },
-    )
+    super::grant::issue_to_user(app, context, &user, decision, now).await
 }

@@ -21,10 +21,12 @@ pub enum Endpoint {
     PushedAuthorization,
     /// OIDC RP-Initiated Logout 1.0 §2.
     EndSession,
+    /// RFC 8628 §3.1.
+    DeviceAuthorization,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 7] = [
+    pub const ALL: [Endpoint; 8] = [
         Self::Authorization,
         Self::Token,
         Self::Userinfo,
@@ -32,6 +34,7 @@ impl Endpoint {
         Self::Revocation,
         Self::PushedAuthorization,
         Self::EndSession,
+        Self::DeviceAuthorization,
     ];
 
     /// Its name in authorization server metadata (RFC 8414 §2, OIDC Discovery §3).
@@ -44,6 +47,7 @@ impl Endpoint {
             Self::Revocation => "revocation_endpoint",
             Self::PushedAuthorization => "pushed_authorization_request_endpoint",
             Self::EndSession => "end_session_endpoint",
+            Self::DeviceAuthorization => "device_authorization_endpoint",
         }
     }
 }
@@ -83,6 +87,7 @@ impl Profile {
             (Self::Native, Revocation) => "/revoke",
             (Self::Native, PushedAuthorization) => "/par",
             (Self::Native, EndSession) => "/logout",
+            (Self::Native, DeviceAuthorization) => "/device_authorization",
             (Self::Elma365, Authorization) => "/api/o/oauth/v2/authorize",
             (Self::Elma365, Token) => "/api/o/oauth/v2/token",
             (Self::Elma365, Userinfo) => "/api/o/oauth/v2/userinfo",
@@ -90,6 +95,7 @@ impl Profile {
             (Self::Elma365, Revocation) => "/api/o/oauth/v2/revoke",
             (Self::Elma365, PushedAuthorization) => "/api/o/oauth/v2/par",
             (Self::Elma365, EndSession) => "/api/o/oauth/v2/logout",
+            (Self::Elma365, DeviceAuthorization) => "/api/o/oauth/v2/device_authorization",
             (Self::Datev, Authorization) => "/connect/authorize",
             (Self::Datev, Token) => "/connect/token",
             (Self::Datev, Userinfo) => "/connect/userinfo",
@@ -97,6 +103,7 @@ impl Profile {
             (Self::Datev, Revocation) => "/connect/revocation",
             (Self::Datev, PushedAuthorization) => "/connect/par",
             (Self::Datev, EndSession) => "/connect/endsession",
+            (Self::Datev, DeviceAuthorization) => "/connect/deviceauthorization",
             (Self::Deployteq, Authorization) => "/oauth2/auth",
             (Self::Deployteq, Token) => "/oauth2/token",
             // Hydra serves userinfo at the root, as Portcullis does.
@@ -105,6 +112,7 @@ impl Profile {
             (Self::Deployteq, Revocation) => "/oauth2/revoke",
             (Self::Deployteq, PushedAuthorization) => "/oauth2/par",
             (Self::Deployteq, EndSession) => "/oauth2/sessions/logout",
+            (Self::Deployteq, DeviceAuthorization) => "/oauth2/device/auth",
         }
     }
 }

@@ -2,7 +2,8 @@
 //! request's parameters (§2.1), authenticated as at the token endpoint; they are checked as
 //! the authorization endpoint checks them and kept, for [`LIFETIME`] seconds, under a
 //! `request_uri` (§2.2). The authorization request then names only `client_id` and that
-//! `request_uri` (§4), which works once. A client may be registered to push every request.
+//! `request_uri` (§4), which works once (read back by `authorize`). A client may be
+//! registered to push every request.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -13,14 +14,11 @@ use serde_json::json;
 
 use super::params::Params;
 use super::token::require_form;
-use super::{App, Protocol, authorize, client_auth};
+use super::{App, authorize, client_auth};
 use crate::crypto::{hash_secret, random_token};
 use crate::error::OAuthError;
 use crate::model::PushedRequest;
-use crate::storage::{Loaded, StorageError, write};
-
-/// §2.2: the `request_uri` is a URN of this form.
-pub const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
+use crate::storage::write;
 
 /// How long a pushed request waits for its authorization request, in seconds (§2.2: short).
 pub const LIFETIME: i64 = 90;
@@ -57,7 +55,7 @@ async fn handle(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<(String, 
     let params = super::request_object::expand(app, params).await.map_err(|(e, _)| e)?;
     // §2.1: checked as the authorization endpoint would, errors answered here.
     authorize::check(app, &params).await?;
-    let request_uri = format!("{REQUEST_URI_PREFIX}{}", random_token(32));
+    let request_uri = format!("{}{}", PushedRequest::URI_PREFIX, random_token(32));
     let pushed = PushedRequest {
         id: hash_secret(&request_uri),
         client_id: client.id,
@@ -66,34 +64,4 @@ async fn handle(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<(String, 
     };
     app.storage.apply(vec![write::create(&pushed)?]).await?;
     Ok((request_uri, LIFETIME))
-}
-
-/// §4: the parameters pushed under the authorization request's `request_uri`, used up now.
-/// Any other parameter of the authorization request but `client_id` is ignored.
-pub async fn take(app: &Protocol, params: &Params) -> Result<Params, OAuthError> {
-    let uri = params.required("request_uri")?;
-    if !uri.starts_with(REQUEST_URI_PREFIX) {
-        return Err(OAuthError::InvalidRequestUri(
-            "only a request_uri from this server's pushed authorization request endpoint is accepted".into(),
-        ));
-    }
-    let stale = || OAuthError::InvalidRequestUri("the request_uri is unknown, used or expired".into());
-    let id = hash_secret(uri);
-    let Some(Loaded { value: pushed, consumed, .. }) = app.storage.get_loaded::<PushedRequest>(&id).await? else {
-        return Err(stale());
-    };
-    if consumed || pushed.expires_at <= app.clock.now() {
-        return Err(stale());
-    }
-    if params.get("client_id") != Some(pushed.client_id.as_str()) {
-        return Err(OAuthError::InvalidRequest("`client_id` is not the client that pushed the request".into()));
-    }
-    match app.storage.apply(vec![write::consume::<PushedRequest>(&id)]).await {
-        Ok(()) => {}
-        Err(StorageError::Conflict(_)) => return Err(stale()),
-        Err(e) => return Err(e.into()),
-    }
-    let mut pushed_params = Params::parse(pushed.parameters.as_bytes())?;
-    pushed_params.insert("client_id", pushed.client_id);
-    Ok(pushed_params)
 }

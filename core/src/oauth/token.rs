@@ -2,16 +2,16 @@
 //! `grant_type` to one module per grant (§4.1.3, §4.4, §6, §4.3).
 
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, State};
 use axum::http::{Extensions, HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use super::App;
 use super::client_auth;
 use super::params::Params;
-use super::{authorization_code, client_credentials, password, refresh_token};
+use super::{authorization_code, client_credentials, device_code, password, refresh_token};
 use crate::error::OAuthError;
 use crate::model::*;
 
@@ -26,10 +26,7 @@ pub async fn token(
         Err(e) => return OAuthError::from(e).into_response(),
     };
     // The TCP peer, for the password grant's throttling (`server::serve` serves with it).
-    let peer = extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let peer = crate::oauth::peer(&extensions);
     match handle(&app, &headers, &body, peer).await {
         Ok(response) => {
             let mut r = axum::Json(response).into_response();
@@ -78,5 +75,6 @@ async fn handle(
         GrantType::ClientCredentials => client_credentials::exchange(app, &context, &params).await,
         GrantType::RefreshToken => refresh_token::exchange(app, &context, &params).await,
         GrantType::Password => password::exchange(app, &context, &params, peer).await,
+        GrantType::DeviceCode => device_code::exchange(app, &context, &params).await,
     }
 }

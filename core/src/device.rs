@@ -1,0 +1,189 @@
+//! The browser side of RFC 8628 (§3.3 User Interaction): at the verification URI a signed-in
+//! person enters the user code their device shows (or arrives with it, from
+//! `verification_uri_complete`), sees what the device's application asks for, and allows or
+//! denies it. The pages are the default consent UI plugin's (device and consent pages); the
+//! sign-in is the account pages'. Every form carries a token derived from the session, and
+//! codes typed are throttled like passwords: per address, per session, delayed per user.
+
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{Query, State};
+use axum::http::{Extensions, HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Form, Router};
+use serde::Deserialize;
+
+use crate::account::{form_token, login_page, page_context, render, same};
+use crate::error::OAuthError;
+use crate::model::{DeviceState, GrantType, Session};
+use crate::oauth::App;
+use crate::oauth::device_authorization::{VERIFICATION_PATH, display_user_code, pending};
+use crate::oauth::interaction::{self, application_view, client_name};
+use crate::oauth::params::words;
+use crate::oauth::scope_policy::{self, Ask};
+use crate::oauth::session::{self, SESSION_COOKIE};
+use crate::oauth::sign_in_limit::{Attempt, Refusal};
+use crate::plugin::consent::Page;
+use crate::storage::{StorageError, write};
+
+pub fn router(app: App) -> Router {
+    Router::new().route(VERIFICATION_PATH, get(page).post(decide)).with_state(app)
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct PageQuery {
+    user_code: Option<String>,
+    ui_locales: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct DeviceForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    user_code: String,
+    /// Absent on the code form; `allow` or `deny` on the consent form that follows.
+    decision: Option<String>,
+}
+
+const PURPOSE: &str = "device";
+
+async fn signed_in(app: &App, headers: &HeaderMap) -> Result<Option<(String, Session)>, OAuthError> {
+    let secret = session::cookie(app, headers, SESSION_COOKIE);
+    let session = session::current(app, headers).await?;
+    Ok(secret.zip(session))
+}
+
+/// `GET /device`: the code form (the code filled in when the URL carries it), after signing in.
+async fn page(State(app): State<App>, headers: HeaderMap, query: Result<Query<PageQuery>, QueryRejection>) -> Response {
+    let query = query.map(|q| q.0).unwrap_or_default();
+    let locales = words(query.ui_locales.as_deref());
+    let result = async {
+        let Some((secret, _)) = signed_in(&app, &headers).await? else {
+            let here = match &query.user_code {
+                Some(code) => format!(
+                    "{VERIFICATION_PATH}?{}",
+                    url::form_urlencoded::Serializer::new(String::new()).append_pair("user_code", code).finish()
+                ),
+                None => VERIFICATION_PATH.to_owned(),
+            };
+            return login_page(&app, &headers, &locales, None, None, StatusCode::OK, Some(&here));
+        };
+        device_page(&app, &headers, &locales, &secret, query.user_code, None, StatusCode::OK)
+    }
+    .await;
+    result.unwrap_or_else(|e| interaction::error_page(&app, &headers, None, &locales, e))
+}
+
+fn device_page(
+    app: &App,
+    headers: &HeaderMap,
+    locales: &[String],
+    secret: &str,
+    user_code: Option<String>,
+    outcome: Option<String>,
+    status: StatusCode,
+) -> Result<Response, OAuthError> {
+    let context = page_context(app, headers, locales, VERIFICATION_PATH, form_token(secret, PURPOSE));
+    render(app, &Page::Device { context, user_code, outcome }, status)
+}
+
+/// `POST /device`: the code typed, then the person's decision about the device.
+async fn decide(
+    State(app): State<App>,
+    extensions: Extensions,
+    headers: HeaderMap,
+    form: Result<Form<DeviceForm>, FormRejection>,
+) -> Response {
+    let peer = crate::oauth::peer(&extensions);
+    let result = async {
+        let Ok(Form(form)) = form else {
+            return Err(OAuthError::InvalidRequest("the device form is malformed".into()));
+        };
+        let Some((secret, session)) = signed_in(&app, &headers).await? else {
+            return login_page(&app, &headers, &[], None, None, StatusCode::OK, Some(VERIFICATION_PATH));
+        };
+        if form.csrf.is_empty() || !same(&form.csrf, &form_token(&secret, PURPOSE)) {
+            return Err(OAuthError::AccessDenied("the form did not come from your device page".into()));
+        }
+        let again = |outcome: &str, status| {
+            device_page(&app, &headers, &[], &secret, Some(form.user_code.clone()), Some(outcome.to_owned()), status)
+        };
+        // Codes typed count as sign-in attempts: a guesser is slowed and then stopped.
+        let attempt = format!("device:{}", session.hash);
+        match app.sign_in_limit.admit(peer, Attempt::Page(&attempt), &session.user_id) {
+            Ok(delay) => tokio::time::sleep(delay).await,
+            Err(Refusal::Address | Refusal::PageSpent | Refusal::Client) => {
+                return again("Too many codes tried. Wait a while and try again.", StatusCode::TOO_MANY_REQUESTS);
+            }
+        }
+        let Some(loaded) = pending(&app, &form.user_code).await? else {
+            return again(
+                "That code is unknown, used or expired. Check the code on the device.",
+                StatusCode::BAD_REQUEST,
+            );
+        };
+        let mut device = loaded.value;
+        let context = app
+            .storage
+            .client_context(&device.client_id)
+            .await?
+            .ok_or_else(|| OAuthError::invalid_client("the device's client is no longer registered", false))?;
+        let user = app
+            .storage
+            .get_user(&session.user_id)
+            .await?
+            .ok_or_else(|| OAuthError::LoginRequired("the user no longer exists".into()))?;
+        let decision = scope_policy::resolve(
+            &app,
+            &context,
+            Ask {
+                user: Some(&user),
+                requested: &device.scopes,
+                scope_parameter_present: device.scope_given,
+                grant_type: GrantType::DeviceCode.as_str(),
+                original_scopes: None,
+                acr_values: &device.acr_values,
+                claims_parameter: None,
+            },
+        )
+        .await?;
+        match form.decision.as_deref() {
+            // The code is right: what the device's application asks for, to allow or deny.
+            None => {
+                let mut page = page_context(&app, &headers, &[], VERIFICATION_PATH, form_token(&secret, PURPOSE));
+                page.client_name = client_name(&context.client);
+                page.application = context.application.as_ref().map(application_view);
+                page.hidden.push(("user_code".into(), display_user_code(&device.user_code)));
+                let user_name = if user.doc.name.is_empty() { user.username.clone() } else { user.doc.name.clone() };
+                render(&app, &Page::Consent { context: page, user_name, scopes: decision.scopes }, StatusCode::OK)
+            }
+            Some(choice) => {
+                let allowed = choice == "allow";
+                device.state = if allowed {
+                    DeviceState::Approved { user_id: user.id.clone(), auth_time: session.auth_time, decision }
+                } else {
+                    DeviceState::Denied
+                };
+                match app.storage.apply(vec![write::update(&device, loaded.revision)?]).await {
+                    Ok(()) => {}
+                    // The device polled in between (its poll time changed): decide on the new revision.
+                    Err(StorageError::Conflict(_)) => {
+                        let Some(fresh) = pending(&app, &form.user_code).await? else {
+                            return again("That code is unknown, used or expired.", StatusCode::BAD_REQUEST);
+                        };
+                        let mut updated = fresh.value;
+                        updated.state = device.state;
+                        app.storage.apply(vec![write::update(&updated, fresh.revision)?]).await?;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                tracing::info!(client = %device.client_id, allowed, "device authorization decided");
+                let outcome = if allowed { "approved" } else { "denied" };
+                device_page(&app, &headers, &[], &secret, None, Some(outcome.into()), StatusCode::OK)
+            }
+        }
+    }
+    .await;
+    result.unwrap_or_else(|e| interaction::error_page(&app, &headers, None, &[], e))
+}
