@@ -1332,6 +1332,35 @@ async fn request_objects_are_verified_and_win_over_the_query() {
     }
     let r = browser.get(authorize(&sign(object(json!({})), &key), &[("request_uri", "urn:x")]).as_str()).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST, "request and request_uri together");
+    // A client registered for unsigned request objects sends those, and only those.
+    let (status, v) = server
+        .admin_post(
+            "/admin/v1/clients",
+            json!({"name": "unsigned", "redirect_uris": [REDIRECT], "scopes": ["openid", "email"],
+                    "request_object_signing_alg": "none"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let open_id = v["client_id"].as_str().unwrap().to_owned();
+    let claims = json!({"client_id": open_id, "response_type": "code", "redirect_uri": REDIRECT, "scope": "openid",
+                        "state": "unsigned-state"});
+    let plain =
+        format!("{}.{}.", URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#), URL_SAFE_NO_PAD.encode(claims.to_string()));
+    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
+    url.query_pairs_mut().extend_pairs([
+        ("client_id", open_id.as_str()),
+        ("response_type", "code"),
+        ("request", &plain),
+    ]);
+    let back = browser.authorize(url.as_str(), "rita", "rita password 1").await;
+    assert_eq!(query(&back, "state").as_deref(), Some("unsigned-state"));
+    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
+    url.query_pairs_mut().extend_pairs([("client_id", open_id.as_str()), ("request", &sign(object(json!({})), &key))]);
+    assert!(browser.get(url.as_str()).await.text().await.unwrap().contains("invalid_request_object"));
+    let (status, v) =
+        server.admin_post("/admin/v1/clients", json!({"name": "x", "request_object_signing_alg": "HS1"})).await;
+    assert_eq!((status, v["field"].as_str()), (StatusCode::BAD_REQUEST, Some("request_object_signing_alg")));
+
     // A client with no keys or sealed secret cannot sign a request object.
     let (plain, _) = server.client(json!({"name": "plain", "redirect_uris": [REDIRECT]})).await;
     let mut url = url::Url::parse(&server.url("/authorize")).unwrap();

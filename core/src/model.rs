@@ -94,6 +94,9 @@ pub struct ClientDocument {
     pub sealed_secret: Option<String>,
     /// Its authorization requests must be pushed first (RFC 9126 §6).
     pub require_pushed_authorization_requests: bool,
+    /// The algorithm its request objects are signed with (OIDC Registration §2); `none`:
+    /// unsigned, which only such a client may send.
+    pub request_object_signing_alg: Option<String>,
 }
 
 /// A client authentication method (RFC 6749 §2.3.1, OIDC Core §9, RFC 7523 §2.2).

@@ -85,6 +85,8 @@ pub struct NewClient {
     pub require_pushed_authorization_requests: bool,
     /// Where a logout it starts may send the browser back (OIDC RP-Initiated Logout §3).
     pub post_logout_redirect_uris: Vec<String>,
+    /// The algorithm its request objects are signed with; `none` lets it send unsigned ones.
+    pub request_object_signing_alg: Option<String>,
 }
 
 /// What registration returns: the secret appears here once and is never stored.
@@ -198,6 +200,14 @@ pub(crate) fn new_client(new: NewClient) -> Result<(Client, Option<String>), Reg
             other => other,
         })?;
     }
+    if let Some(alg) = new.request_object_signing_alg.as_deref()
+        && !REQUEST_OBJECT_ALGORITHMS.contains(&alg)
+    {
+        return Err(RegistryError::field(
+            "request_object_signing_alg",
+            format!("one of {}", REQUEST_OBJECT_ALGORITHMS.join(", ")),
+        ));
+    }
     let method = match new.token_endpoint_auth_method.as_deref() {
         None => None,
         Some(m) => Some(TokenEndpointAuthMethod::parse(m).ok_or_else(|| {
@@ -264,10 +274,15 @@ pub(crate) fn new_client(new: NewClient) -> Result<(Client, Option<String>), Reg
             jwks,
             sealed_secret: None,
             require_pushed_authorization_requests: new.require_pushed_authorization_requests,
+            request_object_signing_alg: new.request_object_signing_alg.clone(),
         },
     };
     Ok((client, secret))
 }
+
+/// What a client's request objects may be signed with; `none` is unsigned.
+const REQUEST_OBJECT_ALGORITHMS: [&str; 12] =
+    ["none", "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "EdDSA"];
 
 /// A JWK Set (RFC 7517 §5) of public keys jsonwebtoken can verify with.
 fn check_jwks(jwks: &serde_json::Value) -> Result<(), RegistryError> {

@@ -96,7 +96,9 @@ pub async fn metadata(app: &App) -> Value {
         "ui_locales_supported": locales,
         "claims_parameter_supported": false,
         "request_parameter_supported": true,
-        "request_object_signing_alg_values_supported": ASSERTION_ALGORITHMS,
+        // Unsigned (`none`) only from a client registered for it.
+        "request_object_signing_alg_values_supported":
+            std::iter::once("none").chain(ASSERTION_ALGORITHMS).collect::<Vec<_>>(),
         // `request_uri` is taken from the pushed authorization request endpoint only (RFC 9126).
         "request_uri_parameter_supported": false,
         "require_pushed_authorization_requests": false,

@@ -1,7 +1,9 @@
 //! OIDC Core §6.1 Passing a Request Object by Value: an authorization request's parameters
 //! as a JWT the client signed, in `request`. It is signed with a key of the client's JWK Set
 //! (a `private_key_jwt` client) or with HMAC and the client's secret (a `client_secret_jwt`
-//! client, whose secret the server can open); an unsigned one (`alg: none`) is never taken.
+//! client, whose secret the server can open). An unsigned one (`alg: none`) is taken only
+//! from a client registered with `request_object_signing_alg: none` (OIDC Registration §2),
+//! which then sends no other kind; a client registered with an algorithm uses that one.
 //! §6.3: its parameters win over the query's; `client_id` and `response_type`, where both
 //! give them, must agree.
 
@@ -49,18 +51,25 @@ async fn open(app: &Protocol, params: &Params, jwt: &str) -> Result<Map<String, 
     }
     // OAuth 2.0 still needs `client_id` outside (§6.1): it says whose keys to verify with.
     let client_id = params.required("client_id")?;
-    let header = jsonwebtoken::decode_header(jwt).map_err(|_| bad("not a signed JWT (unsigned ones are refused)"))?;
     let context = app.storage.client_context(client_id).await?.ok_or_else(|| bad("unknown client"))?;
-    let keys = verification_keys(app, &context.client, header.alg, header.kid.as_deref()).map_err(bad)?;
-    let mut validation = Validation::new(header.alg);
-    validation.required_spec_claims.clear();
-    validation.validate_exp = false;
-    validation.validate_aud = false;
-    let claims = keys
-        .iter()
-        .find_map(|key| jsonwebtoken::decode::<Map<String, Value>>(jwt, key, &validation).ok())
-        .ok_or_else(|| bad("the signature does not verify"))?
-        .claims;
+    let registered = context.client.doc.request_object_signing_alg.as_deref();
+    let claims = if registered == Some("none") {
+        unsigned(jwt).ok_or_else(|| bad("this client's request objects are unsigned (`alg: none`, no signature)"))?
+    } else {
+        let header = jsonwebtoken::decode_header(jwt).map_err(|_| bad("not a signed JWT (this client signs them)"))?;
+        if registered.is_some_and(|alg| !alg.eq_ignore_ascii_case(&format!("{:?}", header.alg))) {
+            return Err(bad("signed with another algorithm than the client registered"));
+        }
+        let keys = verification_keys(app, &context.client, header.alg, header.kid.as_deref()).map_err(bad)?;
+        let mut validation = Validation::new(header.alg);
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        validation.validate_aud = false;
+        keys.iter()
+            .find_map(|key| jsonwebtoken::decode::<Map<String, Value>>(jwt, key, &validation).ok())
+            .ok_or_else(|| bad("the signature does not verify"))?
+            .claims
+    };
     let issuer = app.config.issuer();
     let now = app.clock.now();
     if claims.get("iss").is_some_and(|iss| iss != client_id) {
@@ -94,4 +103,20 @@ async fn open(app: &Protocol, params: &Params, jwt: &str) -> Result<Map<String, 
         return Err(bad("a request object cannot hold another"));
     }
     Ok(claims.into_iter().filter(|(k, _)| !JWT_CLAIMS.contains(&k.as_str())).collect())
+}
+
+/// An unsigned JWT (RFC 7519 §6): a header saying `alg: none`, the claims, no signature.
+fn unsigned(jwt: &str) -> Option<Map<String, Value>> {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut parts = jwt.split('.');
+    let (header, claims, signature) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || !signature.is_empty() {
+        return None;
+    }
+    let header: Map<String, Value> = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
+    if header.get("alg").and_then(Value::as_str) != Some("none") {
+        return None;
+    }
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims).ok()?).ok()
 }
