@@ -1430,3 +1430,90 @@ async fn rp_initiated_logout_ends_the_session_and_returns_to_a_registered_uri() 
         .await;
     assert_eq!((status, v["field"].as_str()), (StatusCode::BAD_REQUEST, Some("post_logout_redirect_uris")), "{v}");
 }
+
+#[tokio::test]
+async fn token_exchange_trades_a_users_token_within_its_scopes() {
+    const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+    const ACCESS: &str = "urn:ietf:params:oauth:token-type:access_token";
+    let server = TestServer::start().await;
+    server.user("tex", "tex password 1").await;
+    let (front, front_secret) = server
+        .client(json!({"name": "front", "redirect_uris": [REDIRECT], "scopes": ["openid", "api", "offline_access"]}))
+        .await;
+    let front_secret = front_secret.unwrap();
+    let (back_end, back_secret) =
+        server.client(json!({"name": "back", "grant_types": [EXCHANGE], "scopes": ["api", "reports"]})).await;
+    let back_secret = back_secret.unwrap();
+    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
+    url.query_pairs_mut().extend_pairs([
+        ("response_type", "code"),
+        ("client_id", front.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid api offline_access"),
+    ]);
+    let back = Browser::new().authorize(url.as_str(), "tex", "tex password 1").await;
+    let (_, tokens) = redeem(&server, &front, &front_secret, &query(&back, "code").unwrap()).await;
+    let subject = tokens["access_token"].as_str().unwrap().to_owned();
+
+    let exchange = |extra: Vec<(&'static str, String)>, client: (String, String)| {
+        let server = &server;
+        let subject = subject.clone();
+        async move {
+            let mut pairs = vec![
+                ("grant_type", EXCHANGE.to_owned()),
+                ("subject_token", subject),
+                ("subject_token_type", ACCESS.to_owned()),
+            ];
+            for (k, v) in extra {
+                pairs.retain(|(key, _)| *key != k);
+                pairs.push((k, v));
+            }
+            let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            server.form("/token", &pairs, Some((&client.0, &client.1))).await
+        }
+    };
+    let backend = (back_end.clone(), back_secret.clone());
+    let (status, v) = exchange(vec![("scope", "api".into())], backend.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!((v["issued_token_type"].as_str(), v["scope"].as_str()), (Some(ACCESS), Some("api")));
+    assert!(v.get("refresh_token").is_none());
+    let exchanged = v["access_token"].as_str().unwrap().to_owned();
+    let (_, claims) = server.verify_jwt(&exchanged, None).await;
+    assert_eq!(claims["client_id"], back_end.as_str());
+    let (_, introspected) = server.form("/introspect", &[("token", &exchanged)], Some((&back_end, &back_secret))).await;
+    assert_eq!(introspected["active"], true, "{introspected}");
+    assert_eq!(introspected["sub"], claims["sub"]);
+
+    // The RFC's errors for what cannot be.
+    for (extra, status, error) in [
+        (vec![("scope", "api reports".to_owned())], 400, "invalid_scope"),
+        (vec![("subject_token", "not-a-token".to_owned())], 400, "invalid_request"),
+        (vec![("subject_token_type", "urn:ietf:params:oauth:token-type:id_token".to_owned())], 400, "invalid_request"),
+        (
+            vec![("requested_token_type", "urn:ietf:params:oauth:token-type:refresh_token".to_owned())],
+            400,
+            "invalid_request",
+        ),
+        (vec![("audience", "https://elsewhere.example.com".to_owned())], 400, "invalid_target"),
+        (vec![("actor_token", "x".to_owned())], 400, "invalid_request"),
+    ] {
+        let (got, v) = exchange(extra.clone(), backend.clone()).await;
+        assert_eq!((got.as_u16(), v["error"].as_str()), (status, Some(error)), "{extra:?}: {v}");
+    }
+    let (got, v) = exchange(vec![], (front.clone(), front_secret.clone())).await;
+    assert_eq!((got, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("unauthorized_client")), "not registered");
+
+    // Revoking the grant the subject token hangs off revokes the exchanged token too.
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let (status, _) = server.form("/revoke", &[("token", refresh)], Some((&front, &front_secret))).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, introspected) = server.form("/introspect", &[("token", &exchanged)], Some((&back_end, &back_secret))).await;
+    assert_eq!(introspected["active"], false, "{introspected}");
+    let (status, v) = server
+        .admin_post(
+            "/admin/v1/clients",
+            json!({"name": "x", "public": true, "redirect_uris": [REDIRECT], "grant_types": [EXCHANGE]}),
+        )
+        .await;
+    assert_eq!((status, v["field"].as_str()), (StatusCode::BAD_REQUEST, Some("grant_types")));
+}

@@ -59,6 +59,9 @@ pub enum OAuthError {
     /// OIDC Core §6.2, RFC 9126 §4: a `request_uri` that is unknown, used or expired.
     #[error("{0}")]
     InvalidRequestUri(String),
+    /// RFC 8693 §2.2.2: an `audience` or `resource` the server cannot issue for.
+    #[error("{0}")]
+    InvalidTarget(String),
     /// RFC 8628 §3.5: the person has not yet decided.
     #[error("{0}")]
     AuthorizationPending(String),
@@ -97,6 +100,7 @@ impl OAuthError {
             Self::TemporarilyUnavailable(_) | Self::TooManyAttempts(_) => "temporarily_unavailable",
             Self::NotFound(_) => "not_found",
             Self::InvalidRequestUri(_) => "invalid_request_uri",
+            Self::InvalidTarget(_) => "invalid_target",
             Self::AuthorizationPending(_) => "authorization_pending",
             Self::DeviceDenied(_) => "access_denied",
             Self::SlowDown(_) => "slow_down",

@@ -16,11 +16,19 @@ pub enum GrantType {
     Password,
     /// The device authorization grant (RFC 8628): off unless a client is registered for it.
     DeviceCode,
+    /// Token exchange (RFC 8693): off unless a confidential client is registered for it.
+    TokenExchange,
 }
 
 impl GrantType {
-    pub const ALL: [GrantType; 5] =
-        [Self::AuthorizationCode, Self::ClientCredentials, Self::RefreshToken, Self::Password, Self::DeviceCode];
+    pub const ALL: [GrantType; 6] = [
+        Self::AuthorizationCode,
+        Self::ClientCredentials,
+        Self::RefreshToken,
+        Self::Password,
+        Self::DeviceCode,
+        Self::TokenExchange,
+    ];
 
     /// The `grant_type` value (RFC 6749 §4.1.3, §4.4.2, §6, §4.3.2).
     pub fn as_str(self) -> &'static str {
@@ -30,6 +38,7 @@ impl GrantType {
             Self::RefreshToken => "refresh_token",
             Self::Password => "password",
             Self::DeviceCode => "urn:ietf:params:oauth:grant-type:device_code",
+            Self::TokenExchange => "urn:ietf:params:oauth:grant-type:token-exchange",
         }
     }
 

@@ -156,6 +156,9 @@ pub(crate) fn new_client(new: NewClient) -> Result<(Client, Option<String>), Reg
     if new.public && grant_types.contains(&GrantType::ClientCredentials) {
         return Err(RegistryError::field("grant_types", "a public client cannot use client credentials"));
     }
+    if new.public && grant_types.contains(&GrantType::TokenExchange) {
+        return Err(RegistryError::field("grant_types", "a public client cannot exchange tokens"));
+    }
     if new.public && grant_types.contains(&GrantType::Password) {
         return Err(RegistryError::field(
             "grant_types",

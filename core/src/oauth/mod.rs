@@ -26,6 +26,7 @@ pub mod scope_policy;
 pub mod session;
 pub mod sign_in_limit;
 pub mod token;
+pub mod token_exchange;
 pub mod tokens;
 pub mod userinfo;
 

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use super::App;
 use super::client_auth;
 use super::params::Params;
-use super::{authorization_code, client_credentials, device_code, password, refresh_token};
+use super::{authorization_code, client_credentials, device_code, password, refresh_token, token_exchange};
 use crate::error::OAuthError;
 use crate::model::*;
 
@@ -76,5 +76,6 @@ async fn handle(
         GrantType::RefreshToken => refresh_token::exchange(app, &context, &params).await,
         GrantType::Password => password::exchange(app, &context, &params, peer).await,
         GrantType::DeviceCode => device_code::exchange(app, &context, &params).await,
+        GrantType::TokenExchange => token_exchange::exchange(app, &context, &params).await,
     }
 }

@@ -58,6 +58,9 @@ pub struct TokenResponse {
     pub refresh_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
+    /// RFC 8693 §2.2.1: what a token exchange issued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
 }
 
 /// What one token response is issued for.
@@ -95,6 +98,7 @@ pub fn issue(app: &Protocol, what: Issue<'_>) -> Result<TokenResponse, OAuthErro
         scope: what.scopes.join(" "),
         refresh_token: what.refresh_token,
         id_token,
+        issued_token_type: None,
     })
 }
 
