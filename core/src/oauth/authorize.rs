@@ -414,11 +414,6 @@ async fn decide(
     let client = &context.client;
     let (user, remembered) = app.storage.user_and_consent(user_id, &client.id).await?;
     let user = user.ok_or_else(|| OAuthError::LoginRequired("the user no longer exists".into()))?;
-    if let Some(application) = context.application.as_ref().filter(|a| a.owner_only)
-        && application.created_by.as_deref() != Some(user.id.as_str())
-    {
-        return Err(OAuthError::AccessDenied("only the user who registered this application may authorize it".into()));
-    }
     let decision = scope_policy::resolve(
         app,
         context,

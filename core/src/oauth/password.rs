@@ -40,11 +40,6 @@ pub async fn exchange(
         }
         Err(SignInRefusal::Refused(e) | SignInRefusal::PageSpent(e)) => return Err(e),
     };
-    if let Some(application) = context.application.as_ref().filter(|a| a.owner_only)
-        && application.created_by.as_deref() != Some(user.id.as_str())
-    {
-        return Err(OAuthError::InvalidGrant("only the user who registered this application may use it".into()));
-    }
     let decision = scope_policy::resolve(
         app,
         context,

@@ -52,6 +52,13 @@ fn selected_tenant(acr_values: &[String]) -> Result<Option<&str>, OAuthError> {
     }
 }
 
+/// A user refused a grant: where a person decides on a page (authorization, a device's
+/// page), `access_denied`; at the token endpoint, the grant is invalid.
+fn refused(ask: &Ask<'_>, why: String) -> OAuthError {
+    let on_a_page = [GrantType::AuthorizationCode.as_str(), "implicit", GrantType::DeviceCode.as_str()];
+    if on_a_page.contains(&ask.grant_type) { OAuthError::AccessDenied(why) } else { OAuthError::InvalidGrant(why) }
+}
+
 pub async fn resolve(app: &Protocol, context: &ClientContext, ask: Ask<'_>) -> Result<Decision, OAuthError> {
     let client = &context.client;
     // A user's roles are those they hold everywhere and, in the client's organization and in
@@ -77,15 +84,16 @@ pub async fn resolve(app: &Protocol, context: &ClientContext, ask: Ask<'_>) -> R
         };
         let membership = app.storage.membership(&user.id, tenant).await?;
         if membership.is_none() && user.doc.organization_id.as_deref() != Some(tenant) {
-            let why = format!("the user has no access to tenant `{tenant}`");
-            // At the authorization endpoint the person is refused; at the token endpoint, the grant.
-            return Err(if ask.grant_type == GrantType::AuthorizationCode.as_str() || ask.grant_type == "implicit" {
-                OAuthError::AccessDenied(why)
-            } else {
-                OAuthError::InvalidGrant(why)
-            });
+            return Err(refused(&ask, format!("the user has no access to tenant `{tenant}`")));
         }
         add_roles(membership.map(|m| m.roles).unwrap_or_default());
+    }
+    // Deployteq: only the user who registered an owner-only application may let it in, by
+    // any grant.
+    if let (Some(user), Some(application)) = (ask.user, context.application.as_ref().filter(|a| a.owner_only))
+        && application.created_by.as_deref() != Some(user.id.as_str())
+    {
+        return Err(refused(&ask, "only the user who registered this application may authorize it".into()));
     }
     let input = ScopeInput {
         client,
