@@ -22,7 +22,6 @@ use crate::crypto::{hash_secret, random_token};
 use crate::error::OAuthError;
 use crate::model::Session;
 use crate::oauth::interaction::{self, SignInRefusal};
-use crate::oauth::session::SESSION_COOKIE;
 use crate::oauth::sign_in_limit::Attempt;
 use crate::oauth::{App, pages, session};
 use crate::plugin::consent::{ConnectionView, Page, PageContext};
@@ -238,9 +237,7 @@ async fn connections_page(
     query: &PageQuery,
     locales: &[String],
 ) -> Result<Response, OAuthError> {
-    let (Some(secret), Some(session)) =
-        (session::cookie(app, headers, SESSION_COOKIE), session::current(app, headers).await?)
-    else {
+    let Some((secret, session)) = session::current_with_secret(app, headers).await? else {
         return login_page(app, headers, locales, None, None, StatusCode::OK, None);
     };
     let user = app.storage.get_user(&session.user_id).await?;
@@ -363,9 +360,7 @@ async fn revoke_form(
         let Ok(Form(form)) = form else {
             return Err(OAuthError::InvalidRequest("the revoke form is malformed".into()));
         };
-        let (Some(secret), Some(session)) =
-            (session::cookie(&app, &headers, SESSION_COOKIE), session::current(&app, &headers).await?)
-        else {
+        let Some((secret, session)) = session::current_with_secret(&app, &headers).await? else {
             return Ok(see_other(&app, CONNECTIONS_PATH));
         };
         if form.csrf.is_empty() || !same(&form.csrf, &revoke_csrf(&secret)) {

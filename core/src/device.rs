@@ -15,13 +15,13 @@ use serde::Deserialize;
 
 use crate::account::{form_token, login_page, page_context, render, same};
 use crate::error::OAuthError;
-use crate::model::{DeviceState, GrantType, Session};
+use crate::model::{DeviceState, GrantType};
 use crate::oauth::App;
 use crate::oauth::device_authorization::{VERIFICATION_PATH, display_user_code, pending};
 use crate::oauth::interaction::{self, application_view, client_name};
 use crate::oauth::params::words;
 use crate::oauth::scope_policy::{self, Ask};
-use crate::oauth::session::{self, SESSION_COOKIE};
+use crate::oauth::session;
 use crate::oauth::sign_in_limit::{Attempt, Refusal};
 use crate::plugin::consent::Page;
 use crate::storage::{StorageError, write};
@@ -48,18 +48,12 @@ struct DeviceForm {
 
 const PURPOSE: &str = "device";
 
-async fn signed_in(app: &App, headers: &HeaderMap) -> Result<Option<(String, Session)>, OAuthError> {
-    let secret = session::cookie(app, headers, SESSION_COOKIE);
-    let session = session::current(app, headers).await?;
-    Ok(secret.zip(session))
-}
-
 /// `GET /device`: the code form (the code filled in when the URL carries it), after signing in.
 async fn page(State(app): State<App>, headers: HeaderMap, query: Result<Query<PageQuery>, QueryRejection>) -> Response {
     let query = query.map(|q| q.0).unwrap_or_default();
     let locales = words(query.ui_locales.as_deref());
     let result = async {
-        let Some((secret, _)) = signed_in(&app, &headers).await? else {
+        let Some((secret, _)) = session::current_with_secret(&app, &headers).await? else {
             let here = match &query.user_code {
                 Some(code) => format!(
                     "{VERIFICATION_PATH}?{}",
@@ -100,7 +94,7 @@ async fn decide(
         let Ok(Form(form)) = form else {
             return Err(OAuthError::InvalidRequest("the device form is malformed".into()));
         };
-        let Some((secret, session)) = signed_in(&app, &headers).await? else {
+        let Some((secret, session)) = session::current_with_secret(&app, &headers).await? else {
             return login_page(&app, &headers, &[], None, None, StatusCode::OK, Some(VERIFICATION_PATH));
         };
         if form.csrf.is_empty() || !same(&form.csrf, &form_token(&secret, PURPOSE)) {

@@ -15,7 +15,6 @@ use super::interaction::error_page;
 use super::params::{Params, words};
 use super::session::{self, SESSION_COOKIE};
 use super::{App, pages};
-use crate::crypto::hash_secret;
 use crate::error::OAuthError;
 
 pub async fn get(State(app): State<App>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
@@ -88,13 +87,12 @@ async fn logout(app: &App, headers: &HeaderMap, params: &Params) -> Result<Respo
     };
     // The browser's session ends if it is the hint's user's; another person's is left alone.
     let mut ended = false;
-    if let Some(secret) = session::cookie(app, headers, SESSION_COOKIE) {
-        let hash = hash_secret(&secret);
-        if app.storage.get_session(&hash).await?.is_some_and(|s| s.user_id == hint.sub) {
-            app.storage.delete_session(&hash).await?;
-            ended = true;
-            tracing::info!(client = %client_id, "session ended by the relying party");
-        }
+    if let Some(session) = session::current(app, headers).await?
+        && session.user_id == hint.sub
+    {
+        app.storage.delete_session(&session.hash).await?;
+        ended = true;
+        tracing::info!(client = %client_id, "session ended by the relying party");
     }
     let mut response = match back {
         Some(uri) => {

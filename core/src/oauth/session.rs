@@ -35,7 +35,16 @@ pub fn set_cookie(app: &Protocol, name: &str, value: &str, max_age: u64) -> Head
 
 /// The signed-in user's live session, if the browser has one.
 pub async fn current(app: &Protocol, headers: &HeaderMap) -> Result<Option<Session>, crate::storage::StorageError> {
-    let Some(id) = cookie(app, headers, SESSION_COOKIE) else { return Ok(None) };
-    let session = app.storage.get_session(&hash_secret(&id)).await?;
-    Ok(session.filter(|s| s.expires_at > app.clock.now()))
+    Ok(current_with_secret(app, headers).await?.map(|(_, session)| session))
+}
+
+/// The live session with the secret its cookie holds, from which a signed-in page derives
+/// its forms' tokens.
+pub async fn current_with_secret(
+    app: &Protocol,
+    headers: &HeaderMap,
+) -> Result<Option<(String, Session)>, crate::storage::StorageError> {
+    let Some(secret) = cookie(app, headers, SESSION_COOKIE) else { return Ok(None) };
+    let session = app.storage.get_session(&hash_secret(&secret)).await?;
+    Ok(session.filter(|s| s.expires_at > app.clock.now()).map(|s| (secret, s)))
 }
