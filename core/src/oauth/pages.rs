@@ -97,25 +97,9 @@ fn with_page_headers(mut response: Response, csp: &str) -> Response {
 
 fn content_security_policy(app: &Protocol, html: &str, redirect_uri: Option<&str>) -> String {
     let mut csp = String::from("default-src 'none'");
-    let styles = inline_style_hashes(html);
-    if !styles.is_empty() {
-        csp.push_str("; style-src");
-        for hash in styles {
-            csp.push_str(" 'sha256-");
-            csp.push_str(&hash);
-            csp.push('\'');
-        }
-    }
+    push_hashes(&mut csp, "style-src", inline_style_hashes(html));
     // Inline scripts only by their hash: the form post page's one line, nothing else.
-    let scripts = inline_hashes(html, "script");
-    if !scripts.is_empty() {
-        csp.push_str("; script-src");
-        for hash in scripts {
-            csp.push_str(" 'sha256-");
-            csp.push_str(&hash);
-            csp.push('\'');
-        }
-    }
+    push_hashes(&mut csp, "script-src", inline_hashes(html, "script"));
     // An application's icon: an https URL or a data URI, nothing that runs.
     if html.contains("<img") {
         csp.push_str("; img-src https: data:");
@@ -133,6 +117,20 @@ fn content_security_policy(app: &Protocol, html: &str, redirect_uri: Option<&str
     }
     csp.push_str("; frame-ancestors 'none'; base-uri 'none'");
     csp
+}
+
+/// `directive` allowing exactly the inline elements of these hashes, when there are any.
+fn push_hashes(csp: &mut String, directive: &str, hashes: Vec<String>) {
+    if hashes.is_empty() {
+        return;
+    }
+    csp.push_str("; ");
+    csp.push_str(directive);
+    for hash in hashes {
+        csp.push_str(" 'sha256-");
+        csp.push_str(&hash);
+        csp.push('\'');
+    }
 }
 
 /// base64 SHA-256 of each `<style>` element's text in the page's `<head>`.
