@@ -222,6 +222,14 @@ fn respond<T: Serialize>(status: StatusCode, result: Result<T, RegistryError>) -
     }
 }
 
+/// What a removal answers: 204 with no body, or its error.
+fn removed(result: Result<(), RegistryError>) -> Response {
+    match result {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => registry_error(e),
+    }
+}
+
 /// The body, or the response that refuses it.
 macro_rules! body {
     ($body:expr) => {
@@ -411,10 +419,7 @@ async fn remove_instance(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Response {
-    match apps::remove_instance(&app.storage, &caller, &id).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => registry_error(e),
-    }
+    removed(apps::remove_instance(&app.storage, &caller, &id).await)
 }
 
 // Applications
@@ -477,10 +482,7 @@ async fn delete_application(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Response {
-    match apps::delete_application(&app.storage, &caller, &id).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => registry_error(e),
-    }
+    removed(apps::delete_application(&app.storage, &caller, &id).await)
 }
 
 // Client templates and their clients
@@ -521,10 +523,7 @@ async fn delete_template(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Response {
-    match apps::delete_template(&app.storage, &caller, &id).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => registry_error(e),
-    }
+    removed(apps::delete_template(&app.storage, &caller, &id).await)
 }
 
 /// A client created from a template: its id and secret, shown this once.
