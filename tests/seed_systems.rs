@@ -228,37 +228,21 @@ async fn elma365(postgres: bool) {
         .add_scope(Scope::new("api".into()))
         .url();
     let back = browser.authorize(url.as_str(), "olga", "olga password 1").await;
-    let (status, narrowed) = server
-        .form(
-            "/api/o/oauth/v2/token",
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &query(&back, "code").unwrap()),
-                ("client_id", &client_id),
-                ("client_secret", &secret),
-                ("redirect_uri", redirect),
-            ],
-            None,
-        )
-        .await;
+    let code = query(&back, "code").unwrap();
+    let redemption = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("client_id", client_id.as_str()),
+        ("client_secret", secret.as_str()),
+        ("redirect_uri", redirect),
+    ];
+    let (status, narrowed) = server.form("/api/o/oauth/v2/token", &redemption, None).await;
     assert_eq!(status, StatusCode::OK, "{narrowed}");
     assert_eq!(narrowed["scope"], "api");
     assert!(narrowed.get("id_token").is_none(), "no openid, no ID token");
 
     // A code works once (and presented again, revokes what it gave).
-    let (status, again) = server
-        .form(
-            "/api/o/oauth/v2/token",
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &query(&back, "code").unwrap()),
-                ("client_id", &client_id),
-                ("client_secret", &secret),
-                ("redirect_uri", redirect),
-            ],
-            None,
-        )
-        .await;
+    let (status, again) = server.form("/api/o/oauth/v2/token", &redemption, None).await;
     assert_eq!((status, again["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
 
     // Past its expiry date, the client gets nothing.
