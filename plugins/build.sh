@@ -2,17 +2,21 @@
 # Builds every plugin under plugins/ into policies/<name>.wasm (a component) and
 # policies/<name>.toml (its manifest).
 #
-#   plugins/build.sh             build every plugin into policies/ and every test plugin
-#                                (tests/plugins/*) into tests/policies/
-#   plugins/build.sh --out DIR   build the plugins into DIR and the test plugins into
-#                                DIR/fixtures (or --fixtures-out DIR2)
+#   plugins/build.sh             build every plugin into policies/, every test plugin
+#                                (tests/plugins/*) into tests/policies/ and every example
+#                                plugin (examples/plugins/*) into examples/policies/
+#   plugins/build.sh --out DIR   build the plugins into DIR, the test plugins into
+#                                DIR/fixtures (or --fixtures-out DIR2) and the example
+#                                plugins into DIR/examples
 #   plugins/build.sh --check     build nothing; exit 1 naming each plugin whose manifest's
 #                                source-hash differs from its sources (a stale .wasm)
 #
 # A plugin is a directory plugins/<name>/ (a member of the plugins/ workspace) or
-# tests/plugins/<name>/ (a standalone crate, built from a copy that gets its own
-# [workspace]) whose Cargo.toml has a [package.metadata.portcullis] table with `kind`,
-# `memory-mb` and `deadline-ms`; the manifest's description is the package's `description`.
+# tests/plugins/<name>/ or examples/plugins/<name>/ (a standalone crate, built from a copy
+# that gets its own [workspace]) whose Cargo.toml has a [package.metadata.portcullis] table
+# with `kind`, `memory-mb` and `deadline-ms`; the manifest's description is the package's
+# `description`, and a config.toml beside the Cargo.toml is appended to the manifest as is
+# (it holds the manifest's [config] table).
 #
 # Toolchain: a rustup toolchain with the wasm32-unknown-unknown target when it is
 # installed; otherwise Debian's rustc (rustc-web + rust-web-src, installed here when
@@ -29,7 +33,7 @@ out_dir=""
 fixtures_dir=""
 mode=build
 
-usage() { sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 while (($#)); do
     case "$1" in
@@ -54,27 +58,44 @@ done
 if [[ -z $out_dir ]]; then
     out_dir="$repo/policies"
     fixtures_dir="${fixtures_dir:-$repo/tests/policies}"
+    examples_dir="$repo/examples/policies"
 else
     fixtures_dir="${fixtures_dir:-$out_dir/fixtures}"
+    examples_dir="$out_dir/examples"
 fi
 mkdir -p "$out_dir" "$fixtures_dir"
 out_dir="$(cd "$out_dir" && pwd)"
 fixtures_dir="$(cd "$fixtures_dir" && pwd)"
 
-# The plugins (plugins/<name>) and the test plugins (tests/plugins/<name>), sorted.
+mkdir -p "$examples_dir"
+
+# The plugins (plugins/<name>), and the standalone ones: the test plugins
+# (tests/plugins/<name>) and the example plugins (examples/plugins/<name>), sorted.
 plugins=()
 fixtures=()
+declare -A src_dirs dest_dirs
 for manifest in "$here"/*/Cargo.toml; do
-    plugins+=("$(basename "$(dirname "$manifest")")")
+    name="$(basename "$(dirname "$manifest")")"
+    plugins+=("$name")
+    src_dirs[$name]="plugins/$name"
+    dest_dirs[$name]="$out_dir"
 done
-for manifest in "$repo"/tests/plugins/*/Cargo.toml; do
-    if [[ -f $manifest ]]; then fixtures+=("$(basename "$(dirname "$manifest")")"); fi
+for manifest in "$repo"/tests/plugins/*/Cargo.toml "$repo"/examples/plugins/*/Cargo.toml; do
+    [[ -f $manifest ]] || continue
+    name="$(basename "$(dirname "$manifest")")"
+    fixtures+=("$name")
+    src_dirs[$name]="${manifest#"$repo"/}"
+    src_dirs[$name]="${src_dirs[$name]%/Cargo.toml}"
+    case "${src_dirs[$name]}" in
+        tests/*) dest_dirs[$name]="$fixtures_dir" ;;
+        *) dest_dirs[$name]="$examples_dir" ;;
+    esac
 done
 ((${#plugins[@]})) || { echo "build.sh: no plugin under $here" >&2; exit 1; }
 
 # Where a plugin's sources are (relative to the repo) and where its outputs go.
-src_of() { if [[ " ${fixtures[*]-} " == *" $1 "* ]]; then echo "tests/plugins/$1"; else echo "plugins/$1"; fi; }
-dest_of() { if [[ " ${fixtures[*]-} " == *" $1 "* ]]; then echo "$fixtures_dir"; else echo "$out_dir"; fi; }
+src_of() { echo "${src_dirs[$1]}"; }
+dest_of() { echo "${dest_dirs[$1]}"; }
 
 # The value of KEY in [SECTION] of a TOML file, quotes removed (simple `key = value` lines only).
 toml_get() {
@@ -161,7 +182,7 @@ flags=(
     "-Clink-arg=-zstack-size=65536"
     "--remap-path-prefix=$repo=/portcullis"
     "--remap-path-prefix=$cargo_home=/cargo"
-    "--remap-path-prefix=$stage=/portcullis/tests/plugins"
+    "--remap-path-prefix=$stage=/portcullis/standalone-plugins"
 )
 build_env=()
 build_args=(build --release --target wasm32-unknown-unknown --target-dir "$wasm_target_dir")
@@ -218,7 +239,7 @@ for name in "${fixtures[@]}"; do
     echo "build.sh: building test plugin $name" >&2
     rm -rf "${stage:?}/$name"
     mkdir -p "$stage/$name"
-    (cd "$repo/tests/plugins/$name" && tar --exclude=./target -cf - .) | (cd "$stage/$name" && tar -xf -)
+    (cd "$repo/$(src_of "$name")" && tar --exclude=./target -cf - .) | (cd "$stage/$name" && tar -xf -)
     # A workspace of its own, the plugins' release profile and lock file, the SDK by absolute path.
     sed -i "s#path = \"\(\.\./\)*sdk/rust\"#path = \"$repo/sdk/rust\"#" "$stage/$name/Cargo.toml"
     {
@@ -241,8 +262,8 @@ for name in "${plugins[@]}" "${fixtures[@]}"; do
     deadline="$(toml_get "$cargo_toml" package.metadata.portcullis deadline-ms)"
     description="$(toml_get "$cargo_toml" package description)"
     case "$kind" in
-        scope-policy | consent-ui | storage) ;;
-        *) echo "build.sh: $cargo_toml: [package.metadata.portcullis] kind must be scope-policy, consent-ui or storage" >&2; exit 1 ;;
+        scope-policy | consent-ui | storage | grant-type) ;;
+        *) echo "build.sh: $cargo_toml: [package.metadata.portcullis] kind must be scope-policy, consent-ui, storage or grant-type" >&2; exit 1 ;;
     esac
     [[ $memory =~ ^[0-9]+$ && $deadline =~ ^[0-9]+$ ]] || {
         echo "build.sh: $cargo_toml: [package.metadata.portcullis] needs memory-mb and deadline-ms" >&2
@@ -267,6 +288,9 @@ deadline-ms = $deadline
 [grants]
 env = []
 EOF
+    if [[ -f $repo/$src/config.toml ]]; then
+        { echo; cat "$repo/$src/config.toml"; } >>"$tmp"
+    fi
     mv "$tmp" "$dest/$name.toml"
     echo "build.sh: wrote ${dest#"$repo"/}/$name.wasm ($(wc -c <"$dest/$name.wasm") bytes) and $name.toml" >&2
 done

@@ -311,7 +311,7 @@ async fn login(
         let page = format!("account:{}", form.csrf);
         match interaction::sign_in(&app, peer, Attempt::Page(&page), &form.username, &form.password).await? {
             Ok(user) => {
-                let (cookie, _) = interaction::start_session(&app, &user, None).await?;
+                let (cookie, _, _) = interaction::start_session(&app, &user, None).await?;
                 let next =
                     if safe_next(&form.next) { form.next.clone() } else { with_locales(CONNECTIONS_PATH, &locales) };
                 let mut response = see_other(&app, &next);

@@ -12,6 +12,7 @@ pub mod keys;
 pub mod limits;
 pub mod model;
 pub mod oauth;
+pub mod outbound;
 pub mod plugin;
 pub mod registry;
 pub mod server;

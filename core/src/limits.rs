@@ -59,6 +59,12 @@ pub const MAX_CLIENT_ASSERTION_BYTES: usize = 8 * 1024;
 /// The longest request object (OIDC Core §6.1) read, in bytes.
 pub const MAX_REQUEST_OBJECT_BYTES: usize = 16 * 1024;
 
+/// The longest `request_uri` taken (RFC 9101 §5.2: at most 512 ASCII characters).
+pub const MAX_REQUEST_URI_BYTES: usize = 512;
+
+/// The longest an extension grant's plugin may have a credential remembered as used.
+pub const MAX_SINGLE_USE_SECONDS: i64 = 24 * 3600;
+
 /// Shortest accepted `server.admin_token`, in characters.
 pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
 

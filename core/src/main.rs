@@ -278,43 +278,7 @@ enum UserCommand {
 #[derive(Subcommand)]
 enum ClientCommand {
     /// Register a client; prints its id and (confidential clients) its secret, once.
-    Add {
-        #[arg(long)]
-        name: String,
-        #[arg(long = "redirect-uri")]
-        redirect_uris: Vec<String>,
-        #[arg(long = "grant-type")]
-        grant_types: Vec<String>,
-        /// A response type it may use besides `code` (`id_token`, `code id_token`, ...).
-        #[arg(long = "response-type")]
-        response_types: Vec<String>,
-        /// `client_secret_basic`, `client_secret_post`, `client_secret_jwt`, `private_key_jwt`.
-        #[arg(long)]
-        token_endpoint_auth_method: Option<String>,
-        /// The client's public keys as a JWK Set (JSON), for `private_key_jwt`.
-        #[arg(long, value_parser = json_value)]
-        jwks: Option<serde_json::Value>,
-        /// Its authorization requests must be pushed first (RFC 9126).
-        #[arg(long)]
-        require_pushed_authorization_requests: bool,
-        /// Where a logout it starts may send the browser back.
-        #[arg(long = "post-logout-redirect-uri")]
-        post_logout_redirect_uris: Vec<String>,
-        #[arg(long = "scope")]
-        scopes: Vec<String>,
-        /// A public client (no secret; PKCE required).
-        #[arg(long)]
-        public: bool,
-        /// Skip the consent page for this client.
-        #[arg(long)]
-        skip_consent: bool,
-        /// A resource server: may introspect tokens issued to any client.
-        #[arg(long)]
-        introspect_any: bool,
-        /// Print as a JSON object.
-        #[arg(long)]
-        json: bool,
-    },
+    Add(Box<ClientAdd>),
     /// List clients.
     List,
     /// Delete a client and everything issued to it.
@@ -322,6 +286,51 @@ enum ClientCommand {
         #[arg(allow_hyphen_values = true)]
         id: String,
     },
+}
+
+#[derive(clap::Args)]
+struct ClientAdd {
+    #[arg(long)]
+    name: String,
+    #[arg(long = "redirect-uri")]
+    redirect_uris: Vec<String>,
+    #[arg(long = "grant-type")]
+    grant_types: Vec<String>,
+    /// A response type it may use besides `code` (`id_token`, `code id_token`, ...).
+    #[arg(long = "response-type")]
+    response_types: Vec<String>,
+    /// `client_secret_basic`, `client_secret_post`, `client_secret_jwt`, `private_key_jwt`.
+    #[arg(long)]
+    token_endpoint_auth_method: Option<String>,
+    /// The client's public keys as a JWK Set (JSON), for `private_key_jwt`.
+    #[arg(long, value_parser = json_value)]
+    jwks: Option<serde_json::Value>,
+    /// Its authorization requests must be pushed first (RFC 9126).
+    #[arg(long)]
+    require_pushed_authorization_requests: bool,
+    /// Where a logout it starts may send the browser back.
+    #[arg(long = "post-logout-redirect-uri")]
+    post_logout_redirect_uris: Vec<String>,
+    /// Where its request objects may be fetched from by reference (OIDC Core §6.2).
+    #[arg(long = "request-uri")]
+    request_uris: Vec<String>,
+    /// Where logout tokens are posted when a session it signed in to ends.
+    #[arg(long)]
+    backchannel_logout_uri: Option<String>,
+    #[arg(long = "scope")]
+    scopes: Vec<String>,
+    /// A public client (no secret; PKCE required).
+    #[arg(long)]
+    public: bool,
+    /// Skip the consent page for this client.
+    #[arg(long)]
+    skip_consent: bool,
+    /// A resource server: may introspect tokens issued to any client.
+    #[arg(long)]
+    introspect_any: bool,
+    /// Print as a JSON object.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -390,21 +399,24 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Client(cmd) => {
             let app = Portcullis::open(config, false).await?;
             match cmd {
-                ClientCommand::Add {
-                    name,
-                    redirect_uris,
-                    grant_types,
-                    response_types,
-                    token_endpoint_auth_method,
-                    jwks,
-                    require_pushed_authorization_requests,
-                    post_logout_redirect_uris,
-                    scopes,
-                    public,
-                    skip_consent,
-                    introspect_any,
-                    json,
-                } => {
+                ClientCommand::Add(add) => {
+                    let ClientAdd {
+                        name,
+                        redirect_uris,
+                        grant_types,
+                        response_types,
+                        token_endpoint_auth_method,
+                        jwks,
+                        require_pushed_authorization_requests,
+                        post_logout_redirect_uris,
+                        request_uris,
+                        backchannel_logout_uri,
+                        scopes,
+                        public,
+                        skip_consent,
+                        introspect_any,
+                        json,
+                    } = *add;
                     let scopes =
                         scopes.iter().flat_map(|s| s.split(' ')).filter(|s| !s.is_empty()).map(str::to_owned).collect();
                     let new = NewClient {
@@ -416,6 +428,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                         jwks,
                         require_pushed_authorization_requests,
                         post_logout_redirect_uris,
+                        request_uris,
+                        backchannel_logout_session_required: backchannel_logout_uri.is_some(),
+                        backchannel_logout_uri,
                         scopes,
                         public,
                         skip_consent,

@@ -45,6 +45,14 @@ impl GrantType {
     pub fn parse(value: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|g| g.as_str() == value)
     }
+
+    /// Whether `name` can name an extension grant (RFC 6749 §4.5): an absolute URI (of at
+    /// most 255 bytes) that is none of the server's own grant types.
+    pub fn is_extension(name: &str) -> bool {
+        Self::parse(name).is_none()
+            && name.len() <= 255
+            && url::Url::parse(name).is_ok_and(|u| !u.cannot_be_a_base() || u.scheme() == "urn")
+    }
 }
 
 /// A registered client (RFC 6749 §2).
@@ -65,6 +73,11 @@ pub struct ClientDocument {
     pub description: String,
     pub redirect_uris: Vec<String>,
     pub post_logout_redirect_uris: Vec<String>,
+    /// Where its request objects may be fetched from (OIDC Core §6.2), compared without the fragment.
+    pub request_uris: Vec<String>,
+    /// Where logout tokens are posted (OIDC Back-Channel Logout 1.0 §2.2).
+    pub backchannel_logout_uri: Option<String>,
+    pub backchannel_logout_session_required: bool,
     pub grant_types: Vec<String>,
     /// The `response_type`s it may use at the authorization endpoint (canonical spelling);
     /// empty: `code` alone, where it may use the authorization code grant.
@@ -353,6 +366,9 @@ pub struct Grant {
 pub struct GrantDocument {
     pub scopes: Vec<String>,
     pub auth_time: Option<i64>,
+    /// The browser session it was given in (the ID token's `sid`, OIDC Back-Channel Logout
+    /// 1.0 §2.1), when it was given in one.
+    pub sid: Option<String>,
     /// Extra claims from the scope policy.
     pub claims: Vec<ExtraClaim>,
 }
@@ -407,6 +423,9 @@ pub struct RefreshToken {
     pub scopes: Vec<String>,
     pub claims: Vec<ExtraClaim>,
     pub auth_time: Option<i64>,
+    /// The grant's `sid`, for the ID tokens a refresh issues.
+    #[serde(default)]
+    pub sid: Option<String>,
     pub created_at: i64,
     pub expires_at: i64,
 }
@@ -461,6 +480,8 @@ pub struct Interaction {
     /// The user who logged in during this interaction, once they have.
     pub user_id: Option<String>,
     pub auth_time: Option<i64>,
+    /// The session's `sid` (see `oauth::session::sid`).
+    pub sid: Option<String>,
     /// What the scope policy decided, parked with a consent page so that allowing it
     /// issues exactly what the person was shown.
     pub decision: Option<Decision>,
@@ -628,6 +649,16 @@ impl PushedRequest {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct UsedAssertion {
+    pub id: String,
+    pub expires_at: i64,
+}
+
+/// A credential an extension grant's plugin named single-use (RFC 6749 §4.5), seen: until
+/// the time the plugin gave, the same one is refused. The id is SHA-256 of the grant type,
+/// the client id and the plugin's identifier of the credential.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UsedGrantCredential {
     pub id: String,
     pub expires_at: i64,
 }

@@ -87,6 +87,14 @@ pub struct NewClient {
     pub post_logout_redirect_uris: Vec<String>,
     /// The algorithm its request objects are signed with; `none` lets it send unsigned ones.
     pub request_object_signing_alg: Option<String>,
+    /// Where its request objects may be fetched from by reference (OIDC Core §6.2,
+    /// Registration §2): the only `request_uri`s the server fetches for it.
+    pub request_uris: Vec<String>,
+    /// Where the server posts a logout token when a session it signed in to ends (OIDC
+    /// Back-Channel Logout 1.0 §2.2).
+    pub backchannel_logout_uri: Option<String>,
+    /// Its logout tokens must carry `sid` (§2.2); they always do here.
+    pub backchannel_logout_session_required: bool,
 }
 
 /// What registration returns: the secret appears here once and is never stored.
@@ -133,14 +141,26 @@ pub(crate) fn new_client(new: NewClient) -> Result<(Client, Option<String>), Reg
         }
     }
     let mut grant_types = Vec::with_capacity(new.grant_types.len());
-    for g in &new.grant_types {
-        let g = GrantType::parse(g)
-            .ok_or_else(|| RegistryError::field("grant_types", format!("unknown grant type `{g}`")))?;
-        if !grant_types.contains(&g) {
-            grant_types.push(g);
+    // RFC 6749 §4.5: an extension grant, named by an absolute URI, answered by a plugin.
+    let mut extension_grants: Vec<String> = Vec::new();
+    for name in &new.grant_types {
+        match GrantType::parse(name) {
+            Some(g) if !grant_types.contains(&g) => grant_types.push(g),
+            Some(_) => {}
+            None if GrantType::is_extension(name) => {
+                if !extension_grants.contains(name) {
+                    extension_grants.push(name.clone());
+                }
+            }
+            None => {
+                return Err(RegistryError::field(
+                    "grant_types",
+                    format!("unknown grant type `{name}` (an extension grant is an absolute URI)"),
+                ));
+            }
         }
     }
-    if grant_types.is_empty() {
+    if grant_types.is_empty() && extension_grants.is_empty() {
         grant_types = if new.redirect_uris.is_empty() {
             vec![GrantType::ClientCredentials]
         } else {
@@ -203,6 +223,21 @@ pub(crate) fn new_client(new: NewClient) -> Result<(Client, Option<String>), Reg
             other => other,
         })?;
     }
+    if new.request_uris.len() > MAX_REQUEST_URIS {
+        return Err(RegistryError::field("request_uris", format!("at most {MAX_REQUEST_URIS}")));
+    }
+    for uri in &new.request_uris {
+        check_outbound_uri(uri).map_err(|reason| RegistryError::field("request_uris", reason))?;
+    }
+    if let Some(uri) = &new.backchannel_logout_uri {
+        check_outbound_uri(uri).map_err(|reason| RegistryError::field("backchannel_logout_uri", reason))?;
+        if uri.contains('#') {
+            return Err(RegistryError::field("backchannel_logout_uri", "no fragment (Back-Channel Logout §2.2)"));
+        }
+    }
+    if new.backchannel_logout_session_required && new.backchannel_logout_uri.is_none() {
+        return Err(RegistryError::field("backchannel_logout_session_required", "needs a `backchannel_logout_uri`"));
+    }
     if let Some(alg) = new.request_object_signing_alg.as_deref()
         && !REQUEST_OBJECT_ALGORITHMS.contains(&alg)
     {
@@ -256,7 +291,7 @@ pub(crate) fn new_client(new: NewClient) -> Result<(Client, Option<String>), Reg
             description: new.description,
             redirect_uris: new.redirect_uris,
             post_logout_redirect_uris: new.post_logout_redirect_uris,
-            grant_types: grant_types.into_iter().map(|g| g.as_str().to_owned()).collect(),
+            grant_types: grant_types.into_iter().map(|g| g.as_str().to_owned()).chain(extension_grants).collect(),
             response_types,
             scopes,
             allow_plain_pkce: new.allow_plain_pkce,
@@ -278,9 +313,28 @@ pub(crate) fn new_client(new: NewClient) -> Result<(Client, Option<String>), Reg
             sealed_secret: None,
             require_pushed_authorization_requests: new.require_pushed_authorization_requests,
             request_object_signing_alg: new.request_object_signing_alg.clone(),
+            request_uris: new.request_uris,
+            backchannel_logout_uri: new.backchannel_logout_uri,
+            backchannel_logout_session_required: new.backchannel_logout_session_required,
         },
     };
     Ok((client, secret))
+}
+
+/// The most `request_uris` a client registers.
+const MAX_REQUEST_URIS: usize = 16;
+
+/// A URL the server itself will request: absolute, at most 2048 bytes, `https` (or `http`
+/// to a loopback address), without credentials.
+fn check_outbound_uri(uri: &str) -> Result<(), String> {
+    let url = url::Url::parse(uri).map_err(|e| format!("`{uri}` is not an absolute URL: {e}"))?;
+    if uri.len() > limits::MAX_REDIRECT_URI_BYTES {
+        return Err(format!("longer than {} bytes", limits::MAX_REDIRECT_URI_BYTES));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("`{uri}` carries credentials"));
+    }
+    crate::outbound::allowed(&url).map_err(|e| e.to_string())
 }
 
 /// What a client's request objects may be signed with; `none` is unsigned.

@@ -83,6 +83,7 @@ impl Portcullis {
             host: host.clone(),
             sign_in_limit: SignInLimit::new(&config),
             discovery_scopes: Default::default(),
+            outbound: crate::outbound::Outbound::new()?,
             clock,
         });
         Ok(Arc::new(Self { config, host, storage, keys, protocol }))

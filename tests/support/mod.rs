@@ -358,6 +358,14 @@ pub fn fixtures_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/policies"))
 }
 
+/// The example plugins (`examples/plugins/*`, built into `examples/policies/`), or the
+/// rebuilt ones CI points `PORTCULLIS_TEST_EXAMPLES` at.
+pub fn examples_dir() -> PathBuf {
+    std::env::var_os("PORTCULLIS_TEST_EXAMPLES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/policies"))
+}
+
 /// A private policies directory holding copies of the built-in plugins.
 pub fn policies_copy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -70,11 +70,13 @@ pub async fn exchange(app: &App, context: &ClientContext, params: &Params) -> Re
         Issue {
             context,
             user_id: grant.user_id.as_deref(),
+            subject: None,
             scopes: &grant.doc.scopes,
             claims: &grant.doc.claims,
             grant_id: Some(&grant.id),
             nonce: code.doc.nonce.as_deref(),
             auth_time: grant.doc.auth_time,
+            sid: grant.doc.sid.as_deref(),
             id_token_claims: Some(&code.doc.id_token_claims),
             refresh_token,
         },

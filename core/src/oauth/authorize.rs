@@ -79,8 +79,9 @@ async fn authorize(app: App, headers: HeaderMap, raw: Vec<u8>) -> Response {
         Err(e) => return error_page(&app, &headers, None, &[], e),
     };
     // RFC 9126 §4: a pushed request's parameters, named by its `request_uri`. Until they are
-    // read there is no checked redirect URI: a bad `request_uri` is shown on a page.
-    let pushed = params.get("request_uri").is_some();
+    // read there is no checked redirect URI: a bad `request_uri` is shown on a page. Any
+    // other `request_uri` is a request object by reference (OIDC Core §6.2), fetched below.
+    let pushed = params.get("request_uri").is_some_and(|uri| uri.starts_with(PushedRequest::URI_PREFIX));
     let params = if pushed {
         match pushed_parameters(&app, &params).await {
             Ok(p) => p,
@@ -89,7 +90,7 @@ async fn authorize(app: App, headers: HeaderMap, raw: Vec<u8>) -> Response {
     } else {
         params
     };
-    // OIDC Core §6.1: a request object's parameters, over those of the query.
+    // OIDC Core §6.1, §6.2: a request object's parameters, over those of the query.
     let params = match super::request_object::expand(&app, params).await {
         Ok(p) => p,
         Err((e, ui_locales)) => return error_page(&app, &headers, None, &ui_locales, e),
@@ -175,11 +176,6 @@ async fn validate_client(
 /// Any other parameter of the authorization request but `client_id` is ignored.
 async fn pushed_parameters(app: &App, params: &Params) -> Result<Params, OAuthError> {
     let uri = params.required("request_uri")?;
-    if !uri.starts_with(PushedRequest::URI_PREFIX) {
-        return Err(OAuthError::InvalidRequestUri(
-            "only a request_uri from this server's pushed authorization request endpoint is accepted".into(),
-        ));
-    }
     let stale = || OAuthError::InvalidRequestUri("the request_uri is unknown, used or expired".into());
     let id = hash_secret(uri);
     let Some(Loaded { value: pushed, consumed, .. }) = app.storage.get_loaded::<PushedRequest>(&id).await? else {
@@ -356,7 +352,7 @@ async fn sign_in(
     let fresh_enough =
         |s: &Session| request.max_age.is_none_or(|m| now - s.auth_time <= m) && !request.prompts("login");
     match session.filter(fresh_enough) {
-        Some(s) => decide(app, headers, context, request, &s.user_id, s.auth_time).await,
+        Some(s) => decide(app, headers, context, request, &s.user_id, s.auth_time, &session::sid(&s.hash)).await,
         None if request.prompts("none") => Err(OAuthError::LoginRequired("the user is not signed in".into())),
         None => interaction::login_page(app, headers, context, request.clone()).await,
     }
@@ -395,8 +391,8 @@ async fn login_step(
         Ok(user) => user,
         Err(page_instead) => return Ok(page_instead),
     };
-    let (cookie, auth_time) = interaction::start_session(app, &user, Some(&parked)).await?;
-    let mut response = decide(app, headers, context, &parked.request, &user.id, auth_time).await?;
+    let (cookie, auth_time, sid) = interaction::start_session(app, &user, Some(&parked)).await?;
+    let mut response = decide(app, headers, context, &parked.request, &user.id, auth_time, &sid).await?;
     response.headers_mut().append(header::SET_COOKIE, cookie);
     Ok(response)
 }
@@ -410,6 +406,7 @@ async fn decide(
     request: &AuthorizationRequest,
     user_id: &str,
     auth_time: i64,
+    sid: &str,
 ) -> Result<Response, OAuthError> {
     let client = &context.client;
     let (user, remembered) = app.storage.user_and_consent(user_id, &client.id).await?;
@@ -433,9 +430,10 @@ async fn decide(
         if request.prompts("none") {
             return Err(OAuthError::ConsentRequired("the user has not consented to these scopes".into()));
         }
-        return interaction::consent_page(app, headers, context, &user, request.clone(), auth_time, decision).await;
+        let signed_in = (auth_time, sid);
+        return interaction::consent_page(app, headers, context, &user, request.clone(), signed_in, decision).await;
     }
-    respond(app, context, &user, request, auth_time, decision, None).await
+    respond(app, context, &user, request, (auth_time, sid), decision, None).await
 }
 
 /// `POST /interaction/consent`: the consent form of step 3. Allowing issues exactly the
@@ -480,7 +478,8 @@ async fn consent_step(
         scopes: decision.scopes.clone(),
         granted_at: app.clock.now(),
     };
-    respond(app, context, &user, &parked.request, auth_time, decision, Some(remember)).await
+    let sid = parked.sid.unwrap_or_default();
+    respond(app, context, &user, &parked.request, (auth_time, &sid), decision, Some(remember)).await
 }
 
 /// Step 4: what the response type asks for. A code (§4.1.2) bound to the client, redirect
@@ -493,7 +492,7 @@ async fn respond(
     context: &ClientContext,
     user: &User,
     request: &AuthorizationRequest,
-    auth_time: i64,
+    (auth_time, sid): (i64, &str),
     decision: Decision,
     remember: Option<Consent>,
 ) -> Result<Response, OAuthError> {
@@ -512,6 +511,7 @@ async fn respond(
         doc: GrantDocument {
             scopes: decision.scopes.clone(),
             auth_time: Some(auth_time),
+            sid: Some(sid.to_owned()),
             claims: decision.claims.clone(),
         },
     };
@@ -549,11 +549,13 @@ async fn respond(
             super::tokens::Issue {
                 context,
                 user_id: Some(&user.id),
+                subject: None,
                 scopes: &decision.scopes,
                 claims: &decision.claims,
                 grant_id: front_grant.as_ref().map(|g| g.id.as_str()),
                 nonce: request.nonce.as_deref(),
                 auth_time: Some(auth_time),
+                sid: Some(sid),
                 id_token_claims: rt.id_token.then_some(&id_token_claims),
                 refresh_token: None,
             },

@@ -29,11 +29,13 @@ pub async fn exchange(app: &App, context: &ClientContext, params: &Params) -> Re
         Issue {
             context,
             user_id: None,
+            subject: None,
             scopes: &granted.scopes,
             claims: &granted.claims,
             grant_id: None,
             nonce: None,
             auth_time: None,
+            sid: None,
             id_token_claims: None,
             refresh_token: None,
         },

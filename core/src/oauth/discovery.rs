@@ -79,7 +79,13 @@ pub async fn metadata(app: &App) -> Value {
         "scopes_supported": *scopes,
         "response_types_supported": ResponseType::SUPPORTED,
         "response_modes_supported": ResponseMode::SUPPORTED,
-        "grant_types_supported": GrantType::ALL.map(GrantType::as_str),
+        // The server's own grants, then the extension grants its plugins answer now (RFC 6749 §4.5).
+        "grant_types_supported": GrantType::ALL
+            .map(GrantType::as_str)
+            .into_iter()
+            .map(str::to_owned)
+            .chain(app.host.extension_grant_types())
+            .collect::<Vec<_>>(),
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [app.keys.signing_algorithm().name()],
         "token_endpoint_auth_methods_supported":
@@ -99,10 +105,15 @@ pub async fn metadata(app: &App) -> Value {
         // Unsigned (`none`) only from a client registered for it.
         "request_object_signing_alg_values_supported":
             std::iter::once("none").chain(ASSERTION_ALGORITHMS).collect::<Vec<_>>(),
-        // `request_uri` is taken from the pushed authorization request endpoint only (RFC 9126).
-        "request_uri_parameter_supported": false,
+        // `request_uri`: from the pushed authorization request endpoint (RFC 9126), or one of
+        // the client's registered `request_uris` (OIDC Core §6.2), which is fetched.
+        "request_uri_parameter_supported": true,
+        "require_request_uri_registration": true,
         "require_pushed_authorization_requests": false,
         "authorization_response_iss_parameter_supported": true,
+        // OIDC Back-Channel Logout 1.0 §2.1: logout tokens, with `sid` (ID tokens carry it).
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
     });
     if let Some(map) = metadata.as_object_mut() {
         for endpoint in Endpoint::ALL {

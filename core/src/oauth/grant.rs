@@ -28,6 +28,7 @@ pub fn refresh_token_for(context: &ClientContext, grant: &Grant, now: i64) -> Op
         scopes: grant.doc.scopes.clone(),
         claims: grant.doc.claims.clone(),
         auth_time: grant.doc.auth_time,
+        sid: grant.doc.sid.clone(),
         created_at: now,
         expires_at: grant.expires_at,
     };
@@ -51,7 +52,7 @@ pub async fn issue_to_user(
         user_id: Some(user.id.clone()),
         created_at: now,
         expires_at: now + refresh_ttl,
-        doc: GrantDocument { scopes: decision.scopes, auth_time: Some(auth_time), claims: decision.claims },
+        doc: GrantDocument { scopes: decision.scopes, auth_time: Some(auth_time), sid: None, claims: decision.claims },
     };
     let mut writes = vec![write::create(&grant)?];
     let refresh_token = match refresh_token_for(context, &grant, now) {
@@ -68,11 +69,13 @@ pub async fn issue_to_user(
         Issue {
             context,
             user_id: Some(&user.id),
+            subject: None,
             scopes: &grant.doc.scopes,
             claims: &grant.doc.claims,
             grant_id: Some(&grant.id),
             nonce: None,
             auth_time: grant.doc.auth_time,
+            sid: grant.doc.sid.as_deref(),
             id_token_claims: Some(&id_token_claims),
             refresh_token,
         },

@@ -120,13 +120,14 @@ pub async fn consent_page(
     client: &ClientContext,
     user: &User,
     request: AuthorizationRequest,
-    auth_time: i64,
+    (auth_time, sid): (i64, &str),
     decision: Decision,
 ) -> Result<Response, OAuthError> {
     let scopes = decision.scopes.clone();
     let parked = Interaction {
         user_id: Some(user.id.clone()),
         auth_time: Some(auth_time),
+        sid: Some(sid.to_owned()),
         decision: Some(decision),
         ..new_interaction(app, request)
     };
@@ -333,7 +334,7 @@ pub async fn start_session(
     app: &App,
     user: &User,
     parked: Option<&Interaction>,
-) -> Result<(HeaderValue, i64), OAuthError> {
+) -> Result<(HeaderValue, i64, String), OAuthError> {
     let now = app.clock.now();
     let session_id = random_token(32);
     let ttl = app.config.tokens.session_ttl;
@@ -346,7 +347,8 @@ pub async fn start_session(
     let mut writes = vec![write::create(&session)?];
     writes.extend(parked.map(|p| write::delete::<Interaction>(&p.id)));
     app.storage.apply(writes).await?;
-    Ok((session::set_cookie(app, SESSION_COOKIE, &session_id, ttl), now))
+    let sid = session::sid(&session.hash);
+    Ok((session::set_cookie(app, SESSION_COOKIE, &session_id, ttl), now, sid))
 }
 
 /// Errors that must not be redirected, shown on a page rendered by the client's consent UI

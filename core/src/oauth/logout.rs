@@ -2,7 +2,8 @@
 //! end the person's session, with the ID token it holds as `id_token_hint` (required here:
 //! it shows that the request comes from an application the person signed in to, so another
 //! site cannot sign them out), and optionally a `post_logout_redirect_uri` the client
-//! registered, which gets `state` back.
+//! registered, which gets `state` back. The clients the session signed in to hear of its
+//! end by back-channel logout ([`super::back_channel_logout`]).
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -93,6 +94,7 @@ async fn logout(app: &App, headers: &HeaderMap, params: &Params) -> Result<Respo
         app.storage.delete_session(&session.hash).await?;
         ended = true;
         tracing::info!(client = %client_id, "session ended by the relying party");
+        super::back_channel_logout::session_ended(app, &session).await?;
     }
     let mut response = match back {
         Some(uri) => {

@@ -4,11 +4,13 @@
 pub mod access_token;
 pub mod authorization_code;
 pub mod authorize;
+pub mod back_channel_logout;
 pub mod client_auth;
 pub mod client_credentials;
 pub mod device_authorization;
 pub mod device_code;
 pub mod discovery;
+pub mod extension_grant;
 pub mod grant;
 pub mod interaction;
 pub mod introspection;
@@ -57,6 +59,8 @@ pub struct Protocol {
     pub host: Arc<PolicyHost>,
     pub sign_in_limit: sign_in_limit::SignInLimit,
     pub discovery_scopes: discovery::ScopesCache,
+    /// The server's requests to its clients (request objects by reference, logout tokens).
+    pub outbound: crate::outbound::Outbound,
     /// The time requests go by (tests move it).
     pub clock: Arc<dyn Clock>,
 }

@@ -39,6 +39,13 @@ impl Params {
         self.0.insert(key.to_owned(), value);
     }
 
+    /// Every parameter, sorted by name.
+    pub fn pairs(&self) -> Vec<(String, String)> {
+        let mut pairs: Vec<(String, String)> = self.0.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        pairs.sort();
+        pairs
+    }
+
     /// The parameters form-urlencoded again (in no particular order).
     pub fn encode(&self) -> String {
         form_urlencoded::Serializer::new(String::new()).extend_pairs(self.0.iter()).finish()

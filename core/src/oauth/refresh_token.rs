@@ -79,11 +79,13 @@ pub async fn exchange(app: &App, context: &ClientContext, params: &Params) -> Re
         Issue {
             context,
             user_id: token.user_id.as_deref(),
+            subject: None,
             scopes: &granted.scopes,
             claims: &granted.claims,
             grant_id: Some(&token.grant_id),
             nonce: None,
             auth_time: token.auth_time,
+            sid: token.sid.as_deref(),
             id_token_claims: id_token_claims.as_ref(),
             refresh_token: Some(refresh_token),
         },

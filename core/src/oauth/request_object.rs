@@ -4,6 +4,11 @@
 //! client, whose secret the server can open). An unsigned one (`alg: none`) is taken only
 //! from a client registered with `request_object_signing_alg: none` (OIDC Registration §2),
 //! which then sends no other kind; a client registered with an algorithm uses that one.
+//! §6.2 Passing a Request Object by Reference: `request_uri` names where to fetch it, one
+//! of the `request_uris` the client registered (Registration §2; compared without the
+//! fragment), fetched through [`crate::outbound`] (https or loopback http, a deadline, a
+//! size cap, no redirects). A `request_uri` of the pushed authorization request endpoint
+//! (RFC 9126) never reaches here: `authorize` reads those back from storage.
 //! §6.3: its parameters win over the query's; `client_id` and `response_type`, where both
 //! give them, must agree.
 
@@ -14,16 +19,30 @@ use super::Protocol;
 use super::client_auth::verification_keys;
 use super::params::{Params, words};
 use crate::error::OAuthError;
-use crate::limits::MAX_REQUEST_OBJECT_BYTES;
+use crate::limits::{MAX_REQUEST_OBJECT_BYTES, MAX_REQUEST_URI_BYTES};
 
 /// Claims of the JWT itself, not parameters of the request.
 const JWT_CLAIMS: &[&str] = &["iss", "aud", "exp", "iat", "nbf", "jti"];
 
-/// `params` with its `request` object's parameters laid over them; unchanged without one.
-/// An error comes with the `ui_locales` to show it in (no redirect URI is trusted yet).
+/// `params` with its request object's parameters (`request`, or fetched from `request_uri`)
+/// laid over them; unchanged without one. An error comes with the `ui_locales` to show it
+/// in (no redirect URI is trusted yet).
 pub async fn expand(app: &Protocol, mut params: Params) -> Result<Params, (OAuthError, Vec<String>)> {
-    let Some(jwt) = params.take("request") else { return Ok(params) };
     let locales = words(params.get("ui_locales"));
+    let jwt = match (params.get("request").is_some(), params.take("request_uri")) {
+        (true, Some(_)) => {
+            let e = OAuthError::InvalidRequest("send `request` or `request_uri`, not both".into());
+            return Err((e, locales));
+        }
+        (false, Some(uri)) => match fetch(app, &params, &uri).await {
+            Ok(jwt) => jwt,
+            Err(e) => return Err((e, locales)),
+        },
+        (_, None) => match params.take("request") {
+            Some(jwt) => jwt,
+            None => return Ok(params),
+        },
+    };
     open(app, &params, &jwt)
         .await
         .map(|claims| {
@@ -41,11 +60,30 @@ pub async fn expand(app: &Protocol, mut params: Params) -> Result<Params, (OAuth
         .map_err(|e| (e, locales))
 }
 
+/// §6.2: the request object at `uri`, a URI the client registered.
+async fn fetch(app: &Protocol, params: &Params, uri: &str) -> Result<String, OAuthError> {
+    let bad = |why: String| OAuthError::InvalidRequestUri(format!("request_uri: {why}"));
+    if uri.len() > MAX_REQUEST_URI_BYTES {
+        return Err(bad(format!("longer than {MAX_REQUEST_URI_BYTES} bytes")));
+    }
+    let client_id = params.required("client_id")?;
+    let context = app.storage.client_context(client_id).await?.ok_or_else(|| bad("unknown client".into()))?;
+    let without_fragment = |u: &str| u.split('#').next().unwrap_or_default().to_owned();
+    if !context.client.doc.request_uris.iter().any(|r| without_fragment(r) == without_fragment(uri)) {
+        return Err(bad("not one of the `request_uris` this client registered".into()));
+    }
+    let url = url::Url::parse(uri).map_err(|e| bad(format!("not a URL: {e}")))?;
+    let body = app
+        .outbound
+        .get(&url, "application/oauth-authz-req+jwt, application/jwt", MAX_REQUEST_OBJECT_BYTES)
+        .await
+        .map_err(|e| bad(format!("fetching it: {e}")))?;
+    let text = String::from_utf8(body).map_err(|_| bad("its content is not text".into()))?;
+    Ok(text.trim().to_owned())
+}
+
 async fn open(app: &Protocol, params: &Params, jwt: &str) -> Result<Map<String, Value>, OAuthError> {
     let bad = |why: &str| OAuthError::InvalidRequestObject(format!("request object: {why}"));
-    if params.get("request_uri").is_some() {
-        return Err(OAuthError::InvalidRequest("send `request` or `request_uri`, not both".into()));
-    }
     if jwt.len() > MAX_REQUEST_OBJECT_BYTES {
         return Err(bad("too long"));
     }

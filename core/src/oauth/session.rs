@@ -33,6 +33,13 @@ pub fn set_cookie(app: &Protocol, name: &str, value: &str, max_age: u64) -> Head
     HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
+/// A session's identifier as relying parties see it (`sid`, OIDC Back-Channel Logout 1.0
+/// §2.1, Front-Channel Logout §3): derived from the stored session's key, so it needs no
+/// record of its own and says nothing of the cookie.
+pub fn sid(session_hash: &str) -> String {
+    hash_secret(&format!("sid\n{session_hash}"))[..32].to_owned()
+}
+
 /// The signed-in user's live session, if the browser has one.
 pub async fn current(app: &Protocol, headers: &HeaderMap) -> Result<Option<Session>, crate::storage::StorageError> {
     Ok(current_with_secret(app, headers).await?.map(|(_, session)| session))

@@ -1,5 +1,6 @@
 //! RFC 6749 §3.2 Token Endpoint: authenticates the client (§2.3) and dispatches on
-//! `grant_type` to one module per grant (§4.1.3, §4.4, §6, §4.3).
+//! `grant_type` to one module per grant (§4.1.3, §4.4, §6, §4.3), or to the plugin that
+//! answers an extension grant (§4.5).
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -11,7 +12,9 @@ use std::net::IpAddr;
 use super::App;
 use super::client_auth;
 use super::params::Params;
-use super::{authorization_code, client_credentials, device_code, password, refresh_token, token_exchange};
+use super::{
+    authorization_code, client_credentials, device_code, extension_grant, password, refresh_token, token_exchange,
+};
 use crate::error::OAuthError;
 use crate::model::*;
 
@@ -56,13 +59,23 @@ async fn handle(
 ) -> Result<super::tokens::TokenResponse, OAuthError> {
     require_form(headers)?;
     let mut params = Params::parse(body)?;
-    let name = params.required("grant_type")?;
-    let grant_type = GrantType::parse(name)
-        .ok_or_else(|| OAuthError::UnsupportedGrantType(format!("grant_type `{name}` is not supported")))?;
+    let name = params.required("grant_type")?.to_owned();
+    let unsupported = || OAuthError::UnsupportedGrantType(format!("grant_type `{name}` is not supported"));
+    let grant_type = match GrantType::parse(&name) {
+        Some(g) => Ok(g),
+        None => Err(app.host.grant_plugin_for(&name).ok_or_else(unsupported)?),
+    };
     let context = client_auth::authenticate(app, headers, &mut params).await?.context;
     if let Some(why) = context.unusable() {
         return Err(OAuthError::UnauthorizedClient(why.into()));
     }
+    let grant_type = match grant_type {
+        Ok(g) => g,
+        Err(plugin) if context.client.doc.grant_types.contains(&name) => {
+            return extension_grant::exchange(app, &context, &params, &name, &plugin).await;
+        }
+        Err(_) => return Err(OAuthError::UnauthorizedClient(format!("this client may not use the `{name}` grant"))),
+    };
     if !context.client.allows_grant(grant_type) {
         return Err(OAuthError::UnauthorizedClient(format!(
             "this client may not use the `{}` grant",

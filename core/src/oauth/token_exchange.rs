@@ -64,11 +64,13 @@ pub async fn exchange(app: &App, context: &ClientContext, params: &Params) -> Re
         Issue {
             context,
             user_id: Some(&user.id),
+            subject: None,
             scopes: &decision.scopes,
             claims: &decision.claims,
             grant_id: Some(&grant_id),
             nonce: None,
             auth_time: subject.auth_time,
+            sid: None,
             id_token_claims: None,
             refresh_token: None,
         },

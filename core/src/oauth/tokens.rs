@@ -69,12 +69,18 @@ pub struct Issue<'a> {
     pub context: &'a ClientContext,
     /// The resource owner; none for client credentials.
     pub user_id: Option<&'a str>,
+    /// Whom the access token is about when that is neither a user of this server nor the
+    /// client (an extension grant's device): its `sub`. Such a token has no grant, so it
+    /// never reads as a user's (userinfo, token exchange).
+    pub subject: Option<&'a str>,
     pub scopes: &'a [String],
     pub claims: &'a [ExtraClaim],
     /// The grant the tokens hang off (`gid`); revoking it revokes them.
     pub grant_id: Option<&'a str>,
     pub nonce: Option<&'a str>,
     pub auth_time: Option<i64>,
+    /// The browser session the grant was given in: the ID token's `sid`.
+    pub sid: Option<&'a str>,
     /// The user's claims for the ID token; an ID token is issued when these are given and
     /// `openid` was granted.
     pub id_token_claims: Option<&'a Map<String, Value>>,
@@ -145,7 +151,7 @@ fn access_token(app: &Protocol, what: &Issue<'_>, now: i64) -> Result<(String, u
     }
     let claims = AccessClaims {
         iss: app.config.issuer().to_owned(),
-        sub: what.user_id.unwrap_or(&client.id).to_owned(),
+        sub: what.user_id.or(what.subject).unwrap_or(&client.id).to_owned(),
         aud: Value::String(app.config.issuer().to_owned()),
         exp: now + ttl as i64,
         iat: now,
@@ -206,6 +212,9 @@ fn id_token(
     if let Some(n) = what.nonce {
         map.insert("nonce".into(), n.into());
     }
+    if let Some(sid) = what.sid.filter(|s| !s.is_empty()) {
+        map.insert("sid".into(), sid.into());
+    }
     for (k, v) in user_claims {
         map.entry(k.clone()).or_insert_with(|| v.clone());
     }
@@ -235,6 +244,7 @@ const ID_TOKEN_CLAIMS: &[&str] = &[
     "acr",
     "amr",
     "tenant",
+    "sid",
 ];
 
 /// Every claim the server can release: the ID token's own and every claim a scope releases.

@@ -39,9 +39,17 @@ macro_rules! contract_version {
     };
 }
 
-/// `portcullis:plugin@0.3.0`, the current contract.
+/// `portcullis:plugin@0.3.0`, the current contract, with the grant-type world that only it has.
 pub mod v3 {
     contract_version!("../sdk/wit", storage);
+
+    pub mod grant_world {
+        wasmtime::component::bindgen!({
+            path: "../sdk/wit",
+            world: "grant-type-plugin",
+            with: { "portcullis:plugin/log": super::scope_world::portcullis::plugin::log },
+        });
+    }
 }
 
 /// `portcullis:plugin@0.2.0`: plugins of every kind built for it keep loading.

@@ -32,6 +32,8 @@ pub enum PluginKind {
     ScopePolicy,
     ConsentUi,
     Storage,
+    /// An extension grant (RFC 6749 §4.5); contract 0.3.0 only.
+    GrantType,
 }
 
 impl std::fmt::Display for PluginKind {
@@ -40,6 +42,7 @@ impl std::fmt::Display for PluginKind {
             Self::ScopePolicy => "scope-policy",
             Self::ConsentUi => "consent-ui",
             Self::Storage => "storage",
+            Self::GrantType => "grant-type",
         })
     }
 }
@@ -58,6 +61,8 @@ struct ManifestFile {
     limits: Limits,
     #[serde(default)]
     grants: Grants,
+    #[serde(default)]
+    config: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone)]
@@ -70,6 +75,9 @@ pub struct Manifest {
     pub source_hash: Option<String>,
     pub limits: Limits,
     pub grants: Grants,
+    /// The operator's settings for the plugin (the manifest's `[config]` table), handed to
+    /// the plugins whose contract takes them (grant types) as a JSON object.
+    pub config: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -120,12 +128,19 @@ impl Manifest {
             source_hash: file.source_hash,
             limits: file.limits,
             grants: file.grants,
+            config: file.config,
         };
         if manifest.limits.memory_mb == 0 || manifest.limits.memory_mb > MAX_MEMORY_MB {
             return Err(format!("limits.memory-mb must be 1..={MAX_MEMORY_MB}"));
         }
         if manifest.limits.deadline_ms == 0 || manifest.limits.deadline_ms > MAX_DEADLINE_MS {
             return Err(format!("limits.deadline-ms must be 1..={MAX_DEADLINE_MS}"));
+        }
+        if !manifest.config.is_empty() && manifest.kind != PluginKind::GrantType {
+            return Err(format!(
+                "[config]: a {} plugin is given no configuration (grant-type plugins are)",
+                manifest.kind
+            ));
         }
         if !manifest.grants.env.is_empty() {
             return Err("grants.env: no contract version yet exposes the environment to plugins".into());

@@ -7,7 +7,7 @@
 //! - [`call`]: the one call path, a fresh `Store` per call with an epoch deadline and a memory cap;
 //! - the host capabilities: [`log`] and [`database`];
 //! - the plugin kinds as the rest of the server sees them, in its own types: [`scope`],
-//!   [`consent`] and [`store`]. Nothing outside this module names a wasmtime or generated
+//!   [`consent`], [`store`] and [`grant`]. Nothing outside this module names a wasmtime or generated
 //!   binding type.
 //!
 //! Plugins come from the policies directory (`<name>.wasm` + `<name>.toml`). A plugin that
@@ -20,6 +20,7 @@ pub mod call;
 pub mod consent;
 pub mod database;
 pub mod engine;
+pub mod grant;
 mod log;
 pub mod manifest;
 pub mod scope;
@@ -58,6 +59,7 @@ enum Linked {
     ConsentV1(Box<v1::consent_world::ConsentUiPluginPre<CallState>>),
     Storage(Box<v3::storage_world::StoragePluginPre<CallState>>),
     StorageV2(Box<v2::storage_world::StoragePluginPre<CallState>>),
+    Grant(Box<v3::grant_world::GrantTypePluginPre<CallState>>),
 }
 
 pub struct Plugin {
@@ -68,6 +70,8 @@ pub struct Plugin {
     linked: Linked,
     /// A consent UI's locales, asked once at load rather than on every page.
     locales: Vec<String>,
+    /// The extension grant types a grant-type plugin answers, asked once at load.
+    grant_types: Vec<String>,
 }
 
 /// The names of the plugins used when a client names none.
@@ -88,6 +92,7 @@ struct Linkers {
     consent_v1: Linker<CallState>,
     storage: Linker<CallState>,
     storage_v2: Linker<CallState>,
+    grant: Linker<CallState>,
 }
 
 impl Linkers {
@@ -120,6 +125,7 @@ impl Linkers {
             consent_v1: linker!(v1::consent_world::ConsentUiPlugin),
             storage: storage_linker!(v3),
             storage_v2: storage_linker!(v2),
+            grant: linker!(v3::grant_world::GrantTypePlugin),
         })
     }
 }
@@ -192,9 +198,19 @@ impl PolicyHost {
                     "storage plugins must implement portcullis:plugin@0.2.0 or later (its generic records)".into()
                 );
             }
+            (PluginKind::GrantType, Contract::V3) => pre!(Grant, v3::grant_world::GrantTypePluginPre<_>, l.grant),
+            (PluginKind::GrantType, _) => {
+                return Err("grant-type plugins implement portcullis:plugin@0.3.0 (the first with the kind)".into());
+            }
         };
-        let mut plugin =
-            Plugin { name: Arc::from(manifest.name.as_str()), manifest, digest, linked, locales: Vec::new() };
+        let mut plugin = Plugin {
+            name: Arc::from(manifest.name.as_str()),
+            manifest,
+            digest,
+            linked,
+            locales: Vec::new(),
+            grant_types: Vec::new(),
+        };
         macro_rules! locales {
             ($pre:expr) => {
                 self.call(&plugin, |s| $pre.instantiate(&mut *s)?.portcullis_plugin_consent().call_locales(&mut *s))
@@ -207,6 +223,12 @@ impl PolicyHost {
             Linked::ConsentV1(pre) => locales!(pre),
             _ => Vec::new(),
         };
+        if let Linked::Grant(pre) = &plugin.linked {
+            let types = self
+                .call(&plugin, |s| pre.instantiate(&mut *s)?.portcullis_plugin_grant().call_grant_types(&mut *s))
+                .map_err(|e| format!("grant-types() failed: {e}"))?;
+            plugin.grant_types = grant::checked_grant_types(types)?;
+        }
         Ok(plugin)
     }
 
@@ -233,6 +255,9 @@ impl PolicyHost {
             }
         }
         let mut plugins = self.plugins.write();
+        if let Some((other, grant_type)) = grant::claimed_elsewhere(&plugins, &plugin) {
+            return Err(format!("grant type `{grant_type}` is already answered by the plugin `{other}`"));
+        }
         let mut next = HashMap::clone(&plugins);
         next.insert(plugin.manifest.name.clone(), Arc::new(plugin));
         *plugins = Arc::new(next);

@@ -9,6 +9,7 @@
 //! | `scope-policy-plugin` | `scope`       | [`scope`](crate::scope)     | `portcullis_sdk::scope::Guest`   | [`export_scope_policy!`]  |
 //! | `consent-ui-plugin`   | `consent`     | [`consent`](crate::consent) | `portcullis_sdk::consent::Guest` | [`export_consent_ui!`]    |
 //! | `storage-plugin`      | `storage`     | [`storage`](crate::storage) | `portcullis_sdk::storage::Guest` | [`export_storage!`]       |
+//! | `grant-type-plugin`   | `grant`       | [`grant`](crate::grant)     | `portcullis_sdk::grant::Guest`   | [`export_grant_type!`]    |
 //!
 //! A plugin is a `cdylib` crate that depends on this one with only its world's feature:
 //!
@@ -86,6 +87,11 @@ pub use consent::bindings::export_consent_ui;
 #[doc(inline)]
 pub use storage::bindings::export_storage;
 
+/// Exports a type implementing [`grant::Guest`] as the plugin's `grant` interface.
+#[cfg(feature = "grant")]
+#[doc(inline)]
+pub use grant::bindings::export_grant_type;
+
 /// Bindings of the `scope-policy-plugin` world: implement [`scope::Guest`] and export it
 /// with [`export_scope_policy!`].
 #[cfg(feature = "scope")]
@@ -162,6 +168,28 @@ pub mod storage {
     }
 }
 
+/// Bindings of the `grant-type-plugin` world: implement [`grant::Guest`] and export it
+/// with [`export_grant_type!`]. The plugin's manifest `[config]` table arrives with every
+/// request as JSON text.
+#[cfg(feature = "grant")]
+pub mod grant {
+    #[doc(hidden)]
+    pub mod bindings {
+        wit_bindgen::generate!({
+            path: "../wit",
+            world: "portcullis:plugin/grant-type-plugin@0.3.0",
+            runtime_path: "portcullis_sdk::__rt",
+            pub_export_macro: true,
+            export_macro_name: "export_grant_type",
+            default_bindings_module: "portcullis_sdk::grant::bindings",
+        });
+    }
+
+    pub use bindings::exports::portcullis::plugin::grant::{
+        Answer, GrantRequest, Guest, Refusal, Subject,
+    };
+}
+
 /// Writes into the server's log, tagged with the plugin's name.
 pub mod log {
     /// How loud a log line is.
@@ -197,6 +225,8 @@ pub mod log {
         via!(crate::consent::bindings::portcullis::plugin::log);
         #[cfg(all(feature = "storage", not(any(feature = "scope", feature = "consent"))))]
         via!(crate::storage::bindings::portcullis::plugin::log);
+        #[cfg(all(feature = "grant", not(any(feature = "scope", feature = "consent", feature = "storage"))))]
+        via!(crate::grant::bindings::portcullis::plugin::log);
     }
 
     /// Logs at debug level.

@@ -1,0 +1,95 @@
+//! The server's own HTTP requests to its clients: a request object fetched by reference
+//! (OIDC Core §6.2) and a back-channel logout token delivered (OIDC Back-Channel Logout 1.0
+//! §2.5). Every one goes through [`Outbound`], which holds the rules that keep the server
+//! from being used to reach anything else:
+//!
+//! - only a URL the client registered (the caller checks it against the registration: the
+//!   allow-list), over `https`, or over `http` to a loopback address only;
+//! - no redirects followed, no proxy taken from the environment;
+//! - a deadline for the whole exchange ([`TIMEOUT`]) and a cap on the bytes read.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use url::Url;
+
+/// The longest an outbound request may take, connecting and reading included.
+pub const TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutboundError {
+    #[error("`{0}` is neither https nor http to a loopback address")]
+    Scheme(String),
+    #[error("the request failed: {0}")]
+    Failed(String),
+    #[error("the answer was HTTP {0}")]
+    Status(u16),
+    #[error("the answer is longer than {0} bytes")]
+    TooLong(usize),
+}
+
+#[derive(Clone)]
+pub struct Outbound {
+    http: reqwest::Client,
+}
+
+impl Outbound {
+    pub fn new() -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .timeout(TIMEOUT)
+            .connect_timeout(TIMEOUT)
+            .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self { http })
+    }
+
+    /// GETs `url` and returns its body, at most `max_bytes` of it.
+    pub async fn get(&self, url: &Url, accept: &str, max_bytes: usize) -> Result<Vec<u8>, OutboundError> {
+        allowed(url)?;
+        let mut response =
+            self.http.get(url.clone()).header(reqwest::header::ACCEPT, accept).send().await.map_err(failed)?;
+        if !response.status().is_success() {
+            return Err(OutboundError::Status(response.status().as_u16()));
+        }
+        if response.content_length().is_some_and(|n| n > max_bytes as u64) {
+            return Err(OutboundError::TooLong(max_bytes));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(failed)? {
+            if body.len() + chunk.len() > max_bytes {
+                return Err(OutboundError::TooLong(max_bytes));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+
+    /// POSTs a form to `url`; the answer's body is not read.
+    pub async fn post_form(&self, url: &Url, pairs: &[(&str, &str)]) -> Result<(), OutboundError> {
+        allowed(url)?;
+        let response = self.http.post(url.clone()).form(pairs).send().await.map_err(failed)?;
+        if response.status().is_success() { Ok(()) } else { Err(OutboundError::Status(response.status().as_u16())) }
+    }
+}
+
+fn failed(e: reqwest::Error) -> OutboundError {
+    OutboundError::Failed(if e.is_timeout() { format!("no answer within {TIMEOUT:?}") } else { e.to_string() })
+}
+
+/// `https`, or `http` to a loopback address (a client on the same machine, as RFC 8252
+/// allows for redirect URIs).
+pub fn allowed(url: &Url) -> Result<(), OutboundError> {
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    match url.scheme() {
+        "https" if url.host().is_some() => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(OutboundError::Scheme(url.to_string())),
+    }
+}

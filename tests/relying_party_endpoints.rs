@@ -1,0 +1,231 @@
+//! The server's own requests to a relying party's endpoints, against a real one on a
+//! loopback port: request objects fetched by reference (OIDC Core §6.2) and logout tokens
+//! posted by back-channel logout (OIDC Back-Channel Logout 1.0), with the `sid` the ID
+//! tokens of a session carry.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+use axum::Router;
+use axum::extract::{Form, State};
+use axum::http::StatusCode as AxumStatus;
+use axum::response::{IntoResponse, Redirect};
+use axum::routing::{get, post};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use parking_lot::Mutex;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::{Browser, TestServer, query};
+use tokio::sync::mpsc;
+
+const REDIRECT: &str = "https://rp.example.com/callback";
+
+/// The relying party's own server: what it serves and what it was posted.
+#[derive(Clone)]
+struct RelyingParty {
+    request_object: Arc<Mutex<String>>,
+    logouts: mpsc::UnboundedSender<(String, String)>,
+}
+
+async fn request_object(State(rp): State<RelyingParty>) -> impl IntoResponse {
+    ([("content-type", "application/oauth-authz-req+jwt")], rp.request_object.lock().clone())
+}
+
+async fn backchannel(
+    State(rp): State<RelyingParty>,
+    axum::extract::Path(client): axum::extract::Path<String>,
+    Form(form): Form<std::collections::HashMap<String, String>>,
+) -> AxumStatus {
+    let _ = rp.logouts.send((client, form.get("logout_token").cloned().unwrap_or_default()));
+    AxumStatus::OK
+}
+
+/// Starts the relying party; returns its base URL, its state and where logout tokens arrive.
+async fn relying_party() -> (String, RelyingParty, mpsc::UnboundedReceiver<(String, String)>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let rp = RelyingParty { request_object: Arc::new(Mutex::new(String::new())), logouts: tx };
+    let app = Router::new()
+        .route("/request.jwt", get(request_object))
+        .route("/big.jwt", get(|| async { "x".repeat(64 * 1024) }))
+        .route("/moved.jwt", get(|| async { Redirect::temporary("/request.jwt") }))
+        .route("/missing.jwt", get(|| async { AxumStatus::NOT_FOUND }))
+        .route("/backchannel/{client}", post(backchannel))
+        .with_state(rp.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, rp, rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_objects_are_fetched_only_from_a_registered_request_uri() {
+    let (rp_base, rp, _) = relying_party().await;
+    let server = TestServer::start().await;
+    server.user("rita", "rita password 1").await;
+    let meta: Value =
+        server.http.get(server.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(meta["request_uri_parameter_supported"], true);
+    assert_eq!(meta["require_request_uri_registration"], true);
+
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new()).unwrap();
+    let public = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap().public_key().as_ref().to_vec();
+    let jwk = json!({"kty": "OKP", "crv": "Ed25519", "kid": "rp-1", "x": URL_SAFE_NO_PAD.encode(public)});
+    let registered: Vec<String> =
+        ["request.jwt", "big.jwt", "moved.jwt", "missing.jwt"].iter().map(|p| format!("{rp_base}/{p}")).collect();
+    let (status, v) = server
+        .admin_post(
+            "/admin/v1/clients",
+            json!({"name": "by reference", "redirect_uris": [REDIRECT], "scopes": ["openid", "email"],
+                   "token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": [jwk]},
+                   "request_uris": registered}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let id = v["client_id"].as_str().unwrap().to_owned();
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some("rp-1".into());
+    let claims = json!({"iss": id, "aud": server.issuer, "exp": portcullis::model::now() + 300, "client_id": id,
+                        "response_type": "code", "redirect_uri": REDIRECT, "scope": "openid email",
+                        "state": "by-reference"});
+    *rp.request_object.lock() = encode(&header, &claims, &EncodingKey::from_ed_der(pkcs8.as_ref())).unwrap();
+    let authorize = |request_uri: &str| {
+        let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
+        url.query_pairs_mut().extend_pairs([("client_id", id.as_str()), ("request_uri", request_uri)]);
+        url
+    };
+
+    // Fetched from the registered URI (a fragment, such as a hash of the content, is no part
+    // of the comparison), verified, and its parameters are the request's.
+    let browser = Browser::new();
+    let back =
+        browser.authorize(authorize(&format!("{rp_base}/request.jwt#v1")).as_str(), "rita", "rita password 1").await;
+    assert_eq!(query(&back, "state").as_deref(), Some("by-reference"), "{back}");
+    assert!(query(&back, "code").is_some());
+
+    // Refused on a page: not registered, too big, a redirect, not there; unusable content.
+    for (uri, error) in [
+        (format!("{rp_base}/other.jwt"), "invalid_request_uri"),
+        (format!("{rp_base}/big.jwt"), "invalid_request_uri"),
+        (format!("{rp_base}/moved.jwt"), "invalid_request_uri"),
+        (format!("{rp_base}/missing.jwt"), "invalid_request_uri"),
+        (format!("{rp_base}/{}", "a".repeat(600)), "invalid_request_uri"),
+    ] {
+        let r = browser.get(authorize(&uri).as_str()).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{uri}");
+        assert!(r.headers().get("location").is_none(), "{uri}");
+        assert!(r.text().await.unwrap().contains(error), "{uri}");
+    }
+    *rp.request_object.lock() = "not a JWT".into();
+    let r = browser.get(authorize(&format!("{rp_base}/request.jwt")).as_str()).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("invalid_request_object"));
+    let mut both = authorize(&format!("{rp_base}/request.jwt"));
+    both.query_pairs_mut().append_pair("request", "a.b.c");
+    let r = browser.get(both.as_str()).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("invalid_request"));
+
+    // Registration: only https, or http to a loopback address.
+    for uri in ["http://rp.example.com/request.jwt", "ftp://rp.example.com/r", "/relative"] {
+        let (status, v) = server.admin_post("/admin/v1/clients", json!({"name": "x", "request_uris": [uri]})).await;
+        assert_eq!((status, v["field"].as_str()), (StatusCode::BAD_REQUEST, Some("request_uris")), "{uri}: {v}");
+    }
+}
+
+/// The next logout token posted to the relying party, within a deadline.
+async fn next_logout(rx: &mut mpsc::UnboundedReceiver<(String, String)>) -> (String, String) {
+    tokio::time::timeout(Duration::from_secs(20), rx.recv()).await.expect("a logout token arrives").expect("open")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ending_a_session_posts_logout_tokens_to_the_clients_it_signed_in_to() {
+    let (rp_base, _, mut logouts) = relying_party().await;
+    let server = TestServer::start().await;
+    let user_id = server.user("lou", "lou password 1").await;
+    let meta: Value =
+        server.http.get(server.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(meta["backchannel_logout_supported"], true);
+    assert_eq!(meta["backchannel_logout_session_supported"], true);
+
+    // Two applications on the same session; the second keeps offline access.
+    let (a, a_secret) = server
+        .client(json!({"name": "A", "redirect_uris": [REDIRECT], "scopes": ["openid"], "skip_consent": true,
+                       "backchannel_logout_uri": format!("{rp_base}/backchannel/a"),
+                       "backchannel_logout_session_required": true}))
+        .await;
+    let (b, b_secret) = server
+        .client(json!({"name": "B", "redirect_uris": [REDIRECT], "scopes": ["openid", "offline_access"],
+                       "skip_consent": true, "backchannel_logout_uri": format!("{rp_base}/backchannel/b")}))
+        .await;
+    let (a_secret, b_secret) = (a_secret.unwrap(), b_secret.unwrap());
+    let browser = Browser::new();
+    let sign_in = |client: &str, scope: &str| {
+        let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
+        url.query_pairs_mut().extend_pairs([
+            ("response_type", "code"),
+            ("client_id", client),
+            ("redirect_uri", REDIRECT),
+            ("scope", scope),
+        ]);
+        url
+    };
+    let back = browser.authorize(sign_in(&a, "openid").as_str(), "lou", "lou password 1").await;
+    let (_, a_tokens) = server.redeem((&a, &a_secret), &query(&back, "code").unwrap(), REDIRECT).await;
+    let back = browser.authorize(sign_in(&b, "openid offline_access").as_str(), "lou", "lou password 1").await;
+    let (_, b_tokens) = server.redeem((&b, &b_secret), &query(&back, "code").unwrap(), REDIRECT).await;
+    let (_, a_id) = server.verify_jwt(a_tokens["id_token"].as_str().unwrap(), Some(&a)).await;
+    let (_, b_id) = server.verify_jwt(b_tokens["id_token"].as_str().unwrap(), Some(&b)).await;
+    let sid = a_id["sid"].as_str().expect("the ID token names its session").to_owned();
+    assert_eq!(b_id["sid"], sid.as_str(), "one session, one sid");
+
+    // Refreshing keeps the session's sid in the new ID token.
+    let refresh = b_tokens["refresh_token"].as_str().unwrap().to_owned();
+    let (status, refreshed) = server
+        .form("/token", &[("grant_type", "refresh_token"), ("refresh_token", &refresh)], Some((&b, &b_secret)))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{refreshed}");
+    let (_, refreshed_id) = server.verify_jwt(refreshed["id_token"].as_str().unwrap(), Some(&b)).await;
+    assert_eq!(refreshed_id["sid"], sid.as_str());
+
+    // A signs the person out: both applications are told, by a logout token each.
+    let mut logout = url::Url::parse(&server.url("/logout")).unwrap();
+    logout.query_pairs_mut().append_pair("id_token_hint", a_tokens["id_token"].as_str().unwrap());
+    assert_eq!(browser.get(logout.as_str()).await.status(), StatusCode::OK);
+    let mut told = [next_logout(&mut logouts).await, next_logout(&mut logouts).await];
+    told.sort();
+    assert_eq!(told.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+    for ((path, token), client) in told.iter().zip([&a, &b]) {
+        let (header, claims) = server.verify_jwt(token, Some(client)).await;
+        assert_eq!(header.typ.as_deref(), Some("logout+jwt"), "{path}");
+        assert_eq!(claims["sub"], user_id.as_str());
+        assert_eq!(claims["sid"], sid.as_str());
+        assert_eq!(claims["events"], json!({"http://schemas.openid.net/event/backchannel-logout": {}}));
+        assert!(claims.get("nonce").is_none() && claims["jti"].is_string() && claims["iat"].is_i64());
+    }
+
+    // A's grant ended with the session; B's, with offline_access, outlives it.
+    let (_, a_access) = server
+        .form("/introspect", &[("token", a_tokens["access_token"].as_str().unwrap())], Some((&a, &a_secret)))
+        .await;
+    assert_eq!(a_access["active"], false, "{a_access}");
+    let next = refreshed["refresh_token"].as_str().unwrap();
+    let (status, body) =
+        server.form("/token", &[("grant_type", "refresh_token"), ("refresh_token", next)], Some((&b, &b_secret))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Registration checks the URI: https or loopback http, no fragment; session_required needs it.
+    for body in [
+        json!({"name": "x", "backchannel_logout_uri": "http://rp.example.com/bc"}),
+        json!({"name": "x", "backchannel_logout_uri": format!("{rp_base}/bc#frag")}),
+        json!({"name": "x", "backchannel_logout_session_required": true}),
+    ] {
+        let (status, v) = server.admin_post("/admin/v1/clients", body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {v}");
+        assert!(v["field"].as_str().is_some_and(|f| f.starts_with("backchannel_logout")), "{v}");
+    }
+}
