@@ -12,6 +12,7 @@ pub mod discovery;
 pub mod grant;
 pub mod interaction;
 pub mod introspection;
+pub mod jarm;
 pub mod logout;
 pub mod pages;
 pub mod params;
