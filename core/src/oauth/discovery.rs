@@ -103,6 +103,8 @@ pub async fn metadata(app: &App) -> Value {
         "request_uri_parameter_supported": false,
         "require_pushed_authorization_requests": false,
         "authorization_response_iss_parameter_supported": true,
+        // JARM §4: JWT-secured responses are signed as ID tokens are, and never encrypted.
+        "authorization_signing_alg_values_supported": [app.keys.signing_algorithm().name()],
     });
     if let Some(map) = metadata.as_object_mut() {
         for endpoint in Endpoint::ALL {
