@@ -300,6 +300,10 @@ enum ClientCommand {
         /// Where a logout it starts may send the browser back.
         #[arg(long = "post-logout-redirect-uri")]
         post_logout_redirect_uris: Vec<String>,
+        /// The algorithm it expects JWT-secured authorization responses (JARM) signed with:
+        /// the server's signing algorithm.
+        #[arg(long)]
+        authorization_signed_response_alg: Option<String>,
         #[arg(long = "scope")]
         scopes: Vec<String>,
         /// A public client (no secret; PKCE required).
@@ -399,6 +403,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     jwks,
                     require_pushed_authorization_requests,
                     post_logout_redirect_uris,
+                    authorization_signed_response_alg,
                     scopes,
                     public,
                     skip_consent,
@@ -416,6 +421,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                         jwks,
                         require_pushed_authorization_requests,
                         post_logout_redirect_uris,
+                        authorization_signed_response_alg,
                         scopes,
                         public,
                         skip_consent,

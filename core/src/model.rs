@@ -106,6 +106,9 @@ pub struct ClientDocument {
     /// The algorithm its request objects are signed with (OIDC Registration §2); `none`:
     /// unsigned, which only such a client may send.
     pub request_object_signing_alg: Option<String>,
+    /// The algorithm it expects its JWT-secured authorization responses signed with (JARM
+    /// §3); registered only as the server's own signing algorithm.
+    pub authorization_signed_response_alg: Option<String>,
 }
 
 /// A client authentication method (RFC 6749 §2.3.1, OIDC Core §9, RFC 7523 §2.2).

@@ -87,6 +87,9 @@ pub struct NewClient {
     pub post_logout_redirect_uris: Vec<String>,
     /// The algorithm its request objects are signed with; `none` lets it send unsigned ones.
     pub request_object_signing_alg: Option<String>,
+    /// The algorithm its JWT-secured authorization responses are signed with (JARM §3): the
+    /// server's signing algorithm, the only one it signs with.
+    pub authorization_signed_response_alg: Option<String>,
 }
 
 /// What registration returns: the secret appears here once and is never stored.
@@ -104,6 +107,18 @@ pub async fn register_client(
     keys: &crate::keys::Keys,
     new: NewClient,
 ) -> Result<RegisteredClient, RegistryError> {
+    // JARM §3: responses are signed with the server's key, so only its algorithm can be promised.
+    if let Some(alg) = new.authorization_signed_response_alg.as_deref() {
+        let server = keys.signing_algorithm().name();
+        if alg != server {
+            return Err(RegistryError::field(
+                "authorization_signed_response_alg",
+                format!(
+                    "`{alg}` is not this server's signing algorithm: authorization responses are signed with {server}"
+                ),
+            ));
+        }
+    }
     let (mut client, secret) = new_client(new)?;
     if client.doc.token_endpoint_auth_method == Some(TokenEndpointAuthMethod::ClientSecretJwt)
         && let Some(secret) = &secret
@@ -278,6 +293,7 @@ pub(crate) fn new_client(new: NewClient) -> Result<(Client, Option<String>), Reg
             sealed_secret: None,
             require_pushed_authorization_requests: new.require_pushed_authorization_requests,
             request_object_signing_alg: new.request_object_signing_alg.clone(),
+            authorization_signed_response_alg: new.authorization_signed_response_alg,
         },
     };
     Ok((client, secret))
