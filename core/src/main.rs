@@ -4,7 +4,7 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use portcullis::applications::{
     self as apps, AddApplication, ApplicationFilter, ApplicationUpdate, Caller, MemberRoles, NewApplication,
     NewOrganization, NewTemplate, NewTemplateClient, TemplateUpdate,
@@ -278,47 +278,8 @@ enum UserCommand {
 #[derive(Subcommand)]
 enum ClientCommand {
     /// Register a client; prints its id and (confidential clients) its secret, once.
-    Add {
-        #[arg(long)]
-        name: String,
-        #[arg(long = "redirect-uri")]
-        redirect_uris: Vec<String>,
-        #[arg(long = "grant-type")]
-        grant_types: Vec<String>,
-        /// A response type it may use besides `code` (`id_token`, `code id_token`, ...).
-        #[arg(long = "response-type")]
-        response_types: Vec<String>,
-        /// `client_secret_basic`, `client_secret_post`, `client_secret_jwt`, `private_key_jwt`.
-        #[arg(long)]
-        token_endpoint_auth_method: Option<String>,
-        /// The client's public keys as a JWK Set (JSON), for `private_key_jwt`.
-        #[arg(long, value_parser = json_value)]
-        jwks: Option<serde_json::Value>,
-        /// Its authorization requests must be pushed first (RFC 9126).
-        #[arg(long)]
-        require_pushed_authorization_requests: bool,
-        /// Where a logout it starts may send the browser back.
-        #[arg(long = "post-logout-redirect-uri")]
-        post_logout_redirect_uris: Vec<String>,
-        /// The algorithm it expects JWT-secured authorization responses (JARM) signed with:
-        /// the server's signing algorithm.
-        #[arg(long)]
-        authorization_signed_response_alg: Option<String>,
-        #[arg(long = "scope")]
-        scopes: Vec<String>,
-        /// A public client (no secret; PKCE required).
-        #[arg(long)]
-        public: bool,
-        /// Skip the consent page for this client.
-        #[arg(long)]
-        skip_consent: bool,
-        /// A resource server: may introspect tokens issued to any client.
-        #[arg(long)]
-        introspect_any: bool,
-        /// Print as a JSON object.
-        #[arg(long)]
-        json: bool,
-    },
+    // Boxed: the other commands need not be as large as this one.
+    Add(Box<ClientAdd>),
     /// List clients.
     List,
     /// Delete a client and everything issued to it.
@@ -326,6 +287,50 @@ enum ClientCommand {
         #[arg(allow_hyphen_values = true)]
         id: String,
     },
+}
+
+// `client add`: what the registration takes (`registry::NewClient`).
+#[derive(Args)]
+struct ClientAdd {
+    #[arg(long)]
+    name: String,
+    #[arg(long = "redirect-uri")]
+    redirect_uris: Vec<String>,
+    #[arg(long = "grant-type")]
+    grant_types: Vec<String>,
+    /// A response type it may use besides `code` (`id_token`, `code id_token`, ...).
+    #[arg(long = "response-type")]
+    response_types: Vec<String>,
+    /// `client_secret_basic`, `client_secret_post`, `client_secret_jwt`, `private_key_jwt`.
+    #[arg(long)]
+    token_endpoint_auth_method: Option<String>,
+    /// The client's public keys as a JWK Set (JSON), for `private_key_jwt`.
+    #[arg(long, value_parser = json_value)]
+    jwks: Option<serde_json::Value>,
+    /// Its authorization requests must be pushed first (RFC 9126).
+    #[arg(long)]
+    require_pushed_authorization_requests: bool,
+    /// Where a logout it starts may send the browser back.
+    #[arg(long = "post-logout-redirect-uri")]
+    post_logout_redirect_uris: Vec<String>,
+    /// The algorithm it expects JWT-secured authorization responses (JARM) signed with:
+    /// the server's signing algorithm.
+    #[arg(long)]
+    authorization_signed_response_alg: Option<String>,
+    #[arg(long = "scope")]
+    scopes: Vec<String>,
+    /// A public client (no secret; PKCE required).
+    #[arg(long)]
+    public: bool,
+    /// Skip the consent page for this client.
+    #[arg(long)]
+    skip_consent: bool,
+    /// A resource server: may introspect tokens issued to any client.
+    #[arg(long)]
+    introspect_any: bool,
+    /// Print as a JSON object.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -394,22 +399,23 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Client(cmd) => {
             let app = Portcullis::open(config, false).await?;
             match cmd {
-                ClientCommand::Add {
-                    name,
-                    redirect_uris,
-                    grant_types,
-                    response_types,
-                    token_endpoint_auth_method,
-                    jwks,
-                    require_pushed_authorization_requests,
-                    post_logout_redirect_uris,
-                    authorization_signed_response_alg,
-                    scopes,
-                    public,
-                    skip_consent,
-                    introspect_any,
-                    json,
-                } => {
+                ClientCommand::Add(add) => {
+                    let ClientAdd {
+                        name,
+                        redirect_uris,
+                        grant_types,
+                        response_types,
+                        token_endpoint_auth_method,
+                        jwks,
+                        require_pushed_authorization_requests,
+                        post_logout_redirect_uris,
+                        authorization_signed_response_alg,
+                        scopes,
+                        public,
+                        skip_consent,
+                        introspect_any,
+                        json,
+                    } = *add;
                     let scopes =
                         scopes.iter().flat_map(|s| s.split(' ')).filter(|s| !s.is_empty()).map(str::to_owned).collect();
                     let new = NewClient {
