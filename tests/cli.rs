@@ -58,6 +58,24 @@ fn client_add_prints_the_secret_once_and_list_never_does() {
 }
 
 #[test]
+fn client_add_promises_only_the_servers_signing_algorithm_for_jarm() {
+    let data = tempfile::tempdir().unwrap();
+    let add = |alg: &str| {
+        portcullis(data.path())
+            .args(["client", "add", "--name", "RP", "--redirect-uri", "https://app.example.com/cb"])
+            .args(["--authorization-signed-response-alg", alg, "--json"])
+            .output()
+            .unwrap()
+    };
+    let out = add("ES256");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = add("RS256");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("authorization_signed_response_alg") && stderr.contains("ES256"), "{stderr}");
+}
+
+#[test]
 fn user_add_reads_the_password_from_stdin() {
     let data = tempfile::tempdir().unwrap();
     let mut child = portcullis(data.path())

@@ -431,7 +431,7 @@ async fn authorization_errors_are_shown_or_redirected_as_rfc6749_says() {
     }
     // Everything else goes back to the client with error, state and iss.
     let cases = [
-        (vec![("response_type", "code"), ("response_mode", "query.jwt")], "invalid_request"),
+        (vec![("response_type", "code"), ("response_mode", "query.jws")], "invalid_request"),
         (vec![("response_type", "code unknown")], "unsupported_response_type"),
         (vec![("response_type", "code"), ("prompt", "none")], "login_required"),
         (
@@ -981,7 +981,7 @@ async fn front_channel_errors_are_the_ones_the_specs_name() {
         (&client_id, &[("response_type", "code token"), ("scope", "openid api")], "invalid_request", true),
         (
             &client_id,
-            &[("response_type", "code"), ("response_mode", "jwt"), ("scope", "api")],
+            &[("response_type", "code"), ("response_mode", "web_message"), ("scope", "api")],
             "invalid_request",
             false,
         ),

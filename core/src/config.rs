@@ -250,7 +250,7 @@ impl Config {
     /// The longest any signed token lives: how long a rotated-out key stays published.
     pub fn longest_token_lifetime(&self) -> i64 {
         let t = &self.tokens;
-        t.access_token_ttl.max(t.id_token_ttl) as i64 + 60
+        t.access_token_ttl.max(t.id_token_ttl).max(limits::AUTHORIZATION_RESPONSE_TTL) as i64 + 60
     }
 
     /// The issuer without a trailing slash, the base of every endpoint URL.

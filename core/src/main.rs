@@ -4,7 +4,7 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use portcullis::applications::{
     self as apps, AddApplication, ApplicationFilter, ApplicationUpdate, Caller, MemberRoles, NewApplication,
     NewOrganization, NewTemplate, NewTemplateClient, TemplateUpdate,
@@ -278,6 +278,7 @@ enum UserCommand {
 #[derive(Subcommand)]
 enum ClientCommand {
     /// Register a client; prints its id and (confidential clients) its secret, once.
+    // Boxed: the other commands need not be as large as this one.
     Add(Box<ClientAdd>),
     /// List clients.
     List,
@@ -288,7 +289,8 @@ enum ClientCommand {
     },
 }
 
-#[derive(clap::Args)]
+// `client add`: what the registration takes (`registry::NewClient`).
+#[derive(Args)]
 struct ClientAdd {
     #[arg(long)]
     name: String,
@@ -317,6 +319,10 @@ struct ClientAdd {
     /// Where logout tokens are posted when a session it signed in to ends.
     #[arg(long)]
     backchannel_logout_uri: Option<String>,
+    /// The algorithm it expects JWT-secured authorization responses (JARM) signed with:
+    /// the server's signing algorithm.
+    #[arg(long)]
+    authorization_signed_response_alg: Option<String>,
     #[arg(long = "scope")]
     scopes: Vec<String>,
     /// A public client (no secret; PKCE required).
@@ -411,6 +417,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                         post_logout_redirect_uris,
                         request_uris,
                         backchannel_logout_uri,
+                        authorization_signed_response_alg,
                         scopes,
                         public,
                         skip_consent,
@@ -431,6 +438,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                         request_uris,
                         backchannel_logout_session_required: backchannel_logout_uri.is_some(),
                         backchannel_logout_uri,
+                        authorization_signed_response_alg,
                         scopes,
                         public,
                         skip_consent,

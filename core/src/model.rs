@@ -119,6 +119,9 @@ pub struct ClientDocument {
     /// The algorithm its request objects are signed with (OIDC Registration §2); `none`:
     /// unsigned, which only such a client may send.
     pub request_object_signing_alg: Option<String>,
+    /// The algorithm it expects its JWT-secured authorization responses signed with (JARM
+    /// §3); registered only as the server's own signing algorithm.
+    pub authorization_signed_response_alg: Option<String>,
 }
 
 /// A client authentication method (RFC 6749 §2.3.1, OIDC Core §9, RFC 7523 §2.2).
@@ -567,7 +570,8 @@ impl<'de> Deserialize<'de> for ResponseType {
 }
 
 /// How the authorization response reaches the client (OAuth 2.0 Multiple Response Type
-/// Encoding Practices §2.1, OAuth 2.0 Form Post Response Mode).
+/// Encoding Practices §2.1, OAuth 2.0 Form Post Response Mode), and each of those ways with
+/// the parameters in one signed JWT instead (JARM §2.3.1–§2.3.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ResponseMode {
@@ -575,23 +579,55 @@ pub enum ResponseMode {
     Query,
     Fragment,
     FormPost,
+    #[serde(rename = "query.jwt")]
+    QueryJwt,
+    #[serde(rename = "fragment.jwt")]
+    FragmentJwt,
+    #[serde(rename = "form_post.jwt")]
+    FormPostJwt,
 }
 
 impl ResponseMode {
-    pub const SUPPORTED: [&str; 3] = ["query", "fragment", "form_post"];
+    pub const SUPPORTED: [&str; 7] =
+        ["query", "fragment", "form_post", "jwt", "query.jwt", "fragment.jwt", "form_post.jwt"];
 
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "query" => Some(Self::Query),
-            "fragment" => Some(Self::Fragment),
-            "form_post" => Some(Self::FormPost),
-            _ => None,
-        }
+    /// The mode `value` names for `response_type`: `jwt` (JARM §2.3.4) is the response
+    /// type's default mode, JWT-secured.
+    pub fn parse(value: &str, response_type: ResponseType) -> Option<Self> {
+        Some(match value {
+            "query" => Self::Query,
+            "fragment" => Self::Fragment,
+            "form_post" => Self::FormPost,
+            "query.jwt" => Self::QueryJwt,
+            "fragment.jwt" => Self::FragmentJwt,
+            "form_post.jwt" => Self::FormPostJwt,
+            "jwt" => Self::default_for(response_type).secured(),
+            _ => return None,
+        })
     }
 
     /// The default for a response type: the query for a code alone, else the fragment.
     pub fn default_for(response_type: ResponseType) -> Self {
         if response_type.returns_tokens() { Self::Fragment } else { Self::Query }
+    }
+
+    /// The same way, with the parameters in one signed JWT.
+    pub fn secured(self) -> Self {
+        match self {
+            Self::Query | Self::QueryJwt => Self::QueryJwt,
+            Self::Fragment | Self::FragmentJwt => Self::FragmentJwt,
+            Self::FormPost | Self::FormPostJwt => Self::FormPostJwt,
+        }
+    }
+
+    /// Whether the parameters travel in one signed JWT (JARM).
+    pub fn is_jwt(self) -> bool {
+        matches!(self, Self::QueryJwt | Self::FragmentJwt | Self::FormPostJwt)
+    }
+
+    /// Whether the response goes in the redirect URI's query, where no token may travel.
+    pub fn in_query(self) -> bool {
+        matches!(self, Self::Query | Self::QueryJwt)
     }
 }
 

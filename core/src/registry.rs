@@ -95,6 +95,9 @@ pub struct NewClient {
     pub backchannel_logout_uri: Option<String>,
     /// Its logout tokens must carry `sid` (§2.2); they always do here.
     pub backchannel_logout_session_required: bool,
+    /// The algorithm its JWT-secured authorization responses are signed with (JARM §3): the
+    /// server's signing algorithm, the only one it signs with.
+    pub authorization_signed_response_alg: Option<String>,
 }
 
 /// What registration returns: the secret appears here once and is never stored.
@@ -112,6 +115,18 @@ pub async fn register_client(
     keys: &crate::keys::Keys,
     new: NewClient,
 ) -> Result<RegisteredClient, RegistryError> {
+    // JARM §3: responses are signed with the server's key, so only its algorithm can be promised.
+    if let Some(alg) = new.authorization_signed_response_alg.as_deref() {
+        let server = keys.signing_algorithm().name();
+        if alg != server {
+            return Err(RegistryError::field(
+                "authorization_signed_response_alg",
+                format!(
+                    "`{alg}` is not this server's signing algorithm: authorization responses are signed with {server}"
+                ),
+            ));
+        }
+    }
     let (mut client, secret) = new_client(new)?;
     if client.doc.token_endpoint_auth_method == Some(TokenEndpointAuthMethod::ClientSecretJwt)
         && let Some(secret) = &secret
@@ -316,6 +331,7 @@ pub(crate) fn new_client(new: NewClient) -> Result<(Client, Option<String>), Reg
             request_uris: new.request_uris,
             backchannel_logout_uri: new.backchannel_logout_uri,
             backchannel_logout_session_required: new.backchannel_logout_session_required,
+            authorization_signed_response_alg: new.authorization_signed_response_alg,
         },
     };
     Ok((client, secret))

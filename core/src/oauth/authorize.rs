@@ -4,7 +4,8 @@
 //! (RFC 9207). Besides `code`, the implicit and hybrid flows (OIDC Core §3.2, §3.3): the
 //! `response_type`s with `id_token` and `token` a client is registered for, answered in the
 //! `response_mode` asked for (`query` for a code alone, `fragment`, `form_post`: OAuth 2.0
-//! Multiple Response Type Encoding Practices, OAuth 2.0 Form Post Response Mode).
+//! Multiple Response Type Encoding Practices, OAuth 2.0 Form Post Response Mode), each also
+//! JWT-secured (`query.jwt`, `fragment.jwt`, `form_post.jwt`, `jwt`: [`super::jarm`]).
 //!
 //! The whole flow is here, top to bottom: the request is validated ([`authorize`]); the
 //! person is signed in, from their session or the login form ([`sign_in`], [`login`]); the
@@ -154,11 +155,15 @@ async fn validate_client(
     };
     // Errors go back the way the response would have: read leniently here, strictly later.
     let response_type = params.get("response_type").and_then(ResponseType::parse).unwrap_or_default();
-    let response_mode = params
-        .get("response_mode")
-        .and_then(ResponseMode::parse)
-        .filter(|m| !(response_type.returns_tokens() && *m == ResponseMode::Query))
-        .unwrap_or(ResponseMode::default_for(response_type));
+    // A refused `query` or `query.jwt` for tokens answers in the fragment, JWT-secured if asked.
+    let response_mode = match params.get("response_mode").and_then(|m| ResponseMode::parse(m, response_type)) {
+        Some(m) if response_type.returns_tokens() && m.in_query() => {
+            let fragment = ResponseMode::default_for(response_type);
+            if m.is_jwt() { fragment.secured() } else { fragment }
+        }
+        Some(m) => m,
+        None => ResponseMode::default_for(response_type),
+    };
     let request = AuthorizationRequest {
         client_id: client.id.clone(),
         response_type,
@@ -219,15 +224,18 @@ fn validate_request(
     };
     r.response_type = response_type;
     r.response_mode = match params.get("response_mode") {
-        // Multiple Response Type Encoding Practices §2.1: tokens never travel in the query.
-        Some("query") if response_type.returns_tokens() => {
-            return Err(OAuthError::InvalidRequest(format!(
-                "response_mode `query` cannot carry the tokens of response_type `{}`",
-                response_type.as_str()
-            )));
-        }
-        Some(mode) => ResponseMode::parse(mode)
-            .ok_or_else(|| OAuthError::InvalidRequest(format!("response_mode `{mode}` is not supported")))?,
+        Some(mode) => match ResponseMode::parse(mode, response_type) {
+            // Multiple Response Type Encoding Practices §2.1, JARM §2.3.1 (unencrypted):
+            // tokens never travel in the query.
+            Some(m) if m.in_query() && response_type.returns_tokens() => {
+                return Err(OAuthError::InvalidRequest(format!(
+                    "response_mode `{mode}` cannot carry the tokens of response_type `{}`",
+                    response_type.as_str()
+                )));
+            }
+            Some(m) => m,
+            None => return Err(OAuthError::InvalidRequest(format!("response_mode `{mode}` is not supported"))),
+        },
         None => ResponseMode::default_for(response_type),
     };
     if context.client.doc.require_pushed_authorization_requests && !pushed {
@@ -591,12 +599,25 @@ async fn respond(
     Ok(deliver(app, request, &pairs))
 }
 
-/// The authorization response (or error) in the request's response mode.
+/// The authorization response (or error) in the request's response mode. A JWT-secured mode
+/// (JARM §2.3) carries the parameters as one signed `response` instead.
 fn deliver(app: &App, request: &AuthorizationRequest, pairs: &[(&str, &str)]) -> Response {
+    let secured: String;
+    let jarm: [(&str, &str); 1];
+    let pairs = if request.response_mode.is_jwt() {
+        secured = match super::jarm::response(app, &request.client_id, pairs) {
+            Ok(jwt) => jwt,
+            Err(e) => return error_page(app, &HeaderMap::new(), None, &request.ui_locales, e),
+        };
+        jarm = [(super::jarm::RESPONSE_PARAMETER, secured.as_str())];
+        &jarm[..]
+    } else {
+        pairs
+    };
     match request.response_mode {
-        ResponseMode::Query => redirect_to(&request.redirect_uri, pairs),
-        ResponseMode::Fragment => redirect_with_fragment(&request.redirect_uri, pairs),
-        ResponseMode::FormPost => form_post(app, &request.redirect_uri, pairs),
+        ResponseMode::Query | ResponseMode::QueryJwt => redirect_to(&request.redirect_uri, pairs),
+        ResponseMode::Fragment | ResponseMode::FragmentJwt => redirect_with_fragment(&request.redirect_uri, pairs),
+        ResponseMode::FormPost | ResponseMode::FormPostJwt => form_post(app, &request.redirect_uri, pairs),
     }
 }
 
@@ -666,7 +687,8 @@ fn redirect_to(uri: &str, pairs: &[(&str, &str)]) -> Response {
     response
 }
 
-/// §4.1.2.1 error response, sent to the (already validated) redirect URI.
+/// §4.1.2.1 error response, sent to the (already validated) redirect URI in the request's
+/// response mode, JWT-secured when that mode is (JARM §2.1, §2.2).
 pub fn redirect_error(app: &App, e: &OAuthError, request: &AuthorizationRequest) -> Response {
     if request.redirect_uri.is_empty() {
         return error_page(

@@ -114,6 +114,8 @@ pub async fn metadata(app: &App) -> Value {
         // OIDC Back-Channel Logout 1.0 §2.1: logout tokens, with `sid` (ID tokens carry it).
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,
+        // JARM §4: JWT-secured responses are signed as ID tokens are, and never encrypted.
+        "authorization_signing_alg_values_supported": [app.keys.signing_algorithm().name()],
     });
     if let Some(map) = metadata.as_object_mut() {
         for endpoint in Endpoint::ALL {

@@ -14,6 +14,7 @@ pub mod extension_grant;
 pub mod grant;
 pub mod interaction;
 pub mod introspection;
+pub mod jarm;
 pub mod logout;
 pub mod pages;
 pub mod params;
