@@ -1517,3 +1517,121 @@ async fn token_exchange_trades_a_users_token_within_its_scopes() {
         .await;
     assert_eq!((status, v["field"].as_str()), (StatusCode::BAD_REQUEST, Some("grant_types")));
 }
+
+#[tokio::test]
+async fn token_exchange_delegates_to_an_actor_the_policy_names_and_to_registered_audiences() {
+    const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+    const ACCESS: &str = "urn:ietf:params:oauth:token-type:access_token";
+    const API: &str = "https://api.example.com";
+    // The scope-chaos policy names who may act for the user (scope `may_act:<sub>`).
+    let policies = support::policies_copy();
+    for ext in ["toml", "wasm"] {
+        std::fs::copy(
+            support::fixtures_dir().join(format!("scope-chaos.{ext}")),
+            policies.path().join(format!("scope-chaos.{ext}")),
+        )
+        .unwrap();
+    }
+    let server =
+        TestServer::start_with(support::Options { policies: Some(policies.path().into()), ..Default::default() }).await;
+    server.user("dee", "dee password 1").await;
+    let (gateway, gateway_secret) = server
+        .client(json!({"name": "gateway", "grant_types": [EXCHANGE, "client_credentials"],
+                       "scopes": ["openid", "api"], "audiences": [API]}))
+        .await;
+    let gateway_secret = gateway_secret.unwrap();
+    let may_act = format!("may_act:{gateway}");
+    let (front, front_secret) = server
+        .client(json!({"name": "front", "redirect_uris": [REDIRECT], "scope_policy": "scope-chaos",
+                       "scopes": ["openid", "api", may_act, "may_act:someone-else"]}))
+        .await;
+    let front_secret = front_secret.unwrap();
+    let user_token = |scope: String| {
+        let server = &server;
+        let (front, front_secret) = (front.clone(), front_secret.clone());
+        async move {
+            let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
+            url.query_pairs_mut().extend_pairs([
+                ("response_type", "code"),
+                ("client_id", front.as_str()),
+                ("redirect_uri", REDIRECT),
+                ("scope", scope.as_str()),
+            ]);
+            let back = Browser::new().authorize(url.as_str(), "dee", "dee password 1").await;
+            let (_, tokens) = redeem(server, &front, &front_secret, &query(&back, "code").unwrap()).await;
+            tokens["access_token"].as_str().expect("access token").to_owned()
+        }
+    };
+    let subject = user_token(format!("openid api {may_act}")).await;
+    let (_, claims) = server.verify_jwt(&subject, None).await;
+    assert_eq!(claims["may_act"], json!({"sub": gateway}), "the policy names the actor");
+    assert!(claims.get("act").is_none(), "`act` is the server's own: the policy's is dropped");
+    let (_, actor) =
+        server.form("/token", &[("grant_type", "client_credentials")], Some((&gateway, &gateway_secret))).await;
+    let actor = actor["access_token"].as_str().unwrap().to_owned();
+    let exchange = |subject: String, extra: Vec<(&'static str, String)>| {
+        let server = &server;
+        let (gateway, gateway_secret) = (gateway.clone(), gateway_secret.clone());
+        async move {
+            let mut pairs = vec![
+                ("grant_type", EXCHANGE.to_owned()),
+                ("subject_token", subject),
+                ("subject_token_type", ACCESS.into()),
+            ];
+            pairs.extend(extra);
+            let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            server.form("/token", &pairs, Some((&gateway, &gateway_secret))).await
+        }
+    };
+    let as_actor = |audience: &str| {
+        vec![
+            ("actor_token", actor.clone()),
+            ("actor_token_type", ACCESS.to_owned()),
+            ("audience", audience.to_owned()),
+            ("scope", "openid api".to_owned()),
+        ]
+    };
+
+    // Delegation to the registered audience: `act` names the gateway, `aud` the API.
+    let (status, v) = exchange(subject.clone(), as_actor(API)).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let delegated = v["access_token"].as_str().unwrap().to_owned();
+    let (_, claims) = server.verify_jwt(&delegated, Some(API)).await;
+    assert_eq!(claims["act"], json!({"sub": gateway, "client_id": gateway}));
+    assert_eq!(claims["aud"], API);
+    let (_, introspected) =
+        server.form("/introspect", &[("token", &delegated)], Some((&gateway, &gateway_secret))).await;
+    assert_eq!((introspected["active"].as_bool(), &introspected["act"]), (Some(true), &claims["act"]));
+    // A token for another audience is not one for this server's userinfo.
+    let r = server.http.get(server.url("/userinfo")).bearer_auth(&delegated).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    // Exchanged again, the earlier actor stays visible, nested (§4.1).
+    let (status, v) = exchange(delegated.clone(), as_actor(&server.issuer)).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let (_, chained) = server.verify_jwt(v["access_token"].as_str().unwrap(), Some(&server.issuer)).await;
+    assert_eq!(chained["act"]["act"], json!({"sub": gateway, "client_id": gateway}), "{chained}");
+
+    // Refused: an actor `may_act` does not name, an unregistered audience, a bad actor token.
+    let someone_else = user_token("openid api may_act:someone-else".into()).await;
+    for (subject, extra, error) in [
+        (someone_else, as_actor(API), "invalid_request"),
+        (subject.clone(), as_actor("https://elsewhere.example.com"), "invalid_target"),
+        (
+            subject.clone(),
+            vec![("actor_token", "x".to_owned()), ("actor_token_type", ACCESS.to_owned())],
+            "invalid_request",
+        ),
+        (subject.clone(), vec![("actor_token", actor.clone())], "invalid_request"),
+        (
+            subject.clone(),
+            vec![("actor_token", actor.clone()), ("actor_token_type", "urn:x".into())],
+            "invalid_request",
+        ),
+    ] {
+        let (status, v) = exchange(subject, extra.clone()).await;
+        assert_eq!((status, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some(error)), "{extra:?}: {v}");
+    }
+    let (status, v) = server.admin_post("/admin/v1/clients", json!({"name": "x", "audiences": [API]})).await;
+    assert_eq!((status, v["field"].as_str()), (StatusCode::BAD_REQUEST, Some("audiences")), "{v}");
+}

@@ -319,6 +319,9 @@ struct ClientAdd {
     /// Where logout tokens are posted when a session it signed in to ends.
     #[arg(long)]
     backchannel_logout_uri: Option<String>,
+    /// An audience token exchange may issue its tokens for (RFC 8693 §2.1), besides this server.
+    #[arg(long = "audience")]
+    audiences: Vec<String>,
     /// The algorithm it expects JWT-secured authorization responses (JARM) signed with:
     /// the server's signing algorithm.
     #[arg(long)]
@@ -417,6 +420,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                         post_logout_redirect_uris,
                         request_uris,
                         backchannel_logout_uri,
+                        audiences,
                         authorization_signed_response_alg,
                         scopes,
                         public,
@@ -438,6 +442,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                         request_uris,
                         backchannel_logout_session_required: backchannel_logout_uri.is_some(),
                         backchannel_logout_uri,
+                        audiences,
                         authorization_signed_response_alg,
                         scopes,
                         public,

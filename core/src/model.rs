@@ -78,6 +78,9 @@ pub struct ClientDocument {
     /// Where logout tokens are posted (OIDC Back-Channel Logout 1.0 §2.2).
     pub backchannel_logout_uri: Option<String>,
     pub backchannel_logout_session_required: bool,
+    /// The audiences (resource servers) token exchange may issue its tokens for (RFC 8693
+    /// §2.1 `audience`, `resource`), besides this server.
+    pub audiences: Vec<String>,
     pub grant_types: Vec<String>,
     /// The `response_type`s it may use at the authorization endpoint (canonical spelling);
     /// empty: `code` alone, where it may use the authorization code grant.

@@ -95,6 +95,9 @@ pub struct NewClient {
     pub backchannel_logout_uri: Option<String>,
     /// Its logout tokens must carry `sid` (§2.2); they always do here.
     pub backchannel_logout_session_required: bool,
+    /// The audiences (resource servers) token exchange may issue its tokens for (RFC 8693
+    /// §2.1), besides this server: logical names or absolute URIs.
+    pub audiences: Vec<String>,
     /// The algorithm its JWT-secured authorization responses are signed with (JARM §3): the
     /// server's signing algorithm, the only one it signs with.
     pub authorization_signed_response_alg: Option<String>,
@@ -250,6 +253,15 @@ pub(crate) fn new_client(new: NewClient) -> Result<(Client, Option<String>), Reg
             return Err(RegistryError::field("backchannel_logout_uri", "no fragment (Back-Channel Logout §2.2)"));
         }
     }
+    if new.audiences.len() > MAX_AUDIENCES {
+        return Err(RegistryError::field("audiences", format!("at most {MAX_AUDIENCES}")));
+    }
+    if let Some(a) = new.audiences.iter().find(|a| a.is_empty() || a.len() > 255 || a.contains(char::is_whitespace)) {
+        return Err(RegistryError::field("audiences", format!("`{a}` is not an audience: 1 to 255 bytes, no spaces")));
+    }
+    if !new.audiences.is_empty() && !grant_types.contains(&GrantType::TokenExchange) {
+        return Err(RegistryError::field("audiences", "audiences are for clients that exchange tokens"));
+    }
     if new.backchannel_logout_session_required && new.backchannel_logout_uri.is_none() {
         return Err(RegistryError::field("backchannel_logout_session_required", "needs a `backchannel_logout_uri`"));
     }
@@ -331,11 +343,15 @@ pub(crate) fn new_client(new: NewClient) -> Result<(Client, Option<String>), Reg
             request_uris: new.request_uris,
             backchannel_logout_uri: new.backchannel_logout_uri,
             backchannel_logout_session_required: new.backchannel_logout_session_required,
+            audiences: new.audiences,
             authorization_signed_response_alg: new.authorization_signed_response_alg,
         },
     };
     Ok((client, secret))
 }
+
+/// The most `audiences` a client registers.
+const MAX_AUDIENCES: usize = 16;
 
 /// The most `request_uris` a client registers.
 const MAX_REQUEST_URIS: usize = 16;

@@ -77,6 +77,7 @@ pub async fn exchange(app: &App, context: &ClientContext, params: &Params) -> Re
             nonce: code.doc.nonce.as_deref(),
             auth_time: grant.doc.auth_time,
             sid: grant.doc.sid.as_deref(),
+            audience: None,
             id_token_claims: Some(&code.doc.id_token_claims),
             refresh_token,
         },

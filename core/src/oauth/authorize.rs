@@ -564,6 +564,7 @@ async fn respond(
                 nonce: request.nonce.as_deref(),
                 auth_time: Some(auth_time),
                 sid: Some(sid),
+                audience: None,
                 id_token_claims: rt.id_token.then_some(&id_token_claims),
                 refresh_token: None,
             },

@@ -36,6 +36,7 @@ pub async fn exchange(app: &App, context: &ClientContext, params: &Params) -> Re
             nonce: None,
             auth_time: None,
             sid: None,
+            audience: None,
             id_token_claims: None,
             refresh_token: None,
         },

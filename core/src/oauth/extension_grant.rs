@@ -118,6 +118,7 @@ pub async fn exchange(
             nonce: None,
             auth_time: None,
             sid: None,
+            audience: None,
             id_token_claims: None,
             refresh_token: None,
         },

@@ -76,6 +76,7 @@ pub async fn issue_to_user(
             nonce: None,
             auth_time: grant.doc.auth_time,
             sid: grant.doc.sid.as_deref(),
+            audience: None,
             id_token_claims: Some(&id_token_claims),
             refresh_token,
         },

@@ -69,6 +69,10 @@ async fn handle(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<Value, OA
         if let (Some(map), Some(t)) = (v.as_object_mut(), c.auth_time) {
             map.insert("auth_time".into(), t.into());
         }
+        // RFC 8693 §4.1: who acts for the subject, in a token exchange's token.
+        if let (Some(map), Some(act)) = (v.as_object_mut(), c.extra.get("act")) {
+            map.insert("act".into(), act.clone());
+        }
         return Ok(v);
     }
     // A refresh token lives while it is stored unconsumed: revoking its grant removes it.

@@ -86,6 +86,7 @@ pub async fn exchange(app: &App, context: &ClientContext, params: &Params) -> Re
             nonce: None,
             auth_time: token.auth_time,
             sid: token.sid.as_deref(),
+            audience: None,
             id_token_claims: id_token_claims.as_ref(),
             refresh_token: Some(refresh_token),
         },

@@ -33,6 +33,7 @@ const REGISTERED: &[&str] = &[
     "amr",
     "sid",
     "cnf",
+    "act",
     "tenant",
 ];
 

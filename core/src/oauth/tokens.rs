@@ -81,6 +81,9 @@ pub struct Issue<'a> {
     pub auth_time: Option<i64>,
     /// The browser session the grant was given in: the ID token's `sid`.
     pub sid: Option<&'a str>,
+    /// Whom the access token is for (`aud`) when not this server alone: token exchange's
+    /// `audience` or `resource` (RFC 8693 §2.1).
+    pub audience: Option<&'a [String]>,
     /// The user's claims for the ID token; an ID token is issued when these are given and
     /// `openid` was granted.
     pub id_token_claims: Option<&'a Map<String, Value>>,
@@ -152,7 +155,11 @@ fn access_token(app: &Protocol, what: &Issue<'_>, now: i64) -> Result<(String, u
     let claims = AccessClaims {
         iss: app.config.issuer().to_owned(),
         sub: what.user_id.or(what.subject).unwrap_or(&client.id).to_owned(),
-        aud: Value::String(app.config.issuer().to_owned()),
+        aud: match what.audience {
+            Some([one]) => Value::String(one.clone()),
+            Some(many) if !many.is_empty() => many.iter().cloned().map(Value::String).collect(),
+            _ => Value::String(app.config.issuer().to_owned()),
+        },
         exp: now + ttl as i64,
         iat: now,
         jti: random_token(16),

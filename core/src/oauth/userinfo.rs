@@ -64,6 +64,15 @@ async fn handle(app: &App, token: Option<String>) -> Result<Value, OAuthError> {
     let claims = super::access_token::validate(app, &token, None)
         .await?
         .ok_or_else(|| OAuthError::InvalidToken("the access token is invalid, expired or revoked".into()))?;
+    // RFC 9068 §4: a token for another audience (token exchange's) is not for this endpoint.
+    let for_us = match &claims.aud {
+        Value::String(aud) => aud == app.config.issuer(),
+        Value::Array(auds) => auds.iter().any(|a| a == app.config.issuer()),
+        _ => false,
+    };
+    if !for_us {
+        return Err(OAuthError::InvalidToken("the access token is for another audience".into()));
+    }
     if !claims.scopes().any(|s| s == "openid") {
         return Err(OAuthError::AccessDenied("the token was not granted the `openid` scope".into()));
     }

@@ -5,6 +5,8 @@
 //! adds the claim `"policy": "chaos"`. Scope `widen` makes it overstep: it grants `admin`
 //! (which no test client is registered with) and sets the claims `sub` and `iss`, which
 //! the host must drop. Scope `echo` adds the claim `input`: what the host told it, as JSON.
+//! A scope `may_act:<sub>` adds the claim `may_act` naming `<sub>` (RFC 8693 §4.4: who may
+//! act for the user by token exchange) and sets `act`, which the host must drop.
 
 use portcullis_sdk::scope::{Claim, ClaimTargets, Denial, Grant, Guest, ScopeRequest};
 
@@ -42,24 +44,33 @@ impl Guest for Chaos {
         if asked("echo") {
             claims.push(claim("input", &echo(&request)));
         }
+        if let Some(actor) = request.requested_scopes.iter().find_map(|s| s.strip_prefix("may_act:")) {
+            claims.push(claim("may_act", &format!("{{\"sub\":{}}}", json_string(actor))));
+            claims.push(claim("act", "{\"sub\":\"forged\"}"));
+        }
         Ok(Grant { scopes, claims })
     }
 }
 
 /// The request as a JSON object (no serde in a plugin this small: strings are escaped by hand).
+/// `v` as a JSON string.
+fn json_string(v: &str) -> String {
+    let mut out = String::from("\"");
+    for c in v.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 fn echo(r: &ScopeRequest) -> String {
     fn s(v: &str) -> String {
-        let mut out = String::from("\"");
-        for c in v.chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-                c => out.push(c),
-            }
-        }
-        out.push('"');
-        out
+        json_string(v)
     }
     fn list(v: &[String]) -> String {
         format!("[{}]", v.iter().map(|x| s(x)).collect::<Vec<_>>().join(","))
