@@ -311,6 +311,9 @@ enum ClientCommand {
         /// A resource server: may introspect tokens issued to any client.
         #[arg(long)]
         introspect_any: bool,
+        /// Its access tokens are always DPoP-bound: token requests without a DPoP proof are refused.
+        #[arg(long)]
+        dpop_bound_access_tokens: bool,
         /// Print as a JSON object.
         #[arg(long)]
         json: bool,
@@ -403,6 +406,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     public,
                     skip_consent,
                     introspect_any,
+                    dpop_bound_access_tokens,
                     json,
                 } => {
                     let scopes =
@@ -420,6 +424,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                         public,
                         skip_consent,
                         introspect_any,
+                        dpop_bound_access_tokens,
                         ..Default::default()
                     };
                     let registered = registry::register_client(&app.storage, &app.keys, new).await?;

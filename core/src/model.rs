@@ -106,6 +106,9 @@ pub struct ClientDocument {
     /// The algorithm its request objects are signed with (OIDC Registration §2); `none`:
     /// unsigned, which only such a client may send.
     pub request_object_signing_alg: Option<String>,
+    /// Its access tokens are always bound to a key it proves possession of (RFC 9449 §5.2):
+    /// a token request without a proof is refused.
+    pub dpop_bound_access_tokens: bool,
 }
 
 /// A client authentication method (RFC 6749 §2.3.1, OIDC Core §9, RFC 7523 §2.2).
@@ -392,6 +395,8 @@ pub struct CodeDocument {
     pub nonce: Option<String>,
     /// The user's claims the ID token releases, decided when the code was issued.
     pub id_token_claims: serde_json::Map<String, serde_json::Value>,
+    /// The thumbprint of the key the code is bound to: redeeming it proves possession of that key.
+    pub dpop_jkt: Option<String>,
 }
 
 /// A refresh token (RFC 6749 §1.5), stored under the SHA-256 of the token. It carries
@@ -409,6 +414,10 @@ pub struct RefreshToken {
     pub auth_time: Option<i64>,
     pub created_at: i64,
     pub expires_at: i64,
+    /// The thumbprint of the key the token is bound to: using it proves possession of that
+    /// key. Kept by every successor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<String>,
 }
 
 /// What a user agreed a client may have, remembered so the consent page is not shown again.
@@ -632,6 +641,15 @@ pub struct UsedAssertion {
     pub expires_at: i64,
 }
 
+/// A proof-of-possession JWT's `jti` seen: until its `iat` is out of the window in which it
+/// is accepted, the same one is refused. The id is SHA-256 of the key's thumbprint and the `jti`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UsedProof {
+    pub id: String,
+    pub expires_at: i64,
+}
+
 /// An authorization request as it was validated, parked with its interaction.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -654,6 +672,8 @@ pub struct AuthorizationRequest {
     pub acr_values: Vec<String>,
     /// The `claims` parameter (OIDC Core §5.5), JSON text.
     pub claims: Option<String>,
+    /// The thumbprint of the key the code is to be bound to.
+    pub dpop_jkt: Option<String>,
 }
 
 impl AuthorizationRequest {

@@ -87,6 +87,9 @@ pub struct NewClient {
     pub post_logout_redirect_uris: Vec<String>,
     /// The algorithm its request objects are signed with; `none` lets it send unsigned ones.
     pub request_object_signing_alg: Option<String>,
+    /// Its access tokens are always DPoP-bound (RFC 9449 §5.2): a token request without a
+    /// DPoP proof is refused.
+    pub dpop_bound_access_tokens: bool,
 }
 
 /// What registration returns: the secret appears here once and is never stored.
@@ -278,6 +281,7 @@ pub(crate) fn new_client(new: NewClient) -> Result<(Client, Option<String>), Reg
             sealed_secret: None,
             require_pushed_authorization_requests: new.require_pushed_authorization_requests,
             request_object_signing_alg: new.request_object_signing_alg.clone(),
+            dpop_bound_access_tokens: new.dpop_bound_access_tokens,
         },
     };
     Ok((client, secret))
@@ -364,6 +368,7 @@ pub struct ClientSummary {
     pub expires_at: Option<i64>,
     pub created_at: i64,
     pub introspect_any: bool,
+    pub dpop_bound_access_tokens: bool,
 }
 
 impl From<&Client> for ClientSummary {
@@ -378,6 +383,7 @@ impl From<&Client> for ClientSummary {
             expires_at: c.doc.expires_at,
             created_at: c.created_at,
             introspect_any: c.doc.introspect_any,
+            dpop_bound_access_tokens: c.doc.dpop_bound_access_tokens,
         }
     }
 }

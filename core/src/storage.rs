@@ -128,6 +128,7 @@ kind!(DeviceAuthorization, "device-authorization", |d| id: &d.id,
     keys: vec![("user-code", d.user_code.clone())], expires: Some(d.expires_at));
 kind!(PushedRequest, "pushed-request", |p| id: &p.id, expires: Some(p.expires_at));
 kind!(UsedAssertion, "used-client-assertion", |a| id: &a.id, expires: Some(a.expires_at));
+kind!(UsedProof, "used-dpop-proof", |p| id: &p.id, expires: Some(p.expires_at));
 
 /// The record that makes a username unique: created in the same group as its user.
 #[derive(Serialize, serde::Deserialize)]
