@@ -103,6 +103,8 @@ pub async fn metadata(app: &App) -> Value {
         "request_uri_parameter_supported": false,
         "require_pushed_authorization_requests": false,
         "authorization_response_iss_parameter_supported": true,
+        // RFC 9449 §5.1.
+        "dpop_signing_alg_values_supported": super::dpop::ALGORITHMS,
     });
     if let Some(map) = metadata.as_object_mut() {
         for endpoint in Endpoint::ALL {
