@@ -499,7 +499,7 @@ async fn a_client_registered_for_bound_tokens_sends_a_proof() {
 }
 
 #[tokio::test]
-async fn a_code_asked_for_with_dpop_jkt_is_redeemed_with_that_key() {
+async fn a_code_asked_for_with_dpop_jkt_or_pushed_with_a_proof_is_redeemed_with_that_key() {
     let server = TestServer::start().await;
     server.user("bob", "bob's password").await;
     let (id, _) = server
@@ -536,4 +536,65 @@ async fn a_code_asked_for_with_dpop_jkt_is_redeemed_with_that_key() {
     let (status, _, body) = token_request(&server, "/token", &pairs, None, &[&key.proof("POST", &token_url)]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["token_type"], "DPoP");
+
+    // §10.1: a proof sent with a pushed request binds the code the same way; a `dpop_jkt`
+    // beside it names the proof's key or the push is refused.
+    let par_url = server.url("/par");
+    let other = Key::new();
+    let mut pushed_pairs = vec![
+        ("client_id", id.as_str()),
+        ("response_type", "code"),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    let other_jkt = other.thumbprint();
+    let mut mismatched = pushed_pairs.clone();
+    mismatched.push(("dpop_jkt", other_jkt.as_str()));
+    let (status, _, body) = token_request(&server, "/par", &mismatched, None, &[&key.proof("POST", &par_url)]).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_dpop_proof")), "{body}");
+    let jkt = key.thumbprint();
+    pushed_pairs.push(("dpop_jkt", jkt.as_str()));
+    let (status, _, pushed) =
+        token_request(&server, "/par", &pushed_pairs, None, &[&key.proof("POST", &par_url)]).await;
+    assert_eq!(status, StatusCode::CREATED, "{pushed}");
+    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
+    url.query_pairs_mut()
+        .extend_pairs([("client_id", id.as_str()), ("request_uri", pushed["request_uri"].as_str().unwrap())]);
+    let back = Browser::new().authorize(url.as_str(), "bob", "bob's password").await;
+    let code = query(&back, "code").expect("a code");
+    let pairs = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("client_id", id.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", verifier),
+    ];
+    let (status, _, body) = token_request(&server, "/token", &pairs, None, &[&other.proof("POST", &token_url)]).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{body}");
+    let (status, _, body) = token_request(&server, "/token", &pairs, None, &[&key.proof("POST", &token_url)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // A push with a proof and no `dpop_jkt` binds the code to the proof's key all the same.
+    pushed_pairs.pop();
+    let (status, _, pushed) =
+        token_request(&server, "/par", &pushed_pairs, None, &[&key.proof("POST", &par_url)]).await;
+    assert_eq!(status, StatusCode::CREATED, "{pushed}");
+    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
+    url.query_pairs_mut()
+        .extend_pairs([("client_id", id.as_str()), ("request_uri", pushed["request_uri"].as_str().unwrap())]);
+    let back = Browser::new().authorize(url.as_str(), "bob", "bob's password").await;
+    let code = query(&back, "code").expect("a code");
+    let pairs = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("client_id", id.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", verifier),
+    ];
+    let (status, _, body) = token_request(&server, "/token", &pairs, None, &[]).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_dpop_proof")), "{body}");
+    let (status, _, body) = token_request(&server, "/token", &pairs, None, &[&key.proof("POST", &token_url)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }

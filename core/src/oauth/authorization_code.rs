@@ -56,7 +56,7 @@ pub async fn exchange(
         (None, None) => {}
     }
     // RFC 9449 §10: a code asked for with `dpop_jkt` is redeemed with a proof of that key.
-    dpop::check_binding(code.doc.dpop_jkt.as_deref(), dpop, "authorization code")?;
+    dpop::check_binding(dpop::Bound::Code, code.doc.dpop_jkt.as_deref(), dpop)?;
 
     let grant = &code.grant;
     let mut writes = vec![write::consume::<Code>(&code.hash), write::create(grant)?];

@@ -6,7 +6,7 @@
 //! names the access token by its hash, `ath`), issues and checks nonces (§8) and computes
 //! the key's thumbprint (RFC 7638), which binds what is issued to the key: an access token
 //! carries it as `cnf.jkt` (§6.1), a public client's refresh token (§5) and an authorization
-//! code asked for with `dpop_jkt` (§10) keep it in their records.
+//! code asked for with `dpop_jkt` or pushed with a proof (§10, §10.1) keep it in their records.
 //!
 //! The choices the RFC leaves to the server (§11.1, §11.2): a proof is accepted while its
 //! `iat` is within [`IAT_WINDOW`] seconds of the server's clock, either side; its `jti` is
@@ -111,9 +111,12 @@ pub enum ProofError {
     /// §7.1: the proof's key is not the one the access token is bound to.
     #[error("the DPoP proof's key is not the key the access token is bound to")]
     TokenKey,
+    /// §10.1: a pushed request's `dpop_jkt` is not its proof's key.
+    #[error("`dpop_jkt` is not the thumbprint of the DPoP proof's key")]
+    JktParameter,
     /// §5, §10: the refresh token or code is bound to another key than the proof's.
-    #[error("the {0} is bound to another key than the DPoP proof's")]
-    GrantKey(&'static str),
+    #[error("the {} is bound to another key than the DPoP proof's", .0.name())]
+    GrantKey(Bound),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -170,13 +173,32 @@ pub async fn token_request(
     Ok(jkt)
 }
 
-/// §5 (refresh tokens), §10 (codes): a record bound to a key is used only with a proof of it.
-pub fn check_binding(bound: Option<&str>, proof: Option<&Jkt>, what: &'static str) -> Result<(), ProofError> {
+/// What a grant presents that may be bound to a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bound {
+    /// §5: a public client's refresh token, issued with a proof.
+    RefreshToken,
+    /// §10: a code asked for with `dpop_jkt`.
+    Code,
+}
+
+impl Bound {
+    fn name(self) -> &'static str {
+        match self {
+            Self::RefreshToken => "refresh token",
+            Self::Code => "authorization code",
+        }
+    }
+}
+
+/// §5 (refresh tokens), §10 (codes): what is bound to a key (`bound`, its thumbprint) is used
+/// only with a proof of that key.
+pub fn check_binding(what: Bound, bound: Option<&str>, proof: Option<&Jkt>) -> Result<(), ProofError> {
     match (bound, proof) {
         (None, _) => Ok(()),
         (Some(_), None) => Err(ProofError::Required(match what {
-            "refresh token" => "the refresh token is bound to a key (RFC 9449 §5)",
-            _ => "the authorization code is bound to a key (RFC 9449 §10)",
+            Bound::RefreshToken => "the refresh token is bound to a key (RFC 9449 §5)",
+            Bound::Code => "the authorization code is bound to a key (RFC 9449 §10)",
         })),
         (Some(bound), Some(proof)) if bound == proof.as_str() => Ok(()),
         (Some(_), Some(_)) => Err(ProofError::GrantKey(what)),

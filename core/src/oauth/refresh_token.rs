@@ -39,7 +39,7 @@ pub async fn exchange(
     };
     // RFC 9449 §5: a refresh token bound to a key is used with a proof of that key. The
     // access token is bound to the proof's key whatever the refresh token's binding.
-    dpop::check_binding(token.dpop_jkt.as_deref(), dpop, "refresh token")?;
+    dpop::check_binding(dpop::Bound::RefreshToken, token.dpop_jkt.as_deref(), dpop)?;
 
     // §6: the new scope must not exceed what was originally granted.
     let requested = parse_scope(params.get("scope"))?;
