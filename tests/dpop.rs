@@ -261,6 +261,47 @@ async fn each_check_of_section_4_3_refuses_with_invalid_dpop_proof() {
 }
 
 #[tokio::test]
+async fn an_ed25519_key_binds_too_and_a_key_must_be_of_its_algs_curve() {
+    use aws_lc_rs::signature::Ed25519KeyPair;
+    let server = TestServer::start().await;
+    let (id, secret) = daemon(&server).await;
+    let htu = server.url("/token");
+    let pairs = [("grant_type", "client_credentials")];
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+    let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": b64(pair.public_key().as_ref())});
+    let header = json!({"typ": "dpop+jwt", "alg": "EdDSA", "jwk": jwk});
+    let claims = json!({"jti": "ed-1", "htm": "POST", "htu": htu, "iat": portcullis::model::now()});
+    let input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
+    let signature =
+        jsonwebtoken::crypto::sign(input.as_bytes(), &EncodingKey::from_ed_der(pkcs8.as_ref()), Algorithm::EdDSA)
+            .unwrap();
+    let proof = format!("{input}.{signature}");
+    let (status, _, body) = token_request(&server, "/token", &pairs, Some((&id, &secret)), &[&proof]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk).unwrap();
+    let (_, at) = server.verify_jwt(body["access_token"].as_str().unwrap(), None).await;
+    assert_eq!(at["cnf"]["jkt"], jwk.thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256));
+
+    // An ES256 proof whose `jwk` claims another curve, or another key type, is refused.
+    let key = Key::new();
+    for (kty, crv) in [("EC", "P-384"), ("OKP", "Ed25519")] {
+        let mut jwk = key.jwk.clone();
+        jwk["kty"] = json!(kty);
+        jwk["crv"] = json!(crv);
+        let claims = json!({"jti": uuid::Uuid::new_v4().to_string(), "htm": "POST", "htu": htu,
+                            "iat": portcullis::model::now()});
+        let proof = key.sign(&json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk}), &claims);
+        let (status, _, body) = token_request(&server, "/token", &pairs, Some((&id, &secret)), &[&proof]).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_dpop_proof")),
+            "{kty} {crv}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn authorization_code_refresh_and_userinfo_with_a_public_client() {
     let server = TestServer::start().await;
     server.user("bob", "bob's password").await;
