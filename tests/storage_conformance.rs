@@ -316,6 +316,7 @@ fn refresh(hash: &str, grant_id: &str, client_id: &str) -> RefreshToken {
         sid: None,
         created_at: now(),
         expires_at: now() + 3600,
+        dpop_jkt: None,
     }
 }
 

@@ -19,6 +19,7 @@ pub struct Config {
     pub keys: KeysConfig,
     pub tokens: TokensConfig,
     pub applications: ApplicationsConfig,
+    pub dpop: DpopConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -121,6 +122,16 @@ pub struct TokensConfig {
 pub struct ApplicationsConfig {
     /// The scopes such an application may be registered with; empty: any scope.
     pub scope_catalogue: Vec<String>,
+}
+
+/// OAuth 2.0 Demonstrating Proof of Possession (RFC 9449).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DpopConfig {
+    /// Every DPoP proof must carry a nonce this server issued (§8, §9): a proof without
+    /// one, or with a stale one, is answered `use_dpop_nonce` and a fresh nonce in the
+    /// `DPoP-Nonce` header.
+    pub require_nonce: bool,
 }
 
 impl Default for ServerConfig {

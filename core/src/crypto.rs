@@ -120,6 +120,11 @@ impl Sealer {
     }
 }
 
+/// The asymmetric JWS algorithms (RFC 7518 §3) a proof of possession (RFC 9449 §4.2) may be
+/// signed with, defined once: DPoP checks them, discovery and every DPoP challenge list them.
+pub const PROOF_ALGORITHMS: [&str; 9] =
+    ["ES256", "ES384", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"];
+
 /// The JWS algorithms (RFC 7518 §3) tokens are signed with, defined once: configuration,
 /// key generation, signing, discovery and the ID token's hashes all read this list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

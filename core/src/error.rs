@@ -77,6 +77,13 @@ pub enum OAuthError {
     /// OIDC Core §3.1.2.6: a request object that does not verify or says something invalid.
     #[error("{0}")]
     InvalidRequestObject(String),
+    /// RFC 9449 §5, §7.1: a DPoP proof that is missing where one is needed, or fails a check of §4.3.
+    #[error("{0}")]
+    InvalidDpopProof(String),
+    /// RFC 9449 §8: the proof needs a nonce of this server; `nonce` is a fresh one, sent in the
+    /// `DPoP-Nonce` header.
+    #[error("{reason}")]
+    UseDpopNonce { reason: String, nonce: String },
 }
 
 impl OAuthError {
@@ -106,6 +113,8 @@ impl OAuthError {
             Self::SlowDown(_) => "slow_down",
             Self::ExpiredToken(_) => "expired_token",
             Self::InvalidRequestObject(_) => "invalid_request_object",
+            Self::InvalidDpopProof(_) => "invalid_dpop_proof",
+            Self::UseDpopNonce { .. } => "use_dpop_nonce",
         }
     }
 
@@ -162,7 +171,52 @@ impl IntoResponse for OAuthError {
             Self::InvalidToken(_) => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
             }
+            Self::UseDpopNonce { nonce, .. } => {
+                if let Ok(value) = HeaderValue::from_str(nonce) {
+                    headers.insert(DPOP_NONCE_HEADER, value);
+                }
+            }
             _ => {}
+        }
+        response
+    }
+}
+
+/// RFC 9449 §8.1: the response header carrying a DPoP nonce (`DPoP-Nonce`).
+pub const DPOP_NONCE_HEADER: &str = "dpop-nonce";
+
+/// The authentication scheme of a protected resource's challenge (RFC 6750 §3, RFC 9449 §7.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Challenge {
+    Bearer,
+    Dpop,
+}
+
+impl OAuthError {
+    /// How a protected resource answers this error to a request whose token is used with
+    /// `challenge`'s scheme. RFC 9449 §7.1: an invalid token, DPoP proof or nonce of a DPoP
+    /// request is 401 with a `DPoP` challenge naming the error and the algorithms taken
+    /// (and, §9, a fresh nonce in `DPoP-Nonce`); a bearer request is answered as RFC 6750 §3 says.
+    pub fn at_resource(self, challenge: Challenge) -> Response {
+        if challenge == Challenge::Bearer
+            || !matches!(self, Self::InvalidToken(_) | Self::InvalidDpopProof(_) | Self::UseDpopNonce { .. })
+        {
+            return self.into_response();
+        }
+        let nonce = match &self {
+            Self::UseDpopNonce { nonce, .. } => HeaderValue::from_str(nonce).ok(),
+            _ => None,
+        };
+        let value = format!("DPoP error=\"{}\", algs=\"{}\"", self.code(), crate::crypto::PROOF_ALGORITHMS.join(" "));
+        let body = ErrorBody { error: self.code(), error_description: self.description() };
+        let mut response = (StatusCode::UNAUTHORIZED, Json(body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(header::WWW_AUTHENTICATE, value);
+        }
+        if let Some(nonce) = nonce {
+            headers.insert(DPOP_NONCE_HEADER, nonce);
         }
         response
     }

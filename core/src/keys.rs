@@ -305,6 +305,19 @@ impl Keys {
         self.sealer.open(&sealed, &client_secret_context(client_id)).ok()
     }
 
+    /// A DPoP nonce (RFC 9449 §8): the time it was issued, sealed, so that any replica
+    /// sharing the encryption key can tell its age without storing it.
+    pub fn seal_dpop_nonce(&self, issued_at: i64) -> String {
+        URL_SAFE_NO_PAD.encode(self.sealer.seal(&issued_at.to_be_bytes(), DPOP_NONCE_CONTEXT))
+    }
+
+    /// When a nonce [`Self::seal_dpop_nonce`] sealed was issued, or none if it does not open.
+    pub fn open_dpop_nonce(&self, nonce: &str) -> Option<i64> {
+        let sealed = URL_SAFE_NO_PAD.decode(nonce).ok()?;
+        let plain = self.sealer.open(&sealed, DPOP_NONCE_CONTEXT).ok()?;
+        Some(i64::from_be_bytes(plain.try_into().ok()?))
+    }
+
     /// Signs `claims` as a JWT with the active key and the given `typ` header.
     pub fn sign<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String, KeyError> {
         self.signer()?.sign(typ, claims)
@@ -410,6 +423,9 @@ fn stored(r: &SigningKeyRecord, reason: &str) -> KeyError {
 fn client_secret_context(client_id: &str) -> Vec<u8> {
     format!("client-secret:{client_id}").into_bytes()
 }
+
+/// What a DPoP nonce is sealed for: nothing else sealed with the key opens as one.
+const DPOP_NONCE_CONTEXT: &[u8] = b"dpop-nonce";
 
 /// jsonwebtoken's name for an algorithm.
 fn jose(algorithm: SigningAlgorithm) -> Algorithm {

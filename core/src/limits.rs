@@ -48,6 +48,8 @@ pub const AUTHORIZATION_PARAMETERS: &[(&str, usize)] = &[
     ("ui_locales", 256),
     ("code_challenge", 128),
     ("code_challenge_method", 16),
+    // RFC 9449 §10: a base64url SHA-256 thumbprint is 43 characters.
+    ("dpop_jkt", 128),
 ];
 
 /// The password grant's parameters (RFC 6749 §4.3.2), bounded before anything is hashed.
@@ -55,6 +57,13 @@ pub const PASSWORD_GRANT_PARAMETERS: &[(&str, usize)] = &[("username", 512), ("p
 
 /// The longest client assertion (RFC 7523) read, in bytes.
 pub const MAX_CLIENT_ASSERTION_BYTES: usize = 8 * 1024;
+
+/// The longest DPoP proof (RFC 9449 §4.2) read, in bytes: room for an RSA-4096 key in its
+/// header and its signature.
+pub const MAX_DPOP_PROOF_BYTES: usize = 8 * 1024;
+
+/// The longest DPoP proof `jti` taken (RFC 9449 §4.2: 96 random bits are enough).
+pub const MAX_DPOP_JTI_BYTES: usize = 256;
 
 /// The longest request object (OIDC Core §6.1) read, in bytes.
 pub const MAX_REQUEST_OBJECT_BYTES: usize = 16 * 1024;

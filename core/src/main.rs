@@ -337,6 +337,9 @@ struct ClientAdd {
     /// A resource server: may introspect tokens issued to any client.
     #[arg(long)]
     introspect_any: bool,
+    /// Its access tokens are always DPoP-bound: token requests without a DPoP proof are refused.
+    #[arg(long)]
+    dpop_bound_access_tokens: bool,
     /// Print as a JSON object.
     #[arg(long)]
     json: bool,
@@ -426,6 +429,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                         public,
                         skip_consent,
                         introspect_any,
+                        dpop_bound_access_tokens,
                         json,
                     } = *add;
                     let scopes =
@@ -448,6 +452,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                         public,
                         skip_consent,
                         introspect_any,
+                        dpop_bound_access_tokens,
                         ..Default::default()
                     };
                     let registered = registry::register_client(&app.storage, &app.keys, new).await?;

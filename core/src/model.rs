@@ -125,6 +125,9 @@ pub struct ClientDocument {
     /// The algorithm it expects its JWT-secured authorization responses signed with (JARM
     /// §3); registered only as the server's own signing algorithm.
     pub authorization_signed_response_alg: Option<String>,
+    /// Its access tokens are always bound to a key it proves possession of (RFC 9449 §5.2):
+    /// a token request without a proof is refused.
+    pub dpop_bound_access_tokens: bool,
 }
 
 /// A client authentication method (RFC 6749 §2.3.1, OIDC Core §9, RFC 7523 §2.2).
@@ -414,6 +417,8 @@ pub struct CodeDocument {
     pub nonce: Option<String>,
     /// The user's claims the ID token releases, decided when the code was issued.
     pub id_token_claims: serde_json::Map<String, serde_json::Value>,
+    /// The thumbprint of the key the code is bound to: redeeming it proves possession of that key.
+    pub dpop_jkt: Option<String>,
 }
 
 /// A refresh token (RFC 6749 §1.5), stored under the SHA-256 of the token. It carries
@@ -434,6 +439,10 @@ pub struct RefreshToken {
     pub sid: Option<String>,
     pub created_at: i64,
     pub expires_at: i64,
+    /// The thumbprint of the key the token is bound to: using it proves possession of that
+    /// key. Kept by every successor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<String>,
 }
 
 /// What a user agreed a client may have, remembered so the consent page is not shown again.
@@ -702,6 +711,15 @@ pub struct UsedGrantCredential {
     pub expires_at: i64,
 }
 
+/// A proof-of-possession JWT's `jti` seen: until its `iat` is out of the window in which it
+/// is accepted, the same one is refused. The id is SHA-256 of the key's thumbprint and the `jti`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UsedProof {
+    pub id: String,
+    pub expires_at: i64,
+}
+
 /// An authorization request as it was validated, parked with its interaction.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -724,6 +742,8 @@ pub struct AuthorizationRequest {
     pub acr_values: Vec<String>,
     /// The `claims` parameter (OIDC Core §5.5), JSON text.
     pub claims: Option<String>,
+    /// The thumbprint of the key the code is to be bound to.
+    pub dpop_jkt: Option<String>,
 }
 
 impl AuthorizationRequest {

@@ -101,6 +101,9 @@ pub struct NewClient {
     /// The algorithm its JWT-secured authorization responses are signed with (JARM §3): the
     /// server's signing algorithm, the only one it signs with.
     pub authorization_signed_response_alg: Option<String>,
+    /// Its access tokens are always DPoP-bound (RFC 9449 §5.2): a token request without a
+    /// DPoP proof is refused.
+    pub dpop_bound_access_tokens: bool,
 }
 
 /// What registration returns: the secret appears here once and is never stored.
@@ -345,6 +348,7 @@ pub(crate) fn new_client(new: NewClient) -> Result<(Client, Option<String>), Reg
             backchannel_logout_session_required: new.backchannel_logout_session_required,
             audiences: new.audiences,
             authorization_signed_response_alg: new.authorization_signed_response_alg,
+            dpop_bound_access_tokens: new.dpop_bound_access_tokens,
         },
     };
     Ok((client, secret))
@@ -450,6 +454,7 @@ pub struct ClientSummary {
     pub expires_at: Option<i64>,
     pub created_at: i64,
     pub introspect_any: bool,
+    pub dpop_bound_access_tokens: bool,
 }
 
 impl From<&Client> for ClientSummary {
@@ -464,6 +469,7 @@ impl From<&Client> for ClientSummary {
             expires_at: c.doc.expires_at,
             created_at: c.created_at,
             introspect_any: c.doc.introspect_any,
+            dpop_bound_access_tokens: c.doc.dpop_bound_access_tokens,
         }
     }
 }

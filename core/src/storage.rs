@@ -129,6 +129,7 @@ kind!(DeviceAuthorization, "device-authorization", |d| id: &d.id,
 kind!(PushedRequest, "pushed-request", |p| id: &p.id, expires: Some(p.expires_at));
 kind!(UsedAssertion, "used-client-assertion", |a| id: &a.id, expires: Some(a.expires_at));
 kind!(UsedGrantCredential, "used-grant-credential", |a| id: &a.id, expires: Some(a.expires_at));
+kind!(UsedProof, "used-dpop-proof", |p| id: &p.id, expires: Some(p.expires_at));
 
 /// The record that makes a username unique: created in the same group as its user.
 #[derive(Serialize, serde::Deserialize)]

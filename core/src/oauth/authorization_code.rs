@@ -6,6 +6,7 @@
 //! refresh token are created, together or not at all.
 
 use super::App;
+use super::dpop::{self, Jkt};
 use super::params::Params;
 use super::tokens::{self, Issue, TokenResponse};
 use crate::crypto::hash_secret;
@@ -13,7 +14,12 @@ use crate::error::OAuthError;
 use crate::model::*;
 use crate::storage::{ClientContext, Loaded, Storage, StorageError, write};
 
-pub async fn exchange(app: &App, context: &ClientContext, params: &Params) -> Result<TokenResponse, OAuthError> {
+pub async fn exchange(
+    app: &App,
+    context: &ClientContext,
+    params: &Params,
+    dpop: Option<&Jkt>,
+) -> Result<TokenResponse, OAuthError> {
     let client = &context.client;
     let presented = params.required("code")?;
     let invalid = || OAuthError::InvalidGrant("the authorization code is invalid".into());
@@ -49,10 +55,12 @@ pub async fn exchange(app: &App, context: &ClientContext, params: &Params) -> Re
         }
         (None, None) => {}
     }
+    // RFC 9449 §10: a code asked for with `dpop_jkt` is redeemed with a proof of that key.
+    dpop::check_binding(dpop::Bound::Code, code.doc.dpop_jkt.as_deref(), dpop)?;
 
     let grant = &code.grant;
     let mut writes = vec![write::consume::<Code>(&code.hash), write::create(grant)?];
-    let refresh_token = match super::grant::refresh_token_for(context, grant, app.clock.now()) {
+    let refresh_token = match super::grant::refresh_token_for(context, grant, app.clock.now(), dpop) {
         Some((token, record)) => {
             writes.push(write::create(&record)?);
             Some(token)
@@ -81,6 +89,7 @@ pub async fn exchange(app: &App, context: &ClientContext, params: &Params) -> Re
             id_token_claims: Some(&code.doc.id_token_claims),
             refresh_token,
         },
+        dpop,
     )
 }
 

@@ -258,6 +258,7 @@ fn validate_request(
     r.scopes = parse_scope(params.get("scope"))?;
     r.scope_given = params.get("scope").is_some();
     r.nonce = params.get("nonce").map(str::to_owned);
+    r.dpop_jkt = params.get("dpop_jkt").map(str::to_owned);
     check_front_channel(&r)?;
     match (params.get("code_challenge"), params.get("code_challenge_method")) {
         (Some(challenge), method) => {
@@ -538,6 +539,7 @@ async fn respond(
                 code_challenge_method: request.code_challenge_method.clone(),
                 nonce: request.nonce.clone(),
                 id_token_claims: id_token_claims.clone(),
+                dpop_jkt: request.dpop_jkt.clone(),
             },
         })?);
         Some(code)

@@ -1,6 +1,7 @@
 //! RFC 6749 §4.4 Client Credentials Grant: the client asks for itself. No refresh token (§4.4.3).
 
 use super::App;
+use super::dpop::Jkt;
 use super::params::{Params, parse_scope};
 use super::scope_policy::{self, Ask};
 use super::tokens::{self, Issue, TokenResponse};
@@ -8,7 +9,12 @@ use crate::error::OAuthError;
 use crate::model::*;
 use crate::storage::ClientContext;
 
-pub async fn exchange(app: &App, context: &ClientContext, params: &Params) -> Result<TokenResponse, OAuthError> {
+pub async fn exchange(
+    app: &App,
+    context: &ClientContext,
+    params: &Params,
+    dpop: Option<&Jkt>,
+) -> Result<TokenResponse, OAuthError> {
     let requested = parse_scope(params.get("scope"))?;
     let granted = scope_policy::resolve(
         app,
@@ -40,5 +46,6 @@ pub async fn exchange(app: &App, context: &ClientContext, params: &Params) -> Re
             id_token_claims: None,
             refresh_token: None,
         },
+        dpop,
     )
 }

@@ -4,6 +4,7 @@
 //! the tokens, once, or `access_denied`; past its life, `expired_token`.
 
 use super::App;
+use super::dpop::Jkt;
 use super::params::Params;
 use super::tokens::TokenResponse;
 use crate::crypto::hash_secret;
@@ -11,7 +12,12 @@ use crate::error::OAuthError;
 use crate::model::{DeviceAuthorization, DeviceState};
 use crate::storage::{ClientContext, Loaded, StorageError, write};
 
-pub async fn exchange(app: &App, context: &ClientContext, params: &Params) -> Result<TokenResponse, OAuthError> {
+pub async fn exchange(
+    app: &App,
+    context: &ClientContext,
+    params: &Params,
+    dpop: Option<&Jkt>,
+) -> Result<TokenResponse, OAuthError> {
     let client = &context.client;
     let id = hash_secret(params.required("device_code")?);
     let invalid = || OAuthError::InvalidGrant("the device code is invalid".into());
@@ -56,7 +62,7 @@ pub async fn exchange(app: &App, context: &ClientContext, params: &Params) -> Re
                 Err(e) => return Err(e.into()),
             }
             let user = app.storage.get_user(&user_id).await?.ok_or_else(invalid)?;
-            super::grant::issue_to_user(app, context, &user, decision, auth_time).await
+            super::grant::issue_to_user(app, context, &user, decision, auth_time, dpop).await
         }
     }
 }

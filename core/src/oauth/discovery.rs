@@ -116,6 +116,8 @@ pub async fn metadata(app: &App) -> Value {
         "backchannel_logout_session_supported": true,
         // JARM §4: JWT-secured responses are signed as ID tokens are, and never encrypted.
         "authorization_signing_alg_values_supported": [app.keys.signing_algorithm().name()],
+        // RFC 9449 §5.1.
+        "dpop_signing_alg_values_supported": super::dpop::ALGORITHMS,
     });
     if let Some(map) = metadata.as_object_mut() {
         for endpoint in Endpoint::ALL {

@@ -6,6 +6,7 @@
 //! refusal as the §5.2 error of the same name.
 
 use super::App;
+use super::dpop::Jkt;
 use super::params::{Params, words};
 use super::profiles::{Endpoint, Profile};
 use super::scope_policy::{self, Ask};
@@ -24,8 +25,8 @@ pub async fn exchange(
     app: &App,
     context: &ClientContext,
     params: &Params,
-    grant_type: &str,
-    plugin: &str,
+    (grant_type, plugin): (&str, &str),
+    dpop: Option<&Jkt>,
 ) -> Result<TokenResponse, OAuthError> {
     let client = &context.client;
     let now = app.clock.now();
@@ -94,7 +95,7 @@ pub async fn exchange(
     .await?;
     if let Some(user) = &user {
         // The plugin vouched for the user just now.
-        return super::grant::issue_to_user(app, context, user, decision, now).await;
+        return super::grant::issue_to_user(app, context, user, decision, now, dpop).await;
     }
     let subject = match &answer.subject {
         GrantSubject::Other(s) if s.is_empty() || s.len() > 255 => {
@@ -122,5 +123,6 @@ pub async fn exchange(
             id_token_claims: None,
             refresh_token: None,
         },
+        dpop,
     )
 }

@@ -3,6 +3,7 @@
 //! refresh token when the client gets one (OIDC Core §11), and the tokens.
 
 use super::App;
+use super::dpop::Jkt;
 use super::tokens::{self, Issue, TokenResponse};
 use crate::crypto::{hash_secret, random_token};
 use crate::error::OAuthError;
@@ -11,7 +12,14 @@ use crate::storage::{ClientContext, write};
 
 /// OIDC Core §11: a refresh token for `grant`, with `offline_access` or always where the
 /// client's settings say so, and only for a client that may refresh: the token and its record.
-pub fn refresh_token_for(context: &ClientContext, grant: &Grant, now: i64) -> Option<(String, RefreshToken)> {
+/// RFC 9449 §5: a public client's is bound to the key of the request's DPoP proof, if any (a
+/// confidential client's is bound to its credentials already).
+pub fn refresh_token_for(
+    context: &ClientContext,
+    grant: &Grant,
+    now: i64,
+    dpop: Option<&Jkt>,
+) -> Option<(String, RefreshToken)> {
     let client = &context.client;
     let always = context.token_settings().refresh_tokens == Some(RefreshTokens::Always);
     let wants = client.allows_grant(GrantType::RefreshToken)
@@ -31,6 +39,7 @@ pub fn refresh_token_for(context: &ClientContext, grant: &Grant, now: i64) -> Op
         sid: grant.doc.sid.clone(),
         created_at: now,
         expires_at: grant.expires_at,
+        dpop_jkt: dpop.filter(|_| client.is_public()).map(|jkt| jkt.as_str().to_owned()),
     };
     Some((token, record))
 }
@@ -41,6 +50,7 @@ pub async fn issue_to_user(
     user: &User,
     decision: Decision,
     auth_time: i64,
+    dpop: Option<&Jkt>,
 ) -> Result<TokenResponse, OAuthError> {
     let client = &context.client;
     let settings = context.token_settings();
@@ -55,7 +65,7 @@ pub async fn issue_to_user(
         doc: GrantDocument { scopes: decision.scopes, auth_time: Some(auth_time), sid: None, claims: decision.claims },
     };
     let mut writes = vec![write::create(&grant)?];
-    let refresh_token = match refresh_token_for(context, &grant, now) {
+    let refresh_token = match refresh_token_for(context, &grant, now, dpop) {
         Some((token, record)) => {
             writes.push(write::create(&record)?);
             Some(token)
@@ -80,5 +90,6 @@ pub async fn issue_to_user(
             id_token_claims: Some(&id_token_claims),
             refresh_token,
         },
+        dpop,
     )
 }

@@ -66,8 +66,15 @@ async fn handle(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<Value, OA
             "iat": c.iat,
             "jti": c.jti,
         });
-        if let (Some(map), Some(t)) = (v.as_object_mut(), c.auth_time) {
-            map.insert("auth_time".into(), t.into());
+        if let Some(map) = v.as_object_mut() {
+            if let Some(t) = c.auth_time {
+                map.insert("auth_time".into(), t.into());
+            }
+            // RFC 9449 §6.2: a DPoP-bound token says so, and names its key.
+            if let Some(cnf) = &c.cnf {
+                map.insert("token_type".into(), super::tokens::DPOP_TOKEN_TYPE.into());
+                map.insert("cnf".into(), json!({"jkt": cnf.jkt}));
+            }
         }
         // RFC 8693 §4.1: who acts for the subject, in a token exchange's token.
         if let (Some(map), Some(act)) = (v.as_object_mut(), c.extra.get("act")) {

@@ -10,6 +10,7 @@ pub mod client_credentials;
 pub mod device_authorization;
 pub mod device_code;
 pub mod discovery;
+pub mod dpop;
 pub mod extension_grant;
 pub mod grant;
 pub mod interaction;

@@ -8,6 +8,7 @@
 use std::net::IpAddr;
 
 use super::App;
+use super::dpop::Jkt;
 use super::interaction::{self, SignInRefusal};
 use super::params::{Params, parse_scope, words};
 use super::scope_policy::{self, Ask};
@@ -23,6 +24,7 @@ pub async fn exchange(
     context: &ClientContext,
     params: &Params,
     peer: IpAddr,
+    dpop: Option<&Jkt>,
 ) -> Result<TokenResponse, OAuthError> {
     let client = &context.client;
     if client.is_public() {
@@ -57,5 +59,5 @@ pub async fn exchange(
 
     // The password was just checked: this is when the user authenticated.
     let now = app.clock.now();
-    super::grant::issue_to_user(app, context, &user, decision, now).await
+    super::grant::issue_to_user(app, context, &user, decision, now, dpop).await
 }

@@ -3,18 +3,19 @@
 //! the authorization endpoint checks them and kept, for [`LIFETIME`] seconds, under a
 //! `request_uri` (§2.2). The authorization request then names only `client_id` and that
 //! `request_uri` (§4), which works once (read back by `authorize`). A client may be
-//! registered to push every request.
+//! registered to push every request. A DPoP proof sent with the push (RFC 9449 §10.1) binds
+//! the code to its key, as the `dpop_jkt` parameter does.
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::params::Params;
 use super::token::require_form;
-use super::{App, authorize, client_auth};
+use super::{App, authorize, client_auth, dpop};
 use crate::crypto::{hash_secret, random_token};
 use crate::error::OAuthError;
 use crate::model::PushedRequest;
@@ -24,12 +25,17 @@ use crate::storage::write;
 pub const LIFETIME: i64 = 90;
 
 /// `POST` at the pushed authorization request endpoint.
-pub async fn push(State(app): State<App>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+pub async fn push(
+    State(app): State<App>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let body = match body {
         Ok(b) => b,
         Err(e) => return OAuthError::from(e).into_response(),
     };
-    match handle(&app, &headers, &body).await {
+    match handle(&app, &headers, uri.path(), &body).await {
         // §2.2: 201 with the request URI and its lifetime.
         Ok((request_uri, expires_in)) => {
             let mut r =
@@ -42,7 +48,7 @@ pub async fn push(State(app): State<App>, headers: HeaderMap, body: Result<Bytes
     }
 }
 
-async fn handle(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<(String, i64), OAuthError> {
+async fn handle(app: &App, headers: &HeaderMap, path: &str, body: &[u8]) -> Result<(String, i64), OAuthError> {
     require_form(headers)?;
     let mut params = Params::parse(body)?;
     let client = client_auth::authenticate(app, headers, &mut params).await?.client;
@@ -52,7 +58,15 @@ async fn handle(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<(String, 
     }
     params.insert("client_id", client.id.clone());
     // §3: a request object may be pushed too; it is opened here, and what is kept is plain.
-    let params = super::request_object::expand(app, params).await.map_err(|(e, _)| e)?;
+    let mut params = super::request_object::expand(app, params).await.map_err(|(e, _)| e)?;
+    // RFC 9449 §10.1: the proof's key is the code's, and `dpop_jkt`, if given too, names it.
+    let target = dpop::Target { method: "POST", path, access_token: None };
+    if let Some(jkt) = dpop::check(app, headers, target).await? {
+        if params.get("dpop_jkt").is_some_and(|given| given != jkt.as_str()) {
+            return Err(dpop::ProofError::JktParameter.into());
+        }
+        params.insert("dpop_jkt", jkt.as_str().to_owned());
+    }
     // §2.1: checked as the authorization endpoint would, errors answered here.
     authorize::check(app, &params).await?;
     let request_uri = format!("{}{}", PushedRequest::URI_PREFIX, random_token(32));

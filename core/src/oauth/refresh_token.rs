@@ -7,6 +7,7 @@
 //! token is consumed and its successor created, together or not at all.
 
 use super::App;
+use super::dpop::{self, Jkt};
 use super::params::{Params, parse_scope};
 use super::scope_policy::{self, Ask};
 use super::tokens::{self, Issue, TokenResponse};
@@ -15,7 +16,12 @@ use crate::error::OAuthError;
 use crate::model::*;
 use crate::storage::{ClientContext, Loaded, StorageError, write};
 
-pub async fn exchange(app: &App, context: &ClientContext, params: &Params) -> Result<TokenResponse, OAuthError> {
+pub async fn exchange(
+    app: &App,
+    context: &ClientContext,
+    params: &Params,
+    dpop: Option<&Jkt>,
+) -> Result<TokenResponse, OAuthError> {
     let client = &context.client;
     let presented = hash_secret(params.required("refresh_token")?);
     let invalid = || OAuthError::InvalidGrant("the refresh token is invalid, expired or revoked".into());
@@ -31,6 +37,9 @@ pub async fn exchange(app: &App, context: &ClientContext, params: &Params) -> Re
         Some(Loaded { value: t, .. }) if t.expires_at > app.clock.now() => t,
         _ => return Err(invalid()),
     };
+    // RFC 9449 §5: a refresh token bound to a key is used with a proof of that key. The
+    // access token is bound to the proof's key whatever the refresh token's binding.
+    dpop::check_binding(dpop::Bound::RefreshToken, token.dpop_jkt.as_deref(), dpop)?;
 
     // §6: the new scope must not exceed what was originally granted.
     let requested = parse_scope(params.get("scope"))?;
@@ -90,5 +99,6 @@ pub async fn exchange(app: &App, context: &ClientContext, params: &Params) -> Re
             id_token_claims: id_token_claims.as_ref(),
             refresh_token: Some(refresh_token),
         },
+        dpop,
     )
 }

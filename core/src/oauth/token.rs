@@ -1,16 +1,18 @@
 //! RFC 6749 §3.2 Token Endpoint: authenticates the client (§2.3) and dispatches on
 //! `grant_type` to one module per grant (§4.1.3, §4.4, §6, §4.3), or to the plugin that
-//! answers an extension grant (§4.5).
+//! answers an extension grant (§4.5). A DPoP proof (RFC 9449 §5) is checked here, once, and
+//! its key handed to the grant, which binds what it issues to it.
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{Extensions, HeaderMap, HeaderValue, header};
+use axum::http::{Extensions, HeaderMap, HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
 use std::net::IpAddr;
 
 use super::App;
 use super::client_auth;
+use super::dpop;
 use super::params::Params;
 use super::{
     authorization_code, client_credentials, device_code, extension_grant, password, refresh_token, token_exchange,
@@ -21,6 +23,7 @@ use crate::model::*;
 pub async fn token(
     State(app): State<App>,
     extensions: Extensions,
+    uri: Uri,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -30,7 +33,7 @@ pub async fn token(
     };
     // The TCP peer, for the password grant's throttling (`server::serve` serves with it).
     let peer = crate::oauth::peer(&extensions);
-    match handle(&app, &headers, &body, peer).await {
+    match handle(&app, &headers, uri.path(), &body, peer).await {
         Ok(response) => {
             let mut r = axum::Json(response).into_response();
             r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -54,6 +57,7 @@ pub fn require_form(headers: &HeaderMap) -> Result<(), OAuthError> {
 async fn handle(
     app: &App,
     headers: &HeaderMap,
+    path: &str,
     body: &[u8],
     peer: IpAddr,
 ) -> Result<super::tokens::TokenResponse, OAuthError> {
@@ -69,26 +73,25 @@ async fn handle(
     if let Some(why) = context.unusable() {
         return Err(OAuthError::UnauthorizedClient(why.into()));
     }
-    let grant_type = match grant_type {
-        Ok(g) => g,
-        Err(plugin) if context.client.doc.grant_types.contains(&name) => {
-            return extension_grant::exchange(app, &context, &params, &name, &plugin).await;
-        }
-        Err(_) => return Err(OAuthError::UnauthorizedClient(format!("this client may not use the `{name}` grant"))),
+    let registered = match &grant_type {
+        Ok(g) => context.client.allows_grant(*g),
+        Err(_) => context.client.doc.grant_types.contains(&name),
     };
-    if !context.client.allows_grant(grant_type) {
-        return Err(OAuthError::UnauthorizedClient(format!(
-            "this client may not use the `{}` grant",
-            grant_type.as_str()
-        )));
+    if !registered {
+        return Err(OAuthError::UnauthorizedClient(format!("this client may not use the `{name}` grant")));
     }
-    // Exhaustive: a grant type is dispatched to its own module or not accepted at all.
+    // RFC 9449 §4.3, §5: the key of the request's DPoP proof, if any; what is issued is bound to it.
+    let dpop = dpop::token_request(app, headers, path, &context.client).await?;
+    let dpop = dpop.as_ref();
+    // Exhaustive: a grant type is dispatched to its own module, or to the plugin answering
+    // it, or not accepted at all.
     match grant_type {
-        GrantType::AuthorizationCode => authorization_code::exchange(app, &context, &params).await,
-        GrantType::ClientCredentials => client_credentials::exchange(app, &context, &params).await,
-        GrantType::RefreshToken => refresh_token::exchange(app, &context, &params).await,
-        GrantType::Password => password::exchange(app, &context, &params, peer).await,
-        GrantType::DeviceCode => device_code::exchange(app, &context, &params).await,
-        GrantType::TokenExchange => token_exchange::exchange(app, &context, &params).await,
+        Ok(GrantType::AuthorizationCode) => authorization_code::exchange(app, &context, &params, dpop).await,
+        Ok(GrantType::ClientCredentials) => client_credentials::exchange(app, &context, &params, dpop).await,
+        Ok(GrantType::RefreshToken) => refresh_token::exchange(app, &context, &params, dpop).await,
+        Ok(GrantType::Password) => password::exchange(app, &context, &params, peer, dpop).await,
+        Ok(GrantType::DeviceCode) => device_code::exchange(app, &context, &params, dpop).await,
+        Ok(GrantType::TokenExchange) => token_exchange::exchange(app, &context, &params, dpop).await,
+        Err(plugin) => extension_grant::exchange(app, &context, &params, (&name, &plugin), dpop).await,
     }
 }

@@ -18,6 +18,7 @@
 use serde_json::{Value, json};
 
 use super::App;
+use super::dpop::Jkt;
 use super::params::{Params, parse_scope};
 use super::scope_policy::{self, Ask};
 use super::tokens::{self, AccessClaims, Issue, TokenResponse};
@@ -28,7 +29,12 @@ use crate::storage::ClientContext;
 /// §3: the one token type taken and issued.
 pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 
-pub async fn exchange(app: &App, context: &ClientContext, params: &Params) -> Result<TokenResponse, OAuthError> {
+pub async fn exchange(
+    app: &App,
+    context: &ClientContext,
+    params: &Params,
+    dpop: Option<&Jkt>,
+) -> Result<TokenResponse, OAuthError> {
     if context.client.is_public() {
         return Err(OAuthError::UnauthorizedClient("a public client may not exchange tokens".into()));
     }
@@ -86,6 +92,7 @@ pub async fn exchange(app: &App, context: &ClientContext, params: &Params) -> Re
             id_token_claims: None,
             refresh_token: None,
         },
+        dpop,
     )?;
     response.issued_token_type = Some(ACCESS_TOKEN_TYPE);
     Ok(response)

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::Protocol;
+use super::dpop::Jkt;
 use crate::crypto::{hash_secret, random_token};
 use crate::error::OAuthError;
 use crate::model::{ExtraClaim, RefreshToken, TokenSettings, TokenTypeSpelling, User};
@@ -31,8 +32,17 @@ pub struct AccessClaims {
     /// the instance revokes the token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iid: Option<String>,
+    /// RFC 9449 §6.1: the key the token is bound to; it is used only with a proof of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// RFC 7800 §3.1 `cnf`, with RFC 9449 §6.1's member: the SHA-256 JWK thumbprint of the key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Confirmation {
+    pub jkt: String,
 }
 
 impl crate::keys::Expiring for AccessClaims {
@@ -50,7 +60,8 @@ impl AccessClaims {
 #[derive(Serialize)]
 pub struct TokenResponse {
     pub access_token: String,
-    /// `Bearer`, or as the client's application spells it (RFC 6749 §7.1: case-insensitive).
+    /// `Bearer`, or as the client's application spells it (RFC 6749 §7.1: case-insensitive);
+    /// `DPoP` for a token bound to a key (RFC 9449 §5).
     pub token_type: &'static str,
     pub expires_in: u64,
     pub scope: String,
@@ -90,9 +101,11 @@ pub struct Issue<'a> {
     pub refresh_token: Option<String>,
 }
 
-pub fn issue(app: &Protocol, what: Issue<'_>) -> Result<TokenResponse, OAuthError> {
+/// The token response; with `dpop`, the key of the request's DPoP proof, the access token
+/// is bound to it (RFC 9449 §5, §6.1).
+pub fn issue(app: &Protocol, what: Issue<'_>, dpop: Option<&Jkt>) -> Result<TokenResponse, OAuthError> {
     let now = app.clock.now();
-    let (access_token, expires_in) = access_token(app, &what, now)?;
+    let (access_token, expires_in) = access_token(app, &what, dpop, now)?;
     let id_token = match (what.user_id, what.id_token_claims) {
         (Some(sub), Some(user_claims)) if what.scopes.iter().any(|s| s == "openid") => {
             let hashes = Hashes { access_token: Some(&access_token), ..Default::default() };
@@ -102,7 +115,7 @@ pub fn issue(app: &Protocol, what: Issue<'_>) -> Result<TokenResponse, OAuthErro
     };
     Ok(TokenResponse {
         access_token,
-        token_type: token_type(&what),
+        token_type: if dpop.is_some() { DPOP_TOKEN_TYPE } else { token_type(&what) },
         expires_in,
         scope: what.scopes.join(" "),
         refresh_token: what.refresh_token,
@@ -128,7 +141,7 @@ pub fn front_channel(
     state: Option<&str>,
 ) -> Result<FrontChannel, OAuthError> {
     let now = app.clock.now();
-    let access_token = if access { Some(access_token(app, &what, now)?) } else { None };
+    let access_token = if access { Some(access_token(app, &what, None, now)?) } else { None };
     let id_token = match (what.user_id, what.id_token_claims) {
         (Some(sub), Some(user_claims)) => {
             let hashes = Hashes { access_token: access_token.as_ref().map(|(t, _)| t.as_str()), code, state };
@@ -139,12 +152,15 @@ pub fn front_channel(
     Ok(FrontChannel { access_token, token_type: token_type(&what), id_token })
 }
 
+/// RFC 9449 §5: the `token_type` of a DPoP-bound access token.
+pub const DPOP_TOKEN_TYPE: &str = "DPoP";
+
 fn token_type(what: &Issue<'_>) -> &'static str {
     what.context.token_settings().token_type.unwrap_or(TokenTypeSpelling::Bearer).as_str()
 }
 
-/// An access token (RFC 9068) and its lifetime.
-fn access_token(app: &Protocol, what: &Issue<'_>, now: i64) -> Result<(String, u64), OAuthError> {
+/// An access token (RFC 9068), bound to `dpop`'s key if given, and its lifetime.
+fn access_token(app: &Protocol, what: &Issue<'_>, dpop: Option<&Jkt>, now: i64) -> Result<(String, u64), OAuthError> {
     let client = &what.context.client;
     let settings = what.context.token_settings();
     let ttl = settings.access_token_ttl.unwrap_or(app.config.tokens.access_token_ttl);
@@ -169,6 +185,7 @@ fn access_token(app: &Protocol, what: &Issue<'_>, now: i64) -> Result<(String, u
         gid: what.grant_id.map(str::to_owned),
         // Only a client credentials token hangs off the instance itself; a user's hangs off its grant.
         iid: what.grant_id.is_none().then(|| what.context.instance.as_ref().map(|i| i.id.clone())).flatten(),
+        cnf: dpop.map(|jkt| Confirmation { jkt: jkt.as_str().to_owned() }),
         extra,
     };
     Ok((app.keys.sign("at+jwt", &claims)?, ttl))

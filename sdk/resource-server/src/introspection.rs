@@ -91,10 +91,11 @@ fn claims_of(mut answer: Map<String, Value>) -> Result<Claims, Answer> {
     if answer.remove("active") != Some(Value::Bool(true)) {
         return Err(Answer::Refused(Error::InvalidToken("the token is not active".into())));
     }
-    // A refresh token is active too, but is no bearer token for a resource.
+    // A refresh token is active too, but is no bearer token for a resource. A DPoP-bound
+    // access token (RFC 9449 §6.2) passes here and is refused for its `cnf`.
     if let Some(kind) = answer.remove("token_type") {
         let is_access_token =
-            kind.as_str().is_some_and(|k| k.eq_ignore_ascii_case("bearer") || k.eq_ignore_ascii_case("access_token"));
+            kind.as_str().is_some_and(|k| ["bearer", "access_token", "dpop"].iter().any(|t| k.eq_ignore_ascii_case(t)));
         if !is_access_token {
             return Err(Answer::Refused(Error::InvalidToken("the token is not an access token".into())));
         }

@@ -293,7 +293,7 @@ impl Validator {
         if !is_b64token(token) {
             return Err(Error::InvalidToken("the bearer token is malformed".into()));
         }
-        match &self.mode {
+        let claims = match &self.mode {
             Mode::Jwks { url, cache, refetch_interval, max_age } => {
                 let source = jwks::Source {
                     http: &self.http,
@@ -302,13 +302,19 @@ impl Validator {
                     refetch_interval: *refetch_interval,
                     max_age: *max_age,
                 };
-                self.validate_jwt(token, cache, &source).await
+                self.validate_jwt(token, cache, &source).await?
             }
             Mode::Introspection(endpoint) => {
                 let claims = endpoint.introspect(&self.http, self.timeout, token).await?;
-                self.check_introspected(claims)
+                self.check_introspected(claims)?
             }
+        };
+        // RFC 9449 §7.2: a DPoP-bound token (`cnf`) is used only with a proof of its key, which
+        // this validator does not check: it is never taken as a bearer token.
+        if claims.extra.contains_key("cnf") {
+            return Err(Error::InvalidToken("the token is DPoP-bound, not a bearer token".into()));
         }
+        Ok(claims)
     }
 
     /// Validates the request's bearer token (see [`bearer_token`]) and checks that it carries
