@@ -1,5 +1,6 @@
 //! The server's own requests to a relying party's endpoints, against a real one on a
-//! loopback port: request objects fetched by reference (OIDC Core §6.2) and logout tokens
+//! loopback port: request objects fetched by reference (OIDC Core §6.2), the client's keys
+//! from its `jwks_uri` (OIDC Registration §2), and logout tokens
 //! posted by back-channel logout (OIDC Back-Channel Logout 1.0), with the `sid` the ID
 //! tokens of a session carry.
 
@@ -29,11 +30,16 @@ const REDIRECT: &str = "https://rp.example.com/callback";
 #[derive(Clone)]
 struct RelyingParty {
     request_object: Arc<Mutex<String>>,
+    jwks: Arc<Mutex<Value>>,
     logouts: mpsc::UnboundedSender<(String, String)>,
 }
 
 async fn request_object(State(rp): State<RelyingParty>) -> impl IntoResponse {
     ([("content-type", "application/oauth-authz-req+jwt")], rp.request_object.lock().clone())
+}
+
+async fn jwks(State(rp): State<RelyingParty>) -> axum::Json<Value> {
+    axum::Json(rp.jwks.lock().clone())
 }
 
 async fn backchannel(
@@ -48,9 +54,14 @@ async fn backchannel(
 /// Starts the relying party; returns its base URL, its state and where logout tokens arrive.
 async fn relying_party() -> (String, RelyingParty, mpsc::UnboundedReceiver<(String, String)>) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let rp = RelyingParty { request_object: Arc::new(Mutex::new(String::new())), logouts: tx };
+    let rp = RelyingParty {
+        request_object: Arc::new(Mutex::new(String::new())),
+        jwks: Arc::new(Mutex::new(json!({"keys": []}))),
+        logouts: tx,
+    };
     let app = Router::new()
         .route("/request.jwt", get(request_object))
+        .route("/jwks.json", get(jwks))
         .route("/big.jwt", get(|| async { "x".repeat(64 * 1024) }))
         .route("/moved.jwt", get(|| async { Redirect::temporary("/request.jwt") }))
         .route("/missing.jwt", get(|| async { AxumStatus::NOT_FOUND }))
@@ -227,5 +238,81 @@ async fn ending_a_session_posts_logout_tokens_to_the_clients_it_signed_in_to() {
         let (status, v) = server.admin_post("/admin/v1/clients", body.clone()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {v}");
         assert!(v["field"].as_str().is_some_and(|f| f.starts_with("backchannel_logout")), "{v}");
+    }
+}
+
+/// An Ed25519 key of the relying party: its JWK (public) and its signing key.
+fn rp_key(kid: &str) -> (Value, EncodingKey) {
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new()).unwrap();
+    let public = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap().public_key().as_ref().to_vec();
+    let jwk = json!({"kty": "OKP", "crv": "Ed25519", "kid": kid, "x": URL_SAFE_NO_PAD.encode(public)});
+    (jwk, EncodingKey::from_ed_der(pkcs8.as_ref()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clients_keys_are_read_from_its_jwks_uri_and_read_again_when_it_rotates() {
+    let (rp_base, rp, _) = relying_party().await;
+    let server = TestServer::start().await;
+    let (first, first_key) = rp_key("k1");
+    *rp.jwks.lock() = json!({"keys": [first]});
+    let (status, v) = server
+        .admin_post(
+            "/admin/v1/clients",
+            json!({"name": "keys by reference", "grant_types": ["client_credentials"], "scopes": ["api"],
+                   "token_endpoint_auth_method": "private_key_jwt", "jwks_uri": format!("{rp_base}/jwks.json")}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let id = v["client_id"].as_str().unwrap().to_owned();
+    let assertion = |kid: &str, key: &EncodingKey, jti: &str| {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(kid.into());
+        let claims = json!({"iss": id, "sub": id, "aud": server.url("/token"), "jti": jti,
+                            "exp": portcullis::model::now() + 60});
+        encode(&header, &claims, key).unwrap()
+    };
+    let token = |assertion: String| {
+        let server = &server;
+        async move {
+            server
+                .form(
+                    "/token",
+                    &[
+                        ("grant_type", "client_credentials"),
+                        ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+                        ("client_assertion", &assertion),
+                    ],
+                    None,
+                )
+                .await
+        }
+    };
+    let (status, v) = token(assertion("k1", &first_key, "j1")).await;
+    assert_eq!(status, StatusCode::OK, "signed with the published key: {v}");
+
+    // The client rotates: a new key under a new id is found by fetching the set again (at
+    // most once a second).
+    let (second, second_key) = rp_key("k2");
+    *rp.jwks.lock() = json!({"keys": [second]});
+    tokio::time::sleep(portcullis::oauth::client_jwks::REFETCH_AFTER + Duration::from_millis(100)).await;
+    let (status, v) = token(assertion("k2", &second_key, "j2")).await;
+    assert_eq!(status, StatusCode::OK, "signed with the rotated key: {v}");
+    // A key it never published is refused, as is the old one, gone from the set.
+    let (_, stranger_key) = rp_key("k3");
+    let (status, v) = token(assertion("k3", &stranger_key, "j3")).await;
+    assert_eq!((status, v["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")), "{v}");
+    let (status, v) = token(assertion("k1", &first_key, "j4")).await;
+    assert_eq!((status, v["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")), "{v}");
+
+    // Registration: jwks_uri or jwks, not both; https or loopback http.
+    for (body, field) in [
+        (json!({"jwks_uri": "http://rp.example.com/jwks.json"}), "jwks_uri"),
+        (json!({"jwks_uri": format!("{rp_base}/jwks.json"), "jwks": {"keys": [rp_key("x").0]}}), "jwks_uri"),
+    ] {
+        let mut body = body;
+        body["name"] = "x".into();
+        body["token_endpoint_auth_method"] = "private_key_jwt".into();
+        let (status, v) = server.admin_post("/admin/v1/clients", body).await;
+        assert_eq!((status, v["field"].as_str()), (StatusCode::BAD_REQUEST, Some(field)), "{v}");
     }
 }

@@ -307,6 +307,9 @@ struct ClientAdd {
     /// The client's public keys as a JWK Set (JSON), for `private_key_jwt`.
     #[arg(long, value_parser = json_value)]
     jwks: Option<serde_json::Value>,
+    /// Where the client publishes its JWK Set, for `private_key_jwt` instead of `--jwks`.
+    #[arg(long)]
+    jwks_uri: Option<String>,
     /// Its authorization requests must be pushed first (RFC 9126).
     #[arg(long)]
     require_pushed_authorization_requests: bool,
@@ -419,6 +422,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                         response_types,
                         token_endpoint_auth_method,
                         jwks,
+                        jwks_uri,
                         require_pushed_authorization_requests,
                         post_logout_redirect_uris,
                         request_uris,
@@ -441,6 +445,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                         response_types,
                         token_endpoint_auth_method,
                         jwks,
+                        jwks_uri,
                         require_pushed_authorization_requests,
                         post_logout_redirect_uris,
                         request_uris,

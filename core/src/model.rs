@@ -75,6 +75,8 @@ pub struct ClientDocument {
     pub post_logout_redirect_uris: Vec<String>,
     /// Where its request objects may be fetched from (OIDC Core §6.2), compared without the fragment.
     pub request_uris: Vec<String>,
+    /// Where its JWK Set is published (OIDC Registration §2), instead of `jwks`.
+    pub jwks_uri: Option<String>,
     /// Where logout tokens are posted (OIDC Back-Channel Logout 1.0 §2.2).
     pub backchannel_logout_uri: Option<String>,
     pub backchannel_logout_session_required: bool,

@@ -1,6 +1,6 @@
 //! The server's own HTTP requests to its clients: a request object fetched by reference
-//! (OIDC Core §6.2) and a back-channel logout token delivered (OIDC Back-Channel Logout 1.0
-//! §2.5). Every one goes through [`Outbound`], which holds the rules that keep the server
+//! (OIDC Core §6.2), a client's JWK Set from its `jwks_uri` (OIDC Registration §2), and a
+//! back-channel logout token delivered (OIDC Back-Channel Logout 1.0 §2.5). Every one goes through [`Outbound`], which holds the rules that keep the server
 //! from being used to reach anything else:
 //!
 //! - only a URL the client registered (the caller checks it against the registration: the

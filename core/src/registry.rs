@@ -80,6 +80,9 @@ pub struct NewClient {
     pub token_endpoint_auth_method: Option<String>,
     /// The client's public keys, a JWK Set, for `private_key_jwt`.
     pub jwks: Option<serde_json::Value>,
+    /// Where the client publishes its JWK Set (OIDC Registration §2), for `private_key_jwt`
+    /// instead of `jwks`: fetched when needed and kept for a few minutes.
+    pub jwks_uri: Option<String>,
     /// Its authorization requests must come through the pushed authorization request
     /// endpoint (RFC 9126).
     pub require_pushed_authorization_requests: bool,
@@ -299,14 +302,27 @@ pub(crate) fn new_client(new: NewClient) -> Result<(Client, Option<String>), Reg
         }
         _ => {}
     }
-    let jwks = match (&new.jwks, keyed) {
-        (Some(jwks), true) => {
+    let jwks = match (&new.jwks, &new.jwks_uri, keyed) {
+        (Some(_), Some(_), _) => return Err(RegistryError::field("jwks_uri", "`jwks` or `jwks_uri`, not both")),
+        (Some(jwks), None, true) => {
             check_jwks(jwks)?;
             Some(jwks.clone())
         }
-        (None, true) => return Err(RegistryError::field("jwks", "`private_key_jwt` needs the client's public keys")),
-        (Some(_), false) => return Err(RegistryError::field("jwks", "keys are for `private_key_jwt` clients")),
-        (None, false) => None,
+        (None, Some(uri), true) => {
+            check_outbound_uri(uri).map_err(|reason| RegistryError::field("jwks_uri", reason))?;
+            None
+        }
+        (None, None, true) => {
+            return Err(RegistryError::field(
+                "jwks",
+                "`private_key_jwt` needs the client's public keys (or `jwks_uri`)",
+            ));
+        }
+        (Some(_), None, false) => return Err(RegistryError::field("jwks", "keys are for `private_key_jwt` clients")),
+        (None, Some(_), false) => {
+            return Err(RegistryError::field("jwks_uri", "keys are for `private_key_jwt` clients"));
+        }
+        (None, None, false) => None,
     };
     // A `private_key_jwt` client proves itself with its keys: it gets no secret.
     let secret = (!new.public && !keyed).then(|| random_token(32));
@@ -344,6 +360,7 @@ pub(crate) fn new_client(new: NewClient) -> Result<(Client, Option<String>), Reg
             require_pushed_authorization_requests: new.require_pushed_authorization_requests,
             request_object_signing_alg: new.request_object_signing_alg.clone(),
             request_uris: new.request_uris,
+            jwks_uri: new.jwks_uri,
             backchannel_logout_uri: new.backchannel_logout_uri,
             backchannel_logout_session_required: new.backchannel_logout_session_required,
             audiences: new.audiences,

@@ -84,6 +84,7 @@ impl Portcullis {
             sign_in_limit: SignInLimit::new(&config),
             discovery_scopes: Default::default(),
             outbound: crate::outbound::Outbound::new()?,
+            client_jwks: Default::default(),
             clock,
         });
         Ok(Arc::new(Self { config, host, storage, keys, protocol }))

@@ -10,7 +10,6 @@ use axum::http::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
@@ -130,7 +129,7 @@ async fn assertion(app: &Protocol, params: &mut Params) -> Result<Authenticated,
     if client.is_expired(app.clock.now()) {
         return Err(fail("the client has expired"));
     }
-    let keys = verification_keys(app, &client, header.alg, header.kid.as_deref()).map_err(fail)?;
+    let keys = verification_keys(app, &client, header.alg, header.kid.as_deref()).await.map_err(fail)?;
     let mut validation = Validation::new(header.alg);
     validation.leeway = 5;
     validation.validate_aud = false;
@@ -171,7 +170,7 @@ async fn assertion(app: &Protocol, params: &mut Params) -> Result<Authenticated,
 /// The keys a JWT the client signed with `alg` verifies against: its secret, for a
 /// `client_secret_jwt` client and an HMAC; a key of its registered JWK Set (the one named
 /// `kid`, if named), for a `private_key_jwt` client and anything else. Or why there are none.
-pub(super) fn verification_keys(
+pub(super) async fn verification_keys(
     app: &Protocol,
     client: &Client,
     alg: Algorithm,
@@ -188,8 +187,7 @@ pub(super) fn verification_keys(
             Err("a client_secret_jwt client signs with HS256, HS384 or HS512")
         }
         Some(TokenEndpointAuthMethod::PrivateKeyJwt) if !hmac => {
-            let set: JwkSet =
-                client.doc.jwks.clone().and_then(|j| serde_json::from_value(j).ok()).ok_or("the client has no keys")?;
+            let set = super::client_jwks::key_set(app, client, kid).await?;
             Ok(set
                 .keys
                 .iter()

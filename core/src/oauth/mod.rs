@@ -7,6 +7,7 @@ pub mod authorize;
 pub mod back_channel_logout;
 pub mod client_auth;
 pub mod client_credentials;
+pub mod client_jwks;
 pub mod device_authorization;
 pub mod device_code;
 pub mod discovery;
@@ -63,6 +64,8 @@ pub struct Protocol {
     pub discovery_scopes: discovery::ScopesCache,
     /// The server's requests to its clients (request objects by reference, logout tokens).
     pub outbound: crate::outbound::Outbound,
+    /// Clients' JWK Sets fetched from their `jwks_uri`.
+    pub client_jwks: client_jwks::Cache,
     /// The time requests go by (tests move it).
     pub clock: Arc<dyn Clock>,
 }

@@ -98,7 +98,7 @@ async fn open(app: &Protocol, params: &Params, jwt: &str) -> Result<Map<String, 
         if registered.is_some_and(|alg| !alg.eq_ignore_ascii_case(&format!("{:?}", header.alg))) {
             return Err(bad("signed with another algorithm than the client registered"));
         }
-        let keys = verification_keys(app, &context.client, header.alg, header.kid.as_deref()).map_err(bad)?;
+        let keys = verification_keys(app, &context.client, header.alg, header.kid.as_deref()).await.map_err(bad)?;
         let mut validation = Validation::new(header.alg);
         validation.required_spec_claims.clear();
         validation.validate_exp = false;
