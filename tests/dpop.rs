@@ -600,18 +600,8 @@ async fn a_code_asked_for_with_dpop_jkt_or_pushed_with_a_proof_is_redeemed_with_
     let (status, _, pushed) =
         token_request(&server, "/par", &pushed_pairs, None, &[&key.proof("POST", &par_url)]).await;
     assert_eq!(status, StatusCode::CREATED, "{pushed}");
-    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
-    url.query_pairs_mut()
-        .extend_pairs([("client_id", id.as_str()), ("request_uri", pushed["request_uri"].as_str().unwrap())]);
-    let back = Browser::new().authorize(url.as_str(), "bob", "bob's password").await;
-    let code = query(&back, "code").expect("a code");
-    let pairs = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("client_id", id.as_str()),
-        ("redirect_uri", REDIRECT),
-        ("code_verifier", verifier),
-    ];
+    let code = code_for_pushed(&server, &id, &pushed).await;
+    let pairs = redemption(&code, &id, verifier);
     let (status, _, body) = token_request(&server, "/token", &pairs, None, &[&other.proof("POST", &token_url)]).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{body}");
     let (status, _, body) = token_request(&server, "/token", &pairs, None, &[&key.proof("POST", &token_url)]).await;
@@ -622,20 +612,30 @@ async fn a_code_asked_for_with_dpop_jkt_or_pushed_with_a_proof_is_redeemed_with_
     let (status, _, pushed) =
         token_request(&server, "/par", &pushed_pairs, None, &[&key.proof("POST", &par_url)]).await;
     assert_eq!(status, StatusCode::CREATED, "{pushed}");
-    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
-    url.query_pairs_mut()
-        .extend_pairs([("client_id", id.as_str()), ("request_uri", pushed["request_uri"].as_str().unwrap())]);
-    let back = Browser::new().authorize(url.as_str(), "bob", "bob's password").await;
-    let code = query(&back, "code").expect("a code");
-    let pairs = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("client_id", id.as_str()),
-        ("redirect_uri", REDIRECT),
-        ("code_verifier", verifier),
-    ];
+    let code = code_for_pushed(&server, &id, &pushed).await;
+    let pairs = redemption(&code, &id, verifier);
     let (status, _, body) = token_request(&server, "/token", &pairs, None, &[]).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_dpop_proof")), "{body}");
     let (status, _, body) = token_request(&server, "/token", &pairs, None, &[&key.proof("POST", &token_url)]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// Bob signs in through a pushed request's `request_uri`: the code he gets back.
+async fn code_for_pushed(server: &TestServer, client_id: &str, pushed: &Value) -> String {
+    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
+    url.query_pairs_mut()
+        .extend_pairs([("client_id", client_id), ("request_uri", pushed["request_uri"].as_str().unwrap())]);
+    let back = Browser::new().authorize(url.as_str(), "bob", "bob's password").await;
+    query(&back, "code").expect("a code")
+}
+
+/// A public client's redemption of `code` (RFC 6749 §4.1.3, with its PKCE verifier).
+fn redemption<'a>(code: &'a str, client_id: &'a str, verifier: &'a str) -> [(&'a str, &'a str); 5] {
+    [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("client_id", client_id),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", verifier),
+    ]
 }

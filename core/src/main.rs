@@ -348,6 +348,36 @@ struct ClientAdd {
     json: bool,
 }
 
+impl ClientAdd {
+    /// The registration the options ask for; `--scope` may hold several, space-separated.
+    fn into_new_client(self) -> NewClient {
+        let scopes =
+            self.scopes.iter().flat_map(|s| s.split(' ')).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+        NewClient {
+            name: self.name,
+            redirect_uris: self.redirect_uris,
+            grant_types: self.grant_types,
+            response_types: self.response_types,
+            token_endpoint_auth_method: self.token_endpoint_auth_method,
+            jwks: self.jwks,
+            jwks_uri: self.jwks_uri,
+            require_pushed_authorization_requests: self.require_pushed_authorization_requests,
+            post_logout_redirect_uris: self.post_logout_redirect_uris,
+            request_uris: self.request_uris,
+            backchannel_logout_session_required: self.backchannel_logout_uri.is_some(),
+            backchannel_logout_uri: self.backchannel_logout_uri,
+            audiences: self.audiences,
+            authorization_signed_response_alg: self.authorization_signed_response_alg,
+            public: self.public,
+            skip_consent: self.skip_consent,
+            introspect_any: self.introspect_any,
+            dpop_bound_access_tokens: self.dpop_bound_access_tokens,
+            scopes,
+            ..Default::default()
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum KeysCommand {
     /// Add a new active signing key; older keys stay published until their tokens expire.
@@ -415,51 +445,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let app = Portcullis::open(config, false).await?;
             match cmd {
                 ClientCommand::Add(add) => {
-                    let ClientAdd {
-                        name,
-                        redirect_uris,
-                        grant_types,
-                        response_types,
-                        token_endpoint_auth_method,
-                        jwks,
-                        jwks_uri,
-                        require_pushed_authorization_requests,
-                        post_logout_redirect_uris,
-                        request_uris,
-                        backchannel_logout_uri,
-                        audiences,
-                        authorization_signed_response_alg,
-                        scopes,
-                        public,
-                        skip_consent,
-                        introspect_any,
-                        dpop_bound_access_tokens,
-                        json,
-                    } = *add;
-                    let scopes =
-                        scopes.iter().flat_map(|s| s.split(' ')).filter(|s| !s.is_empty()).map(str::to_owned).collect();
-                    let new = NewClient {
-                        name,
-                        redirect_uris,
-                        grant_types,
-                        response_types,
-                        token_endpoint_auth_method,
-                        jwks,
-                        jwks_uri,
-                        require_pushed_authorization_requests,
-                        post_logout_redirect_uris,
-                        request_uris,
-                        backchannel_logout_session_required: backchannel_logout_uri.is_some(),
-                        backchannel_logout_uri,
-                        audiences,
-                        authorization_signed_response_alg,
-                        scopes,
-                        public,
-                        skip_consent,
-                        introspect_any,
-                        dpop_bound_access_tokens,
-                        ..Default::default()
-                    };
+                    let json = add.json;
+                    let new = add.into_new_client();
                     let registered = registry::register_client(&app.storage, &app.keys, new).await?;
                     if json {
                         println!("{}", serde_json::to_string(&registered)?);

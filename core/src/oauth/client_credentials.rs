@@ -30,22 +30,5 @@ pub async fn exchange(
         },
     )
     .await?;
-    tokens::issue(
-        app,
-        Issue {
-            context,
-            user_id: None,
-            subject: None,
-            scopes: &granted.scopes,
-            claims: &granted.claims,
-            grant_id: None,
-            nonce: None,
-            auth_time: None,
-            sid: None,
-            audience: None,
-            id_token_claims: None,
-            refresh_token: None,
-        },
-        dpop,
-    )
+    tokens::issue(app, Issue::without_user(context, None, &granted.scopes, &granted.claims), dpop)
 }

@@ -107,22 +107,5 @@ pub async fn exchange(
         GrantSubject::Other(s) => Some(s.as_str()),
         _ => None,
     };
-    tokens::issue(
-        app,
-        Issue {
-            context,
-            user_id: None,
-            subject,
-            scopes: &decision.scopes,
-            claims: &decision.claims,
-            grant_id: None,
-            nonce: None,
-            auth_time: None,
-            sid: None,
-            audience: None,
-            id_token_claims: None,
-            refresh_token: None,
-        },
-        dpop,
-    )
+    tokens::issue(app, Issue::without_user(context, subject, &decision.scopes, &decision.claims), dpop)
 }

@@ -101,6 +101,32 @@ pub struct Issue<'a> {
     pub refresh_token: Option<String>,
 }
 
+impl<'a> Issue<'a> {
+    /// A token no user gave: the client's own (client credentials), or one about `subject`
+    /// (an extension grant's device). No grant, no ID token, no refresh token.
+    pub fn without_user(
+        context: &'a ClientContext,
+        subject: Option<&'a str>,
+        scopes: &'a [String],
+        claims: &'a [ExtraClaim],
+    ) -> Self {
+        Issue {
+            context,
+            user_id: None,
+            subject,
+            scopes,
+            claims,
+            grant_id: None,
+            nonce: None,
+            auth_time: None,
+            sid: None,
+            audience: None,
+            id_token_claims: None,
+            refresh_token: None,
+        }
+    }
+}
+
 /// The token response; with `dpop`, the key of the request's DPoP proof, the access token
 /// is bound to it (RFC 9449 §5, §6.1).
 pub fn issue(app: &Protocol, what: Issue<'_>, dpop: Option<&Jkt>) -> Result<TokenResponse, OAuthError> {
