@@ -76,7 +76,7 @@ async fn relying_party() -> (String, RelyingParty, mpsc::UnboundedReceiver<(Stri
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_objects_are_fetched_only_from_a_registered_request_uri() {
     let (rp_base, rp, _) = relying_party().await;
-    let server = TestServer::start().await;
+    let server = server_fetching_from_loopback().await;
     server.user("rita", "rita password 1").await;
     let meta: Value =
         server.http.get(server.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
@@ -141,11 +141,38 @@ async fn request_objects_are_fetched_only_from_a_registered_request_uri() {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(r.text().await.unwrap().contains("invalid_request"));
 
+    // By default the server requests nothing over plain http, loopback or not.
+    let default = TestServer::start().await;
+    let (status, v) = default
+        .admin_post(
+            "/admin/v1/clients",
+            json!({"name": "x", "redirect_uris": [REDIRECT], "request_uris": [format!("{rp_base}/request.jwt")]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let mut url = url::Url::parse(&default.url("/authorize")).unwrap();
+    url.query_pairs_mut().extend_pairs([
+        ("client_id", v["client_id"].as_str().unwrap()),
+        ("request_uri", &format!("{rp_base}/request.jwt")),
+    ]);
+    let r = Browser::new().get(url.as_str()).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("allow_loopback_http"));
+
     // Registration: only https, or http to a loopback address.
     for uri in ["http://rp.example.com/request.jwt", "ftp://rp.example.com/r", "/relative"] {
         let (status, v) = server.admin_post("/admin/v1/clients", json!({"name": "x", "request_uris": [uri]})).await;
         assert_eq!((status, v["field"].as_str()), (StatusCode::BAD_REQUEST, Some("request_uris")), "{uri}: {v}");
     }
+}
+
+/// A server allowed to request its clients' endpoints over http on this machine.
+async fn server_fetching_from_loopback() -> TestServer {
+    TestServer::start_with(support::Options {
+        configure: Some(Box::new(|c| c.outbound.allow_loopback_http = true)),
+        ..Default::default()
+    })
+    .await
 }
 
 /// The next logout token posted to the relying party, within a deadline.
@@ -156,7 +183,7 @@ async fn next_logout(rx: &mut mpsc::UnboundedReceiver<(String, String)>) -> (Str
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ending_a_session_posts_logout_tokens_to_the_clients_it_signed_in_to() {
     let (rp_base, _, mut logouts) = relying_party().await;
-    let server = TestServer::start().await;
+    let server = server_fetching_from_loopback().await;
     let user_id = server.user("lou", "lou password 1").await;
     let meta: Value =
         server.http.get(server.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
@@ -252,7 +279,7 @@ fn rp_key(kid: &str) -> (Value, EncodingKey) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clients_keys_are_read_from_its_jwks_uri_and_read_again_when_it_rotates() {
     let (rp_base, rp, _) = relying_party().await;
-    let server = TestServer::start().await;
+    let server = server_fetching_from_loopback().await;
     let (first, first_key) = rp_key("k1");
     *rp.jwks.lock() = json!({"keys": [first]});
     let (status, v) = server

@@ -20,6 +20,7 @@ pub struct Config {
     pub tokens: TokensConfig,
     pub applications: ApplicationsConfig,
     pub dpop: DpopConfig,
+    pub outbound: OutboundConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -132,6 +133,15 @@ pub struct DpopConfig {
     /// one, or with a stale one, is answered `use_dpop_nonce` and a fresh nonce in the
     /// `DPoP-Nonce` header.
     pub require_nonce: bool,
+}
+
+/// The server's own requests to its clients (`outbound.rs`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboundConfig {
+    /// Requests over plain `http` to a loopback address (a client on the same machine, in
+    /// development). Off: only `https` is requested.
+    pub allow_loopback_http: bool,
 }
 
 impl Default for ServerConfig {

@@ -4,7 +4,8 @@
 //! from being used to reach anything else:
 //!
 //! - only a URL the client registered (the caller checks it against the registration: the
-//!   allow-list), over `https`, or over `http` to a loopback address only;
+//!   allow-list), over `https`, or over `http` to a loopback address only where
+//!   `outbound.allow_loopback_http` says so (development);
 //! - no redirects followed, no proxy taken from the environment;
 //! - a deadline for the whole exchange ([`TIMEOUT`]) and a cap on the bytes read.
 
@@ -20,6 +21,8 @@ pub const TIMEOUT: Duration = Duration::from_secs(5);
 pub enum OutboundError {
     #[error("`{0}` is neither https nor http to a loopback address")]
     Scheme(String),
+    #[error("`{0}` is http to a loopback address, which `outbound.allow_loopback_http` keeps off")]
+    LoopbackOff(String),
     #[error("the request failed: {0}")]
     Failed(String),
     #[error("the answer was HTTP {0}")]
@@ -31,10 +34,11 @@ pub enum OutboundError {
 #[derive(Clone)]
 pub struct Outbound {
     http: reqwest::Client,
+    allow_loopback_http: bool,
 }
 
 impl Outbound {
-    pub fn new() -> anyhow::Result<Self> {
+    pub fn new(config: &crate::config::OutboundConfig) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
@@ -42,12 +46,21 @@ impl Outbound {
             .connect_timeout(TIMEOUT)
             .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self { http })
+        Ok(Self { http, allow_loopback_http: config.allow_loopback_http })
+    }
+
+    /// A URL this server requests: [`allowed`], and loopback `http` only where configured.
+    fn check(&self, url: &Url) -> Result<(), OutboundError> {
+        allowed(url)?;
+        if url.scheme() == "http" && !self.allow_loopback_http {
+            return Err(OutboundError::LoopbackOff(url.to_string()));
+        }
+        Ok(())
     }
 
     /// GETs `url` and returns its body, at most `max_bytes` of it.
     pub async fn get(&self, url: &Url, accept: &str, max_bytes: usize) -> Result<Vec<u8>, OutboundError> {
-        allowed(url)?;
+        self.check(url)?;
         let mut response =
             self.http.get(url.clone()).header(reqwest::header::ACCEPT, accept).send().await.map_err(failed)?;
         if !response.status().is_success() {
@@ -68,7 +81,7 @@ impl Outbound {
 
     /// POSTs a form to `url`; the answer's body is not read.
     pub async fn post_form(&self, url: &Url, pairs: &[(&str, &str)]) -> Result<(), OutboundError> {
-        allowed(url)?;
+        self.check(url)?;
         let response = self.http.post(url.clone()).form(pairs).send().await.map_err(failed)?;
         if response.status().is_success() { Ok(()) } else { Err(OutboundError::Status(response.status().as_u16())) }
     }

@@ -83,7 +83,7 @@ impl Portcullis {
             host: host.clone(),
             sign_in_limit: SignInLimit::new(&config),
             discovery_scopes: Default::default(),
-            outbound: crate::outbound::Outbound::new()?,
+            outbound: crate::outbound::Outbound::new(&config.outbound)?,
             client_jwks: Default::default(),
             clock,
         });
