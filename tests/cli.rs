@@ -76,6 +76,35 @@ fn client_add_promises_only_the_servers_signing_algorithm_for_jarm() {
 }
 
 #[test]
+fn client_add_registers_where_the_server_may_call_the_client() {
+    let data = tempfile::tempdir().unwrap();
+    let out = portcullis(data.path())
+        .args(["client", "add", "--name", "Signed", "--redirect-uri", "https://app.example.com/cb"])
+        .args(["--token-endpoint-auth-method", "private_key_jwt", "--jwks-uri", "https://app.example.com/jwks.json"])
+        .args(["--request-uri", "https://app.example.com/request.jwt"])
+        .args(["--backchannel-logout-uri", "https://app.example.com/logout"])
+        .args(["--grant-type", "urn:ietf:params:oauth:grant-type:token-exchange"])
+        .args(["--audience", "https://api.example.com", "--dpop-bound-access-tokens", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let list = portcullis(data.path()).args(["client", "list"]).output().unwrap();
+    let client: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(client["jwks_uri"], "https://app.example.com/jwks.json");
+    assert_eq!(client["request_uris"], serde_json::json!(["https://app.example.com/request.jwt"]));
+    assert_eq!(client["backchannel_logout_uri"], "https://app.example.com/logout");
+    assert_eq!(client["audiences"], serde_json::json!(["https://api.example.com"]));
+    assert_eq!(client["dpop_bound_access_tokens"], true);
+
+    let out = portcullis(data.path())
+        .args(["client", "add", "--name", "Bad", "--backchannel-logout-uri", "http://app.example.com/logout"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("backchannel_logout_uri"));
+}
+
+#[test]
 fn user_add_reads_the_password_from_stdin() {
     let data = tempfile::tempdir().unwrap();
     let mut child = portcullis(data.path())

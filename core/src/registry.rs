@@ -472,6 +472,13 @@ pub struct ClientSummary {
     pub created_at: i64,
     pub introspect_any: bool,
     pub dpop_bound_access_tokens: bool,
+    /// Where the server may send requests for this client: its keys, its request objects,
+    /// its logout tokens.
+    pub jwks_uri: Option<String>,
+    pub request_uris: Vec<String>,
+    pub backchannel_logout_uri: Option<String>,
+    /// The audiences its exchanged tokens may be for.
+    pub audiences: Vec<String>,
 }
 
 impl From<&Client> for ClientSummary {
@@ -487,6 +494,10 @@ impl From<&Client> for ClientSummary {
             created_at: c.created_at,
             introspect_any: c.doc.introspect_any,
             dpop_bound_access_tokens: c.doc.dpop_bound_access_tokens,
+            jwks_uri: c.doc.jwks_uri.clone(),
+            request_uris: c.doc.request_uris.clone(),
+            backchannel_logout_uri: c.doc.backchannel_logout_uri.clone(),
+            audiences: c.doc.audiences.clone(),
         }
     }
 }
