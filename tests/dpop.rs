@@ -161,6 +161,15 @@ async fn client_credentials_token_is_bound_to_the_proofs_key_and_introspection_s
     let (_, v) = server.form("/introspect", &[("token", bearer)], Some((&id, &secret))).await;
     assert_eq!((v["token_type"].as_str(), v.get("cnf")), (Some("Bearer"), None));
 
+    // Userinfo wants `openid`: 403 `insufficient_scope`, challenged in the token's own scheme.
+    let proof = key.proof_at("GET", &server.url("/userinfo"), portcullis::model::now(), json!({"ath": ath(token)}));
+    let (status, headers, v) = userinfo(&server, &format!("DPoP {token}"), Some(&proof)).await;
+    assert_eq!((status, v["error"].as_str()), (StatusCode::FORBIDDEN, Some("insufficient_scope")), "{v}");
+    assert!(www_authenticate(&headers).starts_with("DPoP error=\"insufficient_scope\", scope=\"openid\""));
+    let (status, headers, _) = userinfo(&server, &format!("Bearer {bearer}"), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(www_authenticate(&headers), "Bearer error=\"insufficient_scope\", scope=\"openid\"");
+
     // The resource server SDK takes bearer tokens only: the bound one is refused, by JWKS
     // and by introspection alike.
     use portcullis_resource_server::Validator;

@@ -45,6 +45,10 @@ pub enum OAuthError {
     InteractionRequired(String),
     #[error("{0}")]
     InvalidToken(String),
+    /// RFC 6750 §3.1: a protected resource's token lacks the scope `needed` (403, and the
+    /// scope named in the challenge).
+    #[error("{reason}")]
+    InsufficientScope { needed: &'static str, reason: String },
     #[error("{0}")]
     UnsupportedTokenType(String),
     #[error("{0}")]
@@ -101,6 +105,7 @@ impl OAuthError {
             Self::ConsentRequired(_) => "consent_required",
             Self::InteractionRequired(_) => "interaction_required",
             Self::InvalidToken(_) => "invalid_token",
+            Self::InsufficientScope { .. } => "insufficient_scope",
             Self::UnsupportedTokenType(_) => "unsupported_token_type",
             Self::ServerError(_) => "server_error",
             // RFC 6749 §4.1.2.1 has no code of its own for throttling; this is the nearest.
@@ -123,7 +128,7 @@ impl OAuthError {
             // `login_required` is redirected by the authorization endpoint; as a status it
             // answers the account API's calls without a session.
             Self::InvalidClient { .. } | Self::InvalidToken(_) | Self::LoginRequired(_) => StatusCode::UNAUTHORIZED,
-            Self::AccessDenied(_) => StatusCode::FORBIDDEN,
+            Self::AccessDenied(_) | Self::InsufficientScope { .. } => StatusCode::FORBIDDEN,
             Self::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
@@ -171,6 +176,12 @@ impl IntoResponse for OAuthError {
             Self::InvalidToken(_) => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
             }
+            Self::InsufficientScope { needed, .. } => {
+                let value = format!("Bearer error=\"insufficient_scope\", scope=\"{needed}\"");
+                if let Ok(value) = HeaderValue::from_str(&value) {
+                    headers.insert(header::WWW_AUTHENTICATE, value);
+                }
+            }
             Self::UseDpopNonce { nonce, .. } => {
                 if let Ok(value) = HeaderValue::from_str(nonce) {
                     headers.insert(DPOP_NONCE_HEADER, value);
@@ -199,7 +210,13 @@ impl OAuthError {
     /// (and, §9, a fresh nonce in `DPoP-Nonce`); a bearer request is answered as RFC 6750 §3 says.
     pub fn at_resource(self, challenge: Challenge) -> Response {
         if challenge == Challenge::Bearer
-            || !matches!(self, Self::InvalidToken(_) | Self::InvalidDpopProof(_) | Self::UseDpopNonce { .. })
+            || !matches!(
+                self,
+                Self::InvalidToken(_)
+                    | Self::InvalidDpopProof(_)
+                    | Self::UseDpopNonce { .. }
+                    | Self::InsufficientScope { .. }
+            )
         {
             return self.into_response();
         }
@@ -207,9 +224,17 @@ impl OAuthError {
             Self::UseDpopNonce { nonce, .. } => HeaderValue::from_str(nonce).ok(),
             _ => None,
         };
-        let value = format!("DPoP error=\"{}\", algs=\"{}\"", self.code(), crate::crypto::PROOF_ALGORITHMS.join(" "));
+        let scope = match &self {
+            Self::InsufficientScope { needed, .. } => format!(", scope=\"{needed}\""),
+            _ => String::new(),
+        };
+        let value =
+            format!("DPoP error=\"{}\"{scope}, algs=\"{}\"", self.code(), crate::crypto::PROOF_ALGORITHMS.join(" "));
         let body = ErrorBody { error: self.code(), error_description: self.description() };
-        let mut response = (StatusCode::UNAUTHORIZED, Json(body)).into_response();
+        // 401, or 403 for a token that is good but lacks the scope (RFC 6750 §3.1).
+        let status =
+            if matches!(self, Self::InsufficientScope { .. }) { self.status() } else { StatusCode::UNAUTHORIZED };
+        let mut response = (status, Json(body)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Ok(value) = HeaderValue::from_str(&value) {

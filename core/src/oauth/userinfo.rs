@@ -6,7 +6,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
@@ -73,18 +73,6 @@ fn credential(headers: &HeaderMap, form: Option<&Params>) -> Option<Credential> 
 async fn respond(app: &App, credential: Option<Credential>, request: Request<'_>) -> Response {
     let mut response = match handle(app, credential, request).await {
         Ok(v) => Json(v).into_response(),
-        Err((OAuthError::AccessDenied(d), _)) => {
-            let mut r = (
-                StatusCode::FORBIDDEN,
-                Json(serde_json::json!({"error": "insufficient_scope", "error_description": d})),
-            )
-                .into_response();
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer error=\"insufficient_scope\", scope=\"openid\""),
-            );
-            r
-        }
         Err((e, challenge)) => e.at_resource(challenge),
     };
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -150,7 +138,10 @@ async fn user_claims(app: &App, claims: &AccessClaims) -> Result<Value, OAuthErr
         return Err(OAuthError::InvalidToken("the access token is for another audience".into()));
     }
     if !claims.scopes().any(|s| s == "openid") {
-        return Err(OAuthError::AccessDenied("the token was not granted the `openid` scope".into()));
+        return Err(OAuthError::InsufficientScope {
+            needed: "openid",
+            reason: "the token was not granted the `openid` scope".into(),
+        });
     }
     let gid =
         claims.gid.as_deref().ok_or_else(|| OAuthError::InvalidToken("the token does not belong to a user".into()))?;
