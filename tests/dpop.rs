@@ -494,9 +494,14 @@ async fn nonces_when_the_server_requires_them() {
     assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("use_dpop_nonce")), "{body}");
     let nonce = headers.get("dpop-nonce").expect("a DPoP-Nonce header").to_str().unwrap().to_owned();
     let proof = key.proof_at("POST", &htu, now(), json!({"nonce": nonce}));
-    let (status, _, body) = token_request(&server, "/token", &pairs, basic, &[&proof]).await;
+    let (status, headers, body) = token_request(&server, "/token", &pairs, basic, &[&proof]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["token_type"], "DPoP");
+    // §8.2: the answer brings the next nonce, which the next proof may use at once.
+    let next = headers.get("dpop-nonce").expect("the next nonce").to_str().unwrap().to_owned();
+    let proof = key.proof_at("POST", &htu, now(), json!({"nonce": next}));
+    let (status, _, body) = token_request(&server, "/token", &pairs, basic, &[&proof]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let access = body["access_token"].as_str().unwrap().to_owned();
 
     // A nonce not of this server's making.

@@ -38,6 +38,14 @@ pub async fn token(
             let mut r = axum::Json(response).into_response();
             r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             r.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+            // RFC 9449 §8.2: where nonces are required, each answer to a proof brings the next
+            // one, so the client need not be refused for it first.
+            if app.config.dpop.require_nonce
+                && headers.contains_key(dpop::HEADER)
+                && let Ok(nonce) = HeaderValue::from_str(&dpop::nonce(&app))
+            {
+                r.headers_mut().insert(crate::error::DPOP_NONCE_HEADER, nonce);
+            }
             r
         }
         Err(e) => e.into_response(),
