@@ -31,6 +31,8 @@ const REDIRECT: &str = "https://rp.example.com/callback";
 struct RelyingParty {
     request_object: Arc<Mutex<String>>,
     jwks: Arc<Mutex<Value>>,
+    /// The `flaky-` clients' endpoints answer 503 the first time.
+    refused: Arc<Mutex<std::collections::HashSet<String>>>,
     logouts: mpsc::UnboundedSender<(String, String)>,
 }
 
@@ -47,6 +49,9 @@ async fn backchannel(
     axum::extract::Path(client): axum::extract::Path<String>,
     Form(form): Form<std::collections::HashMap<String, String>>,
 ) -> AxumStatus {
+    if client.starts_with("flaky-") && rp.refused.lock().insert(client.clone()) {
+        return AxumStatus::SERVICE_UNAVAILABLE;
+    }
     let _ = rp.logouts.send((client, form.get("logout_token").cloned().unwrap_or_default()));
     AxumStatus::OK
 }
@@ -57,6 +62,7 @@ async fn relying_party() -> (String, RelyingParty, mpsc::UnboundedReceiver<(Stri
     let rp = RelyingParty {
         request_object: Arc::new(Mutex::new(String::new())),
         jwks: Arc::new(Mutex::new(json!({"keys": []}))),
+        refused: Arc::default(),
         logouts: tx,
     };
     let app = Router::new()
@@ -182,7 +188,7 @@ async fn next_logout(rx: &mut mpsc::UnboundedReceiver<(String, String)>) -> (Str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ending_a_session_posts_logout_tokens_to_the_clients_it_signed_in_to() {
-    let (rp_base, _, mut logouts) = relying_party().await;
+    let (rp_base, rp, mut logouts) = relying_party().await;
     let server = server_fetching_from_loopback().await;
     let user_id = server.user("lou", "lou password 1").await;
     let meta: Value =
@@ -198,7 +204,7 @@ async fn ending_a_session_posts_logout_tokens_to_the_clients_it_signed_in_to() {
         .await;
     let (b, b_secret) = server
         .client(json!({"name": "B", "redirect_uris": [REDIRECT], "scopes": ["openid", "offline_access"],
-                       "skip_consent": true, "backchannel_logout_uri": format!("{rp_base}/backchannel/b")}))
+                       "skip_consent": true, "backchannel_logout_uri": format!("{rp_base}/backchannel/flaky-b")}))
         .await;
     let (a_secret, b_secret) = (a_secret.unwrap(), b_secret.unwrap());
     let browser = Browser::new();
@@ -230,13 +236,15 @@ async fn ending_a_session_posts_logout_tokens_to_the_clients_it_signed_in_to() {
     let (_, refreshed_id) = server.verify_jwt(refreshed["id_token"].as_str().unwrap(), Some(&b)).await;
     assert_eq!(refreshed_id["sid"], sid.as_str());
 
-    // A signs the person out: both applications are told, by a logout token each.
+    // A signs the person out: both applications are told, by a logout token each; B's
+    // endpoint fails the first time and is tried again.
     let mut logout = url::Url::parse(&server.url("/logout")).unwrap();
     logout.query_pairs_mut().append_pair("id_token_hint", a_tokens["id_token"].as_str().unwrap());
     assert_eq!(browser.get(logout.as_str()).await.status(), StatusCode::OK);
     let mut told = [next_logout(&mut logouts).await, next_logout(&mut logouts).await];
     told.sort();
-    assert_eq!(told.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+    assert_eq!(told.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>(), ["a", "flaky-b"]);
+    assert!(rp.refused.lock().contains("flaky-b"), "B's endpoint refused once");
     for ((path, token), client) in told.iter().zip([&a, &b]) {
         let (header, claims) = server.verify_jwt(token, Some(client)).await;
         assert_eq!(header.typ.as_deref(), Some("logout+jwt"), "{path}");

@@ -5,8 +5,9 @@
 //! without `offline_access` end with it (§2.7); those with it outlive the session, as
 //! `offline_access` means.
 //!
-//! Delivery is one POST per client through [`crate::outbound`], after the session has ended
-//! and without holding up the person's response; a client that cannot be reached is logged.
+//! Delivery is a POST per client through [`crate::outbound`], after the session has ended
+//! and without holding up the person's response. A client that does not answer 2xx is tried
+//! again after [`RETRIES`]' delays (the token stays valid that long), then logged.
 
 use std::collections::HashSet;
 
@@ -24,8 +25,11 @@ use crate::storage::Storage;
 /// §2.4: the event a logout token carries.
 pub const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 
-/// How long a logout token is valid: it is delivered at once.
+/// How long a logout token is valid: it is delivered at once, or retried within this time.
 const LIFETIME: i64 = 120;
+
+/// The waits before the second and third attempts at delivering a logout token.
+pub const RETRIES: [std::time::Duration; 2] = [std::time::Duration::from_secs(1), std::time::Duration::from_secs(5)];
 
 /// §2.4 Logout Token claims. Never a `nonce` (§2.4: it must not carry one).
 #[derive(Serialize)]
@@ -84,14 +88,23 @@ pub async fn session_ended(app: &Protocol, ended: &Session) -> Result<(), OAuthE
     Ok(())
 }
 
-/// §2.5: the logout token, posted as a form.
+/// §2.5: the logout token, posted as a form, tried again after each of [`RETRIES`].
 async fn deliver(outbound: Outbound, client_id: String, uri: String, token: String) {
-    let result = match url::Url::parse(&uri) {
-        Ok(url) => outbound.post_form(&url, &[("logout_token", &token)]).await.map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
+    let url = match url::Url::parse(&uri) {
+        Ok(url) => url,
+        Err(error) => return tracing::warn!(client = %client_id, %error, "back-channel logout not delivered"),
     };
-    match result {
-        Ok(()) => tracing::info!(client = %client_id, "back-channel logout delivered"),
-        Err(error) => tracing::warn!(client = %client_id, %error, "back-channel logout not delivered"),
+    let mut waits = RETRIES.iter();
+    loop {
+        match outbound.post_form(&url, &[("logout_token", &token)]).await {
+            Ok(()) => return tracing::info!(client = %client_id, "back-channel logout delivered"),
+            Err(error) => match waits.next() {
+                Some(wait) => {
+                    tracing::info!(client = %client_id, %error, "back-channel logout not delivered yet; trying again");
+                    tokio::time::sleep(*wait).await;
+                }
+                None => return tracing::warn!(client = %client_id, %error, "back-channel logout not delivered"),
+            },
+        }
     }
 }
