@@ -34,6 +34,16 @@ impl DeviceKey {
         jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), claims, &EncodingKey::from_ed_der(&self.pkcs8))
             .expect("assertion")
     }
+
+    /// A DPoP proof (RFC 9449 §4.2) of this key for a POST to `htu`.
+    fn dpop_proof(&self, htu: &str) -> String {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.typ = Some("dpop+jwt".into());
+        header.jwk =
+            Some(serde_json::from_value(json!({"kty": "OKP", "crv": "Ed25519", "x": self.public})).expect("a JWK"));
+        let claims = json!({"jti": uuid::Uuid::new_v4().to_string(), "htm": "POST", "htu": htu, "iat": now()});
+        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_der(&self.pkcs8)).expect("proof")
+    }
 }
 
 /// The example plugin's committed manifest with the operator's `[config]` in place of the
@@ -118,6 +128,24 @@ async fn a_device_trades_its_signed_assertion_for_a_token_through_the_grant_plug
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+
+    // With a DPoP proof of the gateway's key, the device's token is bound to it, as any grant's.
+    let gateway_key = DeviceKey::new();
+    let bound = assertion("d-1", &issuer, now() + 60);
+    let r = server
+        .http
+        .post(server.url("/token"))
+        .basic_auth(&gateway, Some(&secret))
+        .header("DPoP", gateway_key.dpop_proof(&server.url("/token")))
+        .form(&[("grant_type", GRANT), ("assertion", bound.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["token_type"], "DPoP", "{body}");
+    let (_, claims) = server.verify_jwt(body["access_token"].as_str().unwrap(), None).await;
+    assert!(claims["cnf"]["jkt"].is_string(), "{claims}");
 
     // Every refusal is the RFC's error, from the plugin or the host.
     let stranger = DeviceKey::new();
