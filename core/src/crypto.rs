@@ -161,13 +161,14 @@ impl SigningAlgorithm {
     }
 }
 
-/// base64url of SHA-256's left half: `at_hash` (OIDC Core §3.1.3.6) for ES256/RS256, and the
-/// PKCE S256 transform (RFC 7636 §4.2) uses the whole digest.
+/// base64url of SHA-256's left half: `at_hash` (OIDC Core §3.1.3.6) for ES256/RS256.
 pub fn left_half_hash(value: &str) -> String {
     let digest = Sha256::digest(value.as_bytes());
     URL_SAFE_NO_PAD.encode(&digest[..16])
 }
 
+/// base64url of the whole SHA-256: PKCE's S256 (RFC 7636 §4.2), DPoP's `ath` and key
+/// thumbprints (RFC 9449 §4.2, RFC 7638 §3).
 pub fn s256(value: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(value.as_bytes()))
 }

@@ -24,10 +24,9 @@ use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 use super::Protocol;
-use crate::crypto::hash_secret;
+use crate::crypto::{hash_secret, s256};
 use crate::error::OAuthError;
 use crate::limits::{MAX_DPOP_JTI_BYTES, MAX_DPOP_PROOF_BYTES};
 use crate::model::{Client, UsedProof};
@@ -290,7 +289,7 @@ fn verify(app: &Protocol, proof: &str, target: &Target<'_>) -> Result<(Jkt, Clai
     }
     // Item 12, §7: at a protected resource, the hash of the access token presented.
     if let Some(token) = target.access_token
-        && claims.ath.as_deref() != Some(URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes())).as_str())
+        && claims.ath.as_deref() != Some(s256(token).as_str())
     {
         return Err(ProofError::AccessTokenHash);
     }
@@ -339,7 +338,7 @@ fn thumbprint(jwk: &Map<String, Value>, alg: Algorithm) -> Result<Jkt, ProofErro
         members.push(format!("\"{name}\":{value}"));
     }
     let canonical = format!("{{{}}}", members.join(","));
-    Ok(Jkt(URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))))
+    Ok(Jkt(s256(&canonical)))
 }
 
 /// Whether `htu` is `expected`, ignoring query and fragment, after syntax-based normalization.
