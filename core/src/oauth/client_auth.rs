@@ -16,6 +16,7 @@ use serde::Deserialize;
 use super::Protocol;
 use super::params::Params;
 use super::profiles::{Endpoint, Profile};
+use super::tokens::Audience;
 use crate::crypto::hash_secret;
 use crate::error::OAuthError;
 use crate::model::{Client, TokenEndpointAuthMethod, UsedAssertion};
@@ -97,13 +98,6 @@ struct AssertionClaims {
     jti: String,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum Audience {
-    One(String),
-    Many(Vec<String>),
-}
-
 /// RFC 7523 §3: a JWT the client signed, whose `iss` and `sub` are its id, whose `aud` names
 /// this server, which has not expired and whose `jti` was not seen before.
 async fn assertion(app: &Protocol, params: &mut Params) -> Result<Authenticated, OAuthError> {
@@ -143,11 +137,7 @@ async fn assertion(app: &Protocol, params: &mut Params) -> Result<Authenticated,
     if claims.iss != client.id || claims.sub != client.id {
         return Err(fail("`iss` and `sub` must be the client's id"));
     }
-    let audiences = match &claims.aud {
-        Audience::One(a) => std::slice::from_ref(a),
-        Audience::Many(a) => a.as_slice(),
-    };
-    if !audiences.iter().any(|a| names_this_server(app, a)) {
+    if !claims.aud.as_slice().iter().any(|a| names_this_server(app, a)) {
         return Err(fail("`aud` must name this server (its issuer or the endpoint's URL)"));
     }
     let now = app.clock.now();

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use super::interaction::error_page;
 use super::params::{Params, words};
 use super::session::{self, SESSION_COOKIE};
+use super::tokens::Audience;
 use super::{App, pages};
 use crate::error::OAuthError;
 
@@ -34,13 +35,6 @@ pub async fn post(State(app): State<App>, headers: HeaderMap, body: Result<Bytes
 struct Hint {
     sub: String,
     aud: Audience,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum Audience {
-    One(String),
-    Many(Vec<String>),
 }
 
 async fn end_session(app: App, headers: HeaderMap, raw: Vec<u8>) -> Response {
@@ -67,7 +61,7 @@ async fn logout(app: &App, headers: &HeaderMap, params: &Params) -> Result<Respo
     let client_id = match (&hint.aud, params.get("client_id")) {
         (Audience::One(aud), None) => aud.clone(),
         (Audience::One(aud), Some(id)) if aud == id => aud.clone(),
-        (Audience::Many(auds), Some(id)) if auds.iter().any(|a| a == id) => id.to_owned(),
+        (many @ Audience::Many(_), Some(id)) if many.contains(id) => id.to_owned(),
         (Audience::Many(_), None) => return Err(OAuthError::InvalidRequest("name the `client_id`".into())),
         _ => return Err(OAuthError::InvalidRequest("`client_id` is not the ID token's audience".into())),
     };

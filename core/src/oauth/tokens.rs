@@ -16,7 +16,7 @@ use crate::storage::ClientContext;
 pub struct AccessClaims {
     pub iss: String,
     pub sub: String,
-    pub aud: Value,
+    pub aud: Audience,
     pub exp: i64,
     pub iat: i64,
     pub jti: String,
@@ -43,6 +43,27 @@ pub struct AccessClaims {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Confirmation {
     pub jkt: String,
+}
+
+/// A JWT's `aud` (RFC 7519 §4.1.3): one audience, or several.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    pub fn as_slice(&self) -> &[String] {
+        match self {
+            Self::One(a) => std::slice::from_ref(a),
+            Self::Many(a) => a,
+        }
+    }
+
+    pub fn contains(&self, audience: &str) -> bool {
+        self.as_slice().iter().any(|a| a == audience)
+    }
 }
 
 impl crate::keys::Expiring for AccessClaims {
@@ -198,9 +219,9 @@ fn access_token(app: &Protocol, what: &Issue<'_>, dpop: Option<&Jkt>, now: i64) 
         iss: app.config.issuer().to_owned(),
         sub: what.user_id.or(what.subject).unwrap_or(&client.id).to_owned(),
         aud: match what.audience {
-            Some([one]) => Value::String(one.clone()),
-            Some(many) if !many.is_empty() => many.iter().cloned().map(Value::String).collect(),
-            _ => Value::String(app.config.issuer().to_owned()),
+            Some([one]) => Audience::One(one.clone()),
+            Some(many) if !many.is_empty() => Audience::Many(many.to_vec()),
+            _ => Audience::One(app.config.issuer().to_owned()),
         },
         exp: now + ttl as i64,
         iat: now,

@@ -129,12 +129,7 @@ async fn handle(
 
 async fn user_claims(app: &App, claims: &AccessClaims) -> Result<Value, OAuthError> {
     // RFC 9068 §4: a token for another audience (token exchange's) is not for this endpoint.
-    let for_us = match &claims.aud {
-        Value::String(aud) => aud == app.config.issuer(),
-        Value::Array(auds) => auds.iter().any(|a| a == app.config.issuer()),
-        _ => false,
-    };
-    if !for_us {
+    if !claims.aud.contains(app.config.issuer()) {
         return Err(OAuthError::InvalidToken("the access token is for another audience".into()));
     }
     if !claims.scopes().any(|s| s == "openid") {
