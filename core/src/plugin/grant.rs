@@ -74,7 +74,7 @@ impl PolicyHost {
             issuer: ask.issuer.to_owned(),
             token_endpoint: ask.token_endpoint.to_owned(),
             now: ask.now,
-            config: serde_json::Value::Object(plugin.manifest.config.clone()).to_string(),
+            config: plugin.manifest.config.clone(),
         };
         let answer = self.call(&plugin, |store| {
             pre.instantiate(&mut *store)?.portcullis_plugin_grant().call_exchange(&mut *store, &request)

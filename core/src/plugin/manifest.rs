@@ -75,9 +75,10 @@ pub struct Manifest {
     pub source_hash: Option<String>,
     pub limits: Limits,
     pub grants: Grants,
-    /// The operator's settings for the plugin (the manifest's `[config]` table), handed to
-    /// the plugins whose contract takes them (grant types) as a JSON object.
-    pub config: serde_json::Map<String, serde_json::Value>,
+    /// The operator's settings for the plugin (the manifest's `[config]` table) as a JSON
+    /// object's text, written once at load and handed as is to every call of the plugins whose
+    /// contract takes them (grant types).
+    pub config: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -120,6 +121,9 @@ impl Manifest {
                 file.contract
             )
         })?;
+        if !file.config.is_empty() && file.kind != PluginKind::GrantType {
+            return Err(format!("[config]: a {} plugin is given no configuration (grant-type plugins are)", file.kind));
+        }
         let manifest = Manifest {
             name: file.name,
             kind: file.kind,
@@ -128,19 +132,13 @@ impl Manifest {
             source_hash: file.source_hash,
             limits: file.limits,
             grants: file.grants,
-            config: file.config,
+            config: serde_json::Value::Object(file.config).to_string(),
         };
         if manifest.limits.memory_mb == 0 || manifest.limits.memory_mb > MAX_MEMORY_MB {
             return Err(format!("limits.memory-mb must be 1..={MAX_MEMORY_MB}"));
         }
         if manifest.limits.deadline_ms == 0 || manifest.limits.deadline_ms > MAX_DEADLINE_MS {
             return Err(format!("limits.deadline-ms must be 1..={MAX_DEADLINE_MS}"));
-        }
-        if !manifest.config.is_empty() && manifest.kind != PluginKind::GrantType {
-            return Err(format!(
-                "[config]: a {} plugin is given no configuration (grant-type plugins are)",
-                manifest.kind
-            ));
         }
         if !manifest.grants.env.is_empty() {
             return Err("grants.env: no contract version yet exposes the environment to plugins".into());
