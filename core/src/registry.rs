@@ -272,11 +272,13 @@ pub(crate) fn new_client(new: NewClient) -> Result<(Client, Option<String>), Reg
         return Err(RegistryError::field("backchannel_logout_session_required", "needs a `backchannel_logout_uri`"));
     }
     if let Some(alg) = new.request_object_signing_alg.as_deref()
-        && !REQUEST_OBJECT_ALGORITHMS.contains(&alg)
+        && alg != "none"
+        && !crate::crypto::CLIENT_JWT_ALGORITHMS.contains(&alg)
     {
+        // `none`: unsigned request objects, from this client only.
         return Err(RegistryError::field(
             "request_object_signing_alg",
-            format!("one of {}", REQUEST_OBJECT_ALGORITHMS.join(", ")),
+            format!("one of none, {}", crate::crypto::CLIENT_JWT_ALGORITHMS.join(", ")),
         ));
     }
     let method = match new.token_endpoint_auth_method.as_deref() {
@@ -389,10 +391,6 @@ fn check_outbound_uri(uri: &str) -> Result<(), String> {
     }
     crate::outbound::allowed(&url).map_err(|e| e.to_string())
 }
-
-/// What a client's request objects may be signed with; `none` is unsigned.
-const REQUEST_OBJECT_ALGORITHMS: [&str; 12] =
-    ["none", "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "EdDSA"];
 
 /// A JWK Set (RFC 7517 §5) of public keys jsonwebtoken can verify with.
 fn check_jwks(jwks: &serde_json::Value) -> Result<(), RegistryError> {

@@ -12,14 +12,10 @@ use serde_json::{Value, json};
 use super::profiles::{Endpoint, Profile};
 use super::tokens;
 use super::{App, Protocol};
+use crate::crypto::CLIENT_JWT_ALGORITHMS;
 use crate::model::{GrantType, ResponseMode, ResponseType};
 
 use super::tokens::SERVER_SCOPES;
-
-/// What a client may sign its assertions with (RFC 7523): HMAC with its secret
-/// (`client_secret_jwt`), or its own key (`private_key_jwt`).
-const ASSERTION_ALGORITHMS: [&str; 11] =
-    ["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "EdDSA"];
 
 /// How long the scopes of the registered clients are reused before being read again.
 const SCOPES_TTL: Duration = Duration::from_secs(30);
@@ -90,7 +86,7 @@ pub async fn metadata(app: &App) -> Value {
         "id_token_signing_alg_values_supported": [app.keys.signing_algorithm().name()],
         "token_endpoint_auth_methods_supported":
             ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt", "none"],
-        "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
+        "token_endpoint_auth_signing_alg_values_supported": CLIENT_JWT_ALGORITHMS,
         // RFC 7662 §2.1: only an authenticated (confidential) client may introspect.
         "introspection_endpoint_auth_methods_supported":
             ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt"],
@@ -104,7 +100,7 @@ pub async fn metadata(app: &App) -> Value {
         "request_parameter_supported": true,
         // Unsigned (`none`) only from a client registered for it.
         "request_object_signing_alg_values_supported":
-            std::iter::once("none").chain(ASSERTION_ALGORITHMS).collect::<Vec<_>>(),
+            std::iter::once("none").chain(CLIENT_JWT_ALGORITHMS).collect::<Vec<_>>(),
         // `request_uri`: from the pushed authorization request endpoint (RFC 9126), or one of
         // the client's registered `request_uris` (OIDC Core §6.2), which is fetched.
         "request_uri_parameter_supported": true,
