@@ -321,8 +321,7 @@ async fn authorization_code_refresh_and_userinfo_with_a_public_client() {
     let key = Key::new();
     let verifier = "a-very-long-code-verifier-with-enough-entropy-0123456789";
     let challenge = b64(&Sha256::digest(verifier.as_bytes()));
-    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
-    url.query_pairs_mut().extend_pairs([
+    let url = server.authorize_url(&[
         ("response_type", "code"),
         ("client_id", id.as_str()),
         ("redirect_uri", REDIRECT),
@@ -414,8 +413,7 @@ async fn authorization_code_refresh_and_userinfo_with_a_public_client() {
     let (id2, secret2) = server
         .client(json!({"name": "rp", "redirect_uris": [REDIRECT], "skip_consent": true, "scopes": ["openid", "email"]}))
         .await;
-    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
-    url.query_pairs_mut().extend_pairs([
+    let url = server.authorize_url(&[
         ("response_type", "code"),
         ("client_id", id2.as_str()),
         ("redirect_uri", REDIRECT),
@@ -443,8 +441,7 @@ async fn a_confidential_clients_refresh_token_is_not_bound_but_its_access_tokens
                        "always_issue_refresh_token": true, "scopes": ["openid"]}))
         .await;
     let secret = secret.unwrap();
-    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
-    url.query_pairs_mut().extend_pairs([
+    let url = server.authorize_url(&[
         ("response_type", "code"),
         ("client_id", id.as_str()),
         ("redirect_uri", REDIRECT),
@@ -563,8 +560,7 @@ async fn a_code_asked_for_with_dpop_jkt_or_pushed_with_a_proof_is_redeemed_with_
     let key = Key::new();
     let verifier = "a-very-long-code-verifier-with-enough-entropy-0123456789";
     let challenge = b64(&Sha256::digest(verifier.as_bytes()));
-    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
-    url.query_pairs_mut().extend_pairs([
+    let url = server.authorize_url(&[
         ("response_type", "code"),
         ("client_id", id.as_str()),
         ("redirect_uri", REDIRECT),
@@ -636,9 +632,8 @@ async fn a_code_asked_for_with_dpop_jkt_or_pushed_with_a_proof_is_redeemed_with_
 
 /// Bob signs in through a pushed request's `request_uri`: the code he gets back.
 async fn code_for_pushed(server: &TestServer, client_id: &str, pushed: &Value) -> String {
-    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
-    url.query_pairs_mut()
-        .extend_pairs([("client_id", client_id), ("request_uri", pushed["request_uri"].as_str().unwrap())]);
+    let url =
+        server.authorize_url(&[("client_id", client_id), ("request_uri", pushed["request_uri"].as_str().unwrap())]);
     let back = Browser::new().authorize(url.as_str(), "bob", "bob's password").await;
     query(&back, "code").expect("a code")
 }

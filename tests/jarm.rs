@@ -25,8 +25,8 @@ async fn rp(server: &TestServer, extra: Value) -> (String, String) {
 }
 
 fn authorize(server: &TestServer, client_id: &str, pairs: &[(&str, &str)]) -> String {
-    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
-    url.query_pairs_mut().extend_pairs([("client_id", client_id), ("redirect_uri", REDIRECT)]).extend_pairs(pairs);
+    let mut url = server.authorize_url(&[("client_id", client_id), ("redirect_uri", REDIRECT)]);
+    url.query_pairs_mut().extend_pairs(pairs);
     url.into()
 }
 

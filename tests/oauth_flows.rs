@@ -168,8 +168,7 @@ async fn redeem(server: &TestServer, id: &str, secret: &str, code: &str) -> (Sta
 
 async fn code_for(server: &TestServer, client_id: &str, extra: &[(&str, &str)]) -> (Browser, url::Url) {
     let browser = Browser::new();
-    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
-    url.query_pairs_mut().extend_pairs([
+    let mut url = server.authorize_url(&[
         ("response_type", "code"),
         ("client_id", client_id),
         ("redirect_uri", REDIRECT),
@@ -481,8 +480,7 @@ async fn wrong_redirect_uri_at_the_token_endpoint_and_denied_consent() {
     // A second client: the user denies consent.
     let (id2, _) = server.client(json!({"name": "other", "redirect_uris": [REDIRECT]})).await;
     let browser = Browser::new();
-    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
-    url.query_pairs_mut().extend_pairs([("response_type", "code"), ("client_id", id2.as_str()), ("state", "d")]);
+    let url = server.authorize_url(&[("response_type", "code"), ("client_id", id2.as_str()), ("state", "d")]);
     let login = browser.get(url.as_str()).await.text().await.unwrap();
     let consent =
         browser.submit(&login, &[("username", "bob"), ("password", "bob's password")]).await.text().await.unwrap();
@@ -636,8 +634,7 @@ async fn public_client_uses_pkce_and_no_secret() {
     assert!(secret.is_none());
     // Without PKCE a public client is refused.
     let browser = Browser::new();
-    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
-    url.query_pairs_mut().extend_pairs([("response_type", "code"), ("client_id", id.as_str()), ("state", "p")]);
+    let url = server.authorize_url(&[("response_type", "code"), ("client_id", id.as_str()), ("state", "p")]);
     let r = browser.get(url.as_str()).await;
     let back = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
     assert_eq!(query(&back, "error").as_deref(), Some("invalid_request"));
@@ -689,8 +686,7 @@ async fn prompt_login_and_max_age_force_a_fresh_login() {
     let (browser, back) = code_for(&server, &id, &[]).await;
     assert!(query(&back, "code").is_some());
     let with = |extra: &[(&str, &str)]| {
-        let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
-        url.query_pairs_mut().extend_pairs([("response_type", "code"), ("client_id", id.as_str())]);
+        let mut url = server.authorize_url(&[("response_type", "code"), ("client_id", id.as_str())]);
         url.query_pairs_mut().extend_pairs(extra);
         url.to_string()
     };
@@ -790,8 +786,7 @@ async fn prompt_consent_asks_again_and_lifetimes_are_per_client() {
     server.user("bob", "bob's password").await;
     let (id, _) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT]})).await;
     let (browser, _) = code_for(&server, &id, &[]).await;
-    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
-    url.query_pairs_mut().extend_pairs([("response_type", "code"), ("client_id", id.as_str())]);
+    let mut url = server.authorize_url(&[("response_type", "code"), ("client_id", id.as_str())]);
     let r = browser.get(url.as_str()).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "consent remembered");
     let back = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
@@ -817,8 +812,7 @@ async fn password_guessing_uses_up_the_login_page_but_never_locks_the_user_out()
     server.user("bob", "bob's password").await;
     let (id, _) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT], "skip_consent": true})).await;
     let browser = Browser::new();
-    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
-    url.query_pairs_mut().extend_pairs([("response_type", "code"), ("client_id", id.as_str())]);
+    let url = server.authorize_url(&[("response_type", "code"), ("client_id", id.as_str())]);
     let mut page = browser.get(url.as_str()).await.text().await.unwrap();
     let mut statuses = Vec::new();
     for _ in 0..10 {
@@ -841,8 +835,7 @@ async fn cookies_are_httponly_lax_and_secure_behind_an_https_issuer() {
     for (issuer, secure) in [(None, false), (Some("https://id.example.com".to_owned()), true)] {
         let server = TestServer::start_with(support::Options { issuer, ..Default::default() }).await;
         let (id, _) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT]})).await;
-        let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
-        url.query_pairs_mut().extend_pairs([("response_type", "code"), ("client_id", id.as_str())]);
+        let url = server.authorize_url(&[("response_type", "code"), ("client_id", id.as_str())]);
         let r = server.http.get(url.as_str()).send().await.unwrap();
         let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
         assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
@@ -920,8 +913,7 @@ async fn implicit_and_hybrid_flows_answer_in_the_fragment_and_by_form_post() {
 
     // `form_post` (`code id_token token`): a page that posts everything to the redirect URI,
     // whose CSP allows its one script and nothing else; the ID token hashes code and state.
-    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
-    url.query_pairs_mut().extend_pairs([
+    let url = server.authorize_url(&[
         ("response_type", "code id_token token"),
         ("response_mode", "form_post"),
         ("client_id", client_id.as_str()),
@@ -960,8 +952,7 @@ async fn front_channel_errors_are_the_ones_the_specs_name() {
         .await;
     let (code_only, _) = server.client(json!({"name": "code only", "redirect_uris": [REDIRECT]})).await;
     let ask = |client: &str, pairs: &[(&str, &str)]| {
-        let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
-        url.query_pairs_mut().extend_pairs([("client_id", client), ("redirect_uri", REDIRECT), ("state", "st")]);
+        let mut url = server.authorize_url(&[("client_id", client), ("redirect_uri", REDIRECT), ("state", "st")]);
         url.query_pairs_mut().extend_pairs(pairs);
         url
     };
@@ -1171,11 +1162,8 @@ async fn pushed_authorization_requests_are_used_once_and_can_be_required() {
     assert!(request_uri.starts_with("urn:ietf:params:oauth:request_uri:"));
 
     // The authorization request names only the client and the request_uri.
-    let authorize = |request_uri: &str, client: &str| {
-        let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
-        url.query_pairs_mut().extend_pairs([("client_id", client), ("request_uri", request_uri)]);
-        url
-    };
+    let authorize =
+        |request_uri: &str, client: &str| server.authorize_url(&[("client_id", client), ("request_uri", request_uri)]);
     let browser = Browser::new();
     let back = browser.authorize(authorize(&request_uri, &id).as_str(), "pat", "pat password 1").await;
     assert_eq!(query(&back, "state").as_deref(), Some("pushed-state"));
@@ -1287,8 +1275,7 @@ async fn request_objects_are_verified_and_win_over_the_query() {
         claims
     };
     let authorize = |request: &str, extra: &[(&str, &str)]| {
-        let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
-        url.query_pairs_mut().extend_pairs([
+        let mut url = server.authorize_url(&[
             ("client_id", id.as_str()),
             ("response_type", "id_token"),
             ("scope", "openid"),
@@ -1346,16 +1333,10 @@ async fn request_objects_are_verified_and_win_over_the_query() {
                         "state": "unsigned-state"});
     let plain =
         format!("{}.{}.", URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#), URL_SAFE_NO_PAD.encode(claims.to_string()));
-    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
-    url.query_pairs_mut().extend_pairs([
-        ("client_id", open_id.as_str()),
-        ("response_type", "code"),
-        ("request", &plain),
-    ]);
+    let url = server.authorize_url(&[("client_id", open_id.as_str()), ("response_type", "code"), ("request", &plain)]);
     let back = browser.authorize(url.as_str(), "rita", "rita password 1").await;
     assert_eq!(query(&back, "state").as_deref(), Some("unsigned-state"));
-    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
-    url.query_pairs_mut().extend_pairs([("client_id", open_id.as_str()), ("request", &sign(object(json!({})), &key))]);
+    let url = server.authorize_url(&[("client_id", open_id.as_str()), ("request", &sign(object(json!({})), &key))]);
     assert!(browser.get(url.as_str()).await.text().await.unwrap().contains("invalid_request_object"));
     let (status, v) =
         server.admin_post("/admin/v1/clients", json!({"name": "x", "request_object_signing_alg": "HS1"})).await;
@@ -1363,8 +1344,7 @@ async fn request_objects_are_verified_and_win_over_the_query() {
 
     // A client with no keys or sealed secret cannot sign a request object.
     let (plain, _) = server.client(json!({"name": "plain", "redirect_uris": [REDIRECT]})).await;
-    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
-    url.query_pairs_mut().extend_pairs([("client_id", plain.as_str()), ("request", &sign(object(json!({})), &key))]);
+    let url = server.authorize_url(&[("client_id", plain.as_str()), ("request", &sign(object(json!({})), &key))]);
     let r = browser.get(url.as_str()).await;
     assert!(r.text().await.unwrap().contains("invalid_request_object"));
 }
@@ -1382,8 +1362,7 @@ async fn rp_initiated_logout_ends_the_session_and_returns_to_a_registered_uri() 
     assert_eq!(meta["end_session_endpoint"], server.url("/logout"));
 
     let browser = Browser::new();
-    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
-    url.query_pairs_mut().extend_pairs([
+    let url = server.authorize_url(&[
         ("response_type", "code"),
         ("client_id", id.as_str()),
         ("redirect_uri", REDIRECT),
@@ -1444,8 +1423,7 @@ async fn token_exchange_trades_a_users_token_within_its_scopes() {
     let (back_end, back_secret) =
         server.client(json!({"name": "back", "grant_types": [EXCHANGE], "scopes": ["api", "reports"]})).await;
     let back_secret = back_secret.unwrap();
-    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
-    url.query_pairs_mut().extend_pairs([
+    let url = server.authorize_url(&[
         ("response_type", "code"),
         ("client_id", front.as_str()),
         ("redirect_uri", REDIRECT),
@@ -1550,8 +1528,7 @@ async fn token_exchange_delegates_to_an_actor_the_policy_names_and_to_registered
         let server = &server;
         let (front, front_secret) = (front.clone(), front_secret.clone());
         async move {
-            let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
-            url.query_pairs_mut().extend_pairs([
+            let url = server.authorize_url(&[
                 ("response_type", "code"),
                 ("client_id", front.as_str()),
                 ("redirect_uri", REDIRECT),

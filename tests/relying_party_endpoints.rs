@@ -110,11 +110,8 @@ async fn request_objects_are_fetched_only_from_a_registered_request_uri() {
                         "response_type": "code", "redirect_uri": REDIRECT, "scope": "openid email",
                         "state": "by-reference"});
     *rp.request_object.lock() = encode(&header, &claims, &EncodingKey::from_ed_der(pkcs8.as_ref())).unwrap();
-    let authorize = |request_uri: &str| {
-        let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
-        url.query_pairs_mut().extend_pairs([("client_id", id.as_str()), ("request_uri", request_uri)]);
-        url
-    };
+    let authorize =
+        |request_uri: &str| server.authorize_url(&[("client_id", id.as_str()), ("request_uri", request_uri)]);
 
     // Fetched from the registered URI (a fragment, such as a hash of the content, is no part
     // of the comparison), verified, and its parameters are the request's.
@@ -156,8 +153,7 @@ async fn request_objects_are_fetched_only_from_a_registered_request_uri() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
-    let mut url = url::Url::parse(&default.url("/authorize")).unwrap();
-    url.query_pairs_mut().extend_pairs([
+    let url = default.authorize_url(&[
         ("client_id", v["client_id"].as_str().unwrap()),
         ("request_uri", &format!("{rp_base}/request.jwt")),
     ]);
@@ -209,14 +205,12 @@ async fn ending_a_session_posts_logout_tokens_to_the_clients_it_signed_in_to() {
     let (a_secret, b_secret) = (a_secret.unwrap(), b_secret.unwrap());
     let browser = Browser::new();
     let sign_in = |client: &str, scope: &str| {
-        let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
-        url.query_pairs_mut().extend_pairs([
+        server.authorize_url(&[
             ("response_type", "code"),
             ("client_id", client),
             ("redirect_uri", REDIRECT),
             ("scope", scope),
-        ]);
-        url
+        ])
     };
     let back = browser.authorize(sign_in(&a, "openid").as_str(), "lou", "lou password 1").await;
     let (_, a_tokens) = server.redeem((&a, &a_secret), &query(&back, "code").unwrap(), REDIRECT).await;

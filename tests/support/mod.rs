@@ -96,6 +96,13 @@ impl TestServer {
         format!("{}{path}", self.base)
     }
 
+    /// The authorization endpoint's URL with `pairs` as its query.
+    pub fn authorize_url(&self, pairs: &[(&str, &str)]) -> url::Url {
+        let mut url = url::Url::parse(&self.url("/authorize")).expect("the server's URL");
+        url.query_pairs_mut().extend_pairs(pairs);
+        url
+    }
+
     pub async fn admin_post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         let r =
             self.http.post(self.url(path)).bearer_auth(ADMIN_TOKEN).json(&body).send().await.expect("admin request");
