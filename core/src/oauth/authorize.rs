@@ -442,7 +442,7 @@ async fn decide(
         let signed_in = (auth_time, sid);
         return interaction::consent_page(app, headers, context, &user, request.clone(), signed_in, decision).await;
     }
-    respond(app, context, &user, request, (auth_time, sid), decision, None).await
+    respond(app, context, &user, request, (auth_time, Some(sid)), decision, None).await
 }
 
 /// `POST /interaction/consent`: the consent form of step 3. Allowing issues exactly the
@@ -487,8 +487,7 @@ async fn consent_step(
         scopes: decision.scopes.clone(),
         granted_at: app.clock.now(),
     };
-    let sid = parked.sid.unwrap_or_default();
-    respond(app, context, &user, &parked.request, (auth_time, &sid), decision, Some(remember)).await
+    respond(app, context, &user, &parked.request, (auth_time, parked.sid.as_deref()), decision, Some(remember)).await
 }
 
 /// Step 4: what the response type asks for. A code (§4.1.2) bound to the client, redirect
@@ -501,7 +500,7 @@ async fn respond(
     context: &ClientContext,
     user: &User,
     request: &AuthorizationRequest,
-    (auth_time, sid): (i64, &str),
+    (auth_time, sid): (i64, Option<&str>),
     decision: Decision,
     remember: Option<Consent>,
 ) -> Result<Response, OAuthError> {
@@ -520,7 +519,7 @@ async fn respond(
         doc: GrantDocument {
             scopes: decision.scopes.clone(),
             auth_time: Some(auth_time),
-            sid: Some(sid.to_owned()),
+            sid: sid.map(str::to_owned),
             claims: decision.claims.clone(),
         },
     };
@@ -565,7 +564,7 @@ async fn respond(
                 grant_id: front_grant.as_ref().map(|g| g.id.as_str()),
                 nonce: request.nonce.as_deref(),
                 auth_time: Some(auth_time),
-                sid: Some(sid),
+                sid,
                 audience: None,
                 id_token_claims: rt.id_token.then_some(&id_token_claims),
                 refresh_token: None,

@@ -283,7 +283,7 @@ fn id_token(
     if let Some(n) = what.nonce {
         map.insert("nonce".into(), n.into());
     }
-    if let Some(sid) = what.sid.filter(|s| !s.is_empty()) {
+    if let Some(sid) = what.sid {
         map.insert("sid".into(), sid.into());
     }
     for (k, v) in user_claims {
