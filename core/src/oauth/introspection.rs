@@ -75,10 +75,10 @@ async fn handle(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<Value, OA
                 map.insert("token_type".into(), super::tokens::DPOP_TOKEN_TYPE.into());
                 map.insert("cnf".into(), json!({"jkt": cnf.jkt}));
             }
-        }
-        // RFC 8693 §4.1: who acts for the subject, in a token exchange's token.
-        if let (Some(map), Some(act)) = (v.as_object_mut(), c.extra.get("act")) {
-            map.insert("act".into(), act.clone());
+            // RFC 8693 §4.1: who acts for the subject, in a token exchange's token.
+            if let Some(act) = c.extra.get("act") {
+                map.insert("act".into(), act.clone());
+            }
         }
         return Ok(v);
     }
