@@ -241,7 +241,7 @@ async fn connections_page(
         return login_page(app, headers, locales, None, None, StatusCode::OK, None);
     };
     let user = app.storage.get_user(&session.user_id).await?;
-    let user_name = user.map(|u| if u.doc.name.is_empty() { u.username } else { u.doc.name }).unwrap_or_default();
+    let user_name = user.as_ref().map(interaction::user_name).unwrap_or_default();
     let connections: Vec<ConnectionView> = connections(app, &session.user_id)
         .await?
         .into_iter()

@@ -18,7 +18,7 @@ use crate::error::OAuthError;
 use crate::model::{DeviceState, GrantType};
 use crate::oauth::App;
 use crate::oauth::device_authorization::{VERIFICATION_PATH, display_user_code, pending};
-use crate::oauth::interaction::{self, application_view, client_name};
+use crate::oauth::interaction::{self, application_view, client_name, user_name};
 use crate::oauth::params::words;
 use crate::oauth::scope_policy::{self, Ask};
 use crate::oauth::session;
@@ -149,7 +149,7 @@ async fn decide(
                 page.client_name = client_name(&context.client);
                 page.application = context.application.as_ref().map(application_view);
                 page.hidden.push(("user_code".into(), display_user_code(&device.user_code)));
-                let user_name = if user.doc.name.is_empty() { user.username.clone() } else { user.doc.name.clone() };
+                let user_name = user_name(&user);
                 render(&app, &Page::Consent { context: page, user_name, scopes: decision.scopes }, StatusCode::OK)
             }
             Some(choice) => {

@@ -35,6 +35,11 @@ pub fn client_name(client: &Client) -> String {
     if client.doc.name.is_empty() { client.id.clone() } else { client.doc.name.clone() }
 }
 
+/// The name a page greets a user by: their name, else their username.
+pub fn user_name(user: &User) -> String {
+    if user.doc.name.is_empty() { user.username.clone() } else { user.doc.name.clone() }
+}
+
 /// The application as the consent UI shows it.
 pub fn application_view(application: &Application) -> ApplicationView {
     ApplicationView {
@@ -131,7 +136,7 @@ pub async fn consent_page(
         decision: Some(decision),
         ..new_interaction(app, request)
     };
-    let user_name = if user.doc.name.is_empty() { user.username.clone() } else { user.doc.name.clone() };
+    let user_name = user_name(user);
     park_and_render(app, headers, client, parked, |context| Page::Consent { context, user_name, scopes }).await
 }
 
