@@ -600,6 +600,24 @@ async fn admin_api_takes_user_tokens_with_the_admin_scope_only() {
     assert_eq!(status, StatusCode::OK, "{v}");
     let (status, _, _) = server.admin(Method::GET, "/admin/v1/users", &plain, None).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "a user without the role");
+    // Every operation of the server itself checks its caller: none is open to a plain user.
+    let (client, _) = server.client(json!({"name": "rp", "redirect_uris": ["https://rp.example/cb"]})).await;
+    let administrators_only = [
+        (Method::GET, "/admin/v1/clients".to_owned(), None),
+        (Method::POST, "/admin/v1/clients".to_owned(), Some(json!({"name": "x"}))),
+        (Method::GET, format!("/admin/v1/clients/{client}"), None),
+        (Method::DELETE, format!("/admin/v1/clients/{client}"), None),
+        (Method::POST, "/admin/v1/users".to_owned(), Some(json!({"username": "u", "password": "p4ssw0rd!"}))),
+        (Method::POST, "/admin/v1/keys/rotate".to_owned(), None),
+        (Method::GET, "/admin/v1/organizations".to_owned(), None),
+        (Method::GET, "/admin/v1/applications/nope/templates".to_owned(), None),
+    ];
+    for (method, path, body) in administrators_only {
+        let (status, _, v) = server.admin(method.clone(), &path, &plain, body).await;
+        assert_eq!((status, v["error"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")), "{method} {path}");
+    }
+    let (status, _, _) = server.admin(Method::GET, &format!("/admin/v1/clients/{client}"), &root, None).await;
+    assert_eq!(status, StatusCode::OK, "the client is still there");
     let (status, headers, v) = server.admin(Method::GET, "/admin/v1/users", "not-a-token", None).await;
     assert_eq!((status, v["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_token")));
     assert!(headers["www-authenticate"].to_str().unwrap().starts_with("Bearer"));

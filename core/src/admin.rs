@@ -14,12 +14,12 @@ use serde_json::json;
 
 use std::sync::Arc;
 
-use crate::applications::{self as apps, Caller};
+use crate::applications as apps;
 use crate::config::Config;
 use crate::keys::Keys;
-use crate::model::{Organization, User};
+use crate::model::User;
 use crate::oauth::Protocol;
-use crate::registry::{self, ClientSummary, NewClient, NewUser, RegistryError, UserSummary};
+use crate::registry::{self, Caller, NewClient, NewUser, RegistryError};
 use crate::storage::Storage;
 
 /// The scope an access token needs to call the admin API as its user.
@@ -199,21 +199,6 @@ fn rejected(e: axum::extract::rejection::JsonRejection) -> Response {
     problem(status, "invalid_request", e.body_text())
 }
 
-/// The operations of the server itself (clients, users, keys): its administrators only.
-fn administrators_only(caller: &Caller) -> Option<Response> {
-    let admin = match caller {
-        Caller::Operator => true,
-        Caller::User(u) => u.doc.roles.iter().any(|r| r == crate::model::roles::SYSTEM_ADMINISTRATOR),
-    };
-    (!admin).then(|| {
-        problem(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!("only a `{}` may do this", crate::model::roles::SYSTEM_ADMINISTRATOR),
-        )
-    })
-}
-
 /// A result as JSON with `status`, or its error.
 fn respond<T: Serialize>(status: StatusCode, result: Result<T, RegistryError>) -> Response {
     match result {
@@ -245,35 +230,19 @@ async fn create_client(
     Extension(caller): Extension<Caller>,
     body: JsonBody<NewClient>,
 ) -> Response {
-    if let Some(refused) = administrators_only(&caller) {
-        return refused;
-    }
     let new = body!(body);
-    match registry::register_client(&app.storage, &app.keys, new).await {
+    match registry::register_client(&app.storage, &app.keys, &caller, new).await {
         Ok(r) => (StatusCode::CREATED, [(header::CACHE_CONTROL, "no-store")], Json(r)).into_response(),
         Err(e) => registry_error(e),
     }
 }
 
 async fn list_clients(State(app): State<App>, Extension(caller): Extension<Caller>) -> Response {
-    if let Some(refused) = administrators_only(&caller) {
-        return refused;
-    }
-    match app.storage.list_clients().await {
-        Ok(list) => Json(list.iter().map(ClientSummary::from).collect::<Vec<_>>()).into_response(),
-        Err(e) => storage_error(e),
-    }
+    respond(StatusCode::OK, registry::list_clients(&app.storage, &caller).await)
 }
 
 async fn get_client(State(app): State<App>, Extension(caller): Extension<Caller>, Path(id): Path<String>) -> Response {
-    if let Some(refused) = administrators_only(&caller) {
-        return refused;
-    }
-    match app.storage.get_client(&id).await {
-        Ok(Some(c)) => Json(ClientSummary::from(&c)).into_response(),
-        Ok(None) => problem(StatusCode::NOT_FOUND, "not_found", "no such client"),
-        Err(e) => storage_error(e),
-    }
+    respond(StatusCode::OK, registry::get_client(&app.storage, &caller, &id).await)
 }
 
 async fn delete_client(
@@ -281,14 +250,7 @@ async fn delete_client(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Response {
-    if let Some(refused) = administrators_only(&caller) {
-        return refused;
-    }
-    match app.storage.delete_client(&id).await {
-        Ok(true) => StatusCode::NO_CONTENT.into_response(),
-        Ok(false) => problem(StatusCode::NOT_FOUND, "not_found", "no such client"),
-        Err(e) => storage_error(e),
-    }
+    removed(registry::delete_client(&app.storage, &caller, &id).await)
 }
 
 async fn create_user(
@@ -296,37 +258,17 @@ async fn create_user(
     Extension(caller): Extension<Caller>,
     body: JsonBody<NewUser>,
 ) -> Response {
-    if let Some(refused) = administrators_only(&caller) {
-        return refused;
-    }
     let new = body!(body);
-    match registry::add_user(&app.storage, new).await {
-        Ok(u) => (StatusCode::CREATED, Json(u)).into_response(),
-        Err(e) => registry_error(e),
-    }
+    respond(StatusCode::CREATED, registry::add_user(&app.storage, &caller, new).await)
 }
 
 async fn list_users(State(app): State<App>, Extension(caller): Extension<Caller>) -> Response {
-    if let Some(refused) = administrators_only(&caller) {
-        return refused;
-    }
-    match app.storage.list_users().await {
-        Ok(list) => Json(list.iter().map(UserSummary::from).collect::<Vec<_>>()).into_response(),
-        Err(e) => storage_error(e),
-    }
+    respond(StatusCode::OK, registry::list_users(&app.storage, &caller).await)
 }
 
 async fn rotate_keys(State(app): State<App>, Extension(caller): Extension<Caller>) -> Response {
-    if let Some(refused) = administrators_only(&caller) {
-        return refused;
-    }
-    match app.keys.rotate(app.config.longest_token_lifetime()).await {
-        Ok(kid) => Json(json!({"kid": kid})).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "key rotation failed");
-            problem(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "key rotation failed")
-        }
-    }
+    let rotated = registry::rotate_keys(&app.keys, &caller, app.config.longest_token_lifetime()).await;
+    respond(StatusCode::OK, rotated.map(|kid| json!({"kid": kid})))
 }
 
 // Organizations and memberships
@@ -341,10 +283,7 @@ async fn create_organization(
 }
 
 async fn list_organizations(State(app): State<App>, Extension(caller): Extension<Caller>) -> Response {
-    if let Some(refused) = administrators_only(&caller) {
-        return refused;
-    }
-    respond(StatusCode::OK, app.storage.list::<Organization>().await.map_err(RegistryError::from))
+    respond(StatusCode::OK, apps::list_organizations(&app.storage, &caller).await)
 }
 
 async fn get_organization(
@@ -352,10 +291,7 @@ async fn get_organization(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(e) = apps::require_reader(&app.storage, &caller, Some(&id)).await {
-        return registry_error(e);
-    }
-    respond(StatusCode::OK, apps::get_organization(&app.storage, &id).await)
+    respond(StatusCode::OK, apps::get_organization(&app.storage, &caller, &id).await)
 }
 
 async fn list_members(
@@ -363,10 +299,7 @@ async fn list_members(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(e) = apps::require_reader(&app.storage, &caller, Some(&id)).await {
-        return registry_error(e);
-    }
-    respond(StatusCode::OK, apps::list_members(&app.storage, &id).await)
+    respond(StatusCode::OK, apps::list_members(&app.storage, &caller, &id).await)
 }
 
 async fn set_membership(
@@ -385,7 +318,7 @@ async fn organization_applications(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(e) = apps::get_organization(&app.storage, &id).await {
+    if let Err(e) = apps::get_organization(&app.storage, &caller, &id).await {
         return registry_error(e);
     }
     let filter = apps::ApplicationFilter { organization: Some(id), ..Default::default() };
@@ -398,10 +331,7 @@ async fn list_instances(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(e) = apps::require_reader(&app.storage, &caller, Some(&id)).await {
-        return registry_error(e);
-    }
-    respond(StatusCode::OK, apps::list_instances(&app.storage, &id).await)
+    respond(StatusCode::OK, apps::list_instances(&app.storage, &caller, &id).await)
 }
 
 async fn add_instance(
@@ -502,10 +432,7 @@ async fn list_templates(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Response {
-    if let Some(refused) = administrators_only(&caller) {
-        return refused;
-    }
-    respond(StatusCode::OK, apps::list_templates(&app.storage, &id).await)
+    respond(StatusCode::OK, apps::list_templates(&app.storage, &caller, &id).await)
 }
 
 async fn update_template(

@@ -18,56 +18,9 @@ use crate::crypto::random_token;
 use crate::limits;
 use crate::model::roles::*;
 use crate::model::*;
+pub use crate::registry::Caller;
 use crate::registry::{NewClient, RegisteredClient, RegistryError, check_scopes, new_client};
 use crate::storage::{Storage, StorageError};
-
-/// Who asks for an operation.
-#[derive(Debug, Clone)]
-pub enum Caller {
-    /// The operator: the CLI, or the admin API's bootstrap token. May do anything; acts for
-    /// a named user where an operation needs one.
-    Operator,
-    /// A signed-in user, through an access token granted the admin scope.
-    User(Box<User>),
-}
-
-impl Caller {
-    fn is_administrator(&self) -> bool {
-        match self {
-            Caller::Operator => true,
-            Caller::User(u) => u.doc.roles.iter().any(|r| r == SYSTEM_ADMINISTRATOR),
-        }
-    }
-
-    fn require_administrator(&self) -> Result<(), RegistryError> {
-        if self.is_administrator() {
-            Ok(())
-        } else {
-            Err(RegistryError::Forbidden(format!("only a `{SYSTEM_ADMINISTRATOR}` may do this")))
-        }
-    }
-
-    /// The user an operation is done as: the caller, or for the operator the user named in
-    /// `field` of the request.
-    async fn acting_user(
-        &self,
-        storage: &Storage,
-        named: Option<&str>,
-        field: &'static str,
-    ) -> Result<User, RegistryError> {
-        match (self, named) {
-            (Caller::User(u), None) => Ok((**u).clone()),
-            (Caller::User(u), Some(id)) if id == u.id => Ok((**u).clone()),
-            (Caller::User(_), Some(_)) => Err(RegistryError::field(field, "only the operator acts for another user")),
-            (Caller::Operator, Some(id)) => {
-                storage.get_user(id).await?.ok_or_else(|| RegistryError::field(field, format!("no user `{id}`")))
-            }
-            (Caller::Operator, None) => {
-                Err(RegistryError::field(field, "name the user this is done as: the operator is no user"))
-            }
-        }
-    }
-}
 
 fn non_empty(field: &'static str, value: &str) -> Result<String, RegistryError> {
     let value = value.trim();
@@ -235,8 +188,16 @@ async fn organization(storage: &Storage, id: &str) -> Result<Organization, Regis
     storage.get::<Organization>(id).await?.ok_or_else(|| RegistryError::NotFound(format!("no organization `{id}`")))
 }
 
-pub async fn get_organization(storage: &Storage, id: &str) -> Result<Organization, RegistryError> {
+/// An organization: for administrators and its members.
+pub async fn get_organization(storage: &Storage, caller: &Caller, id: &str) -> Result<Organization, RegistryError> {
+    require_reader(storage, caller, Some(id)).await?;
     organization(storage, id).await
+}
+
+/// Every organization: for administrators.
+pub async fn list_organizations(storage: &Storage, caller: &Caller) -> Result<Vec<Organization>, RegistryError> {
+    caller.require_administrator()?;
+    Ok(storage.list::<Organization>().await?)
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -289,7 +250,13 @@ pub async fn set_membership(
     Ok(membership)
 }
 
-pub async fn list_members(storage: &Storage, organization_id: &str) -> Result<Vec<Membership>, RegistryError> {
+/// An organization's members and their roles: for administrators and its members.
+pub async fn list_members(
+    storage: &Storage,
+    caller: &Caller,
+    organization_id: &str,
+) -> Result<Vec<Membership>, RegistryError> {
+    require_reader(storage, caller, Some(organization_id)).await?;
     organization(storage, organization_id).await?;
     Ok(storage.find::<Membership>("organization", organization_id).await?)
 }
@@ -680,7 +647,13 @@ pub async fn create_template(
     Ok(template)
 }
 
-pub async fn list_templates(storage: &Storage, application_id: &str) -> Result<Vec<ClientTemplate>, RegistryError> {
+/// An application's client templates: for administrators, who alone manage them.
+pub async fn list_templates(
+    storage: &Storage,
+    caller: &Caller,
+    application_id: &str,
+) -> Result<Vec<ClientTemplate>, RegistryError> {
+    caller.require_administrator()?;
     application(storage, application_id).await?;
     Ok(storage.find::<ClientTemplate>("application", application_id).await?)
 }
@@ -838,7 +811,12 @@ pub async fn add_instance(
 }
 
 /// The applications with access to an organization: its instances.
-pub async fn list_instances(storage: &Storage, organization_id: &str) -> Result<Vec<AppInstance>, RegistryError> {
+pub async fn list_instances(
+    storage: &Storage,
+    caller: &Caller,
+    organization_id: &str,
+) -> Result<Vec<AppInstance>, RegistryError> {
+    require_reader(storage, caller, Some(organization_id)).await?;
     organization(storage, organization_id).await?;
     Ok(storage.find::<AppInstance>("organization", organization_id).await?)
 }

@@ -36,7 +36,7 @@ pub fn random_chars(alphabet: &[u8], n: usize) -> String {
 }
 
 pub fn hash_secret(secret: &str) -> String {
-    crate::plugin::hex(&Sha256::digest(secret.as_bytes()))
+    hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
 /// Compares a presented secret with a stored hash in constant time.

@@ -6,12 +6,12 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use portcullis::applications::{
-    self as apps, AddApplication, ApplicationFilter, ApplicationUpdate, Caller, MemberRoles, NewApplication,
-    NewOrganization, NewTemplate, NewTemplateClient, TemplateUpdate,
+    self as apps, AddApplication, ApplicationFilter, ApplicationUpdate, MemberRoles, NewApplication, NewOrganization,
+    NewTemplate, NewTemplateClient, TemplateUpdate,
 };
 use portcullis::config::Config;
-use portcullis::model::{Organization, TokenSettings};
-use portcullis::registry::{self, ClientSummary, NewClient, NewUser};
+use portcullis::model::TokenSettings;
+use portcullis::registry::{self, Caller, NewClient, NewUser};
 use portcullis::server::{self, Portcullis};
 use serde::Serialize;
 
@@ -428,15 +428,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     let password = password.trim_end_matches(['\n', '\r']).to_owned();
                     let user = registry::add_user(
                         &app.storage,
+                        &Caller::Operator,
                         NewUser { username, password, email, name, company, roles, organization_id: None },
                     )
                     .await?;
                     println!("{}", serde_json::to_string(&user)?);
                 }
                 UserCommand::List => {
-                    for u in app.storage.list_users().await? {
-                        println!("{}", serde_json::to_string(&registry::UserSummary::from(&u))?);
-                    }
+                    print_all(&registry::list_users(&app.storage, &Caller::Operator).await?)?;
                 }
             }
             Ok(())
@@ -447,7 +446,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 ClientCommand::Add(add) => {
                     let json = add.json;
                     let new = add.into_new_client();
-                    let registered = registry::register_client(&app.storage, &app.keys, new).await?;
+                    let registered = registry::register_client(&app.storage, &app.keys, &Caller::Operator, new).await?;
                     if json {
                         println!("{}", serde_json::to_string(&registered)?);
                     } else {
@@ -459,14 +458,12 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     }
                 }
                 ClientCommand::List => {
-                    for c in app.storage.list_clients().await? {
-                        println!("{}", serde_json::to_string(&ClientSummary::from(&c))?);
-                    }
+                    print_all(&registry::list_clients(&app.storage, &Caller::Operator).await?)?;
                 }
                 ClientCommand::Delete { id } => {
-                    if !app.storage.delete_client(&id).await? {
-                        anyhow::bail!("no client `{id}`");
-                    }
+                    registry::delete_client(&app.storage, &Caller::Operator, &id)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("client `{id}`: {e}"))?;
                     println!("deleted {id}");
                 }
             }
@@ -480,13 +477,13 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     let new = NewOrganization { name, parent_id: parent, available_roles: roles };
                     print(&apps::create_organization(storage, op, new).await?)
                 }
-                OrganizationCommand::List => print_all(&storage.list::<Organization>().await?),
-                OrganizationCommand::Show { id } => print(&apps::get_organization(storage, &id).await?),
+                OrganizationCommand::List => print_all(&apps::list_organizations(storage, op).await?),
+                OrganizationCommand::Show { id } => print(&apps::get_organization(storage, op, &id).await?),
                 OrganizationCommand::Member { organization, user, roles } => {
                     print(&apps::set_membership(storage, op, &organization, &user, MemberRoles { roles }).await?)
                 }
                 OrganizationCommand::Members { organization } => {
-                    print_all(&apps::list_members(storage, &organization).await?)
+                    print_all(&apps::list_members(storage, op, &organization).await?)
                 }
             }
         }
@@ -562,7 +559,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     let new = NewTemplate { name, scopes, tokens: tokens.unwrap_or_default() };
                     print(&apps::create_template(storage, op, &application, new).await?)
                 }
-                TemplateCommand::List { application } => print_all(&apps::list_templates(storage, &application).await?),
+                TemplateCommand::List { application } => {
+                    print_all(&apps::list_templates(storage, op, &application).await?)
+                }
                 TemplateCommand::Update { id, name, scopes, tokens } => {
                     print(&apps::update_template(storage, op, &id, TemplateUpdate { name, scopes, tokens }).await?)
                 }
@@ -586,7 +585,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     print(&apps::add_instance(storage, op, &organization, add).await?)
                 }
                 InstanceCommand::List { organization } => {
-                    print_all(&apps::list_instances(storage, &organization).await?)
+                    print_all(&apps::list_instances(storage, op, &organization).await?)
                 }
                 InstanceCommand::Remove { id } => {
                     apps::remove_instance(storage, op, &id).await?;
@@ -597,7 +596,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Keys(KeysCommand::Rotate) => {
             let app = Portcullis::open(config, false).await?;
-            let kid = app.keys.rotate(app.config.longest_token_lifetime()).await?;
+            let kid = registry::rotate_keys(&app.keys, &Caller::Operator, app.config.longest_token_lifetime()).await?;
             println!("new signing key: {kid}");
             Ok(())
         }

@@ -1,4 +1,5 @@
-//! Registering clients and users: the operations the CLI and the admin API share.
+//! Registering clients and users, and rotating keys: the operations the CLI and the admin API
+//! share, each checking who asks ([`Caller`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -6,6 +7,54 @@ use crate::crypto::{hash_password, hash_secret, random_token};
 use crate::limits;
 use crate::model::*;
 use crate::storage::{Storage, StorageError};
+
+/// Who asks for an operation.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// The operator: the CLI, or the admin API's bootstrap token. May do anything; acts for
+    /// a named user where an operation needs one.
+    Operator,
+    /// A signed-in user, through an access token granted the admin scope.
+    User(Box<User>),
+}
+
+impl Caller {
+    pub(crate) fn is_administrator(&self) -> bool {
+        match self {
+            Caller::Operator => true,
+            Caller::User(u) => u.doc.roles.iter().any(|r| r == roles::SYSTEM_ADMINISTRATOR),
+        }
+    }
+
+    pub(crate) fn require_administrator(&self) -> Result<(), RegistryError> {
+        if self.is_administrator() {
+            Ok(())
+        } else {
+            Err(RegistryError::Forbidden(format!("only a `{}` may do this", roles::SYSTEM_ADMINISTRATOR)))
+        }
+    }
+
+    /// The user an operation is done as: the caller, or for the operator the user named in
+    /// `field` of the request.
+    pub(crate) async fn acting_user(
+        &self,
+        storage: &Storage,
+        named: Option<&str>,
+        field: &'static str,
+    ) -> Result<User, RegistryError> {
+        match (self, named) {
+            (Caller::User(u), None) => Ok((**u).clone()),
+            (Caller::User(u), Some(id)) if id == u.id => Ok((**u).clone()),
+            (Caller::User(_), Some(_)) => Err(RegistryError::field(field, "only the operator acts for another user")),
+            (Caller::Operator, Some(id)) => {
+                storage.get_user(id).await?.ok_or_else(|| RegistryError::field(field, format!("no user `{id}`")))
+            }
+            (Caller::Operator, None) => {
+                Err(RegistryError::field(field, "name the user this is done as: the operator is no user"))
+            }
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -122,8 +171,10 @@ pub struct RegisteredClient {
 pub async fn register_client(
     storage: &Storage,
     keys: &crate::keys::Keys,
+    caller: &Caller,
     new: NewClient,
 ) -> Result<RegisteredClient, RegistryError> {
+    caller.require_administrator()?;
     // JARM §3: responses are signed with the server's key, so only its algorithm can be promised.
     if let Some(alg) = new.authorization_signed_response_alg.as_deref() {
         let server = keys.signing_algorithm().name();
@@ -533,7 +584,45 @@ impl From<&User> for UserSummary {
     }
 }
 
-pub async fn add_user(storage: &Storage, new: NewUser) -> Result<UserSummary, RegistryError> {
+/// Adds a new signing key that signs from now on; the older keys stay published until their
+/// tokens expire: for administrators.
+pub async fn rotate_keys(
+    keys: &crate::keys::Keys,
+    caller: &Caller,
+    retire_after: i64,
+) -> Result<String, RegistryError> {
+    caller.require_administrator()?;
+    keys.rotate(retire_after).await.map_err(|e| RegistryError::Internal(format!("key rotation: {e}")))
+}
+
+/// Every registered client, as listed: for administrators.
+pub async fn list_clients(storage: &Storage, caller: &Caller) -> Result<Vec<ClientSummary>, RegistryError> {
+    caller.require_administrator()?;
+    Ok(storage.list_clients().await?.iter().map(ClientSummary::from).collect())
+}
+
+/// One client, as listed: for administrators.
+pub async fn get_client(storage: &Storage, caller: &Caller, id: &str) -> Result<ClientSummary, RegistryError> {
+    caller.require_administrator()?;
+    let client = storage.get::<Client>(id).await?.ok_or_else(|| RegistryError::NotFound("no such client".into()))?;
+    Ok(ClientSummary::from(&client))
+}
+
+/// Deletes a client and everything issued to it: for administrators.
+pub async fn delete_client(storage: &Storage, caller: &Caller, id: &str) -> Result<(), RegistryError> {
+    caller.require_administrator()?;
+    if storage.delete_client(id).await? { Ok(()) } else { Err(RegistryError::NotFound("no such client".into())) }
+}
+
+/// Every user, as listed: for administrators.
+pub async fn list_users(storage: &Storage, caller: &Caller) -> Result<Vec<UserSummary>, RegistryError> {
+    caller.require_administrator()?;
+    Ok(storage.list_users().await?.iter().map(UserSummary::from).collect())
+}
+
+/// Adds a user: for administrators.
+pub async fn add_user(storage: &Storage, caller: &Caller, new: NewUser) -> Result<UserSummary, RegistryError> {
+    caller.require_administrator()?;
     let username = new.username.trim().to_owned();
     if username.is_empty() {
         return Err(RegistryError::field("username", "a user needs a username"));

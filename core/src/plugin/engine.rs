@@ -41,7 +41,7 @@ impl PluginEngine {
     pub fn compile(&self, wasm: &[u8], digest: &[u8; 32]) -> Result<Component, String> {
         let mut compat = std::hash::DefaultHasher::new();
         self.engine.precompile_compatibility_hash().hash(&mut compat);
-        let key = format!("{}-{:016x}.cwasm", super::hex(digest), compat.finish());
+        let key = format!("{}-{:016x}.cwasm", hex::encode(digest), compat.finish());
         let cached = self.cache_dir.as_ref().map(|d| d.join(key));
         if let Some(path) = &cached
             && path.exists()

@@ -297,15 +297,6 @@ fn linking(e: wasmtime::Error) -> String {
     format!("does not link: {e:#}")
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
-
 /// Reads every `<name>.toml` + `<name>.wasm` pair in `dir`. A `.wasm` without a manifest,
 /// or a manifest without its `.wasm`, is named in the log and skipped.
 pub fn read_dir(dir: &Path) -> std::io::Result<Vec<(String, String, Vec<u8>)>> {
