@@ -79,12 +79,11 @@ async fn elma365(postgres: bool) {
     let admin = server.admin_token_of("admin", "admin password 1").await;
     let ivan = server.admin_token_of("ivan", "ivan password 1").await;
 
-    // Only system administrators set up external applications.
+    // Only system administrators set up external applications. As the manual's administrator
+    // does: no token settings; a module's application behaves as ELMA365's by default.
     let module_app = json!({
         "name": "Заявки", "description": "Модуль заявок", "icon": "https://elma.example.com/icon.png",
         "module": "requests",
-        "tokens": {"refresh_tokens": "always", "id_token_claims": ["email", "company"],
-                   "code_ttl": 600, "access_token_ttl": 600, "refresh_token_ttl": 1209600},
     });
     let (status, _, v) = server.admin(Method::POST, "/admin/v1/applications", &ivan, Some(module_app.clone())).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
@@ -92,6 +91,12 @@ async fn elma365(postgres: bool) {
     assert_eq!(status, StatusCode::CREATED, "{v}");
     let app_id = v["application"]["id"].as_str().unwrap().to_owned();
     assert_eq!(v["application"]["scopes"], json!(["openid", "api"]));
+    assert_eq!(
+        v["application"]["tokens"],
+        json!({"code_ttl": 600, "access_token_ttl": 600, "refresh_token_ttl": 1209600, "refresh_tokens": "always",
+               "token_type": null, "id_token_claims": ["email", "company"]}),
+        "ELMA365's lifetimes, a refresh token without offline_access, email and company in the ID token"
+    );
     assert!(v.get("credentials").is_none(), "a module's clients come from its templates");
     // One external application per module.
     let (status, _, _) = server.admin(Method::POST, "/admin/v1/applications", &admin, Some(module_app)).await;

@@ -303,6 +303,21 @@ pub struct CreatedApplication {
 /// The scopes a module's external application offers when it names none (ELMA365).
 const MODULE_SCOPES: [&str; 2] = ["openid", "api"];
 
+/// How a module's external application issues tokens where its settings say nothing, as
+/// ELMA365's manual describes it: a code lives 10 minutes, an access token 10 minutes, a
+/// refresh token 14 days and comes without `offline_access`, and the ID token carries the
+/// user's email and company.
+fn module_token_settings() -> TokenSettings {
+    TokenSettings {
+        code_ttl: Some(600),
+        access_token_ttl: Some(600),
+        refresh_token_ttl: Some(14 * 24 * 3600),
+        refresh_tokens: Some(RefreshTokens::Always),
+        token_type: None,
+        id_token_claims: Some(vec!["email".into(), "company".into()]),
+    }
+}
+
 pub async fn create_application(
     storage: &Storage,
     config: &Config,
@@ -345,6 +360,7 @@ pub async fn create_application(
             if application.scopes.is_empty() {
                 application.scopes = MODULE_SCOPES.map(String::from).to_vec();
             }
+            application.tokens = application.tokens.or(&module_token_settings());
             application.created_by = match caller {
                 Caller::User(u) => Some(u.id.clone()),
                 Caller::Operator => None,
