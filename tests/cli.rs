@@ -116,9 +116,15 @@ fn user_add_reads_the_password_from_stdin() {
             "--email",
             "carol@example.com",
             "--name",
+            "Carol Rossi",
+            "--given-name",
             "Carol",
+            "--family-name",
+            "Rossi",
             "--company",
             "ACME",
+            "--role",
+            "user",
             "--password-stdin",
         ])
         .stdin(Stdio::piped())
@@ -130,7 +136,10 @@ fn user_add_reads_the_password_from_stdin() {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let list = portcullis(data.path()).args(["user", "list"]).output().unwrap();
-    assert!(String::from_utf8(list.stdout).unwrap().contains("carol@example.com"));
+    let listed: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(listed["email"], "carol@example.com");
+    assert_eq!((listed["given_name"].as_str(), listed["family_name"].as_str()), (Some("Carol"), Some("Rossi")));
+    assert_eq!(listed["roles"], serde_json::json!(["user"]));
 }
 
 #[test]

@@ -751,6 +751,71 @@ async fn datev_password_grant_on_postgres() {
     datev_password_grant(true).await;
 }
 
+/// The manual's userinfo example: `name`, `given_name`, `family_name` with `profile`, and the
+/// user's roles as a `role` array with the scope the operator names for them.
+async fn datev_userinfo(postgres: bool) {
+    let configure: support::Configure = Box::new(|c| c.tokens.roles_scope = Some("role".into()));
+    let (server, _db) =
+        server(postgres, CompatibilityProfile::Datev, Options { configure: Some(configure), ..Default::default() })
+            .await;
+    let (status, mario) = server
+        .admin_post(
+            "/admin/v1/users",
+            json!({"username": "mario", "password": "mario password 1", "email": "mario@example.com",
+                   "name": "Mario Rossi", "given_name": "Mario", "family_name": "Rossi", "roles": ["user", "admin"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{mario}");
+    assert_eq!((mario["given_name"].as_str(), mario["family_name"].as_str()), (Some("Mario"), Some("Rossi")));
+    let (id, secret) = server
+        .client(json!({"name": "Koinos app", "grant_types": ["password"], "scopes": ["openid", "profile", "role"]}))
+        .await;
+    let secret = secret.unwrap();
+    let userinfo = |scope: &'static str| {
+        let (server, id, secret) = (&server, &id, &secret);
+        async move {
+            let grant =
+                [("grant_type", "password"), ("username", "mario"), ("password", "mario password 1"), ("scope", scope)];
+            let (status, tokens) = server.form("/connect/token", &grant, Some((id, secret))).await;
+            assert_eq!(status, StatusCode::OK, "{tokens}");
+            let access = tokens["access_token"].as_str().unwrap();
+            let r = server.http.get(server.url("/connect/userinfo")).bearer_auth(access).send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            let (_, id_token) = server.verify_jwt(tokens["id_token"].as_str().expect("an ID token"), Some(id)).await;
+            (r.json::<Value>().await.unwrap(), id_token)
+        }
+    };
+    let (claims, id_token) = userinfo("openid profile role").await;
+    assert_eq!(claims["sub"], mario["id"]);
+    assert_eq!(claims["name"], "Mario Rossi");
+    assert_eq!(claims["given_name"], "Mario");
+    assert_eq!(claims["family_name"], "Rossi");
+    assert_eq!(claims["role"], json!(["user", "admin"]), "{claims}");
+    assert_eq!((id_token["given_name"].as_str(), id_token["role"].clone()), (Some("Mario"), json!(["user", "admin"])));
+    let (claims, _) = userinfo("openid profile").await;
+    assert_eq!(claims["family_name"], "Rossi");
+    assert!(claims.get("role").is_none(), "the roles only with their scope: {claims}");
+    let (claims, _) = userinfo("openid").await;
+    assert!(claims.get("given_name").is_none(), "the names only with profile: {claims}");
+
+    let metadata: Value =
+        server.http.get(server.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
+    for name in ["given_name", "family_name", "role"] {
+        assert!(metadata["claims_supported"].as_array().unwrap().iter().any(|c| c == name), "{name} supported");
+    }
+    assert!(metadata["scopes_supported"].as_array().unwrap().iter().any(|s| s == "role"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn datev_userinfo_on_sqlite() {
+    datev_userinfo(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn datev_userinfo_on_postgres() {
+    datev_userinfo(true).await;
+}
+
 /// DATEV's `acr_values`: `tenant:<id>` selects the area the user works in, at the authorization
 /// and token endpoints alike, refused where the user has no access, in every token and kept on
 /// refresh; `idp:<name>` is accepted and does nothing (the manual: not active).

@@ -115,6 +115,8 @@ pub struct TokensConfig {
     pub refresh_token_ttl: u64,
     pub session_ttl: u64,
     pub interaction_ttl: u64,
+    /// A scope that releases the user's roles as a `role` array (DATEV's userinfo); unset: none does.
+    pub roles_scope: Option<String>,
 }
 
 /// Applications that users register themselves (Deployteq's apps).
@@ -197,6 +199,7 @@ impl Default for TokensConfig {
             refresh_token_ttl: 14 * 24 * 3600,
             session_ttl: 24 * 3600,
             interaction_ttl: 1800,
+            roles_scope: None,
         }
     }
 }

@@ -264,6 +264,12 @@ enum UserCommand {
         email: String,
         #[arg(long)]
         name: String,
+        /// Released with `profile` as `given_name` (OIDC Core §5.1).
+        #[arg(long)]
+        given_name: Option<String>,
+        /// Released with `profile` as `family_name`.
+        #[arg(long)]
+        family_name: Option<String>,
         #[arg(long)]
         company: Option<String>,
         #[arg(long = "role")]
@@ -422,14 +428,33 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::User(cmd) => {
             let app = Portcullis::open(config, false).await?;
             match cmd {
-                UserCommand::Add { username, email, name, company, roles, password_stdin: _ } => {
+                UserCommand::Add {
+                    username,
+                    email,
+                    name,
+                    given_name,
+                    family_name,
+                    company,
+                    roles,
+                    password_stdin: _,
+                } => {
                     let mut password = String::new();
                     std::io::stdin().read_to_string(&mut password)?;
                     let password = password.trim_end_matches(['\n', '\r']).to_owned();
                     let user = registry::add_user(
                         &app.storage,
                         &Caller::Operator,
-                        NewUser { username, password, email, name, company, roles, organization_id: None },
+                        NewUser {
+                            username,
+                            password,
+                            email,
+                            name,
+                            given_name,
+                            family_name,
+                            company,
+                            roles,
+                            organization_id: None,
+                        },
                     )
                     .await?;
                     println!("{}", serde_json::to_string(&user)?);

@@ -354,6 +354,9 @@ pub struct UserDocument {
     pub email: String,
     pub email_verified: bool,
     pub name: String,
+    /// OIDC Core §5.1 `given_name` and `family_name`, released with `profile`.
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
     pub company: Option<String>,
     pub roles: Vec<String>,
     pub organization_id: Option<String>,

@@ -558,6 +558,8 @@ pub struct NewUser {
     pub password: String,
     pub email: String,
     pub name: String,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
     pub company: Option<String>,
     pub roles: Vec<String>,
     pub organization_id: Option<String>,
@@ -569,7 +571,10 @@ pub struct UserSummary {
     pub username: String,
     pub email: String,
     pub name: String,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
     pub company: Option<String>,
+    pub roles: Vec<String>,
 }
 
 impl From<&User> for UserSummary {
@@ -579,7 +584,10 @@ impl From<&User> for UserSummary {
             username: u.username.clone(),
             email: u.doc.email.clone(),
             name: u.doc.name.clone(),
+            given_name: u.doc.given_name.clone(),
+            family_name: u.doc.family_name.clone(),
             company: u.doc.company.clone(),
+            roles: u.doc.roles.clone(),
         }
     }
 }
@@ -644,6 +652,8 @@ pub async fn add_user(storage: &Storage, caller: &Caller, new: NewUser) -> Resul
             email: new.email,
             email_verified: false,
             name: new.name,
+            given_name: new.given_name,
+            family_name: new.family_name,
             company: new.company,
             roles: new.roles,
             organization_id: new.organization_id,

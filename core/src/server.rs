@@ -43,6 +43,7 @@ impl Portcullis {
     /// As [`Portcullis::open`], with the clock requests go by (a test's, which it moves).
     pub async fn open_with_clock(config: Config, watch_policies: bool, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
         config.validate()?;
+        crate::oauth::tokens::check_roles_scope(config.tokens.roles_scope.as_deref())?;
         create_private_dir(&config.server.data_dir)?;
         if let Some(path) = sqlite_file(&config.database_url()) {
             create_private_file(&path)?;

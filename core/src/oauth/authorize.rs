@@ -509,7 +509,8 @@ async fn respond(
     let now = app.clock.now();
     let refresh_ttl = settings.refresh_token_ttl.unwrap_or(app.config.tokens.refresh_token_ttl) as i64;
     let rt = request.response_type;
-    let id_token_claims = super::tokens::id_token_user_claims(user, &decision.scopes, settings);
+    let id_token_claims =
+        super::tokens::id_token_user_claims(user, &decision.scopes, settings, app.config.tokens.roles_scope.as_deref());
     let grant = |decision: &Decision| Grant {
         id: random_token(16),
         client_id: client.id.clone(),

@@ -45,12 +45,14 @@ impl ScopesCache {
         let scopes = match app.storage.list_clients().await {
             Ok(clients) => {
                 let now = app.clock.now();
-                let mut scopes: Vec<String> = SERVER_SCOPES.iter().map(|s| (*s).to_owned()).collect();
+                let own = SERVER_SCOPES.iter().copied().chain(app.config.tokens.roles_scope.as_deref());
+                let mut scopes: Vec<String> = own.map(str::to_owned).collect();
                 let mut registered: Vec<&String> =
                     clients.iter().filter(|c| !c.is_expired(now)).flat_map(|c| &c.doc.scopes).collect();
                 registered.sort();
                 registered.dedup();
-                scopes.extend(registered.into_iter().filter(|s| !SERVER_SCOPES.contains(&s.as_str())).cloned());
+                let more: Vec<String> = registered.into_iter().filter(|s| !scopes.contains(s)).cloned().collect();
+                scopes.extend(more);
                 Arc::new(scopes)
             }
             Err(e) => {
@@ -93,7 +95,7 @@ pub async fn metadata(app: &App) -> Value {
         "revocation_endpoint_auth_methods_supported":
             ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt", "none"],
         "code_challenge_methods_supported": ["S256", "plain"],
-        "claims_supported": tokens::claims_supported(),
+        "claims_supported": tokens::claims_supported(app.config.tokens.roles_scope.as_deref()),
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "ui_locales_supported": locales,
         "claims_parameter_supported": false,

@@ -73,7 +73,8 @@ pub async fn issue_to_user(
         None => None,
     };
     app.storage.apply(writes).await?;
-    let id_token_claims = tokens::id_token_user_claims(user, &grant.doc.scopes, settings);
+    let id_token_claims =
+        tokens::id_token_user_claims(user, &grant.doc.scopes, settings, app.config.tokens.roles_scope.as_deref());
     tokens::issue(
         app,
         Issue {

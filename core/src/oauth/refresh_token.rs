@@ -82,7 +82,9 @@ pub async fn exchange(
         Err(e) => return Err(e.into()),
     }
     let settings = context.token_settings();
-    let id_token_claims = user.as_ref().map(|u| tokens::id_token_user_claims(u, &granted.scopes, settings));
+    let id_token_claims = user
+        .as_ref()
+        .map(|u| tokens::id_token_user_claims(u, &granted.scopes, settings, app.config.tokens.roles_scope.as_deref()));
     tokens::issue(
         app,
         Issue {

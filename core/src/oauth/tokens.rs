@@ -320,9 +320,10 @@ const ID_TOKEN_CLAIMS: &[&str] = &[
 
 /// Every claim the server can release: the ID token's own and every claim a scope releases.
 /// Discovery's `claims_supported`.
-pub fn claims_supported() -> Vec<String> {
+pub fn claims_supported(roles_scope: Option<&str>) -> Vec<String> {
     let mut claims: Vec<String> = ID_TOKEN_CLAIMS.iter().map(|c| (*c).to_owned()).collect();
-    for name in SERVER_SCOPES.iter().flat_map(|s| scope_claims(s)) {
+    let scopes = SERVER_SCOPES.iter().copied().chain(roles_scope);
+    for name in scopes.flat_map(|s| scope_claims(s, roles_scope)) {
         if !claims.iter().any(|c| c == name) {
             claims.push((*name).to_owned());
         }
@@ -330,32 +331,58 @@ pub fn claims_supported() -> Vec<String> {
     claims
 }
 
-/// The standard claims a scope releases (OIDC Core §5.4), plus `company` with `profile`.
-fn scope_claims(scope: &str) -> &'static [&'static str] {
+/// The claim the operator's roles scope (`tokens.roles_scope`) releases: the user's roles.
+const ROLE_CLAIM: &str = "role";
+
+/// `tokens.roles_scope`, checked at start: a scope token (RFC 6749 §3.3) that is none of the
+/// server's own.
+pub fn check_roles_scope(roles_scope: Option<&str>) -> Result<(), crate::config::ConfigError> {
+    let Some(scope) = roles_scope else { return Ok(()) };
+    let one = super::params::parse_scope(Some(scope)).is_ok_and(|s| s.len() == 1);
+    if !one || SERVER_SCOPES.contains(&scope) {
+        return Err(crate::config::ConfigError::Value {
+            key: "tokens.roles_scope",
+            reason: format!("`{scope}` must be one scope token (RFC 6749 §3.3) other than the server's own"),
+        });
+    }
+    Ok(())
+}
+
+/// The claims a scope releases: OIDC Core §5.4's standard claims (plus `company` with
+/// `profile`), and the user's roles with the operator's roles scope.
+fn scope_claims(scope: &str, roles_scope: Option<&str>) -> &'static [&'static str] {
     match scope {
-        "profile" => &["name", "preferred_username", "company", "locale"],
+        "profile" => &["name", "given_name", "family_name", "preferred_username", "company", "locale"],
         "email" => &["email", "email_verified"],
+        _ if Some(scope) == roles_scope => &[ROLE_CLAIM],
         _ => &[],
     }
 }
 
-/// The user's value of a standard claim; `None` when the user has none.
+/// The user's value of a claim; `None` when the user has none.
 fn user_claim(user: &User, name: &str) -> Option<Value> {
     match name {
         "name" => Some(user.doc.name.clone().into()),
+        "given_name" => user.doc.given_name.clone().map(Value::from),
+        "family_name" => user.doc.family_name.clone().map(Value::from),
         "preferred_username" => Some(user.username.clone().into()),
         "company" => user.doc.company.clone().map(Value::from),
         "locale" => user.doc.locale.clone().map(Value::from),
         "email" => Some(user.doc.email.clone().into()),
         "email_verified" => Some(user.doc.email_verified.into()),
+        ROLE_CLAIM => Some(user.doc.roles.clone().into()),
         _ => None,
     }
 }
 
-/// The standard claims a user's scopes release (OIDC Core §5.4), plus `company` with `profile`.
-pub fn user_claims<'a>(user: &User, scopes: impl Iterator<Item = &'a str>) -> Map<String, Value> {
+/// The claims a user's scopes release (OIDC Core §5.4, and `roles_scope`'s `role`).
+pub fn user_claims<'a>(
+    user: &User,
+    scopes: impl Iterator<Item = &'a str>,
+    roles_scope: Option<&str>,
+) -> Map<String, Value> {
     let mut m = Map::new();
-    for name in scopes.flat_map(scope_claims) {
+    for name in scopes.flat_map(|s| scope_claims(s, roles_scope)) {
         if let Some(value) = user_claim(user, name) {
             m.insert((*name).to_owned(), value);
         }
@@ -365,8 +392,13 @@ pub fn user_claims<'a>(user: &User, scopes: impl Iterator<Item = &'a str>) -> Ma
 
 /// The user's claims an ID token carries: those the granted scopes release and, when
 /// `openid` was granted, those the client's settings name (ELMA365: `email`, `company`).
-pub fn id_token_user_claims(user: &User, scopes: &[String], settings: &TokenSettings) -> Map<String, Value> {
-    let mut m = user_claims(user, scopes.iter().map(String::as_str));
+pub fn id_token_user_claims(
+    user: &User,
+    scopes: &[String],
+    settings: &TokenSettings,
+    roles_scope: Option<&str>,
+) -> Map<String, Value> {
+    let mut m = user_claims(user, scopes.iter().map(String::as_str), roles_scope);
     if scopes.iter().any(|s| s == "openid") {
         for name in settings.id_token_claims.iter().flatten() {
             if let Some(value) = user_claim(user, name) {
@@ -377,9 +409,10 @@ pub fn id_token_user_claims(user: &User, scopes: &[String], settings: &TokenSett
     m
 }
 
-/// Whether `name` is a user claim the server can release.
+/// Whether `name` is a standard user claim the server can release (what a client's settings
+/// may add to its ID tokens).
 pub fn is_user_claim(name: &str) -> bool {
-    SERVER_SCOPES.iter().any(|s| scope_claims(s).contains(&name))
+    SERVER_SCOPES.iter().any(|s| scope_claims(s, None).contains(&name))
 }
 
 /// A new refresh token carrying what refreshing needs: returns the token and its record.

@@ -142,7 +142,7 @@ async fn user_claims(app: &App, claims: &AccessClaims) -> Result<Value, OAuthErr
         claims.gid.as_deref().ok_or_else(|| OAuthError::InvalidToken("the token does not belong to a user".into()))?;
     let (user, grant) = app.storage.get_pair::<User, Grant>(&claims.sub, gid).await?;
     let user = user.ok_or_else(|| OAuthError::InvalidToken("the token does not belong to a user".into()))?;
-    let mut out = super::tokens::user_claims(&user, claims.scopes());
+    let mut out = super::tokens::user_claims(&user, claims.scopes(), app.config.tokens.roles_scope.as_deref());
     // Claims the scope policy released for userinfo (OIDC Core §5.3.2).
     for c in grant.iter().flat_map(|g| &g.doc.claims).filter(|c| c.userinfo) {
         out.entry(c.name.clone()).or_insert_with(|| c.value.clone());
