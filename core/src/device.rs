@@ -131,15 +131,8 @@ async fn decide(
         let decision = scope_policy::resolve(
             &app,
             &context,
-            Ask {
-                user: Some(&user),
-                requested: &device.scopes,
-                scope_parameter_present: device.scope_given,
-                grant_type: GrantType::DeviceCode.as_str(),
-                original_scopes: None,
-                acr_values: &device.acr_values,
-                claims_parameter: None,
-            },
+            Ask::new(GrantType::DeviceCode.as_str(), Some(&user), &device.scopes, device.scope_given)
+                .acr_values(&device.acr_values),
         )
         .await?;
         match form.decision.as_deref() {

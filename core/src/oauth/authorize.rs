@@ -423,15 +423,14 @@ async fn decide(
     let decision = scope_policy::resolve(
         app,
         context,
-        Ask {
-            user: Some(&user),
-            requested: &request.scopes,
-            scope_parameter_present: request.scope_given,
-            grant_type: if request.response_type.code { GrantType::AuthorizationCode.as_str() } else { "implicit" },
-            original_scopes: None,
-            acr_values: &request.acr_values,
-            claims_parameter: request.claims.as_deref(),
-        },
+        Ask::new(
+            if request.response_type.code { GrantType::AuthorizationCode.as_str() } else { "implicit" },
+            Some(&user),
+            &request.scopes,
+            request.scope_given,
+        )
+        .acr_values(&request.acr_values)
+        .claims_parameter(request.claims.as_deref()),
     )
     .await?;
     let covered = remembered.is_some_and(|c| decision.scopes.iter().all(|s| c.scopes.contains(s)));

@@ -19,15 +19,7 @@ pub async fn exchange(
     let granted = scope_policy::resolve(
         app,
         context,
-        Ask {
-            user: None,
-            requested: &requested,
-            scope_parameter_present: params.get("scope").is_some(),
-            grant_type: GrantType::ClientCredentials.as_str(),
-            original_scopes: None,
-            acr_values: &[],
-            claims_parameter: None,
-        },
+        Ask::new(GrantType::ClientCredentials.as_str(), None, &requested, params.get("scope").is_some()),
     )
     .await?;
     tokens::issue(app, Issue::without_user(context, None, &granted.scopes, &granted.claims), dpop)

@@ -82,15 +82,7 @@ pub async fn exchange(
     let decision = scope_policy::resolve(
         app,
         context,
-        Ask {
-            user: user.as_ref(),
-            requested: &answer.scopes,
-            scope_parameter_present: params.get("scope").is_some(),
-            grant_type,
-            original_scopes: None,
-            acr_values: &acr_values,
-            claims_parameter: None,
-        },
+        Ask::new(grant_type, user.as_ref(), &answer.scopes, params.get("scope").is_some()).acr_values(&acr_values),
     )
     .await?;
     if let Some(user) = &user {

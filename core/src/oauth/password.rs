@@ -45,15 +45,8 @@ pub async fn exchange(
     let decision = scope_policy::resolve(
         app,
         context,
-        Ask {
-            user: Some(&user),
-            requested: &requested,
-            scope_parameter_present: params.get("scope").is_some(),
-            grant_type: GrantType::Password.as_str(),
-            original_scopes: None,
-            acr_values: &acr_values,
-            claims_parameter: None,
-        },
+        Ask::new(GrantType::Password.as_str(), Some(&user), &requested, params.get("scope").is_some())
+            .acr_values(&acr_values),
     )
     .await?;
 

@@ -61,15 +61,9 @@ pub async fn exchange(
     let granted = scope_policy::resolve(
         app,
         context,
-        Ask {
-            user: user.as_ref(),
-            requested: &requested,
-            scope_parameter_present: !requested.is_empty(),
-            grant_type: GrantType::RefreshToken.as_str(),
-            original_scopes: Some(&token.scopes),
-            acr_values: &acr_values,
-            claims_parameter: None,
-        },
+        Ask::new(GrantType::RefreshToken.as_str(), user.as_ref(), &requested, !requested.is_empty())
+            .within(&token.scopes)
+            .acr_values(&acr_values),
     )
     .await?;
 

@@ -60,15 +60,8 @@ pub async fn exchange(
     let decision = scope_policy::resolve(
         app,
         context,
-        Ask {
-            user: Some(&user),
-            requested: &requested,
-            scope_parameter_present: params.get("scope").is_some(),
-            grant_type: GrantType::TokenExchange.as_str(),
-            original_scopes: Some(&ceiling),
-            acr_values: &[],
-            claims_parameter: None,
-        },
+        Ask::new(GrantType::TokenExchange.as_str(), Some(&user), &requested, params.get("scope").is_some())
+            .within(&ceiling),
     )
     .await?;
     let mut claims = decision.claims;

@@ -18,6 +18,43 @@ pub struct Ask<'a> {
     pub claims_parameter: Option<&'a str>,
 }
 
+impl<'a> Ask<'a> {
+    /// What a grant of `grant_type` asks for `user` (none: the client for itself): the
+    /// `requested` scopes, and whether the request had a `scope` parameter at all. No
+    /// original grant, `acr_values` or `claims` unless added.
+    pub fn new(
+        grant_type: &'a str,
+        user: Option<&'a User>,
+        requested: &'a [String],
+        scope_parameter_present: bool,
+    ) -> Self {
+        Ask {
+            user,
+            requested,
+            scope_parameter_present,
+            grant_type,
+            original_scopes: None,
+            acr_values: &[],
+            claims_parameter: None,
+        }
+    }
+
+    /// The scopes of the grant this one derives from (refresh, token exchange): its ceiling.
+    pub fn within(self, original_scopes: &'a [String]) -> Self {
+        Ask { original_scopes: Some(original_scopes), ..self }
+    }
+
+    /// The request's `acr_values` (OIDC Core §3.1.2.1).
+    pub fn acr_values(self, acr_values: &'a [String]) -> Self {
+        Ask { acr_values, ..self }
+    }
+
+    /// The request's `claims` parameter (OIDC Core §5.5), JSON text.
+    pub fn claims_parameter(self, claims: Option<&'a str>) -> Self {
+        Ask { claims_parameter: claims, ..self }
+    }
+}
+
 /// Everything a scope policy is told about one grant: the ask, and the client's records
 /// from the host's storage.
 pub struct ScopeInput<'a> {
