@@ -423,7 +423,16 @@ async fn organizations_applications_templates_and_instances_from_the_cli() {
     // Added to its organization by Alice, it gets tokens with her roles ∩ the organization's.
     let instance = one(d, &["instance", "add", &org, "--application", &app_id, "--added-by", &alice]);
     let instance_id = instance["id"].as_str().unwrap().to_owned();
+    assert_eq!(instance["effective_roles"], serde_json::json!(["vcd:admin"]));
     assert_eq!(run(d, &["instance", "list", &org]).unwrap().len(), 1);
+    // The roles available in the organization change after creation; the instance follows.
+    let changed = one(d, &["org", "update", &org, "--role", "vcd:viewer"]);
+    assert_eq!(changed["available_roles"], serde_json::json!(["vcd:viewer"]));
+    assert_eq!(run(d, &["instance", "list", &org]).unwrap()[0]["effective_roles"], serde_json::json!([]));
+    let refused = run(d, &["org", "update", &org, "--role", "member"]).unwrap_err();
+    assert!(refused.contains("service role"), "{refused}");
+    let changed = one(d, &["org", "update", &org, "--role", "vcd:admin", "--role", "vcd:viewer"]);
+    assert_eq!(changed["available_roles"], serde_json::json!(["vcd:admin", "vcd:viewer"]));
     {
         // The server on the CLI's data directory: its database and its keys.
         let dir = d.to_path_buf();

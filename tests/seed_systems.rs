@@ -376,6 +376,32 @@ async fn vmware(postgres: bool) {
     assert_eq!(token.expires_in().map(|d| d.as_secs()), Some(1800), "the app's access token lifetime");
     let first = token.access_token().secret().clone();
     assert!(active(&server, &rs, &first).await);
+    assert_eq!(instance["effective_roles"], json!(["vcd:viewer"]), "the instance shows what it gets: {instance}");
+
+    // The service roles available in the organization change: the instance follows at once,
+    // and with none of its roles left it gets an RFC 6749 §5.2 error.
+    let organization = format!("/admin/v1/organizations/{org}");
+    let narrow = json!({"available_roles": ["vcd:admin"]});
+    let (status, _, _) = server.admin(Method::PATCH, &organization, &anna_token, Some(narrow.clone())).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "the provider's operator sets what is available");
+    let (status, _, v) =
+        server.admin(Method::PATCH, &organization, operator, Some(json!({"available_roles": ["member"]}))).await;
+    assert_eq!((status, v["field"].as_str()), (StatusCode::BAD_REQUEST, Some("available_roles")), "{v}");
+    let (status, _, v) = server.admin(Method::PATCH, &organization, operator, Some(narrow)).await;
+    assert_eq!((status, v["available_roles"].clone()), (StatusCode::OK, json!(["vcd:admin"])), "{v}");
+    let (_, _, listed) = server.admin(Method::GET, &instances, &anna_token, None).await;
+    assert_eq!(listed[0]["effective_roles"], json!([]), "{listed}");
+    assert!(listed[0]["no_roles"].as_str().is_some_and(|why| why.contains("available")), "{listed}");
+    let (status, v) = server.form("/token", &[("grant_type", "client_credentials")], Some((&id, &secret))).await;
+    assert_eq!((status, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_scope")), "{v}");
+    let (status, _, _) = server
+        .admin(Method::PATCH, &organization, operator, Some(json!({"available_roles": ["vcd:admin", "vcd:viewer"]})))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, _, listed) = server.admin(Method::GET, &instances, &anna_token, None).await;
+    assert_eq!(listed[0]["effective_roles"], json!(["vcd:viewer"]), "{listed}");
+    let token = rp.exchange_client_credentials().request_async(&http).await.expect("client credentials");
+    assert_eq!(token.scopes().unwrap()[0].as_str(), "vcd:viewer");
 
     // Editing the app leaves the instance as it was added.
     let (status, _, _) = server

@@ -56,7 +56,7 @@ routes! {
     "/admin/v1/users" => { get: list_users, post: create_user },
     "/admin/v1/keys/rotate" => { post: rotate_keys },
     "/admin/v1/organizations" => { get: list_organizations, post: create_organization },
-    "/admin/v1/organizations/{id}" => { get: get_organization },
+    "/admin/v1/organizations/{id}" => { get: get_organization, patch: update_organization },
     "/admin/v1/organizations/{id}/members" => { get: list_members },
     "/admin/v1/organizations/{id}/members/{user_id}" => { put: set_membership },
     "/admin/v1/organizations/{id}/applications" => { get: organization_applications },
@@ -294,6 +294,16 @@ async fn get_organization(
     respond(StatusCode::OK, apps::get_organization(&app.storage, &caller, &id).await)
 }
 
+async fn update_organization(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: JsonBody<apps::OrganizationUpdate>,
+) -> Response {
+    let change = body!(body);
+    respond(StatusCode::OK, apps::update_organization(&app.storage, &caller, &id, change).await)
+}
+
 async fn list_members(
     State(app): State<App>,
     Extension(caller): Extension<Caller>,
@@ -331,7 +341,7 @@ async fn list_instances(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Response {
-    respond(StatusCode::OK, apps::list_instances(&app.storage, &caller, &id).await)
+    respond(StatusCode::OK, apps::list_instances(&app.protocol, &caller, &id).await)
 }
 
 async fn add_instance(
@@ -341,7 +351,7 @@ async fn add_instance(
     body: JsonBody<apps::AddApplication>,
 ) -> Response {
     let add = body!(body);
-    respond(StatusCode::CREATED, apps::add_instance(&app.storage, &caller, &id, add).await)
+    respond(StatusCode::CREATED, apps::add_instance(&app.protocol, &caller, &id, add).await)
 }
 
 async fn remove_instance(

@@ -18,6 +18,8 @@ use crate::crypto::random_token;
 use crate::limits;
 use crate::model::roles::*;
 use crate::model::*;
+use crate::oauth::Protocol;
+use crate::oauth::scope_policy::{self, Ask};
 pub use crate::registry::Caller;
 use crate::registry::{NewClient, RegisteredClient, RegistryError, check_scopes, new_client};
 use crate::storage::{Storage, StorageError};
@@ -154,6 +156,19 @@ pub struct NewOrganization {
     pub available_roles: Vec<String>,
 }
 
+/// The service roles an organization may make available: service roles (`service:role`)
+/// only, since organization roles are always available.
+fn check_available_roles(roles: &[String]) -> Result<(), RegistryError> {
+    check_scopes("available_roles", roles)?;
+    if let Some(role) = roles.iter().find(|r| !is_service_role(r)) {
+        return Err(RegistryError::field(
+            "available_roles",
+            format!("`{role}` is no service role (`service:role`): organization roles are always available"),
+        ));
+    }
+    Ok(())
+}
+
 pub async fn create_organization(
     storage: &Storage,
     caller: &Caller,
@@ -161,13 +176,7 @@ pub async fn create_organization(
 ) -> Result<Organization, RegistryError> {
     caller.require_administrator()?;
     let name = non_empty("name", &new.name)?;
-    check_scopes("available_roles", &new.available_roles)?;
-    if let Some(role) = new.available_roles.iter().find(|r| !is_service_role(r)) {
-        return Err(RegistryError::field(
-            "available_roles",
-            format!("`{role}` is no service role (`service:role`): organization roles are always available"),
-        ));
-    }
+    check_available_roles(&new.available_roles)?;
     if let Some(parent) = &new.parent_id
         && storage.get::<Organization>(parent).await?.is_none()
     {
@@ -192,6 +201,39 @@ async fn organization(storage: &Storage, id: &str) -> Result<Organization, Regis
 pub async fn get_organization(storage: &Storage, caller: &Caller, id: &str) -> Result<Organization, RegistryError> {
     require_reader(storage, caller, Some(id)).await?;
     organization(storage, id).await
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OrganizationUpdate {
+    pub name: Option<String>,
+    /// The service roles available in it from now on: instances' tokens follow at once
+    /// (what an instance gets is intersected with them on every grant).
+    pub available_roles: Option<Vec<String>>,
+}
+
+/// Changes an organization's name or available service roles: for administrators.
+pub async fn update_organization(
+    storage: &Storage,
+    caller: &Caller,
+    id: &str,
+    change: OrganizationUpdate,
+) -> Result<Organization, RegistryError> {
+    caller.require_administrator()?;
+    let loaded = storage
+        .get_loaded::<Organization>(id)
+        .await?
+        .ok_or_else(|| RegistryError::NotFound(format!("no organization `{id}`")))?;
+    let mut organization = loaded.value;
+    if let Some(name) = &change.name {
+        organization.name = non_empty("name", name)?;
+    }
+    if let Some(roles) = change.available_roles {
+        check_available_roles(&roles)?;
+        organization.available_roles = roles;
+    }
+    storage.apply(vec![crate::storage::write::update(&organization, loaded.revision)?]).await?;
+    Ok(organization)
 }
 
 /// Every organization: for administrators.
@@ -775,15 +817,44 @@ pub struct AddApplication {
     pub added_by: Option<String>,
 }
 
+/// An instance as shown: with the roles its tokens get now, as its client's scope policy
+/// decides them on a client credentials grant (VMware: the application's roles when it was
+/// added ∩ the service roles available in the organization now ∩ the roles of the user who
+/// added it), and when it gets none, why.
+#[derive(Debug, Serialize)]
+pub struct InstanceView {
+    #[serde(flatten)]
+    pub instance: AppInstance,
+    pub effective_roles: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_roles: Option<String>,
+}
+
+async fn instance_view(protocol: &Protocol, instance: AppInstance) -> Result<InstanceView, RegistryError> {
+    let mut view = InstanceView { instance, effective_roles: Vec::new(), no_roles: None };
+    let Some(context) = protocol.storage.client_context(&view.instance.client_id).await? else {
+        view.no_roles = Some("the application has no credentials".into());
+        return Ok(view);
+    };
+    let ask = Ask::new(GrantType::ClientCredentials.as_str(), None, &[], false);
+    match scope_policy::resolve(protocol, &context, ask).await {
+        Ok(decision) => view.effective_roles = decision.scopes,
+        Err(refused) if !refused.status().is_server_error() => view.no_roles = Some(refused.description()),
+        Err(failed) => return Err(RegistryError::Internal(format!("scope policy: {failed}"))),
+    }
+    Ok(view)
+}
+
 /// Adds an application to the organization it was created in. What its tokens may carry
 /// is fixed now: the application's roles, those available in the organization and those of
 /// the user who adds it (the scope policy intersects them).
 pub async fn add_instance(
-    storage: &Storage,
+    protocol: &Protocol,
     caller: &Caller,
     organization_id: &str,
     add: AddApplication,
-) -> Result<AppInstance, RegistryError> {
+) -> Result<InstanceView, RegistryError> {
+    let storage = &protocol.storage;
     let org = organization(storage, organization_id).await?;
     let a = storage
         .get::<Application>(&add.application_id)
@@ -823,18 +894,23 @@ pub async fn add_instance(
         }
         e => e.into(),
     })?;
-    Ok(instance)
+    instance_view(protocol, instance).await
 }
 
 /// The applications with access to an organization: its instances.
 pub async fn list_instances(
-    storage: &Storage,
+    protocol: &Protocol,
     caller: &Caller,
     organization_id: &str,
-) -> Result<Vec<AppInstance>, RegistryError> {
+) -> Result<Vec<InstanceView>, RegistryError> {
+    let storage = &protocol.storage;
     require_reader(storage, caller, Some(organization_id)).await?;
     organization(storage, organization_id).await?;
-    Ok(storage.find::<AppInstance>("organization", organization_id).await?)
+    let mut views = Vec::new();
+    for instance in storage.find::<AppInstance>("organization", organization_id).await? {
+        views.push(instance_view(protocol, instance).await?);
+    }
+    Ok(views)
 }
 
 /// Removes an instance: its tokens are inactive at once, and the application gets none

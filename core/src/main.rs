@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use portcullis::applications::{
     self as apps, AddApplication, ApplicationFilter, ApplicationUpdate, MemberRoles, NewApplication, NewOrganization,
-    NewTemplate, NewTemplateClient, TemplateUpdate,
+    NewTemplate, NewTemplateClient, OrganizationUpdate, TemplateUpdate,
 };
 use portcullis::config::Config;
 use portcullis::model::TokenSettings;
@@ -64,6 +64,18 @@ enum OrganizationCommand {
         /// A service role available in it (`vcd:admin`, ...); repeat for more.
         #[arg(long = "role")]
         roles: Vec<String>,
+    },
+    /// Change an organization: its name, or the service roles available in it (`--role`,
+    /// repeated, replaces them all; `--no-roles` makes none available).
+    Update {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long = "role", conflicts_with = "no_roles")]
+        roles: Vec<String>,
+        #[arg(long)]
+        no_roles: bool,
     },
     /// List organizations.
     List,
@@ -502,6 +514,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     let new = NewOrganization { name, parent_id: parent, available_roles: roles };
                     print(&apps::create_organization(storage, op, new).await?)
                 }
+                OrganizationCommand::Update { id, name, roles, no_roles } => {
+                    let available_roles = (no_roles || !roles.is_empty()).then_some(roles);
+                    let change = OrganizationUpdate { name, available_roles };
+                    print(&apps::update_organization(storage, op, &id, change).await?)
+                }
                 OrganizationCommand::List => print_all(&apps::list_organizations(storage, op).await?),
                 OrganizationCommand::Show { id } => print(&apps::get_organization(storage, op, &id).await?),
                 OrganizationCommand::Member { organization, user, roles } => {
@@ -607,10 +624,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             match cmd {
                 InstanceCommand::Add { organization, application, added_by } => {
                     let add = AddApplication { application_id: application, added_by };
-                    print(&apps::add_instance(storage, op, &organization, add).await?)
+                    print(&apps::add_instance(&app.protocol, op, &organization, add).await?)
                 }
                 InstanceCommand::List { organization } => {
-                    print_all(&apps::list_instances(storage, op, &organization).await?)
+                    print_all(&apps::list_instances(&app.protocol, op, &organization).await?)
                 }
                 InstanceCommand::Remove { id } => {
                     apps::remove_instance(storage, op, &id).await?;

@@ -53,11 +53,19 @@ fn selected_tenant(acr_values: &[String]) -> Result<Option<&str>, OAuthError> {
     }
 }
 
-/// A user refused a grant: where a person decides on a page (authorization, a device's
-/// page), `access_denied`; at the token endpoint, the grant is invalid.
+/// A grant refused, by the host's rules or the policy's denial: where a person decides on a
+/// page (authorization, a device's page), `access_denied`; at the token endpoint, whose
+/// errors (RFC 6749 §5.2) have no `access_denied`, a user's grant is invalid and a client's
+/// request for itself asked for scopes it gets none of.
 fn refused(ask: &Ask<'_>, why: String) -> OAuthError {
     let on_a_page = [GrantType::AuthorizationCode.as_str(), "implicit", GrantType::DeviceCode.as_str()];
-    if on_a_page.contains(&ask.grant_type) { OAuthError::AccessDenied(why) } else { OAuthError::InvalidGrant(why) }
+    if on_a_page.contains(&ask.grant_type) {
+        OAuthError::AccessDenied(why)
+    } else if ask.user.is_some() {
+        OAuthError::InvalidGrant(why)
+    } else {
+        OAuthError::InvalidScope(why)
+    }
 }
 
 pub async fn resolve(app: &Protocol, context: &ClientContext, ask: Ask<'_>) -> Result<Decision, OAuthError> {
@@ -146,7 +154,7 @@ pub async fn resolve(app: &Protocol, context: &ClientContext, ask: Ask<'_>) -> R
             Ok(Decision { scopes, claims })
         }
         Err(PolicyDenial::InvalidScope(reason)) => Err(OAuthError::InvalidScope(reason)),
-        Err(PolicyDenial::AccessDenied(reason)) => Err(OAuthError::AccessDenied(reason)),
+        Err(PolicyDenial::AccessDenied(reason)) => Err(refused(&input.ask, reason)),
         Err(PolicyDenial::UnauthorizedClient(reason)) => Err(OAuthError::UnauthorizedClient(reason)),
     }
 }
