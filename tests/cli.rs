@@ -76,6 +76,33 @@ fn client_add_promises_only_the_servers_signing_algorithm_for_jarm() {
 }
 
 #[test]
+fn client_add_response_types_are_exactly_those_given() {
+    let data = tempfile::tempdir().unwrap();
+    let help = portcullis(data.path()).args(["client", "add", "--help"]).output().unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    assert!(help.contains("only those listed") && help.contains("`code` alone"), "{help}");
+    let add = |name: &str, types: &[&str]| {
+        let mut cmd = portcullis(data.path());
+        cmd.args(["client", "add", "--name", name, "--redirect-uri", "https://app.example.com/cb", "--json"]);
+        for t in types {
+            cmd.args(["--response-type", t]);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    add("A", &[]);
+    add("B", &["code id_token"]);
+    add("C", &["code", "id_token token"]);
+    let list = portcullis(data.path()).args(["client", "list"]).output().unwrap();
+    let listed: Vec<serde_json::Value> =
+        String::from_utf8(list.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let types = |name: &str| listed.iter().find(|c| c["name"] == name).unwrap()["response_types"].clone();
+    assert_eq!(types("A"), serde_json::json!(["code"]));
+    assert_eq!(types("B"), serde_json::json!(["code id_token"]), "code is not kept unless listed");
+    assert_eq!(types("C"), serde_json::json!(["code", "id_token token"]));
+}
+
+#[test]
 fn client_add_registers_where_the_server_may_call_the_client() {
     let data = tempfile::tempdir().unwrap();
     let out = portcullis(data.path())

@@ -316,7 +316,9 @@ struct ClientAdd {
     redirect_uris: Vec<String>,
     #[arg(long = "grant-type")]
     grant_types: Vec<String>,
-    /// A response type it may use besides `code` (`id_token`, `code id_token`, ...).
+    /// A response type it may use (`code`, `id_token`, `code id_token`, ...); repeat for
+    /// several. Without any it uses `code` alone; with some, only those listed (list `code`
+    /// too to keep it).
     #[arg(long = "response-type")]
     response_types: Vec<String>,
     /// `client_secret_basic`, `client_secret_post`, `client_secret_jwt`, `private_key_jwt`.

@@ -516,6 +516,9 @@ pub struct ClientSummary {
     pub public: bool,
     pub redirect_uris: Vec<String>,
     pub grant_types: Vec<String>,
+    /// The response types it may use at the authorization endpoint (`code` alone unless
+    /// others were registered).
+    pub response_types: Vec<String>,
     pub scopes: Vec<String>,
     pub expires_at: Option<i64>,
     pub created_at: i64,
@@ -538,6 +541,12 @@ impl From<&Client> for ClientSummary {
             public: c.is_public(),
             redirect_uris: c.doc.redirect_uris.clone(),
             grant_types: c.doc.grant_types.clone(),
+            response_types: ResponseType::SUPPORTED
+                .into_iter()
+                .filter_map(ResponseType::parse)
+                .filter(|r| c.allows_response_type(*r))
+                .map(|r| r.as_str().to_owned())
+                .collect(),
             scopes: c.doc.scopes.clone(),
             expires_at: c.doc.expires_at,
             created_at: c.created_at,
