@@ -10,8 +10,8 @@
 //!   user being authorized.
 //!
 //! A `scope` parameter narrows it further: the requested roles that are in it, in request
-//! order, or `invalid_scope` when none is. An empty intersection is `access_denied`: the
-//! application may act as nobody here. No extra claims.
+//! order, or `invalid_scope` when none is. An empty intersection is `invalid_scope` too
+//! (RFC 6749 §5.2): the application gets no role here. No extra claims.
 
 use portcullis_sdk::scope::{Denial, Grant, Guest, ScopeRequest};
 
@@ -34,7 +34,7 @@ impl Guest for RoleIntersection {
             }
         }
         if effective.is_empty() {
-            return Err(Denial::AccessDenied(
+            return Err(Denial::InvalidScope(
                 "no role of the application is both available in the organization and held by the user who added it"
                     .into(),
             ));
@@ -156,11 +156,11 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_intersection_is_access_denied() {
+    fn an_empty_intersection_is_invalid_scope() {
         let r = request(&["vcd:admin"], &["vcd:admin"], &["member"]);
         assert!(matches!(
             RoleIntersection::resolve(r),
-            Err(Denial::AccessDenied(_))
+            Err(Denial::InvalidScope(_))
         ));
     }
 }
