@@ -1,14 +1,22 @@
 //! Browser applications on other origins (the Fetch Standard's CORS protocol): discovery and
 //! the JWK Set are readable from anywhere; the endpoints an application calls as its client
 //! answer preflights for origins some client registered, and let an origin read an answer
-//! only when the request's client registered it; the admin API and the pages never do.
+//! only when the request's client registered it; the admin API and the pages never do. A
+//! single-page application with oidc-client-ts signs in, renews and signs out in Chromium
+//! with its security checks on (skipped, except under `PORTCULLIS_REQUIRE_BROWSER`, where
+//! Chromium or the library is missing).
 
 mod support;
 
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use fantoccini::Locator;
 use portcullis::oauth::profiles::{Endpoint, Profile};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use support::chromium::{self, Chromium};
 use support::{ADMIN_TOKEN, Browser, TestServer, query};
 
 const SPA: &str = "https://spa.example.com";
@@ -454,4 +462,164 @@ async fn registration_checks_origins_and_defaults_to_the_redirect_uris() {
     assert_preflight_allowed("default", &preflight(&server, "/token", local, "POST").await, local, "POST");
     let server_side = "https://server-side.example.com";
     assert_no_cors("no origins", &preflight(&server, "/token", server_side, "POST").await.1);
+}
+
+/// Where oidc-client-ts's browser bundle is: under `PORTCULLIS_TEST_SPA_MODULES`, else the
+/// `node_modules` that `.ci/run` installs beside the application (`npm ci --prefix tests/spa`).
+fn oidc_client_bundle() -> Option<PathBuf> {
+    let modules = std::env::var_os("PORTCULLIS_TEST_SPA_MODULES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| spa_dir().join("node_modules"));
+    let bundle = modules.join("oidc-client-ts/dist/browser/oidc-client-ts.min.js");
+    if bundle.is_file() {
+        return Some(bundle);
+    }
+    chromium::missing(&format!("{} is missing: npm ci --prefix tests/spa", bundle.display()));
+    None
+}
+
+fn spa_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/spa")
+}
+
+/// The single-page application (`tests/spa`), served from a loopback origin of its own.
+struct Spa {
+    origin: String,
+    listener: tokio::net::TcpListener,
+}
+
+impl Spa {
+    async fn bind() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self { origin: format!("http://{}", listener.local_addr().unwrap()), listener }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.origin)
+    }
+
+    /// Serves the page (at `/` and the paths the server sends the browser back to), its
+    /// script, the library, and where to find the server and as which client.
+    fn serve(self, bundle: &Path, authority: &str, client_id: &str) {
+        use axum::response::Html;
+        use axum::routing::get;
+        let page = std::fs::read_to_string(spa_dir().join("index.html")).unwrap();
+        let script = |text: String| move || async move { ([("content-type", "text/javascript")], text) };
+        let config = json!({"authority": authority, "client_id": client_id});
+        let app = axum::Router::new()
+            .route("/", get(Html(page.clone())))
+            .route("/callback", get(Html(page.clone())))
+            .route("/signed-out", get(Html(page)))
+            .route("/app.js", get(script(std::fs::read_to_string(spa_dir().join("app.js")).unwrap())))
+            .route("/oidc-client-ts.min.js", get(script(std::fs::read_to_string(bundle).unwrap())))
+            .route("/config.json", get(axum::Json(config)));
+        tokio::spawn(async move { axum::serve(self.listener, app).await });
+    }
+}
+
+/// Waits until the application says `status` (`#status`), and fails with what it says
+/// otherwise.
+async fn wait_for_status(browser: &Chromium, status: &str) {
+    for _ in 0..150 {
+        if let Ok(element) = browser.client.find(Locator::Css("#status")).await
+            && element.text().await.is_ok_and(|t| t == status)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let url = browser.client.current_url().await.map(|u| u.to_string()).unwrap_or_default();
+    let said = browser.client.source().await.unwrap_or_default();
+    panic!("the application never said `{status}` at {url}: {said}");
+}
+
+/// Waits for the server's page that shows `css`, and fails with what the application says
+/// if it stopped on its way there.
+async fn wait_for_server_page(browser: &Chromium, css: &str) {
+    for _ in 0..150 {
+        if browser.client.find(Locator::Css(css)).await.is_ok() {
+            return;
+        }
+        if let Ok(element) = browser.client.find(Locator::Css("#error")).await
+            && let Ok(error) = element.text().await
+            && !error.is_empty()
+        {
+            panic!("the application failed on its way to {css}: {error}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{css} never appeared at {:?}", browser.client.current_url().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_page_application_signs_in_renews_and_signs_out_in_chromium() {
+    let Some(bundle) = oidc_client_bundle() else { return };
+    let Some(browser) = Chromium::start("en").await else { return };
+    let server = TestServer::start().await;
+    let user = server.user("ada", "ada's password").await;
+    // The application's origin, and another one its client did not register.
+    let (app, foreign) = (Spa::bind().await, Spa::bind().await);
+    let (client_id, _) = server
+        .client(json!({"name": "Single-page application", "public": true,
+                       "redirect_uris": [app.url("/callback"), foreign.url("/callback")],
+                       "post_logout_redirect_uris": [app.url("/signed-out"), foreign.url("/signed-out")],
+                       "allowed_origins": [app.origin]}))
+        .await;
+    let (app_url, foreign_url) = (app.url("/"), foreign.url("/"));
+    let (signed_out, foreign_callback) = (app.url("/signed-out"), foreign.url("/callback"));
+    app.serve(&bundle, &server.issuer, &client_id);
+    foreign.serve(&bundle, &server.issuer, &client_id);
+
+    // Sign in: discovery, then the server's login and consent pages, then the code (with
+    // PKCE) redeemed and userinfo read by the application, across origins.
+    browser.client.goto(&app_url).await.unwrap();
+    wait_for_status(&browser, "signed out").await;
+    browser.click("#sign-in").await;
+    wait_for_server_page(&browser, "input[name=username]").await;
+    browser.fill("input[name=username]", "ada").await;
+    browser.fill("input[name=password]", "ada's password").await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for("button[name=decision][value=allow]").await;
+    browser.click("button[name=decision][value=allow]").await;
+    wait_for_status(&browser, "signed in").await;
+    let profile: Value = serde_json::from_str(&browser.text("#profile").await).unwrap();
+    assert_eq!(profile["sub"], user.as_str(), "{profile}");
+    assert_eq!(profile["email"], "ada@example.com", "{profile}");
+    let first = browser.text("#access-token").await;
+    assert!(!first.is_empty());
+
+    // Renew with the refresh token: a new access token.
+    browser.click("#renew").await;
+    let mut renewed = first.clone();
+    for _ in 0..150 {
+        renewed = browser.text("#access-token").await;
+        if renewed != first && !renewed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_ne!(renewed, first, "renewing gave a new access token: {}", browser.text("#error").await);
+    assert_eq!(browser.text("#status").await, "signed in");
+
+    // The same application from an origin its client did not register: discovery is public
+    // and the person is still signed in, so it gets its code, but the browser keeps the token
+    // endpoint's answer from it.
+    browser.client.goto(&foreign_url).await.unwrap();
+    wait_for_status(&browser, "signed out").await;
+    browser.click("#sign-in").await;
+    wait_for_status(&browser, "failed").await;
+    let error = browser.text("#error").await;
+    assert!(error.contains("Failed to fetch"), "{error}");
+    assert!(browser.client.current_url().await.unwrap().as_str().starts_with(&foreign_callback));
+
+    // Sign out at the end session endpoint, back to the application, whose next sign-in asks
+    // for the password again.
+    browser.client.goto(&app_url).await.unwrap();
+    wait_for_status(&browser, "signed in").await;
+    browser.click("#sign-out").await;
+    wait_for_status(&browser, "signed out").await;
+    assert!(browser.client.current_url().await.unwrap().as_str().starts_with(&signed_out));
+    browser.click("#sign-in").await;
+    wait_for_server_page(&browser, "input[name=password]").await;
+    browser.close().await;
 }
