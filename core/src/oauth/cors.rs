@@ -109,12 +109,17 @@ async fn preflight(app: &Protocol, headers: &HeaderMap, methods: &'static str) -
         return Ok(response);
     }
     if let Ok(origin) = HeaderValue::from_str(origin) {
-        out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        out.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(methods));
-        out.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static(ALLOW_HEADERS));
-        out.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static(MAX_AGE));
+        allow(out, origin, methods, ALLOW_HEADERS);
     }
     Ok(response)
+}
+
+/// §3.2.3: what an allowed preflight's answer says.
+fn allow(out: &mut HeaderMap, origin: HeaderValue, methods: &'static str, request_headers: &'static str) {
+    out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    out.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(methods));
+    out.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static(request_headers));
+    out.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static(MAX_AGE));
 }
 
 /// A public document (discovery, the JWK Set), which every origin reads, preflight included.
@@ -124,9 +129,7 @@ pub(crate) fn public(route: MethodRouter<App>) -> MethodRouter<App> {
             let mut response = StatusCode::NO_CONTENT.into_response();
             let out = response.headers_mut();
             out.insert(header::ALLOW, HeaderValue::from_static("GET"));
-            out.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET"));
-            out.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("*"));
-            out.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static(MAX_AGE));
+            allow(out, HeaderValue::from_static("*"), "GET", "*");
             response
         })
         .layer(axum::middleware::map_response(|mut response: Response| async move {
