@@ -132,6 +132,33 @@ fn client_add_registers_where_the_server_may_call_the_client() {
 }
 
 #[test]
+fn client_add_registers_the_origins_of_its_browser_applications() {
+    let data = tempfile::tempdir().unwrap();
+    let add = |args: &[&str]| {
+        portcullis(data.path())
+            .args(["client", "add", "--name", "SPA", "--public", "--redirect-uri", "https://spa.example.com/cb"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = add(&["--allowed-origin", "https://spa.example.com", "--allowed-origin", "http://localhost:5173"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = add(&[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let list = portcullis(data.path()).args(["client", "list"]).output().unwrap();
+    let mut listed: Vec<serde_json::Value> =
+        String::from_utf8(list.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    listed.sort_by_key(|c| c["allowed_origins"].as_array().map(Vec::len));
+    // Without the option, the origin of its redirect URI.
+    assert_eq!(listed[0]["allowed_origins"], serde_json::json!(["https://spa.example.com"]));
+    assert_eq!(listed[1]["allowed_origins"], serde_json::json!(["https://spa.example.com", "http://localhost:5173"]));
+
+    let out = add(&["--allowed-origin", "https://spa.example.com/app"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("allowed_origins"));
+}
+
+#[test]
 fn user_add_reads_the_password_from_stdin() {
     let data = tempfile::tempdir().unwrap();
     let mut child = portcullis(data.path())

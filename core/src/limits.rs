@@ -29,6 +29,13 @@ pub const MAX_CLIENT_ID_BYTES: usize = 256;
 /// Longest `redirect_uri`, registered or requested, in bytes.
 pub const MAX_REDIRECT_URI_BYTES: usize = 2048;
 
+/// Longest `Origin` header read, in bytes: a scheme, a host name of at most 253 bytes and a
+/// port fit. A longer one is taken for no origin, before anything is looked up.
+pub const MAX_ORIGIN_BYTES: usize = 300;
+
+/// Most `allowed_origins` a client registers.
+pub const MAX_ALLOWED_ORIGINS: usize = 16;
+
 /// Longest `state`: opaque to the server, echoed back in the redirect (RFC 6749 §4.1.1).
 pub const MAX_STATE_BYTES: usize = 4096;
 

@@ -314,6 +314,10 @@ struct ClientAdd {
     name: String,
     #[arg(long = "redirect-uri")]
     redirect_uris: Vec<String>,
+    /// The origin of a browser application that calls its endpoints from another origin
+    /// (`https://app.example.com`); without one, the origins of its redirect URIs.
+    #[arg(long = "allowed-origin")]
+    allowed_origins: Vec<String>,
     #[arg(long = "grant-type")]
     grant_types: Vec<String>,
     /// A response type it may use (`code`, `id_token`, `code id_token`, ...); repeat for
@@ -376,6 +380,7 @@ impl ClientAdd {
         NewClient {
             name: self.name,
             redirect_uris: self.redirect_uris,
+            allowed_origins: (!self.allowed_origins.is_empty()).then_some(self.allowed_origins),
             grant_types: self.grant_types,
             response_types: self.response_types,
             token_endpoint_auth_method: self.token_endpoint_auth_method,

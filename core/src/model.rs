@@ -72,6 +72,9 @@ pub struct ClientDocument {
     pub name: String,
     pub description: String,
     pub redirect_uris: Vec<String>,
+    /// The origins (`scheme://host[:port]`) of the browser applications that call its
+    /// endpoints from another origin; unset: the origins of its http(s) redirect URIs.
+    pub allowed_origins: Option<Vec<String>>,
     pub post_logout_redirect_uris: Vec<String>,
     /// Where its request objects may be fetched from (OIDC Core §6.2), compared without the fragment.
     pub request_uris: Vec<String>,
@@ -182,6 +185,33 @@ impl Client {
     pub fn is_expired(&self, now: i64) -> bool {
         self.doc.expires_at.is_some_and(|t| t <= now)
     }
+    /// The origins its browser applications run at: those registered, else those of its
+    /// http(s) redirect URIs, each serialized as a browser sends it in `Origin`.
+    pub fn origins(&self) -> Vec<String> {
+        if let Some(registered) = &self.doc.allowed_origins {
+            return registered.clone();
+        }
+        let mut origins: Vec<String> = Vec::new();
+        for uri in &self.doc.redirect_uris {
+            if let Some(origin) = web_origin(uri)
+                && !origins.contains(&origin)
+            {
+                origins.push(origin);
+            }
+        }
+        origins
+    }
+    /// Whether a browser application at `origin` may read its answers.
+    pub fn allows_origin(&self, origin: &str) -> bool {
+        self.origins().iter().any(|o| o == origin)
+    }
+}
+
+/// The origin of an `http` or `https` URL, serialized as a browser's `Origin` header is
+/// (lower-case host, no default port); none for any other scheme.
+pub fn web_origin(url: &str) -> Option<String> {
+    let url = url::Url::parse(url).ok()?;
+    matches!(url.scheme(), "http" | "https").then(|| url.origin().ascii_serialization())
 }
 
 /// What an integrator registers and a person is asked to let in: ELMA365's external

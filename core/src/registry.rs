@@ -102,6 +102,11 @@ pub struct NewClient {
     pub name: String,
     pub description: String,
     pub redirect_uris: Vec<String>,
+    /// The origins of the browser applications that call its token, userinfo, revocation,
+    /// pushed authorization and device authorization endpoints from another origin
+    /// (`https://app.example.com`; `http` on a loopback host); unset: the origins of its
+    /// http(s) redirect URIs; empty: none.
+    pub allowed_origins: Option<Vec<String>>,
     pub grant_types: Vec<String>,
     /// The `response_type`s it may use (OIDC Core §3): empty is `code` alone; those with
     /// `id_token` or `token` (implicit, hybrid) only when listed.
@@ -205,6 +210,7 @@ pub(crate) fn new_client(new: NewClient) -> Result<(Client, Option<String>), Reg
     for uri in &new.redirect_uris {
         check_redirect_uri(uri)?;
     }
+    let allowed_origins = new.allowed_origins.as_deref().map(check_origins).transpose()?;
     let lifetimes = [
         ("code_ttl", new.code_ttl, limits::CODE_TTL),
         ("access_token_ttl", new.access_token_ttl, limits::ACCESS_TOKEN_TTL),
@@ -389,6 +395,7 @@ pub(crate) fn new_client(new: NewClient) -> Result<(Client, Option<String>), Reg
             name: new.name.trim().to_owned(),
             description: new.description,
             redirect_uris: new.redirect_uris,
+            allowed_origins,
             post_logout_redirect_uris: new.post_logout_redirect_uris,
             grant_types: grant_types.into_iter().map(|g| g.as_str().to_owned()).chain(extension_grants).collect(),
             response_types,
@@ -474,6 +481,53 @@ pub(crate) fn check_scopes(field: &'static str, scopes: &[String]) -> Result<(),
     Ok(())
 }
 
+/// Browser applications' origins (Fetch §3.2.2 `Origin`): each `scheme://host[:port]` and
+/// nothing more, `https` or, as for redirect URIs, `http` on a loopback host; returned as a
+/// browser serializes them, each once.
+fn check_origins(origins: &[String]) -> Result<Vec<String>, RegistryError> {
+    let invalid = |reason: String| RegistryError::field("allowed_origins", reason);
+    if origins.len() > limits::MAX_ALLOWED_ORIGINS {
+        return Err(invalid(format!("at most {}", limits::MAX_ALLOWED_ORIGINS)));
+    }
+    let mut checked: Vec<String> = Vec::with_capacity(origins.len());
+    for origin in origins {
+        if origin.len() > limits::MAX_ORIGIN_BYTES {
+            return Err(invalid(format!("an origin is at most {} bytes long", limits::MAX_ORIGIN_BYTES)));
+        }
+        let url = url::Url::parse(origin).map_err(|e| invalid(format!("`{origin}` is not an origin: {e}")))?;
+        let bare = url.path() == "/" && url.query().is_none() && url.fragment().is_none();
+        if !bare || !url.username().is_empty() || url.password().is_some() || origin.ends_with('/') {
+            return Err(invalid(format!(
+                "`{origin}` is not an origin: scheme, host and port only, such as https://app.example.com"
+            )));
+        }
+        match url.scheme() {
+            "https" => {}
+            "http" if is_loopback(&url) => {}
+            _ => {
+                return Err(invalid(format!(
+                    "`{origin}`: use https, or http on a loopback host (127.0.0.1, [::1], localhost)"
+                )));
+            }
+        }
+        let serialized = url.origin().ascii_serialization();
+        if !checked.contains(&serialized) {
+            checked.push(serialized);
+        }
+    }
+    Ok(checked)
+}
+
+/// A URL whose host is this machine's loopback (RFC 8252 §7.3, §8.3).
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip == std::net::Ipv4Addr::LOCALHOST,
+        Some(url::Host::Ipv6(ip)) => ip == std::net::Ipv6Addr::LOCALHOST,
+        Some(url::Host::Domain(host)) => host == "localhost",
+        None => false,
+    }
+}
+
 /// RFC 6749 §3.1.2: an absolute URI without a fragment. Where errors and codes may be sent
 /// (RFC 8252 §7, OAuth 2.0 Security BCP §4.1): `https`; `http` only on a loopback host
 /// (§7.3); or a private-use scheme, which is a reverse domain name and so has a dot (§7.1).
@@ -492,14 +546,10 @@ pub(crate) fn check_redirect_uri(uri: &str) -> Result<(), RegistryError> {
     }
     match parsed.scheme() {
         "https" => Ok(()),
-        "http" => match parsed.host() {
-            Some(url::Host::Ipv4(ip)) if ip == std::net::Ipv4Addr::LOCALHOST => Ok(()),
-            Some(url::Host::Ipv6(ip)) if ip == std::net::Ipv6Addr::LOCALHOST => Ok(()),
-            Some(url::Host::Domain("localhost")) => Ok(()),
-            _ => Err(invalid(
-                "uses http on a host that is not loopback (127.0.0.1, [::1], localhost); use https (RFC 8252 §7.3)",
-            )),
-        },
+        "http" if is_loopback(&parsed) => Ok(()),
+        "http" => Err(invalid(
+            "uses http on a host that is not loopback (127.0.0.1, [::1], localhost); use https (RFC 8252 §7.3)",
+        )),
         scheme if scheme.contains('.') => Ok(()),
         scheme => Err(invalid(&format!(
             "has scheme `{scheme}`: use https, http on a loopback host, or a private-use scheme \
@@ -515,6 +565,9 @@ pub struct ClientSummary {
     pub name: String,
     pub public: bool,
     pub redirect_uris: Vec<String>,
+    /// The origins whose browser applications may read its endpoints' answers: those
+    /// registered, else those of its redirect URIs.
+    pub allowed_origins: Vec<String>,
     pub grant_types: Vec<String>,
     /// The response types it may use at the authorization endpoint (`code` alone unless
     /// others were registered).
@@ -540,6 +593,7 @@ impl From<&Client> for ClientSummary {
             name: c.doc.name.clone(),
             public: c.is_public(),
             redirect_uris: c.doc.redirect_uris.clone(),
+            allowed_origins: c.origins(),
             grant_types: c.doc.grant_types.clone(),
             response_types: ResponseType::SUPPORTED
                 .into_iter()

@@ -86,6 +86,8 @@ kind!(Client, "client", |c| id: &c.id, keys: {
     if let Some(t) = &c.doc.template_id { k.push(("template", t.clone())) }
     if let Some(a) = &c.doc.application_id { k.push(("application", a.clone())) }
     if let Some(u) = &c.doc.owner { k.push(("owner", u.clone())) }
+    // Which clients' browser applications run at an origin, asked by CORS preflights.
+    k.extend(c.origins().into_iter().map(|o| ("origin", o)));
     k
 });
 kind!(Application, "application", |a| id: &a.id, keys: {
@@ -285,18 +287,56 @@ impl ClientContext {
     }
 }
 
-/// Client contexts by client id, with when each was read (`None`: no such client).
-type ClientCache = RwLock<HashMap<String, (Instant, Option<Arc<ClientContext>>)>>;
+/// Answers read from the clients' records, by key, each with when it was read; kept for
+/// [`CLIENT_CACHE_TTL`] and cleared by this replica's writes to clients.
+struct ClientCache<V> {
+    entries: RwLock<HashMap<String, (Instant, V)>>,
+}
+
+impl<V: Clone> ClientCache<V> {
+    /// The most entries kept: past it the stale ones go, and if all are fresh, all go.
+    const CAPACITY: usize = 10_000;
+
+    fn get(&self, key: &str) -> Option<V> {
+        let entries = self.entries.read();
+        let (read, value) = entries.get(key)?;
+        (read.elapsed() < CLIENT_CACHE_TTL).then(|| value.clone())
+    }
+
+    fn insert(&self, key: &str, value: V) {
+        let mut entries = self.entries.write();
+        if entries.len() >= Self::CAPACITY {
+            entries.retain(|_, (read, _)| read.elapsed() < CLIENT_CACHE_TTL);
+            if entries.len() >= Self::CAPACITY {
+                entries.clear();
+            }
+        }
+        entries.insert(key.to_owned(), (Instant::now(), value));
+    }
+
+    fn clear(&self) {
+        self.entries.write().clear();
+    }
+}
+
+impl<V> Default for ClientCache<V> {
+    fn default() -> Self {
+        Self { entries: RwLock::default() }
+    }
+}
 
 #[derive(Clone)]
 pub struct Storage {
     host: Arc<PolicyHost>,
-    clients: Arc<ClientCache>,
+    /// Client contexts by client id (`None`: no such client).
+    clients: Arc<ClientCache<Option<Arc<ClientContext>>>>,
+    /// Whether some client registered an origin, by origin.
+    origins: Arc<ClientCache<bool>>,
 }
 
 impl Storage {
     pub fn new(host: Arc<PolicyHost>) -> Self {
-        Self { host, clients: Arc::default() }
+        Self { host, clients: Arc::default(), origins: Arc::default() }
     }
 
     // Generic access
@@ -351,7 +391,8 @@ impl Storage {
         });
         let result = self.host.store_apply(writes).await;
         if touches_clients {
-            self.clients.write().clear();
+            self.clients.clear();
+            self.origins.clear();
         }
         Ok(result?)
     }
@@ -364,21 +405,26 @@ impl Storage {
 
     /// A client and what its policy needs, cached for [`CLIENT_CACHE_TTL`].
     pub async fn client_context(&self, id: &str) -> Result<Option<Arc<ClientContext>>, StorageError> {
-        if let Some((read, cached)) = self.clients.read().get(id)
-            && read.elapsed() < CLIENT_CACHE_TTL
-        {
-            return Ok(cached.clone());
+        if let Some(cached) = self.clients.get(id) {
+            return Ok(cached);
         }
         let context = match self.get::<Client>(id).await? {
             None => None,
             Some(client) => Some(Arc::new(self.load_context(client).await?)),
         };
-        let mut cache = self.clients.write();
-        if cache.len() > 10_000 {
-            cache.retain(|_, (read, _)| read.elapsed() < CLIENT_CACHE_TTL);
-        }
-        cache.insert(id.to_owned(), (Instant::now(), context.clone()));
+        self.clients.insert(id, context.clone());
         Ok(context)
+    }
+
+    /// Whether a client unexpired at `now` registered `origin` (its `origin` key), cached for
+    /// [`CLIENT_CACHE_TTL`] like the clients themselves.
+    pub async fn origin_registered(&self, origin: &str, now: i64) -> Result<bool, StorageError> {
+        if let Some(cached) = self.origins.get(origin) {
+            return Ok(cached);
+        }
+        let registered = self.find::<Client>("origin", origin).await?.iter().any(|c| !c.is_expired(now));
+        self.origins.insert(origin, registered);
+        Ok(registered)
     }
 
     /// The records a client's policy input needs. A client of no application, template or

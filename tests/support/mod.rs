@@ -9,6 +9,8 @@ use portcullis::server::{self, Portcullis};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+pub mod chromium;
+
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
 pub struct TestServer {

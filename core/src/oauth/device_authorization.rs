@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::cors::CrossOrigin;
 use super::params::{Params, parse_scope, words};
 use super::token::require_form;
 use super::{App, Protocol, client_auth};
@@ -45,21 +46,29 @@ pub async fn authorize(State(app): State<App>, headers: HeaderMap, body: Result<
         Ok(b) => b,
         Err(e) => return OAuthError::from(e).into_response(),
     };
-    match handle(&app, &headers, &body).await {
+    let mut cross_origin = CrossOrigin::of(&headers);
+    let response = match handle(&app, &headers, &body, &mut cross_origin).await {
         Ok(answer) => {
             let mut r = axum::Json(answer).into_response();
             r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             r
         }
         Err(e) => e.into_response(),
-    }
+    };
+    cross_origin.answer(response)
 }
 
-async fn handle(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<serde_json::Value, OAuthError> {
+async fn handle(
+    app: &App,
+    headers: &HeaderMap,
+    body: &[u8],
+    cross_origin: &mut CrossOrigin,
+) -> Result<serde_json::Value, OAuthError> {
     require_form(headers)?;
     let mut params = Params::parse(body)?;
     // §3.1: the client authenticates as at the token endpoint (a public one names itself).
     let context = client_auth::authenticate(app, headers, &mut params).await?.context;
+    cross_origin.client(&context.client);
     if let Some(why) = context.unusable() {
         return Err(OAuthError::UnauthorizedClient(why.into()));
     }

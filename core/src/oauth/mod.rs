@@ -8,6 +8,7 @@ pub mod back_channel_logout;
 pub mod client_auth;
 pub mod client_credentials;
 pub mod client_jwks;
+pub(crate) mod cors;
 pub mod device_authorization;
 pub mod device_code;
 pub mod discovery;
@@ -86,21 +87,22 @@ pub type App = Arc<Protocol>;
 fn handlers(endpoint: Endpoint) -> MethodRouter<App> {
     match endpoint {
         Endpoint::Authorization => get(authorize::get).post(authorize::post),
-        Endpoint::Token => post(token::token),
-        Endpoint::Userinfo => get(userinfo::get).post(userinfo::post),
+        Endpoint::Token => cors::for_clients(post(token::token), "POST"),
+        Endpoint::Userinfo => cors::for_clients(get(userinfo::get).post(userinfo::post), "GET, POST"),
+        // Resource servers introspect, never browsers.
         Endpoint::Introspection => post(introspection::introspect),
-        Endpoint::Revocation => post(revocation::revoke),
-        Endpoint::PushedAuthorization => post(pushed_authorization::push),
+        Endpoint::Revocation => cors::for_clients(post(revocation::revoke), "POST"),
+        Endpoint::PushedAuthorization => cors::for_clients(post(pushed_authorization::push), "POST"),
         Endpoint::EndSession => get(logout::get).post(logout::post),
-        Endpoint::DeviceAuthorization => post(device_authorization::authorize),
+        Endpoint::DeviceAuthorization => cors::for_clients(post(device_authorization::authorize), "POST"),
     }
 }
 
 pub fn router(app: App) -> Router {
     let mut router = Router::new()
-        .route("/.well-known/openid-configuration", get(discovery::openid_configuration))
-        .route("/.well-known/oauth-authorization-server", get(discovery::openid_configuration))
-        .route("/jwks.json", get(discovery::jwks))
+        .route("/.well-known/openid-configuration", cors::public(get(discovery::openid_configuration)))
+        .route("/.well-known/oauth-authorization-server", cors::public(get(discovery::openid_configuration)))
+        .route("/jwks.json", cors::public(get(discovery::jwks)))
         .route(interaction::LOGIN_PATH, post(authorize::login))
         .route(interaction::CONSENT_PATH, post(authorize::consent))
         .route("/health", get(|| async { "ok" }));

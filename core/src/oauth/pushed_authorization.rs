@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::cors::CrossOrigin;
 use super::params::Params;
 use super::token::require_form;
 use super::{App, authorize, client_auth, dpop};
@@ -35,7 +36,8 @@ pub async fn push(
         Ok(b) => b,
         Err(e) => return OAuthError::from(e).into_response(),
     };
-    match handle(&app, &headers, uri.path(), &body).await {
+    let mut cross_origin = CrossOrigin::of(&headers);
+    let response = match handle(&app, &headers, uri.path(), &body, &mut cross_origin).await {
         // §2.2: 201 with the request URI and its lifetime.
         Ok((request_uri, expires_in)) => {
             let mut r =
@@ -45,13 +47,21 @@ pub async fn push(
             r
         }
         Err(e) => e.into_response(),
-    }
+    };
+    cross_origin.answer(response)
 }
 
-async fn handle(app: &App, headers: &HeaderMap, path: &str, body: &[u8]) -> Result<(String, i64), OAuthError> {
+async fn handle(
+    app: &App,
+    headers: &HeaderMap,
+    path: &str,
+    body: &[u8],
+    cross_origin: &mut CrossOrigin,
+) -> Result<(String, i64), OAuthError> {
     require_form(headers)?;
     let mut params = Params::parse(body)?;
     let client = client_auth::authenticate(app, headers, &mut params).await?.client;
+    cross_origin.client(&client);
     // §2.1: a pushed request cannot itself point elsewhere.
     if params.get("request_uri").is_some() {
         return Err(OAuthError::InvalidRequest("a pushed request cannot carry `request_uri`".into()));

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::App;
 use super::client_auth;
+use super::cors::CrossOrigin;
 use super::params::Params;
 use crate::crypto::hash_secret;
 use crate::error::OAuthError;
@@ -20,16 +21,19 @@ pub async fn revoke(State(app): State<App>, headers: HeaderMap, body: Result<Byt
         Ok(b) => b,
         Err(e) => return OAuthError::from(e).into_response(),
     };
-    match handle(&app, &headers, &body).await {
+    let mut cross_origin = CrossOrigin::of(&headers);
+    let response = match handle(&app, &headers, &body, &mut cross_origin).await {
         Ok(()) => StatusCode::OK.into_response(),
         Err(e) => e.into_response(),
-    }
+    };
+    cross_origin.answer(response)
 }
 
-async fn handle(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<(), OAuthError> {
+async fn handle(app: &App, headers: &HeaderMap, body: &[u8], cross_origin: &mut CrossOrigin) -> Result<(), OAuthError> {
     super::token::require_form(headers)?;
     let mut params = Params::parse(body)?;
     let client = client_auth::authenticate(app, headers, &mut params).await?.client;
+    cross_origin.client(&client);
     let token = params.required("token")?.to_owned();
     if let Some(hint) = params.get("token_type_hint")
         && !matches!(hint, "access_token" | "refresh_token")

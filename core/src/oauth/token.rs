@@ -12,6 +12,7 @@ use std::net::IpAddr;
 
 use super::App;
 use super::client_auth;
+use super::cors::CrossOrigin;
 use super::dpop;
 use super::params::Params;
 use super::{
@@ -33,7 +34,8 @@ pub async fn token(
     };
     // The TCP peer, for the password grant's throttling (`server::serve` serves with it).
     let peer = crate::oauth::peer(&extensions);
-    match handle(&app, &headers, uri.path(), &body, peer).await {
+    let mut cross_origin = CrossOrigin::of(&headers);
+    let response = match handle(&app, &headers, uri.path(), &body, peer, &mut cross_origin).await {
         Ok(response) => {
             let mut r = axum::Json(response).into_response();
             r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -49,7 +51,8 @@ pub async fn token(
             r
         }
         Err(e) => e.into_response(),
-    }
+    };
+    cross_origin.answer(response)
 }
 
 /// §3.2: the body must be `application/x-www-form-urlencoded`.
@@ -68,6 +71,7 @@ async fn handle(
     path: &str,
     body: &[u8],
     peer: IpAddr,
+    cross_origin: &mut CrossOrigin,
 ) -> Result<super::tokens::TokenResponse, OAuthError> {
     require_form(headers)?;
     let mut params = Params::parse(body)?;
@@ -78,6 +82,7 @@ async fn handle(
         None => Err(app.host.grant_plugin_for(&name).ok_or_else(unsupported)?),
     };
     let context = client_auth::authenticate(app, headers, &mut params).await?.context;
+    cross_origin.client(&context.client);
     if let Some(why) = context.unusable() {
         return Err(OAuthError::UnauthorizedClient(why.into()));
     }

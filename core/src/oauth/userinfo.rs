@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::App;
+use super::cors::CrossOrigin;
 use super::dpop;
 use super::params::Params;
 use super::tokens::AccessClaims;
@@ -71,12 +72,13 @@ fn credential(headers: &HeaderMap, form: Option<&Params>) -> Option<Credential> 
 
 /// Claims about a person: never stored by a cache (RFC 9111 §5.2.2.5).
 async fn respond(app: &App, credential: Option<Credential>, request: Request<'_>) -> Response {
-    let mut response = match handle(app, credential, request).await {
+    let mut cross_origin = CrossOrigin::of(request.headers);
+    let mut response = match handle(app, credential, request, &mut cross_origin).await {
         Ok(v) => Json(v).into_response(),
         Err((e, challenge)) => e.at_resource(challenge),
     };
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    cross_origin.answer(response)
 }
 
 /// The user's claims, or the error and the scheme of the challenge it is answered with: DPoP
@@ -85,6 +87,7 @@ async fn handle(
     app: &App,
     credential: Option<Credential>,
     request: Request<'_>,
+    cross_origin: &mut CrossOrigin,
 ) -> Result<Value, (OAuthError, Challenge)> {
     let (token, challenge) = match credential {
         Some(Credential::Bearer(token)) => (token, Challenge::Bearer),
@@ -97,6 +100,8 @@ async fn handle(
         super::access_token::validate(app, &token, None).await.map_err(|e| (e, challenge))?.ok_or_else(|| {
             (OAuthError::InvalidToken("the access token is invalid, expired or revoked".into()), challenge)
         })?;
+    // The client a browser application reads userinfo as is the access token's.
+    cross_origin.client_named(app, &claims.client_id).await;
     // RFC 9449 §7.1, §7.2: a token bound to a key is used with the DPoP scheme and a proof of
     // that key for this request, never as a bearer token; an unbound one only as a bearer token.
     let dpop = |e: OAuthError| (e, Challenge::Dpop);
