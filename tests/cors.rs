@@ -300,6 +300,28 @@ async fn pushed_and_device_authorization_answer_their_clients_origins() {
     assert_no_cors("device authorization from another client's origin", &headers);
 }
 
+/// A client stored before client records carried `origin` keys gets them when the server
+/// next starts, once per database.
+#[tokio::test]
+async fn clients_stored_before_origin_keys_are_keyed_at_start() {
+    use portcullis::plugin::store::{Record, RecordRef, Write};
+    let first = TestServer::start().await;
+    let (id, _) = first.client(json!({"name": "spa", "public": true, "redirect_uris": [SPA_CALLBACK]})).await;
+    // The client as an earlier version wrote it: the same body, no origin key; the migration undone.
+    let stored = first.app.host.store_get(&[RecordRef { kind: "client", id: id.clone() }]).await.unwrap();
+    let body = stored.into_iter().next().flatten().expect("the client").body;
+    let old = Record { kind: "client", id: id.clone(), body, keys: Vec::new(), expires_at: None };
+    let undo = Write::Delete(RecordRef { kind: "migration", id: "client-origin-keys".into() });
+    first.app.host.store_apply(vec![Write::Put(old), undo]).await.unwrap();
+    let (_, headers) = preflight(&first, "/token", SPA, "POST").await;
+    assert!(cors_headers(&headers).is_empty(), "not found by its origin before");
+
+    let TestServer { data, .. } = first;
+    let server = TestServer::start_with(support::Options { data: Some(data), ..Default::default() }).await;
+    let (status, headers) = preflight(&server, "/token", SPA, "POST").await;
+    assert_eq!((status, header(&headers, "access-control-allow-origin")), (StatusCode::NO_CONTENT, Some(SPA)));
+}
+
 #[tokio::test]
 async fn discovery_and_the_jwks_are_readable_from_any_origin() {
     let server = TestServer::start().await;

@@ -70,6 +70,7 @@ impl Portcullis {
             }
         }
         let storage = Storage::new(host.clone());
+        storage.key_clients_by_origin(clock.now()).await?;
         let sealer = sealer(&config)?;
         let retire_after = config.longest_token_lifetime();
         let keys = Arc::new(

@@ -133,6 +133,15 @@ kind!(UsedAssertion, "used-client-assertion", |a| id: &a.id, expires: Some(a.exp
 kind!(UsedGrantCredential, "used-grant-credential", |a| id: &a.id, expires: Some(a.expires_at));
 kind!(UsedProof, "used-dpop-proof", |p| id: &p.id, expires: Some(p.expires_at));
 
+/// A change to stored records made once per database (a re-keying), remembered by its name
+/// so that no replica makes it again.
+#[derive(Serialize, serde::Deserialize)]
+struct Migration {
+    name: String,
+    at: i64,
+}
+kind!(Migration, "migration", |m| id: &m.name);
+
 /// The record that makes a username unique: created in the same group as its user.
 #[derive(Serialize, serde::Deserialize)]
 struct Username {
@@ -395,6 +404,28 @@ impl Storage {
             self.origins.clear();
         }
         Ok(result?)
+    }
+
+    /// Writes every client back once, so that clients stored before their records carried
+    /// `origin` keys get them (CORS preflights find clients by them). Done once per database;
+    /// a client written meanwhile by someone else already has its keys.
+    pub async fn key_clients_by_origin(&self, now: i64) -> Result<(), StorageError> {
+        const NAME: &str = "client-origin-keys";
+        if self.get::<Migration>(NAME).await?.is_some() {
+            return Ok(());
+        }
+        for client in self.list::<Client>().await? {
+            if let Some(loaded) = self.get_loaded::<Client>(&client.id).await? {
+                match self.apply(vec![write::update(&loaded.value, loaded.revision)?]).await {
+                    Ok(()) | Err(StorageError::Conflict(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        match self.apply(vec![write::create(&Migration { name: NAME.into(), at: now })?]).await {
+            Ok(()) | Err(StorageError::Conflict(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     pub async fn purge_expired(&self, now: i64) -> Result<u64, StorageError> {
