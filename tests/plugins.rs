@@ -3,8 +3,8 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
@@ -27,6 +27,27 @@ fn install_chaos(dir: &std::path::Path, as_name: &str) {
     std::fs::write(dir.join(format!("{as_name}.wasm")), wasm).unwrap();
 }
 
+/// Busy loops, eight per CPU, beside the server: a saturated machine, on which a request
+/// thread waits long for a CPU. They are killed when this is dropped, a failed test too.
+struct Saturation(Vec<std::process::Child>);
+
+impl Saturation {
+    fn start() -> Self {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let spin = || std::process::Command::new("sh").args(["-c", "while :; do :; done"]).spawn().expect("sh");
+        Self((0..8 * cpus).map(|_| spin()).collect())
+    }
+}
+
+impl Drop for Saturation {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hot_swap_under_load_fails_no_request_and_refuses_broken_files() {
     let policies = policies_copy();
@@ -39,19 +60,20 @@ async fn hot_swap_under_load_fails_no_request_and_refuses_broken_files() {
     let secret = secret.unwrap();
 
     let stop = Arc::new(AtomicBool::new(false));
-    let failures = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::new(Mutex::new(Vec::new()));
     let total = Arc::new(AtomicUsize::new(0));
+    let saturation = Saturation::start();
     let mut workers = Vec::new();
     for _ in 0..4 {
         let (server, id, secret, stop, failures, total) =
             (server.clone(), id.clone(), secret.clone(), stop.clone(), failures.clone(), total.clone());
         workers.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                let (status, _) =
+                let (status, body) =
                     server.form("/token", &[("grant_type", "client_credentials")], Some((&id, &secret))).await;
                 total.fetch_add(1, Ordering::Relaxed);
                 if status != StatusCode::OK {
-                    failures.fetch_add(1, Ordering::Relaxed);
+                    failures.lock().unwrap().push(format!("{status} {body}"));
                 }
             }
         }));
@@ -102,13 +124,16 @@ async fn hot_swap_under_load_fails_no_request_and_refuses_broken_files() {
     for w in workers {
         w.await.unwrap();
     }
+    drop(saturation);
     let total = total.load(Ordering::Relaxed);
     eprintln!("hot swap: new policy live {took:?} after the file was written; {total} requests during the swaps");
     assert!(total > 20, "the load ran ({total} requests)");
-    assert_eq!(
-        failures.load(Ordering::Relaxed),
-        0,
-        "no request failed during the swaps ({total} requests, swap live after {took:?})"
+    let failures = failures.lock().unwrap();
+    assert!(
+        failures.is_empty(),
+        "no request failed during the swaps on a saturated machine ({} of {total} did, swap live after {took:?}): {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
     );
 }
 

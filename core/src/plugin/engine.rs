@@ -13,6 +13,25 @@ use super::manifest;
 /// How often the epoch advances; deadlines are counted in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
+/// The ticks in `d`, at least one.
+pub fn ticks(d: Duration) -> u64 {
+    (d.as_micros().div_ceil(EPOCH_TICK.as_micros()) as u64).max(1)
+}
+
+/// The CPU time the calling thread has used, where the system tells it.
+#[cfg(unix)]
+pub fn thread_cpu_time() -> Option<Duration> {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `now` is a valid timespec for the call to write, and nothing else holds it.
+    let read = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    (read == 0).then(|| Duration::new(now.tv_sec as u64, now.tv_nsec as u32))
+}
+
+#[cfg(not(unix))]
+pub fn thread_cpu_time() -> Option<Duration> {
+    None
+}
+
 pub struct PluginEngine {
     pub engine: Engine,
     cache_dir: Option<PathBuf>,
