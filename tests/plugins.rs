@@ -137,6 +137,70 @@ async fn hot_swap_under_load_fails_no_request_and_refuses_broken_files() {
     );
 }
 
+/// Waits (10 s at most) until the watcher's counts satisfy `done`, then returns them.
+async fn reloads_until(
+    server: &TestServer,
+    what: &str,
+    done: impl Fn(portcullis::plugin::watch::ReloadCounts) -> bool,
+) -> portcullis::plugin::watch::ReloadCounts {
+    let since = Instant::now();
+    loop {
+        let counts = server.app.host.reloads();
+        if done(counts) {
+            return counts;
+        }
+        assert!(since.elapsed() < Duration::from_secs(10), "{what} never happened: {counts:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Longer than the watcher's debounce and a reconcile of the directory together.
+const QUIET: Duration = Duration::from_millis(700);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watcher_reloads_on_writes_only_and_tries_a_refused_file_once_per_change() {
+    let policies = policies_copy();
+    let server =
+        TestServer::start_with(Options { policies: Some(policies.path().into()), watch: true, ..Default::default() })
+            .await;
+    let started = server.app.host.reloads();
+
+    // Reading every file (as a reconcile itself does) changes nothing, and reloads nothing.
+    for _ in 0..3 {
+        for entry in std::fs::read_dir(policies.path()).unwrap() {
+            std::fs::read(entry.unwrap().path()).unwrap();
+        }
+    }
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(server.app.host.reloads(), started, "reading the policies directory reloads nothing");
+
+    // A file that does not compile is tried once, and then left alone while it is unchanged.
+    std::fs::write(
+        policies.path().join("broken.toml"),
+        "name = \"broken\"\nkind = \"scope-policy\"\ncontract = \"portcullis:plugin@0.3.0\"\n",
+    )
+    .unwrap();
+    std::fs::write(policies.path().join("broken.wasm"), b"not wasm").unwrap();
+    reloads_until(&server, "compiling broken.wasm", |c| c.compilations == started.compilations + 1).await;
+    tokio::time::sleep(QUIET).await;
+    let refused = server.app.host.reloads();
+    assert_eq!(refused.compilations, started.compilations + 1, "the refused file is compiled once");
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(server.app.host.reloads(), refused, "a refused file keeps nothing reloading");
+
+    // Another file written wakes the watcher, which does not try the refused file again.
+    std::fs::write(policies.path().join("notes.txt"), "policies of this deployment").unwrap();
+    reloads_until(&server, "a reconcile after notes.txt", |c| c.reconciles > refused.reconciles).await;
+    tokio::time::sleep(QUIET).await;
+    let after = server.app.host.reloads();
+    assert_eq!(after.compilations, refused.compilations, "the unchanged refused file is not compiled again");
+
+    // Changed, it is tried again.
+    std::fs::write(policies.path().join("broken.wasm"), b"still not wasm").unwrap();
+    reloads_until(&server, "compiling the changed broken.wasm", |c| c.compilations == after.compilations + 1).await;
+    assert!(!server.app.host.loaded().contains_key("broken"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_that_traps_loops_or_exhausts_memory_fails_only_its_request() {
     let policies = policies_copy();
