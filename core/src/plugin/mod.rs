@@ -245,6 +245,18 @@ impl PolicyHost {
     /// the database.
     pub async fn install(&self, plugin: Plugin) -> Result<(), String> {
         if plugin.manifest.name == self.defaults.storage {
+            let deadline = std::time::Duration::from_millis(plugin.manifest.limits.deadline_ms);
+            if let Some(wait) = self.database.acquire_timeout()
+                && wait >= deadline
+            {
+                tracing::warn!(
+                    plugin = %plugin.name,
+                    "database.acquire_timeout_ms ({} ms) is not below the storage plugin's deadline ({} ms): \
+                     while the database is unreachable, requests will fail with server_error instead of 503",
+                    wait.as_millis(),
+                    deadline.as_millis()
+                );
+            }
             macro_rules! migrate {
                 ($pre:expr) => {
                     self.call_async(&plugin, async |store| {
