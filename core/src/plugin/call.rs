@@ -15,7 +15,7 @@ use std::time::Duration;
 use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 
 use super::database::{DatabaseGrant, DbSession};
-use super::engine::{thread_cpu_time, ticks};
+use super::engine::{recent_thread_cpu_time, thread_cpu_time, ticks};
 use super::{Plugin, PluginError, PluginKind, PolicyHost};
 
 /// The data of one call's `Store`.
@@ -72,7 +72,7 @@ fn deadline(plugin: &Plugin) -> Duration {
 /// Makes the store's deadline count the CPU time of this thread from now on: each time the
 /// epoch reaches the deadline, the call goes on for what is left of `deadline` on the CPU.
 fn count_cpu_time(store: &mut Store<CallState>, deadline: Duration) {
-    let Some(started) = thread_cpu_time() else { return };
+    let Some(started) = recent_thread_cpu_time() else { return };
     store.epoch_deadline_callback(move |_| {
         let used = thread_cpu_time().map_or(Duration::MAX, |now| now.saturating_sub(started));
         Ok(match deadline.checked_sub(used) {
