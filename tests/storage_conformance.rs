@@ -64,7 +64,7 @@ struct Backend {
 impl Backend {
     async fn open(url: &str, mut guards: Vec<Box<dyn std::any::Any + Send>>) -> Self {
         let (dir, name) = policies();
-        let db = Database::connect(url, 8).await.expect("database");
+        let db = Database::connect(url, 8, std::time::Duration::from_secs(1)).await.expect("database");
         let defaults = Defaults { storage: name, scope: "scope-template".into(), consent: "consent-default".into() };
         let host = PolicyHost::new(db, defaults, None).expect("host");
         watch::load_dir(&host, dir.path()).await.expect("the storage plugin loads and migrates");

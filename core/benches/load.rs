@@ -422,7 +422,10 @@ fn plugin_call_cost() {
     use portcullis::plugin::scope::{Ask, ScopeInput};
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
-        let db = portcullis::plugin::database::Database::connect("sqlite::memory:", 1).await.unwrap();
+        let db =
+            portcullis::plugin::database::Database::connect("sqlite::memory:", 1, std::time::Duration::from_secs(1))
+                .await
+                .unwrap();
         let defaults = portcullis::plugin::Defaults {
             storage: "storage-sql".into(),
             scope: "scope-template".into(),

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use crate::applications as apps;
 use crate::config::Config;
+use crate::error::AdminError;
 use crate::keys::Keys;
 use crate::model::User;
 use crate::oauth::Protocol;
@@ -89,25 +90,11 @@ async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
-fn problem(status: StatusCode, error: &str, description: impl Into<String>) -> Response {
-    (status, Json(json!({"error": error, "error_description": description.into()}))).into_response()
-}
-
-fn unauthorized(error: &str, description: &str) -> Response {
-    let mut r = problem(StatusCode::UNAUTHORIZED, error, description);
-    let challenge = format!("Bearer error=\"{error}\"");
-    r.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_str(&challenge).unwrap_or(HeaderValue::from_static("Bearer")),
-    );
-    r
-}
-
 /// Who is calling: the bootstrap token is the operator; an access token granted
 /// [`ADMIN_SCOPE`] is its user (RFC 6750 §3.1 errors otherwise).
 async fn require_caller(State(app): State<App>, mut req: Request, next: Next) -> Response {
     let Some(expected) = &app.config.server.admin_token else {
-        return problem(StatusCode::NOT_FOUND, "not_found", "the admin API is disabled");
+        return AdminError::NotFound("the admin API is disabled".into()).into_response();
     };
     let presented = req
         .headers()
@@ -131,28 +118,22 @@ async fn require_caller(State(app): State<App>, mut req: Request, next: Next) ->
 
 async fn user_caller(app: &Admin, token: &str) -> Result<User, Response> {
     if token.is_empty() {
-        let mut r = problem(StatusCode::UNAUTHORIZED, "invalid_token", "a bearer token is required");
-        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        return Err(r);
+        return Err(AdminError::MissingToken.into_response());
     }
-    let invalid = || unauthorized("invalid_token", "the token is invalid, expired or revoked");
+    let invalid = || AdminError::InvalidToken("the token is invalid, expired or revoked".into()).into_response();
     let claims = match crate::oauth::access_token::validate(&app.protocol, token, None).await {
         Ok(Some(c)) => c,
         Ok(None) => return Err(invalid()),
         Err(e) => return Err(e.into_response()),
     };
     if !claims.scopes().any(|s| s == ADMIN_SCOPE) {
-        let mut r =
-            problem(StatusCode::FORBIDDEN, "insufficient_scope", format!("the token was not granted `{ADMIN_SCOPE}`"));
-        let challenge = format!("Bearer error=\"insufficient_scope\", scope=\"{ADMIN_SCOPE}\"");
-        if let Ok(v) = HeaderValue::from_str(&challenge) {
-            r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-        }
-        return Err(r);
+        let reason = format!("the token was not granted `{ADMIN_SCOPE}`");
+        return Err(AdminError::InsufficientScope { needed: Some(ADMIN_SCOPE), reason }.into_response());
     }
     // A client's own token (client credentials) speaks for no user.
     if claims.gid.is_none() {
-        return Err(problem(StatusCode::FORBIDDEN, "insufficient_scope", "the admin API acts for a user"));
+        let reason = "the admin API acts for a user".into();
+        return Err(AdminError::InsufficientScope { needed: None, reason }.into_response());
     }
     match app.storage.get_user(&claims.sub).await {
         Ok(Some(user)) => Ok(user),
@@ -161,42 +142,39 @@ async fn user_caller(app: &Admin, token: &str) -> Result<User, Response> {
     }
 }
 
-fn registry_error(e: RegistryError) -> Response {
-    match e {
-        RegistryError::Invalid(m) => problem(StatusCode::BAD_REQUEST, "invalid_request", m),
-        RegistryError::Field { field, reason } => (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": "invalid_request", "error_description": format!("`{field}`: {reason}"), "field": field})),
-        )
-            .into_response(),
-        RegistryError::Exists(m) => problem(StatusCode::CONFLICT, "conflict", format!("{m} already exists")),
-        RegistryError::Conflict(m) => problem(StatusCode::CONFLICT, "conflict", m),
-        RegistryError::Forbidden(m) => problem(StatusCode::FORBIDDEN, "forbidden", m),
-        RegistryError::NotFound(m) => problem(StatusCode::NOT_FOUND, "not_found", m),
-        RegistryError::Storage(e) => {
-            tracing::error!(error = %e, "admin storage operation failed");
-            problem(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "storage failed")
-        }
-        RegistryError::Internal(m) => {
-            tracing::error!(error = %m, "admin operation failed");
-            problem(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the server failed")
+/// What each registry error is to the admin API (its status is chosen in `error.rs`).
+impl From<RegistryError> for AdminError {
+    fn from(e: RegistryError) -> Self {
+        match e {
+            RegistryError::Invalid(m) => Self::InvalidRequest(m),
+            RegistryError::Field { field, reason } => Self::InvalidField { field, reason },
+            RegistryError::Exists(m) => Self::Conflict(format!("{m} already exists")),
+            RegistryError::Conflict(m) => Self::Conflict(m),
+            RegistryError::Forbidden(m) => Self::Forbidden(m),
+            RegistryError::NotFound(m) => Self::NotFound(m),
+            RegistryError::Storage(e) => e.into(),
+            RegistryError::Internal(m) => Self::failed("operation", m),
         }
     }
 }
 
+fn registry_error(e: RegistryError) -> Response {
+    AdminError::from(e).into_response()
+}
+
 fn storage_error(e: crate::storage::StorageError) -> Response {
-    registry_error(RegistryError::Storage(e))
+    AdminError::from(e).into_response()
 }
 
 type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
 
 /// A body that is not the expected JSON is 400, one too large to read 413.
 fn rejected(e: axum::extract::rejection::JsonRejection) -> Response {
-    let status = match e.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
-        _ => StatusCode::BAD_REQUEST,
-    };
-    problem(status, "invalid_request", e.body_text())
+    match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => AdminError::BodyTooLarge(e.body_text()),
+        _ => AdminError::InvalidRequest(e.body_text()),
+    }
+    .into_response()
 }
 
 /// A result as JSON with `status`, or its error.
@@ -394,7 +372,7 @@ async fn list_applications(
 ) -> Response {
     let Query(filter) = match filter {
         Ok(f) => f,
-        Err(e) => return problem(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()),
+        Err(e) => return AdminError::InvalidRequest(e.body_text()).into_response(),
     };
     respond(StatusCode::OK, apps::list_applications(&app.storage, &caller, filter).await)
 }

@@ -80,6 +80,9 @@ pub struct DatabaseConfig {
     /// `sqlite://PATH` or `postgres://...`. Empty means `sqlite://<data_dir>/portcullis.db`.
     pub url: String,
     pub max_connections: u32,
+    /// How long a request waits for a PostgreSQL connection, opening a new one included,
+    /// before its storage is unavailable (503); keep it below the storage plugin's deadline.
+    pub acquire_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -168,7 +171,7 @@ impl Default for ServerConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { url: String::new(), max_connections: 16 }
+        Self { url: String::new(), max_connections: 16, acquire_timeout_ms: 1000 }
     }
 }
 
@@ -261,6 +264,14 @@ impl Config {
         for (key, seconds, bounds) in lifetimes {
             bounds.check(seconds).map_err(|reason| ConfigError::Value { key, reason })?;
         }
+        let wait = self.database.acquire_timeout_ms;
+        if !limits::DATABASE_ACQUIRE_TIMEOUT_MS.contains(&wait) {
+            let (min, max) = limits::DATABASE_ACQUIRE_TIMEOUT_MS.into_inner();
+            return Err(ConfigError::Value {
+                key: "database.acquire_timeout_ms",
+                reason: format!("{wait} is not between {min} and {max} milliseconds"),
+            });
+        }
         let url = self.database_url();
         if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(ConfigError::Value {
@@ -280,6 +291,10 @@ impl Config {
     /// The issuer without a trailing slash, the base of every endpoint URL.
     pub fn issuer(&self) -> &str {
         self.server.issuer.trim_end_matches('/')
+    }
+
+    pub fn database_acquire_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.database.acquire_timeout_ms)
     }
 
     pub fn database_url(&self) -> String {

@@ -1,7 +1,9 @@
-//! Every OAuth error code the server sends is chosen here, and only here.
+//! Every OAuth error code the server sends is chosen here, and only here, with its HTTP
+//! status; so are the admin API's ([`AdminError`]).
 //!
 //! Protocol modules return [`OAuthError`]; lower layers (storage, plugins, keys) have their
-//! own error types that convert into it. RFC 6749 §5.2 (token endpoint), §4.1.2.1
+//! own error types that convert into it. A store that cannot be reached for now is 503
+//! `temporarily_unavailable` with `Retry-After`, never a 500. RFC 6749 §5.2 (token endpoint), §4.1.2.1
 //! (authorization endpoint), RFC 6750 §3.1 (bearer), OIDC Core §3.1.2.6.
 
 use axum::Json;
@@ -162,11 +164,22 @@ pub struct ErrorBody<'a> {
     pub error_description: String,
 }
 
+/// RFC 9110 §10.2.3: how many seconds a 503 asks the caller to wait before trying again.
+const RETRY_AFTER_SECONDS: &str = "5";
+
+/// Every 503 the server answers (JSON or page) says when to try again.
+pub fn retry_after(response: &mut Response) {
+    if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+    }
+}
+
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let status = self.status();
         let body = ErrorBody { error: self.code(), error_description: self.description() };
         let mut response = (status, Json(body)).into_response();
+        retry_after(&mut response);
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         match &self {
@@ -259,15 +272,18 @@ impl From<crate::storage::StorageError> for OAuthError {
     }
 }
 
-impl From<crate::plugin::PluginError> for OAuthError {
-    fn from(e: crate::plugin::PluginError) -> Self {
-        Self::internal("policy plugin", e)
+impl From<crate::keys::KeyError> for OAuthError {
+    fn from(e: crate::keys::KeyError) -> Self {
+        match e {
+            crate::keys::KeyError::Storage(e) => e.into(),
+            e => Self::internal("signing", e),
+        }
     }
 }
 
-impl From<crate::keys::KeyError> for OAuthError {
-    fn from(e: crate::keys::KeyError) -> Self {
-        Self::internal("signing", e)
+impl From<crate::plugin::PluginError> for OAuthError {
+    fn from(e: crate::plugin::PluginError) -> Self {
+        Self::internal("policy plugin", e)
     }
 }
 
@@ -301,6 +317,118 @@ impl OAuthError {
             ))
         } else {
             Self::InvalidRequest(text)
+        }
+    }
+}
+
+/// An error of the admin API (`/admin/v1`): its code and status are chosen here as well. The
+/// body is `{"error", "error_description"}`, with `field` when one field of the request is
+/// wrong; the codes are those the OpenAPI document lists.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// A body larger than the admin API reads (413).
+    #[error("{0}")]
+    BodyTooLarge(String),
+    #[error("`{field}`: {reason}")]
+    InvalidField { field: &'static str, reason: String },
+    /// No bearer token at all (RFC 6750 §3.1: a challenge without an error code).
+    #[error("a bearer token is required")]
+    MissingToken,
+    #[error("{0}")]
+    InvalidToken(String),
+    /// RFC 6750 §3.1; `needed` is named in the challenge when another token would do.
+    #[error("{reason}")]
+    InsufficientScope { needed: Option<&'static str>, reason: String },
+    /// The caller's roles do not allow it.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// The store cannot be reached for now; the request may be tried again.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    ServerError(String),
+}
+
+impl AdminError {
+    /// A failure of the server itself: logged in full, described briefly to the caller.
+    pub fn failed(what: &str, err: impl std::fmt::Display) -> Self {
+        tracing::error!(error = ?err.to_string(), "admin {what} failed");
+        Self::ServerError(format!("{what} failed"))
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest(_) | Self::BodyTooLarge(_) | Self::InvalidField { .. } => "invalid_request",
+            Self::MissingToken | Self::InvalidToken(_) => "invalid_token",
+            Self::InsufficientScope { .. } => "insufficient_scope",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound(_) => "not_found",
+            Self::Conflict(_) => "conflict",
+            Self::Unavailable(_) => "temporarily_unavailable",
+            Self::ServerError(_) => "server_error",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidRequest(_) | Self::InvalidField { .. } => StatusCode::BAD_REQUEST,
+            Self::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::MissingToken | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Self::InsufficientScope { .. } | Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::ServerError(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        let mut body = serde_json::json!({"error": self.code(), "error_description": self.to_string()});
+        if let Self::InvalidField { field, .. } = &self {
+            body["field"] = (*field).into();
+        }
+        let mut response = (self.status(), Json(body)).into_response();
+        retry_after(&mut response);
+        let challenge = match &self {
+            Self::MissingToken => Some("Bearer".to_owned()),
+            Self::InvalidToken(_) => Some("Bearer error=\"invalid_token\"".to_owned()),
+            Self::InsufficientScope { needed: Some(scope), .. } => {
+                Some(format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\""))
+            }
+            _ => None,
+        };
+        if let Some(value) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        }
+        response
+    }
+}
+
+impl From<crate::storage::StorageError> for AdminError {
+    fn from(e: crate::storage::StorageError) -> Self {
+        match e {
+            crate::storage::StorageError::Unavailable(msg) => {
+                tracing::error!(error = %msg, "storage unavailable");
+                Self::Unavailable("storage is unavailable".into())
+            }
+            other => Self::failed("storage", other),
+        }
+    }
+}
+
+impl From<crate::keys::KeyError> for AdminError {
+    fn from(e: crate::keys::KeyError) -> Self {
+        match e {
+            crate::keys::KeyError::Storage(e) => e.into(),
+            e => Self::failed("key rotation", e),
         }
     }
 }

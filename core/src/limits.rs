@@ -81,6 +81,11 @@ pub const MAX_REQUEST_URI_BYTES: usize = 512;
 /// The longest an extension grant's plugin may have a credential remembered as used.
 pub const MAX_SINGLE_USE_SECONDS: i64 = 24 * 3600;
 
+/// Bounds of `database.acquire_timeout_ms`, how long a request waits for a PostgreSQL
+/// connection. The longest is a plugin's longest deadline: the wait must fit inside the
+/// storage plugin's, or an outage ends in its deadline (500) instead of an unavailable store (503).
+pub const DATABASE_ACQUIRE_TIMEOUT_MS: std::ops::RangeInclusive<u64> = 10..=30_000;
+
 /// Shortest accepted `server.admin_token`, in characters.
 pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
 

@@ -86,6 +86,15 @@ impl RegistryError {
     }
 }
 
+impl From<crate::keys::KeyError> for RegistryError {
+    fn from(e: crate::keys::KeyError) -> Self {
+        match e {
+            crate::keys::KeyError::Storage(e) => e.into(),
+            e => RegistryError::Internal(format!("signing keys: {e}")),
+        }
+    }
+}
+
 impl From<StorageError> for RegistryError {
     fn from(e: StorageError) -> Self {
         match e {
@@ -663,7 +672,7 @@ pub async fn rotate_keys(
     retire_after: i64,
 ) -> Result<String, RegistryError> {
     caller.require_administrator()?;
-    keys.rotate(retire_after).await.map_err(|e| RegistryError::Internal(format!("key rotation: {e}")))
+    keys.rotate(retire_after).await.map_err(RegistryError::from)
 }
 
 /// Every registered client, as listed: for administrators.

@@ -48,7 +48,12 @@ impl Portcullis {
         if let Some(path) = sqlite_file(&config.database_url()) {
             create_private_file(&path)?;
         }
-        let database = Database::connect(&config.database_url(), config.database.max_connections).await?;
+        let database = Database::connect(
+            &config.database_url(),
+            config.database.max_connections,
+            config.database_acquire_timeout(),
+        )
+        .await?;
         let defaults = Defaults {
             storage: config.policies.storage.clone(),
             scope: config.policies.scope.clone(),

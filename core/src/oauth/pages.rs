@@ -84,6 +84,7 @@ pub fn text(app: &Protocol, text: String, status: StatusCode) -> Response {
 }
 
 fn with_page_headers(mut response: Response, csp: &str) -> Response {
+    crate::error::retry_after(&mut response);
     let h = response.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));

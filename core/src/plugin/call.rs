@@ -2,13 +2,20 @@
 //! the manifest's memory cap and deadline, the call, and the mapping of a trap, a deadline or
 //! an exhausted memory to `PluginError::Trap`, logged once with the plugin's name. Metrics
 //! and capability grants hang here.
+//!
+//! A synchronous call (scope, consent, grant type) runs on one thread from start to end, so
+//! its deadline counts the CPU time that thread spends: on a saturated machine the thread
+//! waits for a CPU, which delays the call but is not the plugin's doing. An asynchronous
+//! call (storage) moves between threads and waits on the database; its deadline is the
+//! wall clock's.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use wasmtime::{Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 
 use super::database::{DatabaseGrant, DbSession};
-use super::engine::EPOCH_TICK;
+use super::engine::{recent_thread_cpu_time, thread_cpu_time, ticks};
 use super::{Plugin, PluginError, PluginKind, PolicyHost};
 
 /// The data of one call's `Store`.
@@ -32,18 +39,18 @@ impl PolicyHost {
             DatabaseGrant((plugin.manifest.kind == PluginKind::Storage).then(|| DbSession::new(self.database.clone())));
         let mut store = Store::new(&self.engine.engine, CallState { plugin: plugin.name.clone(), limits, db });
         store.limiter(|s| &mut s.limits);
-        let ticks = plugin.manifest.limits.deadline_ms.div_ceil(EPOCH_TICK.as_millis() as u64).max(1);
-        store.set_epoch_deadline(ticks);
+        store.set_epoch_deadline(ticks(deadline(plugin)));
         store
     }
 
-    /// A synchronous call (scope and consent plugins): `f` instantiates and calls.
+    /// A synchronous call (scope, consent and grant-type plugins): `f` instantiates and calls.
     pub(super) fn call<R>(
         &self,
         plugin: &Plugin,
         f: impl FnOnce(&mut Store<CallState>) -> wasmtime::Result<R>,
     ) -> Result<R, PluginError> {
         let mut store = self.store(plugin);
+        count_cpu_time(&mut store, deadline(plugin));
         f(&mut store).map_err(|e| failed(plugin, e))
     }
 
@@ -56,6 +63,23 @@ impl PolicyHost {
         let mut store = self.store(plugin);
         f(&mut store).await.map_err(|e| failed(plugin, e))
     }
+}
+
+fn deadline(plugin: &Plugin) -> Duration {
+    Duration::from_millis(plugin.manifest.limits.deadline_ms)
+}
+
+/// Makes the store's deadline count the CPU time of this thread from now on: each time the
+/// epoch reaches the deadline, the call goes on for what is left of `deadline` on the CPU.
+fn count_cpu_time(store: &mut Store<CallState>, deadline: Duration) {
+    let Some(started) = recent_thread_cpu_time() else { return };
+    store.epoch_deadline_callback(move |_| {
+        let used = thread_cpu_time().map_or(Duration::MAX, |now| now.saturating_sub(started));
+        Ok(match deadline.checked_sub(used) {
+            Some(left) if !left.is_zero() => UpdateDeadline::Continue(ticks(left)),
+            _ => UpdateDeadline::Interrupt,
+        })
+    });
 }
 
 fn failed(plugin: &Plugin, e: wasmtime::Error) -> PluginError {

@@ -35,7 +35,9 @@ pub enum Database {
 }
 
 impl Database {
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, sqlx::Error> {
+    /// Opens the database. `acquire_timeout` bounds how long a PostgreSQL statement waits for
+    /// a connection, opening one included (sqlx retries a refused connection until then).
+    pub async fn connect(url: &str, max_connections: u32, acquire_timeout: Duration) -> Result<Self, sqlx::Error> {
         if url.starts_with("sqlite:") {
             let writer = Writer::start().map_err(sqlx::Error::Io)?;
             let configuration = |e: rusqlite::Error| sqlx::Error::Configuration(e.into());
@@ -50,7 +52,7 @@ impl Database {
         } else {
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
-                .acquire_timeout(Duration::from_secs(10))
+                .acquire_timeout(acquire_timeout)
                 .connect(url)
                 .await?;
             Ok(Self::Postgres(pool))
@@ -61,6 +63,14 @@ impl Database {
         match self {
             Self::Sqlite { .. } => Dialect::Sqlite,
             Self::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    /// How long a statement may wait for a connection (PostgreSQL; SQLite's writers queue).
+    pub fn acquire_timeout(&self) -> Option<Duration> {
+        match self {
+            Self::Sqlite { .. } => None,
+            Self::Postgres(pool) => Some(pool.options().get_acquire_timeout()),
         }
     }
 
@@ -519,6 +529,9 @@ pub fn numbered_placeholders(sql: &str) -> String {
     out
 }
 
+/// A PostgreSQL error as the contract names it. What says the database cannot be reached
+/// for now (the connection broke or was never made, the server is shutting down or starting
+/// up) is `unavailable`, which the server answers 503: the request may be tried again.
 fn db_error(e: sqlx::Error) -> DbError {
     match e {
         sqlx::Error::Database(db) => {
@@ -531,20 +544,39 @@ fn db_error(e: sqlx::Error) -> DbError {
                 | sqlx::error::ErrorKind::CheckViolation => DbError::Constraint(message),
                 // Serialization failure, deadlock.
                 _ if matches!(code.as_str(), "40001" | "40P01") => DbError::Conflict(message),
+                _ if connection_lost(&code) => DbError::Unavailable(format!("{message} (SQLSTATE {code})")),
                 _ => DbError::Statement(message),
             }
         }
-        sqlx::Error::Io(e) => DbError::Unavailable(e.to_string()),
-        e @ (sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_)) => {
-            DbError::Unavailable(e.to_string())
-        }
+        e @ (sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed) => DbError::Unavailable(e.to_string()),
         other => DbError::Statement(other.to_string()),
     }
 }
 
+/// SQLSTATE class 08 (connection exception), and 57P01 `admin_shutdown`, 57P02
+/// `crash_shutdown`, 57P03 `cannot_connect_now` (PostgreSQL stopping, crashed, starting).
+fn connection_lost(sqlstate: &str) -> bool {
+    sqlstate.starts_with("08") || matches!(sqlstate, "57P01" | "57P02" | "57P03")
+}
+
 #[cfg(test)]
 mod tests {
-    use super::numbered_placeholders;
+    use super::{connection_lost, numbered_placeholders};
+
+    #[test]
+    fn lost_connections_are_told_from_failed_statements() {
+        for lost in ["08000", "08003", "08006", "08001", "08P01", "57P01", "57P02", "57P03"] {
+            assert!(connection_lost(lost), "{lost}");
+        }
+        for failed in ["42601", "42P01", "23505", "40001", "57014", "53300", ""] {
+            assert!(!connection_lost(failed), "{failed}");
+        }
+    }
 
     #[test]
     fn placeholders_are_numbered_outside_quotes() {

@@ -1,9 +1,10 @@
 //! The one wasmtime `Engine` every plugin runs on (pooling allocator, epoch interruption),
 //! its epoch ticker, and the on-disk cache of compiled plugins.
 
+use std::cell::Cell;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::Component;
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
@@ -12,6 +13,50 @@ use super::manifest;
 
 /// How often the epoch advances; deadlines are counted in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// The ticks in `d`, at least one.
+pub fn ticks(d: Duration) -> u64 {
+    (d.as_micros().div_ceil(EPOCH_TICK.as_micros()) as u64).max(1)
+}
+
+/// The CPU time the calling thread has used, where the system tells it.
+#[cfg(unix)]
+pub fn thread_cpu_time() -> Option<Duration> {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `now` is a valid timespec for the call to write, and nothing else holds it.
+    let read = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    (read == 0).then(|| Duration::new(now.tv_sec as u64, now.tv_nsec as u32))
+}
+
+#[cfg(not(unix))]
+pub fn thread_cpu_time() -> Option<Duration> {
+    None
+}
+
+/// How stale [`recent_thread_cpu_time`] may be.
+const CPU_CLOCK_PERIOD: Duration = Duration::from_millis(1);
+
+thread_local! {
+    /// This thread's CPU clock as last read, and when.
+    static CPU_CLOCK: Cell<Option<(Instant, Duration)>> = const { Cell::new(None) };
+}
+
+/// The calling thread's CPU time as read at most [`CPU_CLOCK_PERIOD`] ago. Reading the clock
+/// is a system call (about a microsecond here, a sixth of a policy call), so a thread reads
+/// it at most once per period; CPU time counted from this reading is over by at most the period.
+pub fn recent_thread_cpu_time() -> Option<Duration> {
+    CPU_CLOCK.with(|clock| {
+        let now = Instant::now();
+        if let Some((read_at, cpu)) = clock.get()
+            && now.duration_since(read_at) < CPU_CLOCK_PERIOD
+        {
+            return Some(cpu);
+        }
+        let cpu = thread_cpu_time()?;
+        clock.set(Some((now, cpu)));
+        Some(cpu)
+    })
+}
 
 pub struct PluginEngine {
     pub engine: Engine,

@@ -85,6 +85,8 @@ pub struct Manifest {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Limits {
     pub memory_mb: u64,
+    /// How long one call may run: CPU time for a synchronous call, wall-clock time for a
+    /// storage call (`call.rs`).
     pub deadline_ms: u64,
 }
 

@@ -28,7 +28,7 @@ pub mod store;
 pub mod watch;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -136,13 +136,21 @@ pub struct PolicyHost {
     plugins: RwLock<Arc<HashMap<String, Arc<Plugin>>>>,
     database: Database,
     pub defaults: Defaults,
+    /// What hot reload remembers and counts.
+    reloads: watch::Reloads,
 }
 
 impl PolicyHost {
     pub fn new(database: Database, defaults: Defaults, cache_dir: Option<PathBuf>) -> anyhow::Result<Arc<Self>> {
         let engine = PluginEngine::new(cache_dir)?;
         let linkers = Linkers::new(&engine.engine)?;
-        Ok(Arc::new(Self { engine, linkers, plugins: RwLock::new(Arc::new(HashMap::new())), database, defaults }))
+        let plugins = RwLock::new(Arc::new(HashMap::new()));
+        Ok(Arc::new(Self { engine, linkers, plugins, database, defaults, reloads: watch::Reloads::default() }))
+    }
+
+    /// How often the policies directory was reconciled and plugins compiled.
+    pub fn reloads(&self) -> watch::ReloadCounts {
+        self.reloads.counts()
     }
 
     pub fn database(&self) -> &Database {
@@ -237,6 +245,18 @@ impl PolicyHost {
     /// the database.
     pub async fn install(&self, plugin: Plugin) -> Result<(), String> {
         if plugin.manifest.name == self.defaults.storage {
+            let deadline = std::time::Duration::from_millis(plugin.manifest.limits.deadline_ms);
+            if let Some(wait) = self.database.acquire_timeout()
+                && wait >= deadline
+            {
+                tracing::warn!(
+                    plugin = %plugin.name,
+                    "database.acquire_timeout_ms ({} ms) is not below the storage plugin's deadline ({} ms): \
+                     while the database is unreachable, requests will fail with server_error instead of 503",
+                    wait.as_millis(),
+                    deadline.as_millis()
+                );
+            }
             macro_rules! migrate {
                 ($pre:expr) => {
                     self.call_async(&plugin, async |store| {
@@ -295,35 +315,4 @@ impl PolicyHost {
 
 fn linking(e: wasmtime::Error) -> String {
     format!("does not link: {e:#}")
-}
-
-/// Reads every `<name>.toml` + `<name>.wasm` pair in `dir`. A `.wasm` without a manifest,
-/// or a manifest without its `.wasm`, is named in the log and skipped.
-pub fn read_dir(dir: &Path) -> std::io::Result<Vec<(String, String, Vec<u8>)>> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        let Some(stem) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else { continue };
-        match path.extension().and_then(|e| e.to_str()) {
-            Some("wasm") if !path.with_extension("toml").exists() => {
-                tracing::error!(
-                    plugin = %stem,
-                    file = %path.display(),
-                    "plugin refused: no manifest {stem}.toml beside it (it names the plugin's kind, contract and limits)"
-                );
-                continue;
-            }
-            Some("toml") => {}
-            _ => continue,
-        }
-        let wasm_path = path.with_extension("wasm");
-        match (std::fs::read_to_string(&path), std::fs::read(&wasm_path)) {
-            (Ok(manifest), Ok(wasm)) => found.push((stem, manifest, wasm)),
-            (Err(e), _) | (_, Err(e)) => {
-                tracing::error!(plugin = %stem, error = %e, "plugin refused: its manifest or .wasm cannot be read")
-            }
-        }
-    }
-    found.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(found)
 }
