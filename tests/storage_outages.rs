@@ -34,6 +34,8 @@ struct Proxy {
     target: SocketAddr,
     listener: Mutex<Option<AbortHandle>>,
     connections: Arc<Mutex<Vec<AbortHandle>>>,
+    /// Set: the connections stay open and carry nothing, as over a network that went silent.
+    stalled: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Proxy {
@@ -44,18 +46,30 @@ impl Proxy {
             target,
             listener: Mutex::new(None),
             connections: Arc::default(),
+            stalled: Arc::new(tokio::sync::watch::channel(false).0),
         });
         proxy.serve(listener);
         proxy
     }
 
     fn serve(&self, listener: TcpListener) {
-        let (target, connections) = (self.target, self.connections.clone());
+        let (target, connections, stalled) = (self.target, self.connections.clone(), self.stalled.clone());
         let accepting = tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
+                let mut stall = stalled.subscribe();
                 let carried = tokio::spawn(async move {
                     if let Ok(mut outbound) = TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        let stalled = async {
+                            while !*stall.borrow_and_update() {
+                                if stall.changed().await.is_err() {
+                                    std::future::pending::<()>().await;
+                                }
+                            }
+                        };
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                            _ = stalled => std::future::pending::<()>().await,
+                        }
                     }
                 });
                 connections.lock().unwrap().push(carried.abort_handle());
@@ -69,6 +83,16 @@ impl Proxy {
         for connection in self.connections.lock().unwrap().drain(..) {
             connection.abort();
         }
+    }
+
+    /// The network goes silent: every connection, open or new, stays open and carries nothing.
+    fn stall(&self) {
+        self.stalled.send_replace(true);
+    }
+
+    fn unstall(&self) {
+        self.stalled.send_replace(false);
+        self.close_connections();
     }
 
     /// PostgreSQL as stopped: the port refuses connections, open ones are closed.
@@ -298,6 +322,68 @@ async fn a_restart_of_postgres_fails_requests_in_flight_with_503_never_500() {
         served + unavailable + failures.len(),
         &failures[..failures.len().min(5)]
     );
+    let (status, v) = server.form("/introspect", &[("token", &s.access)], Some((&s.id, &s.secret))).await;
+    assert_eq!((status, &v["active"]), (StatusCode::OK, &json!(true)), "served again: {v}");
+}
+
+/// A database that stops answering without closing its connections (a network gone silent):
+/// a request waits at most the storage plugin's deadline (5 s) for it, then answers 503,
+/// those whose statements were in flight when it went silent included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_stops_answering_is_unavailable_after_the_storage_deadline() {
+    let (url, postgres, _db) = database("silent").await;
+    let proxy = Proxy::start(postgres).await;
+    let server =
+        Arc::new(TestServer::start_with(Options { database_url: Some(proxy.url(&url)), ..Default::default() }).await);
+    let s = Arc::new(setup(&server).await);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    let mut workers = Vec::new();
+    for worker in 0..4 {
+        let (server, s, stop, failures) = (server.clone(), s.clone(), stop.clone(), failures.clone());
+        workers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let request = async {
+                    if worker % 2 == 0 {
+                        server.form("/introspect", &[("token", &s.access)], Some((&s.id, &s.secret))).await
+                    } else {
+                        let pairs = [("response_type", "code"), ("redirect_uri", REDIRECT), ("scope", "openid")];
+                        server.form("/par", &pairs, Some((&s.id, &s.secret))).await
+                    }
+                };
+                match tokio::time::timeout(Duration::from_secs(9), request).await {
+                    Ok((status, _)) if status.is_success() || status == StatusCode::SERVICE_UNAVAILABLE => {}
+                    Ok((status, body)) => failures.lock().unwrap().push(format!("{status} {body}")),
+                    Err(_) => failures.lock().unwrap().push("no answer within 9 s".to_owned()),
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    proxy.stall();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let response = tokio::time::timeout(
+        Duration::from_secs(9),
+        server
+            .http
+            .post(server.url("/introspect"))
+            .basic_auth(&s.id, Some(&s.secret))
+            .form(&[("token", &s.access)])
+            .send(),
+    )
+    .await
+    .expect("an answer while the database is silent")
+    .unwrap();
+    assert_unavailable("introspection", response).await;
+    proxy.unstall();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.await.unwrap();
+    }
+    let failures = std::mem::take(&mut *failures.lock().unwrap());
+    assert!(failures.is_empty(), "every request is served or answered 503 in time: {failures:?}");
     let (status, v) = server.form("/introspect", &[("token", &s.access)], Some((&s.id, &s.secret))).await;
     assert_eq!((status, &v["active"]), (StatusCode::OK, &json!(true)), "served again: {v}");
 }

@@ -61,7 +61,15 @@ impl PolicyHost {
         f: impl AsyncFnOnce(&mut Store<CallState>) -> wasmtime::Result<R>,
     ) -> Result<R, PluginError> {
         let mut store = self.store(plugin);
-        f(&mut store).await.map_err(|e| failed(plugin, e))
+        // The epoch interrupts the plugin's own code; a host call it awaits (a statement on a
+        // connection that stopped answering) is bounded here, by the same deadline.
+        match tokio::time::timeout(deadline(plugin), f(&mut store)).await {
+            Ok(done) => done.map_err(|e| failed(plugin, e)),
+            Err(_) => Err(PluginError::Unanswered {
+                plugin: plugin.name.to_string(),
+                deadline_ms: plugin.manifest.limits.deadline_ms,
+            }),
+        }
     }
 }
 

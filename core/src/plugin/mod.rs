@@ -47,6 +47,10 @@ pub enum PluginError {
     NotLoaded { kind: PluginKind, name: String },
     #[error("plugin `{plugin}` failed: {message}")]
     Trap { plugin: String, message: String },
+    /// An asynchronous call that waited past its deadline on what the host does for it (the
+    /// database): the plugin is not at fault, what it waits for is unavailable.
+    #[error("plugin `{plugin}` waited past its {deadline_ms} ms deadline on the host")]
+    Unanswered { plugin: String, deadline_ms: u64 },
 }
 
 /// A plugin pre-linked against its world, of its contract version.

@@ -62,7 +62,17 @@ pub enum StoreError {
     #[error("storage unavailable: {0}")]
     Unavailable(String),
     #[error(transparent)]
-    Plugin(#[from] PluginError),
+    Plugin(PluginError),
+}
+
+/// A storage call that waited past its deadline for the database finds it unavailable.
+impl From<PluginError> for StoreError {
+    fn from(e: PluginError) -> Self {
+        match e {
+            PluginError::Unanswered { .. } => StoreError::Unavailable(e.to_string()),
+            e => StoreError::Plugin(e),
+        }
+    }
 }
 
 /// The conversions between the server's record types and one contract version's.
