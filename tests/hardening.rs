@@ -352,3 +352,70 @@ async fn introspection_needs_a_confidential_client_and_shows_it_only_its_own_tok
         json!(["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt"])
     );
 }
+
+const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// `Authorization: Basic` for `id` and `secret`, as RFC 6749 §2.3.1 writes them.
+fn basic(id: &str, secret: &str) -> String {
+    use base64::Engine;
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}")))
+}
+
+#[tokio::test]
+async fn client_ids_are_bounded_at_every_endpoint_and_never_size_the_client_cache() {
+    let server = TestServer::start().await;
+    let (tv, _) = server.client(json!({"name": "tv", "public": true, "grant_types": [DEVICE_GRANT]})).await;
+    let cached = || server.app.storage.cached_clients();
+    let before = cached();
+    let long = format!("0{}", "b".repeat(100_000));
+    let too_long = "c".repeat(limits::MAX_CLIENT_ID_BYTES + 1);
+    for path in ["/token", "/introspect", "/revoke", "/par", "/device_authorization"] {
+        let pairs = [("grant_type", "client_credentials"), ("token", "t"), ("scope", "openid")];
+        // In the Basic header...
+        let r = server.http.post(server.url(path)).header("authorization", basic(&long, "x")).form(&pairs).send().await;
+        let (status, body) = json_error(r.unwrap()).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")), "{path}");
+        // ...in the body, with a secret or without (a public client names itself)...
+        for secret in [Some("x"), None] {
+            let mut form = pairs.to_vec();
+            form.push(("client_id", &too_long));
+            form.extend(secret.map(|s| ("client_secret", s)));
+            let (status, body) = server.form(path, &form, None).await;
+            assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")), "{path}");
+        }
+        // ...or as the subject of a client assertion (RFC 7523 §3), read before its signature.
+        let assertion = unsigned_jwt(&json!({"iss": too_long, "sub": too_long, "aud": server.issuer, "exp": 4e9, "jti": "j"}));
+        let mut form = pairs.to_vec();
+        form.extend([("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")]);
+        form.push(("client_assertion", &assertion));
+        let (status, body) = server.form(path, &form, None).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")), "{path}");
+    }
+    // The reproducer, at a smaller scale: ids no one registered, long and short, leave nothing behind.
+    for n in 0..200 {
+        let long = format!("{n}{}", "b".repeat(100_000));
+        let short = format!("nobody-{n}");
+        for id in [&long, &short] {
+            let r = server
+                .http
+                .post(server.url("/token"))
+                .header("authorization", basic(id, "x"))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        }
+    }
+    assert_eq!(cached(), before, "the client cache kept what unauthenticated callers sent");
+    // A registered client still authenticates, and is cached.
+    let (status, body) = server.form("/device_authorization", &[("client_id", &tv)], None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// A JWT with `claims` and a signature of nothing: enough to be read before it is verified.
+fn unsigned_jwt(claims: &Value) -> String {
+    use base64::Engine;
+    let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    format!("{}.{}.c2ln", b64(&json!({"alg": "HS256", "typ": "JWT"})), b64(claims))
+}

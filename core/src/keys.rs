@@ -141,12 +141,7 @@ impl Verified {
     }
 
     fn insert(&mut self, key: [u8; 32], generation: u64, exp: i64, now: i64) {
-        if self.tokens.len() >= Self::CAPACITY {
-            self.tokens.retain(|_, &mut (g, e)| g == generation && e > now);
-            if self.tokens.len() >= Self::CAPACITY {
-                self.tokens.clear();
-            }
-        }
+        crate::limits::make_room(&mut self.tokens, Self::CAPACITY, |_, &mut (g, e)| g == generation && e > now);
         self.tokens.insert(key, (generation, exp));
     }
 }

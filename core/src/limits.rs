@@ -2,7 +2,13 @@
 //!
 //! Requests are read and checked against these before anything is looked up, stored or
 //! logged: an unauthenticated caller must not be able to make the server work, or the
-//! database grow, in proportion to what it sends.
+//! database grow, in proportion to what it sends. What the server keeps in memory on a
+//! caller's behalf (caches, rate limiters' keys) is bounded here too.
+//!
+//! This module imports nothing of the crate, so that every layer may use it.
+
+use std::collections::HashMap;
+use std::hash::Hash;
 
 /// Largest body an OAuth endpoint reads (authorization POST, token, introspection,
 /// revocation, userinfo POST, the login and consent forms); larger is 413 `invalid_request`.
@@ -23,8 +29,12 @@ pub const MAX_SCOPES: usize = 100;
 /// Longest scope token, in bytes.
 pub const MAX_SCOPE_TOKEN_BYTES: usize = 256;
 
-/// Longest `client_id`, in bytes (ours are 32 hex digits).
+/// Longest `client_id`, in bytes (ours are 32 hex digits): a longer one is refused wherever
+/// it is read, before it is looked up.
 pub const MAX_CLIENT_ID_BYTES: usize = 256;
+
+/// Most clients (or unknown client ids of the shape this server issues) a replica keeps read.
+pub const MAX_CACHED_CLIENTS: usize = 10_000;
 
 /// Longest `redirect_uri`, registered or requested, in bytes.
 pub const MAX_REDIRECT_URI_BYTES: usize = 2048;
@@ -110,3 +120,34 @@ pub const INTERACTION_TTL: Lifetime = Lifetime { max: DAY };
 /// How long a JWT-secured authorization response (JARM §2.1: a short `exp`, since the client
 /// uses it at once) is valid, in seconds: fixed at 10 minutes, the default life of a code.
 pub const AUTHORIZATION_RESPONSE_TTL: u64 = 600;
+
+/// Makes room in `map` for one more entry within `max` entries: when it is full, the
+/// entries `keep` refuses go, and if fewer than half of them went, all do. Each insert
+/// then costs O(1), amortised, however many keys callers make up.
+pub fn make_room<K: Hash + Eq, V>(map: &mut HashMap<K, V>, max: usize, keep: impl FnMut(&K, &mut V) -> bool) {
+    if map.len() < max {
+        return;
+    }
+    map.retain(keep);
+    if map.len() > max / 2 {
+        map.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_map_drops_what_is_not_kept_or_else_everything() {
+        let mut map: HashMap<u32, bool> = (0..10).map(|n| (n, n < 3)).collect();
+        make_room(&mut map, 10, |_, fresh| *fresh);
+        assert_eq!(map.len(), 3, "the stale went");
+        let mut map: HashMap<u32, bool> = (0..10).map(|n| (n, n < 8)).collect();
+        make_room(&mut map, 10, |_, fresh| *fresh);
+        assert!(map.is_empty(), "too few were stale: all went");
+        let mut map: HashMap<u32, bool> = (0..9).map(|n| (n, true)).collect();
+        make_room(&mut map, 10, |_, _| false);
+        assert_eq!(map.len(), 9, "not full yet");
+    }
+}

@@ -163,6 +163,17 @@ impl TokenEndpointAuthMethod {
 }
 
 impl Client {
+    /// A new client's id: 32 hex digits (a random UUID's), so that an id never starts with
+    /// `-` and reads as a flag on a command line.
+    pub fn new_id() -> String {
+        uuid::Uuid::new_v4().simple().to_string()
+    }
+
+    /// Whether `id` has the shape of the ids [`Client::new_id`] gives.
+    pub fn has_issued_shape(id: &str) -> bool {
+        id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    }
+
     /// A client that cannot keep a credential: no secret, and no keys of its own.
     pub fn is_public(&self) -> bool {
         self.secret_hash.is_none()

@@ -329,8 +329,7 @@ pub(crate) fn new_client(new: NewClient) -> Result<(Client, Option<String>), Reg
     // A `private_key_jwt` client proves itself with its keys: it gets no secret.
     let secret = (!new.public && !keyed).then(|| random_token(32));
     let client = Client {
-        // Hex, so that an id never starts with `-` and reads as a flag on a command line.
-        id: uuid::Uuid::new_v4().simple().to_string(),
+        id: Client::new_id(),
         secret_hash: secret.as_deref().map(hash_secret),
         organization_id: new.organization_id.clone(),
         created_at: now(),

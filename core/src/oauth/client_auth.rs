@@ -19,6 +19,7 @@ use super::profiles::{Endpoint, Profile};
 use super::tokens::Audience;
 use crate::crypto::hash_secret;
 use crate::error::OAuthError;
+use crate::limits::MAX_CLIENT_ID_BYTES;
 use crate::model::{Client, TokenEndpointAuthMethod, UsedAssertion};
 use crate::storage::{ClientContext, StorageError, write};
 
@@ -60,6 +61,9 @@ pub async fn authenticate(
         },
     };
     let fail = || OAuthError::invalid_client("client authentication failed", used_basic);
+    if client_id.len() > MAX_CLIENT_ID_BYTES {
+        return Err(OAuthError::invalid_client(too_long_id(), used_basic));
+    }
     let context = app.storage.client_context(&client_id).await?.ok_or_else(fail)?;
     let client = context.client.clone();
     if client.is_expired(app.clock.now()) {
@@ -83,6 +87,10 @@ pub async fn authenticate(
         _ => return Err(fail()),
     }
     Ok(Authenticated { client, context })
+}
+
+fn too_long_id() -> String {
+    format!("a client id is at most {MAX_CLIENT_ID_BYTES} bytes long")
 }
 
 /// RFC 7523 §2.2: the only `client_assertion_type` this server takes.
@@ -115,6 +123,9 @@ async fn assertion(app: &Protocol, params: &mut Params) -> Result<Authenticated,
         .map_err(|_| fail("its claims are not RFC 7523's (iss, sub, aud, exp, jti)"))?
         .claims;
     let client_id = unverified.sub.clone();
+    if client_id.len() > MAX_CLIENT_ID_BYTES {
+        return Err(fail(&too_long_id()));
+    }
     if params.take("client_id").is_some_and(|id| id != client_id) {
         return Err(OAuthError::InvalidRequest("`client_id` differs from the assertion's `sub`".into()));
     }

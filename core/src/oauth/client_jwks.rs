@@ -21,7 +21,7 @@ pub const FRESH: Duration = Duration::from_secs(300);
 pub const REFETCH_AFTER: Duration = Duration::from_secs(1);
 /// The largest JWK Set read, in bytes.
 const MAX_JWKS_BYTES: usize = 64 * 1024;
-/// The most sets kept; past it the cache starts over.
+/// The most sets kept; past it the stale go (see [`crate::limits::make_room`]).
 const MAX_KEPT: usize = 1024;
 
 /// Fetched sets by URI, with when each was fetched.
@@ -53,9 +53,7 @@ pub async fn key_set(app: &Protocol, client: &Client, kid: Option<&str>) -> Resu
     let set: Arc<JwkSet> =
         Arc::new(serde_json::from_slice(&body).map_err(|_| "the client's jwks_uri holds no JWK Set")?);
     let mut kept = app.client_jwks.kept.lock();
-    if kept.len() >= MAX_KEPT {
-        kept.clear();
-    }
+    crate::limits::make_room(&mut kept, MAX_KEPT, |_, (at, _)| at.elapsed() < FRESH);
     kept.insert(uri.clone(), (Instant::now(), set.clone()));
     Ok(set)
 }

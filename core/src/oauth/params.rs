@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::error::OAuthError;
-use crate::limits::{MAX_SCOPE_TOKEN_BYTES, MAX_SCOPES};
+use crate::limits::{MAX_CLIENT_ID_BYTES, MAX_SCOPE_TOKEN_BYTES, MAX_SCOPES};
 
 #[derive(Debug, Default, Clone)]
 pub struct Params(HashMap<String, String>);
@@ -49,6 +49,12 @@ impl Params {
     /// The parameters form-urlencoded again (in no particular order).
     pub fn encode(&self) -> String {
         form_urlencoded::Serializer::new(String::new()).extend_pairs(self.0.iter()).finish()
+    }
+
+    /// `client_id`, required, and bounded before anything looks it up.
+    pub fn client_id(&self) -> Result<&str, OAuthError> {
+        self.check_lengths(&[("client_id", MAX_CLIENT_ID_BYTES)])?;
+        self.required("client_id")
     }
 
     /// Refuses any of the named parameters longer than its bound, in bytes.

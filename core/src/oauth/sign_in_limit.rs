@@ -128,6 +128,13 @@ impl SignInLimit {
         Ok(HashSlot { _permit: permit, _queued: queued })
     }
 
+    /// How many keys the limiters hold, all together.
+    pub fn keys(&self) -> usize {
+        let address = self.per_address.as_ref().map_or(0, |l| l.len());
+        let named = [&self.per_interaction, &self.per_client].into_iter().flatten().map(|l| l.len()).sum::<usize>();
+        address + named + self.per_username.as_ref().map_or(0, |l| l.len())
+    }
+
     /// Forgets keys whose attempts have all been replenished.
     pub fn forget_idle(&self) {
         if let Some(l) = &self.per_address {
