@@ -156,9 +156,18 @@ async fn scopes_and_stored_parameters_are_bounded_below_the_body_limit() {
 async fn oauth_endpoints_read_small_bodies_and_the_admin_api_larger_ones() {
     let server = TestServer::start().await;
     let big = "x".repeat(limits::OAUTH_BODY_BYTES + 1);
-    for path in
-        ["/authorize", "/token", "/introspect", "/revoke", "/userinfo", "/interaction/login", "/interaction/consent"]
-    {
+    for path in [
+        "/authorize",
+        "/token",
+        "/introspect",
+        "/revoke",
+        "/userinfo",
+        "/interaction/login",
+        "/interaction/consent",
+        "/account/login",
+        "/account/connections/revoke",
+        "/device",
+    ] {
         let r = server.http.post(server.url(path)).form(&[("token", big.as_str())]).send().await.unwrap();
         let (status, body) = json_error(r).await;
         assert_eq!(

@@ -298,9 +298,7 @@ async fn login(
     let locales = query.map(|q| ui_locales(&q.0)).unwrap_or_default();
     let peer = crate::oauth::peer(&extensions);
     let result = async {
-        let Ok(Form(form)) = form else {
-            return Err(OAuthError::InvalidRequest("the login form is malformed".into()));
-        };
+        let Form(form) = form?;
         let bound = session::cookie(&app, &headers, LOGIN_COOKIE)
             .is_some_and(|c| !form.csrf.is_empty() && same(&c, &form.csrf));
         if !bound {
@@ -357,9 +355,7 @@ async fn revoke_form(
     form: Result<Form<RevokeForm>, FormRejection>,
 ) -> Response {
     let result = async {
-        let Ok(Form(form)) = form else {
-            return Err(OAuthError::InvalidRequest("the revoke form is malformed".into()));
-        };
+        let Form(form) = form?;
         let Some((secret, session)) = session::current_with_secret(&app, &headers).await? else {
             return Ok(see_other(&app, CONNECTIONS_PATH));
         };

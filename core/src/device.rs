@@ -91,9 +91,7 @@ async fn decide(
 ) -> Response {
     let peer = crate::oauth::peer(&extensions);
     let result = async {
-        let Ok(Form(form)) = form else {
-            return Err(OAuthError::InvalidRequest("the device form is malformed".into()));
-        };
+        let Form(form) = form?;
         let Some((secret, session)) = session::current_with_secret(&app, &headers).await? else {
             return login_page(&app, &headers, &[], None, None, StatusCode::OK, Some(VERIFICATION_PATH));
         };

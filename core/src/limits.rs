@@ -10,8 +10,9 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 
-/// Largest body an OAuth endpoint reads (authorization POST, token, introspection,
-/// revocation, userinfo POST, the login and consent forms); larger is 413 `invalid_request`.
+/// Largest body an OAuth endpoint or a page's form reads (authorization POST, token,
+/// introspection, revocation, userinfo POST, the login and consent forms, the account and
+/// device pages' forms); larger is 413 `invalid_request`.
 /// Every parameter below, percent-encoded, fits with room to spare.
 pub const OAUTH_BODY_BYTES: usize = 64 * 1024;
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -170,9 +171,13 @@ pub fn router(app: App) -> Router {
         keys: app.keys.clone(),
         protocol: app.protocol.clone(),
     };
-    crate::oauth::router(app.protocol.clone())
+    // The protocol's endpoints and the pages a person posts to read small bodies; the admin
+    // API has its own, larger bound.
+    let protocol = crate::oauth::router(app.protocol.clone())
         .merge(crate::account::router(app.protocol.clone()))
         .merge(crate::device::router(app.protocol.clone()))
+        .layer(DefaultBodyLimit::max(crate::limits::OAUTH_BODY_BYTES));
+    protocol
         .merge(crate::admin::router(Arc::new(admin)))
         .fallback(not_found)
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {

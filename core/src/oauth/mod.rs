@@ -36,7 +36,6 @@ pub mod tokens;
 pub mod userinfo;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
 use std::collections::HashSet;
@@ -121,6 +120,5 @@ pub fn router(app: App) -> Router {
         let path = format!("{}/{{*parameters}}", Profile::Elma365.path(Endpoint::Authorization));
         router = router.route(&path, get(authorize::get_in_path));
     }
-    // Every OAuth endpoint reads small bodies; the admin API has its own, larger bound.
-    router.layer(DefaultBodyLimit::max(crate::limits::OAUTH_BODY_BYTES)).with_state(app)
+    router.with_state(app)
 }
