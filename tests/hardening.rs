@@ -428,3 +428,38 @@ fn unsigned_jwt(claims: &Value) -> String {
     let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
     format!("{}.{}.c2ln", b64(&json!({"alg": "HS256", "typ": "JWT"})), b64(claims))
 }
+
+#[tokio::test]
+async fn the_account_sign_in_takes_only_csrf_tokens_the_server_could_have_issued() {
+    let server = TestServer::start().await;
+    server.user("mia", "mia password 1").await;
+    let limiter = &server.app.protocol.sign_in_limit;
+    let before = limiter.keys();
+    let post = |csrf: String| {
+        server
+            .http
+            .post(server.url("/account/login"))
+            .header("cookie", format!("portcullis_account_login={csrf}"))
+            .form(&[("username", "mia"), ("password", "wrong password"), ("csrf", csrf.as_str())])
+            .send()
+    };
+    // The reproducer: a caller-chosen token of 300 KB, cookie and field alike, is past the body bound.
+    let r = post(format!("0{}", "c".repeat(300_000))).await.unwrap();
+    let (status, body) = json_error(r).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("invalid_request")));
+    // Within the bound, a token of a shape the server never issues is a stale form: a fresh
+    // page, and no attempt counted against it.
+    for n in 0..40 {
+        let r = post(format!("{n}{}", "c".repeat(30_000))).await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert!(r.text().await.unwrap().contains("name=\"password\""), "the login page again");
+    }
+    assert_eq!(limiter.keys(), before, "a caller-chosen token became a limiter key");
+    // A token of the issued shape is a login page's, and counts.
+    let page = server.http.get(server.url("/account/connections")).header("accept", "text/html").send().await.unwrap();
+    let cookie = page.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let csrf = cookie.split_once('=').unwrap().1.to_owned();
+    let r = post(csrf).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "a wrong password on a real page");
+    assert!(limiter.keys() > before);
+}

@@ -105,7 +105,7 @@ async fn decide(
         let attempt = format!("device:{}", session.hash);
         match app.sign_in_limit.admit(peer, Attempt::Page(&attempt), &session.user_id) {
             Ok(delay) => tokio::time::sleep(delay).await,
-            Err(Refusal::Address | Refusal::PageSpent | Refusal::Client) => {
+            Err(Refusal::Address | Refusal::PageSpent | Refusal::Client | Refusal::Full) => {
                 return again("Too many codes tried. Wait a while and try again.", StatusCode::TOO_MANY_REQUESTS);
             }
         }

@@ -37,6 +37,10 @@ pub const MAX_CLIENT_ID_BYTES: usize = 256;
 /// Most clients (or unknown client ids of the shape this server issues) a replica keeps read.
 pub const MAX_CACHED_CLIENTS: usize = 10_000;
 
+/// Most keys each sign-in rate limiter holds (addresses, login pages, clients, usernames;
+/// each key 32 bytes or an address).
+pub const MAX_LIMITER_KEYS: usize = 65_536;
+
 /// Longest `redirect_uri`, registered or requested, in bytes.
 pub const MAX_REDIRECT_URI_BYTES: usize = 2048;
 

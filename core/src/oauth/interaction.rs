@@ -266,6 +266,12 @@ pub async fn sign_in(
                 "too many password grant attempts by this client; wait a minute".into(),
             ))));
         }
+        Err(Refusal::Full) => {
+            tracing::warn!(%peer, "a sign-in rate limiter is full");
+            return Ok(Err(SignInRefusal::Refused(OAuthError::TemporarilyUnavailable(
+                "The server is busy. Try again in a moment.".into(),
+            ))));
+        }
         Err(Refusal::PageSpent) => {
             tracing::warn!(%peer, username = ?username, "sign-in page used up");
             return Ok(Err(SignInRefusal::PageSpent(OAuthError::TooManyAttempts(
