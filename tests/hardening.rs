@@ -463,3 +463,43 @@ async fn the_account_sign_in_takes_only_csrf_tokens_the_server_could_have_issued
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "a wrong password on a real page");
     assert!(limiter.keys() > before);
 }
+
+#[tokio::test]
+async fn acr_values_and_claims_are_bounded_before_anything_is_parked() {
+    let server = TestServer::start().await;
+    let (id, _) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT]})).await;
+    let (tv, _) = server.client(json!({"name": "tv", "public": true, "grant_types": [DEVICE_GRANT]})).await;
+    let base = [("response_type", "code"), ("client_id", id.as_str()), ("redirect_uri", REDIRECT), ("state", "s")];
+    // Each about 60 KB, and within the body bound once form-encoded.
+    let acr_values = (0..5000).map(|n| format!("level-{n:05}")).collect::<Vec<_>>().join(" ");
+    let claims = json!({"userinfo": {"email": {"value": "a".repeat(60_000)}}}).to_string();
+    let before = database_bytes(&server);
+    for _ in 0..10 {
+        for (name, value) in [("acr_values", &acr_values), ("claims", &claims)] {
+            let mut pairs = base.to_vec();
+            pairs.push((name, value));
+            let r = server.http.post(server.url("/authorize")).form(&pairs).send().await.unwrap();
+            assert!(!parks(&r), "{name}");
+            assert_eq!(r.status(), StatusCode::SEE_OTHER, "{name}");
+            let back = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+            assert_eq!(query(&back, "error").as_deref(), Some("invalid_request"), "{name}");
+        }
+        // A public client's device authorization request is stored: bounded alike.
+        let pairs = [("client_id", tv.as_str()), ("acr_values", &acr_values)];
+        let (status, body) = server.form("/device_authorization", &pairs, None).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")));
+    }
+    let grown = database_bytes(&server) - before;
+    assert!(grown < 128 * 1024, "the database grew by {grown} bytes");
+    // At their bounds, both are parked with the request.
+    let acr = |max: usize| acr_values[..max].rsplit_once(' ').unwrap().0.to_owned();
+    let acr = acr(limits::MAX_ACR_VALUES_BYTES);
+    let fitting_claims = json!({"userinfo": {"email": {"essential": true}}}).to_string();
+    let mut pairs = base.to_vec();
+    pairs.extend([("acr_values", acr.as_str()), ("claims", fitting_claims.as_str())]);
+    let r = server.http.post(server.url("/authorize")).form(&pairs).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(parks(&r));
+    let (status, body) = server.form("/device_authorization", &[("client_id", tv.as_str()), ("acr_values", &acr)], None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}

@@ -47,6 +47,14 @@ pub const MAX_REDIRECT_URI_BYTES: usize = 2048;
 /// Longest `state`: opaque to the server, echoed back in the redirect (RFC 6749 §4.1.1).
 pub const MAX_STATE_BYTES: usize = 4096;
 
+/// Longest `acr_values` (OIDC Core §3.1.2.1), in bytes: kept with a parked interaction or a
+/// device authorization request, and handed to the scope policy.
+pub const MAX_ACR_VALUES_BYTES: usize = 1024;
+
+/// Longest `claims` request (OIDC Core §5.5), in bytes: a JSON object kept with a parked
+/// interaction.
+pub const MAX_CLAIMS_BYTES: usize = 4096;
+
 /// Longest value, in bytes, of each authorization request parameter kept with a parked
 /// interaction or a code (RFC 6749 §4.1.1, OIDC Core §3.1.2.1, RFC 7636 §4.3). `scope` has
 /// its own bounds ([`MAX_SCOPES`], [`MAX_SCOPE_TOKEN_BYTES`]).
@@ -63,12 +71,14 @@ pub const AUTHORIZATION_PARAMETERS: &[(&str, usize)] = &[
     ("ui_locales", 256),
     ("code_challenge", 128),
     ("code_challenge_method", 16),
+    ("acr_values", MAX_ACR_VALUES_BYTES),
+    ("claims", MAX_CLAIMS_BYTES),
     // RFC 9449 §10: a base64url SHA-256 thumbprint is 43 characters.
     ("dpop_jkt", 128),
 ];
 
 /// The password grant's parameters (RFC 6749 §4.3.2), bounded before anything is hashed.
-pub const PASSWORD_GRANT_PARAMETERS: &[(&str, usize)] = &[("username", 512), ("password", 1024), ("acr_values", 1024)];
+pub const PASSWORD_GRANT_PARAMETERS: &[(&str, usize)] = &[("username", 512), ("password", 1024)];
 
 /// The longest client assertion (RFC 7523) read, in bytes.
 pub const MAX_CLIENT_ASSERTION_BYTES: usize = 8 * 1024;

@@ -292,7 +292,7 @@ fn validate_request(
     }
     r.login_hint = params.get("login_hint").map(str::to_owned);
     r.ui_locales = words(params.get("ui_locales"));
-    r.acr_values = words(params.get("acr_values"));
+    r.acr_values = params.acr_values()?;
     if let Some(claims) = params.get("claims") {
         // OIDC Core §5.5: a JSON object.
         if !serde_json::from_str::<serde_json::Value>(claims).is_ok_and(|v| v.is_object()) {

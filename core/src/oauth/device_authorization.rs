@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::params::{Params, parse_scope, words};
+use super::params::{Params, parse_scope};
 use super::token::require_form;
 use super::{App, Protocol, client_auth};
 use crate::crypto::{hash_secret, random_chars, random_token};
@@ -66,7 +66,10 @@ async fn handle(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<serde_jso
     if !context.client.allows_grant(GrantType::DeviceCode) {
         return Err(OAuthError::UnauthorizedClient("this client may not use the device authorization grant".into()));
     }
+    // Kept with the device's request until a person decides: bounded like what an
+    // authorization request parks.
     let scopes = parse_scope(params.get("scope"))?;
+    let acr_values = params.acr_values()?;
     let device_code = random_token(32);
     let user_code = random_chars(USER_CODE_ALPHABET, USER_CODE_LENGTH);
     let now = app.clock.now();
@@ -76,7 +79,7 @@ async fn handle(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<serde_jso
         client_id: context.client.id.clone(),
         scopes,
         scope_given: params.get("scope").is_some(),
-        acr_values: words(params.get("acr_values")),
+        acr_values,
         expires_at: now + LIFETIME,
         interval: INTERVAL,
         last_poll: 0,

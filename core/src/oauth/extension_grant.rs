@@ -7,7 +7,7 @@
 
 use super::App;
 use super::dpop::Jkt;
-use super::params::{Params, words};
+use super::params::Params;
 use super::profiles::{Endpoint, Profile};
 use super::scope_policy::{self, Ask};
 use super::tokens::{self, Issue, TokenResponse};
@@ -29,6 +29,7 @@ pub async fn exchange(
     dpop: Option<&Jkt>,
 ) -> Result<TokenResponse, OAuthError> {
     let client = &context.client;
+    let acr_values = params.acr_values()?;
     let now = app.clock.now();
     let issuer = app.config.issuer();
     let token_endpoint = format!("{issuer}{}", Profile::Native.path(Endpoint::Token));
@@ -78,7 +79,6 @@ pub async fn exchange(
         }
     }
 
-    let acr_values = words(params.get("acr_values"));
     let decision = scope_policy::resolve(
         app,
         context,

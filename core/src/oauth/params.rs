@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::error::OAuthError;
-use crate::limits::{MAX_CLIENT_ID_BYTES, MAX_SCOPE_TOKEN_BYTES, MAX_SCOPES};
+use crate::limits::{MAX_ACR_VALUES_BYTES, MAX_CLIENT_ID_BYTES, MAX_SCOPE_TOKEN_BYTES, MAX_SCOPES};
 
 #[derive(Debug, Default, Clone)]
 pub struct Params(HashMap<String, String>);
@@ -92,6 +92,15 @@ pub fn parse_scope(value: Option<&str>) -> Result<Vec<String>, OAuthError> {
         }
     }
     Ok(scopes)
+}
+
+impl Params {
+    /// `acr_values` (OIDC Core §3.1.2.1), at most [`MAX_ACR_VALUES_BYTES`]: every request that
+    /// takes it hands it to the scope policy, and some keep it.
+    pub fn acr_values(&self) -> Result<Vec<String>, OAuthError> {
+        self.check_lengths(&[("acr_values", MAX_ACR_VALUES_BYTES)])?;
+        Ok(words(self.get("acr_values")))
+    }
 }
 
 /// A space-separated list (`acr_values`, `ui_locales`, ...), empty entries dropped.
