@@ -503,3 +503,46 @@ async fn acr_values_and_claims_are_bounded_before_anything_is_parked() {
     let (status, body) = server.form("/device_authorization", &[("client_id", tv.as_str()), ("acr_values", &acr)], None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_hashes_passwords_through_the_bounded_hasher() {
+    let server = TestServer::start_with(support::Options {
+        configure: Some(Box::new(|c| {
+            c.server.password_hash_concurrency = 1;
+            c.server.password_hash_queue = 1;
+        })),
+        ..Default::default()
+    })
+    .await;
+    let server = std::sync::Arc::new(server);
+    let creations = (0..32).map(|n| {
+        let server = server.clone();
+        tokio::spawn(async move {
+            let body = json!({"username": format!("user{n}"), "password": "a long password", "email": "", "name": ""});
+            let r = server.http.post(server.url("/admin/v1/users")).bearer_auth(support::ADMIN_TOKEN).json(&body);
+            let r = r.send().await.unwrap();
+            let retry_after = r.headers().get("retry-after").is_some();
+            let (status, body) = json_error(r).await;
+            (status, body, retry_after)
+        })
+    });
+    let answers = futures::future::join_all(creations).await;
+    let mut created = 0;
+    let mut busy = 0;
+    for answer in answers {
+        let (status, body, retry_after) = answer.unwrap();
+        match status {
+            StatusCode::CREATED => created += 1,
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+                assert!(retry_after, "a 503 says when to try again");
+                busy += 1;
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert!(busy > 0, "every one of 32 hashes was queued at once ({created} created)");
+    let (status, _, users) = server.admin(reqwest::Method::GET, "/admin/v1/users", support::ADMIN_TOKEN, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(users.as_array().unwrap().len(), created);
+}

@@ -181,6 +181,7 @@ fn registry_error(e: RegistryError) -> Response {
             tracing::error!(error = %m, "admin operation failed");
             problem(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the server failed")
         }
+        e @ RegistryError::Busy => crate::error::OAuthError::TemporarilyUnavailable(e.to_string()).into_response(),
     }
 }
 
@@ -300,7 +301,7 @@ async fn create_user(
         return refused;
     }
     let new = body!(body);
-    match registry::add_user(&app.storage, new).await {
+    match registry::add_user(&app.storage, &app.protocol.passwords, new).await {
         Ok(u) => (StatusCode::CREATED, Json(u)).into_response(),
         Err(e) => registry_error(e),
     }

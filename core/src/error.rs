@@ -187,6 +187,10 @@ impl IntoResponse for OAuthError {
                     headers.insert(DPOP_NONCE_HEADER, value);
                 }
             }
+            // RFC 9110 §10.2.3: when to try again; what is busy frees up within a second or so.
+            Self::TemporarilyUnavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
             _ => {}
         }
         response

@@ -13,6 +13,7 @@ pub mod limits;
 pub mod model;
 pub mod oauth;
 pub mod outbound;
+pub mod passwords;
 pub mod plugin;
 pub mod registry;
 pub mod server;

@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::{hash_password, hash_secret, random_token};
+use crate::crypto::{hash_secret, random_token};
+use crate::passwords::{PasswordError, Passwords};
 use crate::limits;
 use crate::model::*;
 use crate::storage::{Storage, StorageError};
@@ -29,6 +30,9 @@ pub enum RegistryError {
     /// The server failed at something that is not the request's fault.
     #[error("{0}")]
     Internal(String),
+    /// The server is at capacity for this now (every password hash slot is taken).
+    #[error("the server is busy; try again in a moment")]
+    Busy,
 }
 
 impl RegistryError {
@@ -532,7 +536,8 @@ impl From<&User> for UserSummary {
     }
 }
 
-pub async fn add_user(storage: &Storage, new: NewUser) -> Result<UserSummary, RegistryError> {
+/// Registers a user, its password hashed by `passwords` (busy: [`RegistryError::Busy`]).
+pub async fn add_user(storage: &Storage, passwords: &Passwords, new: NewUser) -> Result<UserSummary, RegistryError> {
     let username = new.username.trim().to_owned();
     if username.is_empty() {
         return Err(RegistryError::field("username", "a user needs a username"));
@@ -540,11 +545,10 @@ pub async fn add_user(storage: &Storage, new: NewUser) -> Result<UserSummary, Re
     if new.password.chars().count() < 8 {
         return Err(RegistryError::field("password", "the password must have at least 8 characters"));
     }
-    let password = new.password.clone();
-    let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(|e| RegistryError::Internal(format!("password hashing: {e}")))?
-        .map_err(|e| RegistryError::Internal(format!("password hashing: {e}")))?;
+    let password_hash = passwords.hash(&new.password).await.map_err(|e| match e {
+        PasswordError::Busy => RegistryError::Busy,
+        PasswordError::Failed(m) => RegistryError::Internal(m),
+    })?;
     let user = User {
         id: uuid::Uuid::new_v4().to_string(),
         username: username.clone(),

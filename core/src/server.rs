@@ -18,6 +18,7 @@ use crate::keys::Keys;
 use crate::model::{Clock, SystemClock};
 use crate::oauth::Protocol;
 use crate::oauth::sign_in_limit::SignInLimit;
+use crate::passwords::Passwords;
 use crate::plugin::database::Database;
 use crate::plugin::{Defaults, PolicyHost, watch};
 use crate::storage::Storage;
@@ -29,6 +30,8 @@ pub struct Portcullis {
     pub host: Arc<PolicyHost>,
     pub storage: Storage,
     pub keys: Arc<Keys>,
+    /// The bounded password hasher: sign-ins, and users created by the admin API or the CLI.
+    pub passwords: Arc<Passwords>,
     pub protocol: Arc<Protocol>,
 }
 
@@ -77,18 +80,20 @@ impl Portcullis {
                 .await?,
         );
         let config = Arc::new(config);
+        let passwords = Arc::new(Passwords::new(config.server.password_hash_concurrency, config.server.password_hash_queue));
         let protocol = Arc::new(Protocol {
             config: config.clone(),
             storage: storage.clone(),
             keys: keys.clone(),
             host: host.clone(),
             sign_in_limit: SignInLimit::new(&config),
+            passwords: passwords.clone(),
             discovery_scopes: Default::default(),
             outbound: crate::outbound::Outbound::new(&config.outbound)?,
             client_jwks: Default::default(),
             clock,
         });
-        Ok(Arc::new(Self { config, host, storage, keys, protocol }))
+        Ok(Arc::new(Self { config, host, storage, keys, passwords, protocol }))
     }
 }
 

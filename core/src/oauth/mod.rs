@@ -52,14 +52,16 @@ use crate::plugin::PolicyHost;
 use crate::storage::Storage;
 
 /// What the protocol's endpoints use, and nothing else of the server: the configuration,
-/// the records, the signing keys, the policies, the sign-in throttle, discovery's cache and
-/// the clock.
+/// the records, the signing keys, the policies, the sign-in throttle, the password hasher,
+/// discovery's cache and the clock.
 pub struct Protocol {
     pub config: Arc<Config>,
     pub storage: Storage,
     pub keys: Arc<Keys>,
     pub host: Arc<PolicyHost>,
     pub sign_in_limit: sign_in_limit::SignInLimit,
+    /// The one bounded password hasher, which the admin API's user creation shares.
+    pub passwords: Arc<crate::passwords::Passwords>,
     pub discovery_scopes: discovery::ScopesCache,
     /// The server's requests to its clients (request objects by reference, logout tokens).
     pub outbound: crate::outbound::Outbound,

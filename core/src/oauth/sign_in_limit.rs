@@ -9,30 +9,25 @@
 //!   minute, and past it the token endpoint answers 429;
 //! - each username gets a number of attempts per minute, and past it attempts are *delayed*
 //!   (by at most a configured bound), never refused: the right password, arriving while the
-//!   username is under attack, still signs the user in;
-//! - password hashes (argon2id, ~19 MiB each) run at most `password_hash_concurrency` at a
-//!   time; a bounded queue waits for them, and past it the login page says the server is busy.
+//!   username is under attack, still signs the user in.
+//!
+//! The password hash itself is bounded apart, with every other hash ([`crate::passwords`]).
 //!
 //! The rate limiters are governor's keyed GCRA limiters, keyed by fixed-size values (an
 //! address, or a SHA-256 of what names the page, client or username) and holding at most
 //! [`MAX_LIMITER_KEYS`] keys each: a full limiter forgets the keys whose attempts are all
 //! replenished, and until it can, refuses attempts (the username limiter delays them by the
-//! longest delay instead). The hash bound is a tokio semaphore.
-
-use std::net::IpAddr;
-use std::num::NonZeroU32;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+//! longest delay instead).
 
 use std::hash::Hash;
-use std::time::Instant;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, NotUntil, Quota, RateLimiter};
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::Config;
 use crate::limits::MAX_LIMITER_KEYS;
@@ -57,21 +52,12 @@ pub enum Attempt<'a> {
     Client(&'a str),
 }
 
-/// The password hash queue is full.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Busy;
-
 pub struct SignInLimit {
     per_address: Option<Keyed<IpAddr>>,
     per_interaction: Option<Keyed<[u8; 32]>>,
     per_client: Option<Keyed<[u8; 32]>>,
     per_username: Option<Keyed<[u8; 32]>>,
     max_delay: Duration,
-    hashing: Arc<Semaphore>,
-    /// Hashes running or waiting for a permit.
-    admitted: Arc<AtomicUsize>,
-    /// Most hashes running or waiting at once.
-    capacity: usize,
     clock: DefaultClock,
 }
 
@@ -82,19 +68,12 @@ impl SignInLimit {
         let page_life = Duration::from_secs(config.tokens.interaction_ttl.max(1));
         let per_interaction = NonZeroU32::new(s.sign_in_attempts_per_interaction)
             .and_then(|n| Quota::with_period(page_life).map(|q| Keyed::new(q.allow_burst(n), MAX_LIMITER_KEYS)));
-        let concurrency = match s.password_hash_concurrency {
-            0 => std::thread::available_parallelism().map(usize::from).unwrap_or(1),
-            n => n,
-        };
         Self {
             per_address: per_minute(s.sign_in_attempts_per_address_per_minute),
             per_interaction,
             per_client: per_minute(s.sign_in_attempts_per_client_per_minute),
             per_username: per_minute(s.sign_in_attempts_per_minute),
             max_delay: Duration::from_millis(s.sign_in_max_delay_ms),
-            hashing: Arc::new(Semaphore::new(concurrency)),
-            admitted: Arc::new(AtomicUsize::new(0)),
-            capacity: concurrency.saturating_add(s.password_hash_queue),
             clock: DefaultClock::default(),
         }
     }
@@ -123,17 +102,6 @@ impl SignInLimit {
             },
             None => Ok(Duration::ZERO),
         }
-    }
-
-    /// A turn at hashing a password: waits for one of the permits, or refuses at once when
-    /// the queue is full. Hold the slot until the hash is done (move it into the blocking task).
-    pub async fn hash_slot(&self) -> Result<HashSlot, Busy> {
-        let queued = Queued(self.admitted.clone());
-        if self.admitted.fetch_add(1, Ordering::AcqRel) >= self.capacity {
-            return Err(Busy);
-        }
-        let permit = self.hashing.clone().acquire_owned().await.map_err(|_| Busy)?;
-        Ok(HashSlot { _permit: permit, _queued: queued })
     }
 
     /// How many keys the limiters hold, all together.
@@ -210,21 +178,6 @@ impl<K: Hash + Eq + Clone> Keyed<K> {
     fn forget_idle(&self) {
         self.limiter.retain_recent();
         self.limiter.shrink_to_fit();
-    }
-}
-
-/// A permit to run one password hash; dropping it lets the next one run.
-pub struct HashSlot {
-    _permit: OwnedSemaphorePermit,
-    _queued: Queued,
-}
-
-/// Counts a hash as running or waiting until dropped.
-struct Queued(Arc<AtomicUsize>);
-
-impl Drop for Queued {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
