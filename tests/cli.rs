@@ -6,7 +6,18 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 fn portcullis(data: &std::path::Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    configured(Command::new(env!("CARGO_BIN_EXE_portcullis")), data)
+}
+
+/// `portcullis` run by a shell after `setup` (`umask 000`, `ulimit -n 256`): arguments as for
+/// [`portcullis`].
+fn portcullis_after(setup: &str, data: &std::path::Path) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", &format!("{setup} && exec \"$0\" \"$@\""), env!("CARGO_BIN_EXE_portcullis")]);
+    configured(cmd, data)
+}
+
+fn configured(mut cmd: Command, data: &std::path::Path) -> Command {
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("PORTCULLIS_SERVER__DATA_DIR", data)
@@ -196,6 +207,54 @@ fn token_lifetimes_out_of_bounds_are_refused_by_name() {
     }
 }
 
+/// `portcullis serve` on a free loopback port, killed when dropped.
+struct Serving {
+    child: std::process::Child,
+    base: String,
+    /// Where its standard error goes.
+    log: std::path::PathBuf,
+}
+
+impl Serving {
+    /// Runs `cmd` (see [`portcullis`]) as `serve` and waits until `/health` answers.
+    async fn start(mut cmd: Command, data: &std::path::Path) -> Self {
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let log = data.join("serve.log");
+        let child = cmd
+            .env("PORTCULLIS_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+            .env("PORTCULLIS_SERVER__ISSUER", &base)
+            .env("PORTCULLIS_POLICIES__WATCH", "false")
+            .arg("serve")
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut server = Self { child, base, log };
+        let http = reqwest::Client::new();
+        for _ in 0..600 {
+            if let Ok(r) = http.get(format!("{}/health", server.base)).send().await
+                && r.status().is_success()
+            {
+                return server;
+            }
+            assert!(server.child.try_wait().unwrap().is_none(), "the server exited: {}", server.log_text());
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("the server did not come up: {}", server.log_text());
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A loopback port nothing listens on right now.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -212,50 +271,16 @@ async fn a_username_cannot_forge_log_lines() {
     let client: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let client_id = client["client_id"].as_str().unwrap();
 
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let log_path = data.path().join("serve.log");
-    let mut server = portcullis(data.path())
-        .env("PORTCULLIS_SERVER__LISTEN", format!("127.0.0.1:{port}"))
-        .env("PORTCULLIS_SERVER__ISSUER", &base)
-        .env("PORTCULLIS_SERVER__LOG_FORMAT", "pretty")
+    let mut cmd = portcullis(data.path());
+    cmd.env("PORTCULLIS_SERVER__LOG_FORMAT", "pretty")
         .env("PORTCULLIS_SERVER__SIGN_IN_ATTEMPTS_PER_MINUTE", "1")
         .env("PORTCULLIS_SERVER__SIGN_IN_MAX_DELAY_MS", "50")
-        .env("PORTCULLIS_POLICIES__WATCH", "false")
         .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .arg("serve")
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
-    // Stopped however the test ends.
-    struct Stop<'a>(&'a mut std::process::Child);
-    impl Drop for Stop<'_> {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let server = Stop(&mut server);
+        .env("NO_COLOR", "1");
+    let server = Serving::start(cmd, data.path()).await;
+    let (base, log_path) = (server.base.clone(), server.log.clone());
 
     let browser = support::Browser::new();
-    let mut ready = false;
-    for _ in 0..600 {
-        if let Ok(r) = browser.http.get(format!("{base}/health")).send().await
-            && r.status().is_success()
-        {
-            ready = true;
-            break;
-        }
-        assert!(
-            server.0.try_wait().unwrap().is_none(),
-            "the server exited: {}",
-            std::fs::read_to_string(&log_path).unwrap()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(ready, "the server did not come up");
-
     let authorize =
         format!("{base}/authorize?response_type=code&client_id={client_id}&redirect_uri=https://rp.example.com/cb");
     let mut page = browser.get(&authorize).await.text().await.unwrap();
@@ -474,4 +499,32 @@ async fn organizations_applications_templates_and_instances_from_the_cli() {
     // Ids are random and may start with `-`: they are still ids, not options.
     let unknown = run(d, &["app", "show", "-x9"]).unwrap_err();
     assert!(unknown.contains("no application"), "{unknown}");
+}
+
+#[tokio::test]
+async fn an_admin_token_is_what_a_bearer_header_can_carry() {
+    let data = tempfile::tempdir().unwrap();
+    // RFC 6750 §2.1: a bearer token is a b64token; these could never be sent as one.
+    for token in ["ääääääääääääääää", "sixteen chars and a space", "0123456789abcdef\u{7f}", "\"0123456789abcdef\""] {
+        let out = portcullis(data.path())
+            .env("PORTCULLIS_SERVER__ADMIN_TOKEN", token)
+            .args(["client", "list"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{token:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains("server.admin_token"), "{err}");
+    }
+    // Digits alone are the text that was set, leading zeros and all, and they open the admin API.
+    let digits = "0012345678901234567";
+    let mut cmd = portcullis(data.path());
+    cmd.env("PORTCULLIS_SERVER__ADMIN_TOKEN", digits);
+    let server = Serving::start(cmd, data.path()).await;
+    let r = reqwest::Client::new()
+        .get(format!("{}/admin/v1/clients", server.base))
+        .bearer_auth(digits)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::OK, "{}", server.log_text());
 }

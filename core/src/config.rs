@@ -201,6 +201,14 @@ impl Default for TokensConfig {
     }
 }
 
+const ADMIN_TOKEN_KEY: &str = "server.admin_token";
+
+/// RFC 6750 §2.1: `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty() && body.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("configuration: {0}")]
@@ -217,7 +225,13 @@ impl Config {
             Some(p) => figment = figment.merge(Toml::file_exact(p)),
             None => figment = figment.merge(Toml::file("portcullis.toml")),
         }
-        figment = figment.merge(Env::prefixed("PORTCULLIS_").split("__"));
+        let env = Env::prefixed("PORTCULLIS_").split("__");
+        // figment reads a value of digits alone as a number (and drops its leading zeros): the
+        // admin token is taken as the text that was set.
+        figment = figment.merge(env.clone().ignore(&[ADMIN_TOKEN_KEY]));
+        for (_, token) in env.only(&[ADMIN_TOKEN_KEY]).iter() {
+            figment = figment.merge(Serialized::default(ADMIN_TOKEN_KEY, token));
+        }
         let config: Config = figment.extract().map_err(|e| ConfigError::Invalid(Box::new(e)))?;
         config.validate()?;
         Ok(config)
@@ -234,17 +248,24 @@ impl Config {
                 reason: "must have no query or fragment (RFC 8414 §2)".into(),
             });
         }
-        // A missing Authorization header reads as "", so an empty or guessable token would
-        // open the admin API to anyone.
-        if let Some(token) = &self.server.admin_token
-            && token.chars().count() < MIN_ADMIN_TOKEN_CHARS
-        {
-            return Err(ConfigError::Value {
-                key: "server.admin_token",
-                reason: format!(
-                    "must have at least {MIN_ADMIN_TOKEN_CHARS} characters (leave it unset to turn the admin API off)"
-                ),
-            });
+        if let Some(token) = &self.server.admin_token {
+            // It arrives as `Authorization: Bearer <token>`: anything else could never be sent.
+            if !is_b64token(token) {
+                return Err(ConfigError::Value {
+                    key: ADMIN_TOKEN_KEY,
+                    reason: "must be a bearer token (RFC 6750 §2.1): ASCII letters, digits and -._~+/, then any =".into(),
+                });
+            }
+            // A missing Authorization header reads as "", so an empty or guessable token would
+            // open the admin API to anyone.
+            if token.len() < MIN_ADMIN_TOKEN_CHARS {
+                return Err(ConfigError::Value {
+                    key: ADMIN_TOKEN_KEY,
+                    reason: format!(
+                        "must have at least {MIN_ADMIN_TOKEN_CHARS} characters (leave it unset to turn the admin API off)"
+                    ),
+                });
+            }
         }
         let t = &self.tokens;
         let lifetimes = [
@@ -289,5 +310,20 @@ impl Config {
 
     pub fn issuer_is_https(&self) -> bool {
         self.server.issuer.starts_with("https://")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_admin_token_is_a_b64token() {
+        for good in ["0123456789abcdef", "abc-._~+/DEF0123==", "0012345678901234567"] {
+            assert!(is_b64token(good), "{good}");
+        }
+        for bad in ["", "====", "ääääääääääääääää", "with a space 0123", "quote\"0123456789ab", "tab\t0123456789abc", "a=b"] {
+            assert!(!is_b64token(bad), "{bad:?}");
+        }
     }
 }
