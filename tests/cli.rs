@@ -528,3 +528,29 @@ async fn an_admin_token_is_what_a_bearer_header_can_carry() {
         .unwrap();
     assert_eq!(r.status(), reqwest::StatusCode::OK, "{}", server.log_text());
 }
+
+#[test]
+fn compiled_plugins_are_cached_owner_only_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let data = tempfile::tempdir().unwrap();
+    let cache = data.path().join("plugin-cache");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let set = |p: &std::path::Path, mode: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    let files = || std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().path()).collect::<Vec<_>>();
+    let run = || {
+        let out = portcullis_after("umask 000", data.path()).args(["user", "list"]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(mode(&cache), 0o700);
+        assert!(!files().is_empty(), "compiled code was cached");
+        for file in files() {
+            assert_eq!(mode(&file), 0o600, "{}", file.display());
+        }
+    };
+    run();
+    // A cache others may write to (left so by hand, or by an older version) is closed again.
+    set(&cache, 0o777);
+    for file in files() {
+        set(&file, 0o666);
+    }
+    run();
+}
