@@ -554,3 +554,33 @@ fn compiled_plugins_are_cached_owner_only_whatever_the_umask() {
     }
     run();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_connections_cannot_use_up_the_servers_descriptors() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let data = tempfile::tempdir().unwrap();
+    let mut cmd = portcullis_after("ulimit -n 256", data.path());
+    cmd.env("PORTCULLIS_SERVER__HEADER_READ_TIMEOUT_SECS", "1");
+    let server = Serving::start(cmd, data.path()).await;
+    let address = server.base.trim_start_matches("http://").to_owned();
+    // More connections than the server has descriptors, each sending a request line and
+    // never the rest of its head.
+    let mut stalled = Vec::new();
+    for _ in 0..300 {
+        let mut connection = tokio::net::TcpStream::connect(&address).await.unwrap();
+        connection.write_all(b"GET /health HTTP/1.1\r\n").await.unwrap();
+        stalled.push(connection);
+    }
+    let health = reqwest::Client::new()
+        .get(format!("{}/health", server.base))
+        .timeout(std::time::Duration::from_secs(20))
+        .send()
+        .await;
+    assert!(health.is_ok_and(|r| r.status().is_success()), "/health: {}", server.log_text());
+    for connection in &mut stalled {
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(std::time::Duration::from_secs(20), connection.read_to_end(&mut rest)).await;
+        assert!(closed.is_ok(), "a stalled connection stayed open");
+    }
+    assert!(!server.log_text().contains("Too many open files"), "{}", server.log_text());
+}

@@ -546,3 +546,48 @@ async fn the_admin_api_hashes_passwords_through_the_bounded_hasher() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(users.as_array().unwrap().len(), created);
 }
+
+#[tokio::test]
+async fn slow_and_idle_connections_are_closed_and_the_server_keeps_answering() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start_with(support::Options {
+        configure: Some(Box::new(|c| {
+            c.server.max_connections = 8;
+            c.server.header_read_timeout_secs = 1;
+            c.server.idle_timeout_secs = 2;
+        })),
+        ..Default::default()
+    })
+    .await;
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let connect = |sent: &'static [u8]| {
+        let address = address.clone();
+        async move {
+            let mut connection = tokio::net::TcpStream::connect(address).await.unwrap();
+            connection.write_all(sent).await.unwrap();
+            connection
+        }
+    };
+    let mut stalled = Vec::new();
+    // Three times as many as the server serves at once, each a request line and never the
+    // rest of its head...
+    for _ in 0..24 {
+        stalled.push(connect(b"GET /health HTTP/1.1\r\n").await);
+    }
+    // ...a body that stops coming...
+    stalled.push(
+        connect(b"POST /token HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: 1000\r\n\r\ngrant_type=").await,
+    );
+    // ...and a connection kept alive after its answer, asking nothing more.
+    stalled.push(connect(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n").await);
+
+    let r = server.http.get(server.url("/health")).timeout(std::time::Duration::from_secs(15)).send().await;
+    assert!(r.is_ok_and(|r| r.status() == StatusCode::OK), "the server answers past the stalled connections");
+    let mut answer = Vec::new();
+    for (n, connection) in stalled.iter_mut().enumerate() {
+        answer.clear();
+        let closed = tokio::time::timeout(std::time::Duration::from_secs(15), connection.read_to_end(&mut answer)).await;
+        assert!(closed.is_ok(), "connection {n} stayed open");
+    }
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "the kept-alive connection was answered first");
+}

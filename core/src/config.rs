@@ -52,9 +52,18 @@ pub struct ServerConfig {
     pub sign_in_attempts_per_client_per_minute: u32,
     /// Password hashes (argon2id, ~19 MiB each) running at once; 0: one per CPU.
     pub password_hash_concurrency: usize,
-    /// Sign-in attempts waiting for a hash beyond those running; past it the login page
-    /// says the server is busy (503).
+    /// Password hashes waiting beyond those running; past it a sign-in or a user's creation
+    /// is answered 503.
     pub password_hash_queue: usize,
+    /// Connections open at once; past it new ones wait to be accepted. 0: what the
+    /// descriptor limit (`RLIMIT_NOFILE`) leaves the database and the rest of the server.
+    pub max_connections: usize,
+    /// Seconds a connection has to send a request's head, from its accept or its previous
+    /// answer (so a kept-alive connection idle that long is closed too).
+    pub header_read_timeout_secs: u64,
+    /// Seconds a connection may move no byte either way (a stalled body, a client that does
+    /// not read its answer) before it is closed.
+    pub idle_timeout_secs: u64,
 }
 
 /// The path layouts of the systems Portcullis stands in for (the paths themselves are the
@@ -160,6 +169,9 @@ impl Default for ServerConfig {
             sign_in_attempts_per_client_per_minute: 60,
             password_hash_concurrency: 0,
             password_hash_queue: 32,
+            max_connections: 0,
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
         }
     }
 }
@@ -275,6 +287,8 @@ impl Config {
             ("tokens.refresh_token_ttl", t.refresh_token_ttl, limits::REFRESH_TOKEN_TTL),
             ("tokens.session_ttl", t.session_ttl, limits::SESSION_TTL),
             ("tokens.interaction_ttl", t.interaction_ttl, limits::INTERACTION_TTL),
+            ("server.header_read_timeout_secs", self.server.header_read_timeout_secs, limits::CONNECTION_TIMEOUT),
+            ("server.idle_timeout_secs", self.server.idle_timeout_secs, limits::CONNECTION_TIMEOUT),
         ];
         for (key, seconds, bounds) in lifetimes {
             bounds.check(seconds).map_err(|reason| ConfigError::Value { key, reason })?;

@@ -5,6 +5,7 @@ pub mod account;
 pub mod admin;
 pub mod applications;
 pub mod config;
+pub mod connections;
 pub mod crypto;
 pub mod device;
 pub mod error;

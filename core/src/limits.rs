@@ -132,6 +132,9 @@ pub const REFRESH_TOKEN_TTL: Lifetime = Lifetime { max: 365 * DAY };
 pub const SESSION_TTL: Lifetime = Lifetime { max: 365 * DAY };
 /// How long a login or consent page stays valid.
 pub const INTERACTION_TTL: Lifetime = Lifetime { max: DAY };
+/// How long a connection may take to send a request's head (`server.header_read_timeout_secs`),
+/// or sit idle (`server.idle_timeout_secs`).
+pub const CONNECTION_TIMEOUT: Lifetime = Lifetime { max: HOUR };
 /// How long a JWT-secured authorization response (JARM §2.1: a short `exp`, since the client
 /// uses it at once) is valid, in seconds: fixed at 10 minutes, the default life of a code.
 pub const AUTHORIZATION_RESPONSE_TTL: u64 = 600;

@@ -1,6 +1,5 @@
 //! Start-up: configuration → database → plugin host → storage → keys → HTTP.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -222,14 +221,11 @@ pub fn spawn_upkeep(app: App) {
     });
 }
 
-/// Serves until the listener fails or the process is stopped.
+/// Serves until the process is stopped, within the connection bounds of `server.*`.
 pub async fn serve(app: App, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
     spawn_upkeep(app.clone());
-    let router = router(app);
-    // Connect info: sign-in throttling keys on the peer address.
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let bounds = crate::connections::Bounds::from_config(&app.config);
+    crate::connections::serve(listener, router(app), bounds, shutdown_signal()).await;
     Ok(())
 }
 

@@ -71,8 +71,9 @@ pub struct Protocol {
     pub clock: Arc<dyn Clock>,
 }
 
-/// The TCP peer of a request (`server::serve` serves with connect info), for throttling. A
-/// router served without it puts every caller in one shared budget rather than in none.
+/// The TCP peer of a request (`connections::serve` gives each its `ConnectInfo`), for
+/// throttling. A router served without it puts every caller in one shared budget rather
+/// than in none.
 pub fn peer(extensions: &axum::http::Extensions) -> std::net::IpAddr {
     extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
