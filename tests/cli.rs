@@ -505,7 +505,8 @@ async fn organizations_applications_templates_and_instances_from_the_cli() {
 async fn an_admin_token_is_what_a_bearer_header_can_carry() {
     let data = tempfile::tempdir().unwrap();
     // RFC 6750 §2.1: a bearer token is a b64token; these could never be sent as one.
-    for token in ["ääääääääääääääää", "sixteen chars and a space", "0123456789abcdef\u{7f}", "\"0123456789abcdef\""] {
+    for token in ["ääääääääääääääää", "sixteen chars and a space", "0123456789abcdef\u{7f}", "\"0123456789abcdef\""]
+    {
         let out = portcullis(data.path())
             .env("PORTCULLIS_SERVER__ADMIN_TOKEN", token)
             .args(["client", "list"])
@@ -535,7 +536,8 @@ fn compiled_plugins_are_cached_owner_only_whatever_the_umask() {
     let data = tempfile::tempdir().unwrap();
     let cache = data.path().join("plugin-cache");
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-    let set = |p: &std::path::Path, mode: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    let set =
+        |p: &std::path::Path, mode: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
     let files = || std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().path()).collect::<Vec<_>>();
     let run = || {
         let out = portcullis_after("umask 000", data.path()).args(["user", "list"]).output().unwrap();

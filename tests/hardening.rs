@@ -393,7 +393,8 @@ async fn client_ids_are_bounded_at_every_endpoint_and_never_size_the_client_cach
             assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")), "{path}");
         }
         // ...or as the subject of a client assertion (RFC 7523 §3), read before its signature.
-        let assertion = unsigned_jwt(&json!({"iss": too_long, "sub": too_long, "aud": server.issuer, "exp": 4e9, "jti": "j"}));
+        let assertion =
+            unsigned_jwt(&json!({"iss": too_long, "sub": too_long, "aud": server.issuer, "exp": 4e9, "jti": "j"}));
         let mut form = pairs.to_vec();
         form.extend([("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")]);
         form.push(("client_assertion", &assertion));
@@ -500,7 +501,8 @@ async fn acr_values_and_claims_are_bounded_before_anything_is_parked() {
     let r = server.http.post(server.url("/authorize")).form(&pairs).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert!(parks(&r));
-    let (status, body) = server.form("/device_authorization", &[("client_id", tv.as_str()), ("acr_values", &acr)], None).await;
+    let (status, body) =
+        server.form("/device_authorization", &[("client_id", tv.as_str()), ("acr_values", &acr)], None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
@@ -586,7 +588,8 @@ async fn slow_and_idle_connections_are_closed_and_the_server_keeps_answering() {
     let mut answer = Vec::new();
     for (n, connection) in stalled.iter_mut().enumerate() {
         answer.clear();
-        let closed = tokio::time::timeout(std::time::Duration::from_secs(15), connection.read_to_end(&mut answer)).await;
+        let closed =
+            tokio::time::timeout(std::time::Duration::from_secs(15), connection.read_to_end(&mut answer)).await;
         assert!(closed.is_ok(), "connection {n} stayed open");
     }
     assert!(answer.starts_with(b"HTTP/1.1 200"), "the kept-alive connection was answered first");

@@ -265,7 +265,8 @@ impl Config {
             if !is_b64token(token) {
                 return Err(ConfigError::Value {
                     key: ADMIN_TOKEN_KEY,
-                    reason: "must be a bearer token (RFC 6750 §2.1): ASCII letters, digits and -._~+/, then any =".into(),
+                    reason: "must be a bearer token (RFC 6750 §2.1): ASCII letters, digits and -._~+/, then any ="
+                        .into(),
                 });
             }
             // A missing Authorization header reads as "", so an empty or guessable token would
@@ -336,7 +337,9 @@ mod tests {
         for good in ["0123456789abcdef", "abc-._~+/DEF0123==", "0012345678901234567"] {
             assert!(is_b64token(good), "{good}");
         }
-        for bad in ["", "====", "ääääääääääääääää", "with a space 0123", "quote\"0123456789ab", "tab\t0123456789abc", "a=b"] {
+        for bad in
+            ["", "====", "ääääääääääääääää", "with a space 0123", "quote\"0123456789ab", "tab\t0123456789abc", "a=b"]
+        {
             assert!(!is_b64token(bad), "{bad:?}");
         }
     }

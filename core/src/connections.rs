@@ -105,7 +105,10 @@ pub async fn serve(listener: TcpListener, router: Router, bounds: Bounds, stop: 
             Ok(slot) => slot,
             Err(_) => {
                 if warned.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
-                    tracing::warn!(max_connections = bounds.max_connections, "every connection slot is taken; new connections wait");
+                    tracing::warn!(
+                        max_connections = bounds.max_connections,
+                        "every connection slot is taken; new connections wait"
+                    );
                     warned = Some(Instant::now());
                 }
                 tokio::select! {

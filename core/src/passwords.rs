@@ -42,7 +42,9 @@ impl Passwords {
     /// The argon2id hash (PHC string) of a new password.
     pub async fn hash(&self, password: &str) -> Result<String, PasswordError> {
         let password = password.to_owned();
-        self.run(move || crate::crypto::hash_password(&password)).await?.map_err(|e| PasswordError::Failed(e.to_string()))
+        self.run(move || crate::crypto::hash_password(&password))
+            .await?
+            .map_err(|e| PasswordError::Failed(e.to_string()))
     }
 
     /// Whether `password` matches the PHC string `phc`. Without one (no such user), it is

@@ -3,9 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::{hash_secret, random_token};
-use crate::passwords::{PasswordError, Passwords};
 use crate::limits;
 use crate::model::*;
+use crate::passwords::{PasswordError, Passwords};
 use crate::storage::{Storage, StorageError};
 
 #[derive(Debug, thiserror::Error)]

@@ -79,7 +79,8 @@ impl Portcullis {
                 .await?,
         );
         let config = Arc::new(config);
-        let passwords = Arc::new(Passwords::new(config.server.password_hash_concurrency, config.server.password_hash_queue));
+        let passwords =
+            Arc::new(Passwords::new(config.server.password_hash_concurrency, config.server.password_hash_queue));
         let protocol = Arc::new(Protocol {
             config: config.clone(),
             storage: storage.clone(),
