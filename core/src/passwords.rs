@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
@@ -58,22 +58,34 @@ impl Passwords {
         .await
     }
 
-    /// Runs `hash` on a blocking thread once a permit is free, or refuses at once when the
-    /// queue is full. The permit moves into the blocking task: it bounds running hashes even
-    /// if the caller goes away meanwhile.
-    async fn run<T: Send + 'static>(&self, hash: impl FnOnce() -> T + Send + 'static) -> Result<T, PasswordError> {
+    /// A turn at hashing: waits for a running permit, or refuses at once when the queue is
+    /// full. Hashing holds it until done.
+    pub async fn slot(&self) -> Result<Slot, PasswordError> {
         let queued = Queued(self.admitted.clone());
         if self.admitted.fetch_add(1, Ordering::AcqRel) >= self.capacity {
             return Err(PasswordError::Busy);
         }
         let permit = self.running.clone().acquire_owned().await.map_err(|_| PasswordError::Busy)?;
+        Ok(Slot { _permit: permit, _queued: queued })
+    }
+
+    /// Runs `hash` on a blocking thread in a [`Slot`], which moves into the blocking task:
+    /// it bounds running hashes even if the caller goes away meanwhile.
+    async fn run<T: Send + 'static>(&self, hash: impl FnOnce() -> T + Send + 'static) -> Result<T, PasswordError> {
+        let slot = self.slot().await?;
         tokio::task::spawn_blocking(move || {
-            let _held = (permit, queued);
+            let _slot = slot;
             hash()
         })
         .await
         .map_err(|e| PasswordError::Failed(e.to_string()))
     }
+}
+
+/// A permit to run one password hash; dropping it lets the next one run.
+pub struct Slot {
+    _permit: OwnedSemaphorePermit,
+    _queued: Queued,
 }
 
 /// Counts a hash as running or waiting until dropped.
@@ -91,24 +103,16 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_verify_and_a_full_queue_refuses_at_once() {
-        let passwords = Arc::new(Passwords::new(1, 0));
+        let passwords = Passwords::new(1, 0);
         let phc = passwords.hash("a long password").await.unwrap();
         assert!(passwords.verify("a long password", Some(phc.clone())).await.unwrap());
         assert!(!passwords.verify("another password", Some(phc)).await.unwrap());
         assert!(!passwords.verify("a long password", None).await.unwrap());
 
-        // A hash that runs until told to finish, and none may wait: another is refused at once.
-        let (finish, finished) = std::sync::mpsc::channel::<()>();
-        let running = {
-            let passwords = passwords.clone();
-            tokio::spawn(async move { passwords.run(move || finished.recv()).await })
-        };
-        while passwords.admitted.load(Ordering::Acquire) == 0 {
-            tokio::task::yield_now().await;
-        }
+        // While the one slot is taken, and none may wait, a hash is refused at once.
+        let slot = passwords.slot().await.unwrap();
         assert!(matches!(passwords.hash("another one").await, Err(PasswordError::Busy)));
-        finish.send(()).unwrap();
-        running.await.unwrap().unwrap().unwrap();
+        drop(slot);
         assert!(passwords.hash("another one").await.is_ok(), "its slot is free again");
     }
 }
