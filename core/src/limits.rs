@@ -37,6 +37,10 @@ pub const MAX_CLIENT_ID_BYTES: usize = 256;
 /// Most clients (or unknown client ids of the shape this server issues) a replica keeps read.
 pub const MAX_CACHED_CLIENTS: usize = 10_000;
 
+/// Most access tokens a replica remembers having verified the signature of (a fixed-size
+/// entry each); past it the expired go first.
+pub const MAX_VERIFIED_TOKENS: usize = 16 * 1024;
+
 /// Most keys each sign-in rate limiter holds (addresses, login pages, clients, usernames;
 /// each key 32 bytes or an address).
 pub const MAX_LIMITER_KEYS: usize = 65_536;
@@ -83,6 +87,14 @@ pub const PASSWORD_GRANT_PARAMETERS: &[(&str, usize)] = &[("username", 512), ("p
 /// The longest client assertion (RFC 7523) read, in bytes.
 pub const MAX_CLIENT_ASSERTION_BYTES: usize = 8 * 1024;
 
+/// The longest a client assertion may live (its `exp` at most this far ahead), in seconds:
+/// a replayed `jti` is remembered that long at most.
+pub const MAX_CLIENT_ASSERTION_LIFETIME: i64 = 3600;
+
+/// PKCE (RFC 7636 §4.1): a `code_verifier`, and a `plain` `code_challenge`, is 43 to 128
+/// characters.
+pub const CODE_VERIFIER_CHARS: std::ops::RangeInclusive<usize> = 43..=128;
+
 /// The longest DPoP proof (RFC 9449 §4.2) read, in bytes: room for an RSA-4096 key in its
 /// header and its signature.
 pub const MAX_DPOP_PROOF_BYTES: usize = 8 * 1024;
@@ -90,17 +102,74 @@ pub const MAX_DPOP_PROOF_BYTES: usize = 8 * 1024;
 /// The longest DPoP proof `jti` taken (RFC 9449 §4.2: 96 random bits are enough).
 pub const MAX_DPOP_JTI_BYTES: usize = 256;
 
+/// RFC 9449 §4.3 item 11, §11.1: how far a DPoP proof's `iat` may be from the server's clock,
+/// either side, in seconds; its `jti` is remembered that long.
+pub const DPOP_IAT_WINDOW: i64 = 60;
+
 /// The longest request object (OIDC Core §6.1) read, in bytes.
 pub const MAX_REQUEST_OBJECT_BYTES: usize = 16 * 1024;
 
 /// The longest `request_uri` taken (RFC 9101 §5.2: at most 512 ASCII characters).
 pub const MAX_REQUEST_URI_BYTES: usize = 512;
 
+/// The largest JWK Set read from a client's `jwks_uri`, in bytes.
+pub const MAX_JWKS_BYTES: usize = 64 * 1024;
+
+/// Most JWK Sets fetched from clients' `jwks_uri`s a replica keeps.
+pub const MAX_CACHED_JWK_SETS: usize = 1024;
+
+/// The longest any request of the server's own (to a client's `request_uris`, `jwks_uri`,
+/// `backchannel_logout_uri`) may take, connecting and reading included.
+pub const OUTBOUND_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A user code as typed at the device page (RFC 8628 §6.1), once its separators are
+/// dropped: exactly this many characters, as the server issues them.
+pub const USER_CODE_CHARS: usize = 8;
+
 /// The longest an extension grant's plugin may have a credential remembered as used.
 pub const MAX_SINGLE_USE_SECONDS: i64 = 24 * 3600;
 
+/// The longest subject an extension grant's plugin may name (other than a user or the
+/// client), in bytes.
+pub const MAX_GRANT_SUBJECT_BYTES: usize = 255;
+
+/// The longest extension grant type (an absolute URI, RFC 6749 §4.5) a plugin may answer or
+/// a client register, in bytes.
+pub const MAX_EXTENSION_GRANT_TYPE_BYTES: usize = 255;
+
+/// The largest memory cap a plugin's manifest may ask for, in MiB.
+pub const MAX_PLUGIN_MEMORY_MB: u64 = 512;
+
+/// The longest deadline a plugin's manifest may ask for, in milliseconds.
+pub const MAX_PLUGIN_DEADLINE_MS: u64 = 30_000;
+
+/// The longest message a plugin logs, in characters; the rest is cut off.
+pub const MAX_PLUGIN_LOG_CHARS: usize = 2000;
+
 /// Shortest accepted `server.admin_token`, in characters.
 pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
+
+/// Shortest password a user is registered with, in characters.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+
+/// Most `audiences` a client registers (RFC 8693 §2.1), and the longest of them, in bytes.
+pub const MAX_AUDIENCES: usize = 16;
+pub const MAX_AUDIENCE_BYTES: usize = 255;
+
+/// Most `request_uris` a client registers (OIDC Core §6.2).
+pub const MAX_REQUEST_URIS: usize = 16;
+
+/// Most keys in a JWK Set a client registers by value (`jwks`).
+pub const MAX_JWKS_KEYS: usize = 16;
+
+/// The longest name of an organization, application or template, in bytes.
+pub const MAX_NAME_BYTES: usize = 256;
+
+/// The longest description of an application, in bytes.
+pub const MAX_DESCRIPTION_BYTES: usize = 4096;
+
+/// The longest icon of an application (an `https` URL or an inline `data:image` one), in bytes.
+pub const MAX_ICON_BYTES: usize = 64 * 1024;
 
 /// Bounds of a lifetime, in seconds: at least one second, at most `max`.
 #[derive(Debug, Clone, Copy)]

@@ -47,10 +47,11 @@ impl GrantType {
     }
 
     /// Whether `name` can name an extension grant (RFC 6749 §4.5): an absolute URI (of at
-    /// most 255 bytes) that is none of the server's own grant types.
+    /// most [`crate::limits::MAX_EXTENSION_GRANT_TYPE_BYTES`]) that is none of the server's
+    /// own grant types.
     pub fn is_extension(name: &str) -> bool {
         Self::parse(name).is_none()
-            && name.len() <= 255
+            && name.len() <= crate::limits::MAX_EXTENSION_GRANT_TYPE_BYTES
             && url::Url::parse(name).is_ok_and(|u| !u.cannot_be_a_base() || u.scheme() == "urn")
     }
 }

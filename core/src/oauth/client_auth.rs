@@ -19,7 +19,7 @@ use super::profiles::{Endpoint, Profile};
 use super::tokens::Audience;
 use crate::crypto::hash_secret;
 use crate::error::OAuthError;
-use crate::limits::MAX_CLIENT_ID_BYTES;
+use crate::limits::{MAX_CLIENT_ASSERTION_BYTES, MAX_CLIENT_ASSERTION_LIFETIME, MAX_CLIENT_ID_BYTES};
 use crate::model::{Client, TokenEndpointAuthMethod, UsedAssertion};
 use crate::storage::{ClientContext, StorageError, write};
 
@@ -114,7 +114,7 @@ async fn assertion(app: &Protocol, params: &mut Params) -> Result<Authenticated,
         return Err(OAuthError::InvalidRequest(format!("`client_assertion_type` must be {JWT_BEARER}")));
     }
     let token = params.take("client_assertion").ok_or_else(|| fail("`client_assertion` is missing"))?;
-    if token.len() > crate::limits::MAX_CLIENT_ASSERTION_BYTES {
+    if token.len() > MAX_CLIENT_ASSERTION_BYTES {
         return Err(fail("too long"));
     }
     // Who it claims to be, read before the signature is checked, only to find the key.
@@ -155,7 +155,7 @@ async fn assertion(app: &Protocol, params: &mut Params) -> Result<Authenticated,
     if claims.exp <= now {
         return Err(fail("it has expired"));
     }
-    if claims.exp > now + MAX_ASSERTION_LIFETIME {
+    if claims.exp > now + MAX_CLIENT_ASSERTION_LIFETIME {
         return Err(fail("`exp` is too far ahead"));
     }
     // Item 7: a `jti` once per client, remembered until the assertion expires.
@@ -200,9 +200,6 @@ pub(super) async fn verification_keys(
         _ => Err("the client has no secret or keys registered to sign with"),
     }
 }
-
-/// The longest an assertion may live: a replayed `jti` is remembered that long at most.
-const MAX_ASSERTION_LIFETIME: i64 = 3600;
 
 /// An `aud` naming this server: its issuer, or one of its endpoints' URLs in any layout.
 fn names_this_server(app: &Protocol, aud: &str) -> bool {

@@ -13,7 +13,7 @@ use super::scope_policy::{self, Ask};
 use super::tokens::{self, Issue, TokenResponse};
 use crate::crypto::hash_secret;
 use crate::error::OAuthError;
-use crate::limits::MAX_SINGLE_USE_SECONDS;
+use crate::limits::{MAX_GRANT_SUBJECT_BYTES, MAX_SINGLE_USE_SECONDS};
 use crate::model::UsedGrantCredential;
 use crate::plugin::grant::{GrantAsk, GrantRefusal, GrantSubject};
 use crate::storage::{ClientContext, StorageError, write};
@@ -98,7 +98,7 @@ pub async fn exchange(
         return super::grant::issue_to_user(app, context, user, decision, now, dpop).await;
     }
     let subject = match &answer.subject {
-        GrantSubject::Other(s) if s.is_empty() || s.len() > 255 => {
+        GrantSubject::Other(s) if s.is_empty() || s.len() > MAX_GRANT_SUBJECT_BYTES => {
             return Err(OAuthError::internal(
                 "extension grant",
                 format!("plugin `{plugin}` named an unusable subject"),

@@ -8,8 +8,6 @@ use std::time::Duration;
 use wasmtime::component::Component;
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use super::manifest;
-
 /// How often the epoch advances; deadlines are counted in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
@@ -117,7 +115,7 @@ fn config() -> Config {
     pool.total_core_instances(1000);
     pool.total_memories(1000);
     pool.total_tables(1000);
-    pool.max_memory_size(manifest::MAX_MEMORY_MB as usize * (1 << 20));
+    pool.max_memory_size(crate::limits::MAX_PLUGIN_MEMORY_MB as usize * (1 << 20));
     pool.max_component_instance_size(1 << 20);
     pool.max_core_instance_size(1 << 20);
     pool.max_memories_per_component(16);
