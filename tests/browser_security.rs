@@ -151,7 +151,7 @@ async fn password_hashes_beyond_the_queue_get_a_busy_page() {
     let page = login_page(&browser, &url).await;
 
     // The one hash slot is taken (as by a sign-in in progress): the next attempt is told to retry.
-    let slot = server.app.protocol.sign_in_limit.hash_slot().await.expect("a free slot");
+    let slot = server.app.passwords.slot().await.expect("a free slot");
     let busy = browser.submit(&page, &[("username", "bob"), ("password", "bob's password")]).await;
     assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
     let page = busy.text().await.unwrap();

@@ -6,7 +6,18 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 fn portcullis(data: &std::path::Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    configured(Command::new(env!("CARGO_BIN_EXE_portcullis")), data)
+}
+
+/// `portcullis` run by a shell after `setup` (`umask 000`, `ulimit -n 256`): arguments as for
+/// [`portcullis`].
+fn portcullis_after(setup: &str, data: &std::path::Path) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", &format!("{setup} && exec \"$0\" \"$@\""), env!("CARGO_BIN_EXE_portcullis")]);
+    configured(cmd, data)
+}
+
+fn configured(mut cmd: Command, data: &std::path::Path) -> Command {
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("PORTCULLIS_SERVER__DATA_DIR", data)
@@ -259,6 +270,54 @@ fn token_lifetimes_out_of_bounds_are_refused_by_name() {
     }
 }
 
+/// `portcullis serve` on a free loopback port, killed when dropped.
+struct Serving {
+    child: std::process::Child,
+    base: String,
+    /// Where its standard error goes.
+    log: std::path::PathBuf,
+}
+
+impl Serving {
+    /// Runs `cmd` (see [`portcullis`]) as `serve` and waits until `/health` answers.
+    async fn start(mut cmd: Command, data: &std::path::Path) -> Self {
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let log = data.join("serve.log");
+        let child = cmd
+            .env("PORTCULLIS_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+            .env("PORTCULLIS_SERVER__ISSUER", &base)
+            .env("PORTCULLIS_POLICIES__WATCH", "false")
+            .arg("serve")
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut server = Self { child, base, log };
+        let http = reqwest::Client::new();
+        for _ in 0..600 {
+            if let Ok(r) = http.get(format!("{}/health", server.base)).send().await
+                && r.status().is_success()
+            {
+                return server;
+            }
+            assert!(server.child.try_wait().unwrap().is_none(), "the server exited: {}", server.log_text());
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("the server did not come up: {}", server.log_text());
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A loopback port nothing listens on right now.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -275,50 +334,16 @@ async fn a_username_cannot_forge_log_lines() {
     let client: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let client_id = client["client_id"].as_str().unwrap();
 
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let log_path = data.path().join("serve.log");
-    let mut server = portcullis(data.path())
-        .env("PORTCULLIS_SERVER__LISTEN", format!("127.0.0.1:{port}"))
-        .env("PORTCULLIS_SERVER__ISSUER", &base)
-        .env("PORTCULLIS_SERVER__LOG_FORMAT", "pretty")
+    let mut cmd = portcullis(data.path());
+    cmd.env("PORTCULLIS_SERVER__LOG_FORMAT", "pretty")
         .env("PORTCULLIS_SERVER__SIGN_IN_ATTEMPTS_PER_MINUTE", "1")
         .env("PORTCULLIS_SERVER__SIGN_IN_MAX_DELAY_MS", "50")
-        .env("PORTCULLIS_POLICIES__WATCH", "false")
         .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .arg("serve")
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
-    // Stopped however the test ends.
-    struct Stop<'a>(&'a mut std::process::Child);
-    impl Drop for Stop<'_> {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let server = Stop(&mut server);
+        .env("NO_COLOR", "1");
+    let server = Serving::start(cmd, data.path()).await;
+    let (base, log_path) = (server.base.clone(), server.log.clone());
 
     let browser = support::Browser::new();
-    let mut ready = false;
-    for _ in 0..600 {
-        if let Ok(r) = browser.http.get(format!("{base}/health")).send().await
-            && r.status().is_success()
-        {
-            ready = true;
-            break;
-        }
-        assert!(
-            server.0.try_wait().unwrap().is_none(),
-            "the server exited: {}",
-            std::fs::read_to_string(&log_path).unwrap()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(ready, "the server did not come up");
-
     let authorize =
         format!("{base}/authorize?response_type=code&client_id={client_id}&redirect_uri=https://rp.example.com/cb");
     let mut page = browser.get(&authorize).await.text().await.unwrap();
@@ -546,4 +571,90 @@ async fn organizations_applications_templates_and_instances_from_the_cli() {
     // Ids are random and may start with `-`: they are still ids, not options.
     let unknown = run(d, &["app", "show", "-x9"]).unwrap_err();
     assert!(unknown.contains("no application"), "{unknown}");
+}
+
+#[tokio::test]
+async fn an_admin_token_is_what_a_bearer_header_can_carry() {
+    let data = tempfile::tempdir().unwrap();
+    // RFC 6750 §2.1: a bearer token is a b64token; these could never be sent as one.
+    for token in ["ääääääääääääääää", "sixteen chars and a space", "0123456789abcdef\u{7f}", "\"0123456789abcdef\""]
+    {
+        let out = portcullis(data.path())
+            .env("PORTCULLIS_SERVER__ADMIN_TOKEN", token)
+            .args(["client", "list"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{token:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains("server.admin_token"), "{err}");
+    }
+    // Digits alone are the text that was set, leading zeros and all, and they open the admin API.
+    let digits = "0012345678901234567";
+    let mut cmd = portcullis(data.path());
+    cmd.env("PORTCULLIS_SERVER__ADMIN_TOKEN", digits);
+    let server = Serving::start(cmd, data.path()).await;
+    let r = reqwest::Client::new()
+        .get(format!("{}/admin/v1/clients", server.base))
+        .bearer_auth(digits)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::OK, "{}", server.log_text());
+}
+
+#[test]
+fn compiled_plugins_are_cached_owner_only_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let data = tempfile::tempdir().unwrap();
+    let cache = data.path().join("plugin-cache");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let set =
+        |p: &std::path::Path, mode: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    let files = || std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().path()).collect::<Vec<_>>();
+    let run = || {
+        let out = portcullis_after("umask 000", data.path()).args(["user", "list"]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(mode(&cache), 0o700);
+        assert!(!files().is_empty(), "compiled code was cached");
+        for file in files() {
+            assert_eq!(mode(&file), 0o600, "{}", file.display());
+        }
+    };
+    run();
+    // A cache others may write to (left so by hand, or by an older version) is closed again.
+    set(&cache, 0o777);
+    for file in files() {
+        set(&file, 0o666);
+    }
+    run();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_connections_cannot_use_up_the_servers_descriptors() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let data = tempfile::tempdir().unwrap();
+    let mut cmd = portcullis_after("ulimit -n 256", data.path());
+    cmd.env("PORTCULLIS_SERVER__HEADER_READ_TIMEOUT_SECS", "1");
+    let server = Serving::start(cmd, data.path()).await;
+    let address = server.base.trim_start_matches("http://").to_owned();
+    // More connections than the server has descriptors, each sending a request line and
+    // never the rest of its head.
+    let mut stalled = Vec::new();
+    for _ in 0..300 {
+        let mut connection = tokio::net::TcpStream::connect(&address).await.unwrap();
+        connection.write_all(b"GET /health HTTP/1.1\r\n").await.unwrap();
+        stalled.push(connection);
+    }
+    let health = reqwest::Client::new()
+        .get(format!("{}/health", server.base))
+        .timeout(std::time::Duration::from_secs(20))
+        .send()
+        .await;
+    assert!(health.is_ok_and(|r| r.status().is_success()), "/health: {}", server.log_text());
+    for connection in &mut stalled {
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(std::time::Duration::from_secs(20), connection.read_to_end(&mut rest)).await;
+        assert!(closed.is_ok(), "a stalled connection stayed open");
+    }
+    assert!(!server.log_text().contains("Too many open files"), "{}", server.log_text());
 }

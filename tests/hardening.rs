@@ -156,9 +156,18 @@ async fn scopes_and_stored_parameters_are_bounded_below_the_body_limit() {
 async fn oauth_endpoints_read_small_bodies_and_the_admin_api_larger_ones() {
     let server = TestServer::start().await;
     let big = "x".repeat(limits::OAUTH_BODY_BYTES + 1);
-    for path in
-        ["/authorize", "/token", "/introspect", "/revoke", "/userinfo", "/interaction/login", "/interaction/consent"]
-    {
+    for path in [
+        "/authorize",
+        "/token",
+        "/introspect",
+        "/revoke",
+        "/userinfo",
+        "/interaction/login",
+        "/interaction/consent",
+        "/account/login",
+        "/account/connections/revoke",
+        "/device",
+    ] {
         let r = server.http.post(server.url(path)).form(&[("token", big.as_str())]).send().await.unwrap();
         let (status, body) = json_error(r).await;
         assert_eq!(
@@ -351,4 +360,237 @@ async fn introspection_needs_a_confidential_client_and_shows_it_only_its_own_tok
         meta["introspection_endpoint_auth_methods_supported"],
         json!(["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt"])
     );
+}
+
+const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// `Authorization: Basic` for `id` and `secret`, as RFC 6749 §2.3.1 writes them.
+fn basic(id: &str, secret: &str) -> String {
+    use base64::Engine;
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}")))
+}
+
+#[tokio::test]
+async fn client_ids_are_bounded_at_every_endpoint_and_never_size_the_client_cache() {
+    let server = TestServer::start().await;
+    let (tv, _) = server.client(json!({"name": "tv", "public": true, "grant_types": [DEVICE_GRANT]})).await;
+    let cached = || server.app.storage.cached_clients();
+    let before = cached();
+    let long = format!("0{}", "b".repeat(100_000));
+    let too_long = "c".repeat(limits::MAX_CLIENT_ID_BYTES + 1);
+    for path in ["/token", "/introspect", "/revoke", "/par", "/device_authorization"] {
+        let pairs = [("grant_type", "client_credentials"), ("token", "t"), ("scope", "openid")];
+        // In the Basic header...
+        let r = server.http.post(server.url(path)).header("authorization", basic(&long, "x")).form(&pairs).send().await;
+        let (status, body) = json_error(r.unwrap()).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")), "{path}");
+        // ...in the body, with a secret or without (a public client names itself)...
+        for secret in [Some("x"), None] {
+            let mut form = pairs.to_vec();
+            form.push(("client_id", &too_long));
+            form.extend(secret.map(|s| ("client_secret", s)));
+            let (status, body) = server.form(path, &form, None).await;
+            assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")), "{path}");
+        }
+        // ...or as the subject of a client assertion (RFC 7523 §3), read before its signature.
+        let assertion =
+            unsigned_jwt(&json!({"iss": too_long, "sub": too_long, "aud": server.issuer, "exp": 4e9, "jti": "j"}));
+        let mut form = pairs.to_vec();
+        form.extend([("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")]);
+        form.push(("client_assertion", &assertion));
+        let (status, body) = server.form(path, &form, None).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")), "{path}");
+    }
+    // The reproducer, at a smaller scale: ids no one registered, long and short, leave nothing behind.
+    for n in 0..200 {
+        let long = format!("{n}{}", "b".repeat(100_000));
+        let short = format!("nobody-{n}");
+        for id in [&long, &short] {
+            let r = server
+                .http
+                .post(server.url("/token"))
+                .header("authorization", basic(id, "x"))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        }
+    }
+    assert_eq!(cached(), before, "the client cache kept what unauthenticated callers sent");
+    // A registered client still authenticates, and is cached.
+    let (status, body) = server.form("/device_authorization", &[("client_id", &tv)], None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// A JWT with `claims` and a signature of nothing: enough to be read before it is verified.
+fn unsigned_jwt(claims: &Value) -> String {
+    use base64::Engine;
+    let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    format!("{}.{}.c2ln", b64(&json!({"alg": "HS256", "typ": "JWT"})), b64(claims))
+}
+
+#[tokio::test]
+async fn the_account_sign_in_takes_only_csrf_tokens_the_server_could_have_issued() {
+    let server = TestServer::start().await;
+    server.user("mia", "mia password 1").await;
+    let limiter = &server.app.protocol.sign_in_limit;
+    let before = limiter.keys();
+    let post = |csrf: String| {
+        server
+            .http
+            .post(server.url("/account/login"))
+            .header("cookie", format!("portcullis_account_login={csrf}"))
+            .form(&[("username", "mia"), ("password", "wrong password"), ("csrf", csrf.as_str())])
+            .send()
+    };
+    // The reproducer: a caller-chosen token of 300 KB, cookie and field alike, is past the body bound.
+    let r = post(format!("0{}", "c".repeat(300_000))).await.unwrap();
+    let (status, body) = json_error(r).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("invalid_request")));
+    // Within the bound, a token of a shape the server never issues is a stale form: a fresh
+    // page, and no attempt counted against it.
+    for n in 0..40 {
+        let r = post(format!("{n}{}", "c".repeat(30_000))).await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert!(r.text().await.unwrap().contains("name=\"password\""), "the login page again");
+    }
+    assert_eq!(limiter.keys(), before, "a caller-chosen token became a limiter key");
+    // A token of the issued shape is a login page's, and counts.
+    let page = server.http.get(server.url("/account/connections")).header("accept", "text/html").send().await.unwrap();
+    let cookie = page.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let csrf = cookie.split_once('=').unwrap().1.to_owned();
+    let r = post(csrf).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "a wrong password on a real page");
+    assert!(limiter.keys() > before);
+}
+
+#[tokio::test]
+async fn acr_values_and_claims_are_bounded_before_anything_is_parked() {
+    let server = TestServer::start().await;
+    let (id, _) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT]})).await;
+    let (tv, _) = server.client(json!({"name": "tv", "public": true, "grant_types": [DEVICE_GRANT]})).await;
+    let base = [("response_type", "code"), ("client_id", id.as_str()), ("redirect_uri", REDIRECT), ("state", "s")];
+    // Each about 60 KB, and within the body bound once form-encoded.
+    let acr_values = (0..5000).map(|n| format!("level-{n:05}")).collect::<Vec<_>>().join(" ");
+    let claims = json!({"userinfo": {"email": {"value": "a".repeat(60_000)}}}).to_string();
+    let before = database_bytes(&server);
+    for _ in 0..10 {
+        for (name, value) in [("acr_values", &acr_values), ("claims", &claims)] {
+            let mut pairs = base.to_vec();
+            pairs.push((name, value));
+            let r = server.http.post(server.url("/authorize")).form(&pairs).send().await.unwrap();
+            assert!(!parks(&r), "{name}");
+            assert_eq!(r.status(), StatusCode::SEE_OTHER, "{name}");
+            let back = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+            assert_eq!(query(&back, "error").as_deref(), Some("invalid_request"), "{name}");
+        }
+        // A public client's device authorization request is stored: bounded alike.
+        let pairs = [("client_id", tv.as_str()), ("acr_values", &acr_values)];
+        let (status, body) = server.form("/device_authorization", &pairs, None).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")));
+    }
+    let grown = database_bytes(&server) - before;
+    assert!(grown < 128 * 1024, "the database grew by {grown} bytes");
+    // At their bounds, both are parked with the request.
+    let acr = |max: usize| acr_values[..max].rsplit_once(' ').unwrap().0.to_owned();
+    let acr = acr(limits::MAX_ACR_VALUES_BYTES);
+    let fitting_claims = json!({"userinfo": {"email": {"essential": true}}}).to_string();
+    let mut pairs = base.to_vec();
+    pairs.extend([("acr_values", acr.as_str()), ("claims", fitting_claims.as_str())]);
+    let r = server.http.post(server.url("/authorize")).form(&pairs).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(parks(&r));
+    let (status, body) =
+        server.form("/device_authorization", &[("client_id", tv.as_str()), ("acr_values", &acr)], None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_hashes_passwords_through_the_bounded_hasher() {
+    let server = TestServer::start_with(support::Options {
+        configure: Some(Box::new(|c| {
+            c.server.password_hash_concurrency = 1;
+            c.server.password_hash_queue = 1;
+        })),
+        ..Default::default()
+    })
+    .await;
+    let server = std::sync::Arc::new(server);
+    let creations = (0..32).map(|n| {
+        let server = server.clone();
+        tokio::spawn(async move {
+            let body = json!({"username": format!("user{n}"), "password": "a long password", "email": "", "name": ""});
+            let r = server.http.post(server.url("/admin/v1/users")).bearer_auth(support::ADMIN_TOKEN).json(&body);
+            let r = r.send().await.unwrap();
+            let retry_after = r.headers().get("retry-after").is_some();
+            let (status, body) = json_error(r).await;
+            (status, body, retry_after)
+        })
+    });
+    let answers = futures::future::join_all(creations).await;
+    let mut created = 0;
+    let mut busy = 0;
+    for answer in answers {
+        let (status, body, retry_after) = answer.unwrap();
+        match status {
+            StatusCode::CREATED => created += 1,
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+                assert!(retry_after, "a 503 says when to try again");
+                busy += 1;
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert!(busy > 0, "every one of 32 hashes was queued at once ({created} created)");
+    let (status, _, users) = server.admin(reqwest::Method::GET, "/admin/v1/users", support::ADMIN_TOKEN, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(users.as_array().unwrap().len(), created);
+}
+
+#[tokio::test]
+async fn slow_and_idle_connections_are_closed_and_the_server_keeps_answering() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start_with(support::Options {
+        configure: Some(Box::new(|c| {
+            c.server.max_connections = 8;
+            c.server.header_read_timeout_secs = 1;
+            c.server.idle_timeout_secs = 2;
+        })),
+        ..Default::default()
+    })
+    .await;
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let connect = |sent: &'static [u8]| {
+        let address = address.clone();
+        async move {
+            let mut connection = tokio::net::TcpStream::connect(address).await.unwrap();
+            connection.write_all(sent).await.unwrap();
+            connection
+        }
+    };
+    let mut stalled = Vec::new();
+    // Three times as many as the server serves at once, each a request line and never the
+    // rest of its head...
+    for _ in 0..24 {
+        stalled.push(connect(b"GET /health HTTP/1.1\r\n").await);
+    }
+    // ...a body that stops coming...
+    stalled.push(
+        connect(b"POST /token HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: 1000\r\n\r\ngrant_type=").await,
+    );
+    // ...and a connection kept alive after its answer, asking nothing more.
+    stalled.push(connect(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n").await);
+
+    let r = server.http.get(server.url("/health")).timeout(std::time::Duration::from_secs(15)).send().await;
+    assert!(r.is_ok_and(|r| r.status() == StatusCode::OK), "the server answers past the stalled connections");
+    let mut answer = Vec::new();
+    for (n, connection) in stalled.iter_mut().enumerate() {
+        answer.clear();
+        let closed =
+            tokio::time::timeout(std::time::Duration::from_secs(15), connection.read_to_end(&mut answer)).await;
+        assert!(closed.is_ok(), "connection {n} stayed open");
+    }
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "the kept-alive connection was answered first");
 }

@@ -18,7 +18,7 @@ use axum::routing::{delete, get, post};
 use axum::{Form, Json, Router};
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::{hash_secret, random_token};
+use crate::crypto::{hash_secret, is_random_token, random_token};
 use crate::error::OAuthError;
 use crate::model::Session;
 use crate::oauth::interaction::{self, SignInRefusal};
@@ -31,6 +31,8 @@ pub const REVOKE_PATH: &str = "/account/connections/revoke";
 pub const LOGIN_PATH: &str = "/account/login";
 /// Binds the account login page's CSRF token to the browser it was shown to.
 const LOGIN_COOKIE: &str = "portcullis_account_login";
+/// The random bytes of the account login page's CSRF token.
+const LOGIN_CSRF_BYTES: usize = 24;
 
 pub fn router(app: App) -> Router {
     Router::new()
@@ -220,7 +222,7 @@ pub(crate) fn login_page(
     status: StatusCode,
     next: Option<&str>,
 ) -> Result<Response, OAuthError> {
-    let csrf = csrf.unwrap_or_else(|| random_token(24));
+    let csrf = csrf.unwrap_or_else(|| random_token(LOGIN_CSRF_BYTES));
     let mut context = page_context(app, headers, locales, &with_locales(LOGIN_PATH, locales), csrf.clone());
     if let Some(next) = next.filter(|n| safe_next(n)) {
         context.hidden.push(("next".into(), next.to_owned()));
@@ -298,11 +300,11 @@ async fn login(
     let locales = query.map(|q| ui_locales(&q.0)).unwrap_or_default();
     let peer = crate::oauth::peer(&extensions);
     let result = async {
-        let Ok(Form(form)) = form else {
-            return Err(OAuthError::InvalidRequest("the login form is malformed".into()));
-        };
-        let bound = session::cookie(&app, &headers, LOGIN_COOKIE)
-            .is_some_and(|c| !form.csrf.is_empty() && same(&c, &form.csrf));
+        let Form(form) = form?;
+        // The cookie and the field are both the caller's to choose: only a token the server
+        // could have issued goes on to count attempts against it.
+        let bound = is_random_token(&form.csrf, LOGIN_CSRF_BYTES)
+            && session::cookie(&app, &headers, LOGIN_COOKIE).is_some_and(|c| same(&c, &form.csrf));
         if !bound {
             // A stale or forged form: a fresh login page, not an error the person cannot act on.
             let error = Some("The sign-in page expired. Sign in again.".to_owned());
@@ -357,9 +359,7 @@ async fn revoke_form(
     form: Result<Form<RevokeForm>, FormRejection>,
 ) -> Response {
     let result = async {
-        let Ok(Form(form)) = form else {
-            return Err(OAuthError::InvalidRequest("the revoke form is malformed".into()));
-        };
+        let Form(form) = form?;
         let Some((secret, session)) = session::current_with_secret(&app, &headers).await? else {
             return Ok(see_other(&app, CONNECTIONS_PATH));
         };

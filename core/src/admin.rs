@@ -154,6 +154,7 @@ impl From<RegistryError> for AdminError {
             RegistryError::NotFound(m) => Self::NotFound(m),
             RegistryError::Storage(e) => e.into(),
             RegistryError::Internal(m) => Self::failed("operation", m),
+            e @ RegistryError::Busy => Self::Unavailable(e.to_string()),
         }
     }
 }
@@ -237,7 +238,7 @@ async fn create_user(
     body: JsonBody<NewUser>,
 ) -> Response {
     let new = body!(body);
-    respond(StatusCode::CREATED, registry::add_user(&app.storage, &caller, new).await)
+    respond(StatusCode::CREATED, registry::add_user(&app.storage, &app.protocol.passwords, &caller, new).await)
 }
 
 async fn list_users(State(app): State<App>, Extension(caller): Extension<Caller>) -> Response {

@@ -29,15 +29,18 @@ fn non_empty(field: &'static str, value: &str) -> Result<String, RegistryError> 
     if value.is_empty() {
         return Err(RegistryError::field(field, "must not be empty"));
     }
-    if value.len() > 256 {
-        return Err(RegistryError::field(field, "is at most 256 bytes long"));
+    if value.len() > limits::MAX_NAME_BYTES {
+        return Err(RegistryError::field(field, format!("is at most {} bytes long", limits::MAX_NAME_BYTES)));
     }
     Ok(value.to_owned())
 }
 
 fn check_description(description: &str) -> Result<(), RegistryError> {
-    if description.len() > 4096 {
-        return Err(RegistryError::field("description", "is at most 4096 bytes long"));
+    if description.len() > limits::MAX_DESCRIPTION_BYTES {
+        return Err(RegistryError::field(
+            "description",
+            format!("is at most {} bytes long", limits::MAX_DESCRIPTION_BYTES),
+        ));
     }
     Ok(())
 }
@@ -50,7 +53,7 @@ fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Resul
 /// An icon is shown in pages: an `https` URL, or an inline `data:image/…` one.
 fn check_icon(icon: &Option<String>) -> Result<(), RegistryError> {
     let Some(icon) = icon else { return Ok(()) };
-    let ok = icon.len() <= 64 * 1024
+    let ok = icon.len() <= limits::MAX_ICON_BYTES
         && (icon.starts_with("data:image/") || url::Url::parse(icon).is_ok_and(|u| u.scheme() == "https"));
     if ok { Ok(()) } else { Err(RegistryError::field("icon", "must be an https URL or a data:image URL")) }
 }

@@ -52,9 +52,18 @@ pub struct ServerConfig {
     pub sign_in_attempts_per_client_per_minute: u32,
     /// Password hashes (argon2id, ~19 MiB each) running at once; 0: one per CPU.
     pub password_hash_concurrency: usize,
-    /// Sign-in attempts waiting for a hash beyond those running; past it the login page
-    /// says the server is busy (503).
+    /// Password hashes waiting beyond those running; past it a sign-in or a user's creation
+    /// is answered 503.
     pub password_hash_queue: usize,
+    /// Connections open at once; past it new ones wait to be accepted. 0: what the
+    /// descriptor limit (`RLIMIT_NOFILE`) leaves the database and the rest of the server.
+    pub max_connections: usize,
+    /// Seconds a connection has to send a request's head, from its accept or its previous
+    /// answer (so a kept-alive connection idle that long is closed too).
+    pub header_read_timeout_secs: u64,
+    /// Seconds a connection may move no byte either way (a stalled body, a client that does
+    /// not read its answer) before it is closed.
+    pub idle_timeout_secs: u64,
 }
 
 /// The path layouts of the systems Portcullis stands in for (the paths themselves are the
@@ -165,6 +174,9 @@ impl Default for ServerConfig {
             sign_in_attempts_per_client_per_minute: 60,
             password_hash_concurrency: 0,
             password_hash_queue: 32,
+            max_connections: 0,
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
         }
     }
 }
@@ -207,6 +219,14 @@ impl Default for TokensConfig {
     }
 }
 
+const ADMIN_TOKEN_KEY: &str = "server.admin_token";
+
+/// RFC 6750 §2.1: `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty() && body.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("configuration: {0}")]
@@ -223,7 +243,13 @@ impl Config {
             Some(p) => figment = figment.merge(Toml::file_exact(p)),
             None => figment = figment.merge(Toml::file("portcullis.toml")),
         }
-        figment = figment.merge(Env::prefixed("PORTCULLIS_").split("__"));
+        let env = Env::prefixed("PORTCULLIS_").split("__");
+        // figment reads a value of digits alone as a number (and drops its leading zeros): the
+        // admin token is taken as the text that was set.
+        figment = figment.merge(env.clone().ignore(&[ADMIN_TOKEN_KEY]));
+        for (_, token) in env.only(&[ADMIN_TOKEN_KEY]).iter() {
+            figment = figment.merge(Serialized::default(ADMIN_TOKEN_KEY, token));
+        }
         let config: Config = figment.extract().map_err(|e| ConfigError::Invalid(Box::new(e)))?;
         config.validate()?;
         Ok(config)
@@ -240,17 +266,25 @@ impl Config {
                 reason: "must have no query or fragment (RFC 8414 §2)".into(),
             });
         }
-        // A missing Authorization header reads as "", so an empty or guessable token would
-        // open the admin API to anyone.
-        if let Some(token) = &self.server.admin_token
-            && token.chars().count() < MIN_ADMIN_TOKEN_CHARS
-        {
-            return Err(ConfigError::Value {
-                key: "server.admin_token",
-                reason: format!(
-                    "must have at least {MIN_ADMIN_TOKEN_CHARS} characters (leave it unset to turn the admin API off)"
-                ),
-            });
+        if let Some(token) = &self.server.admin_token {
+            // It arrives as `Authorization: Bearer <token>`: anything else could never be sent.
+            if !is_b64token(token) {
+                return Err(ConfigError::Value {
+                    key: ADMIN_TOKEN_KEY,
+                    reason: "must be a bearer token (RFC 6750 §2.1): ASCII letters, digits and -._~+/, then any ="
+                        .into(),
+                });
+            }
+            // A missing Authorization header reads as "", so an empty or guessable token would
+            // open the admin API to anyone.
+            if token.len() < MIN_ADMIN_TOKEN_CHARS {
+                return Err(ConfigError::Value {
+                    key: ADMIN_TOKEN_KEY,
+                    reason: format!(
+                        "must have at least {MIN_ADMIN_TOKEN_CHARS} characters (leave it unset to turn the admin API off)"
+                    ),
+                });
+            }
         }
         let t = &self.tokens;
         let lifetimes = [
@@ -260,6 +294,8 @@ impl Config {
             ("tokens.refresh_token_ttl", t.refresh_token_ttl, limits::REFRESH_TOKEN_TTL),
             ("tokens.session_ttl", t.session_ttl, limits::SESSION_TTL),
             ("tokens.interaction_ttl", t.interaction_ttl, limits::INTERACTION_TTL),
+            ("server.header_read_timeout_secs", self.server.header_read_timeout_secs, limits::CONNECTION_TIMEOUT),
+            ("server.idle_timeout_secs", self.server.idle_timeout_secs, limits::CONNECTION_TIMEOUT),
         ];
         for (key, seconds, bounds) in lifetimes {
             bounds.check(seconds).map_err(|reason| ConfigError::Value { key, reason })?;
@@ -307,5 +343,22 @@ impl Config {
 
     pub fn issuer_is_https(&self) -> bool {
         self.server.issuer.starts_with("https://")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_admin_token_is_a_b64token() {
+        for good in ["0123456789abcdef", "abc-._~+/DEF0123==", "0012345678901234567"] {
+            assert!(is_b64token(good), "{good}");
+        }
+        for bad in
+            ["", "====", "ääääääääääääääää", "with a space 0123", "quote\"0123456789ab", "tab\t0123456789abc", "a=b"]
+        {
+            assert!(!is_b64token(bad), "{bad:?}");
+        }
     }
 }

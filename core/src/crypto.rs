@@ -15,6 +15,12 @@ pub fn random_token(bytes: usize) -> String {
     URL_SAFE_NO_PAD.encode(buf)
 }
 
+/// Whether `value` has the shape of a [`random_token`] of `bytes` bytes: whether the server
+/// could have issued it, whoever sends it.
+pub fn is_random_token(value: &str, bytes: usize) -> bool {
+    value.len() == (bytes * 4).div_ceil(3) && URL_SAFE_NO_PAD.decode(value).is_ok_and(|b| b.len() == bytes)
+}
+
 /// Client secrets, codes, refresh tokens and session ids carry at least 256 random bits,
 /// so a fast unsalted SHA-256 cannot be brute-forced and keeps the token endpoint fast.
 /// `n` characters drawn uniformly from `alphabet` (at most 256 of them) by the system RNG.
@@ -201,6 +207,17 @@ mod tests {
         let hash = hash_secret(&secret);
         assert!(verify_secret(&secret, &hash));
         assert!(!verify_secret("wrong", &hash));
+    }
+
+    #[test]
+    fn a_random_token_has_its_shape_and_nothing_else_does() {
+        for bytes in [24, 32] {
+            assert!(is_random_token(&random_token(bytes), bytes));
+            assert!(!is_random_token(&random_token(bytes + 1), bytes));
+        }
+        assert!(!is_random_token(&"A".repeat(31), 24));
+        assert!(!is_random_token(&format!("{}=", "A".repeat(31)), 24));
+        assert!(!is_random_token(&"+".repeat(32), 24));
     }
 
     #[test]

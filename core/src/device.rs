@@ -91,9 +91,7 @@ async fn decide(
 ) -> Response {
     let peer = crate::oauth::peer(&extensions);
     let result = async {
-        let Ok(Form(form)) = form else {
-            return Err(OAuthError::InvalidRequest("the device form is malformed".into()));
-        };
+        let Form(form) = form?;
         let Some((secret, session)) = session::current_with_secret(&app, &headers).await? else {
             return login_page(&app, &headers, &[], None, None, StatusCode::OK, Some(VERIFICATION_PATH));
         };
@@ -107,7 +105,7 @@ async fn decide(
         let attempt = format!("device:{}", session.hash);
         match app.sign_in_limit.admit(peer, Attempt::Page(&attempt), &session.user_id) {
             Ok(delay) => tokio::time::sleep(delay).await,
-            Err(Refusal::Address | Refusal::PageSpent | Refusal::Client) => {
+            Err(Refusal::Address | Refusal::PageSpent | Refusal::Client | Refusal::Full) => {
                 return again("Too many codes tried. Wait a while and try again.", StatusCode::TOO_MANY_REQUESTS);
             }
         }

@@ -164,8 +164,9 @@ pub struct ErrorBody<'a> {
     pub error_description: String,
 }
 
-/// RFC 9110 §10.2.3: how many seconds a 503 asks the caller to wait before trying again.
-const RETRY_AFTER_SECONDS: &str = "5";
+/// RFC 9110 §10.2.3: how many seconds a 503 asks the caller to wait before trying again: a
+/// busy password hasher frees up within a second, a database that restarts within a few.
+const RETRY_AFTER_SECONDS: &str = "2";
 
 /// Every 503 the server answers (JSON or page) says when to try again.
 pub fn retry_after(response: &mut Response) {

@@ -18,6 +18,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::crypto::{Sealer, SigningAlgorithm};
+use crate::limits::MAX_VERIFIED_TOKENS;
 use crate::model::{Clock, SigningKeyRecord};
 use crate::storage::{Storage, StorageError};
 
@@ -124,10 +125,6 @@ struct Verified {
 }
 
 impl Verified {
-    /// Enough for the tokens live at once on a busy server; beyond it the expired go first,
-    /// then all of them (the next request of each verifies again).
-    const CAPACITY: usize = 16 * 1024;
-
     fn key(typ: &str, token: &str) -> [u8; 32] {
         let mut digest = Sha256::new();
         digest.update(typ.as_bytes());
@@ -141,12 +138,9 @@ impl Verified {
     }
 
     fn insert(&mut self, key: [u8; 32], generation: u64, exp: i64, now: i64) {
-        if self.tokens.len() >= Self::CAPACITY {
-            self.tokens.retain(|_, &mut (g, e)| g == generation && e > now);
-            if self.tokens.len() >= Self::CAPACITY {
-                self.tokens.clear();
-            }
-        }
+        // Beyond the bound the expired go first, then all of them (the next request of each
+        // verifies again).
+        crate::limits::make_room(&mut self.tokens, MAX_VERIFIED_TOKENS, |_, &mut (g, e)| g == generation && e > now);
         self.tokens.insert(key, (generation, exp));
     }
 }

@@ -2,10 +2,17 @@
 //!
 //! Requests are read and checked against these before anything is looked up, stored or
 //! logged: an unauthenticated caller must not be able to make the server work, or the
-//! database grow, in proportion to what it sends.
+//! database grow, in proportion to what it sends. What the server keeps in memory on a
+//! caller's behalf (caches, rate limiters' keys) is bounded here too.
+//!
+//! This module imports nothing of the crate, so that every layer may use it.
 
-/// Largest body an OAuth endpoint reads (authorization POST, token, introspection,
-/// revocation, userinfo POST, the login and consent forms); larger is 413 `invalid_request`.
+use std::collections::HashMap;
+use std::hash::Hash;
+
+/// Largest body an OAuth endpoint or a page's form reads (authorization POST, token,
+/// introspection, revocation, userinfo POST, the login and consent forms, the account and
+/// device pages' forms); larger is 413 `invalid_request`.
 /// Every parameter below, percent-encoded, fits with room to spare.
 pub const OAUTH_BODY_BYTES: usize = 64 * 1024;
 
@@ -23,8 +30,20 @@ pub const MAX_SCOPES: usize = 100;
 /// Longest scope token, in bytes.
 pub const MAX_SCOPE_TOKEN_BYTES: usize = 256;
 
-/// Longest `client_id`, in bytes (ours are 32 hex digits).
+/// Longest `client_id`, in bytes (ours are 32 hex digits): a longer one is refused wherever
+/// it is read, before it is looked up.
 pub const MAX_CLIENT_ID_BYTES: usize = 256;
+
+/// Most clients (or unknown client ids of the shape this server issues) a replica keeps read.
+pub const MAX_CACHED_CLIENTS: usize = 10_000;
+
+/// Most access tokens a replica remembers having verified the signature of (a fixed-size
+/// entry each); past it the expired go first.
+pub const MAX_VERIFIED_TOKENS: usize = 16 * 1024;
+
+/// Most keys each sign-in rate limiter holds (addresses, login pages, clients, usernames;
+/// each key 32 bytes or an address).
+pub const MAX_LIMITER_KEYS: usize = 65_536;
 
 /// Longest `redirect_uri`, registered or requested, in bytes.
 pub const MAX_REDIRECT_URI_BYTES: usize = 2048;
@@ -38,6 +57,14 @@ pub const MAX_ALLOWED_ORIGINS: usize = 16;
 
 /// Longest `state`: opaque to the server, echoed back in the redirect (RFC 6749 §4.1.1).
 pub const MAX_STATE_BYTES: usize = 4096;
+
+/// Longest `acr_values` (OIDC Core §3.1.2.1), in bytes: kept with a parked interaction or a
+/// device authorization request, and handed to the scope policy.
+pub const MAX_ACR_VALUES_BYTES: usize = 1024;
+
+/// Longest `claims` request (OIDC Core §5.5), in bytes: a JSON object kept with a parked
+/// interaction.
+pub const MAX_CLAIMS_BYTES: usize = 4096;
 
 /// Longest value, in bytes, of each authorization request parameter kept with a parked
 /// interaction or a code (RFC 6749 §4.1.1, OIDC Core §3.1.2.1, RFC 7636 §4.3). `scope` has
@@ -55,15 +82,25 @@ pub const AUTHORIZATION_PARAMETERS: &[(&str, usize)] = &[
     ("ui_locales", 256),
     ("code_challenge", 128),
     ("code_challenge_method", 16),
+    ("acr_values", MAX_ACR_VALUES_BYTES),
+    ("claims", MAX_CLAIMS_BYTES),
     // RFC 9449 §10: a base64url SHA-256 thumbprint is 43 characters.
     ("dpop_jkt", 128),
 ];
 
 /// The password grant's parameters (RFC 6749 §4.3.2), bounded before anything is hashed.
-pub const PASSWORD_GRANT_PARAMETERS: &[(&str, usize)] = &[("username", 512), ("password", 1024), ("acr_values", 1024)];
+pub const PASSWORD_GRANT_PARAMETERS: &[(&str, usize)] = &[("username", 512), ("password", 1024)];
 
 /// The longest client assertion (RFC 7523) read, in bytes.
 pub const MAX_CLIENT_ASSERTION_BYTES: usize = 8 * 1024;
+
+/// The longest a client assertion may live (its `exp` at most this far ahead), in seconds:
+/// a replayed `jti` is remembered that long at most.
+pub const MAX_CLIENT_ASSERTION_LIFETIME: i64 = 3600;
+
+/// PKCE (RFC 7636 §4.1): a `code_verifier`, and a `plain` `code_challenge`, is 43 to 128
+/// characters.
+pub const CODE_VERIFIER_CHARS: std::ops::RangeInclusive<usize> = 43..=128;
 
 /// The longest DPoP proof (RFC 9449 §4.2) read, in bytes: room for an RSA-4096 key in its
 /// header and its signature.
@@ -72,11 +109,29 @@ pub const MAX_DPOP_PROOF_BYTES: usize = 8 * 1024;
 /// The longest DPoP proof `jti` taken (RFC 9449 §4.2: 96 random bits are enough).
 pub const MAX_DPOP_JTI_BYTES: usize = 256;
 
+/// RFC 9449 §4.3 item 11, §11.1: how far a DPoP proof's `iat` may be from the server's clock,
+/// either side, in seconds; its `jti` is remembered that long.
+pub const DPOP_IAT_WINDOW: i64 = 60;
+
 /// The longest request object (OIDC Core §6.1) read, in bytes.
 pub const MAX_REQUEST_OBJECT_BYTES: usize = 16 * 1024;
 
 /// The longest `request_uri` taken (RFC 9101 §5.2: at most 512 ASCII characters).
 pub const MAX_REQUEST_URI_BYTES: usize = 512;
+
+/// The largest JWK Set read from a client's `jwks_uri`, in bytes.
+pub const MAX_JWKS_BYTES: usize = 64 * 1024;
+
+/// Most JWK Sets fetched from clients' `jwks_uri`s a replica keeps.
+pub const MAX_CACHED_JWK_SETS: usize = 1024;
+
+/// The longest any request of the server's own (to a client's `request_uris`, `jwks_uri`,
+/// `backchannel_logout_uri`) may take, connecting and reading included.
+pub const OUTBOUND_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A user code as typed at the device page (RFC 8628 §6.1), once its separators are
+/// dropped: exactly this many characters, as the server issues them.
+pub const USER_CODE_CHARS: usize = 8;
 
 /// The longest an extension grant's plugin may have a credential remembered as used.
 pub const MAX_SINGLE_USE_SECONDS: i64 = 24 * 3600;
@@ -85,9 +140,47 @@ pub const MAX_SINGLE_USE_SECONDS: i64 = 24 * 3600;
 /// connection. The longest is a plugin's longest deadline: the wait must fit inside the
 /// storage plugin's, or an outage ends in its deadline (500) instead of an unavailable store (503).
 pub const DATABASE_ACQUIRE_TIMEOUT_MS: std::ops::RangeInclusive<u64> = 10..=30_000;
+/// The longest subject an extension grant's plugin may name (other than a user or the
+/// client), in bytes.
+pub const MAX_GRANT_SUBJECT_BYTES: usize = 255;
+
+/// The longest extension grant type (an absolute URI, RFC 6749 §4.5) a plugin may answer or
+/// a client register, in bytes.
+pub const MAX_EXTENSION_GRANT_TYPE_BYTES: usize = 255;
+
+/// The largest memory cap a plugin's manifest may ask for, in MiB.
+pub const MAX_PLUGIN_MEMORY_MB: u64 = 512;
+
+/// The longest deadline a plugin's manifest may ask for, in milliseconds.
+pub const MAX_PLUGIN_DEADLINE_MS: u64 = 30_000;
+
+/// The longest message a plugin logs, in characters; the rest is cut off.
+pub const MAX_PLUGIN_LOG_CHARS: usize = 2000;
 
 /// Shortest accepted `server.admin_token`, in characters.
 pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
+
+/// Shortest password a user is registered with, in characters.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+
+/// Most `audiences` a client registers (RFC 8693 §2.1), and the longest of them, in bytes.
+pub const MAX_AUDIENCES: usize = 16;
+pub const MAX_AUDIENCE_BYTES: usize = 255;
+
+/// Most `request_uris` a client registers (OIDC Core §6.2).
+pub const MAX_REQUEST_URIS: usize = 16;
+
+/// Most keys in a JWK Set a client registers by value (`jwks`).
+pub const MAX_JWKS_KEYS: usize = 16;
+
+/// The longest name of an organization, application or template, in bytes.
+pub const MAX_NAME_BYTES: usize = 256;
+
+/// The longest description of an application, in bytes.
+pub const MAX_DESCRIPTION_BYTES: usize = 4096;
+
+/// The longest icon of an application (an `https` URL or an inline `data:image` one), in bytes.
+pub const MAX_ICON_BYTES: usize = 64 * 1024;
 
 /// Bounds of a lifetime, in seconds: at least one second, at most `max`.
 #[derive(Debug, Clone, Copy)]
@@ -119,6 +212,40 @@ pub const REFRESH_TOKEN_TTL: Lifetime = Lifetime { max: 365 * DAY };
 pub const SESSION_TTL: Lifetime = Lifetime { max: 365 * DAY };
 /// How long a login or consent page stays valid.
 pub const INTERACTION_TTL: Lifetime = Lifetime { max: DAY };
+/// How long a connection may take to send a request's head (`server.header_read_timeout_secs`),
+/// or sit idle (`server.idle_timeout_secs`).
+pub const CONNECTION_TIMEOUT: Lifetime = Lifetime { max: HOUR };
 /// How long a JWT-secured authorization response (JARM §2.1: a short `exp`, since the client
 /// uses it at once) is valid, in seconds: fixed at 10 minutes, the default life of a code.
 pub const AUTHORIZATION_RESPONSE_TTL: u64 = 600;
+
+/// Makes room in `map` for one more entry within `max` entries: when it is full, the
+/// entries `keep` refuses go, and if fewer than half of them went, all do. Each insert
+/// then costs O(1), amortised, however many keys callers make up.
+pub fn make_room<K: Hash + Eq, V>(map: &mut HashMap<K, V>, max: usize, keep: impl FnMut(&K, &mut V) -> bool) {
+    if map.len() < max {
+        return;
+    }
+    map.retain(keep);
+    if map.len() > max / 2 {
+        map.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_map_drops_what_is_not_kept_or_else_everything() {
+        let mut map: HashMap<u32, bool> = (0..10).map(|n| (n, n < 3)).collect();
+        make_room(&mut map, 10, |_, fresh| *fresh);
+        assert_eq!(map.len(), 3, "the stale went");
+        let mut map: HashMap<u32, bool> = (0..10).map(|n| (n, n < 8)).collect();
+        make_room(&mut map, 10, |_, fresh| *fresh);
+        assert!(map.is_empty(), "too few were stale: all went");
+        let mut map: HashMap<u32, bool> = (0..9).map(|n| (n, true)).collect();
+        make_room(&mut map, 10, |_, _| false);
+        assert_eq!(map.len(), 9, "not full yet");
+    }
+}

@@ -462,6 +462,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     let password = password.trim_end_matches(['\n', '\r']).to_owned();
                     let user = registry::add_user(
                         &app.storage,
+                        &app.passwords,
                         &Caller::Operator,
                         NewUser {
                             username,

@@ -47,10 +47,11 @@ impl GrantType {
     }
 
     /// Whether `name` can name an extension grant (RFC 6749 §4.5): an absolute URI (of at
-    /// most 255 bytes) that is none of the server's own grant types.
+    /// most [`crate::limits::MAX_EXTENSION_GRANT_TYPE_BYTES`]) that is none of the server's
+    /// own grant types.
     pub fn is_extension(name: &str) -> bool {
         Self::parse(name).is_none()
-            && name.len() <= 255
+            && name.len() <= crate::limits::MAX_EXTENSION_GRANT_TYPE_BYTES
             && url::Url::parse(name).is_ok_and(|u| !u.cannot_be_a_base() || u.scheme() == "urn")
     }
 }
@@ -166,6 +167,17 @@ impl TokenEndpointAuthMethod {
 }
 
 impl Client {
+    /// A new client's id: 32 hex digits (a random UUID's), so that an id never starts with
+    /// `-` and reads as a flag on a command line.
+    pub fn new_id() -> String {
+        uuid::Uuid::new_v4().simple().to_string()
+    }
+
+    /// Whether `id` has the shape of the ids [`Client::new_id`] gives.
+    pub fn has_issued_shape(id: &str) -> bool {
+        id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    }
+
     /// A client that cannot keep a credential: no secret, and no keys of its own.
     pub fn is_public(&self) -> bool {
         self.secret_hash.is_none()

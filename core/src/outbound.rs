@@ -7,15 +7,13 @@
 //!   allow-list), over `https`, or over `http` to a loopback address only where
 //!   `outbound.allow_loopback_http` says so (development);
 //! - no redirects followed, no proxy taken from the environment;
-//! - a deadline for the whole exchange ([`TIMEOUT`]) and a cap on the bytes read.
+//! - a deadline for the whole exchange ([`OUTBOUND_DEADLINE`]) and a cap on the bytes read.
 
 use std::net::IpAddr;
-use std::time::Duration;
 
 use url::Url;
 
-/// The longest an outbound request may take, connecting and reading included.
-pub const TIMEOUT: Duration = Duration::from_secs(5);
+use crate::limits::OUTBOUND_DEADLINE;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutboundError {
@@ -42,8 +40,8 @@ impl Outbound {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
-            .timeout(TIMEOUT)
-            .connect_timeout(TIMEOUT)
+            .timeout(OUTBOUND_DEADLINE)
+            .connect_timeout(OUTBOUND_DEADLINE)
             .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self { http, allow_loopback_http: config.allow_loopback_http })
@@ -88,7 +86,11 @@ impl Outbound {
 }
 
 fn failed(e: reqwest::Error) -> OutboundError {
-    OutboundError::Failed(if e.is_timeout() { format!("no answer within {TIMEOUT:?}") } else { e.to_string() })
+    OutboundError::Failed(if e.is_timeout() {
+        format!("no answer within {OUTBOUND_DEADLINE:?}")
+    } else {
+        e.to_string()
+    })
 }
 
 /// `https`, or `http` to a loopback address (a client on the same machine, as RFC 8252

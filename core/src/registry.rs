@@ -3,9 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::{hash_password, hash_secret, random_token};
+use crate::crypto::{hash_secret, random_token};
 use crate::limits;
 use crate::model::*;
+use crate::passwords::{PasswordError, Passwords};
 use crate::storage::{Storage, StorageError};
 
 /// Who asks for an operation.
@@ -78,6 +79,9 @@ pub enum RegistryError {
     /// The server failed at something that is not the request's fault.
     #[error("{0}")]
     Internal(String),
+    /// The server is at capacity for this now (every password hash slot is taken).
+    #[error("the server is busy; try again in a moment")]
+    Busy,
 }
 
 impl RegistryError {
@@ -313,8 +317,8 @@ pub(crate) fn new_client(new: NewClient) -> Result<(Client, Option<String>), Reg
             other => other,
         })?;
     }
-    if new.request_uris.len() > MAX_REQUEST_URIS {
-        return Err(RegistryError::field("request_uris", format!("at most {MAX_REQUEST_URIS}")));
+    if new.request_uris.len() > limits::MAX_REQUEST_URIS {
+        return Err(RegistryError::field("request_uris", format!("at most {}", limits::MAX_REQUEST_URIS)));
     }
     for uri in &new.request_uris {
         check_outbound_uri(uri).map_err(|reason| RegistryError::field("request_uris", reason))?;
@@ -325,11 +329,15 @@ pub(crate) fn new_client(new: NewClient) -> Result<(Client, Option<String>), Reg
             return Err(RegistryError::field("backchannel_logout_uri", "no fragment (Back-Channel Logout §2.2)"));
         }
     }
-    if new.audiences.len() > MAX_AUDIENCES {
-        return Err(RegistryError::field("audiences", format!("at most {MAX_AUDIENCES}")));
+    if new.audiences.len() > limits::MAX_AUDIENCES {
+        return Err(RegistryError::field("audiences", format!("at most {}", limits::MAX_AUDIENCES)));
     }
-    if let Some(a) = new.audiences.iter().find(|a| a.is_empty() || a.len() > 255 || a.contains(char::is_whitespace)) {
-        return Err(RegistryError::field("audiences", format!("`{a}` is not an audience: 1 to 255 bytes, no spaces")));
+    let max = limits::MAX_AUDIENCE_BYTES;
+    if let Some(a) = new.audiences.iter().find(|a| a.is_empty() || a.len() > max || a.contains(char::is_whitespace)) {
+        return Err(RegistryError::field(
+            "audiences",
+            format!("`{a}` is not an audience: 1 to {max} bytes, no spaces"),
+        ));
     }
     if !new.audiences.is_empty() && !grant_types.contains(&GrantType::TokenExchange) {
         return Err(RegistryError::field("audiences", "audiences are for clients that exchange tokens"));
@@ -395,8 +403,7 @@ pub(crate) fn new_client(new: NewClient) -> Result<(Client, Option<String>), Reg
     // A `private_key_jwt` client proves itself with its keys: it gets no secret.
     let secret = (!new.public && !keyed).then(|| random_token(32));
     let client = Client {
-        // Hex, so that an id never starts with `-` and reads as a flag on a command line.
-        id: uuid::Uuid::new_v4().simple().to_string(),
+        id: Client::new_id(),
         secret_hash: secret.as_deref().map(hash_secret),
         organization_id: new.organization_id.clone(),
         created_at: now(),
@@ -440,12 +447,6 @@ pub(crate) fn new_client(new: NewClient) -> Result<(Client, Option<String>), Reg
     Ok((client, secret))
 }
 
-/// The most `audiences` a client registers.
-const MAX_AUDIENCES: usize = 16;
-
-/// The most `request_uris` a client registers.
-const MAX_REQUEST_URIS: usize = 16;
-
 /// A URL the server itself will request: absolute, at most 2048 bytes, `https` (or `http`
 /// to a loopback address), without credentials.
 fn check_outbound_uri(uri: &str) -> Result<(), String> {
@@ -463,8 +464,8 @@ fn check_outbound_uri(uri: &str) -> Result<(), String> {
 fn check_jwks(jwks: &serde_json::Value) -> Result<(), RegistryError> {
     let set: jsonwebtoken::jwk::JwkSet = serde_json::from_value(jwks.clone())
         .map_err(|e| RegistryError::field("jwks", format!("not a JWK Set: {e}")))?;
-    if set.keys.is_empty() || set.keys.len() > 16 {
-        return Err(RegistryError::field("jwks", "one to 16 keys"));
+    if set.keys.is_empty() || set.keys.len() > limits::MAX_JWKS_KEYS {
+        return Err(RegistryError::field("jwks", format!("one to {} keys", limits::MAX_JWKS_KEYS)));
     }
     for key in &set.keys {
         if matches!(key.algorithm, jsonwebtoken::jwk::AlgorithmParameters::OctetKey(_)) {
@@ -700,21 +701,29 @@ pub async fn list_users(storage: &Storage, caller: &Caller) -> Result<Vec<UserSu
     Ok(storage.list_users().await?.iter().map(UserSummary::from).collect())
 }
 
-/// Adds a user: for administrators.
-pub async fn add_user(storage: &Storage, caller: &Caller, new: NewUser) -> Result<UserSummary, RegistryError> {
+/// Adds a user, its password hashed by `passwords` (busy: [`RegistryError::Busy`]): for
+/// administrators.
+pub async fn add_user(
+    storage: &Storage,
+    passwords: &Passwords,
+    caller: &Caller,
+    new: NewUser,
+) -> Result<UserSummary, RegistryError> {
     caller.require_administrator()?;
     let username = new.username.trim().to_owned();
     if username.is_empty() {
         return Err(RegistryError::field("username", "a user needs a username"));
     }
-    if new.password.chars().count() < 8 {
-        return Err(RegistryError::field("password", "the password must have at least 8 characters"));
+    if new.password.chars().count() < limits::MIN_PASSWORD_CHARS {
+        return Err(RegistryError::field(
+            "password",
+            format!("the password must have at least {} characters", limits::MIN_PASSWORD_CHARS),
+        ));
     }
-    let password = new.password.clone();
-    let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(|e| RegistryError::Internal(format!("password hashing: {e}")))?
-        .map_err(|e| RegistryError::Internal(format!("password hashing: {e}")))?;
+    let password_hash = passwords.hash(&new.password).await.map_err(|e| match e {
+        PasswordError::Busy => RegistryError::Busy,
+        PasswordError::Failed(m) => RegistryError::Internal(m),
+    })?;
     let user = User {
         id: uuid::Uuid::new_v4().to_string(),
         username: username.clone(),

@@ -1,11 +1,11 @@
 //! Start-up: configuration → database → plugin host → storage → keys → HTTP.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -17,6 +17,7 @@ use crate::keys::Keys;
 use crate::model::{Clock, SystemClock};
 use crate::oauth::Protocol;
 use crate::oauth::sign_in_limit::SignInLimit;
+use crate::passwords::Passwords;
 use crate::plugin::database::Database;
 use crate::plugin::{Defaults, PolicyHost, watch};
 use crate::storage::Storage;
@@ -28,6 +29,8 @@ pub struct Portcullis {
     pub host: Arc<PolicyHost>,
     pub storage: Storage,
     pub keys: Arc<Keys>,
+    /// The bounded password hasher: sign-ins, and users created by the admin API or the CLI.
+    pub passwords: Arc<Passwords>,
     pub protocol: Arc<Protocol>,
 }
 
@@ -83,18 +86,21 @@ impl Portcullis {
                 .await?,
         );
         let config = Arc::new(config);
+        let passwords =
+            Arc::new(Passwords::new(config.server.password_hash_concurrency, config.server.password_hash_queue));
         let protocol = Arc::new(Protocol {
             config: config.clone(),
             storage: storage.clone(),
             keys: keys.clone(),
             host: host.clone(),
             sign_in_limit: SignInLimit::new(&config),
+            passwords: passwords.clone(),
             discovery_scopes: Default::default(),
             outbound: crate::outbound::Outbound::new(&config.outbound)?,
             client_jwks: Default::default(),
             clock,
         });
-        Ok(Arc::new(Self { config, host, storage, keys, protocol }))
+        Ok(Arc::new(Self { config, host, storage, keys, passwords, protocol }))
     }
 }
 
@@ -177,9 +183,13 @@ pub fn router(app: App) -> Router {
         keys: app.keys.clone(),
         protocol: app.protocol.clone(),
     };
-    crate::oauth::router(app.protocol.clone())
+    // The protocol's endpoints and the pages a person posts to read small bodies; the admin
+    // API has its own, larger bound.
+    let protocol = crate::oauth::router(app.protocol.clone())
         .merge(crate::account::router(app.protocol.clone()))
         .merge(crate::device::router(app.protocol.clone()))
+        .layer(DefaultBodyLimit::max(crate::limits::OAUTH_BODY_BYTES));
+    protocol
         .merge(crate::admin::router(Arc::new(admin)))
         .fallback(not_found)
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
@@ -219,14 +229,11 @@ pub fn spawn_upkeep(app: App) {
     });
 }
 
-/// Serves until the listener fails or the process is stopped.
+/// Serves until the process is stopped, within the connection bounds of `server.*`.
 pub async fn serve(app: App, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
     spawn_upkeep(app.clone());
-    let router = router(app);
-    // Connect info: sign-in throttling keys on the peer address.
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let bounds = crate::connections::Bounds::from_config(&app.config);
+    crate::connections::serve(listener, router(app), bounds, shutdown_signal()).await;
     Ok(())
 }
 

@@ -15,6 +15,7 @@ use parking_lot::RwLock;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::limits::{MAX_CACHED_CLIENTS, MAX_CLIENT_ID_BYTES, make_room};
 use crate::model::*;
 use crate::plugin::PolicyHost;
 use crate::plugin::store::{KeyRef, Record, RecordRef, StoreError, Stored, Write};
@@ -303,9 +304,6 @@ struct ClientCache<V> {
 }
 
 impl<V: Clone> ClientCache<V> {
-    /// The most entries kept: past it the stale ones go, and if all are fresh, all go.
-    const CAPACITY: usize = 10_000;
-
     fn get(&self, key: &str) -> Option<V> {
         let entries = self.entries.read();
         let (read, value) = entries.get(key)?;
@@ -314,12 +312,7 @@ impl<V: Clone> ClientCache<V> {
 
     fn insert(&self, key: &str, value: V) {
         let mut entries = self.entries.write();
-        if entries.len() >= Self::CAPACITY {
-            entries.retain(|_, (read, _)| read.elapsed() < CLIENT_CACHE_TTL);
-            if entries.len() >= Self::CAPACITY {
-                entries.clear();
-            }
-        }
+        make_room(&mut entries, MAX_CACHED_CLIENTS, |_, (read, _)| read.elapsed() < CLIENT_CACHE_TTL);
         entries.insert(key.to_owned(), (Instant::now(), value));
     }
 
@@ -434,8 +427,12 @@ impl Storage {
 
     // Clients
 
-    /// A client and what its policy needs, cached for [`CLIENT_CACHE_TTL`].
+    /// A client and what its policy needs, cached for [`CLIENT_CACHE_TTL`]. An id longer
+    /// than [`MAX_CLIENT_ID_BYTES`] names no client, and is not looked up.
     pub async fn client_context(&self, id: &str) -> Result<Option<Arc<ClientContext>>, StorageError> {
+        if id.len() > MAX_CLIENT_ID_BYTES {
+            return Ok(None);
+        }
         if let Some(cached) = self.clients.get(id) {
             return Ok(cached);
         }
@@ -443,7 +440,11 @@ impl Storage {
             None => None,
             Some(client) => Some(Arc::new(self.load_context(client).await?)),
         };
-        self.clients.insert(id, context.clone());
+        // Only an id some client could have is remembered as naming none: no other caller's
+        // id is kept, whatever it sent.
+        if context.is_some() || Client::has_issued_shape(id) {
+            self.clients.insert(id, context.clone());
+        }
         Ok(context)
     }
 
@@ -486,6 +487,11 @@ impl Storage {
         }
         let tokens = ClientContext::resolve_token_settings(&client, template.as_ref(), application.as_ref());
         Ok(ClientContext { client, application, template, organization, instance, tokens })
+    }
+
+    /// How many client ids the cache holds an answer for (a client, or that there is none).
+    pub fn cached_clients(&self) -> usize {
+        self.clients.entries.read().len()
     }
 
     pub async fn get_client(&self, id: &str) -> Result<Option<Client>, StorageError> {
@@ -645,6 +651,9 @@ impl Storage {
     /// refresh tokens die at once, the access tokens with their grants. `false` when the
     /// user had given the client nothing.
     pub async fn revoke_connection(&self, user_id: &str, client_id: &str) -> Result<bool, StorageError> {
+        if client_id.len() > MAX_CLIENT_ID_BYTES {
+            return Ok(false);
+        }
         let grants: Vec<Grant> =
             self.find::<Grant>("user", user_id).await?.into_iter().filter(|g| g.client_id == client_id).collect();
         let consent = self.get::<Consent>(&consent_id(user_id, client_id)).await?;

@@ -32,7 +32,7 @@ use super::scope_policy::{self, Ask};
 use super::{pages, pkce, session};
 use crate::crypto::{hash_secret, random_token};
 use crate::error::OAuthError;
-use crate::limits::{AUTHORIZATION_PARAMETERS, AUTHORIZE_QUERY_BYTES, MAX_CLIENT_ID_BYTES, MAX_STATE_BYTES};
+use crate::limits::{AUTHORIZATION_PARAMETERS, AUTHORIZE_QUERY_BYTES, MAX_STATE_BYTES};
 pub use crate::model::AuthorizationRequest;
 use crate::model::*;
 use crate::storage::{ClientContext, Loaded, StorageError, write};
@@ -125,10 +125,7 @@ async fn validate_client(
     app: &App,
     params: &Params,
 ) -> Result<(std::sync::Arc<ClientContext>, AuthorizationRequest), PageError> {
-    let client_id = params
-        .get("client_id")
-        .ok_or_else(|| PageError(OAuthError::InvalidRequest("`client_id` is required".into()), None))?;
-    params.check_lengths(&[("client_id", MAX_CLIENT_ID_BYTES)]).map_err(|e| PageError(e, None))?;
+    let client_id = params.client_id().map_err(|e| PageError(e, None))?;
     let context = app
         .storage
         .client_context(client_id)
@@ -295,7 +292,7 @@ fn validate_request(
     }
     r.login_hint = params.get("login_hint").map(str::to_owned);
     r.ui_locales = words(params.get("ui_locales"));
-    r.acr_values = words(params.get("acr_values"));
+    r.acr_values = params.acr_values()?;
     if let Some(claims) = params.get("claims") {
         // OIDC Core §5.5: a JSON object.
         if !serde_json::from_str::<serde_json::Value>(claims).is_ok_and(|v| v.is_object()) {

@@ -19,6 +19,7 @@ use super::profiles::{Endpoint, Profile};
 use super::tokens::Audience;
 use crate::crypto::hash_secret;
 use crate::error::OAuthError;
+use crate::limits::{MAX_CLIENT_ASSERTION_BYTES, MAX_CLIENT_ASSERTION_LIFETIME, MAX_CLIENT_ID_BYTES};
 use crate::model::{Client, TokenEndpointAuthMethod, UsedAssertion};
 use crate::storage::{ClientContext, StorageError, write};
 
@@ -60,6 +61,9 @@ pub async fn authenticate(
         },
     };
     let fail = || OAuthError::invalid_client("client authentication failed", used_basic);
+    if client_id.len() > MAX_CLIENT_ID_BYTES {
+        return Err(OAuthError::invalid_client(too_long_id(), used_basic));
+    }
     let context = app.storage.client_context(&client_id).await?.ok_or_else(fail)?;
     let client = context.client.clone();
     if client.is_expired(app.clock.now()) {
@@ -85,6 +89,10 @@ pub async fn authenticate(
     Ok(Authenticated { client, context })
 }
 
+fn too_long_id() -> String {
+    format!("a client id is at most {MAX_CLIENT_ID_BYTES} bytes long")
+}
+
 /// RFC 7523 §2.2: the only `client_assertion_type` this server takes.
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
@@ -106,7 +114,7 @@ async fn assertion(app: &Protocol, params: &mut Params) -> Result<Authenticated,
         return Err(OAuthError::InvalidRequest(format!("`client_assertion_type` must be {JWT_BEARER}")));
     }
     let token = params.take("client_assertion").ok_or_else(|| fail("`client_assertion` is missing"))?;
-    if token.len() > crate::limits::MAX_CLIENT_ASSERTION_BYTES {
+    if token.len() > MAX_CLIENT_ASSERTION_BYTES {
         return Err(fail("too long"));
     }
     // Who it claims to be, read before the signature is checked, only to find the key.
@@ -115,6 +123,9 @@ async fn assertion(app: &Protocol, params: &mut Params) -> Result<Authenticated,
         .map_err(|_| fail("its claims are not RFC 7523's (iss, sub, aud, exp, jti)"))?
         .claims;
     let client_id = unverified.sub.clone();
+    if client_id.len() > MAX_CLIENT_ID_BYTES {
+        return Err(fail(&too_long_id()));
+    }
     if params.take("client_id").is_some_and(|id| id != client_id) {
         return Err(OAuthError::InvalidRequest("`client_id` differs from the assertion's `sub`".into()));
     }
@@ -144,7 +155,7 @@ async fn assertion(app: &Protocol, params: &mut Params) -> Result<Authenticated,
     if claims.exp <= now {
         return Err(fail("it has expired"));
     }
-    if claims.exp > now + MAX_ASSERTION_LIFETIME {
+    if claims.exp > now + MAX_CLIENT_ASSERTION_LIFETIME {
         return Err(fail("`exp` is too far ahead"));
     }
     // Item 7: a `jti` once per client, remembered until the assertion expires.
@@ -189,9 +200,6 @@ pub(super) async fn verification_keys(
         _ => Err("the client has no secret or keys registered to sign with"),
     }
 }
-
-/// The longest an assertion may live: a replayed `jti` is remembered that long at most.
-const MAX_ASSERTION_LIFETIME: i64 = 3600;
 
 /// An `aud` naming this server: its issuer, or one of its endpoints' URLs in any layout.
 fn names_this_server(app: &Protocol, aud: &str) -> bool {

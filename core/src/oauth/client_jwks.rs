@@ -12,6 +12,7 @@ use jsonwebtoken::jwk::JwkSet;
 use parking_lot::Mutex;
 
 use super::Protocol;
+use crate::limits::{MAX_CACHED_JWK_SETS, MAX_JWKS_BYTES, make_room};
 use crate::model::Client;
 
 /// How long a fetched set is used before it is fetched again.
@@ -19,10 +20,6 @@ pub const FRESH: Duration = Duration::from_secs(300);
 /// The soonest a set is fetched again for a key id it lacks: a caller naming key ids at
 /// random makes the server fetch a client's set at most this often.
 pub const REFETCH_AFTER: Duration = Duration::from_secs(1);
-/// The largest JWK Set read, in bytes.
-const MAX_JWKS_BYTES: usize = 64 * 1024;
-/// The most sets kept; past it the cache starts over.
-const MAX_KEPT: usize = 1024;
 
 /// Fetched sets by URI, with when each was fetched.
 #[derive(Default)]
@@ -53,9 +50,7 @@ pub async fn key_set(app: &Protocol, client: &Client, kid: Option<&str>) -> Resu
     let set: Arc<JwkSet> =
         Arc::new(serde_json::from_slice(&body).map_err(|_| "the client's jwks_uri holds no JWK Set")?);
     let mut kept = app.client_jwks.kept.lock();
-    if kept.len() >= MAX_KEPT {
-        kept.clear();
-    }
+    make_room(&mut kept, MAX_CACHED_JWK_SETS, |_, (at, _)| at.elapsed() < FRESH);
     kept.insert(uri.clone(), (Instant::now(), set.clone()));
     Ok(set)
 }

@@ -11,11 +11,12 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::cors::CrossOrigin;
-use super::params::{Params, parse_scope, words};
+use super::params::{Params, parse_scope};
 use super::token::require_form;
 use super::{App, Protocol, client_auth};
 use crate::crypto::{hash_secret, random_chars, random_token};
 use crate::error::OAuthError;
+use crate::limits::USER_CODE_CHARS;
 use crate::model::{DeviceAuthorization, DeviceState, GrantType};
 use crate::storage::{Loaded, StorageError, write};
 
@@ -28,7 +29,6 @@ pub const INTERVAL: i64 = 5;
 /// §6.1: user codes from an alphabet without vowels (no words spelled by chance) or
 /// look-alikes, eight characters: 20^8 ≈ 2^34.6, against guessing that the pages throttle.
 const USER_CODE_ALPHABET: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
-const USER_CODE_LENGTH: usize = 8;
 
 /// A user code as typed, or as stored: upper case, without separators.
 pub fn normalize_user_code(typed: &str) -> String {
@@ -75,9 +75,12 @@ async fn handle(
     if !context.client.allows_grant(GrantType::DeviceCode) {
         return Err(OAuthError::UnauthorizedClient("this client may not use the device authorization grant".into()));
     }
+    // Kept with the device's request until a person decides: bounded like what an
+    // authorization request parks.
     let scopes = parse_scope(params.get("scope"))?;
+    let acr_values = params.acr_values()?;
     let device_code = random_token(32);
-    let user_code = random_chars(USER_CODE_ALPHABET, USER_CODE_LENGTH);
+    let user_code = random_chars(USER_CODE_ALPHABET, USER_CODE_CHARS);
     let now = app.clock.now();
     let record = DeviceAuthorization {
         id: hash_secret(&device_code),
@@ -85,7 +88,7 @@ async fn handle(
         client_id: context.client.id.clone(),
         scopes,
         scope_given: params.get("scope").is_some(),
-        acr_values: words(params.get("acr_values")),
+        acr_values,
         expires_at: now + LIFETIME,
         interval: INTERVAL,
         last_poll: 0,
@@ -108,7 +111,7 @@ async fn handle(
 /// The device request waiting for the user code a person typed, if any.
 pub async fn pending(app: &Protocol, typed: &str) -> Result<Option<Loaded<DeviceAuthorization>>, StorageError> {
     let code = normalize_user_code(typed);
-    if code.len() != USER_CODE_LENGTH {
+    if code.len() != USER_CODE_CHARS {
         return Ok(None);
     }
     let Some(found) = app.storage.find::<DeviceAuthorization>("user-code", &code).await?.into_iter().next() else {

@@ -9,7 +9,7 @@
 //! code asked for with `dpop_jkt` or pushed with a proof (§10, §10.1) keep it in their records.
 //!
 //! The choices the RFC leaves to the server (§11.1, §11.2): a proof is accepted while its
-//! `iat` is within [`IAT_WINDOW`] seconds of the server's clock, either side; its `jti` is
+//! `iat` is within [`DPOP_IAT_WINDOW`] seconds of the server's clock, either side; its `jti` is
 //! remembered (a `used-dpop-proof` record, keyed by the key's thumbprint and the `jti`)
 //! until then, so a proof is accepted once. Nonces are off unless `dpop.require_nonce` is
 //! set; they are stateless: the time a nonce was issued, sealed with the server's encryption
@@ -28,7 +28,7 @@ use serde_json::{Map, Value};
 use super::Protocol;
 use crate::crypto::{hash_secret, s256};
 use crate::error::OAuthError;
-use crate::limits::{MAX_DPOP_JTI_BYTES, MAX_DPOP_PROOF_BYTES};
+use crate::limits::{DPOP_IAT_WINDOW, MAX_DPOP_JTI_BYTES, MAX_DPOP_PROOF_BYTES};
 use crate::model::{Client, UsedProof};
 use crate::storage::{StorageError, write};
 
@@ -41,10 +41,6 @@ const PROOF_TYPE: &str = "dpop+jwt";
 /// §4.2, §5.1: the asymmetric algorithms a proof may be signed with (`none` and MACs never
 /// are). Discovery's `dpop_signing_alg_values_supported`.
 pub use crate::crypto::PROOF_ALGORITHMS as ALGORITHMS;
-
-/// §4.3 item 11, §11.1: how far a proof's `iat` may be from the server's clock, either side,
-/// in seconds; a `jti` is remembered that long.
-pub const IAT_WINDOW: i64 = 60;
 
 /// §8: how long a nonce is accepted after it was issued, in seconds.
 pub const NONCE_LIFETIME: i64 = 300;
@@ -91,7 +87,7 @@ pub enum ProofError {
     Method(String),
     #[error("the DPoP proof's `htu` must be `{0}`")]
     Uri(String),
-    #[error("the DPoP proof's `iat` is more than {IAT_WINDOW} seconds from the server's time")]
+    #[error("the DPoP proof's `iat` is more than {DPOP_IAT_WINDOW} seconds from the server's time")]
     Stale,
     #[error("the DPoP proof's `jti` is missing or too long")]
     Jti,
@@ -146,7 +142,7 @@ pub async fn check(app: &Protocol, headers: &HeaderMap, target: Target<'_>) -> R
     // respect is remembered.
     let seen = UsedProof {
         id: hash_secret(&format!("{}\n{}", jkt.as_str(), claims.jti)),
-        expires_at: claims.iat + IAT_WINDOW,
+        expires_at: claims.iat + DPOP_IAT_WINDOW,
     };
     match app.storage.apply(vec![write::create(&seen)?]).await {
         Ok(()) => Ok(Some(jkt)),
@@ -279,12 +275,12 @@ fn verify(app: &Protocol, proof: &str, target: &Target<'_>) -> Result<(Jkt, Clai
         let fresh = |reason| ProofError::Nonce { reason, fresh: nonce(app) };
         let nonce = claims.nonce.as_deref().ok_or_else(|| fresh("a DPoP nonce is required (RFC 9449 §8)"))?;
         let issued = app.keys.open_dpop_nonce(nonce).ok_or_else(|| fresh("the DPoP nonce is not this server's"))?;
-        if issued > now.saturating_add(IAT_WINDOW) || now.saturating_sub(issued) > NONCE_LIFETIME {
+        if issued > now.saturating_add(DPOP_IAT_WINDOW) || now.saturating_sub(issued) > NONCE_LIFETIME {
             return Err(fresh("the DPoP nonce is stale"));
         }
     }
     // Item 11: issued within the window.
-    if claims.iat.abs_diff(app.clock.now()) > IAT_WINDOW.unsigned_abs() {
+    if claims.iat.abs_diff(app.clock.now()) > DPOP_IAT_WINDOW.unsigned_abs() {
         return Err(ProofError::Stale);
     }
     // Item 12, §7: at a protected resource, the hash of the access token presented.

@@ -7,13 +7,13 @@
 
 use super::App;
 use super::dpop::Jkt;
-use super::params::{Params, words};
+use super::params::Params;
 use super::profiles::{Endpoint, Profile};
 use super::scope_policy::{self, Ask};
 use super::tokens::{self, Issue, TokenResponse};
 use crate::crypto::hash_secret;
 use crate::error::OAuthError;
-use crate::limits::MAX_SINGLE_USE_SECONDS;
+use crate::limits::{MAX_GRANT_SUBJECT_BYTES, MAX_SINGLE_USE_SECONDS};
 use crate::model::UsedGrantCredential;
 use crate::plugin::grant::{GrantAsk, GrantRefusal, GrantSubject};
 use crate::storage::{ClientContext, StorageError, write};
@@ -29,6 +29,7 @@ pub async fn exchange(
     dpop: Option<&Jkt>,
 ) -> Result<TokenResponse, OAuthError> {
     let client = &context.client;
+    let acr_values = params.acr_values()?;
     let now = app.clock.now();
     let issuer = app.config.issuer();
     let token_endpoint = format!("{issuer}{}", Profile::Native.path(Endpoint::Token));
@@ -78,7 +79,6 @@ pub async fn exchange(
         }
     }
 
-    let acr_values = words(params.get("acr_values"));
     let decision = scope_policy::resolve(
         app,
         context,
@@ -90,7 +90,7 @@ pub async fn exchange(
         return super::grant::issue_to_user(app, context, user, decision, now, dpop).await;
     }
     let subject = match &answer.subject {
-        GrantSubject::Other(s) if s.is_empty() || s.len() > 255 => {
+        GrantSubject::Other(s) if s.is_empty() || s.len() > MAX_GRANT_SUBJECT_BYTES => {
             return Err(OAuthError::internal(
                 "extension grant",
                 format!("plugin `{plugin}` named an unusable subject"),

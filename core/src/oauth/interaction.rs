@@ -20,6 +20,7 @@ use super::{App, Protocol};
 use crate::crypto::{hash_secret, random_token};
 use crate::error::OAuthError;
 use crate::model::*;
+use crate::passwords::PasswordError;
 use crate::plugin::consent::{ApplicationView, Page, PageContext};
 use crate::storage::{ClientContext, write};
 
@@ -242,7 +243,7 @@ impl SignInRefusal {
 ///
 /// Guessing is throttled without locking the user out: per client address and per login
 /// page attempts are refused past their limits; per username they are delayed, so the right
-/// password still gets through; at most so many password hashes run at once.
+/// password still gets through; the hash is the bounded hasher's ([`crate::passwords`]).
 pub async fn sign_in(
     app: &App,
     peer: IpAddr,
@@ -266,6 +267,10 @@ pub async fn sign_in(
                 "too many password grant attempts by this client; wait a minute".into(),
             ))));
         }
+        Err(Refusal::Full) => {
+            tracing::warn!(%peer, "a sign-in rate limiter is full");
+            return Ok(Err(busy()));
+        }
         Err(Refusal::PageSpent) => {
             tracing::warn!(%peer, username = ?username, "sign-in page used up");
             return Ok(Err(SignInRefusal::PageSpent(OAuthError::TooManyAttempts(
@@ -278,24 +283,14 @@ pub async fn sign_in(
         tokio::time::sleep(delay).await;
     }
     let user = app.storage.find_user(username).await?;
-    let password = password.to_owned();
-    let hash = user
-        .as_ref()
-        .map(|u| u.password_hash.clone())
-        .unwrap_or_else(|| crate::crypto::dummy_password_hash().to_owned());
-    let Ok(slot) = app.sign_in_limit.hash_slot().await else {
-        tracing::warn!("password hash queue full");
-        let e = OAuthError::TemporarilyUnavailable("The server is busy. Try again in a moment.".into());
-        return Ok(Err(SignInRefusal::Refused(e)));
+    let ok = match app.passwords.verify(password, user.as_ref().map(|u| u.password_hash.clone())).await {
+        Ok(ok) => ok,
+        Err(PasswordError::Busy) => {
+            tracing::warn!("password hash queue full");
+            return Ok(Err(busy()));
+        }
+        Err(e) => return Err(OAuthError::internal("password check", e)),
     };
-    // The slot moves into the blocking task: it bounds running hashes even if this request
-    // is dropped meanwhile.
-    let ok = tokio::task::spawn_blocking(move || {
-        let _slot = slot;
-        crate::crypto::verify_password(&password, &hash)
-    })
-    .await
-    .map_err(|e| OAuthError::internal("password check", e))?;
     match (user, ok) {
         (Some(u), true) => Ok(Ok(u)),
         _ => {
@@ -303,6 +298,10 @@ pub async fn sign_in(
             Ok(Err(SignInRefusal::Wrong))
         }
     }
+}
+
+fn busy() -> SignInRefusal {
+    SignInRefusal::Refused(OAuthError::TemporarilyUnavailable("The server is busy. Try again in a moment.".into()))
 }
 
 /// Checks the login form's username and password: the user, or the page to show instead

@@ -37,7 +37,6 @@ pub mod tokens;
 pub mod userinfo;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
 use std::collections::HashSet;
@@ -54,14 +53,16 @@ use crate::plugin::PolicyHost;
 use crate::storage::Storage;
 
 /// What the protocol's endpoints use, and nothing else of the server: the configuration,
-/// the records, the signing keys, the policies, the sign-in throttle, discovery's cache and
-/// the clock.
+/// the records, the signing keys, the policies, the sign-in throttle, the password hasher,
+/// discovery's cache and the clock.
 pub struct Protocol {
     pub config: Arc<Config>,
     pub storage: Storage,
     pub keys: Arc<Keys>,
     pub host: Arc<PolicyHost>,
     pub sign_in_limit: sign_in_limit::SignInLimit,
+    /// The one bounded password hasher, which the admin API's user creation shares.
+    pub passwords: Arc<crate::passwords::Passwords>,
     pub discovery_scopes: discovery::ScopesCache,
     /// The server's requests to its clients (request objects by reference, logout tokens).
     pub outbound: crate::outbound::Outbound,
@@ -71,8 +72,9 @@ pub struct Protocol {
     pub clock: Arc<dyn Clock>,
 }
 
-/// The TCP peer of a request (`server::serve` serves with connect info), for throttling. A
-/// router served without it puts every caller in one shared budget rather than in none.
+/// The TCP peer of a request (`connections::serve` gives each its `ConnectInfo`), for
+/// throttling. A router served without it puts every caller in one shared budget rather
+/// than in none.
 pub fn peer(extensions: &axum::http::Extensions) -> std::net::IpAddr {
     extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
@@ -123,6 +125,5 @@ pub fn router(app: App) -> Router {
         let path = format!("{}/{{*parameters}}", Profile::Elma365.path(Endpoint::Authorization));
         router = router.route(&path, get(authorize::get_in_path));
     }
-    // Every OAuth endpoint reads small bodies; the admin API has its own, larger bound.
-    router.layer(DefaultBodyLimit::max(crate::limits::OAUTH_BODY_BYTES)).with_state(app)
+    router.with_state(app)
 }

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::error::OAuthError;
-use crate::limits::{MAX_SCOPE_TOKEN_BYTES, MAX_SCOPES};
+use crate::limits::{MAX_ACR_VALUES_BYTES, MAX_CLIENT_ID_BYTES, MAX_SCOPE_TOKEN_BYTES, MAX_SCOPES};
 
 #[derive(Debug, Default, Clone)]
 pub struct Params(HashMap<String, String>);
@@ -51,6 +51,12 @@ impl Params {
         form_urlencoded::Serializer::new(String::new()).extend_pairs(self.0.iter()).finish()
     }
 
+    /// `client_id`, required, and bounded before anything looks it up.
+    pub fn client_id(&self) -> Result<&str, OAuthError> {
+        self.check_lengths(&[("client_id", MAX_CLIENT_ID_BYTES)])?;
+        self.required("client_id")
+    }
+
     /// Refuses any of the named parameters longer than its bound, in bytes.
     pub fn check_lengths(&self, limits: &[(&str, usize)]) -> Result<(), OAuthError> {
         for (key, max) in limits {
@@ -86,6 +92,15 @@ pub fn parse_scope(value: Option<&str>) -> Result<Vec<String>, OAuthError> {
         }
     }
     Ok(scopes)
+}
+
+impl Params {
+    /// `acr_values` (OIDC Core §3.1.2.1), at most [`MAX_ACR_VALUES_BYTES`]: every request that
+    /// takes it hands it to the scope policy, and some keep it.
+    pub fn acr_values(&self) -> Result<Vec<String>, OAuthError> {
+        self.check_lengths(&[("acr_values", MAX_ACR_VALUES_BYTES)])?;
+        Ok(words(self.get("acr_values")))
+    }
 }
 
 /// A space-separated list (`acr_values`, `ui_locales`, ...), empty entries dropped.

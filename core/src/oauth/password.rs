@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use super::App;
 use super::dpop::Jkt;
 use super::interaction::{self, SignInRefusal};
-use super::params::{Params, parse_scope, words};
+use super::params::{Params, parse_scope};
 use super::scope_policy::{self, Ask};
 use super::sign_in_limit::Attempt;
 use super::tokens::TokenResponse;
@@ -34,7 +34,7 @@ pub async fn exchange(
     let username = params.required("username")?;
     let password = params.required("password")?;
     let requested = parse_scope(params.get("scope"))?;
-    let acr_values = words(params.get("acr_values"));
+    let acr_values = params.acr_values()?;
     let user = match interaction::sign_in(app, peer, Attempt::Client(&client.id), username, password).await? {
         Ok(user) => user,
         Err(SignInRefusal::Wrong) => {

@@ -1,6 +1,7 @@
 //! RFC 7636 Proof Key for Code Exchange.
 
 use crate::error::OAuthError;
+use crate::limits::CODE_VERIFIER_CHARS;
 
 /// §4.2: `code_challenge_method` is `S256` or `plain` (the default when absent).
 pub fn check_challenge(challenge: &str, method: &str, plain_allowed: bool) -> Result<(), OAuthError> {
@@ -11,14 +12,15 @@ pub fn check_challenge(challenge: &str, method: &str, plain_allowed: bool) -> Re
         other => return Err(OAuthError::InvalidRequest(format!("code_challenge_method `{other}` is not supported"))),
     }
     if !is_code_verifier_shaped(challenge) {
-        return Err(OAuthError::InvalidRequest("code_challenge must be 43-128 unreserved characters".into()));
+        let (min, max) = (CODE_VERIFIER_CHARS.start(), CODE_VERIFIER_CHARS.end());
+        return Err(OAuthError::InvalidRequest(format!("code_challenge must be {min}-{max} unreserved characters")));
     }
     Ok(())
 }
 
 /// §4.1: 43 to 128 characters of `[A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~"`.
 fn is_code_verifier_shaped(v: &str) -> bool {
-    (43..=128).contains(&v.len())
+    CODE_VERIFIER_CHARS.contains(&v.len())
         && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 

@@ -66,7 +66,7 @@ async fn fetch(app: &Protocol, params: &Params, uri: &str) -> Result<String, OAu
     if uri.len() > MAX_REQUEST_URI_BYTES {
         return Err(bad(format!("longer than {MAX_REQUEST_URI_BYTES} bytes")));
     }
-    let client_id = params.required("client_id")?;
+    let client_id = params.client_id()?;
     let context = app.storage.client_context(client_id).await?.ok_or_else(|| bad("unknown client".into()))?;
     let without_fragment = |u: &str| u.split('#').next().unwrap_or_default().to_owned();
     if !context.client.doc.request_uris.iter().any(|r| without_fragment(r) == without_fragment(uri)) {
@@ -88,7 +88,7 @@ async fn open(app: &Protocol, params: &Params, jwt: &str) -> Result<Map<String, 
         return Err(bad("too long"));
     }
     // OAuth 2.0 still needs `client_id` outside (§6.1): it says whose keys to verify with.
-    let client_id = params.required("client_id")?;
+    let client_id = params.client_id()?;
     let context = app.storage.client_context(client_id).await?.ok_or_else(|| bad("unknown client"))?;
     let registered = context.client.doc.request_object_signing_alg.as_deref();
     let claims = if registered == Some("none") {

@@ -9,24 +9,28 @@
 //!   minute, and past it the token endpoint answers 429;
 //! - each username gets a number of attempts per minute, and past it attempts are *delayed*
 //!   (by at most a configured bound), never refused: the right password, arriving while the
-//!   username is under attack, still signs the user in;
-//! - password hashes (argon2id, ~19 MiB each) run at most `password_hash_concurrency` at a
-//!   time; a bounded queue waits for them, and past it the login page says the server is busy.
+//!   username is under attack, still signs the user in.
 //!
-//! The rate limiters are governor's keyed GCRA limiters; the hash bound is a tokio semaphore.
+//! The password hash itself is bounded apart, with every other hash ([`crate::passwords`]).
+//!
+//! The rate limiters are governor's keyed GCRA limiters, keyed by fixed-size values (an
+//! address, or a SHA-256 of what names the page, client or username) and holding at most
+//! [`MAX_LIMITER_KEYS`] keys each: a full limiter forgets the keys whose attempts are all
+//! replenished, and until it can, refuses attempts (the username limiter delays them by the
+//! longest delay instead).
 
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::{DefaultKeyedRateLimiter, NotUntil, Quota, RateLimiter};
+use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::Config;
+use crate::limits::MAX_LIMITER_KEYS;
 
 /// Why an attempt is refused before its password is looked at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +41,8 @@ pub enum Refusal {
     PageSpent,
     /// Too many password grant attempts by this client in the last minute.
     Client,
+    /// A limiter holds as many keys as it may, none of them idle yet.
+    Full,
 }
 
 /// Where an attempt is made: on a login page, or by a client at the token endpoint.
@@ -46,21 +52,12 @@ pub enum Attempt<'a> {
     Client(&'a str),
 }
 
-/// The password hash queue is full.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Busy;
-
 pub struct SignInLimit {
-    per_address: Option<DefaultKeyedRateLimiter<IpAddr>>,
-    per_interaction: Option<DefaultKeyedRateLimiter<String>>,
-    per_client: Option<DefaultKeyedRateLimiter<String>>,
-    per_username: Option<DefaultKeyedRateLimiter<[u8; 32]>>,
+    per_address: Option<Keyed<IpAddr>>,
+    per_interaction: Option<Keyed<[u8; 32]>>,
+    per_client: Option<Keyed<[u8; 32]>>,
+    per_username: Option<Keyed<[u8; 32]>>,
     max_delay: Duration,
-    hashing: Arc<Semaphore>,
-    /// Hashes running or waiting for a permit.
-    admitted: Arc<AtomicUsize>,
-    /// Most hashes running or waiting at once.
-    capacity: usize,
     clock: DefaultClock,
 }
 
@@ -70,20 +67,13 @@ impl SignInLimit {
         // `n` attempts for the page's whole life: a burst of `n`, replenished once per lifetime.
         let page_life = Duration::from_secs(config.tokens.interaction_ttl.max(1));
         let per_interaction = NonZeroU32::new(s.sign_in_attempts_per_interaction)
-            .and_then(|n| Quota::with_period(page_life).map(|q| RateLimiter::keyed(q.allow_burst(n))));
-        let concurrency = match s.password_hash_concurrency {
-            0 => std::thread::available_parallelism().map(usize::from).unwrap_or(1),
-            n => n,
-        };
+            .and_then(|n| Quota::with_period(page_life).map(|q| Keyed::new(q.allow_burst(n), MAX_LIMITER_KEYS)));
         Self {
             per_address: per_minute(s.sign_in_attempts_per_address_per_minute),
             per_interaction,
             per_client: per_minute(s.sign_in_attempts_per_client_per_minute),
             per_username: per_minute(s.sign_in_attempts_per_minute),
             max_delay: Duration::from_millis(s.sign_in_max_delay_ms),
-            hashing: Arc::new(Semaphore::new(concurrency)),
-            admitted: Arc::new(AtomicUsize::new(0)),
-            capacity: concurrency.saturating_add(s.password_hash_queue),
             clock: DefaultClock::default(),
         }
     }
@@ -92,75 +82,102 @@ impl SignInLimit {
     /// `username`. `Ok(delay)`: go ahead after waiting `delay` (non-zero while the username is
     /// throttled).
     pub fn admit(&self, address: IpAddr, at: Attempt<'_>, username: &str) -> Result<Duration, Refusal> {
-        if let Some(l) = &self.per_address
-            && l.check_key(&address_key(address)).is_err()
-        {
-            return Err(Refusal::Address);
+        if let Some(l) = &self.per_address {
+            l.check(&address_key(address)).map_err(|spent| spent.or(Refusal::Address))?;
         }
         let (limiter, key, refusal) = match at {
             Attempt::Page(page) => (&self.per_interaction, page, Refusal::PageSpent),
             Attempt::Client(client) => (&self.per_client, client, Refusal::Client),
         };
-        if let Some(l) = limiter
-            && l.check_key(&key.to_owned()).is_err()
-        {
-            return Err(refusal);
+        if let Some(l) = limiter {
+            l.check(&Sha256::digest(key.as_bytes()).into()).map_err(|spent| spent.or(refusal))?;
         }
         match &self.per_username {
-            Some(l) => match l.check_key(&username_key(username)) {
+            Some(l) => match l.check(&username_key(username)) {
                 Ok(()) => Ok(Duration::ZERO),
                 // Wait until the username's rate allows another attempt, but never longer
                 // than the bound: the delay slows guessing down and locks nobody out.
-                Err(not_until) => Ok(not_until.wait_time_from(self.clock.now()).min(self.max_delay)),
+                Err(Limited::Until(not_until)) => Ok(not_until.wait_time_from(self.clock.now()).min(self.max_delay)),
+                Err(Limited::Full) => Ok(self.max_delay),
             },
             None => Ok(Duration::ZERO),
         }
     }
 
-    /// A turn at hashing a password: waits for one of the permits, or refuses at once when
-    /// the queue is full. Hold the slot until the hash is done (move it into the blocking task).
-    pub async fn hash_slot(&self) -> Result<HashSlot, Busy> {
-        let queued = Queued(self.admitted.clone());
-        if self.admitted.fetch_add(1, Ordering::AcqRel) >= self.capacity {
-            return Err(Busy);
-        }
-        let permit = self.hashing.clone().acquire_owned().await.map_err(|_| Busy)?;
-        Ok(HashSlot { _permit: permit, _queued: queued })
+    /// How many keys the limiters hold, all together.
+    pub fn keys(&self) -> usize {
+        let address = self.per_address.as_ref().map_or(0, |l| l.limiter.len());
+        let hashed = [&self.per_interaction, &self.per_client, &self.per_username];
+        address + hashed.into_iter().flatten().map(|l| l.limiter.len()).sum::<usize>()
     }
 
     /// Forgets keys whose attempts have all been replenished.
     pub fn forget_idle(&self) {
         if let Some(l) = &self.per_address {
-            l.retain_recent();
-            l.shrink_to_fit();
+            l.forget_idle();
         }
-        for l in [&self.per_interaction, &self.per_client].into_iter().flatten() {
-            l.retain_recent();
-            l.shrink_to_fit();
-        }
-        if let Some(l) = &self.per_username {
-            l.retain_recent();
-            l.shrink_to_fit();
+        for l in [&self.per_interaction, &self.per_client, &self.per_username].into_iter().flatten() {
+            l.forget_idle();
         }
     }
 }
 
-fn per_minute<K: std::hash::Hash + Eq + Clone>(n: u32) -> Option<DefaultKeyedRateLimiter<K>> {
-    NonZeroU32::new(n).map(|n| RateLimiter::keyed(Quota::per_minute(n)))
+fn per_minute<K: Hash + Eq + Clone>(n: u32) -> Option<Keyed<K>> {
+    NonZeroU32::new(n).map(|n| Keyed::new(Quota::per_minute(n), MAX_LIMITER_KEYS))
 }
 
-/// A permit to run one password hash; dropping it lets the next one run.
-pub struct HashSlot {
-    _permit: OwnedSemaphorePermit,
-    _queued: Queued,
+/// Why a key's attempt is refused.
+enum Limited {
+    /// Its attempts are spent until then.
+    Until(NotUntil<<DefaultClock as Clock>::Instant>),
+    /// The limiter holds as many keys as it may.
+    Full,
 }
 
-/// Counts a hash as running or waiting until dropped.
-struct Queued(Arc<AtomicUsize>);
+impl Limited {
+    /// The refusal: `spent` for a key whose attempts are spent, or that the limiter is full.
+    fn or(self, spent: Refusal) -> Refusal {
+        match self {
+            Self::Until(_) => spent,
+            Self::Full => Refusal::Full,
+        }
+    }
+}
 
-impl Drop for Queued {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+/// A keyed rate limiter holding at most `max_keys` keys.
+struct Keyed<K: Hash + Eq + Clone> {
+    limiter: DefaultKeyedRateLimiter<K>,
+    max_keys: usize,
+    /// When the idle keys were last forgotten because the limiter was full.
+    pruned: Mutex<Option<Instant>>,
+}
+
+impl<K: Hash + Eq + Clone> Keyed<K> {
+    fn new(quota: Quota, max_keys: usize) -> Self {
+        Self { limiter: RateLimiter::keyed(quota), max_keys, pruned: Mutex::new(None) }
+    }
+
+    /// Spends one of `key`'s attempts. A full limiter first forgets its idle keys, at most
+    /// once a second (that walks every key), and while still full refuses every attempt: it
+    /// cannot tell a key it holds without adding it.
+    fn check(&self, key: &K) -> Result<(), Limited> {
+        if self.limiter.len() >= self.max_keys {
+            if let Some(mut pruned) = self.pruned.try_lock()
+                && pruned.is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
+            {
+                *pruned = Some(Instant::now());
+                self.forget_idle();
+            }
+            if self.limiter.len() >= self.max_keys {
+                return Err(Limited::Full);
+            }
+        }
+        self.limiter.check_key(key).map_err(Limited::Until)
+    }
+
+    fn forget_idle(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
     }
 }
 
@@ -182,4 +199,30 @@ fn address_key(address: IpAddr) -> IpAddr {
 /// Usernames are matched case-insensitively; the key has a fixed size whatever is posted.
 fn username_key(username: &str) -> [u8; 32] {
     Sha256::digest(username.trim().to_lowercase().as_bytes()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_limiter_refuses_until_its_keys_are_idle() {
+        let limiter = Keyed::new(Quota::per_minute(NonZeroU32::MIN), 2);
+        assert!(limiter.check(&1).is_ok());
+        assert!(matches!(limiter.check(&1), Err(Limited::Until(_))), "the key's attempt is spent");
+        assert!(limiter.check(&2).is_ok());
+        assert!(matches!(limiter.check(&3), Err(Limited::Full)), "a third key is not taken");
+        assert_eq!(limiter.limiter.len(), 2);
+    }
+
+    #[test]
+    fn a_page_client_or_username_of_any_length_is_one_key_of_a_fixed_size() {
+        let config = Config::default();
+        let limit = SignInLimit::new(&config);
+        let address = IpAddr::from([192, 0, 2, 1]);
+        let long = "p".repeat(60_000);
+        assert!(limit.admit(address, Attempt::Page(&long), &long).is_ok());
+        assert!(limit.admit(address, Attempt::Client(&long), &long).is_ok());
+        assert_eq!(limit.keys(), 4, "an address, a page, a client and a username");
+    }
 }

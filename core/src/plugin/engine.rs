@@ -3,13 +3,11 @@
 
 use std::cell::Cell;
 use std::hash::{Hash, Hasher};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::Component;
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
-
-use super::manifest;
 
 /// How often the epoch advances; deadlines are counted in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -76,7 +74,7 @@ impl PluginEngine {
             }
         })?;
         if let Some(dir) = &cache_dir {
-            std::fs::create_dir_all(dir)?;
+            private_cache(dir).map_err(|e| anyhow::anyhow!("the compiled-plugin cache {}: {e}", dir.display()))?;
         }
         Ok(Self { engine, cache_dir })
     }
@@ -104,7 +102,7 @@ impl PluginEngine {
         if let Some(path) = &cached {
             let written = component.serialize().map_err(|e| e.to_string()).and_then(|bytes| {
                 let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-                std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path)).map_err(|e| e.to_string())
+                write_private(&tmp, &bytes).and_then(|_| std::fs::rename(&tmp, path)).map_err(|e| e.to_string())
             });
             if let Err(e) = written {
                 tracing::warn!(path = %path.display(), error = %e, "could not cache compiled plugin");
@@ -112,6 +110,43 @@ impl PluginEngine {
         }
         Ok(component)
     }
+}
+
+/// The cache holds native code the server runs, so only its owner may write or read it,
+/// whatever the umask: the directory 0700 and its files 0600, set explicitly. An existing
+/// cache with looser permissions is tightened; one this user cannot tighten (it, or a file
+/// in it, belongs to another user) stops the start.
+fn private_cache(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", entry.path().display())))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path`, readable and writable by its owner only (0600, whatever the umask).
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    let mut file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // Set, not asked for at creation: the umask cannot loosen it, and a file left from
+        // an earlier attempt gets it too.
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    file.write_all(bytes)
 }
 
 fn config() -> Config {
@@ -125,7 +160,7 @@ fn config() -> Config {
     pool.total_core_instances(1000);
     pool.total_memories(1000);
     pool.total_tables(1000);
-    pool.max_memory_size(manifest::MAX_MEMORY_MB as usize * (1 << 20));
+    pool.max_memory_size(crate::limits::MAX_PLUGIN_MEMORY_MB as usize * (1 << 20));
     pool.max_component_instance_size(1 << 20);
     pool.max_core_instance_size(1 << 20);
     pool.max_memories_per_component(16);

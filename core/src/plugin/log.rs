@@ -28,7 +28,7 @@ log_host!(v1);
 /// A plugin's message is its own text: capped so one plugin cannot flood the log, and
 /// logged as a field, so a newline in it cannot forge a line.
 fn guest_log(plugin: &str, level: tracing::Level, message: &str) {
-    let message: String = message.chars().take(2000).collect();
+    let message: String = message.chars().take(crate::limits::MAX_PLUGIN_LOG_CHARS).collect();
     match level {
         tracing::Level::DEBUG => tracing::debug!(target: "plugin", plugin, message = ?message),
         tracing::Level::INFO => tracing::info!(target: "plugin", plugin, message = ?message),

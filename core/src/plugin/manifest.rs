@@ -2,6 +2,8 @@
 
 use serde::Deserialize;
 
+use crate::limits::{MAX_PLUGIN_DEADLINE_MS, MAX_PLUGIN_MEMORY_MB};
+
 /// The contract versions this host links, the current one first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Contract {
@@ -105,11 +107,6 @@ pub struct Grants {
     pub env: Vec<String>,
 }
 
-/// The largest memory cap a manifest may ask for.
-pub const MAX_MEMORY_MB: u64 = 512;
-/// The longest deadline a manifest may ask for.
-pub const MAX_DEADLINE_MS: u64 = 30_000;
-
 impl Manifest {
     pub fn parse(text: &str, file_stem: &str) -> Result<Self, String> {
         let file: ManifestFile = toml_from_str(text)?;
@@ -136,11 +133,11 @@ impl Manifest {
             grants: file.grants,
             config: serde_json::Value::Object(file.config).to_string(),
         };
-        if manifest.limits.memory_mb == 0 || manifest.limits.memory_mb > MAX_MEMORY_MB {
-            return Err(format!("limits.memory-mb must be 1..={MAX_MEMORY_MB}"));
+        if manifest.limits.memory_mb == 0 || manifest.limits.memory_mb > MAX_PLUGIN_MEMORY_MB {
+            return Err(format!("limits.memory-mb must be 1..={MAX_PLUGIN_MEMORY_MB}"));
         }
-        if manifest.limits.deadline_ms == 0 || manifest.limits.deadline_ms > MAX_DEADLINE_MS {
-            return Err(format!("limits.deadline-ms must be 1..={MAX_DEADLINE_MS}"));
+        if manifest.limits.deadline_ms == 0 || manifest.limits.deadline_ms > MAX_PLUGIN_DEADLINE_MS {
+            return Err(format!("limits.deadline-ms must be 1..={MAX_PLUGIN_DEADLINE_MS}"));
         }
         if !manifest.grants.env.is_empty() {
             return Err("grants.env: no contract version yet exposes the environment to plugins".into());
