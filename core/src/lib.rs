@@ -8,6 +8,7 @@ pub mod config;
 pub mod crypto;
 pub mod device;
 pub mod error;
+pub(crate) mod jws;
 pub mod keys;
 pub mod limits;
 pub mod model;
