@@ -133,12 +133,61 @@ fn user_add_reads_the_password_from_stdin() {
     assert!(String::from_utf8(list.stdout).unwrap().contains("carol@example.com"));
 }
 
+/// `keys list`, `keys rotate [--now]` and `keys retire KID`, each printing keys as JSON lines.
 #[test]
-fn keys_rotate_adds_a_key() {
+fn keys_are_listed_rotated_and_retired() {
     let data = tempfile::tempdir().unwrap();
-    let out = portcullis(data.path()).args(["keys", "rotate"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8(out.stdout).unwrap().starts_with("new signing key: "));
+    let keys = |args: &[&str]| -> Vec<serde_json::Value> {
+        let out = portcullis(data.path()).arg("keys").args(args).output().unwrap();
+        assert!(out.status.success(), "keys {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    let states = |keys: &[serde_json::Value]| {
+        let mut states: Vec<(String, String)> = keys
+            .iter()
+            .map(|k| (k["algorithm"].as_str().unwrap().to_owned(), k["state"].as_str().unwrap().to_owned()))
+            .collect();
+        states.sort();
+        states
+    };
+    let each = |state: &str| -> Vec<(String, String)> {
+        ["ES256", "EdDSA", "RS256"].iter().map(|a| ((*a).to_owned(), state.to_owned())).collect()
+    };
+    let first = keys(&["list"]);
+    assert_eq!(states(&first), each("signing"), "a key for every algorithm served");
+
+    let next = keys(&["rotate"]);
+    assert_eq!(states(&next), each("next"), "published ahead of signing");
+    assert!(next.iter().all(|k| k["signs_from"].as_i64().unwrap() >= k["created_at"].as_i64().unwrap() + 3600));
+    let mut both = [each("next"), each("signing")].concat();
+    both.sort();
+    assert_eq!(states(&keys(&["list"])), both);
+
+    let now = keys(&["rotate", "--now"]);
+    assert_eq!(states(&now), each("signing"), "--now: signing at once");
+    let listed = keys(&["list"]);
+    for key in &first {
+        let row = listed.iter().find(|k| k["kid"] == key["kid"]).unwrap();
+        assert_eq!(row["state"], "retiring", "{row}");
+        assert!(row["published_until"].as_i64().is_some(), "{row}");
+    }
+
+    let signing = now.iter().find(|k| k["algorithm"] == "ES256").unwrap()["kid"].as_str().unwrap().to_owned();
+    let changed = keys(&["retire", &signing]);
+    assert_eq!(changed.len(), 2, "the retired key and the one that signs in its place: {changed:?}");
+    let retired = changed.iter().find(|k| k["kid"] == signing.as_str()).unwrap();
+    assert_eq!(retired["state"], "retired");
+    let successor = changed.iter().find(|k| k["kid"] != signing.as_str()).unwrap();
+    assert_eq!(
+        (&successor["algorithm"], &successor["state"]),
+        (&serde_json::json!("ES256"), &serde_json::json!("signing"))
+    );
+    let listed = keys(&["list"]);
+    assert_eq!(listed.iter().find(|k| k["kid"] == signing.as_str()).unwrap()["state"], "retired");
+
+    let out = portcullis(data.path()).args(["keys", "retire", "no-such-key"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-key"));
 }
 
 #[test]

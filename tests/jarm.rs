@@ -388,10 +388,10 @@ async fn responses_are_signed_with_the_servers_current_key_and_algorithm() {
     let (status, tokens) = server.redeem((&id, &secret), text(&claims, "code"), REDIRECT).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
 
-    // After a rotation the new key signs, and the JWKS publishes it.
+    // After a rotation the new key signs (at once, asked so), and the JWKS publishes it.
     let old_kid = jsonwebtoken::decode_header(&jwt).unwrap().kid;
-    let r =
-        server.http.post(server.url("/admin/v1/keys/rotate")).bearer_auth(support::ADMIN_TOKEN).send().await.unwrap();
+    let rotate = server.http.post(server.url("/admin/v1/keys/rotate")).bearer_auth(support::ADMIN_TOKEN);
+    let r = rotate.json(&json!({"now": true})).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let back = location(&browser.get(&url).await);
     let jwt = from_query(&back);

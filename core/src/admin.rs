@@ -3,6 +3,7 @@
 //! [`ADMIN_SCOPE`]: the server is a resource server of itself. Each operation checks the
 //! caller's roles (`applications`); the API is off while no bootstrap token is set.
 
+use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -16,7 +17,7 @@ use std::sync::Arc;
 
 use crate::applications::{self as apps, Caller};
 use crate::config::Config;
-use crate::keys::Keys;
+use crate::keys::{KeyError, Keys};
 use crate::model::{Organization, User};
 use crate::oauth::Protocol;
 use crate::registry::{self, ClientSummary, NewClient, NewUser, RegistryError, UserSummary};
@@ -54,7 +55,9 @@ routes! {
     "/admin/v1/clients" => { get: list_clients, post: create_client },
     "/admin/v1/clients/{id}" => { get: get_client, delete: delete_client },
     "/admin/v1/users" => { get: list_users, post: create_user },
+    "/admin/v1/keys" => { get: list_keys },
     "/admin/v1/keys/rotate" => { post: rotate_keys },
+    "/admin/v1/keys/{kid}/retire" => { post: retire_key },
     "/admin/v1/organizations" => { get: list_organizations, post: create_organization },
     "/admin/v1/organizations/{id}" => { get: get_organization },
     "/admin/v1/organizations/{id}/members" => { get: list_members },
@@ -316,16 +319,60 @@ async fn list_users(State(app): State<App>, Extension(caller): Extension<Caller>
     }
 }
 
-async fn rotate_keys(State(app): State<App>, Extension(caller): Extension<Caller>) -> Response {
+fn key_error(e: KeyError) -> Response {
+    match e {
+        KeyError::Unknown(kid) => problem(StatusCode::NOT_FOUND, "not_found", format!("no signing key `{kid}`")),
+        KeyError::Contended(_) => problem(StatusCode::CONFLICT, "conflict", "the key kept changing; try again"),
+        e => {
+            tracing::error!(error = %e, "signing key operation failed");
+            problem(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the signing keys could not be changed")
+        }
+    }
+}
+
+async fn list_keys(State(app): State<App>, Extension(caller): Extension<Caller>) -> Response {
     if let Some(refused) = administrators_only(&caller) {
         return refused;
     }
-    match app.keys.rotate(app.config.longest_token_lifetime()).await {
-        Ok(kid) => Json(json!({"kid": kid})).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "key rotation failed");
-            problem(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "key rotation failed")
+    match app.keys.list().await {
+        Ok(keys) => Json(keys).into_response(),
+        Err(e) => key_error(e),
+    }
+}
+
+/// `POST /admin/v1/keys/rotate`'s body, which may be left out.
+#[derive(Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Rotation {
+    /// The new keys sign at once instead of after `keys.publish_ahead`.
+    now: bool,
+}
+
+async fn rotate_keys(State(app): State<App>, Extension(caller): Extension<Caller>, body: Bytes) -> Response {
+    if let Some(refused) = administrators_only(&caller) {
+        return refused;
+    }
+    let rotation: Rotation = if body.iter().all(u8::is_ascii_whitespace) {
+        Rotation::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => return problem(StatusCode::BAD_REQUEST, "invalid_request", format!("the body: {e}")),
         }
+    };
+    match app.keys.rotate(rotation.now).await {
+        Ok(added) => Json(added).into_response(),
+        Err(e) => key_error(e),
+    }
+}
+
+async fn retire_key(State(app): State<App>, Extension(caller): Extension<Caller>, Path(kid): Path<String>) -> Response {
+    if let Some(refused) = administrators_only(&caller) {
+        return refused;
+    }
+    match app.keys.retire(&kid).await {
+        Ok(changed) => Json(changed).into_response(),
+        Err(e) => key_error(e),
     }
 }
 

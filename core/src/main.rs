@@ -380,8 +380,22 @@ impl ClientAdd {
 
 #[derive(Subcommand)]
 enum KeysCommand {
-    /// Add a new active signing key; older keys stay published until their tokens expire.
-    Rotate,
+    /// List the signing keys and their states (next, signing, retiring, retired).
+    List,
+    /// Add a new key for every algorithm, published now and signing after
+    /// `keys.publish_ahead`; the keys it replaces stay published until their tokens expire.
+    Rotate {
+        /// Sign with the new keys at once (an emergency: a resource server's cached JWK Set
+        /// may not know them yet).
+        #[arg(long)]
+        now: bool,
+    },
+    /// Retire a compromised key: it leaves the JWK Set at once and its tokens read
+    /// inactive. Retiring a key that signs makes a new key of its algorithm sign at once.
+    Retire {
+        #[arg(allow_hyphen_values = true)]
+        kid: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -595,11 +609,13 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Keys(KeysCommand::Rotate) => {
+        Command::Keys(cmd) => {
             let app = Portcullis::open(config, false).await?;
-            let kid = app.keys.rotate(app.config.longest_token_lifetime()).await?;
-            println!("new signing key: {kid}");
-            Ok(())
+            match cmd {
+                KeysCommand::List => print_all(&app.keys.list().await?),
+                KeysCommand::Rotate { now } => print_all(&app.keys.rotate(now).await?),
+                KeysCommand::Retire { kid } => print_all(&app.keys.retire(&kid).await?),
+            }
         }
     }
 }

@@ -463,6 +463,8 @@ pub struct RevokedAccessToken {
     pub expires_at: i64,
 }
 
+/// A signing key. What it is at a moment (next, signing, retiring, retired) follows from
+/// these times and those of the other keys of its algorithm (`keys.rs`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SigningKeyRecord {
     pub kid: String,
@@ -472,8 +474,33 @@ pub struct SigningKeyRecord {
     pub sealed_private_key: Vec<u8>,
     pub public_jwk: String,
     pub created_at: i64,
-    /// Keys newer than this one are active; an old key is published until `retire_at`.
+    /// From when it signs; it is published from when it is written. Unset in records written
+    /// before keys were published ahead: from `created_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signs_from: Option<i64>,
+    /// The order keys were made in, one more than the greatest before it: of two keys that
+    /// sign from the same second, the one made later is the newer. Records written before
+    /// it was kept: 0.
+    #[serde(default)]
+    pub serial: u64,
+    /// The longest lifetime of a token signed with it, in seconds: how long it stays
+    /// published once replaced. Records written before it was kept read as the longest any
+    /// token may live.
+    #[serde(default = "unknown_token_lifetime")]
+    pub longest_token_lifetime: u64,
+    /// Published until then at the latest: when it was retired (at once), or, in records
+    /// written before lifetimes were kept, when the tokens of its time had expired.
     pub retire_at: Option<i64>,
+}
+
+impl SigningKeyRecord {
+    pub fn signs_from(&self) -> i64 {
+        self.signs_from.unwrap_or(self.created_at)
+    }
+}
+
+fn unknown_token_lifetime() -> u64 {
+    crate::limits::LONGEST_SIGNED_TOKEN_TTL
 }
 
 /// A signed-in browser, stored under the SHA-256 of its cookie.

@@ -124,9 +124,9 @@ pub async fn register_client(
     keys: &crate::keys::Keys,
     new: NewClient,
 ) -> Result<RegisteredClient, RegistryError> {
-    // JARM §3: responses are signed with the server's key, so only its algorithm can be promised.
+    // JARM §3: responses are signed with the server's algorithm, so only it can be promised.
     if let Some(alg) = new.authorization_signed_response_alg.as_deref() {
-        let server = keys.signing_algorithm().name();
+        let server = keys.algorithm().name();
         if alg != server {
             return Err(RegistryError::field(
                 "authorization_signed_response_alg",

@@ -13,7 +13,7 @@ use tower_http::trace::TraceLayer;
 use crate::admin::Admin;
 use crate::config::Config;
 use crate::crypto::Sealer;
-use crate::keys::Keys;
+use crate::keys::{KeySettings, Keys};
 use crate::model::{Clock, SystemClock};
 use crate::oauth::Protocol;
 use crate::oauth::sign_in_limit::SignInLimit;
@@ -70,11 +70,8 @@ impl Portcullis {
         }
         let storage = Storage::new(host.clone());
         let sealer = sealer(&config)?;
-        let retire_after = config.longest_token_lifetime();
-        let keys = Arc::new(
-            Keys::load(storage.clone(), sealer, config.keys.algorithm, config.issuer(), retire_after, clock.clone())
-                .await?,
-        );
+        let settings = KeySettings { algorithm: config.keys.algorithm, publish_ahead: config.keys.publish_ahead };
+        let keys = Arc::new(Keys::load(storage.clone(), sealer, settings, config.issuer(), clock.clone()).await?);
         let config = Arc::new(config);
         let protocol = Arc::new(Protocol {
             config: config.clone(),

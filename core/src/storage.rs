@@ -220,6 +220,7 @@ pub mod write {
 /// How long a replica trusts a client it read: another replica's change (a deleted
 /// client) reaches it within this time; its own changes at once.
 const CLIENT_CACHE_TTL: Duration = Duration::from_secs(1);
+
 /// A listing reads records page by page.
 const PAGE: u32 = 500;
 
@@ -620,12 +621,37 @@ impl Storage {
 
     // Signing keys
 
-    pub async fn put_key(&self, k: &SigningKeyRecord) -> Result<(), StorageError> {
-        self.apply(vec![write::put(k)?]).await
+    /// New keys, in one group.
+    pub(crate) async fn create_keys(&self, keys: &[SigningKeyRecord]) -> Result<(), StorageError> {
+        self.apply(keys.iter().map(write::create).collect::<Result<_, _>>()?).await
+    }
+
+    pub(crate) async fn get_key(&self, kid: &str) -> Result<Option<Loaded<SigningKeyRecord>>, StorageError> {
+        self.get_loaded::<SigningKeyRecord>(kid).await
     }
 
     pub async fn list_keys(&self) -> Result<Vec<SigningKeyRecord>, StorageError> {
         self.list::<SigningKeyRecord>().await
+    }
+
+    /// A key read at `revision`, changed; `Conflict` when it changed meanwhile.
+    pub(crate) async fn update_key(&self, key: &SigningKeyRecord, revision: u64) -> Result<(), StorageError> {
+        self.apply(vec![write::update(key, revision)?]).await
+    }
+
+    /// A key read at `revision`, retired, and the key that signs in its place, in one group:
+    /// there is never a moment when its algorithm has no key that signs.
+    pub(crate) async fn retire_key(
+        &self,
+        retired: &SigningKeyRecord,
+        revision: u64,
+        successor: Option<&SigningKeyRecord>,
+    ) -> Result<(), StorageError> {
+        let mut writes = vec![write::update(retired, revision)?];
+        if let Some(successor) = successor {
+            writes.push(write::create(successor)?);
+        }
+        self.apply(writes).await
     }
 
     // Login sessions

@@ -82,7 +82,7 @@ pub async fn session_ended(app: &Protocol, ended: &Session) -> Result<(), OAuthE
             events: json!({ EVENT: {} }),
         };
         // §2.4: explicitly typed, so it can never pass for an ID token.
-        let token = app.keys.sign("logout+jwt", &claims)?;
+        let token = app.keys.sign(app.keys.algorithm(), "logout+jwt", &claims, LIFETIME as u64).await?;
         tokio::spawn(deliver(app.outbound.clone(), grant.client_id.clone(), uri, token));
     }
     Ok(())

@@ -30,5 +30,5 @@ pub async fn exchange(
         },
     )
     .await?;
-    tokens::issue(app, Issue::without_user(context, None, &granted.scopes, &granted.claims), dpop)
+    tokens::issue(app, Issue::without_user(context, None, &granted.scopes, &granted.claims), dpop).await
 }

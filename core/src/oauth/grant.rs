@@ -92,4 +92,5 @@ pub async fn issue_to_user(
         },
         dpop,
     )
+    .await
 }

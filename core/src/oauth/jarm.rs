@@ -1,7 +1,7 @@
 //! JWT Secured Authorization Response Mode for OAuth 2.0 (JARM, OpenID Foundation): the
 //! response modes `query.jwt`, `fragment.jwt`, `form_post.jwt` and `jwt` (§2.3), in which the
 //! authorization response, or its error, travels as one parameter, `response`: a JWT signed
-//! with the server's current signing key, the one ID tokens are signed with (§2.1, §2.2).
+//! with the key that signs now with the server's algorithm, as ID tokens are (§2.1, §2.2).
 //!
 //! The modes are read with the other response modes (`model::ResponseMode`: `jwt` is
 //! `query.jwt` for a code alone and `fragment.jwt` for response types that return tokens,
@@ -18,21 +18,22 @@ use serde_json::{Map, Value};
 use super::App;
 use crate::error::OAuthError;
 use crate::limits::AUTHORIZATION_RESPONSE_TTL;
+use crate::model::Client;
 
 /// The one parameter a JWT-secured response carries (§2.3.1–§2.3.3).
 pub const RESPONSE_PARAMETER: &str = "response";
 
-/// §2.1, §2.2: the response JWT of `client_id` carrying `pairs` (the parameters the plain
+/// §2.1, §2.2: the response JWT of `client` carrying `pairs` (the parameters the plain
 /// response would have carried, or the error's `error`, `error_description` and `state`), each
 /// a string claim as it would have been a parameter, with `iss`, `aud` and `exp` (10 minutes
 /// on: [`AUTHORIZATION_RESPONSE_TTL`]). RFC 9207's `iss` parameter is the `iss` claim itself.
-pub fn response(app: &App, client_id: &str, pairs: &[(&str, &str)]) -> Result<String, OAuthError> {
+pub async fn response(app: &App, client: &Client, pairs: &[(&str, &str)]) -> Result<String, OAuthError> {
     let mut claims = Map::new();
     claims.insert("iss".into(), app.config.issuer().into());
-    claims.insert("aud".into(), client_id.into());
+    claims.insert("aud".into(), client.id.as_str().into());
     claims.insert("exp".into(), (app.clock.now() + AUTHORIZATION_RESPONSE_TTL as i64).into());
     for (name, value) in pairs {
         claims.entry(*name).or_insert_with(|| Value::from(*value));
     }
-    Ok(app.keys.sign("JWT", &claims)?)
+    Ok(app.keys.sign(app.keys.algorithm(), "JWT", &claims, AUTHORIZATION_RESPONSE_TTL).await?)
 }

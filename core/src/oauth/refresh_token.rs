@@ -101,4 +101,5 @@ pub async fn exchange(
         },
         dpop,
     )
+    .await
 }

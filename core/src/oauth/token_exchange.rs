@@ -93,7 +93,8 @@ pub async fn exchange(
             refresh_token: None,
         },
         dpop,
-    )?;
+    )
+    .await?;
     response.issued_token_type = Some(ACCESS_TOKEN_TYPE);
     Ok(response)
 }
