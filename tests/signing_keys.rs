@@ -198,3 +198,23 @@ async fn retiring_a_compromised_key_ends_its_tokens_at_once() {
     let (status, _, _) = server.admin(Method::GET, "/admin/v1/keys", "not-the-admin-token", None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+/// Two servers on one SQLite database (as a server and the CLI beside it are): SQLite announces
+/// no writes, so a server meeting a token of a key the other made reads the keys again first.
+#[tokio::test]
+async fn a_token_of_a_key_made_by_another_process_is_taken_after_reading_the_keys_again() {
+    let a = TestServer::start().await;
+    let shared = a.data.path().to_path_buf();
+    let b = TestServer::start_with(Options {
+        issuer: Some(a.issuer.clone()),
+        configure: Some(Box::new(move |config| config.server.data_dir = shared)),
+        ..Default::default()
+    })
+    .await;
+    let client = daemon(&a, json!({})).await;
+    rotate(&a, Some(json!({"now": true}))).await;
+    let fresh = token(&a, &client).await;
+    assert!(!published(&b).await.contains(&kid(&fresh)), "b has not read the keys since it started");
+    assert!(active(&b, &client, &fresh).await, "b takes a token of the key a made");
+    assert!(published(&b).await.contains(&kid(&fresh)), "and publishes the key");
+}

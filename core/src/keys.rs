@@ -14,8 +14,8 @@
 //!   when it was the key that signed, a new one signs at once.
 //!
 //! A token naming a key this replica does not know makes it read the keys again before it
-//! refuses (at most once a second); other replicas' writes arrive by a periodic reload, which
-//! the composition root drives.
+//! refuses (at most once a second); other replicas' writes arrive through storage's
+//! announcements, and a periodic reload, both driven by the composition root.
 
 use std::collections::HashMap;
 use std::sync::Arc;
