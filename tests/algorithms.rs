@@ -1,6 +1,9 @@
-//! The JWS algorithms as clients meet them: what clients sign with Ed25519 named as RFC 9864
-//! names it, `"alg": "Ed25519"` (client assertions, request objects, DPoP proofs), accepted
-//! wherever `EdDSA` is, and both names advertised.
+//! The JWS algorithms as relying parties and clients meet them: every algorithm the server
+//! signs with offered at once (OIDC Discovery §3: RS256 among them), ID tokens signed with the
+//! algorithm a client registered (`id_token_signed_response_alg`) and verified with the
+//! `openidconnect` crate against the JWKS, access tokens staying with the server's; and what
+//! clients sign with Ed25519 named as RFC 9864 names it, `"alg": "Ed25519"` (client
+//! assertions, request objects, DPoP proofs), accepted wherever `EdDSA` is.
 
 mod support;
 
@@ -9,6 +12,11 @@ use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey};
+use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata};
+use openidconnect::{
+    AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
+    RedirectUrl, TokenResponse,
+};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::{Browser, TestServer, query};
@@ -52,6 +60,135 @@ async fn discovery(server: &TestServer) -> Value {
 
 fn names(list: &Value) -> Vec<&str> {
     list.as_array().unwrap_or_else(|| panic!("a list: {list}")).iter().map(|v| v.as_str().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn every_served_algorithm_is_advertised_and_rs256_is_among_them() {
+    let server = TestServer::start().await;
+    let meta = discovery(&server).await;
+    // OIDC Discovery §3: RS256 MUST be included; the server's own algorithm comes first.
+    let served = names(&meta["id_token_signing_alg_values_supported"]);
+    assert_eq!(served.first(), Some(&"ES256"), "{served:?}");
+    for alg in ["ES256", "RS256", "EdDSA"] {
+        assert!(served.contains(&alg), "{alg} in {served:?}");
+    }
+    assert_eq!(names(&meta["authorization_signing_alg_values_supported"]), served, "JARM signs as ID tokens do");
+    // Each served algorithm has a published key, whose `alg` names it.
+    let jwks: Value = server.http.get(server.url("/jwks.json")).send().await.unwrap().json().await.unwrap();
+    let mut published: Vec<&str> =
+        jwks["keys"].as_array().unwrap().iter().map(|k| k["alg"].as_str().unwrap()).collect();
+    published.sort();
+    assert_eq!(published, ["ES256", "EdDSA", "RS256"], "{jwks}");
+}
+
+/// express-openid-connect and openid-client expect RS256 unless told otherwise: a client
+/// registered for it gets RS256 ID tokens, which a verifier allowing RS256 alone accepts.
+#[tokio::test]
+async fn a_client_gets_id_tokens_signed_with_the_algorithm_it_registered() {
+    let server = TestServer::start().await;
+    server.user("alice", PASSWORD).await;
+    let (id, secret) = server
+        .client(json!({"name": "express app", "redirect_uris": [REDIRECT], "skip_consent": true,
+                       "id_token_signed_response_alg": "RS256"}))
+        .await;
+    let (status, _, listed) =
+        server.admin(reqwest::Method::GET, &format!("/admin/v1/clients/{id}"), support::ADMIN_TOKEN, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed["id_token_signed_response_alg"], "RS256", "{listed}");
+
+    let http = openidconnect::reqwest::ClientBuilder::new()
+        .redirect(openidconnect::reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let metadata = CoreProviderMetadata::discover_async(IssuerUrl::new(server.issuer.clone()).unwrap(), &http)
+        .await
+        .expect("discovery");
+    let rp = CoreClient::from_provider_metadata(metadata, ClientId::new(id.clone()), secret.map(ClientSecret::new))
+        .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap());
+    let (url, _, nonce) =
+        rp.authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random).url();
+    let back = Browser::new().authorize(url.as_str(), "alice", PASSWORD).await;
+    let code = query(&back, "code").unwrap_or_else(|| panic!("a code: {back}"));
+    let tokens = rp.exchange_code(AuthorizationCode::new(code)).unwrap().request_async(&http).await.expect("tokens");
+    let id_token = tokens.id_token().expect("an ID token");
+    // As express-openid-connect's default: RS256 and nothing else.
+    let verifier = rp.id_token_verifier().set_allowed_algs([CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256]);
+    let claims = id_token.claims(&verifier, &nonce).expect("the RS256 ID token verifies against the JWKS");
+    let alg = id_token.signing_alg().unwrap();
+    assert_eq!(*alg, CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256);
+    let hash = AccessTokenHash::from_token(tokens.access_token(), alg, id_token.signing_key(&verifier).unwrap());
+    assert_eq!(claims.access_token_hash(), Some(&hash.unwrap()), "at_hash with RS256's SHA-256");
+    // The access token keeps the server's algorithm.
+    let (header, _) = server.verify_jwt(tokens.access_token().secret(), None).await;
+    assert_eq!(header.alg, Algorithm::ES256);
+
+    // Another client, registered for EdDSA: at_hash with SHA-512 (OIDC Core §3.1.3.6).
+    let (ed, ed_secret) = server
+        .client(json!({"name": "ed app", "redirect_uris": [REDIRECT], "skip_consent": true,
+                       "id_token_signed_response_alg": "EdDSA", "response_types": ["code", "code id_token"]}))
+        .await;
+    let url = server.authorize_url(&[
+        ("client_id", ed.as_str()),
+        ("response_type", "code id_token"),
+        ("scope", "openid"),
+        ("nonce", "n-1"),
+    ]);
+    let back = Browser::new().authorize(url.as_str(), "alice", PASSWORD).await;
+    let fragment: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(back.fragment().unwrap().as_bytes()).into_owned().collect();
+    let (header, claims) = server.verify_jwt(&fragment["id_token"], Some(&ed)).await;
+    assert_eq!(header.alg, Algorithm::EdDSA);
+    let code = &fragment["code"];
+    let (status, tokens) = server.redeem((&ed, ed_secret.as_deref().unwrap()), code, REDIRECT).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let (header, back_channel) = server.verify_jwt(tokens["id_token"].as_str().unwrap(), Some(&ed)).await;
+    assert_eq!(header.alg, Algorithm::EdDSA);
+    assert_eq!(
+        back_channel["at_hash"],
+        support::at_hash(Algorithm::EdDSA, tokens["access_token"].as_str().unwrap()),
+        "{back_channel}"
+    );
+    let c_hash = {
+        use sha2::Digest;
+        b64(&sha2::Sha512::digest(code.as_bytes())[..32])
+    };
+    assert_eq!(claims["c_hash"], c_hash, "c_hash with EdDSA's SHA-512");
+    let (header, _) = server.verify_jwt(tokens["access_token"].as_str().unwrap(), None).await;
+    assert_eq!(header.alg, Algorithm::ES256, "access tokens keep the server's algorithm");
+
+    // JARM signs for the client as its ID tokens are signed.
+    let url = server.authorize_url(&[
+        ("client_id", id.as_str()),
+        ("response_type", "code"),
+        ("response_mode", "query.jwt"),
+        ("scope", "openid"),
+    ]);
+    let back = Browser::new().authorize(url.as_str(), "alice", PASSWORD).await;
+    let response = query(&back, "response").unwrap_or_else(|| panic!("a JWT-secured response: {back}"));
+    let (header, _) = server.verify_jwt(&response, Some(&id)).await;
+    assert_eq!(header.alg, Algorithm::RS256);
+
+    // An algorithm the server does not sign with is refused at registration.
+    for alg in ["HS256", "PS256", "none", "Ed25519", "", "rs256"] {
+        let (status, v) = server
+            .admin_post(
+                "/admin/v1/clients",
+                json!({"name": "x", "redirect_uris": [REDIRECT], "id_token_signed_response_alg": alg}),
+            )
+            .await;
+        assert_eq!(
+            (status, v["field"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("id_token_signed_response_alg")),
+            "{alg}: {v}"
+        );
+    }
+    let (status, v) = server
+        .admin_post(
+            "/admin/v1/clients",
+            json!({"name": "x", "redirect_uris": [REDIRECT], "id_token_signed_response_alg": 256}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
 }
 
 #[tokio::test]

@@ -386,7 +386,7 @@ async fn changing_the_algorithm_changes_what_signs_and_discovery_lists_it_first(
             .await;
     let meta: Value =
         server.http.get(server.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
-    assert_eq!(meta["id_token_signing_alg_values_supported"], json!(["EdDSA"]));
+    assert_eq!(meta["id_token_signing_alg_values_supported"], json!(["EdDSA", "ES256", "RS256"]));
     let jwks: Value = server.http.get(server.url("/jwks.json")).send().await.unwrap().json().await.unwrap();
     let kids = |set: &Value| {
         let mut kids: Vec<String> =

@@ -58,21 +58,30 @@ fn client_add_prints_the_secret_once_and_list_never_does() {
 }
 
 #[test]
-fn client_add_promises_only_the_servers_signing_algorithm_for_jarm() {
+fn client_add_promises_only_algorithms_the_server_signs_with() {
     let data = tempfile::tempdir().unwrap();
-    let add = |alg: &str| {
+    let add = |flag: &str, alg: &str| {
         portcullis(data.path())
             .args(["client", "add", "--name", "RP", "--redirect-uri", "https://app.example.com/cb"])
-            .args(["--authorization-signed-response-alg", alg, "--json"])
+            .args([flag, alg, "--json"])
             .output()
             .unwrap()
     };
-    let out = add("ES256");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = add("RS256");
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("authorization_signed_response_alg") && stderr.contains("ES256"), "{stderr}");
+    for flag in ["--id-token-signed-response-alg", "--authorization-signed-response-alg"] {
+        for alg in ["ES256", "RS256", "EdDSA"] {
+            let out = add(flag, alg);
+            assert!(out.status.success(), "{flag} {alg}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let out = add(flag, "PS256");
+        assert!(!out.status.success(), "{flag} PS256");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(&flag[2..].replace('-', "_")) && stderr.contains("RS256"), "{stderr}");
+    }
+    let list = portcullis(data.path()).args(["client", "list"]).output().unwrap();
+    let listed: Vec<serde_json::Value> =
+        String::from_utf8(list.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(listed.iter().any(|c| c["id_token_signed_response_alg"] == "RS256"), "{listed:?}");
+    assert!(listed.iter().any(|c| c["authorization_signed_response_alg"] == "EdDSA"), "{listed:?}");
 }
 
 #[test]

@@ -31,7 +31,7 @@ async fn discovery_metadata_and_jwks() {
     assert_eq!(meta["issuer"], server.issuer);
     assert_eq!(meta["token_endpoint"], server.url("/token"));
     assert_eq!(meta["authorization_response_iss_parameter_supported"], true);
-    assert_eq!(meta["id_token_signing_alg_values_supported"], json!(["ES256"]));
+    assert_eq!(meta["id_token_signing_alg_values_supported"], json!(["ES256", "RS256", "EdDSA"]));
     assert_eq!(meta["ui_locales_supported"], json!(["en", "ru", "nl", "de", "it"]), "the consent UI's locales");
     let rfc8414: Value = server
         .http

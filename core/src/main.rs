@@ -325,8 +325,12 @@ struct ClientAdd {
     /// An audience token exchange may issue its tokens for (RFC 8693 §2.1), besides this server.
     #[arg(long = "audience")]
     audiences: Vec<String>,
-    /// The algorithm it expects JWT-secured authorization responses (JARM) signed with:
-    /// the server's signing algorithm.
+    /// The algorithm its ID tokens (and logout tokens) are signed with, one the server
+    /// serves (`ES256`, `RS256`, `EdDSA`); unset: the server's `keys.algorithm`.
+    #[arg(long)]
+    id_token_signed_response_alg: Option<String>,
+    /// The algorithm it expects JWT-secured authorization responses (JARM) signed with, one
+    /// the server serves; unset: its ID tokens' algorithm.
     #[arg(long)]
     authorization_signed_response_alg: Option<String>,
     #[arg(long = "scope")]
@@ -367,6 +371,7 @@ impl ClientAdd {
             backchannel_logout_session_required: self.backchannel_logout_uri.is_some(),
             backchannel_logout_uri: self.backchannel_logout_uri,
             audiences: self.audiences,
+            id_token_signed_response_alg: self.id_token_signed_response_alg,
             authorization_signed_response_alg: self.authorization_signed_response_alg,
             public: self.public,
             skip_consent: self.skip_consent,

@@ -124,8 +124,12 @@ pub struct ClientDocument {
     /// The algorithm its request objects are signed with (OIDC Registration §2); `none`:
     /// unsigned, which only such a client may send.
     pub request_object_signing_alg: Option<String>,
+    /// The algorithm its ID tokens are signed with (OIDC Registration §2), one the server
+    /// serves; unset: the server's (`keys.algorithm`). What is signed like an ID token for
+    /// it (logout tokens, JARM responses) is signed so too.
+    pub id_token_signed_response_alg: Option<String>,
     /// The algorithm it expects its JWT-secured authorization responses signed with (JARM
-    /// §3); registered only as the server's own signing algorithm.
+    /// §3), one the server serves; unset: its ID tokens' algorithm.
     pub authorization_signed_response_alg: Option<String>,
     /// Its access tokens are always bound to a key it proves possession of (RFC 9449 §5.2):
     /// a token request without a proof is refused.

@@ -101,8 +101,11 @@ pub struct NewClient {
     /// The audiences (resource servers) token exchange may issue its tokens for (RFC 8693
     /// §2.1), besides this server: logical names or absolute URIs.
     pub audiences: Vec<String>,
-    /// The algorithm its JWT-secured authorization responses are signed with (JARM §3): the
-    /// server's signing algorithm, the only one it signs with.
+    /// The algorithm its ID tokens are signed with (OIDC Registration §2), one the server
+    /// serves; unset: the server's.
+    pub id_token_signed_response_alg: Option<String>,
+    /// The algorithm its JWT-secured authorization responses are signed with (JARM §3), one
+    /// the server serves; unset: its ID tokens'.
     pub authorization_signed_response_alg: Option<String>,
     /// Its access tokens are always DPoP-bound (RFC 9449 §5.2): a token request without a
     /// DPoP proof is refused.
@@ -124,15 +127,19 @@ pub async fn register_client(
     keys: &crate::keys::Keys,
     new: NewClient,
 ) -> Result<RegisteredClient, RegistryError> {
-    // JARM §3: responses are signed with the server's algorithm, so only it can be promised.
-    if let Some(alg) = new.authorization_signed_response_alg.as_deref() {
-        let server = keys.algorithm().name();
-        if alg != server {
+    // Only an algorithm the server signs with can be promised.
+    let algorithms = [
+        ("id_token_signed_response_alg", &new.id_token_signed_response_alg),
+        ("authorization_signed_response_alg", &new.authorization_signed_response_alg),
+    ];
+    for (field, alg) in algorithms {
+        if let Some(alg) = alg.as_deref()
+            && !keys.served().any(|served| served.name() == alg)
+        {
+            let served: Vec<&str> = keys.served().map(|a| a.name()).collect();
             return Err(RegistryError::field(
-                "authorization_signed_response_alg",
-                format!(
-                    "`{alg}` is not this server's signing algorithm: authorization responses are signed with {server}"
-                ),
+                field,
+                format!("`{alg}` is not an algorithm this server signs with: one of {}", served.join(", ")),
             ));
         }
     }
@@ -366,6 +373,7 @@ pub(crate) fn new_client(new: NewClient) -> Result<(Client, Option<String>), Reg
             backchannel_logout_uri: new.backchannel_logout_uri,
             backchannel_logout_session_required: new.backchannel_logout_session_required,
             audiences: new.audiences,
+            id_token_signed_response_alg: new.id_token_signed_response_alg,
             authorization_signed_response_alg: new.authorization_signed_response_alg,
             dpop_bound_access_tokens: new.dpop_bound_access_tokens,
         },
@@ -477,6 +485,10 @@ pub struct ClientSummary {
     pub backchannel_logout_uri: Option<String>,
     /// The audiences its exchanged tokens may be for.
     pub audiences: Vec<String>,
+    /// What its ID tokens, and its JWT-secured authorization responses, are signed with
+    /// (unset: the server's algorithm; the responses' unset: the ID tokens').
+    pub id_token_signed_response_alg: Option<String>,
+    pub authorization_signed_response_alg: Option<String>,
 }
 
 impl From<&Client> for ClientSummary {
@@ -496,6 +508,8 @@ impl From<&Client> for ClientSummary {
             request_uris: c.doc.request_uris.clone(),
             backchannel_logout_uri: c.doc.backchannel_logout_uri.clone(),
             audiences: c.doc.audiences.clone(),
+            id_token_signed_response_alg: c.doc.id_token_signed_response_alg.clone(),
+            authorization_signed_response_alg: c.doc.authorization_signed_response_alg.clone(),
         }
     }
 }

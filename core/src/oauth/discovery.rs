@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::profiles::{Endpoint, Profile};
 use super::tokens;
 use super::{App, Protocol};
-use crate::crypto::CLIENT_JWT_ALGORITHMS;
+use crate::crypto::{CLIENT_JWT_ALGORITHMS, SigningAlgorithm};
 use crate::model::{GrantType, ResponseMode, ResponseType};
 
 use super::tokens::SERVER_SCOPES;
@@ -70,6 +70,7 @@ pub async fn metadata(app: &App) -> Value {
     let base = app.config.issuer();
     let locales = app.host.consent_locales(&app.host.defaults.consent);
     let scopes = app.discovery_scopes.get(app).await;
+    let served: Vec<&str> = app.keys.served().map(SigningAlgorithm::name).collect();
     let mut metadata = json!({
         "issuer": base,
         "jwks_uri": format!("{base}/jwks.json"),
@@ -84,7 +85,8 @@ pub async fn metadata(app: &App) -> Value {
             .chain(app.host.extension_grant_types())
             .collect::<Vec<_>>(),
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": [app.keys.algorithm().name()],
+        // OIDC Discovery §3: RS256 among them. Every algorithm served, the server's first.
+        "id_token_signing_alg_values_supported": served,
         "token_endpoint_auth_methods_supported":
             ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt", "none"],
         "token_endpoint_auth_signing_alg_values_supported": CLIENT_JWT_ALGORITHMS,
@@ -111,8 +113,8 @@ pub async fn metadata(app: &App) -> Value {
         // OIDC Back-Channel Logout 1.0 §2.1: logout tokens, with `sid` (ID tokens carry it).
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,
-        // JARM §4: JWT-secured responses are signed as ID tokens are, and never encrypted.
-        "authorization_signing_alg_values_supported": [app.keys.algorithm().name()],
+        // JARM §4: JWT-secured responses are signed with any algorithm served, never encrypted.
+        "authorization_signing_alg_values_supported": served,
         // RFC 9449 §5.1.
         "dpop_signing_alg_values_supported": super::dpop::ALGORITHMS,
     });

@@ -6,9 +6,9 @@ use serde_json::{Map, Value, json};
 
 use super::Protocol;
 use super::dpop::Jkt;
-use crate::crypto::{hash_secret, random_token};
+use crate::crypto::{SigningAlgorithm, hash_secret, random_token};
 use crate::error::OAuthError;
-use crate::model::{ExtraClaim, RefreshToken, TokenSettings, TokenTypeSpelling, User};
+use crate::model::{Client, ExtraClaim, RefreshToken, TokenSettings, TokenTypeSpelling, User};
 use crate::storage::ClientContext;
 
 /// The claims of an access token this server issued, as read back by introspection and userinfo.
@@ -253,6 +253,13 @@ struct Hashes<'a> {
     state: Option<&'a str>,
 }
 
+/// The algorithm a client's ID tokens are signed with, and what is signed like them for it
+/// (logout tokens; JARM responses unless it chose theirs): the one it registered
+/// (`id_token_signed_response_alg`, OIDC Registration §2), else the server's.
+pub(crate) fn id_token_algorithm(app: &Protocol, client: &Client) -> SigningAlgorithm {
+    client.doc.id_token_signed_response_alg.as_deref().and_then(SigningAlgorithm::parse).unwrap_or(app.keys.algorithm())
+}
+
 /// OIDC Core §2.
 async fn id_token(
     app: &Protocol,
@@ -263,7 +270,7 @@ async fn id_token(
     now: i64,
 ) -> Result<String, OAuthError> {
     // The key that signs this ID token decides the hashes' hash function.
-    let signer = app.keys.signer(app.keys.algorithm())?;
+    let signer = app.keys.signer(id_token_algorithm(app, &what.context.client))?;
     let algorithm = signer.algorithm();
     let ttl = app.config.tokens.id_token_ttl;
     let mut claims = json!({
