@@ -239,13 +239,14 @@ fn an_empty_or_short_admin_token_is_refused_by_name() {
 }
 
 #[test]
-fn token_lifetimes_out_of_bounds_are_refused_by_name() {
+fn lifetimes_out_of_bounds_are_refused_by_name() {
     let data = tempfile::tempdir().unwrap();
     for (var, key, value) in [
         ("PORTCULLIS_TOKENS__ACCESS_TOKEN_TTL", "tokens.access_token_ttl", "18446744073709551615"),
         ("PORTCULLIS_TOKENS__CODE_TTL", "tokens.code_ttl", "0"),
         ("PORTCULLIS_TOKENS__REFRESH_TOKEN_TTL", "tokens.refresh_token_ttl", "99999999"),
         ("PORTCULLIS_TOKENS__SESSION_TTL", "tokens.session_ttl", "0"),
+        ("PORTCULLIS_KEYS__PUBLISH_AHEAD", "keys.publish_ahead", "604801"),
     ] {
         let out = portcullis(data.path()).env(var, value).args(["client", "list"]).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{key}={value}");
