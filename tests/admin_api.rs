@@ -81,7 +81,7 @@ async fn the_openapi_document_describes_exactly_the_routes_served() {
     // Every documented operation is served, and asks for a caller as the document says:
     // without a token each gets RFC 6750's 401, never 404 or 405.
     for (path, method) in &described {
-        let url = server.url(&path.replace("{id}", "x").replace("{user_id}", "y"));
+        let url = server.url(&path.replace("{id}", "x").replace("{user_id}", "y").replace("{kid}", "k"));
         let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap();
         let r = server.http.request(method.clone(), &url).send().await.unwrap();
         let public = doc["paths"][path][method.as_str().to_ascii_lowercase()]["security"] == serde_json::json!([]);

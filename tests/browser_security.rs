@@ -367,7 +367,7 @@ async fn the_data_directory_and_the_database_are_private() {
 // --- keys -----------------------------------------------------------------------------------
 
 #[tokio::test]
-async fn changing_the_algorithm_rotates_the_key_and_discovery_says_what_signs() {
+async fn changing_the_algorithm_changes_what_signs_and_discovery_lists_it_first() {
     let first = TestServer::start().await;
     let (daemon, daemon_secret) = first.client(json!({"name": "d", "grant_types": ["client_credentials"]})).await;
     let daemon_secret = daemon_secret.unwrap();
@@ -377,18 +377,25 @@ async fn changing_the_algorithm_rotates_the_key_and_discovery_says_what_signs() 
     let (header, _) = first.verify_jwt(&before, None).await;
     assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
 
-    // The same data directory, restarted with EdDSA.
+    // The same data directory, restarted with EdDSA: every algorithm was served already, so
+    // the same keys are published, and what signs access tokens changes.
+    let first_jwks: Value = first.http.get(first.url("/jwks.json")).send().await.unwrap().json().await.unwrap();
     let TestServer { data, issuer: first_issuer, .. } = first;
     let server =
         TestServer::start_with(Options { data: Some(data), algorithm: Some("EdDSA".into()), ..Default::default() })
             .await;
     let meta: Value =
         server.http.get(server.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
-    assert_eq!(meta["id_token_signing_alg_values_supported"], json!(["EdDSA"]));
+    assert_eq!(meta["id_token_signing_alg_values_supported"], json!(["EdDSA", "ES256", "RS256"]));
     let jwks: Value = server.http.get(server.url("/jwks.json")).send().await.unwrap().json().await.unwrap();
-    let mut algs: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["alg"].as_str().unwrap()).collect();
-    algs.sort();
-    assert_eq!(algs, ["ES256", "EdDSA"], "the old key stays published for the tokens it signed");
+    let kids = |set: &Value| {
+        let mut kids: Vec<String> =
+            set["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_owned()).collect();
+        kids.sort();
+        kids
+    };
+    assert_eq!(kids(&jwks), kids(&first_jwks), "the keys stay as they were");
+    assert_eq!(jwks["keys"][0]["alg"], "EdDSA", "the server's algorithm's key first");
     let (header, _) = support::verify_jwt(&jwks, &first_issuer, &before, None);
     assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256, "a token of the old key still verifies");
 

@@ -69,21 +69,30 @@ fn client_add_prints_the_secret_once_and_list_never_does() {
 }
 
 #[test]
-fn client_add_promises_only_the_servers_signing_algorithm_for_jarm() {
+fn client_add_promises_only_algorithms_the_server_signs_with() {
     let data = tempfile::tempdir().unwrap();
-    let add = |alg: &str| {
+    let add = |flag: &str, alg: &str| {
         portcullis(data.path())
             .args(["client", "add", "--name", "RP", "--redirect-uri", "https://app.example.com/cb"])
-            .args(["--authorization-signed-response-alg", alg, "--json"])
+            .args([flag, alg, "--json"])
             .output()
             .unwrap()
     };
-    let out = add("ES256");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = add("RS256");
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("authorization_signed_response_alg") && stderr.contains("ES256"), "{stderr}");
+    for flag in ["--id-token-signed-response-alg", "--authorization-signed-response-alg"] {
+        for alg in ["ES256", "RS256", "EdDSA"] {
+            let out = add(flag, alg);
+            assert!(out.status.success(), "{flag} {alg}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let out = add(flag, "PS256");
+        assert!(!out.status.success(), "{flag} PS256");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(&flag[2..].replace('-', "_")) && stderr.contains("RS256"), "{stderr}");
+    }
+    let list = portcullis(data.path()).args(["client", "list"]).output().unwrap();
+    let listed: Vec<serde_json::Value> =
+        String::from_utf8(list.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(listed.iter().any(|c| c["id_token_signed_response_alg"] == "RS256"), "{listed:?}");
+    assert!(listed.iter().any(|c| c["authorization_signed_response_alg"] == "EdDSA"), "{listed:?}");
 }
 
 #[test]
@@ -207,12 +216,61 @@ fn user_add_reads_the_password_from_stdin() {
     assert_eq!(listed["roles"], serde_json::json!(["user"]));
 }
 
+/// `keys list`, `keys rotate [--now]` and `keys retire KID`, each printing keys as JSON lines.
 #[test]
-fn keys_rotate_adds_a_key() {
+fn keys_are_listed_rotated_and_retired() {
     let data = tempfile::tempdir().unwrap();
-    let out = portcullis(data.path()).args(["keys", "rotate"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8(out.stdout).unwrap().starts_with("new signing key: "));
+    let keys = |args: &[&str]| -> Vec<serde_json::Value> {
+        let out = portcullis(data.path()).arg("keys").args(args).output().unwrap();
+        assert!(out.status.success(), "keys {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    let states = |keys: &[serde_json::Value]| {
+        let mut states: Vec<(String, String)> = keys
+            .iter()
+            .map(|k| (k["algorithm"].as_str().unwrap().to_owned(), k["state"].as_str().unwrap().to_owned()))
+            .collect();
+        states.sort();
+        states
+    };
+    let each = |state: &str| -> Vec<(String, String)> {
+        ["ES256", "EdDSA", "RS256"].iter().map(|a| ((*a).to_owned(), state.to_owned())).collect()
+    };
+    let first = keys(&["list"]);
+    assert_eq!(states(&first), each("signing"), "a key for every algorithm served");
+
+    let next = keys(&["rotate"]);
+    assert_eq!(states(&next), each("next"), "published ahead of signing");
+    assert!(next.iter().all(|k| k["signs_from"].as_i64().unwrap() >= k["created_at"].as_i64().unwrap() + 3600));
+    let mut both = [each("next"), each("signing")].concat();
+    both.sort();
+    assert_eq!(states(&keys(&["list"])), both);
+
+    let now = keys(&["rotate", "--now"]);
+    assert_eq!(states(&now), each("signing"), "--now: signing at once");
+    let listed = keys(&["list"]);
+    for key in &first {
+        let row = listed.iter().find(|k| k["kid"] == key["kid"]).unwrap();
+        assert_eq!(row["state"], "retiring", "{row}");
+        assert!(row["published_until"].as_i64().is_some(), "{row}");
+    }
+
+    let signing = now.iter().find(|k| k["algorithm"] == "ES256").unwrap()["kid"].as_str().unwrap().to_owned();
+    let changed = keys(&["retire", &signing]);
+    assert_eq!(changed.len(), 2, "the retired key and the one that signs in its place: {changed:?}");
+    let retired = changed.iter().find(|k| k["kid"] == signing.as_str()).unwrap();
+    assert_eq!(retired["state"], "retired");
+    let successor = changed.iter().find(|k| k["kid"] != signing.as_str()).unwrap();
+    assert_eq!(
+        (&successor["algorithm"], &successor["state"]),
+        (&serde_json::json!("ES256"), &serde_json::json!("signing"))
+    );
+    let listed = keys(&["list"]);
+    assert_eq!(listed.iter().find(|k| k["kid"] == signing.as_str()).unwrap()["state"], "retired");
+
+    let out = portcullis(data.path()).args(["keys", "retire", "no-such-key"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-key"));
 }
 
 #[test]
@@ -255,13 +313,14 @@ fn an_empty_or_short_admin_token_is_refused_by_name() {
 }
 
 #[test]
-fn token_lifetimes_out_of_bounds_are_refused_by_name() {
+fn lifetimes_out_of_bounds_are_refused_by_name() {
     let data = tempfile::tempdir().unwrap();
     for (var, key, value) in [
         ("PORTCULLIS_TOKENS__ACCESS_TOKEN_TTL", "tokens.access_token_ttl", "18446744073709551615"),
         ("PORTCULLIS_TOKENS__CODE_TTL", "tokens.code_ttl", "0"),
         ("PORTCULLIS_TOKENS__REFRESH_TOKEN_TTL", "tokens.refresh_token_ttl", "99999999"),
         ("PORTCULLIS_TOKENS__SESSION_TTL", "tokens.session_ttl", "0"),
+        ("PORTCULLIS_KEYS__PUBLISH_AHEAD", "keys.publish_ahead", "604801"),
     ] {
         let out = portcullis(data.path()).env(var, value).args(["client", "list"]).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{key}={value}");

@@ -332,7 +332,7 @@ async fn errors_come_back_jwt_secured_once_the_redirect_uri_is_checked() {
 }
 
 #[tokio::test]
-async fn discovery_lists_the_modes_and_registration_only_the_servers_algorithm() {
+async fn discovery_lists_the_modes_and_registration_only_algorithms_served() {
     let server = TestServer::start().await;
     let meta: Value =
         server.http.get(server.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
@@ -340,11 +340,13 @@ async fn discovery_lists_the_modes_and_registration_only_the_servers_algorithm()
     for mode in ["query", "fragment", "form_post", "jwt", "query.jwt", "fragment.jwt", "form_post.jwt"] {
         assert!(modes.contains(&json!(mode)), "{mode} in {modes:?}");
     }
-    assert_eq!(meta["authorization_signing_alg_values_supported"], json!(["ES256"]));
+    assert_eq!(meta["authorization_signing_alg_values_supported"], json!(["ES256", "RS256", "EdDSA"]));
 
-    let (id, _) = rp(&server, json!({"authorization_signed_response_alg": "ES256"})).await;
-    assert!(!id.is_empty());
-    for alg in [json!("RS256"), json!("EdDSA"), json!("none"), json!("HS256"), json!("")] {
+    for alg in ["ES256", "RS256", "EdDSA"] {
+        let (id, _) = rp(&server, json!({"authorization_signed_response_alg": alg})).await;
+        assert!(!id.is_empty());
+    }
+    for alg in [json!("PS256"), json!("Ed25519"), json!("none"), json!("HS256"), json!("")] {
         let (status, v) = server
             .admin_post(
                 "/admin/v1/clients",
@@ -364,20 +366,23 @@ async fn discovery_lists_the_modes_and_registration_only_the_servers_algorithm()
 }
 
 #[tokio::test]
-async fn responses_are_signed_with_the_servers_current_key_and_algorithm() {
+async fn responses_are_signed_with_the_key_that_signs_now_and_the_algorithm_registered() {
     let server =
         TestServer::start_with(support::Options { algorithm: Some("EdDSA".into()), ..Default::default() }).await;
     server.user("alice", PASSWORD).await;
     let meta: Value =
         server.http.get(server.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
-    assert_eq!(meta["authorization_signing_alg_values_supported"], json!(["EdDSA"]));
-    let (status, v) = server
-        .admin_post(
-            "/admin/v1/clients",
-            json!({"name": "x", "redirect_uris": [REDIRECT], "authorization_signed_response_alg": "ES256"}),
-        )
-        .await;
-    assert_eq!((status, v["field"].as_str()), (StatusCode::BAD_REQUEST, Some("authorization_signed_response_alg")));
+    assert_eq!(meta["authorization_signing_alg_values_supported"], json!(["EdDSA", "ES256", "RS256"]));
+    // Unregistered, a client's responses are signed as its ID tokens are: the server's algorithm.
+    let (plain, _) = rp(&server, json!({})).await;
+    let url = authorize(&server, &plain, &[("response_type", "code"), ("response_mode", "query.jwt")]);
+    let jwt = from_query(&Browser::new().authorize(&url, "alice", PASSWORD).await);
+    assert_eq!(jsonwebtoken::decode_header(&jwt).unwrap().alg, jsonwebtoken::Algorithm::EdDSA);
+    let (es, _) = rp(&server, json!({"authorization_signed_response_alg": "ES256"})).await;
+    let url = authorize(&server, &es, &[("response_type", "code"), ("response_mode", "query.jwt")]);
+    let jwt = from_query(&Browser::new().authorize(&url, "alice", PASSWORD).await);
+    assert_eq!(jsonwebtoken::decode_header(&jwt).unwrap().alg, jsonwebtoken::Algorithm::ES256, "as registered");
+    claims_of(&server, &es, &jwt).await;
     let (id, secret) = rp(&server, json!({"authorization_signed_response_alg": "EdDSA"})).await;
     let browser = Browser::new();
     let url =
@@ -388,10 +393,10 @@ async fn responses_are_signed_with_the_servers_current_key_and_algorithm() {
     let (status, tokens) = server.redeem((&id, &secret), text(&claims, "code"), REDIRECT).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
 
-    // After a rotation the new key signs, and the JWKS publishes it.
+    // After a rotation the new key signs (at once, asked so), and the JWKS publishes it.
     let old_kid = jsonwebtoken::decode_header(&jwt).unwrap().kid;
-    let r =
-        server.http.post(server.url("/admin/v1/keys/rotate")).bearer_auth(support::ADMIN_TOKEN).send().await.unwrap();
+    let rotate = server.http.post(server.url("/admin/v1/keys/rotate")).bearer_auth(support::ADMIN_TOKEN);
+    let r = rotate.json(&json!({"now": true})).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let back = location(&browser.get(&url).await);
     let jwt = from_query(&back);

@@ -192,7 +192,8 @@ async fn ending_a_session_posts_logout_tokens_to_the_clients_it_signed_in_to() {
     assert_eq!(meta["backchannel_logout_supported"], true);
     assert_eq!(meta["backchannel_logout_session_supported"], true);
 
-    // Two applications on the same session; the second keeps offline access.
+    // Two applications on the same session; the second keeps offline access, and has its ID
+    // tokens signed with RS256.
     let (a, a_secret) = server
         .client(json!({"name": "A", "redirect_uris": [REDIRECT], "scopes": ["openid"], "skip_consent": true,
                        "backchannel_logout_uri": format!("{rp_base}/backchannel/a"),
@@ -200,7 +201,8 @@ async fn ending_a_session_posts_logout_tokens_to_the_clients_it_signed_in_to() {
         .await;
     let (b, b_secret) = server
         .client(json!({"name": "B", "redirect_uris": [REDIRECT], "scopes": ["openid", "offline_access"],
-                       "skip_consent": true, "backchannel_logout_uri": format!("{rp_base}/backchannel/flaky-b")}))
+                       "skip_consent": true, "backchannel_logout_uri": format!("{rp_base}/backchannel/flaky-b"),
+                       "id_token_signed_response_alg": "RS256"}))
         .await;
     let (a_secret, b_secret) = (a_secret.unwrap(), b_secret.unwrap());
     let browser = Browser::new();
@@ -217,7 +219,8 @@ async fn ending_a_session_posts_logout_tokens_to_the_clients_it_signed_in_to() {
     let back = browser.authorize(sign_in(&b, "openid offline_access").as_str(), "lou", "lou password 1").await;
     let (_, b_tokens) = server.redeem((&b, &b_secret), &query(&back, "code").unwrap(), REDIRECT).await;
     let (_, a_id) = server.verify_jwt(a_tokens["id_token"].as_str().unwrap(), Some(&a)).await;
-    let (_, b_id) = server.verify_jwt(b_tokens["id_token"].as_str().unwrap(), Some(&b)).await;
+    let (b_header, b_id) = server.verify_jwt(b_tokens["id_token"].as_str().unwrap(), Some(&b)).await;
+    assert_eq!(b_header.alg, Algorithm::RS256);
     let sid = a_id["sid"].as_str().expect("the ID token names its session").to_owned();
     assert_eq!(b_id["sid"], sid.as_str(), "one session, one sid");
 
@@ -239,9 +242,10 @@ async fn ending_a_session_posts_logout_tokens_to_the_clients_it_signed_in_to() {
     told.sort();
     assert_eq!(told.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>(), ["a", "flaky-b"]);
     assert!(rp.refused.lock().contains("flaky-b"), "B's endpoint refused once");
-    for ((path, token), client) in told.iter().zip([&a, &b]) {
+    for (((path, token), client), alg) in told.iter().zip([&a, &b]).zip([Algorithm::ES256, Algorithm::RS256]) {
         let (header, claims) = server.verify_jwt(token, Some(client)).await;
         assert_eq!(header.typ.as_deref(), Some("logout+jwt"), "{path}");
+        assert_eq!(header.alg, alg, "{path}: signed as the client's ID tokens are");
         assert_eq!(claims["sub"], user_id.as_str());
         assert_eq!(claims["sid"], sid.as_str());
         assert_eq!(claims["events"], json!({"http://schemas.openid.net/event/backchannel-logout": {}}));

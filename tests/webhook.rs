@@ -231,6 +231,7 @@ async fn a_key_rotation_is_followed_without_a_restart() {
         .http
         .post(server.url("/admin/v1/keys/rotate"))
         .bearer_auth(support::ADMIN_TOKEN)
+        .json(&json!({"now": true}))
         .send()
         .await
         .expect("rotate");
@@ -246,6 +247,7 @@ async fn a_key_rotation_is_followed_without_a_restart() {
         .http
         .post(server.url("/admin/v1/keys/rotate"))
         .bearer_auth(support::ADMIN_TOKEN)
+        .json(&json!({"now": true}))
         .send()
         .await
         .expect("rotate");

@@ -3,6 +3,7 @@
 //! [`ADMIN_SCOPE`]: the server is a resource server of itself. Each operation checks the
 //! caller's roles (`applications`); the API is off while no bootstrap token is set.
 
+use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -10,7 +11,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use serde::Serialize;
-use serde_json::json;
 
 use std::sync::Arc;
 
@@ -55,7 +55,9 @@ routes! {
     "/admin/v1/clients" => { get: list_clients, post: create_client },
     "/admin/v1/clients/{id}" => { get: get_client, delete: delete_client },
     "/admin/v1/users" => { get: list_users, post: create_user },
+    "/admin/v1/keys" => { get: list_keys },
     "/admin/v1/keys/rotate" => { post: rotate_keys },
+    "/admin/v1/keys/{kid}/retire" => { post: retire_key },
     "/admin/v1/organizations" => { get: list_organizations, post: create_organization },
     "/admin/v1/organizations/{id}" => { get: get_organization, patch: update_organization },
     "/admin/v1/organizations/{id}/members" => { get: list_members },
@@ -245,9 +247,43 @@ async fn list_users(State(app): State<App>, Extension(caller): Extension<Caller>
     respond(StatusCode::OK, registry::list_users(&app.storage, &caller).await)
 }
 
-async fn rotate_keys(State(app): State<App>, Extension(caller): Extension<Caller>) -> Response {
-    let rotated = registry::rotate_keys(&app.keys, &caller, app.config.longest_token_lifetime()).await;
-    respond(StatusCode::OK, rotated.map(|kid| json!({"kid": kid})))
+async fn list_keys(State(app): State<App>, Extension(caller): Extension<Caller>) -> Response {
+    respond(StatusCode::OK, registry::list_keys(&app.keys, &caller).await)
+}
+
+/// `POST /admin/v1/keys/rotate`'s body, which may be left out.
+#[derive(Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Rotation {
+    /// The new keys sign at once instead of after `keys.publish_ahead`.
+    now: bool,
+}
+
+async fn rotate_keys(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return AdminError::BodyTooLarge(e.body_text()).into_response();
+        }
+        Err(e) => return AdminError::InvalidRequest(e.body_text()).into_response(),
+    };
+    let rotation: Rotation = if body.iter().all(u8::is_ascii_whitespace) {
+        Rotation::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => return AdminError::InvalidRequest(format!("the body: {e}")).into_response(),
+        }
+    };
+    respond(StatusCode::OK, registry::rotate_keys(&app.keys, &caller, rotation.now).await)
+}
+
+async fn retire_key(State(app): State<App>, Extension(caller): Extension<Caller>, Path(kid): Path<String>) -> Response {
+    respond(StatusCode::OK, registry::retire_key(&app.keys, &caller, &kid).await)
 }
 
 // Organizations and memberships

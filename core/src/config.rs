@@ -110,8 +110,12 @@ pub struct PoliciesConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KeysConfig {
-    /// `ES256` (default), `RS256` or `EdDSA`.
+    /// The algorithm of access tokens and of the ID tokens of clients that chose none:
+    /// `ES256` (default), `RS256` or `EdDSA`. Every one of them is served all the same.
     pub algorithm: crate::crypto::SigningAlgorithm,
+    /// Seconds a rotated key is published before it signs: longer than the JWK Set's
+    /// `Cache-Control: max-age`, so that a resource server's cached set knows it by then.
+    pub publish_ahead: u64,
     /// 32 bytes, base64url, sealing signing keys at rest. Unset: a key file in `data_dir`
     /// (fine for one machine; replicas must share one configured key).
     pub encryption_key: Option<String>,
@@ -201,7 +205,7 @@ impl Default for PoliciesConfig {
 
 impl Default for KeysConfig {
     fn default() -> Self {
-        Self { algorithm: crate::crypto::SigningAlgorithm::ES256, encryption_key: None }
+        Self { algorithm: crate::crypto::SigningAlgorithm::ES256, publish_ahead: 3600, encryption_key: None }
     }
 }
 
@@ -308,6 +312,12 @@ impl Config {
                 reason: format!("{wait} is not between {min} and {max} milliseconds"),
             });
         }
+        if self.keys.publish_ahead > limits::MAX_PUBLISH_AHEAD {
+            return Err(ConfigError::Value {
+                key: "keys.publish_ahead",
+                reason: format!("at most {} seconds", limits::MAX_PUBLISH_AHEAD),
+            });
+        }
         let url = self.database_url();
         if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(ConfigError::Value {
@@ -316,12 +326,6 @@ impl Config {
             });
         }
         Ok(())
-    }
-
-    /// The longest any signed token lives: how long a rotated-out key stays published.
-    pub fn longest_token_lifetime(&self) -> i64 {
-        let t = &self.tokens;
-        t.access_token_ttl.max(t.id_token_ttl).max(limits::AUTHORIZATION_RESPONSE_TTL) as i64 + 60
     }
 
     /// The issuer without a trailing slash, the base of every endpoint URL.

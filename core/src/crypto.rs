@@ -129,14 +129,16 @@ impl Sealer {
 /// The JWS algorithms (RFC 7518 §3) a client may sign its JWTs with, defined once: client
 /// assertions (RFC 7523) and request objects (OIDC Core §6.1; these also unsigned, `none`,
 /// where the client registered that). HMAC with its secret (`client_secret_jwt`), or its
-/// own key (`private_key_jwt`). Registration and discovery read this list.
-pub const CLIENT_JWT_ALGORITHMS: [&str; 11] =
-    ["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "EdDSA"];
+/// own key (`private_key_jwt`); Ed25519 by either name, RFC 9864's `Ed25519` or the
+/// `EdDSA` it deprecates. Registration and discovery read this list.
+pub const CLIENT_JWT_ALGORITHMS: [&str; 12] =
+    ["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "EdDSA", "Ed25519"];
 
 /// The asymmetric JWS algorithms (RFC 7518 §3) a proof of possession (RFC 9449 §4.2) may be
 /// signed with, defined once: DPoP checks them, discovery and every DPoP challenge list them.
-pub const PROOF_ALGORITHMS: [&str; 9] =
-    ["ES256", "ES384", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"];
+/// Ed25519 by either name (RFC 9864).
+pub const PROOF_ALGORITHMS: [&str; 10] =
+    ["ES256", "ES384", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA", "Ed25519"];
 
 /// The JWS algorithms (RFC 7518 §3) tokens are signed with, defined once: configuration,
 /// key generation, signing, discovery and the ID token's hashes all read this list.

@@ -1,10 +1,26 @@
-//! Signing keys (RFC 7517 JWKS, RFC 7518 algorithms): generated at first start, stored
-//! through the storage plugin with the private half sealed, rotated by `portcullis keys rotate`.
-//! A rotated-out key stays published until every token it signed has expired.
+//! Signing keys (RFC 7517 JWK Sets, RFC 7518 algorithms, OIDC Core §10.1.1 rotation): a key
+//! ring holding a key for every algorithm served, generated with aws-lc-rs and stored through
+//! the storage plugin with the private half sealed.
+//!
+//! What each key is (next, signing, retiring, retired) follows from the records and the clock
+//! alone, so replicas agree without talking:
+//! - a rotation writes a key that signs from `keys.publish_ahead` on (or at once), and is
+//!   published from the moment it is written, so a cached JWK Set knows it before it signs;
+//! - per algorithm, the key that signs is the newest whose `signs_from` has passed;
+//! - the key it replaced is retiring, published until the longest-lived token it signed has
+//!   expired (the record keeps that lifetime, raised before a longer-lived token is handed
+//!   out) and a margin more, then retired;
+//! - a retired key (compromised) leaves the JWK Set at once and its tokens stop verifying;
+//!   when it was the key that signed, a new one signs at once.
+//!
+//! A token naming a key this replica does not know makes it read the keys again before it
+//! refuses (at most once a second); other replicas' writes arrive through storage's
+//! announcements, and a periodic reload, both driven by the composition root.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
@@ -28,8 +44,14 @@ pub enum KeyError {
     Generate,
     #[error("stored key {kid}: {reason}")]
     Stored { kid: String, reason: String },
-    #[error("no active signing key")]
-    NoActiveKey,
+    #[error("no key signs with {0} now")]
+    NoSigningKey(&'static str),
+    #[error("no signing key `{0}`")]
+    Unknown(String),
+    #[error("signing key {0} was retired")]
+    Retired(String),
+    #[error("signing key {0} kept changing while it was being written")]
+    Contended(String),
     #[error("signing failed: {0}")]
     Sign(String),
     #[error(transparent)]
@@ -47,11 +69,126 @@ pub enum TokenRejected {
     Invalid,
 }
 
-struct SigningKey {
-    kid: String,
-    algorithm: SigningAlgorithm,
-    /// Parsed once when the ring is loaded, not for every token.
-    private: PrivateKey,
+/// What a key is at a moment (see the module's comment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyState {
+    /// Published, not signing yet.
+    Next,
+    Signing,
+    /// Replaced, and published while tokens it signed may live.
+    Retiring,
+    /// Out of the JWK Set; its tokens do not verify.
+    Retired,
+}
+
+/// A key as an operator sees it (`keys list`, `GET /admin/v1/keys`).
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyView {
+    pub kid: String,
+    pub algorithm: String,
+    pub state: KeyState,
+    pub created_at: i64,
+    pub signs_from: i64,
+    /// Until when it is published: none while it signs or waits to.
+    pub published_until: Option<i64>,
+    /// The longest lifetime of a token it signed, in seconds.
+    pub longest_token_lifetime: u64,
+}
+
+/// How long a replaced key stays published beyond its longest-lived token: for clocks that
+/// disagree, and a replica that signs with it in the moment before it hears of its successor.
+const RETIRE_MARGIN: i64 = 60;
+
+/// The soonest a token naming an unknown key makes the keys be read again after the last time.
+const LOOK_AGAIN_AFTER: Duration = Duration::from_secs(1);
+
+/// How often a write to a key's record is tried again when the record changed meanwhile.
+const ATTEMPTS: usize = 5;
+
+/// Each record's state and how long it is published at `now`, and the next moment one of
+/// them changes by the clock alone.
+struct Timeline {
+    states: Vec<(KeyState, Option<i64>)>,
+    changes_at: Option<i64>,
+}
+
+fn timeline(records: &[&SigningKeyRecord], now: i64) -> Timeline {
+    let mut states = vec![(KeyState::Retired, None); records.len()];
+    let mut changes_at: Option<i64> = None;
+    let mut changes = |t: i64| {
+        if t > now {
+            changes_at = Some(changes_at.map_or(t, |c| c.min(t)));
+        }
+    };
+    let mut order: Vec<usize> = (0..records.len()).collect();
+    order.sort_by(|&a, &b| place(records[a]).cmp(&place(records[b])));
+    for group in order.chunk_by(|&a, &b| records[a].algorithm == records[b].algorithm) {
+        // The keys that have signed, oldest first: started, and not retired before they did.
+        let started: Vec<usize> = group
+            .iter()
+            .copied()
+            .filter(|&i| {
+                let r = records[i];
+                r.signs_from() <= now && r.retire_at.is_none_or(|t| t > r.signs_from())
+            })
+            .collect();
+        for &i in group {
+            let r = records[i];
+            if let Some(t) = r.retire_at {
+                changes(t);
+            }
+            let retired = r.retire_at.is_some_and(|t| t <= now);
+            states[i] = match started.iter().position(|&s| s == i) {
+                None if r.signs_from() > now && !retired => {
+                    changes(r.signs_from());
+                    (KeyState::Next, r.retire_at)
+                }
+                None => (KeyState::Retired, r.retire_at),
+                Some(at) => match started.get(at + 1) {
+                    None if retired => (KeyState::Retired, r.retire_at),
+                    None => (KeyState::Signing, r.retire_at),
+                    Some(&successor) => {
+                        let replaced_at = records[successor].signs_from();
+                        let lifetime = i64::try_from(r.longest_token_lifetime).unwrap_or(i64::MAX);
+                        let until = replaced_at.saturating_add(lifetime).saturating_add(RETIRE_MARGIN);
+                        let until = r.retire_at.map_or(until, |t| t.min(until));
+                        changes(until);
+                        (if until <= now { KeyState::Retired } else { KeyState::Retiring }, Some(until))
+                    }
+                },
+            };
+        }
+    }
+    Timeline { states, changes_at }
+}
+
+/// Where a key stands among all: by algorithm, then oldest first (the later `signs_from`,
+/// and of the same, the one made later, is the newer).
+fn place(r: &SigningKeyRecord) -> (&str, i64, u64, i64, &str) {
+    (&r.algorithm, r.signs_from(), r.serial, r.created_at, &r.kid)
+}
+
+/// The serial of a key made after `records`.
+fn next_serial<'a>(records: impl Iterator<Item = &'a SigningKeyRecord>) -> u64 {
+    records.map(|r| r.serial).max().unwrap_or(0) + 1
+}
+
+fn views(records: &[&SigningKeyRecord], now: i64) -> Vec<KeyView> {
+    let timeline = timeline(records, now);
+    let mut rows: Vec<_> = records.iter().zip(timeline.states).collect();
+    rows.sort_by(|(a, _), (b, _)| place(a).cmp(&place(b)));
+    rows.into_iter()
+        .map(|(r, (state, published_until))| KeyView {
+            kid: r.kid.clone(),
+            algorithm: r.algorithm.clone(),
+            state,
+            created_at: r.created_at,
+            signs_from: r.signs_from(),
+            published_until,
+            longest_token_lifetime: r.longest_token_lifetime,
+        })
+        .collect()
 }
 
 /// A private key as aws-lc-rs holds it, ready to sign.
@@ -90,22 +227,103 @@ impl PrivateKey {
     }
 }
 
+/// A stored key's halves, parsed once per process (a key's material never changes).
+struct Material {
+    algorithm: SigningAlgorithm,
+    private: PrivateKey,
+    decoding: DecodingKey,
+    jwk: serde_json::Value,
+}
+
+/// A key of the ring: its record as last read, its material unless it was retired then, and
+/// the longest token lifetime this replica knows its record to cover.
+struct RingKey {
+    record: SigningKeyRecord,
+    material: Option<Arc<Material>>,
+    covered: AtomicU64,
+}
+
+impl RingKey {
+    fn material(&self) -> Result<&Material, KeyError> {
+        self.material.as_deref().ok_or_else(|| KeyError::Retired(self.record.kid.clone()))
+    }
+}
+
+/// The keys as read, and what each is at the moment the ring was made, until `changes_at`.
 struct KeyRing {
-    /// Distinguishes this load of the ring from every other, for `Verified`.
+    /// Distinguishes what this ring publishes from what every other ring did, for `Verified`.
     generation: u64,
-    active: Option<SigningKey>,
-    verifying: HashMap<String, (SigningAlgorithm, DecodingKey)>,
+    keys: Vec<Arc<RingKey>>,
+    /// The key that signs, per algorithm (in `SigningAlgorithm::ALL`'s order).
+    signing: [Option<Arc<RingKey>>; 3],
+    verifying: HashMap<String, Arc<RingKey>>,
     jwks: serde_json::Value,
+    changes_at: Option<i64>,
+}
+
+impl KeyRing {
+    fn empty() -> Self {
+        Self {
+            generation: next_generation(),
+            keys: Vec::new(),
+            signing: Default::default(),
+            verifying: HashMap::new(),
+            jwks: json!({"keys": []}),
+            changes_at: None,
+        }
+    }
+
+    /// The ring of `keys` at `now`; the JWK Set lists the server's algorithm's keys first.
+    fn at(keys: Vec<Arc<RingKey>>, now: i64, server: SigningAlgorithm, previous: &KeyRing) -> Self {
+        let records: Vec<&SigningKeyRecord> = keys.iter().map(|k| &k.record).collect();
+        let timeline = timeline(&records, now);
+        let mut signing: [Option<Arc<RingKey>>; 3] = Default::default();
+        let mut verifying = HashMap::new();
+        let mut published = Vec::new();
+        for (key, (state, _)) in keys.iter().zip(&timeline.states) {
+            let Some(material) = &key.material else { continue };
+            match state {
+                KeyState::Retired => continue,
+                KeyState::Signing => signing[slot(material.algorithm)] = Some(key.clone()),
+                KeyState::Next | KeyState::Retiring => {}
+            }
+            verifying.insert(key.record.kid.clone(), key.clone());
+            published.push((material.algorithm != server, slot(material.algorithm), key.record.signs_from(), key));
+        }
+        published.sort_by_key(|(other, slot, from, key)| (*other, *slot, *from, key.record.serial));
+        let jwks = json!({ "keys": published.iter().filter_map(|(.., k)| k.material.as_ref().map(|m| &m.jwk)).collect::<Vec<_>>() });
+        // Tokens verified before stay verified while the same keys are published.
+        let generation = if previous.jwks == jwks { previous.generation } else { next_generation() };
+        Self { generation, keys, signing, verifying, jwks, changes_at: timeline.changes_at }
+    }
+
+    fn material(&self, kid: &str) -> Option<Arc<Material>> {
+        self.keys.iter().find(|k| k.record.kid == kid).and_then(|k| k.material.clone())
+    }
+}
+
+/// Where an algorithm's signing key is kept in [`KeyRing::signing`].
+fn slot(algorithm: SigningAlgorithm) -> usize {
+    SigningAlgorithm::ALL.iter().position(|a| *a == algorithm).unwrap_or(0)
 }
 
 pub struct Keys {
     storage: Storage,
     sealer: Sealer,
+    /// The server's algorithm: access tokens, and the ID tokens of clients that chose none.
     algorithm: SigningAlgorithm,
+    /// How long a rotated key is published before it signs, in seconds.
+    publish_ahead: i64,
     issuer: String,
     ring: RwLock<Arc<KeyRing>>,
     verified: Mutex<Verified>,
     clock: Arc<dyn Clock>,
+    /// One reload at a time, so that an older read never replaces a newer one.
+    reloading: tokio::sync::Mutex<()>,
+    /// When the last reload for a token naming an unknown key began.
+    looked_again: tokio::sync::Mutex<Option<Instant>>,
+    /// One write of a key's longest token lifetime at a time.
+    covering: tokio::sync::Mutex<()>,
 }
 
 fn next_generation() -> u64 {
@@ -150,142 +368,252 @@ pub trait Expiring {
     fn exp(&self) -> i64;
 }
 
+/// What the keys are configured with.
+pub(crate) struct KeySettings {
+    /// The server's algorithm (`keys.algorithm`).
+    pub algorithm: SigningAlgorithm,
+    /// `keys.publish_ahead`, in seconds.
+    pub publish_ahead: u64,
+}
+
 impl Keys {
-    /// Loads the stored keys, creating the first one when there is none. When the active key
-    /// is of another algorithm than the configured one (`keys.algorithm` changed), rotates to
-    /// a new key of the configured algorithm; the old key stays published for `retire_after`
-    /// seconds, until the tokens it signed have expired.
-    pub async fn load(
+    /// Loads the stored keys. An algorithm served with no key that signs (the first start,
+    /// or the first start of a version serving it) gets one that signs at once: no cached
+    /// JWK Set can be missing a key of tokens no one has yet.
+    pub(crate) async fn load(
         storage: Storage,
         sealer: Sealer,
-        algorithm: SigningAlgorithm,
+        settings: KeySettings,
         issuer: &str,
-        retire_after: i64,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, KeyError> {
         let keys = Self {
             storage,
             sealer,
-            algorithm,
+            algorithm: settings.algorithm,
+            publish_ahead: i64::try_from(settings.publish_ahead).unwrap_or(i64::MAX),
             clock,
             issuer: issuer.to_owned(),
             verified: Mutex::default(),
-            ring: RwLock::new(Arc::new(KeyRing {
-                generation: next_generation(),
-                active: None,
-                verifying: HashMap::new(),
-                jwks: json!({"keys": []}),
-            })),
+            ring: RwLock::new(Arc::new(KeyRing::empty())),
+            reloading: tokio::sync::Mutex::new(()),
+            looked_again: tokio::sync::Mutex::new(None),
+            covering: tokio::sync::Mutex::new(()),
         };
         keys.reload().await?;
-        let active = keys.ring.read().active.as_ref().map(|k| k.algorithm);
-        match active {
-            None => {
-                keys.add_key().await?;
-                keys.reload().await?;
-            }
-            Some(current) if current != algorithm => {
-                tracing::warn!(
-                    from = current.name(),
-                    to = algorithm.name(),
-                    "keys.algorithm changed: rotating to a new signing key; the old one stays published until its tokens expire"
-                );
-                keys.rotate(retire_after).await?;
-            }
-            Some(_) => {}
+        let ring = keys.ring();
+        let missing: Vec<SigningAlgorithm> =
+            SigningAlgorithm::ALL.into_iter().filter(|a| ring.signing[slot(*a)].is_none()).collect();
+        if !missing.is_empty() {
+            let now = keys.clock.now();
+            let serial = next_serial(ring.keys.iter().map(|k| &k.record));
+            let records = missing.into_iter().map(|a| keys.new_key(a, now, serial)).collect::<Result<Vec<_>, _>>()?;
+            keys.storage.create_keys(&records).await?;
+            keys.reload().await?;
         }
         Ok(keys)
     }
 
-    /// Re-reads the keys from storage (another replica or the CLI may have rotated them).
+    /// Re-reads the keys from storage (another replica or the CLI may have changed them).
     pub async fn reload(&self) -> Result<(), KeyError> {
+        let _one = self.reloading.lock().await;
+        let records = self.storage.list_keys().await?;
         let now = self.clock.now();
-        let mut records = self.storage.list_keys().await?;
-        records.sort_by_key(|r| r.created_at);
-        let mut verifying = HashMap::new();
-        let mut published = Vec::new();
-        let mut active = None;
-        for r in &records {
-            if r.retire_at.is_some_and(|t| t <= now) {
-                continue;
-            }
-            let algorithm = SigningAlgorithm::parse(&r.algorithm).ok_or_else(|| stored(r, "unknown algorithm"))?;
-            let jwk: serde_json::Value = serde_json::from_str(&r.public_jwk).map_err(|e| stored(r, &e.to_string()))?;
-            verifying
-                .insert(r.kid.clone(), (algorithm, decoding_key(&jwk).ok_or_else(|| stored(r, "bad public key"))?));
-            published.push(jwk);
-            if r.retire_at.is_none() {
-                active = Some(r);
-            }
+        let states = timeline(&records.iter().collect::<Vec<_>>(), now).states;
+        let previous = self.ring.read().clone();
+        let mut keys = Vec::with_capacity(records.len());
+        for (record, (state, _)) in records.into_iter().zip(states) {
+            // A retired key never signs or verifies again: its private half stays sealed.
+            let material = match (state, previous.material(&record.kid)) {
+                (KeyState::Retired, _) => None,
+                (_, Some(material)) => Some(material),
+                (_, None) => Some(Arc::new(self.open(&record)?)),
+            };
+            let covered = AtomicU64::new(record.longest_token_lifetime);
+            keys.push(Arc::new(RingKey { record, material, covered }));
         }
-        let active = match active {
-            Some(r) => {
-                let der =
-                    self.sealer.open(&r.sealed_private_key, r.kid.as_bytes()).map_err(|e| stored(r, &e.to_string()))?;
-                let algorithm = SigningAlgorithm::parse(&r.algorithm).ok_or_else(|| stored(r, "unknown algorithm"))?;
-                Some(SigningKey {
-                    kid: r.kid.clone(),
-                    algorithm,
-                    private: PrivateKey::parse(algorithm, &der).map_err(|e| stored(r, &e))?,
-                })
-            }
-            None => None,
-        };
-        let jwks = json!({ "keys": published });
-        let mut ring = self.ring.write();
-        // Tokens verified before stay verified while the same keys are published.
-        let generation = if ring.jwks == jwks { ring.generation } else { next_generation() };
-        *ring = Arc::new(KeyRing { generation, active, verifying, jwks });
+        let ring = KeyRing::at(keys, now, self.algorithm, &previous);
+        *self.ring.write() = Arc::new(ring);
         Ok(())
     }
 
-    /// Adds a new active key; the keys active before it stay published for `retire_after` seconds.
-    pub async fn rotate(&self, retire_after: i64) -> Result<String, KeyError> {
+    /// The ring as it is now: made again from the keys last read when the clock has moved
+    /// a key into its next state.
+    fn ring(&self) -> Arc<KeyRing> {
         let now = self.clock.now();
-        for mut r in self.storage.list_keys().await? {
-            if r.retire_at.is_none() {
-                r.retire_at = Some(now + retire_after);
-                self.storage.put_key(&r).await?;
-            }
+        let ring = self.ring.read().clone();
+        if ring.changes_at.is_none_or(|t| now < t) {
+            return ring;
         }
-        let kid = self.add_key().await?;
-        self.reload().await?;
-        Ok(kid)
+        let mut current = self.ring.write();
+        if current.changes_at.is_some_and(|t| now >= t) {
+            *current = Arc::new(KeyRing::at(current.keys.clone(), now, self.algorithm, &current));
+        }
+        current.clone()
     }
 
-    async fn add_key(&self) -> Result<String, KeyError> {
+    fn open(&self, r: &SigningKeyRecord) -> Result<Material, KeyError> {
+        let algorithm = SigningAlgorithm::parse(&r.algorithm).ok_or_else(|| stored(r, "unknown algorithm"))?;
+        let jwk: serde_json::Value = serde_json::from_str(&r.public_jwk).map_err(|e| stored(r, &e.to_string()))?;
+        let decoding = decoding_key(&jwk).ok_or_else(|| stored(r, "bad public key"))?;
+        let der = self.sealer.open(&r.sealed_private_key, r.kid.as_bytes()).map_err(|e| stored(r, &e.to_string()))?;
+        let private = PrivateKey::parse(algorithm, &der).map_err(|e| stored(r, &e))?;
+        Ok(Material { algorithm, private, decoding, jwk })
+    }
+
+    /// A new key of `algorithm` that signs from `signs_from`, not stored yet.
+    fn new_key(&self, algorithm: SigningAlgorithm, signs_from: i64, serial: u64) -> Result<SigningKeyRecord, KeyError> {
         let kid = crate::crypto::random_token(12);
-        let (der, jwk) = generate(self.algorithm, &kid)?;
-        let record = SigningKeyRecord {
-            kid: kid.clone(),
-            algorithm: self.algorithm.name().to_owned(),
+        let (der, jwk) = generate(algorithm, &kid)?;
+        Ok(SigningKeyRecord {
             sealed_private_key: self.sealer.seal(&der, kid.as_bytes()),
+            kid,
+            algorithm: algorithm.name().to_owned(),
             public_jwk: jwk.to_string(),
             created_at: self.clock.now(),
+            signs_from: Some(signs_from),
+            serial,
+            longest_token_lifetime: 0,
             retire_at: None,
-        };
-        self.storage.put_key(&record).await?;
-        tracing::info!(kid = %kid, algorithm = self.algorithm.name(), "signing key created");
-        Ok(kid)
+        })
+    }
+
+    /// A new key for every algorithm served, each signing from `keys.publish_ahead` on, or
+    /// at once (`now`: an emergency, when a cached JWK Set may meet a key it does not know
+    /// yet). The keys they replace retire once their last tokens expire.
+    pub async fn rotate(&self, now: bool) -> Result<Vec<KeyView>, KeyError> {
+        let at = self.clock.now();
+        let signs_from = if now { at } else { at.saturating_add(self.publish_ahead) };
+        let serial = next_serial(self.storage.list_keys().await?.iter());
+        let records = self.served().map(|a| self.new_key(a, signs_from, serial)).collect::<Result<Vec<_>, _>>()?;
+        self.storage.create_keys(&records).await?;
+        for r in &records {
+            tracing::info!(kid = %r.kid, algorithm = %r.algorithm, signs_from, "signing key created");
+        }
+        self.reload().await?;
+        Ok(self.views_of(records.iter().map(|r| r.kid.as_str())))
+    }
+
+    /// Retires a key (compromised) at once: it leaves the JWK Set and its tokens stop
+    /// verifying. When it is the key that signs, a new key of its algorithm signs at once.
+    /// Returns the keys it changed.
+    pub async fn retire(&self, kid: &str) -> Result<Vec<KeyView>, KeyError> {
+        let mut successor = None;
+        for attempt in 1..=ATTEMPTS {
+            let loaded = self.storage.get_key(kid).await?.ok_or_else(|| KeyError::Unknown(kid.to_owned()))?;
+            let records = self.storage.list_keys().await?;
+            let now = self.clock.now();
+            let state = views(&records.iter().collect::<Vec<_>>(), now)
+                .into_iter()
+                .find(|v| v.kid == kid)
+                .map_or(KeyState::Retired, |v| v.state);
+            if state == KeyState::Retired {
+                break;
+            }
+            let mut record = loaded.value;
+            record.retire_at = Some(now);
+            let algorithm =
+                SigningAlgorithm::parse(&record.algorithm).ok_or_else(|| stored(&record, "unknown algorithm"))?;
+            let next = match state {
+                KeyState::Signing => Some(self.new_key(algorithm, now, next_serial(records.iter()))?),
+                _ => None,
+            };
+            match self.storage.retire_key(&record, loaded.revision, next.as_ref()).await {
+                Ok(()) => {
+                    tracing::warn!(kid, "signing key retired");
+                    successor = next;
+                    break;
+                }
+                Err(StorageError::Conflict(_)) if attempt < ATTEMPTS => continue,
+                Err(StorageError::Conflict(_)) => return Err(KeyError::Contended(kid.to_owned())),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.reload().await?;
+        Ok(self.views_of(std::iter::once(kid).chain(successor.as_ref().map(|s| s.kid.as_str()))))
+    }
+
+    /// Every stored key and what it is now, read from storage.
+    pub async fn list(&self) -> Result<Vec<KeyView>, KeyError> {
+        let records = self.storage.list_keys().await?;
+        Ok(views(&records.iter().collect::<Vec<_>>(), self.clock.now()))
+    }
+
+    /// The keys `kids` names as the ring holds them now.
+    fn views_of<'a>(&self, kids: impl Iterator<Item = &'a str>) -> Vec<KeyView> {
+        let ring = self.ring();
+        let all = views(&ring.keys.iter().map(|k| &k.record).collect::<Vec<_>>(), self.clock.now());
+        let kids: Vec<&str> = kids.collect();
+        all.into_iter().filter(|v| kids.contains(&v.kid.as_str())).collect()
     }
 
     pub fn jwks(&self) -> serde_json::Value {
-        self.ring.read().jwks.clone()
+        self.ring().jwks.clone()
     }
 
-    /// The algorithm tokens are signed with now: the active key's.
-    pub fn signing_algorithm(&self) -> SigningAlgorithm {
-        self.ring.read().active.as_ref().map_or(self.algorithm, |key| key.algorithm)
+    /// The server's algorithm: access tokens, and the ID tokens of clients that chose none.
+    pub(crate) fn algorithm(&self) -> SigningAlgorithm {
+        self.algorithm
     }
 
-    /// The active key, held still: what is computed from its algorithm (`at_hash`) and what
-    /// it signs agree even if a rotation lands in between.
-    pub fn signer(&self) -> Result<Signer, KeyError> {
-        let ring = self.ring.read().clone();
-        if ring.active.is_none() {
-            return Err(KeyError::NoActiveKey);
+    /// Every algorithm the server signs with, its own first.
+    pub(crate) fn served(&self) -> impl Iterator<Item = SigningAlgorithm> + use<> {
+        let server = self.algorithm;
+        std::iter::once(server).chain(SigningAlgorithm::ALL.into_iter().filter(move |a| *a != server))
+    }
+
+    /// The key that signs with `algorithm` now, held still: what is computed from its
+    /// algorithm (`at_hash`) and what it signs agree even if the keys change in between.
+    pub(crate) fn signer(&self, algorithm: SigningAlgorithm) -> Result<Signer<'_>, KeyError> {
+        let key = self.ring().signing[slot(algorithm)].clone().ok_or(KeyError::NoSigningKey(algorithm.name()))?;
+        Ok(Signer { keys: self, key })
+    }
+
+    /// Signs `claims` as a JWT with the key of `algorithm` (see [`Signer::sign`]).
+    pub(crate) async fn sign<T: Serialize>(
+        &self,
+        algorithm: SigningAlgorithm,
+        typ: &str,
+        claims: &T,
+        lifetime: u64,
+    ) -> Result<String, KeyError> {
+        self.signer(algorithm)?.sign(typ, claims, lifetime).await
+    }
+
+    /// Makes sure `key`'s record says it signed a token living `lifetime` seconds, so that
+    /// every replica keeps it published that long once it is replaced. Written only when the
+    /// token outlives what the record says: a few times in a key's life, never per token.
+    async fn cover(&self, key: &RingKey, lifetime: u64) -> Result<(), KeyError> {
+        if lifetime <= key.covered.load(Ordering::Acquire) {
+            return Ok(());
         }
-        Ok(Signer { ring })
+        let _one = self.covering.lock().await;
+        let kid = &key.record.kid;
+        for _ in 0..ATTEMPTS {
+            if lifetime <= key.covered.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            let loaded = self.storage.get_key(kid).await?.ok_or_else(|| KeyError::Retired(kid.clone()))?;
+            let mut record = loaded.value;
+            if record.retire_at.is_some_and(|t| t <= self.clock.now()) {
+                return Err(KeyError::Retired(kid.clone()));
+            }
+            if record.longest_token_lifetime >= lifetime {
+                key.covered.fetch_max(record.longest_token_lifetime, Ordering::AcqRel);
+                continue;
+            }
+            record.longest_token_lifetime = lifetime;
+            match self.storage.update_key(&record, loaded.revision).await {
+                Ok(()) => {
+                    key.covered.fetch_max(lifetime, Ordering::AcqRel);
+                    return Ok(());
+                }
+                // Another replica raised it, or retired the key: read it again.
+                Err(StorageError::Conflict(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(KeyError::Contended(kid.clone()))
     }
 
     /// A `client_secret_jwt` client's secret, sealed for storage and bound to the client.
@@ -312,15 +640,20 @@ impl Keys {
         Some(i64::from_be_bytes(plain.try_into().ok()?))
     }
 
-    /// Signs `claims` as a JWT with the active key and the given `typ` header.
-    pub fn sign<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String, KeyError> {
-        self.signer()?.sign(typ, claims)
+    /// Verifies a JWT signed by one of our published keys: signature, `typ`, `iss`, and `exp`
+    /// by the server's clock. A key this replica does not know is looked for again first.
+    pub async fn verify<T: DeserializeOwned + Expiring>(&self, token: &str, typ: &str) -> Result<T, TokenRejected> {
+        match self.verify_known::<T>(token, typ) {
+            Err(TokenRejected::UnknownKey) => {
+                self.look_again(Instant::now()).await;
+                self.verify_known::<T>(token, typ)
+            }
+            result => result,
+        }
     }
 
-    /// Verifies a JWT signed by one of our published keys: signature, `typ`, `iss`, and `exp`
-    /// by the server's clock.
-    pub fn verify<T: DeserializeOwned + Expiring>(&self, token: &str, typ: &str) -> Result<T, TokenRejected> {
-        let ring = self.ring.read().clone();
+    fn verify_known<T: DeserializeOwned + Expiring>(&self, token: &str, typ: &str) -> Result<T, TokenRejected> {
+        let ring = self.ring();
         let now = self.clock.now();
         let key = Verified::key(typ, token);
         let claims = if self.verified.lock().holds(&key, ring.generation) {
@@ -338,9 +671,32 @@ impl Keys {
 
     /// A JWT signed by one of our published keys (signature, `typ`, `iss`), expired or not:
     /// an ID token presented as a hint (OIDC RP-Initiated Logout §2) may be past its `exp`.
-    pub fn verify_expired_or_not<T: DeserializeOwned>(&self, token: &str, typ: &str) -> Result<T, TokenRejected> {
-        let ring = self.ring.read().clone();
-        self.verify_signed::<T>(&ring, token, typ)
+    pub async fn verify_expired_or_not<T: DeserializeOwned>(&self, token: &str, typ: &str) -> Result<T, TokenRejected> {
+        match self.verify_signed::<T>(&self.ring(), token, typ) {
+            Err(TokenRejected::UnknownKey) => {
+                self.look_again(Instant::now()).await;
+                self.verify_signed::<T>(&self.ring(), token, typ)
+            }
+            result => result,
+        }
+    }
+
+    /// Reads the keys again for a token found at `found` to name a key this replica does not
+    /// know (another replica may have just made it), unless a reload began since.
+    /// One at a time and at most one a second, so a flood of made-up key ids costs at most
+    /// one read a second; a token that arrives meanwhile waits for the next.
+    async fn look_again(&self, found: Instant) {
+        let mut last = self.looked_again.lock().await;
+        if last.is_some_and(|t| t >= found) {
+            return;
+        }
+        if let Some(t) = *last {
+            tokio::time::sleep_until((t + LOOK_AGAIN_AFTER).into()).await;
+        }
+        *last = Some(Instant::now());
+        if let Err(e) = self.reload().await {
+            tracing::warn!(error = %e, "reading the signing keys again failed");
+        }
     }
 
     /// Signature, `typ`, `alg` and `iss`; not `exp`, which the caller checks.
@@ -349,54 +705,56 @@ impl Keys {
         if !header.typ.as_deref().is_some_and(|t| t.eq_ignore_ascii_case(typ)) {
             return Err(TokenRejected::Invalid);
         }
-        let kid = header.kid.ok_or(TokenRejected::UnknownKey)?;
-        let (algorithm, key) = ring.verifying.get(&kid).ok_or(TokenRejected::UnknownKey)?;
-        if jose(*algorithm) != header.alg {
+        let kid = header.kid.ok_or(TokenRejected::Invalid)?;
+        let key = ring.verifying.get(&kid).ok_or(TokenRejected::UnknownKey)?;
+        let material = key.material.as_deref().ok_or(TokenRejected::UnknownKey)?;
+        if jose(material.algorithm) != header.alg {
             return Err(TokenRejected::Invalid);
         }
-        let mut validation = Validation::new(jose(*algorithm));
+        let mut validation = Validation::new(jose(material.algorithm));
         validation.leeway = 0;
         validation.validate_aud = false;
         validation.set_issuer(&[&self.issuer]);
         validation.set_required_spec_claims(&["exp", "iss"]);
         validation.validate_exp = false;
-        jsonwebtoken::decode::<T>(token, key, &validation).map(|d| d.claims).map_err(|_| TokenRejected::Invalid)
+        jsonwebtoken::decode::<T>(token, &material.decoding, &validation)
+            .map(|d| d.claims)
+            .map_err(|_| TokenRejected::Invalid)
     }
 }
 
 /// One signing key, taken from the key ring at one moment.
-pub struct Signer {
-    ring: Arc<KeyRing>,
+pub(crate) struct Signer<'a> {
+    keys: &'a Keys,
+    key: Arc<RingKey>,
 }
 
-impl Signer {
-    fn key(&self) -> Result<&SigningKey, KeyError> {
-        self.ring.active.as_ref().ok_or(KeyError::NoActiveKey)
-    }
-
-    pub fn algorithm(&self) -> Option<SigningAlgorithm> {
-        self.ring.active.as_ref().map(|k| k.algorithm)
+impl Signer<'_> {
+    pub fn algorithm(&self) -> SigningAlgorithm {
+        self.key.material.as_ref().map_or(self.keys.algorithm, |m| m.algorithm)
     }
 
     /// Signs `claims` as a JWT with this key and the given `typ` header: the JWS Compact
     /// Serialization of RFC 7515 §7.1, `BASE64URL(header) '.' BASE64URL(claims) '.'
-    /// BASE64URL(signature)`, the signature computed over the first two parts (§5.1).
-    pub fn sign<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String, KeyError> {
+    /// BASE64URL(signature)`, the signature computed over the first two parts (§5.1). The
+    /// token lives `lifetime` seconds: the key's record says so before the token is handed out.
+    pub async fn sign<T: Serialize>(&self, typ: &str, claims: &T, lifetime: u64) -> Result<String, KeyError> {
         #[derive(Serialize)]
         struct JoseHeader<'a> {
             typ: &'a str,
             alg: &'a str,
             kid: &'a str,
         }
-        let key = self.key()?;
+        let material = self.key.material()?;
+        self.keys.cover(&self.key, lifetime).await?;
         let failed = |e: serde_json::Error| KeyError::Sign(e.to_string());
-        let header =
-            serde_json::to_vec(&JoseHeader { typ, alg: key.algorithm.name(), kid: &key.kid }).map_err(failed)?;
+        let header = JoseHeader { typ, alg: material.algorithm.name(), kid: &self.key.record.kid };
+        let header = serde_json::to_vec(&header).map_err(failed)?;
         let claims = serde_json::to_vec(claims).map_err(failed)?;
         let mut jws = URL_SAFE_NO_PAD.encode(header);
         jws.push('.');
         URL_SAFE_NO_PAD.encode_string(claims, &mut jws);
-        let signature = key.private.sign(jws.as_bytes())?;
+        let signature = material.private.sign(jws.as_bytes())?;
         jws.push('.');
         URL_SAFE_NO_PAD.encode_string(signature, &mut jws);
         Ok(jws)
@@ -474,5 +832,88 @@ fn decoding_key(jwk: &serde_json::Value) -> Option<DecodingKey> {
         "OKP" => DecodingKey::from_ed_components(s("x")?).ok(),
         "RSA" => DecodingKey::from_rsa_components(s("n")?, s("e")?).ok(),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(kid: &str, algorithm: &str, signs_from: i64, lifetime: u64, retire_at: Option<i64>) -> SigningKeyRecord {
+        SigningKeyRecord {
+            kid: kid.into(),
+            algorithm: algorithm.into(),
+            sealed_private_key: Vec::new(),
+            public_jwk: String::new(),
+            created_at: signs_from.min(1000),
+            signs_from: Some(signs_from),
+            serial: 0,
+            longest_token_lifetime: lifetime,
+            retire_at,
+        }
+    }
+
+    fn states(records: &[SigningKeyRecord], now: i64) -> (Vec<(KeyState, Option<i64>)>, Option<i64>) {
+        let t = timeline(&records.iter().collect::<Vec<_>>(), now);
+        (t.states, t.changes_at)
+    }
+
+    #[test]
+    fn a_rotated_key_is_next_then_signs_and_its_predecessor_retires_after_its_longest_token() {
+        use KeyState::*;
+        let records = [key("a", "ES256", 1000, 3600, None), key("b", "ES256", 5000, 0, None)];
+        assert_eq!(states(&records, 2000), (vec![(Signing, None), (Next, None)], Some(5000)));
+        let until = 5000 + 3600 + RETIRE_MARGIN;
+        assert_eq!(states(&records, 5000), (vec![(Retiring, Some(until)), (Signing, None)], Some(until)));
+        assert_eq!(states(&records, until), (vec![(Retired, Some(until)), (Signing, None)], None));
+    }
+
+    #[test]
+    fn of_two_keys_signing_from_one_second_the_one_made_later_signs() {
+        use KeyState::*;
+        let mut older = key("z", "ES256", 1000, 600, None);
+        older.serial = 1;
+        let mut newer = key("a", "ES256", 1000, 600, None);
+        newer.serial = 2;
+        let until = 1000 + 600 + RETIRE_MARGIN;
+        assert_eq!(states(&[older, newer], 1000).0, vec![(Retiring, Some(until)), (Signing, None)]);
+    }
+
+    #[test]
+    fn each_algorithm_has_its_own_signing_key() {
+        use KeyState::*;
+        let records = [key("e", "ES256", 1000, 600, None), key("r", "RS256", 2000, 600, None)];
+        assert_eq!(states(&records, 3000).0, vec![(Signing, None), (Signing, None)]);
+    }
+
+    #[test]
+    fn a_retired_key_is_out_at_once_and_one_retired_before_it_signed_never_replaced_anything() {
+        use KeyState::*;
+        // `b` signed and was retired at 6000, `c` signing since; `d` was retired before its time.
+        let records = [
+            key("a", "ES256", 1000, 3600, None),
+            key("b", "ES256", 5000, 600, Some(6000)),
+            key("c", "ES256", 6000, 0, None),
+            key("d", "ES256", 9000, 0, Some(7000)),
+        ];
+        let (s, _) = states(&records, 6000);
+        assert_eq!(s[0], (Retiring, Some(5000 + 3600 + RETIRE_MARGIN)), "replaced by b when b began");
+        assert_eq!(s[1], (Retired, Some(6000)));
+        assert_eq!(s[2], (Signing, None));
+        assert_eq!(s[3], (Next, Some(7000)));
+        let (s, _) = states(&records, 9500);
+        assert_eq!((s[2], s[3]), ((Signing, None), (Retired, Some(7000))), "d never signs");
+    }
+
+    #[test]
+    fn records_written_before_keys_were_published_ahead_read_as_they_did() {
+        use KeyState::*;
+        // An old key replaced with a `retire_at` of its time, its successor without `signs_from`.
+        let old = key("old", "ES256", 1000, crate::limits::LONGEST_SIGNED_TOKEN_TTL, Some(2660));
+        let mut new = key("new", "ES256", 2000, 0, None);
+        new.signs_from = None;
+        new.created_at = 2000;
+        assert_eq!(states(&[old.clone(), new.clone()], 2500).0, vec![(Retiring, Some(2660)), (Signing, None)]);
+        assert_eq!(states(&[old, new], 2660).0, vec![(Retired, Some(2660)), (Signing, None)]);
     }
 }

@@ -219,6 +219,17 @@ pub const CONNECTION_TIMEOUT: Lifetime = Lifetime { max: HOUR };
 /// uses it at once) is valid, in seconds: fixed at 10 minutes, the default life of a code.
 pub const AUTHORIZATION_RESPONSE_TTL: u64 = 600;
 
+/// The longest any token the server signs may live: an access or ID token. A key whose
+/// record does not say how long its tokens live is kept published this long once replaced.
+pub const LONGEST_SIGNED_TOKEN_TTL: u64 = max(max(ACCESS_TOKEN_TTL.max, ID_TOKEN_TTL.max), AUTHORIZATION_RESPONSE_TTL);
+
+/// The longest `keys.publish_ahead`: how long a rotated key may wait before it signs.
+pub const MAX_PUBLISH_AHEAD: u64 = 7 * DAY;
+
+const fn max(a: u64, b: u64) -> u64 {
+    if a > b { a } else { b }
+}
+
 /// Makes room in `map` for one more entry within `max` entries: when it is full, the
 /// entries `keep` refuses go, and if fewer than half of them went, all do. Each insert
 /// then costs O(1), amortised, however many keys callers make up.

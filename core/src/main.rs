@@ -349,8 +349,12 @@ struct ClientAdd {
     /// An audience token exchange may issue its tokens for (RFC 8693 §2.1), besides this server.
     #[arg(long = "audience")]
     audiences: Vec<String>,
-    /// The algorithm it expects JWT-secured authorization responses (JARM) signed with:
-    /// the server's signing algorithm.
+    /// The algorithm its ID tokens (and logout tokens) are signed with, one the server
+    /// serves (`ES256`, `RS256`, `EdDSA`); unset: the server's `keys.algorithm`.
+    #[arg(long)]
+    id_token_signed_response_alg: Option<String>,
+    /// The algorithm it expects JWT-secured authorization responses (JARM) signed with, one
+    /// the server serves; unset: its ID tokens' algorithm.
     #[arg(long)]
     authorization_signed_response_alg: Option<String>,
     #[arg(long = "scope")]
@@ -392,6 +396,7 @@ impl ClientAdd {
             backchannel_logout_session_required: self.backchannel_logout_uri.is_some(),
             backchannel_logout_uri: self.backchannel_logout_uri,
             audiences: self.audiences,
+            id_token_signed_response_alg: self.id_token_signed_response_alg,
             authorization_signed_response_alg: self.authorization_signed_response_alg,
             public: self.public,
             skip_consent: self.skip_consent,
@@ -405,8 +410,22 @@ impl ClientAdd {
 
 #[derive(Subcommand)]
 enum KeysCommand {
-    /// Add a new active signing key; older keys stay published until their tokens expire.
-    Rotate,
+    /// List the signing keys and their states (next, signing, retiring, retired).
+    List,
+    /// Add a new key for every algorithm, published now and signing after
+    /// `keys.publish_ahead`; the keys it replaces stay published until their tokens expire.
+    Rotate {
+        /// Sign with the new keys at once (an emergency: a resource server's cached JWK Set
+        /// may not know them yet).
+        #[arg(long)]
+        now: bool,
+    },
+    /// Retire a compromised key: it leaves the JWK Set at once and its tokens read
+    /// inactive. Retiring a key that signs makes a new key of its algorithm sign at once.
+    Retire {
+        #[arg(allow_hyphen_values = true)]
+        kid: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -644,11 +663,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Keys(KeysCommand::Rotate) => {
+        Command::Keys(cmd) => {
             let app = Portcullis::open(config, false).await?;
-            let kid = registry::rotate_keys(&app.keys, &Caller::Operator, app.config.longest_token_lifetime()).await?;
-            println!("new signing key: {kid}");
-            Ok(())
+            let op = &Caller::Operator;
+            match cmd {
+                KeysCommand::List => print_all(&registry::list_keys(&app.keys, op).await?),
+                KeysCommand::Rotate { now } => print_all(&registry::rotate_keys(&app.keys, op, now).await?),
+                KeysCommand::Retire { kid } => print_all(&registry::retire_key(&app.keys, op, &kid).await?),
+            }
         }
     }
 }

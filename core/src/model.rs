@@ -128,8 +128,12 @@ pub struct ClientDocument {
     /// The algorithm its request objects are signed with (OIDC Registration §2); `none`:
     /// unsigned, which only such a client may send.
     pub request_object_signing_alg: Option<String>,
+    /// The algorithm its ID tokens are signed with (OIDC Registration §2), one the server
+    /// serves; unset: the server's (`keys.algorithm`). What is signed like an ID token for
+    /// it (logout tokens, JARM responses) is signed so too.
+    pub id_token_signed_response_alg: Option<String>,
     /// The algorithm it expects its JWT-secured authorization responses signed with (JARM
-    /// §3); registered only as the server's own signing algorithm.
+    /// §3), one the server serves; unset: its ID tokens' algorithm.
     pub authorization_signed_response_alg: Option<String>,
     /// Its access tokens are always bound to a key it proves possession of (RFC 9449 §5.2):
     /// a token request without a proof is refused.
@@ -508,6 +512,8 @@ pub struct RevokedAccessToken {
     pub expires_at: i64,
 }
 
+/// A signing key. What it is at a moment (next, signing, retiring, retired) follows from
+/// these times and those of the other keys of its algorithm (`keys.rs`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SigningKeyRecord {
     pub kid: String,
@@ -517,8 +523,33 @@ pub struct SigningKeyRecord {
     pub sealed_private_key: Vec<u8>,
     pub public_jwk: String,
     pub created_at: i64,
-    /// Keys newer than this one are active; an old key is published until `retire_at`.
+    /// From when it signs; it is published from when it is written. Unset in records written
+    /// before keys were published ahead: from `created_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signs_from: Option<i64>,
+    /// The order keys were made in, one more than the greatest before it: of two keys that
+    /// sign from the same second, the one made later is the newer. Records written before
+    /// it was kept: 0.
+    #[serde(default)]
+    pub serial: u64,
+    /// The longest lifetime of a token signed with it, in seconds: how long it stays
+    /// published once replaced. Records written before it was kept read as the longest any
+    /// token may live.
+    #[serde(default = "unknown_token_lifetime")]
+    pub longest_token_lifetime: u64,
+    /// Published until then at the latest: when it was retired (at once), or, in records
+    /// written before lifetimes were kept, when the tokens of its time had expired.
     pub retire_at: Option<i64>,
+}
+
+impl SigningKeyRecord {
+    pub fn signs_from(&self) -> i64 {
+        self.signs_from.unwrap_or(self.created_at)
+    }
+}
+
+fn unknown_token_lifetime() -> u64 {
+    crate::limits::LONGEST_SIGNED_TOKEN_TTL
 }
 
 /// A signed-in browser, stored under the SHA-256 of its cookie.

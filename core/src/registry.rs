@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::{hash_secret, random_token};
+use crate::keys::{KeyError, KeyView, Keys};
 use crate::limits;
 use crate::model::*;
 use crate::passwords::{PasswordError, Passwords};
@@ -90,10 +91,12 @@ impl RegistryError {
     }
 }
 
-impl From<crate::keys::KeyError> for RegistryError {
-    fn from(e: crate::keys::KeyError) -> Self {
+impl From<KeyError> for RegistryError {
+    fn from(e: KeyError) -> Self {
         match e {
-            crate::keys::KeyError::Storage(e) => e.into(),
+            KeyError::Storage(e) => e.into(),
+            KeyError::Unknown(kid) => RegistryError::NotFound(format!("no signing key `{kid}`")),
+            KeyError::Contended(_) => RegistryError::Conflict("the key kept changing; try again".into()),
             e => RegistryError::Internal(format!("signing keys: {e}")),
         }
     }
@@ -168,8 +171,11 @@ pub struct NewClient {
     /// The audiences (resource servers) token exchange may issue its tokens for (RFC 8693
     /// §2.1), besides this server: logical names or absolute URIs.
     pub audiences: Vec<String>,
-    /// The algorithm its JWT-secured authorization responses are signed with (JARM §3): the
-    /// server's signing algorithm, the only one it signs with.
+    /// The algorithm its ID tokens are signed with (OIDC Registration §2), one the server
+    /// serves; unset: the server's.
+    pub id_token_signed_response_alg: Option<String>,
+    /// The algorithm its JWT-secured authorization responses are signed with (JARM §3), one
+    /// the server serves; unset: its ID tokens'.
     pub authorization_signed_response_alg: Option<String>,
     /// Its access tokens are always DPoP-bound (RFC 9449 §5.2): a token request without a
     /// DPoP proof is refused.
@@ -193,15 +199,19 @@ pub async fn register_client(
     new: NewClient,
 ) -> Result<RegisteredClient, RegistryError> {
     caller.require_administrator()?;
-    // JARM §3: responses are signed with the server's key, so only its algorithm can be promised.
-    if let Some(alg) = new.authorization_signed_response_alg.as_deref() {
-        let server = keys.signing_algorithm().name();
-        if alg != server {
+    // Only an algorithm the server signs with can be promised.
+    let algorithms = [
+        ("id_token_signed_response_alg", &new.id_token_signed_response_alg),
+        ("authorization_signed_response_alg", &new.authorization_signed_response_alg),
+    ];
+    for (field, alg) in algorithms {
+        if let Some(alg) = alg.as_deref()
+            && !keys.served().any(|served| served.name() == alg)
+        {
+            let served: Vec<&str> = keys.served().map(|a| a.name()).collect();
             return Err(RegistryError::field(
-                "authorization_signed_response_alg",
-                format!(
-                    "`{alg}` is not this server's signing algorithm: authorization responses are signed with {server}"
-                ),
+                field,
+                format!("`{alg}` is not an algorithm this server signs with: one of {}", served.join(", ")),
             ));
         }
     }
@@ -440,6 +450,7 @@ pub(crate) fn new_client(new: NewClient) -> Result<(Client, Option<String>), Reg
             backchannel_logout_uri: new.backchannel_logout_uri,
             backchannel_logout_session_required: new.backchannel_logout_session_required,
             audiences: new.audiences,
+            id_token_signed_response_alg: new.id_token_signed_response_alg,
             authorization_signed_response_alg: new.authorization_signed_response_alg,
             dpop_bound_access_tokens: new.dpop_bound_access_tokens,
         },
@@ -594,6 +605,10 @@ pub struct ClientSummary {
     pub backchannel_logout_uri: Option<String>,
     /// The audiences its exchanged tokens may be for.
     pub audiences: Vec<String>,
+    /// What its ID tokens, and its JWT-secured authorization responses, are signed with
+    /// (unset: the server's algorithm; the responses' unset: the ID tokens').
+    pub id_token_signed_response_alg: Option<String>,
+    pub authorization_signed_response_alg: Option<String>,
 }
 
 impl From<&Client> for ClientSummary {
@@ -620,6 +635,8 @@ impl From<&Client> for ClientSummary {
             request_uris: c.doc.request_uris.clone(),
             backchannel_logout_uri: c.doc.backchannel_logout_uri.clone(),
             audiences: c.doc.audiences.clone(),
+            id_token_signed_response_alg: c.doc.id_token_signed_response_alg.clone(),
+            authorization_signed_response_alg: c.doc.authorization_signed_response_alg.clone(),
         }
     }
 }
@@ -665,15 +682,25 @@ impl From<&User> for UserSummary {
     }
 }
 
-/// Adds a new signing key that signs from now on; the older keys stay published until their
-/// tokens expire: for administrators.
-pub async fn rotate_keys(
-    keys: &crate::keys::Keys,
-    caller: &Caller,
-    retire_after: i64,
-) -> Result<String, RegistryError> {
+/// The signing keys and their states: for administrators.
+pub async fn list_keys(keys: &Keys, caller: &Caller) -> Result<Vec<KeyView>, RegistryError> {
     caller.require_administrator()?;
-    keys.rotate(retire_after).await.map_err(RegistryError::from)
+    Ok(keys.list().await?)
+}
+
+/// Adds a new key for every algorithm served, signing after `keys.publish_ahead` or, `now`,
+/// at once; the keys they replace stay published until their last token expires: for
+/// administrators.
+pub async fn rotate_keys(keys: &Keys, caller: &Caller, now: bool) -> Result<Vec<KeyView>, RegistryError> {
+    caller.require_administrator()?;
+    Ok(keys.rotate(now).await?)
+}
+
+/// Retires a (compromised) key at once: it leaves the JWK Set and its tokens read inactive;
+/// if it signs now, its successor signs from now on: for administrators.
+pub async fn retire_key(keys: &Keys, caller: &Caller, kid: &str) -> Result<Vec<KeyView>, RegistryError> {
+    caller.require_administrator()?;
+    Ok(keys.retire(kid).await?)
 }
 
 /// Every registered client, as listed: for administrators.

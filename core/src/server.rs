@@ -13,14 +13,14 @@ use tower_http::trace::TraceLayer;
 use crate::admin::Admin;
 use crate::config::Config;
 use crate::crypto::Sealer;
-use crate::keys::Keys;
-use crate::model::{Clock, SystemClock};
+use crate::keys::{KeySettings, Keys};
+use crate::model::{Clock, SigningKeyRecord, SystemClock};
 use crate::oauth::Protocol;
 use crate::oauth::sign_in_limit::SignInLimit;
 use crate::passwords::Passwords;
-use crate::plugin::database::Database;
+use crate::plugin::database::{Announcement, Database};
 use crate::plugin::{Defaults, PolicyHost, watch};
-use crate::storage::Storage;
+use crate::storage::{Kind, Storage};
 
 /// The composition root: every part of the server, opened from one configuration. The
 /// protocol's endpoints get [`Protocol`], the admin API [`Admin`]: each only what it uses.
@@ -80,11 +80,8 @@ impl Portcullis {
         let storage = Storage::new(host.clone());
         storage.key_clients_by_origin(clock.now()).await?;
         let sealer = sealer(&config)?;
-        let retire_after = config.longest_token_lifetime();
-        let keys = Arc::new(
-            Keys::load(storage.clone(), sealer, config.keys.algorithm, config.issuer(), retire_after, clock.clone())
-                .await?,
-        );
+        let settings = KeySettings { algorithm: config.keys.algorithm, publish_ahead: config.keys.publish_ahead };
+        let keys = Arc::new(Keys::load(storage.clone(), sealer, settings, config.issuer(), clock.clone()).await?);
         let config = Arc::new(config);
         let passwords =
             Arc::new(Passwords::new(config.server.password_hash_concurrency, config.server.password_hash_queue));
@@ -206,6 +203,27 @@ async fn not_found() -> axum::response::Response {
     crate::error::OAuthError::NotFound("no such endpoint".into()).into_response()
 }
 
+/// What other replicas and the CLI write to the keys and the clients, heard at once where the
+/// database announces writes (PostgreSQL); the upkeep's periodic reload is the fallback, and
+/// on SQLite the only way (with the keys read again for a token naming an unknown key).
+fn spawn_listener(app: App) {
+    let Some(mut announcements) = app.host.database().announcements() else { return };
+    tokio::spawn(async move {
+        while let Some(announcement) = announcements.recv().await {
+            let kind = match &announcement {
+                Announcement::Wrote(kind) => Some(kind.as_str()),
+                Announcement::Missed => None,
+            };
+            app.storage.heard(kind);
+            if kind.is_none_or(|k| k == SigningKeyRecord::KIND)
+                && let Err(e) = app.keys.reload().await
+            {
+                tracing::warn!(error = %e, "reloading signing keys failed");
+            }
+        }
+    });
+}
+
 /// Background upkeep: pick up keys rotated elsewhere, purge expired records.
 pub fn spawn_upkeep(app: App) {
     tokio::spawn(async move {
@@ -232,6 +250,7 @@ pub fn spawn_upkeep(app: App) {
 /// Serves until the process is stopped, within the connection bounds of `server.*`.
 pub async fn serve(app: App, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
     spawn_upkeep(app.clone());
+    spawn_listener(app.clone());
     let bounds = crate::connections::Bounds::from_config(&app.config);
     crate::connections::serve(listener, router(app), bounds, shutdown_signal()).await;
     Ok(())

@@ -229,9 +229,33 @@ pub mod write {
     }
 }
 
-/// How long a replica trusts a client it read: another replica's change (a deleted
-/// client) reaches it within this time; its own changes at once.
+/// How long a replica trusts a client it read: its own changes reach it at once, another's
+/// on PostgreSQL as soon as it is announced, and within this time in any case.
 const CLIENT_CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// The kinds a client's context is read from (`Storage::client_context`): a write of one
+/// clears the client cache.
+const CLIENT_KINDS: [&str; 5] =
+    [Client::KIND, Application::KIND, ClientTemplate::KIND, Organization::KIND, AppInstance::KIND];
+
+/// The kinds whose writes are announced to the other processes on the database.
+const ANNOUNCED_KINDS: [&str; 6] = [
+    Client::KIND,
+    Application::KIND,
+    ClientTemplate::KIND,
+    Organization::KIND,
+    AppInstance::KIND,
+    SigningKeyRecord::KIND,
+];
+
+fn write_kind(w: &Write) -> &'static str {
+    match w {
+        Write::Create(r) | Write::Put(r) | Write::Update(r, _) => r.kind,
+        Write::Consume(r) | Write::Delete(r) => r.kind,
+        Write::DeleteByKey(k) => k.kind,
+    }
+}
+
 /// A listing reads records page by page.
 const PAGE: u32 = 500;
 
@@ -381,22 +405,38 @@ impl Storage {
         }
     }
 
-    /// The writes as one atomic group. A failed precondition is `Conflict(index)`.
+    /// The writes as one atomic group. A failed precondition is `Conflict(index)`. Writes of
+    /// the kinds other processes keep in memory (clients and what their contexts are read
+    /// from, signing keys) are announced to them once done.
     pub async fn apply(&self, writes: Vec<Write>) -> Result<(), StorageError> {
-        let touches_clients = writes.iter().any(|w| {
-            let kind = match w {
-                Write::Create(r) | Write::Put(r) | Write::Update(r, _) => r.kind,
-                Write::Consume(r) | Write::Delete(r) => r.kind,
-                Write::DeleteByKey(k) => k.kind,
-            };
-            matches!(kind, "client" | "application" | "client-template" | "organization" | "app-instance")
-        });
+        let mut announced: Vec<&'static str> = Vec::new();
+        for kind in writes.iter().map(write_kind) {
+            if ANNOUNCED_KINDS.contains(&kind) && !announced.contains(&kind) {
+                announced.push(kind);
+            }
+        }
         let result = self.host.store_apply(writes).await;
-        if touches_clients {
+        if announced.iter().any(|k| CLIENT_KINDS.contains(k)) {
             self.clients.clear();
             self.origins.clear();
         }
-        Ok(result?)
+        result?;
+        for kind in announced {
+            // The write is done: another process that misses this hears of it by the clock.
+            if let Err(e) = self.host.database().announce(kind).await {
+                tracing::warn!(kind, error = %e, "announcing a write to the other replicas failed");
+            }
+        }
+        Ok(())
+    }
+
+    /// Another process wrote records of `kind` (`None`: what it wrote is unknown): what this
+    /// one keeps of them in memory is read again. The signing keys are the keys' own.
+    pub(crate) fn heard(&self, kind: Option<&str>) {
+        if kind.is_none_or(|k| CLIENT_KINDS.contains(&k)) {
+            self.clients.clear();
+            self.origins.clear();
+        }
     }
 
     /// Writes every client back once, so that clients stored before their records carried
@@ -706,12 +746,37 @@ impl Storage {
 
     // Signing keys
 
-    pub async fn put_key(&self, k: &SigningKeyRecord) -> Result<(), StorageError> {
-        self.apply(vec![write::put(k)?]).await
+    /// New keys, in one group.
+    pub(crate) async fn create_keys(&self, keys: &[SigningKeyRecord]) -> Result<(), StorageError> {
+        self.apply(keys.iter().map(write::create).collect::<Result<_, _>>()?).await
+    }
+
+    pub(crate) async fn get_key(&self, kid: &str) -> Result<Option<Loaded<SigningKeyRecord>>, StorageError> {
+        self.get_loaded::<SigningKeyRecord>(kid).await
     }
 
     pub async fn list_keys(&self) -> Result<Vec<SigningKeyRecord>, StorageError> {
         self.list::<SigningKeyRecord>().await
+    }
+
+    /// A key read at `revision`, changed; `Conflict` when it changed meanwhile.
+    pub(crate) async fn update_key(&self, key: &SigningKeyRecord, revision: u64) -> Result<(), StorageError> {
+        self.apply(vec![write::update(key, revision)?]).await
+    }
+
+    /// A key read at `revision`, retired, and the key that signs in its place, in one group:
+    /// there is never a moment when its algorithm has no key that signs.
+    pub(crate) async fn retire_key(
+        &self,
+        retired: &SigningKeyRecord,
+        revision: u64,
+        successor: Option<&SigningKeyRecord>,
+    ) -> Result<(), StorageError> {
+        let mut writes = vec![write::update(retired, revision)?];
+        if let Some(successor) = successor {
+            writes.push(write::create(successor)?);
+        }
+        self.apply(writes).await
     }
 
     // Login sessions

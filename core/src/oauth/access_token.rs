@@ -10,7 +10,7 @@ use crate::model::{Client, Grant, RevokedAccessToken};
 /// `Ok(None)`: not a live access token of this server. `known` is a client the caller has
 /// just loaded (the introspecting one), so it is not looked up again when the token is its own.
 pub async fn validate(app: &Protocol, token: &str, known: Option<&Client>) -> Result<Option<AccessClaims>, OAuthError> {
-    let Ok(claims) = app.keys.verify::<AccessClaims>(token, "at+jwt") else { return Ok(None) };
+    let Ok(claims) = app.keys.verify::<AccessClaims>(token, "at+jwt").await else { return Ok(None) };
     let (revoked, grant) = match &claims.gid {
         Some(gid) => app.storage.get_pair::<RevokedAccessToken, Grant>(&claims.jti, gid).await?,
         None => (app.storage.get::<RevokedAccessToken>(&claims.jti).await?, None),

@@ -91,6 +91,7 @@ pub async fn exchange(
         },
         dpop,
     )
+    .await
 }
 
 /// §10.5: a code presented again revokes the grant its first redemption created.

@@ -104,11 +104,11 @@ async fn authorize(app: App, headers: HeaderMap, raw: Vec<u8>) -> Response {
     };
     let request = match validate_request(&context, base.clone(), &params, pushed) {
         Ok(r) => r,
-        Err(e) => return redirect_error(&app, &e, &base),
+        Err(e) => return redirect_error(&app, &context.client, &e, &base).await,
     };
     match sign_in(&app, &headers, &context, &request).await {
         Ok(response) => response,
-        Err(e) => redirect_error(&app, &e, &request),
+        Err(e) => redirect_error(&app, &context.client, &e, &request).await,
     }
 }
 
@@ -381,7 +381,7 @@ pub async fn login(
     let request = parked.request.clone();
     match login_step(&app, &headers, peer, &context, parked, &form).await {
         Ok(response) => response,
-        Err(e) => redirect_error(&app, &e, &request),
+        Err(e) => redirect_error(&app, &context.client, &e, &request).await,
     }
 }
 
@@ -455,7 +455,7 @@ pub async fn consent(
     let request = parked.request.clone();
     match consent_step(&app, &context, parked, &form).await {
         Ok(response) => response,
-        Err(e) => redirect_error(&app, &e, &request),
+        Err(e) => redirect_error(&app, &context.client, &e, &request).await,
     }
 }
 
@@ -550,26 +550,29 @@ async fn respond(
         writes.push(write::put(consent)?);
     }
     let front = if rt.returns_tokens() {
-        Some(super::tokens::front_channel(
-            app,
-            super::tokens::Issue {
-                context,
-                user_id: Some(&user.id),
-                subject: None,
-                scopes: &decision.scopes,
-                claims: &decision.claims,
-                grant_id: front_grant.as_ref().map(|g| g.id.as_str()),
-                nonce: request.nonce.as_deref(),
-                auth_time: Some(auth_time),
-                sid,
-                audience: None,
-                id_token_claims: rt.id_token.then_some(&id_token_claims),
-                refresh_token: None,
-            },
-            rt.token,
-            code.as_deref(),
-            request.state.as_deref(),
-        )?)
+        Some(
+            super::tokens::front_channel(
+                app,
+                super::tokens::Issue {
+                    context,
+                    user_id: Some(&user.id),
+                    subject: None,
+                    scopes: &decision.scopes,
+                    claims: &decision.claims,
+                    grant_id: front_grant.as_ref().map(|g| g.id.as_str()),
+                    nonce: request.nonce.as_deref(),
+                    auth_time: Some(auth_time),
+                    sid,
+                    audience: None,
+                    id_token_claims: rt.id_token.then_some(&id_token_claims),
+                    refresh_token: None,
+                },
+                rt.token,
+                code.as_deref(),
+                request.state.as_deref(),
+            )
+            .await?,
+        )
     } else {
         None
     };
@@ -595,16 +598,16 @@ async fn respond(
     }
     pairs.push(("iss", app.config.issuer().to_owned()));
     let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    Ok(deliver(app, request, &pairs))
+    Ok(deliver(app, client, request, &pairs).await)
 }
 
 /// The authorization response (or error) in the request's response mode. A JWT-secured mode
-/// (JARM §2.3) carries the parameters as one signed `response` instead.
-fn deliver(app: &App, request: &AuthorizationRequest, pairs: &[(&str, &str)]) -> Response {
+/// (JARM §2.3) carries the parameters as one signed `response` instead, signed for `client`.
+async fn deliver(app: &App, client: &Client, request: &AuthorizationRequest, pairs: &[(&str, &str)]) -> Response {
     let secured: String;
     let jarm: [(&str, &str); 1];
     let pairs = if request.response_mode.is_jwt() {
-        secured = match super::jarm::response(app, &request.client_id, pairs) {
+        secured = match super::jarm::response(app, client, pairs).await {
             Ok(jwt) => jwt,
             Err(e) => return error_page(app, &HeaderMap::new(), None, &request.ui_locales, e),
         };
@@ -686,9 +689,9 @@ fn redirect_to(uri: &str, pairs: &[(&str, &str)]) -> Response {
     response
 }
 
-/// §4.1.2.1 error response, sent to the (already validated) redirect URI in the request's
-/// response mode, JWT-secured when that mode is (JARM §2.1, §2.2).
-pub fn redirect_error(app: &App, e: &OAuthError, request: &AuthorizationRequest) -> Response {
+/// §4.1.2.1 error response, sent to the (already validated) redirect URI of `client` in the
+/// request's response mode, JWT-secured when that mode is (JARM §2.1, §2.2).
+pub async fn redirect_error(app: &App, client: &Client, e: &OAuthError, request: &AuthorizationRequest) -> Response {
     if request.redirect_uri.is_empty() {
         return error_page(
             app,
@@ -707,5 +710,5 @@ pub fn redirect_error(app: &App, e: &OAuthError, request: &AuthorizationRequest)
         pairs.push(("state", state));
     }
     pairs.push(("iss", app.config.issuer()));
-    deliver(app, request, &pairs)
+    deliver(app, client, request, &pairs).await
 }

@@ -81,8 +81,10 @@ pub async fn session_ended(app: &Protocol, ended: &Session) -> Result<(), OAuthE
             sid: &sid,
             events: json!({ EVENT: {} }),
         };
-        // §2.4: explicitly typed, so it can never pass for an ID token.
-        let token = app.keys.sign("logout+jwt", &claims)?;
+        // §2.4: explicitly typed, so it can never pass for an ID token; signed as the
+        // client's ID tokens are.
+        let algorithm = super::tokens::id_token_algorithm(app, &context.client);
+        let token = app.keys.sign(algorithm, "logout+jwt", &claims, LIFETIME as u64).await?;
         tokio::spawn(deliver(app.outbound.clone(), grant.client_id.clone(), uri, token));
     }
     Ok(())

@@ -10,7 +10,7 @@ use axum::http::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 
 use super::Protocol;
@@ -19,6 +19,7 @@ use super::profiles::{Endpoint, Profile};
 use super::tokens::Audience;
 use crate::crypto::hash_secret;
 use crate::error::OAuthError;
+use crate::jws::{Jws, JwsError};
 use crate::limits::{MAX_CLIENT_ASSERTION_BYTES, MAX_CLIENT_ASSERTION_LIFETIME, MAX_CLIENT_ID_BYTES};
 use crate::model::{Client, TokenEndpointAuthMethod, UsedAssertion};
 use crate::storage::{ClientContext, StorageError, write};
@@ -118,10 +119,12 @@ async fn assertion(app: &Protocol, params: &mut Params) -> Result<Authenticated,
         return Err(fail("too long"));
     }
     // Who it claims to be, read before the signature is checked, only to find the key.
-    let header = jsonwebtoken::decode_header(&token).map_err(|_| fail("not a JWT"))?;
-    let unverified = jsonwebtoken::dangerous::insecure_decode::<AssertionClaims>(&token)
-        .map_err(|_| fail("its claims are not RFC 7523's (iss, sub, aud, exp, jti)"))?
-        .claims;
+    let jws = Jws::parse(&token).map_err(|e| match e {
+        JwsError::Algorithm => fail("its `alg` is not one this server verifies"),
+        _ => fail("not a JWT"),
+    })?;
+    let unverified: AssertionClaims =
+        jws.claims().map_err(|_| fail("its claims are not RFC 7523's (iss, sub, aud, exp, jti)"))?;
     let client_id = unverified.sub.clone();
     if client_id.len() > MAX_CLIENT_ID_BYTES {
         return Err(fail(&too_long_id()));
@@ -134,17 +137,8 @@ async fn assertion(app: &Protocol, params: &mut Params) -> Result<Authenticated,
     if client.is_expired(app.clock.now()) {
         return Err(fail("the client has expired"));
     }
-    let keys = verification_keys(app, &client, header.alg, header.kid.as_deref()).await.map_err(fail)?;
-    let mut validation = Validation::new(header.alg);
-    validation.leeway = 5;
-    validation.validate_aud = false;
-    validation.set_required_spec_claims(&["iss", "sub", "aud", "exp", "jti"]);
-    validation.validate_exp = false;
-    let claims = keys
-        .iter()
-        .find_map(|key| jsonwebtoken::decode::<AssertionClaims>(&token, key, &validation).ok())
-        .ok_or_else(|| fail("the signature does not verify"))?
-        .claims;
+    let keys = verification_keys(app, &client, jws.algorithm(), jws.text("kid")).await.map_err(fail)?;
+    let claims: AssertionClaims = jws.verify(&keys).map_err(|_| fail("the signature does not verify"))?;
     if claims.iss != client.id || claims.sub != client.id {
         return Err(fail("`iss` and `sub` must be the client's id"));
     }

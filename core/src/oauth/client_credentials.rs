@@ -22,5 +22,5 @@ pub async fn exchange(
         Ask::new(GrantType::ClientCredentials.as_str(), None, &requested, params.get("scope").is_some()),
     )
     .await?;
-    tokens::issue(app, Issue::without_user(context, None, &granted.scopes, &granted.claims), dpop)
+    tokens::issue(app, Issue::without_user(context, None, &granted.scopes, &granted.claims), dpop).await
 }

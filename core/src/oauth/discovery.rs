@@ -6,13 +6,14 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::header;
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use super::profiles::{Endpoint, Profile};
 use super::tokens;
 use super::{App, Protocol};
-use crate::crypto::CLIENT_JWT_ALGORITHMS;
+use crate::crypto::{CLIENT_JWT_ALGORITHMS, SigningAlgorithm};
 use crate::model::{GrantType, ResponseMode, ResponseType};
 
 use super::tokens::SERVER_SCOPES;
@@ -71,6 +72,7 @@ pub async fn metadata(app: &App) -> Value {
     let base = app.config.issuer();
     let locales = app.host.consent_locales(&app.host.defaults.consent);
     let scopes = app.discovery_scopes.get(app).await;
+    let served: Vec<&str> = app.keys.served().map(SigningAlgorithm::name).collect();
     let mut metadata = json!({
         "issuer": base,
         "jwks_uri": format!("{base}/jwks.json"),
@@ -85,7 +87,8 @@ pub async fn metadata(app: &App) -> Value {
             .chain(app.host.extension_grant_types())
             .collect::<Vec<_>>(),
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": [app.keys.signing_algorithm().name()],
+        // OIDC Discovery §3: RS256 among them. Every algorithm served, the server's first.
+        "id_token_signing_alg_values_supported": served,
         "token_endpoint_auth_methods_supported":
             ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt", "none"],
         "token_endpoint_auth_signing_alg_values_supported": CLIENT_JWT_ALGORITHMS,
@@ -112,8 +115,8 @@ pub async fn metadata(app: &App) -> Value {
         // OIDC Back-Channel Logout 1.0 §2.1: logout tokens, with `sid` (ID tokens carry it).
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,
-        // JARM §4: JWT-secured responses are signed as ID tokens are, and never encrypted.
-        "authorization_signing_alg_values_supported": [app.keys.signing_algorithm().name()],
+        // JARM §4: JWT-secured responses are signed with any algorithm served, never encrypted.
+        "authorization_signing_alg_values_supported": served,
         // RFC 9449 §5.1.
         "dpop_signing_alg_values_supported": super::dpop::ALGORITHMS,
     });
@@ -129,6 +132,16 @@ pub async fn openid_configuration(State(app): State<App>) -> impl IntoResponse {
     Json(metadata(&app).await)
 }
 
+/// How long a JWK Set may be cached (`Cache-Control: max-age`), at most: less than a
+/// rotated key is published before it signs (`keys.publish_ahead`), so that a cache made
+/// before a rotation has been refreshed by the time the new key signs.
+const JWKS_MAX_AGE: u64 = 300;
+
 pub async fn jwks(State(app): State<App>) -> impl IntoResponse {
-    ([(axum::http::header::CONTENT_TYPE, "application/jwk-set+json")], Json(app.keys.jwks()))
+    let max_age = JWKS_MAX_AGE.min(app.config.keys.publish_ahead / 2);
+    let cache = format!("public, max-age={max_age}");
+    (
+        [(header::CONTENT_TYPE, "application/jwk-set+json".to_owned()), (header::CACHE_CONTROL, cache)],
+        Json(app.keys.jwks()),
+    )
 }

@@ -15,19 +15,16 @@
 //! set; they are stateless: the time a nonce was issued, sealed with the server's encryption
 //! key, valid for [`NONCE_LIFETIME`] seconds on every replica sharing that key.
 
-use std::str::FromStr;
-
 use axum::http::HeaderMap;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::Jwk;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::Protocol;
 use crate::crypto::{hash_secret, s256};
 use crate::error::OAuthError;
+use crate::jws::{Jws, JwsError};
 use crate::limits::{DPOP_IAT_WINDOW, MAX_DPOP_JTI_BYTES, MAX_DPOP_PROOF_BYTES};
 use crate::model::{Client, UsedProof};
 use crate::storage::{StorageError, write};
@@ -220,22 +217,21 @@ struct Claims {
 fn verify(app: &Protocol, proof: &str, target: &Target<'_>) -> Result<(Jkt, Claims), ProofError> {
     // Item 2: a well-formed JWT. Its header is read as JSON, so that private members of
     // `jwk`, which jsonwebtoken's reading would drop, are seen.
-    let mut segments = proof.split('.');
-    let (Some(header), Some(_), Some(_), None) = (segments.next(), segments.next(), segments.next(), segments.next())
-    else {
-        return Err(ProofError::Malformed);
-    };
-    let header = URL_SAFE_NO_PAD.decode(header).map_err(|_| ProofError::Malformed)?;
-    let header: Map<String, Value> = serde_json::from_slice(&header).map_err(|_| ProofError::Malformed)?;
+    let jws = Jws::parse(proof).map_err(|e| match e {
+        JwsError::Algorithm => ProofError::Algorithm,
+        _ => ProofError::Malformed,
+    })?;
     // Item 4: `typ`.
-    if !header.get("typ").and_then(Value::as_str).is_some_and(|t| t.eq_ignore_ascii_case(PROOF_TYPE)) {
+    if !jws.text("typ").is_some_and(|t| t.eq_ignore_ascii_case(PROOF_TYPE)) {
         return Err(ProofError::Type);
     }
     // Item 5: an asymmetric algorithm this server supports.
-    let alg_name = header.get("alg").and_then(Value::as_str).filter(|a| ALGORITHMS.contains(a));
-    let alg = alg_name.and_then(|a| Algorithm::from_str(a).ok()).ok_or(ProofError::Algorithm)?;
+    if !ALGORITHMS.contains(&jws.alg()) {
+        return Err(ProofError::Algorithm);
+    }
+    let alg = jws.algorithm();
     // Item 7: a public key.
-    let jwk = header.get("jwk").and_then(Value::as_object).ok_or(ProofError::NoKey)?;
+    let jwk = jws.parameter("jwk").and_then(Value::as_object).ok_or(ProofError::NoKey)?;
     if PRIVATE_MEMBERS.iter().any(|m| jwk.contains_key(*m)) {
         return Err(ProofError::PrivateKey);
     }
@@ -243,19 +239,10 @@ fn verify(app: &Protocol, proof: &str, target: &Target<'_>) -> Result<(Jkt, Clai
     let parsed: Jwk = serde_json::from_value(Value::Object(jwk.clone())).map_err(|_| ProofError::Key(kty(alg)))?;
     let key = DecodingKey::from_jwk(&parsed).map_err(|_| ProofError::Key(kty(alg)))?;
     // Item 6: the signature, with the key of the header.
-    let mut validation = Validation::new(alg);
-    validation.validate_exp = false;
-    validation.validate_aud = false;
-    validation.required_spec_claims.clear();
-    let claims = match jsonwebtoken::decode::<Claims>(proof, &key, &validation) {
-        Ok(data) => data.claims,
-        Err(e) => {
-            return Err(match e.kind() {
-                jsonwebtoken::errors::ErrorKind::Json(_) => ProofError::Claims,
-                _ => ProofError::Signature,
-            });
-        }
-    };
+    let claims: Claims = jws.verify(std::slice::from_ref(&key)).map_err(|e| match e {
+        JwsError::Claims => ProofError::Claims,
+        _ => ProofError::Signature,
+    })?;
     if claims.jti.is_empty() || claims.jti.len() > MAX_DPOP_JTI_BYTES {
         return Err(ProofError::Jti);
     }

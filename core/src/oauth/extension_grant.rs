@@ -99,5 +99,5 @@ pub async fn exchange(
         GrantSubject::Other(s) => Some(s.as_str()),
         _ => None,
     };
-    tokens::issue(app, Issue::without_user(context, subject, &decision.scopes, &decision.claims), dpop)
+    tokens::issue(app, Issue::without_user(context, subject, &decision.scopes, &decision.claims), dpop).await
 }

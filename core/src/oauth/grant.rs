@@ -93,4 +93,5 @@ pub async fn issue_to_user(
         },
         dpop,
     )
+    .await
 }

@@ -57,6 +57,7 @@ async fn logout(app: &App, headers: &HeaderMap, params: &Params) -> Result<Respo
     let hint: Hint = app
         .keys
         .verify_expired_or_not(hint, "JWT")
+        .await
         .map_err(|_| OAuthError::InvalidRequest("`id_token_hint` is not an ID token this server issued".into()))?;
     let client_id = match (&hint.aud, params.get("client_id")) {
         (Audience::One(aud), None) => aud.clone(),

@@ -97,4 +97,5 @@ pub async fn exchange(
         },
         dpop,
     )
+    .await
 }

@@ -12,13 +12,13 @@
 //! §6.3: its parameters win over the query's; `client_id` and `response_type`, where both
 //! give them, must agree.
 
-use jsonwebtoken::Validation;
 use serde_json::{Map, Value};
 
 use super::Protocol;
 use super::client_auth::verification_keys;
 use super::params::{Params, words};
 use crate::error::OAuthError;
+use crate::jws::{Jws, JwsError};
 use crate::limits::{MAX_REQUEST_OBJECT_BYTES, MAX_REQUEST_URI_BYTES};
 
 /// Claims of the JWT itself, not parameters of the request.
@@ -94,19 +94,16 @@ async fn open(app: &Protocol, params: &Params, jwt: &str) -> Result<Map<String, 
     let claims = if registered == Some("none") {
         unsigned(jwt).ok_or_else(|| bad("this client's request objects are unsigned (`alg: none`, no signature)"))?
     } else {
-        let header = jsonwebtoken::decode_header(jwt).map_err(|_| bad("not a signed JWT (this client signs them)"))?;
-        if registered.is_some_and(|alg| !alg.eq_ignore_ascii_case(&format!("{:?}", header.alg))) {
+        let jws = Jws::parse(jwt).map_err(|_| bad("not a signed JWT (this client signs them)"))?;
+        // `EdDSA` and RFC 9864's `Ed25519` name one algorithm, whichever the client registered.
+        if registered.is_some_and(|alg| crate::jws::algorithm(alg) != Some(jws.algorithm())) {
             return Err(bad("signed with another algorithm than the client registered"));
         }
-        let keys = verification_keys(app, &context.client, header.alg, header.kid.as_deref()).await.map_err(bad)?;
-        let mut validation = Validation::new(header.alg);
-        validation.required_spec_claims.clear();
-        validation.validate_exp = false;
-        validation.validate_aud = false;
-        keys.iter()
-            .find_map(|key| jsonwebtoken::decode::<Map<String, Value>>(jwt, key, &validation).ok())
-            .ok_or_else(|| bad("the signature does not verify"))?
-            .claims
+        let keys = verification_keys(app, &context.client, jws.algorithm(), jws.text("kid")).await.map_err(bad)?;
+        jws.verify(&keys).map_err(|e| match e {
+            JwsError::Signature => bad("the signature does not verify"),
+            _ => bad("its claims are not a JSON object"),
+        })?
     };
     let issuer = app.config.issuer();
     let now = app.clock.now();

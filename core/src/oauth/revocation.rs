@@ -48,7 +48,7 @@ async fn handle(app: &App, headers: &HeaderMap, body: &[u8], cross_origin: &mut 
         app.storage.revoke_grant(&refresh.grant_id).await?;
         return Ok(());
     }
-    if let Ok(claims) = app.keys.verify::<super::tokens::AccessClaims>(&token, "at+jwt") {
+    if let Ok(claims) = app.keys.verify::<super::tokens::AccessClaims>(&token, "at+jwt").await {
         if claims.client_id != client.id {
             return Err(not_yours());
         }

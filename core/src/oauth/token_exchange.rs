@@ -86,7 +86,8 @@ pub async fn exchange(
             refresh_token: None,
         },
         dpop,
-    )?;
+    )
+    .await?;
     response.issued_token_type = Some(ACCESS_TOKEN_TYPE);
     Ok(response)
 }

@@ -6,9 +6,9 @@ use serde_json::{Map, Value, json};
 
 use super::Protocol;
 use super::dpop::Jkt;
-use crate::crypto::{hash_secret, random_token};
+use crate::crypto::{SigningAlgorithm, hash_secret, random_token};
 use crate::error::OAuthError;
-use crate::model::{ExtraClaim, RefreshToken, TokenSettings, TokenTypeSpelling, User};
+use crate::model::{Client, ExtraClaim, RefreshToken, TokenSettings, TokenTypeSpelling, User};
 use crate::storage::ClientContext;
 
 /// The claims of an access token this server issued, as read back by introspection and userinfo.
@@ -150,13 +150,13 @@ impl<'a> Issue<'a> {
 
 /// The token response; with `dpop`, the key of the request's DPoP proof, the access token
 /// is bound to it (RFC 9449 §5, §6.1).
-pub fn issue(app: &Protocol, what: Issue<'_>, dpop: Option<&Jkt>) -> Result<TokenResponse, OAuthError> {
+pub async fn issue(app: &Protocol, what: Issue<'_>, dpop: Option<&Jkt>) -> Result<TokenResponse, OAuthError> {
     let now = app.clock.now();
-    let (access_token, expires_in) = access_token(app, &what, dpop, now)?;
+    let (access_token, expires_in) = access_token(app, &what, dpop, now).await?;
     let id_token = match (what.user_id, what.id_token_claims) {
         (Some(sub), Some(user_claims)) if what.scopes.iter().any(|s| s == "openid") => {
             let hashes = Hashes { access_token: Some(&access_token), ..Default::default() };
-            Some(id_token(app, &what, sub, user_claims, hashes, now)?)
+            Some(id_token(app, &what, sub, user_claims, hashes, now).await?)
         }
         _ => None,
     };
@@ -180,7 +180,7 @@ pub struct FrontChannel {
     pub id_token: Option<String>,
 }
 
-pub fn front_channel(
+pub async fn front_channel(
     app: &Protocol,
     what: Issue<'_>,
     access: bool,
@@ -188,11 +188,11 @@ pub fn front_channel(
     state: Option<&str>,
 ) -> Result<FrontChannel, OAuthError> {
     let now = app.clock.now();
-    let access_token = if access { Some(access_token(app, &what, None, now)?) } else { None };
+    let access_token = if access { Some(access_token(app, &what, None, now).await?) } else { None };
     let id_token = match (what.user_id, what.id_token_claims) {
         (Some(sub), Some(user_claims)) => {
             let hashes = Hashes { access_token: access_token.as_ref().map(|(t, _)| t.as_str()), code, state };
-            Some(id_token(app, &what, sub, user_claims, hashes, now)?)
+            Some(id_token(app, &what, sub, user_claims, hashes, now).await?)
         }
         _ => None,
     };
@@ -206,8 +206,14 @@ fn token_type(what: &Issue<'_>) -> &'static str {
     what.context.token_settings().token_type.unwrap_or(TokenTypeSpelling::Bearer).as_str()
 }
 
-/// An access token (RFC 9068), bound to `dpop`'s key if given, and its lifetime.
-fn access_token(app: &Protocol, what: &Issue<'_>, dpop: Option<&Jkt>, now: i64) -> Result<(String, u64), OAuthError> {
+/// An access token (RFC 9068), bound to `dpop`'s key if given, and its lifetime; signed with
+/// the server's algorithm, which resource servers expect whichever client the token is for.
+async fn access_token(
+    app: &Protocol,
+    what: &Issue<'_>,
+    dpop: Option<&Jkt>,
+    now: i64,
+) -> Result<(String, u64), OAuthError> {
     let client = &what.context.client;
     let settings = what.context.token_settings();
     let ttl = settings.access_token_ttl.unwrap_or(app.config.tokens.access_token_ttl);
@@ -235,7 +241,7 @@ fn access_token(app: &Protocol, what: &Issue<'_>, dpop: Option<&Jkt>, now: i64) 
         cnf: dpop.map(|jkt| Confirmation { jkt: jkt.as_str().to_owned() }),
         extra,
     };
-    Ok((app.keys.sign("at+jwt", &claims)?, ttl))
+    Ok((app.keys.sign(app.keys.algorithm(), "at+jwt", &claims, ttl).await?, ttl))
 }
 
 /// What an ID token carries the hashes of (OIDC Core §3.1.3.6 `at_hash`, §3.3.2.11 `c_hash`;
@@ -247,8 +253,15 @@ struct Hashes<'a> {
     state: Option<&'a str>,
 }
 
+/// The algorithm a client's ID tokens are signed with, and what is signed like them for it
+/// (logout tokens; JARM responses unless it chose theirs): the one it registered
+/// (`id_token_signed_response_alg`, OIDC Registration §2), else the server's.
+pub(crate) fn id_token_algorithm(app: &Protocol, client: &Client) -> SigningAlgorithm {
+    client.doc.id_token_signed_response_alg.as_deref().and_then(SigningAlgorithm::parse).unwrap_or(app.keys.algorithm())
+}
+
 /// OIDC Core §2.
-fn id_token(
+async fn id_token(
     app: &Protocol,
     what: &Issue<'_>,
     sub: &str,
@@ -257,14 +270,15 @@ fn id_token(
     now: i64,
 ) -> Result<String, OAuthError> {
     // The key that signs this ID token decides the hashes' hash function.
-    let signer = app.keys.signer()?;
-    let algorithm = signer.algorithm().ok_or(crate::keys::KeyError::NoActiveKey)?;
+    let signer = app.keys.signer(id_token_algorithm(app, &what.context.client))?;
+    let algorithm = signer.algorithm();
+    let ttl = app.config.tokens.id_token_ttl;
     let mut claims = json!({
         "iss": app.config.issuer(),
         "sub": sub,
         "aud": what.context.client.id,
         "azp": what.context.client.id,
-        "exp": now + app.config.tokens.id_token_ttl as i64,
+        "exp": now + ttl as i64,
         "iat": now,
     });
     let map = claims.as_object_mut().ok_or_else(|| OAuthError::internal("id token", "claims are not an object"))?;
@@ -292,7 +306,7 @@ fn id_token(
     for c in what.claims.iter().filter(|c| c.id_token) {
         map.entry(c.name.clone()).or_insert_with(|| c.value.clone());
     }
-    Ok(signer.sign("JWT", &claims)?)
+    Ok(signer.sign("JWT", &claims, ttl).await?)
 }
 
 /// The scopes this server itself gives meaning to: OIDC Core §3.1.2.1 (`openid`), §5.4

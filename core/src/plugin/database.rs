@@ -26,12 +26,12 @@ pub enum Database {
     /// in-memory database has no `read` and is read through `write`, its one connection.
     /// Statements run on the thread that asks for them, with no hand-off to another thread
     /// per statement: an indexed read or write of a few rows takes microseconds.
-    Sqlite {
-        read: Option<Arc<ReadPool>>,
-        write: Arc<Mutex<rusqlite::Connection>>,
-        writer: Writer,
+    Sqlite { read: Option<Arc<ReadPool>>, write: Arc<Mutex<rusqlite::Connection>>, writer: Writer },
+    Postgres {
+        pool: PgPool,
+        /// This process's name in what it announces, so that it does not hear itself.
+        origin: Arc<str>,
     },
-    Postgres(PgPool),
 }
 
 impl Database {
@@ -55,14 +55,14 @@ impl Database {
                 .acquire_timeout(acquire_timeout)
                 .connect(url)
                 .await?;
-            Ok(Self::Postgres(pool))
+            Ok(Self::Postgres { pool, origin: crate::crypto::random_token(12).into() })
         }
     }
 
     pub fn dialect(&self) -> Dialect {
         match self {
             Self::Sqlite { .. } => Dialect::Sqlite,
-            Self::Postgres(_) => Dialect::Postgres,
+            Self::Postgres { .. } => Dialect::Postgres,
         }
     }
 
@@ -70,7 +70,7 @@ impl Database {
     pub fn acquire_timeout(&self) -> Option<Duration> {
         match self {
             Self::Sqlite { .. } => None,
-            Self::Postgres(pool) => Some(pool.options().get_acquire_timeout()),
+            Self::Postgres { pool, .. } => Some(pool.options().get_acquire_timeout()),
         }
     }
 
@@ -79,7 +79,94 @@ impl Database {
     pub fn writer(&self) -> Option<&Writer> {
         match self {
             Self::Sqlite { writer, .. } => Some(writer),
-            Self::Postgres(_) => None,
+            Self::Postgres { .. } => None,
+        }
+    }
+}
+
+/// The PostgreSQL channel on which processes sharing a database announce their writes.
+const CHANNEL: &str = "portcullis_writes";
+
+/// What another process on the database announced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Announcement {
+    /// It wrote records of this kind.
+    Wrote(String),
+    /// This process was not listening for a while (it has just started, or its connection
+    /// was lost): what was announced meanwhile is unknown.
+    Missed,
+}
+
+impl Database {
+    /// Tells the other processes on the database that records of `kind` were written:
+    /// PostgreSQL's `NOTIFY`. SQLite has no notifications; its other processes (the CLI
+    /// beside a server) are heard of by the clock alone.
+    pub(crate) async fn announce(&self, kind: &str) -> Result<(), sqlx::Error> {
+        let Self::Postgres { pool, origin } = self else { return Ok(()) };
+        sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(format!("{origin} {kind}")).execute(pool).await?;
+        Ok(())
+    }
+
+    /// What the other processes announce, as it arrives (`LISTEN`, on a connection of its
+    /// own, made again whenever it is lost); none on SQLite.
+    pub(crate) fn announcements(&self) -> Option<tokio::sync::mpsc::Receiver<Announcement>> {
+        let Self::Postgres { pool, origin } = self else { return None };
+        let (heard, announcements) = tokio::sync::mpsc::channel(64);
+        let options = pool.connect_options().as_ref().clone();
+        tokio::spawn(listen(options, origin.clone(), heard));
+        Some(announcements)
+    }
+}
+
+/// Listens until nobody wants to hear any more, connecting again a second after a failure.
+async fn listen(
+    options: sqlx::postgres::PgConnectOptions,
+    origin: Arc<str>,
+    heard: tokio::sync::mpsc::Sender<Announcement>,
+) {
+    // A pool of one connection that never expires: the listener's, apart from the pool of
+    // statements, whose connections it would otherwise hold.
+    let pool = PgPoolOptions::new().max_connections(1).max_lifetime(None).idle_timeout(None).connect_lazy_with(options);
+    let mine = format!("{origin} ");
+    'connect: while !heard.is_closed() {
+        let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(listener) => listener,
+            Err(e) => {
+                tracing::warn!(error = %e, "listening for other replicas' writes: cannot connect; trying again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen(CHANNEL).await {
+            tracing::warn!(error = %e, "listening for other replicas' writes failed; trying again");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        loop {
+            if heard.send(Announcement::Missed).await.is_err() {
+                return;
+            }
+            loop {
+                match listener.try_recv().await {
+                    Ok(Some(notification)) => {
+                        let payload = notification.payload();
+                        if payload.starts_with(&mine) {
+                            continue;
+                        }
+                        let kind = payload.split_once(' ').map_or(payload, |(_, kind)| kind);
+                        if heard.send(Announcement::Wrote(kind.to_owned())).await.is_err() {
+                            return;
+                        }
+                    }
+                    // The connection was lost and made again, listening again.
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "listening for other replicas' writes: connection lost; trying again");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue 'connect;
+                    }
+                }
+            }
         }
     }
 }
@@ -205,7 +292,7 @@ impl DbSession {
             }
             (Database::Sqlite { read: Some(read), .. }, None) => read.query(sql, params),
             (Database::Sqlite { read: None, write, .. }, None) => lite::query(&*write.lock().await, sql, params),
-            (Database::Postgres(pool), None) => {
+            (Database::Postgres { pool, .. }, None) => {
                 let sql = numbered_placeholders(sql);
                 let rows = bind_pg(sqlx::query(&sql), params).fetch_all(pool).await;
                 pg_rows(rows.map_err(db_error)?)
@@ -222,7 +309,7 @@ impl DbSession {
                 done.map(|r| r.rows_affected()).map_err(db_error)
             }
             (Database::Sqlite { write, .. }, None) => lite::execute(&*write.lock().await, sql, params),
-            (Database::Postgres(pool), None) => {
+            (Database::Postgres { pool, .. }, None) => {
                 let sql = numbered_placeholders(sql);
                 let done = bind_pg(sqlx::query(&sql), params).execute(pool).await;
                 done.map(|r| r.rows_affected()).map_err(db_error)
@@ -236,7 +323,7 @@ impl DbSession {
             (_, Some(Transaction::Sqlite(connection))) => connection.execute_batch(sql).map_err(lite::error),
             (_, Some(Transaction::Postgres(tx))) => tx.execute(sql).await.map(drop).map_err(db_error),
             (Database::Sqlite { write, .. }, None) => write.lock().await.execute_batch(sql).map_err(lite::error),
-            (Database::Postgres(pool), None) => pool.execute(sql).await.map(drop).map_err(db_error),
+            (Database::Postgres { pool, .. }, None) => pool.execute(sql).await.map(drop).map_err(db_error),
         }
     }
 
@@ -252,7 +339,7 @@ impl DbSession {
                 connection.execute_batch("BEGIN IMMEDIATE").map_err(lite::error)?;
                 Transaction::Sqlite(connection)
             }
-            Database::Postgres(pool) => Transaction::Postgres(pool.begin().await.map_err(db_error)?),
+            Database::Postgres { pool, .. } => Transaction::Postgres(pool.begin().await.map_err(db_error)?),
         });
         Ok(())
     }
