@@ -639,7 +639,9 @@ async fn admin_api_takes_user_tokens_with_the_admin_scope_only() {
         (Method::GET, format!("/admin/v1/clients/{client}"), None),
         (Method::DELETE, format!("/admin/v1/clients/{client}"), None),
         (Method::POST, "/admin/v1/users".to_owned(), Some(json!({"username": "u", "password": "p4ssw0rd!"}))),
+        (Method::GET, "/admin/v1/keys".to_owned(), None),
         (Method::POST, "/admin/v1/keys/rotate".to_owned(), None),
+        (Method::POST, "/admin/v1/keys/nope/retire".to_owned(), None),
         (Method::GET, "/admin/v1/organizations".to_owned(), None),
         (Method::GET, "/admin/v1/applications/nope/templates".to_owned(), None),
     ];
