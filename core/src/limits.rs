@@ -138,7 +138,7 @@ pub const MAX_SINGLE_USE_SECONDS: i64 = 24 * 3600;
 
 /// Bounds of `database.acquire_timeout_ms`, how long a request waits for a PostgreSQL
 /// connection. The longest is a plugin's longest deadline: the wait must fit inside the
-/// storage plugin's, or an outage ends in its deadline (500) instead of an unavailable store (503).
+/// storage plugin's, or an outage waits the whole deadline before its 503.
 pub const DATABASE_ACQUIRE_TIMEOUT_MS: std::ops::RangeInclusive<u64> = 10..=30_000;
 /// The longest subject an extension grant's plugin may name (other than a user or the
 /// client), in bytes.

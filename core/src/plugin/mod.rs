@@ -256,7 +256,7 @@ impl PolicyHost {
                 tracing::warn!(
                     plugin = %plugin.name,
                     "database.acquire_timeout_ms ({} ms) is not below the storage plugin's deadline ({} ms): \
-                     while the database is unreachable, requests will fail with server_error instead of 503",
+                     while the database is unreachable, requests wait the whole deadline before their 503",
                     wait.as_millis(),
                     deadline.as_millis()
                 );
