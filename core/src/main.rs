@@ -269,28 +269,48 @@ fn print_all<T: Serialize>(values: &[T]) -> anyhow::Result<()> {
 #[derive(Subcommand)]
 enum UserCommand {
     /// Add a user; the password is read from standard input.
-    Add {
-        #[arg(long)]
-        username: String,
-        #[arg(long)]
-        email: String,
-        #[arg(long)]
-        name: String,
-        /// Released with `profile` as `given_name` (OIDC Core §5.1).
-        #[arg(long)]
-        given_name: Option<String>,
-        /// Released with `profile` as `family_name`.
-        #[arg(long)]
-        family_name: Option<String>,
-        #[arg(long)]
-        company: Option<String>,
-        #[arg(long = "role")]
-        roles: Vec<String>,
-        #[arg(long, required = true)]
-        password_stdin: bool,
-    },
+    Add(UserAdd),
     /// List users.
     List,
+}
+
+// `user add`: what the registration takes (`registry::NewUser`), the password aside.
+#[derive(Args)]
+struct UserAdd {
+    #[arg(long)]
+    username: String,
+    #[arg(long)]
+    email: String,
+    #[arg(long)]
+    name: String,
+    /// Released with `profile` as `given_name` (OIDC Core §5.1).
+    #[arg(long)]
+    given_name: Option<String>,
+    /// Released with `profile` as `family_name`.
+    #[arg(long)]
+    family_name: Option<String>,
+    #[arg(long)]
+    company: Option<String>,
+    #[arg(long = "role")]
+    roles: Vec<String>,
+    #[arg(long, required = true)]
+    password_stdin: bool,
+}
+
+impl UserAdd {
+    fn into_new_user(self, password: String) -> NewUser {
+        NewUser {
+            username: self.username,
+            password,
+            email: self.email,
+            name: self.name,
+            given_name: self.given_name,
+            family_name: self.family_name,
+            company: self.company,
+            roles: self.roles,
+            organization_id: None,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -466,36 +486,12 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::User(cmd) => {
             let app = Portcullis::open(config, false).await?;
             match cmd {
-                UserCommand::Add {
-                    username,
-                    email,
-                    name,
-                    given_name,
-                    family_name,
-                    company,
-                    roles,
-                    password_stdin: _,
-                } => {
+                UserCommand::Add(add) => {
                     let mut password = String::new();
                     std::io::stdin().read_to_string(&mut password)?;
                     let password = password.trim_end_matches(['\n', '\r']).to_owned();
-                    let user = registry::add_user(
-                        &app.storage,
-                        &app.passwords,
-                        &Caller::Operator,
-                        NewUser {
-                            username,
-                            password,
-                            email,
-                            name,
-                            given_name,
-                            family_name,
-                            company,
-                            roles,
-                            organization_id: None,
-                        },
-                    )
-                    .await?;
+                    let new = add.into_new_user(password);
+                    let user = registry::add_user(&app.storage, &app.passwords, &Caller::Operator, new).await?;
                     println!("{}", serde_json::to_string(&user)?);
                 }
                 UserCommand::List => {
