@@ -1,0 +1,12 @@
+//! Operating the server: health and graceful stop, metrics, access and audit logs, limits shared
+//! by replicas, the lifecycle of clients and users, dynamic registration, backup and restore.
+//! One test binary for all of them, to save link time.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod audit;
+mod backup;
+mod health;
+mod lifecycle;
+mod metrics;
