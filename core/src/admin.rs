@@ -20,7 +20,7 @@ use crate::error::AdminError;
 use crate::keys::Keys;
 use crate::model::User;
 use crate::oauth::Protocol;
-use crate::registry::{self, Caller, NewClient, NewUser, RegistryError};
+use crate::registry::{self, Caller, ClientUpdate, NewClient, NewUser, RegistryError, UserUpdate};
 use crate::storage::Storage;
 
 /// The scope an access token needs to call the admin API as its user.
@@ -53,8 +53,11 @@ macro_rules! routes {
 
 routes! {
     "/admin/v1/clients" => { get: list_clients, post: create_client },
-    "/admin/v1/clients/{id}" => { get: get_client, delete: delete_client },
+    "/admin/v1/clients/{id}" => { get: get_client, patch: update_client, delete: delete_client },
+    "/admin/v1/clients/{id}/secret" => { post: rotate_client_secret },
     "/admin/v1/users" => { get: list_users, post: create_user },
+    "/admin/v1/users/{id}" => { patch: update_user, delete: delete_user },
+    "/admin/v1/users/{id}/password" => { post: set_user_password },
     "/admin/v1/keys" => { get: list_keys },
     "/admin/v1/keys/rotate" => { post: rotate_keys },
     "/admin/v1/keys/{kid}/retire" => { post: retire_key },
@@ -490,4 +493,85 @@ async fn create_template_client(
         Ok(r) => (StatusCode::CREATED, [(header::CACHE_CONTROL, "no-store")], Json(r)).into_response(),
         Err(e) => registry_error(e),
     }
+}
+
+// The lifecycle of clients and users
+
+async fn update_client(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: JsonBody<ClientUpdate>,
+) -> Response {
+    let change = body!(body);
+    respond(StatusCode::OK, registry::update_client(&app.storage, &app.keys, &caller, &id, change).await)
+}
+
+/// `POST /admin/v1/clients/{id}/secret`'s body, which may be left out.
+#[derive(Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct SecretRotation {
+    /// How long the old secret is still accepted, in seconds (0: refused at once).
+    grace_seconds: u64,
+}
+
+/// A new secret for a client: shown this once.
+async fn rotate_client_secret(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return AdminError::BodyTooLarge(e.body_text()).into_response();
+        }
+        Err(e) => return AdminError::InvalidRequest(e.body_text()).into_response(),
+    };
+    let rotation: SecretRotation = if body.iter().all(u8::is_ascii_whitespace) {
+        SecretRotation::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => return AdminError::InvalidRequest(format!("the body: {e}")).into_response(),
+        }
+    };
+    let now = app.protocol.clock.now();
+    match registry::rotate_client_secret(&app.storage, &app.keys, &caller, &id, rotation.grace_seconds, now).await {
+        Ok(r) => (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")], Json(r)).into_response(),
+        Err(e) => registry_error(e),
+    }
+}
+
+async fn update_user(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: JsonBody<UserUpdate>,
+) -> Response {
+    let change = body!(body);
+    respond(StatusCode::OK, registry::update_user(&app.storage, &caller, &id, change).await)
+}
+
+async fn delete_user(State(app): State<App>, Extension(caller): Extension<Caller>, Path(id): Path<String>) -> Response {
+    removed(registry::delete_user(&app.storage, &caller, &id).await)
+}
+
+/// `POST /admin/v1/users/{id}/password`'s body.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewPassword {
+    password: String,
+}
+
+async fn set_user_password(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: JsonBody<NewPassword>,
+) -> Response {
+    let new = body!(body);
+    let result = registry::set_user_password(&app.storage, &app.protocol.passwords, &caller, &id, &new.password).await;
+    respond(StatusCode::OK, result)
 }

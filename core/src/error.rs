@@ -90,6 +90,12 @@ pub enum OAuthError {
     /// `DPoP-Nonce` header.
     #[error("{reason}")]
     UseDpopNonce { reason: String, nonce: String },
+    /// A plugin the client names (its scope policy, its consent UI) is not loaded: the
+    /// client is misconfigured until the plugin is back or the client is changed.
+    /// `server_error` naming the plugin, 503 (the service is unavailable to this client), not
+    /// a bare 500.
+    #[error("{0}")]
+    PluginNotLoaded(String),
 }
 
 impl OAuthError {
@@ -122,6 +128,7 @@ impl OAuthError {
             Self::InvalidRequestObject(_) => "invalid_request_object",
             Self::InvalidDpopProof(_) => "invalid_dpop_proof",
             Self::UseDpopNonce { .. } => "use_dpop_nonce",
+            Self::PluginNotLoaded(_) => "server_error",
         }
     }
 
@@ -136,6 +143,7 @@ impl OAuthError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::ServerError(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::TemporarilyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::PluginNotLoaded(_) => StatusCode::SERVICE_UNAVAILABLE,
             // RFC 6585 §4.
             Self::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::BAD_REQUEST,

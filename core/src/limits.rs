@@ -163,6 +163,13 @@ pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
 /// Shortest password a user is registered with, in characters.
 pub const MIN_PASSWORD_CHARS: usize = 8;
 
+/// Longest grace a rotated client secret keeps being accepted for, in seconds (7 days):
+/// enough to roll the new secret out, short enough that a leaked one dies.
+pub const MAX_SECRET_GRACE_SECONDS: u64 = 7 * 24 * 60 * 60;
+
+/// Longest password an administrator sets, in bytes (what the password grant reads).
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
 /// Most `audiences` a client registers (RFC 8693 §2.1), and the longest of them, in bytes.
 pub const MAX_AUDIENCES: usize = 16;
 pub const MAX_AUDIENCE_BYTES: usize = 255;

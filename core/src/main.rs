@@ -11,7 +11,7 @@ use portcullis::applications::{
 };
 use portcullis::config::Config;
 use portcullis::model::TokenSettings;
-use portcullis::registry::{self, Caller, NewClient, NewUser};
+use portcullis::registry::{self, Caller, ClientUpdate, NewClient, NewUser, UserUpdate};
 use portcullis::server::{self, Portcullis};
 use serde::Serialize;
 
@@ -272,6 +272,80 @@ enum UserCommand {
     Add(UserAdd),
     /// List users.
     List,
+    /// Change a user; what is not given stays.
+    Update(UserChange),
+    /// Disable a user: their sessions end, their grants (and tokens) are revoked, and they
+    /// sign in nowhere until enabled.
+    Disable {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
+    /// Enable a disabled user: they may sign in again.
+    Enable {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
+    /// Delete a user with their sessions, grants, consents and memberships.
+    Delete {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
+    /// Set a user's password, read from standard input; their sessions end.
+    SetPassword {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+}
+
+// `user update`: what `registry::UserUpdate` takes, `disabled` aside (`user disable|enable`).
+#[derive(Args)]
+struct UserChange {
+    #[arg(allow_hyphen_values = true)]
+    id: String,
+    #[arg(long)]
+    email: Option<String>,
+    #[arg(long)]
+    name: Option<String>,
+    /// An empty value clears it.
+    #[arg(long)]
+    given_name: Option<String>,
+    /// An empty value clears it.
+    #[arg(long)]
+    family_name: Option<String>,
+    /// An empty value clears it.
+    #[arg(long)]
+    company: Option<String>,
+    /// Replaces the user's roles; repeat for several.
+    #[arg(long = "role", conflicts_with = "no_roles")]
+    roles: Vec<String>,
+    /// Takes every role away.
+    #[arg(long)]
+    no_roles: bool,
+}
+
+impl UserChange {
+    fn into_update(self) -> (String, UserUpdate) {
+        let clearable = |v: Option<String>| v.map(|v| Some(v).filter(|v| !v.is_empty()));
+        let update = UserUpdate {
+            email: self.email,
+            name: self.name,
+            given_name: clearable(self.given_name),
+            family_name: clearable(self.family_name),
+            company: clearable(self.company),
+            roles: (self.no_roles || !self.roles.is_empty()).then_some(self.roles),
+            disabled: None,
+        };
+        (self.id, update)
+    }
+}
+
+/// A password from standard input, without its line end.
+fn password_from_stdin() -> anyhow::Result<String> {
+    let mut password = String::new();
+    std::io::stdin().read_to_string(&mut password)?;
+    Ok(password.trim_end_matches(['\n', '\r']).to_owned())
 }
 
 // `user add`: what the registration takes (`registry::NewUser`), the password aside.
@@ -325,6 +399,104 @@ enum ClientCommand {
         #[arg(allow_hyphen_values = true)]
         id: String,
     },
+    /// Change a client; what is not given stays. Checked as a registration is.
+    Update(Box<ClientChange>),
+    /// Give a confidential client a new secret, printed once; the old one is accepted for
+    /// the grace, then refused.
+    RotateSecret {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+        /// Seconds the old secret is still accepted (0: refused at once; at most 7 days).
+        #[arg(long, default_value_t = 0)]
+        grace: u64,
+        /// Print as a JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+// `client update`: the options become the members of a `registry::ClientUpdate`, laid over
+// `--change`.
+#[derive(Args)]
+struct ClientChange {
+    #[arg(allow_hyphen_values = true)]
+    id: String,
+    #[arg(long)]
+    name: Option<String>,
+    /// Replaces its redirect URIs; repeat for several.
+    #[arg(long = "redirect-uri")]
+    redirect_uris: Option<Vec<String>>,
+    /// Replaces its allowed origins; repeat for several.
+    #[arg(long = "allowed-origin")]
+    allowed_origins: Option<Vec<String>>,
+    /// Replaces its grant types; repeat for several.
+    #[arg(long = "grant-type")]
+    grant_types: Option<Vec<String>>,
+    /// Replaces its response types; repeat for several.
+    #[arg(long = "response-type")]
+    response_types: Option<Vec<String>>,
+    /// Replaces its scopes; repeat, or space-separate, for several.
+    #[arg(long = "scope")]
+    scopes: Option<Vec<String>>,
+    /// Its scope policy plugin (it must be loaded); empty: the server's default.
+    #[arg(long)]
+    scope_policy: Option<String>,
+    /// Its consent UI plugin (it must be loaded); empty: the server's default.
+    #[arg(long)]
+    consent_ui: Option<String>,
+    #[arg(long)]
+    access_token_ttl: Option<u64>,
+    #[arg(long)]
+    refresh_token_ttl: Option<u64>,
+    #[arg(long)]
+    code_ttl: Option<u64>,
+    /// Its public keys as a JWK Set (JSON), for `private_key_jwt`.
+    #[arg(long, value_parser = json_value)]
+    jwks: Option<serde_json::Value>,
+    /// Where it publishes its JWK Set, for `private_key_jwt`.
+    #[arg(long)]
+    jwks_uri: Option<String>,
+    /// Any members of the admin API's client update, as a JSON object; the options above
+    /// are laid over it.
+    #[arg(long, value_parser = json_value)]
+    change: Option<serde_json::Value>,
+}
+
+impl ClientChange {
+    /// The client's id and the update the options ask for.
+    fn into_update(self) -> anyhow::Result<(String, ClientUpdate)> {
+        let mut change = match self.change {
+            Some(serde_json::Value::Object(o)) => o,
+            Some(_) => anyhow::bail!("--change: a JSON object"),
+            None => serde_json::Map::new(),
+        };
+        let plugin = |v: String| if v.is_empty() { serde_json::Value::Null } else { v.into() };
+        let scopes = self.scopes.map(|s| {
+            s.iter().flat_map(|s| s.split(' ')).filter(|s| !s.is_empty()).map(str::to_owned).collect::<Vec<_>>()
+        });
+        let options = [
+            ("name", self.name.map(Into::into)),
+            ("redirect_uris", self.redirect_uris.map(Into::into)),
+            ("allowed_origins", self.allowed_origins.map(Into::into)),
+            ("grant_types", self.grant_types.map(Into::into)),
+            ("response_types", self.response_types.map(Into::into)),
+            ("scopes", scopes.map(Into::into)),
+            ("scope_policy", self.scope_policy.map(plugin)),
+            ("consent_ui", self.consent_ui.map(plugin)),
+            ("access_token_ttl", self.access_token_ttl.map(Into::into)),
+            ("refresh_token_ttl", self.refresh_token_ttl.map(Into::into)),
+            ("code_ttl", self.code_ttl.map(Into::into)),
+            ("jwks", self.jwks),
+            ("jwks_uri", self.jwks_uri.map(Into::into)),
+        ];
+        for (name, value) in options {
+            if let Some(value) = value {
+                change.insert(name.into(), value);
+            }
+        }
+        let update = serde_json::from_value(serde_json::Value::Object(change))?;
+        Ok((self.id, update))
+    }
 }
 
 // `client add`: what the registration takes (`registry::NewClient`).
@@ -497,6 +669,31 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 UserCommand::List => {
                     print_all(&registry::list_users(&app.storage, &Caller::Operator).await?)?;
                 }
+                UserCommand::Update(change) => {
+                    let (id, update) = change.into_update();
+                    print(&registry::update_user(&app.storage, &Caller::Operator, &id, update).await?)?;
+                }
+                UserCommand::Disable { id } => {
+                    let update = UserUpdate { disabled: Some(true), ..Default::default() };
+                    print(&registry::update_user(&app.storage, &Caller::Operator, &id, update).await?)?;
+                }
+                UserCommand::Enable { id } => {
+                    let update = UserUpdate { disabled: Some(false), ..Default::default() };
+                    print(&registry::update_user(&app.storage, &Caller::Operator, &id, update).await?)?;
+                }
+                UserCommand::Delete { id } => {
+                    registry::delete_user(&app.storage, &Caller::Operator, &id)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("user `{id}`: {e}"))?;
+                    println!("deleted {id}");
+                }
+                UserCommand::SetPassword { id, password_stdin: _ } => {
+                    let password = password_from_stdin()?;
+                    let user =
+                        registry::set_user_password(&app.storage, &app.passwords, &Caller::Operator, &id, &password)
+                            .await?;
+                    print(&user)?;
+                }
             }
             Ok(())
         }
@@ -525,6 +722,25 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                         .await
                         .map_err(|e| anyhow::anyhow!("client `{id}`: {e}"))?;
                     println!("deleted {id}");
+                }
+                ClientCommand::Update(change) => {
+                    let (id, update) = change.into_update()?;
+                    print(&registry::update_client(&app.storage, &app.keys, &Caller::Operator, &id, update).await?)?;
+                }
+                ClientCommand::RotateSecret { id, grace, json } => {
+                    let now = portcullis::model::now();
+                    let rotated =
+                        registry::rotate_client_secret(&app.storage, &app.keys, &Caller::Operator, &id, grace, now)
+                            .await?;
+                    if json {
+                        println!("{}", serde_json::to_string(&rotated)?);
+                    } else {
+                        println!("client_id:     {}", rotated.client_id);
+                        if let Some(secret) = &rotated.client_secret {
+                            println!("client_secret: {secret}");
+                            println!("(the secret is shown only now; store it safely)");
+                        }
+                    }
                 }
             }
             Ok(())

@@ -138,6 +138,21 @@ pub struct ClientDocument {
     /// Its access tokens are always bound to a key it proves possession of (RFC 9449 §5.2):
     /// a token request without a proof is refused.
     pub dpop_bound_access_tokens: bool,
+    /// The secret it had before its secret was last rotated, accepted until its grace ends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_secret: Option<PreviousSecret>,
+}
+
+/// A client's replaced secret, still accepted until `expires_at` (a rotation's grace).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PreviousSecret {
+    /// SHA-256 of the replaced secret.
+    pub hash: String,
+    /// For `client_secret_jwt`: the replaced secret, sealed like [`ClientDocument::sealed_secret`].
+    pub sealed: Option<String>,
+    /// Until this Unix time (exclusive) it is accepted.
+    pub expires_at: i64,
 }
 
 /// A client authentication method (RFC 6749 §2.3.1, OIDC Core §9, RFC 7523 §2.2).
@@ -407,6 +422,8 @@ pub struct UserDocument {
     pub roles: Vec<String>,
     pub organization_id: Option<String>,
     pub locale: Option<String>,
+    /// A disabled user signs in nowhere and gets no token.
+    pub disabled: bool,
 }
 
 /// What a resource owner (or a client, for itself) was granted; tokens hang off it.

@@ -199,7 +199,24 @@ pub async fn register_client(
     new: NewClient,
 ) -> Result<RegisteredClient, RegistryError> {
     caller.require_administrator()?;
-    // Only an algorithm the server signs with can be promised.
+    let (mut client, secret) = checked_client(storage, keys, new)?;
+    if client.doc.token_endpoint_auth_method == Some(TokenEndpointAuthMethod::ClientSecretJwt)
+        && let Some(secret) = &secret
+    {
+        client.doc.sealed_secret = Some(keys.seal_client_secret(&client.id, secret));
+    }
+    storage.create_client(&client).await?;
+    Ok(RegisteredClient { client_id: client.id, client_secret: secret })
+}
+
+/// A registration checked as every registration and update is: the record
+/// ([`new_client`]), the algorithms it asks for (only one the server signs with can be
+/// promised), and the plugins it names (loaded now, of their kind).
+fn checked_client(
+    storage: &Storage,
+    keys: &crate::keys::Keys,
+    new: NewClient,
+) -> Result<(Client, Option<String>), RegistryError> {
     let algorithms = [
         ("id_token_signed_response_alg", &new.id_token_signed_response_alg),
         ("authorization_signed_response_alg", &new.authorization_signed_response_alg),
@@ -215,14 +232,14 @@ pub async fn register_client(
             ));
         }
     }
-    let (mut client, secret) = new_client(new)?;
-    if client.doc.token_endpoint_auth_method == Some(TokenEndpointAuthMethod::ClientSecretJwt)
-        && let Some(secret) = &secret
-    {
-        client.doc.sealed_secret = Some(keys.seal_client_secret(&client.id, secret));
+    let (client, secret) = new_client(new)?;
+    if let Some(missing) = storage.missing_plugins(&client).into_iter().next() {
+        return Err(RegistryError::field(
+            missing.field,
+            format!("no {} plugin named `{}` is loaded", missing.kind, missing.plugin),
+        ));
     }
-    storage.create_client(&client).await?;
-    Ok(RegisteredClient { client_id: client.id, client_secret: secret })
+    Ok((client, secret))
 }
 
 /// A validated client record and its secret (shown once, stored hashed), not yet stored.
@@ -453,6 +470,7 @@ pub(crate) fn new_client(new: NewClient) -> Result<(Client, Option<String>), Reg
             id_token_signed_response_alg: new.id_token_signed_response_alg,
             authorization_signed_response_alg: new.authorization_signed_response_alg,
             dpop_bound_access_tokens: new.dpop_bound_access_tokens,
+            previous_secret: None,
         },
     };
     Ok((client, secret))
@@ -609,6 +627,9 @@ pub struct ClientSummary {
     /// (unset: the server's algorithm; the responses' unset: the ID tokens').
     pub id_token_signed_response_alg: Option<String>,
     pub authorization_signed_response_alg: Option<String>,
+    /// The plugins it names (unset: the server's defaults).
+    pub scope_policy: Option<String>,
+    pub consent_ui: Option<String>,
 }
 
 impl From<&Client> for ClientSummary {
@@ -637,6 +658,8 @@ impl From<&Client> for ClientSummary {
             audiences: c.doc.audiences.clone(),
             id_token_signed_response_alg: c.doc.id_token_signed_response_alg.clone(),
             authorization_signed_response_alg: c.doc.authorization_signed_response_alg.clone(),
+            scope_policy: c.doc.scope_policy.clone(),
+            consent_ui: c.doc.consent_ui.clone(),
         }
     }
 }
@@ -665,6 +688,8 @@ pub struct UserSummary {
     pub family_name: Option<String>,
     pub company: Option<String>,
     pub roles: Vec<String>,
+    /// A disabled user signs in nowhere and gets no token.
+    pub disabled: bool,
 }
 
 impl From<&User> for UserSummary {
@@ -678,6 +703,7 @@ impl From<&User> for UserSummary {
             family_name: u.doc.family_name.clone(),
             company: u.doc.company.clone(),
             roles: u.doc.roles.clone(),
+            disabled: u.doc.disabled,
         }
     }
 }
@@ -766,6 +792,7 @@ pub async fn add_user(
             roles: new.roles,
             organization_id: new.organization_id,
             locale: None,
+            disabled: false,
         },
     };
     storage.create_user(&user).await.map_err(|e| match e {
@@ -773,4 +800,332 @@ pub async fn add_user(
         e => RegistryError::Storage(e),
     })?;
     Ok(UserSummary::from(&user))
+}
+
+// The lifecycle of clients and users: changing, rotating, disabling, deleting.
+
+/// A field that may be set to `null` (cleared) as well as to a value: `None` when absent,
+/// `Some(None)` for `null`.
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// A change to a client (`PATCH /admin/v1/clients/{id}`, `client update`): the fields given
+/// replace the registered ones (`null` clears one that may be unset), the rest stay; the
+/// result is checked exactly as a registration is.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientUpdate {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub redirect_uris: Option<Vec<String>>,
+    pub post_logout_redirect_uris: Option<Vec<String>>,
+    #[serde(deserialize_with = "present")]
+    pub allowed_origins: Option<Option<Vec<String>>>,
+    pub grant_types: Option<Vec<String>>,
+    pub response_types: Option<Vec<String>>,
+    pub scopes: Option<Vec<String>>,
+    pub skip_consent: Option<bool>,
+    #[serde(deserialize_with = "present")]
+    pub expires_at: Option<Option<i64>>,
+    #[serde(deserialize_with = "present")]
+    pub access_token_ttl: Option<Option<u64>>,
+    #[serde(deserialize_with = "present")]
+    pub refresh_token_ttl: Option<Option<u64>>,
+    #[serde(deserialize_with = "present")]
+    pub code_ttl: Option<Option<u64>>,
+    /// The scope policy plugin (`null`: the server's default); it must be loaded.
+    #[serde(deserialize_with = "present")]
+    pub scope_policy: Option<Option<String>>,
+    /// The consent UI plugin (`null`: the server's default); it must be loaded.
+    #[serde(deserialize_with = "present")]
+    pub consent_ui: Option<Option<String>>,
+    /// A `private_key_jwt` client's keys: a JWK Set, or where it is published.
+    #[serde(deserialize_with = "present")]
+    pub jwks: Option<Option<serde_json::Value>>,
+    #[serde(deserialize_with = "present")]
+    pub jwks_uri: Option<Option<String>>,
+    pub audiences: Option<Vec<String>>,
+    pub request_uris: Option<Vec<String>>,
+    #[serde(deserialize_with = "present")]
+    pub backchannel_logout_uri: Option<Option<String>>,
+}
+
+impl NewClient {
+    /// The registration a stored client amounts to: what an update is laid over.
+    fn registered(c: &Client) -> Self {
+        let d = &c.doc;
+        let keyed = d.token_endpoint_auth_method == Some(TokenEndpointAuthMethod::PrivateKeyJwt);
+        Self {
+            name: d.name.clone(),
+            description: d.description.clone(),
+            redirect_uris: d.redirect_uris.clone(),
+            allowed_origins: d.allowed_origins.clone(),
+            grant_types: d.grant_types.clone(),
+            response_types: d.response_types.clone(),
+            scopes: d.scopes.clone(),
+            public: c.secret_hash.is_none() && !keyed,
+            allow_plain_pkce: d.allow_plain_pkce,
+            always_issue_refresh_token: d.always_issue_refresh_token,
+            skip_consent: d.skip_consent,
+            expires_at: d.expires_at,
+            access_token_ttl: d.access_token_ttl,
+            refresh_token_ttl: d.refresh_token_ttl,
+            code_ttl: d.code_ttl,
+            template_id: d.template_id.clone(),
+            owner: d.owner.clone(),
+            scope_policy: d.scope_policy.clone(),
+            consent_ui: d.consent_ui.clone(),
+            organization_id: c.organization_id.clone(),
+            introspect_any: d.introspect_any,
+            token_endpoint_auth_method: d.token_endpoint_auth_method.map(|m| m.as_str().to_owned()),
+            jwks: d.jwks.clone(),
+            jwks_uri: d.jwks_uri.clone(),
+            require_pushed_authorization_requests: d.require_pushed_authorization_requests,
+            post_logout_redirect_uris: d.post_logout_redirect_uris.clone(),
+            request_object_signing_alg: d.request_object_signing_alg.clone(),
+            request_uris: d.request_uris.clone(),
+            backchannel_logout_uri: d.backchannel_logout_uri.clone(),
+            backchannel_logout_session_required: d.backchannel_logout_session_required,
+            audiences: d.audiences.clone(),
+            id_token_signed_response_alg: d.id_token_signed_response_alg.clone(),
+            authorization_signed_response_alg: d.authorization_signed_response_alg.clone(),
+            dpop_bound_access_tokens: d.dpop_bound_access_tokens,
+        }
+    }
+
+    /// This registration with `change` laid over it.
+    fn changed(mut self, change: ClientUpdate) -> Self {
+        macro_rules! set {
+            ($($field:ident),+) => {$(if let Some(v) = change.$field { self.$field = v; })+};
+        }
+        set!(
+            name,
+            description,
+            redirect_uris,
+            post_logout_redirect_uris,
+            allowed_origins,
+            grant_types,
+            response_types,
+            scopes,
+            skip_consent,
+            expires_at,
+            access_token_ttl,
+            refresh_token_ttl,
+            code_ttl,
+            scope_policy,
+            consent_ui,
+            jwks,
+            jwks_uri,
+            audiences,
+            request_uris,
+            backchannel_logout_uri
+        );
+        if self.backchannel_logout_uri.is_none() {
+            self.backchannel_logout_session_required = false;
+        }
+        self
+    }
+}
+
+/// Changes a client: the update laid over its registration and checked as a registration
+/// is (its plugins loaded now). Its id, secret, owner and what it was created from stay.
+/// Every replica sees the change within the client cache's second (at once on PostgreSQL,
+/// and on this one): for administrators.
+pub async fn update_client(
+    storage: &Storage,
+    keys: &Keys,
+    caller: &Caller,
+    id: &str,
+    change: ClientUpdate,
+) -> Result<ClientSummary, RegistryError> {
+    caller.require_administrator()?;
+    let not_found = || RegistryError::NotFound("no such client".into());
+    if id.len() > limits::MAX_CLIENT_ID_BYTES {
+        return Err(not_found());
+    }
+    let loaded = storage.get_loaded::<Client>(id).await?.ok_or_else(not_found)?;
+    let old = loaded.value;
+    let (checked, _) = checked_client(storage, keys, NewClient::registered(&old).changed(change))?;
+    let client = Client {
+        doc: ClientDocument {
+            application_id: old.doc.application_id.clone(),
+            metadata: old.doc.metadata.clone(),
+            sealed_secret: old.doc.sealed_secret.clone(),
+            previous_secret: old.doc.previous_secret.clone(),
+            ..checked.doc
+        },
+        ..old
+    };
+    storage.update_client(&client, loaded.revision).await?;
+    Ok(ClientSummary::from(&client))
+}
+
+/// Gives a confidential client a new secret, returned this once. The old one is still
+/// accepted for `grace_seconds` (at most [`limits::MAX_SECRET_GRACE_SECONDS`]; 0: refused
+/// at once), counted from `now`: for administrators.
+pub async fn rotate_client_secret(
+    storage: &Storage,
+    keys: &Keys,
+    caller: &Caller,
+    id: &str,
+    grace_seconds: u64,
+    now: i64,
+) -> Result<RegisteredClient, RegistryError> {
+    caller.require_administrator()?;
+    if grace_seconds > limits::MAX_SECRET_GRACE_SECONDS {
+        return Err(RegistryError::field(
+            "grace_seconds",
+            format!("at most {} seconds", limits::MAX_SECRET_GRACE_SECONDS),
+        ));
+    }
+    let not_found = || RegistryError::NotFound("no such client".into());
+    if id.len() > limits::MAX_CLIENT_ID_BYTES {
+        return Err(not_found());
+    }
+    let loaded = storage.get_loaded::<Client>(id).await?.ok_or_else(not_found)?;
+    let mut client = loaded.value;
+    let Some(old_hash) = client.secret_hash.take() else {
+        return Err(RegistryError::Invalid(
+            "the client has no secret: a public client has none, a private_key_jwt client proves itself with its keys"
+                .into(),
+        ));
+    };
+    let secret = random_token(32);
+    client.secret_hash = Some(hash_secret(&secret));
+    let old_sealed = client.doc.sealed_secret.take();
+    if old_sealed.is_some() {
+        client.doc.sealed_secret = Some(keys.seal_client_secret(&client.id, &secret));
+    }
+    client.doc.previous_secret = (grace_seconds > 0).then(|| PreviousSecret {
+        hash: old_hash,
+        sealed: old_sealed,
+        expires_at: now.saturating_add(i64::try_from(grace_seconds).unwrap_or(i64::MAX)),
+    });
+    storage.update_client(&client, loaded.revision).await?;
+    Ok(RegisteredClient { client_id: client.id, client_secret: Some(secret) })
+}
+
+/// A change to a user (`PATCH /admin/v1/users/{id}`, `user update|disable|enable`): the
+/// fields given replace theirs (`null` clears one that may be unset), the rest stay.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UserUpdate {
+    pub email: Option<String>,
+    pub name: Option<String>,
+    #[serde(deserialize_with = "present")]
+    pub given_name: Option<Option<String>>,
+    #[serde(deserialize_with = "present")]
+    pub family_name: Option<Option<String>>,
+    #[serde(deserialize_with = "present")]
+    pub company: Option<Option<String>>,
+    pub roles: Option<Vec<String>>,
+    /// A disabled user signs in nowhere: disabling ends their sessions and revokes every
+    /// grant they gave (their refresh and access tokens die); enabling lets them sign in again.
+    pub disabled: Option<bool>,
+}
+
+/// Reads a user with its revision, or `NotFound`.
+async fn loaded_user(storage: &Storage, id: &str) -> Result<crate::storage::Loaded<User>, RegistryError> {
+    storage.get_loaded::<User>(id).await?.ok_or_else(|| RegistryError::NotFound("no such user".into()))
+}
+
+/// Changes a user: names, email, company, roles, and whether they are disabled. The
+/// claims of tokens issued from now on, and userinfo at once, say what it now holds: for
+/// administrators.
+pub async fn update_user(
+    storage: &Storage,
+    caller: &Caller,
+    id: &str,
+    change: UserUpdate,
+) -> Result<UserSummary, RegistryError> {
+    caller.require_administrator()?;
+    let loaded = loaded_user(storage, id).await?;
+    let mut user = loaded.value;
+    let was_disabled = user.doc.disabled;
+    let d = &mut user.doc;
+    if let Some(email) = change.email {
+        if email != d.email {
+            d.email_verified = false;
+        }
+        d.email = email;
+    }
+    if let Some(name) = change.name {
+        d.name = name;
+    }
+    if let Some(v) = change.given_name {
+        d.given_name = v;
+    }
+    if let Some(v) = change.family_name {
+        d.family_name = v;
+    }
+    if let Some(v) = change.company {
+        d.company = v;
+    }
+    if let Some(roles) = change.roles {
+        d.roles = roles;
+    }
+    if let Some(disabled) = change.disabled {
+        d.disabled = disabled;
+    }
+    if user.doc.disabled && !was_disabled {
+        storage.update_user_ending(&user, loaded.revision, true).await?;
+    } else {
+        storage.update_user(&user, loaded.revision).await?;
+    }
+    Ok(UserSummary::from(&user))
+}
+
+/// Deletes a user with everything they hold: sessions, grants (their refresh and access
+/// tokens die), consents and memberships: for administrators.
+pub async fn delete_user(storage: &Storage, caller: &Caller, id: &str) -> Result<(), RegistryError> {
+    caller.require_administrator()?;
+    if storage.delete_user(id).await? { Ok(()) } else { Err(RegistryError::NotFound("no such user".into())) }
+}
+
+/// Sets a user's password (hashed by `passwords`; busy: [`RegistryError::Busy`]) and ends
+/// their sessions: they sign in again with it. Their grants stay: for administrators.
+pub async fn set_user_password(
+    storage: &Storage,
+    passwords: &Passwords,
+    caller: &Caller,
+    id: &str,
+    password: &str,
+) -> Result<UserSummary, RegistryError> {
+    caller.require_administrator()?;
+    check_password(password)?;
+    let loaded = loaded_user(storage, id).await?;
+    let mut user = loaded.value;
+    user.password_hash = hash_password(passwords, password).await?;
+    storage.update_user_ending(&user, loaded.revision, false).await?;
+    Ok(UserSummary::from(&user))
+}
+
+/// A password a user may be given: long enough to resist guessing, short enough for the
+/// forms and the password grant to read.
+fn check_password(password: &str) -> Result<(), RegistryError> {
+    if password.chars().count() < limits::MIN_PASSWORD_CHARS {
+        return Err(RegistryError::field(
+            "password",
+            format!("the password must have at least {} characters", limits::MIN_PASSWORD_CHARS),
+        ));
+    }
+    if password.len() > limits::MAX_PASSWORD_BYTES {
+        return Err(RegistryError::field(
+            "password",
+            format!("the password must have at most {} bytes", limits::MAX_PASSWORD_BYTES),
+        ));
+    }
+    Ok(())
+}
+
+async fn hash_password(passwords: &Passwords, password: &str) -> Result<String, RegistryError> {
+    passwords.hash(password).await.map_err(|e| match e {
+        PasswordError::Busy => RegistryError::Busy,
+        PasswordError::Failed(m) => RegistryError::Internal(m),
+    })
 }

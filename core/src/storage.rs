@@ -806,6 +806,90 @@ impl Storage {
     pub async fn delete_interaction(&self, id: &str) -> Result<(), StorageError> {
         self.apply(vec![write::delete::<Interaction>(id)]).await
     }
+
+    // The lifecycle of clients and users
+
+    /// Replaces a client read at `revision` (`Conflict` when it changed meanwhile). Like
+    /// every client write, it clears this replica's client cache and is announced to the others.
+    pub async fn update_client(&self, c: &Client, revision: u64) -> Result<(), StorageError> {
+        self.apply(vec![write::update(c, revision)?]).await
+    }
+
+    /// The plugins a client names (`scope_policy`, `consent_ui`) that are not loaded now:
+    /// each with the field that names it and the kind it must be.
+    pub fn missing_plugins(&self, c: &Client) -> Vec<MissingPlugin> {
+        use crate::plugin::PluginKind;
+        let named = [
+            ("scope_policy", PluginKind::ScopePolicy, &c.doc.scope_policy),
+            ("consent_ui", PluginKind::ConsentUi, &c.doc.consent_ui),
+        ];
+        named
+            .into_iter()
+            .filter_map(|(field, kind, name)| {
+                let name = name.as_deref()?;
+                (!self.host.is_loaded(kind, name)).then(|| MissingPlugin {
+                    client_id: c.id.clone(),
+                    field,
+                    kind: kind.to_string(),
+                    plugin: name.to_owned(),
+                })
+            })
+            .collect()
+    }
+
+    /// Every client naming a plugin that is not loaded now (one entry per plugin it misses):
+    /// such a client gets `server_error` until the plugin is back or the client is changed.
+    pub async fn clients_missing_plugins(&self) -> Result<Vec<MissingPlugin>, StorageError> {
+        Ok(self.list::<Client>().await?.iter().flat_map(|c| self.missing_plugins(c)).collect())
+    }
+
+    /// Replaces a user read at `revision`; `Conflict` when it changed meanwhile.
+    pub async fn update_user(&self, u: &User, revision: u64) -> Result<(), StorageError> {
+        self.apply(vec![write::update(u, revision)?]).await
+    }
+
+    /// Replaces a user read at `revision` and ends what they hold now, in one group: their
+    /// sessions and, with `revoke_grants`, every grant they gave (with its refresh tokens;
+    /// the access tokens name the grant and die with it). For disabling a user, or setting
+    /// their password.
+    pub async fn update_user_ending(&self, u: &User, revision: u64, revoke_grants: bool) -> Result<(), StorageError> {
+        let mut writes = vec![write::update(u, revision)?, write::delete_by_key::<Session>("user", &u.id)];
+        if revoke_grants {
+            for g in self.find::<Grant>("user", &u.id).await? {
+                writes.extend(Self::revoke_grant_writes(&g.id));
+            }
+        }
+        self.apply(writes).await
+    }
+
+    /// Deletes a user with their username, sessions, grants (and their refresh tokens),
+    /// consents and memberships, in one group; `false` when there was none.
+    pub async fn delete_user(&self, id: &str) -> Result<bool, StorageError> {
+        let Some(user) = self.get::<User>(id).await? else { return Ok(false) };
+        let mut writes = vec![
+            write::delete::<User>(id),
+            write::delete::<Username>(&user.username),
+            write::delete_by_key::<Session>("user", id),
+            write::delete_by_key::<Consent>("user", id),
+            write::delete_by_key::<Membership>("user", id),
+        ];
+        for g in self.find::<Grant>("user", id).await? {
+            writes.extend(Self::revoke_grant_writes(&g.id));
+        }
+        self.apply(writes).await?;
+        Ok(true)
+    }
+}
+
+/// A plugin a client names that is not loaded.
+#[derive(Debug, Clone, Serialize)]
+pub struct MissingPlugin {
+    pub client_id: String,
+    /// The client's field naming it: `scope_policy` or `consent_ui`.
+    pub field: &'static str,
+    /// The kind of plugin it must be (`scope-policy`, `consent-ui`).
+    pub kind: String,
+    pub plugin: String,
 }
 
 /// A failed `create` precondition at `index` means the key exists.

@@ -417,6 +417,9 @@ async fn decide(
     let client = &context.client;
     let (user, remembered) = app.storage.user_and_consent(user_id, &client.id).await?;
     let user = user.ok_or_else(|| OAuthError::LoginRequired("the user no longer exists".into()))?;
+    if user.doc.disabled {
+        return Err(OAuthError::LoginRequired("the user is disabled".into()));
+    }
     let decision = scope_policy::resolve(
         app,
         context,

@@ -84,6 +84,8 @@ pub async fn authenticate(
     }
     match (&client.secret_hash, secret) {
         (Some(hash), Some(secret)) if crate::crypto::verify_secret(&secret, hash) => {}
+        // A rotated secret, still in its grace.
+        (Some(_), Some(secret)) if previous_secret_accepted(&client, &secret, app.clock.now()) => {}
         (None, None) if client.is_public() => {}
         _ => return Err(fail()),
     }
@@ -162,6 +164,16 @@ async fn assertion(app: &Protocol, params: &mut Params) -> Result<Authenticated,
     Ok(Authenticated { client, context })
 }
 
+/// Whether `secret` is the client's previous secret and its grace (after a rotation) has
+/// not ended at `now`.
+fn previous_secret_accepted(client: &Client, secret: &str, now: i64) -> bool {
+    client
+        .doc
+        .previous_secret
+        .as_ref()
+        .is_some_and(|p| now < p.expires_at && crate::crypto::verify_secret(secret, &p.hash))
+}
+
 /// The keys a JWT the client signed with `alg` verifies against: its secret, for a
 /// `client_secret_jwt` client and an HMAC; a key of its registered JWK Set (the one named
 /// `kid`, if named), for a `private_key_jwt` client and anything else. Or why there are none.
@@ -176,7 +188,15 @@ pub(super) async fn verification_keys(
         Some(TokenEndpointAuthMethod::ClientSecretJwt) if hmac => {
             let sealed = client.doc.sealed_secret.as_deref().ok_or("the client has no secret")?;
             let secret = app.keys.open_client_secret(&client.id, sealed).ok_or("the client has no secret")?;
-            Ok(vec![DecodingKey::from_secret(&secret)])
+            let mut keys = vec![DecodingKey::from_secret(&secret)];
+            // A rotated secret, still in its grace.
+            if let Some(previous) = client.doc.previous_secret.as_ref().filter(|p| app.clock.now() < p.expires_at)
+                && let Some(secret) =
+                    previous.sealed.as_deref().and_then(|s| app.keys.open_client_secret(&client.id, s))
+            {
+                keys.push(DecodingKey::from_secret(&secret));
+            }
+            Ok(keys)
         }
         Some(TokenEndpointAuthMethod::ClientSecretJwt) => {
             Err("a client_secret_jwt client signs with HS256, HS384 or HS512")

@@ -61,7 +61,7 @@ pub async fn exchange(
                 Err(StorageError::Conflict(_)) => return Err(invalid()),
                 Err(e) => return Err(e.into()),
             }
-            let user = app.storage.get_user(&user_id).await?.ok_or_else(invalid)?;
+            let user = app.storage.get_user(&user_id).await?.filter(|u| !u.doc.disabled).ok_or_else(invalid)?;
             super::grant::issue_to_user(app, context, &user, decision, auth_time, dpop).await
         }
     }

@@ -59,6 +59,7 @@ pub async fn exchange(
                 Some(user) => Some(user),
                 None => app.storage.find_user(who).await?,
             };
+            let found = found.filter(|u| !u.doc.disabled);
             Some(found.ok_or_else(|| OAuthError::InvalidGrant("the grant names no user of this server".into()))?)
         }
         GrantSubject::Client | GrantSubject::Other(_) => None,

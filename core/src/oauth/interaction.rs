@@ -76,7 +76,11 @@ fn render(
     page: &Page,
     status: StatusCode,
 ) -> Result<Response, OAuthError> {
-    let html = app.host.render(consent_plugin(app, client), page)?.map_err(|e| OAuthError::internal("page", e))?;
+    let html = app
+        .host
+        .render(consent_plugin(app, client), page)
+        .map_err(|e| super::scope_policy::plugin_error(client, e))?
+        .map_err(|e| OAuthError::internal("page", e))?;
     Ok(pages::html(app, html, status, Some(&parked.request.redirect_uri)))
 }
 
@@ -292,6 +296,11 @@ pub async fn sign_in(
         Err(e) => return Err(OAuthError::internal("password check", e)),
     };
     match (user, ok) {
+        // A disabled user is refused as a wrong password is: the answer tells nothing more.
+        (Some(u), true) if u.doc.disabled => {
+            tracing::info!(username = ?username, "sign-in of a disabled user refused");
+            Ok(Err(SignInRefusal::Wrong))
+        }
         (Some(u), true) => Ok(Ok(u)),
         _ => {
             tracing::info!(username = ?username, "failed sign-in");

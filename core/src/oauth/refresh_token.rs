@@ -47,7 +47,7 @@ pub async fn exchange(
         return Err(OAuthError::InvalidScope(format!("`{extra}` was not part of the original grant")));
     }
     let user = match &token.user_id {
-        Some(id) => Some(app.storage.get_user(id).await?.ok_or_else(invalid)?),
+        Some(id) => Some(app.storage.get_user(id).await?.filter(|u| !u.doc.disabled).ok_or_else(invalid)?),
         None => None,
     };
     // The tenant the original request selected stays selected (and is checked again).

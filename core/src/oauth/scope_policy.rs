@@ -114,7 +114,7 @@ pub async fn resolve(app: &Protocol, context: &ClientContext, ask: Ask<'_>) -> R
         ask,
     };
     let policy = client.doc.scope_policy.as_deref().unwrap_or(&app.host.defaults.scope);
-    match app.host.resolve_scope(policy, &input)? {
+    match app.host.resolve_scope(policy, &input).map_err(|e| plugin_error(client, e))? {
         Ok(grant) => {
             // A policy narrows; it never widens past what the client may be granted, nor,
             // on refresh, past the original grant.
@@ -156,5 +156,20 @@ pub async fn resolve(app: &Protocol, context: &ClientContext, ask: Ask<'_>) -> R
         Err(PolicyDenial::InvalidScope(reason)) => Err(OAuthError::InvalidScope(reason)),
         Err(PolicyDenial::AccessDenied(reason)) => Err(refused(&input.ask, reason)),
         Err(PolicyDenial::UnauthorizedClient(reason)) => Err(OAuthError::UnauthorizedClient(reason)),
+    }
+}
+
+/// A plugin the client names (its scope policy, its consent UI) failing: one that is not
+/// loaded is logged as an ERROR naming the client and the plugin and answered `server_error`
+/// naming the plugin, not a bare 500; any other failure as before.
+pub(crate) fn plugin_error(client: &crate::model::Client, e: crate::plugin::PluginError) -> OAuthError {
+    match e {
+        crate::plugin::PluginError::NotLoaded { kind, name } => {
+            tracing::error!(client_id = %client.id, plugin = %name, %kind, "a client names a plugin that is not loaded");
+            OAuthError::PluginNotLoaded(format!(
+                "the {kind} plugin `{name}` this client names is not loaded; the server's operator must load it or change the client"
+            ))
+        }
+        e => e.into(),
     }
 }

@@ -50,7 +50,7 @@ pub async fn exchange(
     let subject = super::access_token::validate(app, subject_token, None).await?.ok_or_else(invalid)?;
     // A user's token: its grant names the user. A client's own token has none to exchange.
     let grant_id = subject.gid.clone().ok_or_else(invalid)?;
-    let user = app.storage.get_user(&subject.sub).await?.ok_or_else(invalid)?;
+    let user = app.storage.get_user(&subject.sub).await?.filter(|u| !u.doc.disabled).ok_or_else(invalid)?;
     let act = actor(app, params, &subject).await?;
     let ceiling: Vec<String> = subject.scopes().map(str::to_owned).collect();
     let requested = parse_scope(params.get("scope"))?;

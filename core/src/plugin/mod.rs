@@ -166,6 +166,11 @@ impl PolicyHost {
         self.plugins.read().clone()
     }
 
+    /// Whether a plugin of `kind` named `name` is loaded now.
+    pub fn is_loaded(&self, kind: PluginKind, name: &str) -> bool {
+        self.plugins.read().get(name).is_some_and(|p| p.manifest.kind == kind)
+    }
+
     fn get(&self, kind: PluginKind, name: &str) -> Result<Arc<Plugin>, PluginError> {
         match self.plugins.read().get(name) {
             Some(p) if p.manifest.kind == kind => Ok(p.clone()),
