@@ -539,3 +539,33 @@ async fn the_cli_changes_rotates_disables_enables_deletes_and_sets_passwords() {
     let listed = server.admin(Method::GET, "/admin/v1/users", ADMIN_TOKEN, None).await.2;
     assert!(!listed.to_string().contains(&user), "{listed}");
 }
+
+/// The same groups of writes on PostgreSQL: disabling revokes, deleting removes, a changed
+/// client is read back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabling_and_deleting_users_and_changing_clients_on_postgres() {
+    let (url, _db) = support::fresh_postgres("lifecycle").await;
+    let server = TestServer::start_with(Options { database_url: Some(url), ..Default::default() }).await;
+    let user = server.user("grace", PASSWORD).await;
+    let (id, secret) = web_client(&server).await;
+    let tokens = tokens_of(&server, (&id, &secret), "grace", PASSWORD).await;
+    let (access, refresh_token) = (tokens["access_token"].as_str().unwrap(), tokens["refresh_token"].as_str().unwrap());
+
+    let (status, v) = patch(&server, &format!("/admin/v1/users/{user}"), json!({"disabled": true})).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(refresh(&server, (&id, &secret), refresh_token).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(introspect(&server, (&id, &secret), access).await["active"], false);
+    assert!(sign_in(&server, &id, "grace", PASSWORD).await.is_err());
+    patch(&server, &format!("/admin/v1/users/{user}"), json!({"disabled": false})).await;
+    tokens_of(&server, (&id, &secret), "grace", PASSWORD).await;
+
+    let (status, _, _) = server.admin(Method::DELETE, &format!("/admin/v1/users/{user}"), ADMIN_TOKEN, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let listed = server.admin(Method::GET, "/admin/v1/users", ADMIN_TOKEN, None).await.2;
+    assert!(!listed.to_string().contains(&user), "{listed}");
+
+    let (status, v) = patch(&server, &format!("/admin/v1/clients/{id}"), json!({"redirect_uris": [OLD]})).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(authorize_status(&server, &id, NEW).await, StatusCode::BAD_REQUEST);
+    assert_eq!(authorize_status(&server, &id, OLD).await, StatusCode::OK);
+}
