@@ -569,3 +569,41 @@ async fn disabling_and_deleting_users_and_changing_clients_on_postgres() {
     assert_eq!(authorize_status(&server, &id, NEW).await, StatusCode::BAD_REQUEST);
     assert_eq!(authorize_status(&server, &id, OLD).await, StatusCode::OK);
 }
+
+/// Two replicas on one PostgreSQL: a client changed, and its secret rotated, at one is seen
+/// so by the other, which had the client cached (it hears of the write; its cache's second
+/// would bring it anyway, so this waits for the change without timing it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_sees_a_client_changed_at_another() {
+    let (url, _db) = support::fresh_postgres("lifecycle_replicas").await;
+    let key = portcullis::crypto::Sealer::generate_key();
+    let options =
+        || Options { database_url: Some(url.clone()), encryption_key: Some(key.clone()), ..Default::default() };
+    let a = TestServer::start_with(options()).await;
+    let b = TestServer::start_with(Options { issuer: Some(a.issuer.clone()), ..options() }).await;
+    let (id, old) = a
+        .client(json!({"name": "Shared", "redirect_uris": [OLD], "grant_types": ["authorization_code", "client_credentials"]}))
+        .await;
+    let old = old.unwrap();
+    assert_eq!(authorize_status(&b, &id, OLD).await, StatusCode::OK, "b has the client cached");
+    assert_eq!(client_credentials(&b, &id, &old, "").await.0, StatusCode::OK);
+
+    let (status, v) = patch(&a, &format!("/admin/v1/clients/{id}"), json!({"redirect_uris": [NEW]})).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let (status, _, v) = a.admin(Method::POST, &format!("/admin/v1/clients/{id}/secret"), ADMIN_TOKEN, None).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let new = v["client_secret"].as_str().unwrap().to_owned();
+
+    let mut seen = false;
+    for _ in 0..500 {
+        if authorize_status(&b, &id, OLD).await == StatusCode::BAD_REQUEST {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(seen, "b refuses the old redirect URI");
+    assert_eq!(authorize_status(&b, &id, NEW).await, StatusCode::OK);
+    assert_eq!(client_credentials(&b, &id, &old, "").await.0, StatusCode::UNAUTHORIZED, "b refuses the old secret");
+    assert_eq!(client_credentials(&b, &id, &new, "").await.0, StatusCode::OK);
+}
