@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::audit::{self, types};
 use crate::crypto::{hash_secret, random_token};
 use crate::keys::{KeyError, KeyView, Keys};
 use crate::limits;
@@ -25,6 +26,14 @@ impl Caller {
         match self {
             Caller::Operator => true,
             Caller::User(u) => u.doc.roles.iter().any(|r| r == roles::SYSTEM_ADMINISTRATOR),
+        }
+    }
+
+    /// Who the caller is in an audit event: the operator, or `user:<id>`.
+    pub fn actor(&self) -> String {
+        match self {
+            Caller::Operator => audit::OPERATOR.to_owned(),
+            Caller::User(u) => audit::user(&u.id),
         }
     }
 
@@ -222,6 +231,8 @@ pub async fn register_client(
         client.doc.sealed_secret = Some(keys.seal_client_secret(&client.id, secret));
     }
     storage.create_client(&client).await?;
+    let detail = serde_json::json!({ "name": client.doc.name });
+    audit::record(storage, types::CLIENT_CREATED, &caller.actor(), ("client", &client.id), detail).await;
     Ok(RegisteredClient { client_id: client.id, client_secret: secret })
 }
 
@@ -693,14 +704,23 @@ pub async fn list_keys(keys: &Keys, caller: &Caller) -> Result<Vec<KeyView>, Reg
 /// administrators.
 pub async fn rotate_keys(keys: &Keys, caller: &Caller, now: bool) -> Result<Vec<KeyView>, RegistryError> {
     caller.require_administrator()?;
-    Ok(keys.rotate(now).await?)
+    let before: Vec<String> = keys.list().await?.into_iter().map(|k| k.kid).collect();
+    let after = keys.rotate(now).await?;
+    for key in after.iter().filter(|k| !before.contains(&k.kid)) {
+        let detail = serde_json::json!({ "algorithm": key.algorithm, "now": now, "signs_from": key.signs_from });
+        audit::record(keys.storage(), types::KEY_ROTATED, &caller.actor(), ("signing-key", &key.kid), detail).await;
+    }
+    Ok(after)
 }
 
 /// Retires a (compromised) key at once: it leaves the JWK Set and its tokens read inactive;
 /// if it signs now, its successor signs from now on: for administrators.
 pub async fn retire_key(keys: &Keys, caller: &Caller, kid: &str) -> Result<Vec<KeyView>, RegistryError> {
     caller.require_administrator()?;
-    Ok(keys.retire(kid).await?)
+    let after = keys.retire(kid).await?;
+    let detail = serde_json::Value::Null;
+    audit::record(keys.storage(), types::KEY_RETIRED, &caller.actor(), ("signing-key", kid), detail).await;
+    Ok(after)
 }
 
 /// Every registered client, as listed: for administrators.
@@ -719,7 +739,11 @@ pub async fn get_client(storage: &Storage, caller: &Caller, id: &str) -> Result<
 /// Deletes a client and everything issued to it: for administrators.
 pub async fn delete_client(storage: &Storage, caller: &Caller, id: &str) -> Result<(), RegistryError> {
     caller.require_administrator()?;
-    if storage.delete_client(id).await? { Ok(()) } else { Err(RegistryError::NotFound("no such client".into())) }
+    if !storage.delete_client(id).await? {
+        return Err(RegistryError::NotFound("no such client".into()));
+    }
+    audit::record(storage, types::CLIENT_DELETED, &caller.actor(), ("client", id), serde_json::Value::Null).await;
+    Ok(())
 }
 
 /// Every user, as listed: for administrators.
@@ -772,5 +796,20 @@ pub async fn add_user(
         StorageError::Duplicate => RegistryError::Exists(username),
         e => RegistryError::Storage(e),
     })?;
+    let detail = serde_json::json!({ "username": user.username });
+    audit::record(storage, types::USER_CREATED, &caller.actor(), ("user", &user.id), detail).await;
     Ok(UserSummary::from(&user))
+}
+
+/// Audit events, oldest first, a page at a time (`audit::list`): for administrators.
+pub async fn list_events(
+    storage: &Storage,
+    caller: &Caller,
+    filter: audit::EventFilter,
+) -> Result<audit::EventPage, RegistryError> {
+    caller.require_administrator()?;
+    audit::list(storage, filter).await.map_err(|e| match e {
+        audit::ListError::Filter(f) => RegistryError::Field { field: f.field, reason: f.reason },
+        audit::ListError::Storage(e) => RegistryError::Storage(e),
+    })
 }
