@@ -22,6 +22,7 @@ pub struct Config {
     pub dpop: DpopConfig,
     pub outbound: OutboundConfig,
     pub events: EventsConfig,
+    pub limits: LimitsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -165,6 +166,25 @@ pub struct OutboundConfig {
     /// Requests over plain `http` to a loopback address (a client on the same machine, in
     /// development). Off: only `https` is requested.
     pub allow_loopback_http: bool,
+}
+
+/// Limits shared by every replica (`oauth::sign_in_shared`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Redis (`redis://host:port/db`) where the replicas count sign-in, password grant and
+    /// device code attempts together. Unset: each replica counts its own. While it cannot be
+    /// reached a replica counts its own and says so.
+    pub redis_url: Option<String>,
+    /// The prefix of every key written to Redis, so that deployments sharing one do not
+    /// count each other's attempts.
+    pub redis_prefix: String,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self { redis_url: None, redis_prefix: "portcullis".into() }
+    }
 }
 
 /// Audit events (`audit.rs`).

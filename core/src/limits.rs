@@ -248,6 +248,15 @@ pub const EVENTS_READ_AT_ONCE: usize = 500;
 /// Longest value of an events filter (`type`, `subject`, `actor`, `cursor`), in bytes.
 pub const MAX_EVENT_FILTER_BYTES: usize = 512;
 
+// Sign-in limits shared through Redis (`oauth::sign_in_shared`)
+
+/// The longest any Redis call of the sign-in limits may take (connecting, or counting an
+/// attempt): past it the attempt is counted by the replica alone.
+pub const REDIS_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// How long a replica counts alone after Redis failed before it tries Redis again.
+pub const REDIS_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Makes room in `map` for one more entry within `max` entries: when it is full, the
 /// entries `keep` refuses go, and if fewer than half of them went, all do. Each insert
 /// then costs O(1), amortised, however many keys callers make up.

@@ -341,3 +341,137 @@ async fn the_cli_lists_the_servers_events_and_its_own() {
     let limited = cli(&["events", "--limit", "1"]);
     assert_eq!(limited.lines().count(), 1);
 }
+
+// Sign-in limits shared by replicas through Redis
+
+const REDIS: &str = "redis://127.0.0.1:6379";
+
+/// Three replicas on one SQLite file, counting sign-in attempts through `redis` (if any)
+/// under a prefix of this test's own, with `limit` setting their limits.
+async fn three_replicas(
+    redis: Option<&str>,
+    limit: fn(&mut portcullis::config::Config),
+) -> (Vec<TestServer>, tempfile::TempDir) {
+    let shared = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/shared.db", shared.path().display());
+    let key = portcullis::crypto::Sealer::generate_key();
+    let prefix = format!("portcullis-test-{}", portcullis::crypto::random_token(8));
+    let mut replicas: Vec<TestServer> = Vec::new();
+    for _ in 0..3 {
+        let (redis, prefix) = (redis.map(str::to_owned), prefix.clone());
+        let configure: support::Configure = Box::new(move |c| {
+            c.limits.redis_url = redis;
+            c.limits.redis_prefix = prefix;
+            c.server.sign_in_attempts_per_address_per_minute = 0;
+            c.server.sign_in_attempts_per_client_per_minute = 0;
+            c.server.sign_in_attempts_per_minute = 0;
+            c.server.sign_in_max_delay_ms = 1;
+            limit(c);
+        });
+        let issuer = replicas.first().map(|r| r.issuer.clone());
+        let server = TestServer::start_with(Options {
+            database_url: Some(url.clone()),
+            encryption_key: Some(key.clone()),
+            issuer,
+            configure: Some(configure),
+            ..Default::default()
+        })
+        .await;
+        replicas.push(server);
+    }
+    if redis.is_some() {
+        for r in &replicas {
+            // Each connects to Redis in the background as it starts.
+            for _ in 0..200 {
+                if r.app.protocol.sign_in_limit.state() == portcullis::oauth::sign_in_shared::SharedState::Shared {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            }
+            assert_eq!(r.app.protocol.sign_in_limit.state().to_string(), "shared");
+        }
+    }
+    (replicas, shared)
+}
+
+/// Six wrong passwords for `mario`, spread over the three replicas in turn: each answer's status.
+async fn six_attempts_spread(replicas: &[TestServer]) -> Vec<StatusCode> {
+    replicas[0].user("mario", "mario password 1").await;
+    let (id, secret) =
+        replicas[0].client(json!({"name": "app", "grant_types": ["password"], "scopes": ["openid"]})).await;
+    let secret = secret.unwrap();
+    let pairs = [("grant_type", "password"), ("username", "mario"), ("password", "not the password")];
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let (status, _) = replicas[i % 3].form("/token", &pairs, Some((&id, &secret))).await;
+        statuses.push(status);
+    }
+    statuses
+}
+
+fn per_address(c: &mut portcullis::config::Config) {
+    c.server.sign_in_attempts_per_address_per_minute = 3;
+}
+
+fn per_username(c: &mut portcullis::config::Config) {
+    c.server.sign_in_attempts_per_minute = 3;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_per_address_limit_holds_across_replicas_sharing_redis() {
+    let (replicas, _db) = three_replicas(Some(REDIS), per_address).await;
+    let statuses = six_attempts_spread(&replicas).await;
+    assert!(statuses[..3].iter().all(|s| *s == StatusCode::BAD_REQUEST), "three attempts are the budget: {statuses:?}");
+    // (Counted in one-minute windows: one that turns during the test resets the count once.)
+    assert!(
+        statuses[3..].contains(&StatusCode::TOO_MANY_REQUESTS),
+        "the budget is spent, whichever replica: {statuses:?}"
+    );
+    let page = events(&replicas[1], "type=sign_in.throttled").await;
+    assert!(page["events"].as_array().unwrap().iter().any(|e| e["detail"]["reason"] == "address"), "{page}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_redis_each_replica_has_its_own_address_budget() {
+    let (replicas, _db) = three_replicas(None, per_address).await;
+    assert_eq!(replicas[0].app.protocol.sign_in_limit.state().to_string(), "local");
+    let statuses = six_attempts_spread(&replicas).await;
+    assert!(statuses.iter().all(|s| *s == StatusCode::BAD_REQUEST), "two attempts each: {statuses:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_per_username_delay_holds_across_replicas_sharing_redis() {
+    let (replicas, _db) = three_replicas(Some(REDIS), per_username).await;
+    let statuses = six_attempts_spread(&replicas).await;
+    assert!(statuses.iter().all(|s| *s == StatusCode::BAD_REQUEST), "delayed, never refused: {statuses:?}");
+    let page = events(&replicas[0], "type=sign_in.throttled&subject=username:mario").await;
+    assert!(!page["events"].as_array().unwrap().is_empty(), "mario's attempts were delayed: {page}");
+
+    let (replicas, _db) = three_replicas(None, per_username).await;
+    six_attempts_spread(&replicas).await;
+    let page = events(&replicas[0], "type=sign_in.throttled&subject=username:mario").await;
+    assert!(page["events"].as_array().unwrap().is_empty(), "two attempts each, within each budget: {page}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_whose_redis_is_unreachable_signs_users_in_and_says_so() {
+    let configure: support::Configure = Box::new(|c| {
+        c.limits.redis_url = Some("redis://127.0.0.1:1".into());
+        c.server.sign_in_attempts_per_address_per_minute = 2;
+    });
+    let server = TestServer::start_with(Options { configure: Some(configure), ..Default::default() }).await;
+    server.user("mario", "mario password 1").await;
+    let (id, secret) = server.client(json!({"name": "app", "grant_types": ["password"], "scopes": ["openid"]})).await;
+    let secret = secret.unwrap();
+    let pairs = [("grant_type", "password"), ("username", "mario"), ("password", "mario password 1")];
+    let (status, v) = server.form("/token", &pairs, Some((&id, &secret))).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let state = server.app.protocol.sign_in_limit.state().to_string();
+    assert!(state.starts_with("fallback("), "{state}");
+    // Its own counters still hold.
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(server.form("/token", &pairs, Some((&id, &secret))).await.0);
+    }
+    assert!(statuses.contains(&StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
+}

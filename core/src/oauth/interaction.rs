@@ -253,7 +253,7 @@ pub async fn sign_in(
 ) -> Result<Result<User, SignInRefusal>, OAuthError> {
     // User text is logged with `?` (escaped): a newline in it cannot start a forged line.
     let username = username.trim();
-    let admitted = app.sign_in_limit.admit(peer, at, username);
+    let admitted = app.sign_in_limit.check(peer, at, username).await;
     throttled(app, peer, at, username, &admitted).await;
     let delay = match admitted {
         Ok(delay) => delay,
