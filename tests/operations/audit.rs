@@ -219,6 +219,30 @@ async fn a_throttled_password_grant_is_one_event() {
 }
 
 #[tokio::test]
+async fn user_codes_typed_too_often_are_an_event_of_the_user() {
+    let configure: support::Configure = Box::new(|c| c.server.sign_in_attempts_per_interaction = 2);
+    let server = TestServer::start_with(Options { configure: Some(configure), ..Default::default() }).await;
+    let gina = server.user("gina", "gina password 1").await;
+    let browser = Browser::new();
+    let page = browser.get(&server.url("/device")).await.text().await.unwrap();
+    let r = browser.submit(&page, &[("username", "gina"), ("password", "gina password 1")]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let next = r.headers()["location"].to_str().unwrap().to_owned();
+    let page = browser.get(&next).await.text().await.unwrap();
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(browser.submit(&page, &[("user_code", "BBBB-BBBB")]).await.status());
+    }
+    assert_eq!(statuses, [StatusCode::BAD_REQUEST, StatusCode::BAD_REQUEST, StatusCode::TOO_MANY_REQUESTS]);
+    let page = events(&server, "type=sign_in.throttled").await;
+    let told = of_type(&page, "sign_in.throttled");
+    assert_eq!(told.len(), 1, "{page}");
+    assert_eq!(told[0]["subject"], format!("user:{gina}"));
+    assert_eq!(told[0]["actor"], format!("user:{gina}"));
+    assert_eq!(told[0]["detail"]["reason"], "device-code");
+}
+
+#[tokio::test]
 async fn filters_and_paging_select_events() {
     let clock = Arc::new(portcullis::model::ManualClock::default());
     let server = TestServer::start_with(Options { clock: Some(clock.clone()), ..Default::default() }).await;
