@@ -151,6 +151,7 @@ async fn revoke(State(app): State<App>, headers: HeaderMap, Path(client_id): Pat
             return Err(OAuthError::NotFound("no connection to that client".into()));
         }
         tracing::info!(client = %client_id, user = %session.user_id, "connection revoked by its user");
+        connection_revoked(&app, &session.user_id, &client_id).await;
         Ok(())
     }
     .await;
@@ -370,9 +371,20 @@ async fn revoke_form(
             return Err(OAuthError::NotFound("no connection to that client".into()));
         }
         tracing::info!(client = %form.revoke, user = %session.user_id, "connection revoked by its user");
+        connection_revoked(&app, &session.user_id, &form.revoke).await;
         let query = url::form_urlencoded::Serializer::new(String::new()).append_pair("revoked", &form.revoke).finish();
         Ok(see_other(&app, &format!("{CONNECTIONS_PATH}?{query}")))
     }
     .await;
     result.unwrap_or_else(|e| interaction::error_page(&app, &headers, None, &[], e))
+}
+
+/// The audit events of a user revoking a connection: the connection, and the consent that
+/// went with it.
+async fn connection_revoked(app: &App, user_id: &str, client_id: &str) {
+    use crate::audit::{self, types};
+    let actor = audit::user(user_id);
+    for kind in [types::CONNECTION_REVOKED, types::CONSENT_REVOKED] {
+        audit::record(&app.storage, kind, &actor, ("client", client_id), serde_json::Value::Null).await;
+    }
 }

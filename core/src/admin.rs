@@ -73,6 +73,7 @@ routes! {
     "/admin/v1/applications/{id}/templates" => { get: list_templates, post: create_template },
     "/admin/v1/templates/{id}" => { patch: update_template, delete: delete_template },
     "/admin/v1/templates/{id}/clients" => { post: create_template_client },
+    "/admin/v1/events" => { get: list_events },
 }
 
 /// Where the OpenAPI document of this API is served, to anyone.
@@ -117,8 +118,23 @@ async fn require_caller(State(app): State<App>, mut req: Request, next: Next) ->
             Err(response) => return response,
         }
     };
+    let route = req.extensions().get::<axum::extract::MatchedPath>().map_or("-", |p| p.as_str());
+    let route = format!("{} {route}", req.method());
+    admin_request_event(&app, &caller, &route, req.uri().path().to_owned()).await;
     req.extensions_mut().insert(caller);
     next.run(req).await
+}
+
+/// The audit event of an admin request, once each: the bootstrap token's use (the operator)
+/// or an admin-scoped token's (its user), with the route.
+async fn admin_request_event(app: &Admin, caller: &Caller, route: &str, path: String) {
+    use crate::audit::{self, types};
+    let kind = match caller {
+        Caller::Operator => types::ADMIN_TOKEN_USED,
+        Caller::User(_) => types::ADMIN_SCOPE_USED,
+    };
+    let detail = serde_json::json!({ "path": path });
+    audit::record(&app.storage, kind, &caller.actor(), ("route", route), detail).await;
 }
 
 async fn user_caller(app: &Admin, token: &str) -> Result<User, Response> {
@@ -574,4 +590,18 @@ async fn set_user_password(
     let new = body!(body);
     let result = registry::set_user_password(&app.storage, &app.protocol.passwords, &caller, &id, &new.password).await;
     respond(StatusCode::OK, result)
+}
+
+// Audit events
+
+async fn list_events(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    filter: Result<Query<crate::audit::EventFilter>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Query(filter) = match filter {
+        Ok(f) => f,
+        Err(e) => return AdminError::InvalidRequest(e.body_text()).into_response(),
+    };
+    respond(StatusCode::OK, registry::list_events(&app.storage, &caller, filter).await)
 }

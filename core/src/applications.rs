@@ -13,6 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::audit::{self, types};
 use crate::config::Config;
 use crate::crypto::random_token;
 use crate::limits;
@@ -193,6 +194,9 @@ pub async fn create_organization(
         created_at: now(),
     };
     storage.apply(vec![crate::storage::write::create(&organization)?]).await?;
+    let detail = serde_json::json!({ "name": organization.name });
+    audit::record(storage, types::ORGANIZATION_CREATED, &caller.actor(), ("organization", &organization.id), detail)
+        .await;
     Ok(organization)
 }
 
@@ -236,6 +240,9 @@ pub async fn update_organization(
         organization.available_roles = roles;
     }
     storage.apply(vec![crate::storage::write::update(&organization, loaded.revision)?]).await?;
+    let detail = serde_json::json!({ "name": organization.name, "available_roles": organization.available_roles });
+    audit::record(storage, types::ORGANIZATION_UPDATED, &caller.actor(), ("organization", &organization.id), detail)
+        .await;
     Ok(organization)
 }
 
@@ -286,11 +293,21 @@ pub async fn set_membership(
     }
     let membership =
         Membership { user_id: user_id.to_owned(), organization_id: org.id, roles: roles.roles, created_at: now() };
-    if membership.roles.is_empty() {
+    let existed = storage.membership(user_id, &membership.organization_id).await?.is_some();
+    let kind = if membership.roles.is_empty() {
         // No roles: no longer a member (a member with none could still read the organization).
         storage.delete_membership(user_id, &membership.organization_id).await?;
+        types::MEMBERSHIP_DELETED
     } else {
         storage.apply(vec![crate::storage::write::put(&membership)?]).await?;
+        if existed { types::MEMBERSHIP_UPDATED } else { types::MEMBERSHIP_CREATED }
+    };
+    if existed || !membership.roles.is_empty() {
+        let subject = format!("{} {}", membership.organization_id, user_id);
+        let detail = serde_json::json!({
+            "organization_id": membership.organization_id, "user_id": user_id, "roles": membership.roles,
+        });
+        audit::record(storage, kind, &caller.actor(), ("membership", &subject), detail).await;
     }
     Ok(membership)
 }
@@ -481,6 +498,13 @@ pub async fn create_application(
         )),
         e => e.into(),
     })?;
+    let actor = caller.actor();
+    let detail = serde_json::json!({ "name": application.name });
+    audit::record(storage, types::APPLICATION_CREATED, &actor, ("application", &application.id), detail).await;
+    for c in &clients {
+        let detail = serde_json::json!({ "name": c.doc.name, "application_id": application.id });
+        audit::record(storage, types::CLIENT_CREATED, &actor, ("client", &c.id), detail).await;
+    }
     Ok(CreatedApplication { application, credentials })
 }
 
@@ -640,6 +664,13 @@ pub async fn update_application(
         return Err(RegistryError::field("redirect_uris", "a module's clients each have their own redirect URIs"));
     }
     storage.update_application(&a, loaded.revision, &clients).await?;
+    let actor = caller.actor();
+    let detail = serde_json::json!({ "name": a.name, "enabled": a.enabled });
+    audit::record(storage, types::APPLICATION_UPDATED, &actor, ("application", &a.id), detail).await;
+    for c in &clients {
+        let detail = serde_json::json!({ "application_id": a.id });
+        audit::record(storage, types::CLIENT_UPDATED, &actor, ("client", &c.id), detail).await;
+    }
     view(storage, &a).await
 }
 
@@ -659,7 +690,14 @@ fn own_grant_types(redirect_uris: &[String]) -> Vec<String> {
 pub async fn delete_application(storage: &Storage, caller: &Caller, id: &str) -> Result<(), RegistryError> {
     let a = application(storage, id).await?.value;
     require_manager(storage, caller, &a).await?;
+    let clients = storage.find::<Client>("application", id).await?;
     storage.delete_application(id).await?;
+    let actor = caller.actor();
+    audit::record(storage, types::APPLICATION_DELETED, &actor, ("application", id), serde_json::Value::Null).await;
+    for c in &clients {
+        let detail = serde_json::json!({ "application_id": id });
+        audit::record(storage, types::CLIENT_DELETED, &actor, ("client", &c.id), detail).await;
+    }
     Ok(())
 }
 
@@ -705,6 +743,8 @@ pub async fn create_template(
         created_at: now(),
     };
     storage.apply(vec![crate::storage::write::create(&template)?]).await?;
+    let detail = serde_json::json!({ "name": template.name, "application_id": application_id });
+    audit::record(storage, types::TEMPLATE_CREATED, &caller.actor(), ("client-template", &template.id), detail).await;
     Ok(template)
 }
 
@@ -753,13 +793,20 @@ pub async fn update_template(
         t.tokens = tokens;
     }
     storage.apply(vec![crate::storage::write::update(&t, loaded.revision)?]).await?;
+    let detail = serde_json::json!({ "name": t.name, "scopes": t.scopes });
+    audit::record(storage, types::TEMPLATE_UPDATED, &caller.actor(), ("client-template", &t.id), detail).await;
     Ok(t)
 }
 
 pub async fn delete_template(storage: &Storage, caller: &Caller, id: &str) -> Result<(), RegistryError> {
     caller.require_administrator()?;
     match storage.delete_template(id).await {
-        Ok(true) => Ok(()),
+        Ok(true) => {
+            let actor = caller.actor();
+            audit::record(storage, types::TEMPLATE_DELETED, &actor, ("client-template", id), serde_json::Value::Null)
+                .await;
+            Ok(())
+        }
         Ok(false) => Err(RegistryError::NotFound(format!("no template `{id}`"))),
         Err(StorageError::Conflict(_)) => {
             Err(RegistryError::Conflict("clients were created from this template: delete them first".into()))
@@ -807,6 +854,8 @@ pub async fn create_template_client(
     })?;
     client.doc.application_id = template.application_id.clone();
     storage.create_client(&client).await?;
+    let detail = serde_json::json!({ "name": client.doc.name, "template_id": template.id });
+    audit::record(storage, types::CLIENT_CREATED, &caller.actor(), ("client", &client.id), detail).await;
     Ok(RegisteredClient { client_id: client.id, client_secret: secret })
 }
 
@@ -897,6 +946,11 @@ pub async fn add_instance(
         }
         e => e.into(),
     })?;
+    let detail = serde_json::json!({
+        "application_id": instance.application_id, "organization_id": instance.organization_id,
+        "client_id": instance.client_id,
+    });
+    audit::record(storage, types::INSTANCE_CREATED, &caller.actor(), ("app-instance", &instance.id), detail).await;
     instance_view(protocol, instance).await
 }
 
@@ -932,6 +986,10 @@ pub async fn remove_instance(storage: &Storage, caller: &Caller, id: &str) -> Re
         }
     }
     storage.remove_instance(&instance).await?;
+    let detail = serde_json::json!({
+        "application_id": instance.application_id, "organization_id": instance.organization_id,
+    });
+    audit::record(storage, types::INSTANCE_DELETED, &caller.actor(), ("app-instance", &instance.id), detail).await;
     Ok(())
 }
 

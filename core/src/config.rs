@@ -21,6 +21,8 @@ pub struct Config {
     pub applications: ApplicationsConfig,
     pub dpop: DpopConfig,
     pub outbound: OutboundConfig,
+    pub events: EventsConfig,
+    pub limits: LimitsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,6 +66,10 @@ pub struct ServerConfig {
     /// Seconds a connection may move no byte either way (a stalled body, a client that does
     /// not read its answer) before it is closed.
     pub idle_timeout_secs: u64,
+    /// The name this replica gives the audit events it writes (`replica`). Unset: the host
+    /// name and the process id (`host-1234`), which tell every process apart but change
+    /// when it restarts.
+    pub replica_id: Option<String>,
 }
 
 /// The path layouts of the systems Portcullis stands in for (the paths themselves are the
@@ -162,6 +168,41 @@ pub struct OutboundConfig {
     pub allow_loopback_http: bool,
 }
 
+/// Limits shared by every replica (`oauth::sign_in_shared`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Redis (`redis://host:port/db`) where the replicas count sign-in, password grant and
+    /// device code attempts together. Unset: each replica counts its own. While it cannot be
+    /// reached a replica counts its own and says so.
+    pub redis_url: Option<String>,
+    /// The prefix of every key written to Redis, so that deployments sharing one do not
+    /// count each other's attempts.
+    pub redis_prefix: String,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self { redis_url: None, redis_prefix: "portcullis".into() }
+    }
+}
+
+/// Audit events (`audit.rs`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// Days an event is kept, from when it happened; then the upkeep purges it with the
+    /// other expired records. 0: kept forever. An event keeps the retention it was written
+    /// with.
+    pub retention_days: u32,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self { retention_days: 90 }
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
@@ -181,6 +222,7 @@ impl Default for ServerConfig {
             max_connections: 0,
             header_read_timeout_secs: 10,
             idle_timeout_secs: 60,
+            replica_id: None,
         }
     }
 }

@@ -103,9 +103,12 @@ async fn decide(
         };
         // Codes typed count as sign-in attempts: a guesser is slowed and then stopped.
         let attempt = format!("device:{}", session.hash);
-        match app.sign_in_limit.admit(peer, Attempt::Page(&attempt), &session.user_id) {
+        match app.sign_in_limit.check(peer, Attempt::Page(&attempt), &session.user_id).await {
             Ok(delay) => tokio::time::sleep(delay).await,
             Err(Refusal::Address | Refusal::PageSpent | Refusal::Client | Refusal::Full) => {
+                let actor = crate::audit::user(&session.user_id);
+                let subject = ("user", session.user_id.as_str());
+                crate::audit::record_throttled(&app.storage, &actor, subject, "device-code").await;
                 return again("Too many codes tried. Wait a while and try again.", StatusCode::TOO_MANY_REQUESTS);
             }
         }

@@ -377,6 +377,11 @@ pub(crate) struct KeySettings {
 }
 
 impl Keys {
+    /// The records the keys are kept in (the audit events of rotations go there too).
+    pub(crate) fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
     /// Loads the stored keys. An algorithm served with no key that signs (the first start,
     /// or the first start of a version serving it) gets one that signs at once: no cached
     /// JWK Set can be missing a key of tokens no one has yet.

@@ -237,6 +237,33 @@ const fn max(a: u64, b: u64) -> u64 {
     if a > b { a } else { b }
 }
 
+// Audit events (`audit.rs`)
+
+/// Events on one page of `GET /admin/v1/events` when the caller names no `limit`.
+pub const DEFAULT_EVENTS_PAGE: usize = 100;
+
+/// Most events on one page of `GET /admin/v1/events` (its `limit`).
+pub const MAX_EVENTS_PAGE: usize = 1000;
+
+/// Most events read from storage for one page: filters that select few events end the page
+/// early, with a cursor to go on from.
+pub const MAX_EVENTS_SCANNED: usize = 10_000;
+
+/// Events read from storage in one call while a page is gathered.
+pub const EVENTS_READ_AT_ONCE: usize = 500;
+
+/// Longest value of an events filter (`type`, `subject`, `actor`, `cursor`), in bytes.
+pub const MAX_EVENT_FILTER_BYTES: usize = 512;
+
+// Sign-in limits shared through Redis (`oauth::sign_in_shared`)
+
+/// The longest any Redis call of the sign-in limits may take (connecting, or counting an
+/// attempt): past it the attempt is counted by the replica alone.
+pub const REDIS_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// How long a replica counts alone after Redis failed before it tries Redis again.
+pub const REDIS_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Makes room in `map` for one more entry within `max` entries: when it is full, the
 /// entries `keep` refuses go, and if fewer than half of them went, all do. Each insert
 /// then costs O(1), amortised, however many keys callers make up.

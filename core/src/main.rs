@@ -50,6 +50,31 @@ enum Command {
     /// Add applications to organizations, list and remove them.
     #[command(subcommand)]
     Instance(InstanceCommand),
+    /// Print audit events as JSON lines, oldest first.
+    Events(EventsArgs),
+}
+
+/// `events`: the filters of `GET /admin/v1/events`.
+#[derive(Args)]
+struct EventsArgs {
+    /// An event type (`client.created`).
+    #[arg(long = "type")]
+    kind: Option<String>,
+    /// What the events are about: a record kind and id (`client:ID`).
+    #[arg(long)]
+    subject: Option<String>,
+    /// Who did it: `operator`, `system`, `user:ID` or `client:ID`.
+    #[arg(long)]
+    actor: Option<String>,
+    /// Events at or after this time (RFC 3339).
+    #[arg(long)]
+    since: Option<String>,
+    /// Events at or before this time (RFC 3339).
+    #[arg(long)]
+    until: Option<String>,
+    /// Print at most this many events (default: all).
+    #[arg(long)]
+    limit: Option<usize>,
 }
 
 #[derive(Subcommand)]
@@ -637,7 +662,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command, config)) {
+    // What the CLI does is audited as the operator's, on this process's replica id.
+    let audit = portcullis::audit::Audit::new(&config, std::sync::Arc::new(portcullis::model::SystemClock));
+    match runtime.block_on(audit.scope(None, None, run(cli.command, config))) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("portcullis: {e:#}");
@@ -884,5 +911,34 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 KeysCommand::Retire { kid } => print_all(&registry::retire_key(&app.keys, op, &kid).await?),
             }
         }
+        Command::Events(args) => {
+            let app = Portcullis::open(config, false).await?;
+            print_events(&app, args).await
+        }
     }
+}
+
+/// Prints the events `args` select, page after page, up to its limit.
+async fn print_events(app: &Portcullis, args: EventsArgs) -> anyhow::Result<()> {
+    let mut left = args.limit.unwrap_or(usize::MAX);
+    let mut cursor = None;
+    while left > 0 {
+        let filter = portcullis::audit::EventFilter {
+            kind: args.kind.clone(),
+            subject: args.subject.clone(),
+            actor: args.actor.clone(),
+            since: args.since.clone(),
+            until: args.until.clone(),
+            cursor: cursor.take(),
+            limit: Some(left.min(portcullis::limits::MAX_EVENTS_PAGE)),
+        };
+        let page = registry::list_events(&app.storage, &Caller::Operator, filter).await?;
+        left -= page.events.len();
+        print_all(&page.events)?;
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    Ok(())
 }

@@ -847,6 +847,31 @@ impl AuthorizationRequest {
     }
 }
 
+/// Something done, as the audit log keeps it (`audit.rs`): its type, who did it (the
+/// operator, `user:<id>`, `client:<id>` or `system`), what it is about (`<kind>:<id>`), when,
+/// on which replica, for which request and from which address, and a small detail map.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Event {
+    /// The time, then a counter of the writing process: ids sort as events happened.
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub actor: String,
+    pub subject: String,
+    /// Unix seconds.
+    pub at: i64,
+    #[serde(default)]
+    pub request_id: Option<String>,
+    pub replica: String,
+    #[serde(default)]
+    pub client_address: Option<String>,
+    #[serde(default)]
+    pub detail: serde_json::Map<String, serde_json::Value>,
+    /// When retention ends; none: kept.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+}
+
 /// The time the server goes by, in Unix seconds. Requests read it from their state, so a
 /// test can move it instead of waiting for time to pass.
 pub trait Clock: Send + Sync + std::fmt::Debug {

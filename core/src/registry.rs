@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::audit::{self, types};
 use crate::crypto::{hash_secret, random_token};
 use crate::keys::{KeyError, KeyView, Keys};
 use crate::limits;
@@ -25,6 +26,14 @@ impl Caller {
         match self {
             Caller::Operator => true,
             Caller::User(u) => u.doc.roles.iter().any(|r| r == roles::SYSTEM_ADMINISTRATOR),
+        }
+    }
+
+    /// Who the caller is in an audit event: the operator, or `user:<id>`.
+    pub fn actor(&self) -> String {
+        match self {
+            Caller::Operator => audit::OPERATOR.to_owned(),
+            Caller::User(u) => audit::user(&u.id),
         }
     }
 
@@ -206,6 +215,8 @@ pub async fn register_client(
         client.doc.sealed_secret = Some(keys.seal_client_secret(&client.id, secret));
     }
     storage.create_client(&client).await?;
+    let detail = serde_json::json!({ "name": client.doc.name });
+    audit::record(storage, types::CLIENT_CREATED, &caller.actor(), ("client", &client.id), detail).await;
     Ok(RegisteredClient { client_id: client.id, client_secret: secret })
 }
 
@@ -719,14 +730,23 @@ pub async fn list_keys(keys: &Keys, caller: &Caller) -> Result<Vec<KeyView>, Reg
 /// administrators.
 pub async fn rotate_keys(keys: &Keys, caller: &Caller, now: bool) -> Result<Vec<KeyView>, RegistryError> {
     caller.require_administrator()?;
-    Ok(keys.rotate(now).await?)
+    let before: Vec<String> = keys.list().await?.into_iter().map(|k| k.kid).collect();
+    let after = keys.rotate(now).await?;
+    for key in after.iter().filter(|k| !before.contains(&k.kid)) {
+        let detail = serde_json::json!({ "algorithm": key.algorithm, "now": now, "signs_from": key.signs_from });
+        audit::record(keys.storage(), types::KEY_ROTATED, &caller.actor(), ("signing-key", &key.kid), detail).await;
+    }
+    Ok(after)
 }
 
 /// Retires a (compromised) key at once: it leaves the JWK Set and its tokens read inactive;
 /// if it signs now, its successor signs from now on: for administrators.
 pub async fn retire_key(keys: &Keys, caller: &Caller, kid: &str) -> Result<Vec<KeyView>, RegistryError> {
     caller.require_administrator()?;
-    Ok(keys.retire(kid).await?)
+    let after = keys.retire(kid).await?;
+    let detail = serde_json::Value::Null;
+    audit::record(keys.storage(), types::KEY_RETIRED, &caller.actor(), ("signing-key", kid), detail).await;
+    Ok(after)
 }
 
 /// Every registered client, as listed: for administrators.
@@ -745,7 +765,11 @@ pub async fn get_client(storage: &Storage, caller: &Caller, id: &str) -> Result<
 /// Deletes a client and everything issued to it: for administrators.
 pub async fn delete_client(storage: &Storage, caller: &Caller, id: &str) -> Result<(), RegistryError> {
     caller.require_administrator()?;
-    if storage.delete_client(id).await? { Ok(()) } else { Err(RegistryError::NotFound("no such client".into())) }
+    if !storage.delete_client(id).await? {
+        return Err(RegistryError::NotFound("no such client".into()));
+    }
+    audit::record(storage, types::CLIENT_DELETED, &caller.actor(), ("client", id), serde_json::Value::Null).await;
+    Ok(())
 }
 
 /// Every user, as listed: for administrators.
@@ -799,6 +823,8 @@ pub async fn add_user(
         StorageError::Duplicate => RegistryError::Exists(username),
         e => RegistryError::Storage(e),
     })?;
+    let detail = serde_json::json!({ "username": user.username });
+    audit::record(storage, types::USER_CREATED, &caller.actor(), ("user", &user.id), detail).await;
     Ok(UserSummary::from(&user))
 }
 
@@ -962,6 +988,8 @@ pub async fn update_client(
         ..old
     };
     storage.update_client(&client, loaded.revision).await?;
+    let detail = serde_json::json!({ "name": client.doc.name });
+    audit::record(storage, types::CLIENT_UPDATED, &caller.actor(), ("client", &client.id), detail).await;
     Ok(ClientSummary::from(&client))
 }
 
@@ -1007,6 +1035,8 @@ pub async fn rotate_client_secret(
         expires_at: now.saturating_add(i64::try_from(grace_seconds).unwrap_or(i64::MAX)),
     });
     storage.update_client(&client, loaded.revision).await?;
+    let detail = serde_json::json!({ "grace_seconds": grace_seconds });
+    audit::record(storage, types::CLIENT_SECRET_ROTATED, &caller.actor(), ("client", &client.id), detail).await;
     Ok(RegisteredClient { client_id: client.id, client_secret: Some(secret) })
 }
 
@@ -1077,6 +1107,13 @@ pub async fn update_user(
     } else {
         storage.update_user(&user, loaded.revision).await?;
     }
+    let kind = match (was_disabled, user.doc.disabled) {
+        (false, true) => types::USER_DISABLED,
+        (true, false) => types::USER_ENABLED,
+        _ => types::USER_UPDATED,
+    };
+    let detail = serde_json::json!({ "username": user.username });
+    audit::record(storage, kind, &caller.actor(), ("user", &user.id), detail).await;
     Ok(UserSummary::from(&user))
 }
 
@@ -1084,7 +1121,11 @@ pub async fn update_user(
 /// tokens die), consents and memberships: for administrators.
 pub async fn delete_user(storage: &Storage, caller: &Caller, id: &str) -> Result<(), RegistryError> {
     caller.require_administrator()?;
-    if storage.delete_user(id).await? { Ok(()) } else { Err(RegistryError::NotFound("no such user".into())) }
+    if !storage.delete_user(id).await? {
+        return Err(RegistryError::NotFound("no such user".into()));
+    }
+    audit::record(storage, types::USER_DELETED, &caller.actor(), ("user", id), serde_json::Value::Null).await;
+    Ok(())
 }
 
 /// Sets a user's password (hashed by `passwords`; busy: [`RegistryError::Busy`]) and ends
@@ -1102,6 +1143,8 @@ pub async fn set_user_password(
     let mut user = loaded.value;
     user.password_hash = hash_password(passwords, password).await?;
     storage.update_user_ending(&user, loaded.revision, false).await?;
+    audit::record(storage, types::USER_PASSWORD_SET, &caller.actor(), ("user", &user.id), serde_json::Value::Null)
+        .await;
     Ok(UserSummary::from(&user))
 }
 
@@ -1127,5 +1170,18 @@ async fn hash_password(passwords: &Passwords, password: &str) -> Result<String, 
     passwords.hash(password).await.map_err(|e| match e {
         PasswordError::Busy => RegistryError::Busy,
         PasswordError::Failed(m) => RegistryError::Internal(m),
+    })
+}
+
+/// Audit events, oldest first, a page at a time (`audit::list`): for administrators.
+pub async fn list_events(
+    storage: &Storage,
+    caller: &Caller,
+    filter: audit::EventFilter,
+) -> Result<audit::EventPage, RegistryError> {
+    caller.require_administrator()?;
+    audit::list(storage, filter).await.map_err(|e| match e {
+        audit::ListError::Filter(f) => RegistryError::Field { field: f.field, reason: f.reason },
+        audit::ListError::Storage(e) => RegistryError::Storage(e),
     })
 }

@@ -189,6 +189,11 @@ pub fn router(app: App) -> Router {
     protocol
         .merge(crate::admin::router(Arc::new(admin)))
         .fallback(not_found)
+        // Audit events name the request's id and client address, and this replica.
+        .layer(axum::middleware::from_fn_with_state(
+            crate::audit::Audit::new(&app.config, app.protocol.clock.clone()),
+            crate::audit::in_request,
+        ))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
             tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path())

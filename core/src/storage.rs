@@ -133,6 +133,7 @@ kind!(PushedRequest, "pushed-request", |p| id: &p.id, expires: Some(p.expires_at
 kind!(UsedAssertion, "used-client-assertion", |a| id: &a.id, expires: Some(a.expires_at));
 kind!(UsedGrantCredential, "used-grant-credential", |a| id: &a.id, expires: Some(a.expires_at));
 kind!(UsedProof, "used-dpop-proof", |p| id: &p.id, expires: Some(p.expires_at));
+kind!(Event, "event", |e| id: &e.id, expires: e.expires_at);
 
 /// A change to stored records made once per database (a re-keying), remembered by its name
 /// so that no replica makes it again.
@@ -459,6 +460,12 @@ impl Storage {
             Ok(()) | Err(StorageError::Conflict(_)) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    /// At most `limit` records of a kind, ordered by id, from the first after `after`.
+    pub async fn list_after<T: Kind>(&self, after: Option<&str>, limit: u32) -> Result<Vec<T>, StorageError> {
+        let page = self.host.store_list(T::KIND, after, limit).await?;
+        page.into_iter().map(|s| decode::<T>(s).map(|l| l.value)).collect()
     }
 
     pub async fn purge_expired(&self, now: i64) -> Result<u64, StorageError> {

@@ -580,6 +580,11 @@ async fn respond(
         None
     };
     app.storage.apply(writes).await?;
+    if let Some(consent) = &remember {
+        let detail = serde_json::json!({ "scopes": consent.scopes });
+        let (kind, actor) = (crate::audit::types::CONSENT_GIVEN, crate::audit::user(&user.id));
+        crate::audit::record(&app.storage, kind, &actor, ("client", &client.id), detail).await;
+    }
 
     let mut pairs: Vec<(&str, String)> = Vec::new();
     if let Some(code) = code {

@@ -257,7 +257,9 @@ pub async fn sign_in(
 ) -> Result<Result<User, SignInRefusal>, OAuthError> {
     // User text is logged with `?` (escaped): a newline in it cannot start a forged line.
     let username = username.trim();
-    let delay = match app.sign_in_limit.admit(peer, at, username) {
+    let admitted = app.sign_in_limit.check(peer, at, username).await;
+    throttled(app, peer, at, username, &admitted).await;
+    let delay = match admitted {
         Ok(delay) => delay,
         Err(Refusal::Address) => {
             tracing::warn!(%peer, "sign-in attempts from this address throttled");
@@ -362,6 +364,33 @@ pub async fn start_session(
     app.storage.apply(writes).await?;
     let sid = session::sid(&session.hash);
     Ok((session::set_cookie(app, SESSION_COOKIE, &session_id, ttl), now, sid))
+}
+
+/// The audit event of a throttled sign-in attempt: a refused one, about the address, the
+/// client or the login page that had its attempts; a delayed one, about its username.
+async fn throttled(
+    app: &App,
+    peer: IpAddr,
+    at: Attempt<'_>,
+    username: &str,
+    admitted: &Result<std::time::Duration, Refusal>,
+) {
+    use crate::audit;
+    let peer = peer.to_string();
+    let (subject, reason) = match (admitted, at) {
+        (Ok(delay), _) if delay.is_zero() => return,
+        (Ok(_), _) => (("username", username), "username"),
+        (Err(Refusal::Address), _) => (("address", peer.as_str()), "address"),
+        (Err(Refusal::Client), Attempt::Client(id)) => (("client", id), "client"),
+        (Err(Refusal::PageSpent), Attempt::Page(id)) => (("interaction", id), "page"),
+        (Err(Refusal::Full), _) => (("address", peer.as_str()), "full"),
+        (Err(_), _) => (("username", username), "other"),
+    };
+    let actor = match at {
+        Attempt::Client(id) => audit::client(id),
+        Attempt::Page(_) => audit::SYSTEM.to_owned(),
+    };
+    audit::record_throttled(&app.storage, &actor, subject, reason).await;
 }
 
 /// Errors that must not be redirected, shown on a page rendered by the client's consent UI

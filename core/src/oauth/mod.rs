@@ -31,6 +31,7 @@ pub mod revocation;
 pub mod scope_policy;
 pub mod session;
 pub mod sign_in_limit;
+pub mod sign_in_shared;
 pub mod token;
 pub mod token_exchange;
 pub mod tokens;

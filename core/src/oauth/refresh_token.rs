@@ -32,6 +32,10 @@ pub async fn exchange(
         Some(Loaded { value: t, consumed: true, .. }) => {
             app.storage.revoke_grant(&t.grant_id).await?;
             tracing::warn!(client = %client.id, grant = %t.grant_id, "refresh token reused; the token family is revoked");
+            let detail = serde_json::json!({ "user_id": t.user_id });
+            let actor = crate::audit::client(&client.id);
+            let kind = crate::audit::types::REFRESH_TOKEN_REUSED;
+            crate::audit::record(&app.storage, kind, &actor, ("grant", &t.grant_id), detail).await;
             return Err(invalid());
         }
         Some(Loaded { value: t, .. }) if t.expires_at > app.clock.now() => t,

@@ -11,6 +11,10 @@
 //!   (by at most a configured bound), never refused: the right password, arriving while the
 //!   username is under attack, still signs the user in.
 //!
+//! Where `limits.redis_url` is set, every replica counts these together instead
+//! ([`super::sign_in_shared`], [`SignInLimit::check`]), and falls back to its own counters
+//! while Redis cannot answer.
+//!
 //! The password hash itself is bounded apart, with every other hash ([`crate::passwords`]).
 //!
 //! The rate limiters are governor's keyed GCRA limiters, keyed by fixed-size values (an
@@ -29,6 +33,7 @@ use governor::{DefaultKeyedRateLimiter, NotUntil, Quota, RateLimiter};
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 
+use super::sign_in_shared::{Counter, Shared, SharedState};
 use crate::config::Config;
 use crate::limits::MAX_LIMITER_KEYS;
 
@@ -59,6 +64,19 @@ pub struct SignInLimit {
     per_username: Option<Keyed<[u8; 32]>>,
     max_delay: Duration,
     clock: DefaultClock,
+    /// The counters every replica shares, where `limits.redis_url` is set.
+    shared: Option<Shared>,
+    quotas: Quotas,
+}
+
+/// The limits as numbers, for the shared counters: attempts per minute per address, client
+/// and username, attempts per login page and the page's life (0: no limit).
+struct Quotas {
+    address: u32,
+    page: u32,
+    page_life: Duration,
+    client: u32,
+    username: u32,
 }
 
 impl SignInLimit {
@@ -75,7 +93,85 @@ impl SignInLimit {
             per_username: per_minute(s.sign_in_attempts_per_minute),
             max_delay: Duration::from_millis(s.sign_in_max_delay_ms),
             clock: DefaultClock::default(),
+            shared: config.limits.redis_url.as_deref().and_then(|url| {
+                Shared::new(url, &config.limits.redis_prefix)
+                    .inspect_err(
+                        |e| tracing::warn!(error = %e, "limits.redis_url is not a Redis URL; sign-in limits are local"),
+                    )
+                    .ok()
+            }),
+            quotas: Quotas {
+                address: s.sign_in_attempts_per_address_per_minute,
+                page: s.sign_in_attempts_per_interaction,
+                page_life,
+                client: s.sign_in_attempts_per_client_per_minute,
+                username: s.sign_in_attempts_per_minute,
+            },
         }
+    }
+
+    /// How attempts are counted now: with every replica, by this one alone, or by this one
+    /// alone because Redis cannot be used (readiness reports it).
+    pub fn state(&self) -> SharedState {
+        self.shared.as_ref().map_or(SharedState::Local, Shared::state)
+    }
+
+    /// As [`SignInLimit::admit`], counted with every replica where Redis is configured and
+    /// answers (one round trip), else by this replica.
+    pub async fn check(&self, address: IpAddr, at: Attempt<'_>, username: &str) -> Result<Duration, Refusal> {
+        if let Some(shared) = &self.shared
+            && let Some(answer) = self.check_shared(shared, address, at, username).await
+        {
+            return answer;
+        }
+        self.admit(address, at, username)
+    }
+
+    async fn check_shared(
+        &self,
+        shared: &Shared,
+        address: IpAddr,
+        at: Attempt<'_>,
+        username: &str,
+    ) -> Option<Result<Duration, Refusal>> {
+        const MINUTE: Duration = Duration::from_secs(60);
+        let q = &self.quotas;
+        let window = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() / 60;
+        // A window's counter outlives it a little, for clocks that disagree.
+        let per_minute = |key: String, limit| Counter { key: format!("{key}:{window}"), lifetime: 2 * MINUTE, limit };
+        let (second, refusal) = match at {
+            Attempt::Page(page) => (
+                Counter {
+                    key: format!("sign-in:page:{}", hex::encode(Sha256::digest(page.as_bytes()))),
+                    lifetime: q.page_life,
+                    limit: q.page,
+                },
+                Refusal::PageSpent,
+            ),
+            Attempt::Client(client) => (
+                per_minute(format!("sign-in:client:{}", hex::encode(Sha256::digest(client.as_bytes()))), q.client),
+                Refusal::Client,
+            ),
+        };
+        let counters = [
+            per_minute(format!("sign-in:address:{}", address_key(address)), q.address),
+            second,
+            per_minute(format!("sign-in:username:{}", hex::encode(username_key(username))), q.username),
+        ];
+        let counts = shared.count(&counters).await?;
+        let over = |i: usize| counters[i].limit > 0 && counts[i] > u64::from(counters[i].limit);
+        if over(0) {
+            return Some(Err(Refusal::Address));
+        }
+        if over(1) {
+            return Some(Err(refusal));
+        }
+        if !over(2) {
+            return Some(Ok(Duration::ZERO));
+        }
+        // Past the username's budget: each attempt more waits one more share of the minute.
+        let excess = (counts[2] - u64::from(q.username)).min(u64::from(u32::MAX)) as u32;
+        Some(Ok((MINUTE / q.username.max(1)).saturating_mul(excess).min(self.max_delay)))
     }
 
     /// Spends one attempt from `address`, made `at` a login page or by a client, for
