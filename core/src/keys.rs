@@ -412,7 +412,8 @@ impl Keys {
         if !missing.is_empty() {
             let now = keys.clock.now();
             let serial = next_serial(ring.keys.iter().map(|k| &k.record));
-            let records = missing.into_iter().map(|a| keys.new_key(a, now, serial)).collect::<Result<Vec<_>, _>>()?;
+            let records =
+                missing.into_iter().map(|a| keys.new_key(a, now, now, serial)).collect::<Result<Vec<_>, _>>()?;
             keys.storage.create_keys(&records).await?;
             keys.reload().await?;
         }
@@ -466,8 +467,14 @@ impl Keys {
         Ok(Material { algorithm, private, decoding, jwk })
     }
 
-    /// A new key of `algorithm` that signs from `signs_from`, not stored yet.
-    fn new_key(&self, algorithm: SigningAlgorithm, signs_from: i64, serial: u64) -> Result<SigningKeyRecord, KeyError> {
+    /// A new key of `algorithm`, made at `created_at`, that signs from `signs_from`; not stored yet.
+    fn new_key(
+        &self,
+        algorithm: SigningAlgorithm,
+        created_at: i64,
+        signs_from: i64,
+        serial: u64,
+    ) -> Result<SigningKeyRecord, KeyError> {
         let kid = crate::crypto::random_token(12);
         let (der, jwk) = generate(algorithm, &kid)?;
         Ok(SigningKeyRecord {
@@ -475,7 +482,7 @@ impl Keys {
             kid,
             algorithm: algorithm.name().to_owned(),
             public_jwk: jwk.to_string(),
-            created_at: self.clock.now(),
+            created_at,
             signs_from: Some(signs_from),
             serial,
             longest_token_lifetime: 0,
@@ -490,7 +497,7 @@ impl Keys {
         let at = self.clock.now();
         let signs_from = if now { at } else { at.saturating_add(self.publish_ahead) };
         let serial = next_serial(self.storage.list_keys().await?.iter());
-        let records = self.served().map(|a| self.new_key(a, signs_from, serial)).collect::<Result<Vec<_>, _>>()?;
+        let records = self.served().map(|a| self.new_key(a, at, signs_from, serial)).collect::<Result<Vec<_>, _>>()?;
         self.storage.create_keys(&records).await?;
         for r in &records {
             tracing::info!(kid = %r.kid, algorithm = %r.algorithm, signs_from, "signing key created");
@@ -520,7 +527,7 @@ impl Keys {
             let algorithm =
                 SigningAlgorithm::parse(&record.algorithm).ok_or_else(|| stored(&record, "unknown algorithm"))?;
             let next = match state {
-                KeyState::Signing => Some(self.new_key(algorithm, now, next_serial(records.iter()))?),
+                KeyState::Signing => Some(self.new_key(algorithm, now, now, next_serial(records.iter()))?),
                 _ => None,
             };
             match self.storage.retire_key(&record, loaded.revision, next.as_ref()).await {
