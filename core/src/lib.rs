@@ -9,6 +9,7 @@ pub mod connections;
 pub mod crypto;
 pub mod device;
 pub mod error;
+pub mod health;
 pub(crate) mod jws;
 pub mod keys;
 pub mod limits;

@@ -226,6 +226,9 @@ pub const LONGEST_SIGNED_TOKEN_TTL: u64 = max(max(ACCESS_TOKEN_TTL.max, ID_TOKEN
 /// The longest `keys.publish_ahead`: how long a rotated key may wait before it signs.
 pub const MAX_PUBLISH_AHEAD: u64 = 7 * DAY;
 
+/// How long `/health/ready` waits for storage to answer its read, in milliseconds.
+pub const READY_STORAGE_TIMEOUT_MS: u64 = 1000;
+
 const fn max(a: u64, b: u64) -> u64 {
     if a > b { a } else { b }
 }

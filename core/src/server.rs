@@ -32,6 +32,8 @@ pub struct Portcullis {
     /// The bounded password hasher: sign-ins, and users created by the admin API or the CLI.
     pub passwords: Arc<Passwords>,
     pub protocol: Arc<Protocol>,
+    /// What `/health/ready` asks; other parts add their own ([`crate::health::Health::add`]).
+    pub health: Arc<crate::health::Health>,
 }
 
 pub type App = Arc<Portcullis>;
@@ -97,7 +99,8 @@ impl Portcullis {
             client_jwks: Default::default(),
             clock,
         });
-        Ok(Arc::new(Self { config, host, storage, keys, passwords, protocol }))
+        let health = Arc::new(crate::health::Health::with_server_parts(storage.clone(), host.clone(), keys.clone()));
+        Ok(Arc::new(Self { config, host, storage, keys, passwords, protocol, health }))
     }
 }
 
@@ -188,6 +191,7 @@ pub fn router(app: App) -> Router {
         .layer(DefaultBodyLimit::max(crate::limits::OAUTH_BODY_BYTES));
     protocol
         .merge(crate::admin::router(Arc::new(admin)))
+        .merge(crate::health::router(app.health.clone()))
         .fallback(not_found)
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");

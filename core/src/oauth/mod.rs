@@ -106,8 +106,7 @@ pub fn router(app: App) -> Router {
         .route("/.well-known/oauth-authorization-server", cors::public(get(discovery::openid_configuration)))
         .route("/jwks.json", cors::public(get(discovery::jwks)))
         .route(interaction::LOGIN_PATH, post(authorize::login))
-        .route(interaction::CONSENT_PATH, post(authorize::consent))
-        .route("/health", get(|| async { "ok" }));
+        .route(interaction::CONSENT_PATH, post(authorize::consent));
     let profiles = std::iter::once(Profile::Native).chain(app.config.server.profiles.iter().map(|p| Profile::from(*p)));
     // Layouts may share a path (Deployteq's /userinfo is the native one): each is routed once.
     let mut routed = HashSet::new();
