@@ -64,6 +64,9 @@ pub struct ServerConfig {
     /// Seconds a connection may move no byte either way (a stalled body, a client that does
     /// not read its answer) before it is closed.
     pub idle_timeout_secs: u64,
+    /// Seconds a stopping server (SIGTERM, SIGINT) gives the requests in flight and the
+    /// back-channel logout deliveries pending before it exits.
+    pub shutdown_grace: u64,
 }
 
 /// The path layouts of the systems Portcullis stands in for (the paths themselves are the
@@ -181,6 +184,7 @@ impl Default for ServerConfig {
             max_connections: 0,
             header_read_timeout_secs: 10,
             idle_timeout_secs: 60,
+            shutdown_grace: 10,
         }
     }
 }
@@ -303,6 +307,12 @@ impl Config {
         ];
         for (key, seconds, bounds) in lifetimes {
             bounds.check(seconds).map_err(|reason| ConfigError::Value { key, reason })?;
+        }
+        if !limits::SHUTDOWN_GRACE.contains(&self.server.shutdown_grace) {
+            return Err(ConfigError::Value {
+                key: "server.shutdown_grace",
+                reason: format!("at most {} seconds", limits::SHUTDOWN_GRACE.end()),
+            });
         }
         let wait = self.database.acquire_timeout_ms;
         if !limits::DATABASE_ACQUIRE_TIMEOUT_MS.contains(&wait) {

@@ -229,6 +229,14 @@ pub const MAX_PUBLISH_AHEAD: u64 = 7 * DAY;
 /// How long `/health/ready` waits for storage to answer its read, in milliseconds.
 pub const READY_STORAGE_TIMEOUT_MS: u64 = 1000;
 
+/// `server.shutdown_grace`, in seconds: how long a stopping server gives the requests in
+/// flight and the back-channel logout deliveries pending.
+pub const SHUTDOWN_GRACE: std::ops::RangeInclusive<u64> = 0..=HOUR;
+
+/// How long the process, once stopped, waits for what still runs (a connection past the
+/// grace, the background upkeep) before it exits, in milliseconds.
+pub const EXIT_WAIT_MS: u64 = 1000;
+
 const fn max(a: u64, b: u64) -> u64 {
     if a > b { a } else { b }
 }

@@ -465,13 +465,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command, config)) {
+    let code = match runtime.block_on(run(cli.command, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("portcullis: {e:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    // What is still running (background upkeep, a connection past the grace) is not waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(portcullis::limits::EXIT_WAIT_MS));
+    code
 }
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {

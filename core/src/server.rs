@@ -251,15 +251,72 @@ pub fn spawn_upkeep(app: App) {
     });
 }
 
-/// Serves until the process is stopped, within the connection bounds of `server.*`.
+/// Serves until the process is stopped (SIGTERM, SIGINT), within the connection bounds of
+/// `server.*`.
 pub async fn serve(app: App, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+    serve_until(app, listener, shutdown_signal()).await
+}
+
+/// Serves until `stop` completes, then stops gracefully: readiness fails at once, the
+/// listener closes, the requests in flight are answered and the back-channel logout
+/// deliveries pending are made, within `server.shutdown_grace`; then it returns.
+pub async fn serve_until(
+    app: App,
+    listener: tokio::net::TcpListener,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     spawn_upkeep(app.clone());
     spawn_listener(app.clone());
     let bounds = crate::connections::Bounds::from_config(&app.config);
-    crate::connections::serve(listener, router(app), bounds, shutdown_signal()).await;
+    let grace = Duration::from_secs(app.config.server.shutdown_grace);
+    let stopped_at = std::sync::OnceLock::new();
+    let stopping = async {
+        stop.await;
+        app.health.drain();
+        let _ = stopped_at.set(tokio::time::Instant::now());
+        tracing::info!(grace_secs = grace.as_secs(), "stopping: answering the requests in flight");
+    };
+    crate::connections::serve(listener, router(app.clone()), bounds, stopping).await;
+    let deadline = stopped_at.get().copied().unwrap_or_else(tokio::time::Instant::now) + grace;
+    let outbound = &app.protocol.outbound;
+    if outbound.pending() > 0 {
+        tracing::info!(pending = outbound.pending(), "stopping: delivering the back-channel logouts pending");
+    }
+    if tokio::time::timeout_at(deadline, outbound.settle()).await.is_err() {
+        tracing::warn!(pending = outbound.pending(), "stopped with back-channel logouts undelivered");
+    }
+    tracing::info!("stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let _ = tokio::signal::ctrl_c().await;
+/// Completes on SIGTERM or SIGINT (Ctrl-C). The handlers are installed at once, so a signal
+/// that comes before the future is first polled is not missed.
+#[cfg(unix)]
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let signals = [SignalKind::terminate(), SignalKind::interrupt()].map(signal);
+    async move {
+        let waits = signals.into_iter().filter_map(|s| match s {
+            Ok(mut stream) => Some(Box::pin(async move {
+                stream.recv().await;
+            })),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for a stop signal");
+                None
+            }
+        });
+        let waits: Vec<_> = waits.collect();
+        if waits.is_empty() {
+            return std::future::pending().await;
+        }
+        futures::future::select_all(waits).await;
+    }
+}
+
+/// Completes on Ctrl-C.
+#[cfg(not(unix))]
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -4,13 +4,17 @@
 //! proxies, and start-up errors that say what is wrong in one line.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::support::{self, Options, TestServer};
+use crate::support::{self, ADMIN_TOKEN, Options, TestServer};
 
 // --- readiness ---------------------------------------------------------------------------
 
@@ -106,4 +110,275 @@ async fn ready_is_503_naming_storage_while_the_database_does_not_answer() {
     assert_eq!(report["failing"], json!(["storage"]), "{report}");
     assert_eq!(part(&report, "storage")["state"], "failing", "{report}");
     assert_eq!(part(&report, "keys")["state"], "ok", "only storage fails: {report}");
+}
+
+// --- the binary --------------------------------------------------------------------------
+
+/// `portcullis serve` from a configuration file in a temporary directory, on a port of its
+/// own choosing (read from its log), its standard error to a file; killed when dropped.
+struct Serving {
+    child: Child,
+    addr: SocketAddr,
+    log: PathBuf,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+/// A configuration file for `serve`: SQLite in `dir`, the test policies, `server` added to
+/// the `[server]` table (a port of its own choosing unless it says `listen`).
+fn config_file(dir: &Path, server: &str) -> PathBuf {
+    let path = dir.join("portcullis.toml");
+    let listen = if server.contains("listen") { "" } else { "listen = \"127.0.0.1:0\"" };
+    let text = format!(
+        "[server]\n{listen}\ndata_dir = {data:?}\nadmin_token = {ADMIN_TOKEN:?}\n{server}\n\
+         [policies]\ndir = {policies:?}\nwatch = false\n",
+        data = dir.join("data"),
+        policies = support::policies_dir(),
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn portcullis(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    cmd.env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default()).current_dir(dir);
+    cmd
+}
+
+impl Serving {
+    async fn start(server: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config_file(dir.path(), server);
+        let log = dir.path().join("serve.log");
+        let child = portcullis(dir.path())
+            .arg("--config")
+            .arg(&config)
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut serving =
+            Self { child, addr: SocketAddr::from(([0, 0, 0, 0], 0)), log, http: reqwest::Client::new(), _dir: dir };
+        for _ in 0..600 {
+            assert!(serving.child.try_wait().unwrap().is_none(), "the server exited: {}", serving.log_text());
+            if let Some(addr) = serving.listening() {
+                serving.addr = addr;
+                if let Ok(r) = serving.http.get(serving.url("/health/ready")).send().await
+                    && r.status() == StatusCode::OK
+                {
+                    return serving;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the server did not come up: {}", serving.log_text());
+    }
+
+    /// The address its log says it serves on.
+    fn listening(&self) -> Option<SocketAddr> {
+        let log = self.log_text();
+        let line = log.lines().find(|l| l.contains("serving") && l.contains("address="))?;
+        let (_, rest) = line.split_once("address=")?;
+        rest.split_whitespace().next()?.parse().ok()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A confidential client for the client credentials grant: (id, secret).
+    async fn client(&self) -> (String, String) {
+        let r = self
+            .http
+            .post(self.url("/admin/v1/clients"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({"name": "svc", "grant_types": ["client_credentials"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let v: Value = r.json().await.unwrap();
+        (v["client_id"].as_str().unwrap().to_owned(), v["client_secret"].as_str().unwrap().to_owned())
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
+        // SAFETY: kill(2) with the id of the child this test started and has not reaped.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+    }
+
+    /// Waits for the process to exit (a stop takes at most its grace, 10 s by default).
+    async fn exit_status(&mut self) -> std::process::ExitStatus {
+        for _ in 0..1200 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the server did not exit: {}", self.log_text());
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads an HTTP/1.1 answer to its end (the server closes the connection): its status and text.
+async fn answer(stream: &mut TcpStream) -> (u16, String) {
+    let mut text = Vec::new();
+    stream.read_to_end(&mut text).await.expect("an answer, not a reset");
+    let text = String::from_utf8_lossy(&text).into_owned();
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("{text:?}"));
+    (status, text)
+}
+
+#[tokio::test]
+async fn sigterm_fails_readiness_closes_the_listener_answers_what_is_in_flight_and_exits_0() {
+    let mut server = Serving::start("").await;
+    let (id, secret) = server.client().await;
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+    let body = "grant_type=client_credentials";
+    let head = format!(
+        "POST /token HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Authorization: Basic {basic}\r\nContent-Length: {}\r\n\r\n",
+        server.addr,
+        body.len()
+    );
+    // A token request in flight: its head and half its body sent.
+    let mut in_flight = TcpStream::connect(server.addr).await.unwrap();
+    in_flight.write_all(head.as_bytes()).await.unwrap();
+    in_flight.write_all(&body.as_bytes()[..body.len() / 2]).await.unwrap();
+    // A second connection, open before the stop, whose request has begun: its request line
+    // sent. (A connection that has sent nothing yet is closed by the stop.)
+    let mut open = TcpStream::connect(server.addr).await.unwrap();
+    open.write_all(b"GET /health/ready HTTP/1.1\r\n").await.unwrap();
+    // Time for the server to read what was sent (an answer waits for the rest of it).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    server.signal(libc::SIGTERM);
+    // The listener closes: new connections are refused.
+    let mut refused = false;
+    for _ in 0..400 {
+        if TcpStream::connect(server.addr).await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(refused, "the listener still accepts: {}", server.log_text());
+    // Readiness fails, naming the stop.
+    open.write_all(format!("Host: {}\r\n\r\n", server.addr).as_bytes()).await.unwrap();
+    let (status, text) = answer(&mut open).await;
+    assert_eq!(status, 503, "{text}");
+    assert!(text.contains("\"draining\"") && text.contains("failing"), "{text}");
+    // The request in flight is answered.
+    in_flight.write_all(&body.as_bytes()[body.len() / 2..]).await.unwrap();
+    let (status, text) = answer(&mut in_flight).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("access_token"), "{text}");
+
+    let status = server.exit_status().await;
+    assert_eq!(status.code(), Some(0), "{status:?}: {}", server.log_text());
+}
+
+/// A relying party's back-channel logout endpoint that refuses its first delivery (503) and
+/// takes the next: each delivery's body is sent on the channel as it arrives.
+async fn relying_party() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut first = true;
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            // The head, then as much body as it announces.
+            while let Ok(n) = stream.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                request.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&request).to_lowercase();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let length = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if request.len() >= end + 4 + length {
+                        break;
+                    }
+                }
+            }
+            let status = if std::mem::take(&mut first) { "503 Service Unavailable" } else { "200 OK" };
+            let answer = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = tx.send(String::from_utf8_lossy(&request).into_owned());
+            let _ = stream.write_all(answer.as_bytes()).await;
+        }
+    });
+    (addr, rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_waits_for_the_back_channel_logouts_pending() {
+    let (rp, mut deliveries) = relying_party().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut server = Serving::start(&format!(
+        "listen = \"127.0.0.1:{port}\"\nissuer = \"http://127.0.0.1:{port}\"\n[outbound]\nallow_loopback_http = true"
+    ))
+    .await;
+    const REDIRECT: &str = "https://rp.example.com/callback";
+    let admin =
+        |path: &str, body: Value| server.http.post(server.url(path)).bearer_auth(ADMIN_TOKEN).json(&body).send();
+    let user = json!({"username": "lou", "password": "lou password 1", "email": "lou@example.com", "name": "Lou"});
+    assert_eq!(admin("/admin/v1/users", user).await.unwrap().status(), StatusCode::CREATED);
+    let client = json!({"name": "rp", "redirect_uris": [REDIRECT], "scopes": ["openid"], "skip_consent": true,
+                        "backchannel_logout_uri": format!("http://{rp}/backchannel")});
+    let client: Value = admin("/admin/v1/clients", client).await.unwrap().json().await.unwrap();
+    let (id, secret) = (client["client_id"].as_str().unwrap(), client["client_secret"].as_str().unwrap());
+
+    let browser = support::Browser::new();
+    let mut url = url::Url::parse(&server.url("/authorize")).unwrap();
+    url.query_pairs_mut().extend_pairs([
+        ("response_type", "code"),
+        ("client_id", id),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid"),
+    ]);
+    let back = browser.authorize(url.as_str(), "lou", "lou password 1").await;
+    let code = support::query(&back, "code").expect("a code");
+    let r = server
+        .http
+        .post(server.url("/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)])
+        .send()
+        .await
+        .unwrap();
+    let tokens: Value = r.json().await.unwrap();
+    let id_token = tokens["id_token"].as_str().expect("an ID token");
+
+    // The person signs out; the server is stopped at once. The relying party refuses the
+    // first delivery; the second, a second later, is made before the process exits.
+    let mut logout = url::Url::parse(&server.url("/logout")).unwrap();
+    logout.query_pairs_mut().append_pair("id_token_hint", id_token);
+    assert_eq!(browser.get(logout.as_str()).await.status(), StatusCode::OK);
+    server.signal(libc::SIGTERM);
+    let status = server.exit_status().await;
+    assert_eq!(status.code(), Some(0), "{status:?}: {}", server.log_text());
+    let mut delivered = Vec::new();
+    while let Ok(body) = deliveries.try_recv() {
+        delivered.push(body);
+    }
+    assert_eq!(delivered.len(), 2, "refused, then delivered: {delivered:?}\n{}", server.log_text());
+    assert!(delivered.iter().all(|d| d.contains("logout_token=")), "{delivered:?}");
 }
