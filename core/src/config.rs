@@ -67,6 +67,35 @@ pub struct ServerConfig {
     /// Seconds a stopping server (SIGTERM, SIGINT) gives the requests in flight and the
     /// back-channel logout deliveries pending before it exits.
     pub shutdown_grace: u64,
+    /// The reverse proxies (addresses or CIDR blocks) whose `Forwarded` or
+    /// `X-Forwarded-For` names the client (`client_address.rs`); from any other peer those
+    /// headers are ignored. Empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<Network>,
+}
+
+/// An address block in CIDR notation (`10.0.0.0/8`, `2001:db8::/32`), or one address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Network(pub ipnet::IpNet);
+
+impl TryFrom<String> for Network {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        let text = text.trim();
+        if let Ok(net) = text.parse::<ipnet::IpNet>() {
+            return Ok(Self(net.trunc()));
+        }
+        let address: std::net::IpAddr = text.parse().map_err(|_| format!("`{text}` is no address or CIDR block"))?;
+        let prefix = if address.is_ipv4() { 32 } else { 128 };
+        ipnet::IpNet::new(address, prefix).map(Self).map_err(|e| e.to_string())
+    }
+}
+
+impl From<Network> for String {
+    fn from(network: Network) -> Self {
+        network.0.to_string()
+    }
 }
 
 /// The path layouts of the systems Portcullis stands in for (the paths themselves are the
@@ -185,6 +214,7 @@ impl Default for ServerConfig {
             header_read_timeout_secs: 10,
             idle_timeout_secs: 60,
             shutdown_grace: 10,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -312,6 +342,12 @@ impl Config {
             return Err(ConfigError::Value {
                 key: "server.shutdown_grace",
                 reason: format!("at most {} seconds", limits::SHUTDOWN_GRACE.end()),
+            });
+        }
+        if self.server.trusted_proxies.len() > limits::MAX_TRUSTED_PROXIES {
+            return Err(ConfigError::Value {
+                key: "server.trusted_proxies",
+                reason: format!("at most {} entries", limits::MAX_TRUSTED_PROXIES),
             });
         }
         let wait = self.database.acquire_timeout_ms;

@@ -237,6 +237,13 @@ pub const SHUTDOWN_GRACE: std::ops::RangeInclusive<u64> = 0..=HOUR;
 /// grace, the background upkeep) before it exits, in milliseconds.
 pub const EXIT_WAIT_MS: u64 = 1000;
 
+/// Most entries `server.trusted_proxies` lists.
+pub const MAX_TRUSTED_PROXIES: usize = 256;
+
+/// Most hops of a `Forwarded` or `X-Forwarded-For` chain read, from the right (the nearest
+/// proxy's end): more than any real chain of proxies.
+pub const MAX_FORWARDED_HOPS: usize = 32;
+
 const fn max(a: u64, b: u64) -> u64 {
     if a > b { a } else { b }
 }

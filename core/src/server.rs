@@ -189,14 +189,19 @@ pub fn router(app: App) -> Router {
         .merge(crate::account::router(app.protocol.clone()))
         .merge(crate::device::router(app.protocol.clone()))
         .layer(DefaultBodyLimit::max(crate::limits::OAUTH_BODY_BYTES));
-    protocol
+    let router = protocol
         .merge(crate::admin::router(Arc::new(admin)))
         .merge(crate::health::router(app.health.clone()))
         .fallback(not_found)
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
             tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path())
-        }))
+        }));
+    // The client address (`server.trusted_proxies`), found once the request id is set.
+    let proxies = app.config.server.trusted_proxies.iter().map(|n| n.0).collect();
+    let proxies = crate::client_address::TrustedProxies::new(proxies);
+    router
+        .layer(axum::middleware::from_fn_with_state(proxies, crate::client_address::layer))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }

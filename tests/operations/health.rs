@@ -382,3 +382,59 @@ async fn a_stop_waits_for_the_back_channel_logouts_pending() {
     assert_eq!(delivered.len(), 2, "refused, then delivered: {delivered:?}\n{}", server.log_text());
     assert!(delivered.iter().all(|d| d.contains("logout_token=")), "{delivered:?}");
 }
+
+// --- trusted proxies ---------------------------------------------------------------------
+
+/// Password grant attempts with a wrong password, as sent through a proxy for `forwarded_for`:
+/// the statuses.
+async fn attempts(server: &TestServer, client: (&str, &str), forwarded_for: &str, n: usize) -> Vec<StatusCode> {
+    let mut statuses = Vec::new();
+    for i in 0..n {
+        let r = server
+            .http
+            .post(server.url("/token"))
+            .basic_auth(client.0, Some(client.1))
+            .header("x-forwarded-for", forwarded_for)
+            .form(&[("grant_type", "password"), ("username", &format!("nobody{i}")), ("password", "guess")])
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status());
+    }
+    statuses
+}
+
+async fn throttled_server(trusted: &'static [&'static str]) -> (TestServer, String, String) {
+    let server = TestServer::start_with(Options {
+        configure: Some(Box::new(move |c| {
+            c.server.sign_in_attempts_per_address_per_minute = 2;
+            c.server.trusted_proxies =
+                trusted.iter().map(|t| portcullis::config::Network(t.parse().unwrap())).collect();
+        })),
+        ..Default::default()
+    })
+    .await;
+    let (id, secret) = server.client(json!({"name": "app", "grant_types": ["password"]})).await;
+    (server, id, secret.unwrap())
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_address_has_its_own_sign_in_budget() {
+    let (server, id, secret) = throttled_server(&["127.0.0.0/8"]).await;
+    let client = (id.as_str(), secret.as_str());
+    let (wrong, throttled) = (StatusCode::BAD_REQUEST, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(attempts(&server, client, "203.0.113.1", 3).await, [wrong, wrong, throttled]);
+    // Another client behind the same proxy has a budget of its own...
+    assert_eq!(attempts(&server, client, "198.51.100.2, 127.0.0.1", 1).await, [wrong]);
+    // ...and the same client, through another chain, shares its budget.
+    assert_eq!(attempts(&server, client, "203.0.113.1", 1).await, [throttled]);
+}
+
+#[tokio::test]
+async fn without_trusted_proxies_forwarding_headers_are_ignored() {
+    let (server, id, secret) = throttled_server(&[]).await;
+    let client = (id.as_str(), secret.as_str());
+    let (wrong, throttled) = (StatusCode::BAD_REQUEST, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(attempts(&server, client, "203.0.113.1", 2).await, [wrong, wrong]);
+    assert_eq!(attempts(&server, client, "198.51.100.2", 1).await, [throttled], "one budget: the peer's");
+}

@@ -72,14 +72,12 @@ pub struct Protocol {
     pub clock: Arc<dyn Clock>,
 }
 
-/// The TCP peer of a request (`connections::serve` gives each its `ConnectInfo`), for
-/// throttling. A router served without it puts every caller in one shared budget rather
-/// than in none.
+/// The client address of a request, for throttling: the TCP peer (`connections::serve`
+/// gives each its `ConnectInfo`), or behind a trusted proxy the client it names
+/// ([`crate::client_address`]). A router served without either puts every caller in one
+/// shared budget rather than in none.
 pub fn peer(extensions: &axum::http::Extensions) -> std::net::IpAddr {
-    extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip())
-        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+    crate::client_address::ClientAddress::of(extensions)
 }
 
 /// The protocol's state, shared by every request.
