@@ -67,6 +67,8 @@ pub struct ServerConfig {
     /// Seconds a stopping server (SIGTERM, SIGINT) gives the requests in flight and the
     /// back-channel logout deliveries pending before it exits.
     pub shutdown_grace: u64,
+    /// One line per request at INFO (`access_log.rs`); `false` turns it off.
+    pub access_log: bool,
     /// The reverse proxies (addresses or CIDR blocks) whose `Forwarded` or
     /// `X-Forwarded-For` names the client (`client_address.rs`); from any other peer those
     /// headers are ignored. Empty: the TCP peer is the client.
@@ -214,6 +216,7 @@ impl Default for ServerConfig {
             header_read_timeout_secs: 10,
             idle_timeout_secs: 60,
             shutdown_grace: 10,
+            access_log: true,
             trusted_proxies: Vec::new(),
         }
     }

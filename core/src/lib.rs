@@ -1,6 +1,7 @@
 //! Portcullis: an OAuth 2.0 / OpenID Connect authorization server whose policies are
 //! WebAssembly plugins. See ARCHITECTURE.md for the map.
 
+pub mod access_log;
 pub mod account;
 pub mod admin;
 pub mod applications;

@@ -244,6 +244,10 @@ pub const MAX_TRUSTED_PROXIES: usize = 256;
 /// proxy's end): more than any real chain of proxies.
 pub const MAX_FORWARDED_HOPS: usize = 32;
 
+/// Longest request id (`X-Request-Id`) the access log writes, in bytes; a longer one a
+/// caller sent is written cut to it.
+pub const MAX_LOGGED_REQUEST_ID_BYTES: usize = 128;
+
 const fn max(a: u64, b: u64) -> u64 {
     if a > b { a } else { b }
 }

@@ -197,7 +197,12 @@ pub fn router(app: App) -> Router {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
             tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path())
         }));
-    // The client address (`server.trusted_proxies`), found once the request id is set.
+    // The access log, outside the span above (which names the raw path); the client address
+    // (`server.trusted_proxies`) found before it, the request id set before both.
+    let router = match app.config.server.access_log {
+        true => router.layer(axum::middleware::from_fn(crate::access_log::layer)),
+        false => router,
+    };
     let proxies = app.config.server.trusted_proxies.iter().map(|n| n.0).collect();
     let proxies = crate::client_address::TrustedProxies::new(proxies);
     router

@@ -383,6 +383,61 @@ async fn a_stop_waits_for_the_back_channel_logouts_pending() {
     assert!(delivered.iter().all(|d| d.contains("logout_token=")), "{delivered:?}");
 }
 
+// --- the access log ----------------------------------------------------------------------
+
+/// A token request with the secret in the body, and an authorization request with a query.
+async fn traffic(server: &Serving) -> (String, String) {
+    let (id, secret) = server.client().await;
+    let r = server
+        .http
+        .post(server.url("/token"))
+        .form(&[("grant_type", "client_credentials"), ("client_id", &id), ("client_secret", &secret)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let token = r.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
+    let r = server.http.get(server.url("/authorize?client_id=someone&state=query-marker-7431")).send().await.unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
+    let r = server.http.get(server.url(&format!("/admin/v1/clients/{id}"))).bearer_auth(ADMIN_TOKEN).send().await;
+    assert!(r.unwrap().status().is_success());
+    (id, format!("{secret} {token}"))
+}
+
+#[tokio::test]
+async fn one_access_line_per_request_names_route_and_client_never_a_secret_or_query() {
+    let server = Serving::start("").await;
+    let (id, secrets) = traffic(&server).await;
+    // The lines of a request are written before its answer is sent.
+    let log = server.log_text();
+    let access: Vec<&str> = log.lines().filter(|l| l.contains("portcullis::access")).collect();
+    let token_lines: Vec<&&str> = access.iter().filter(|l| l.contains("route=\"/token\"")).collect();
+    assert_eq!(token_lines.len(), 1, "{log}");
+    let line = token_lines[0];
+    for field in ["method=POST", "status=200", "latency_ms=", "request_id=", &format!("client_id=\"{id}\"")] {
+        assert!(line.contains(field), "{field} in {line}");
+    }
+    assert!(
+        access.iter().any(|l| l.contains("route=\"/admin/v1/clients/{id}\"")),
+        "the route's template, not its path: {log}"
+    );
+    assert!(!log.contains(&format!("/admin/v1/clients/{id}")), "no path with an id: {log}");
+    assert!(access.iter().any(|l| l.contains("route=\"/authorize\"")), "{log}");
+    for secret in secrets.split(' ') {
+        assert!(!log.contains(secret), "a secret or token in the log: {log}");
+    }
+    assert!(!log.contains("query-marker-7431"), "a query string in the log: {log}");
+    assert!(!log.contains('\x1b'), "ANSI escapes in a log file: {log:?}");
+}
+
+#[tokio::test]
+async fn access_log_false_writes_no_access_line() {
+    let server = Serving::start("access_log = false").await;
+    traffic(&server).await;
+    let log = server.log_text();
+    assert!(!log.contains("portcullis::access"), "{log}");
+}
+
 // --- trusted proxies ---------------------------------------------------------------------
 
 /// Password grant attempts with a wrong password, as sent through a proxy for `forwarded_for`:
