@@ -135,6 +135,10 @@ pub struct PoliciesConfig {
     pub dir: PathBuf,
     /// Watch the directory and hot-reload plugins.
     pub watch: bool,
+    /// Where `dir` was set (a file, the environment), when it was: a directory set there
+    /// must exist, while the default one may be absent (the built-in policies).
+    #[serde(skip)]
+    pub dir_set_in: Option<String>,
     /// Plugin names used when a client names none.
     pub storage: String,
     pub scope: String,
@@ -232,6 +236,7 @@ impl Default for PoliciesConfig {
     fn default() -> Self {
         Self {
             dir: PathBuf::from("./policies"),
+            dir_set_in: None,
             watch: true,
             storage: "storage-sql".into(),
             scope: "scope-template".into(),
@@ -291,7 +296,15 @@ impl Config {
         for (_, token) in env.only(&[ADMIN_TOKEN_KEY]).iter() {
             figment = figment.merge(Serialized::default(ADMIN_TOKEN_KEY, token));
         }
-        let config: Config = figment.extract().map_err(|e| ConfigError::Invalid(Box::new(e)))?;
+        let mut config: Config = figment.extract().map_err(|e| ConfigError::Invalid(Box::new(e)))?;
+        if let Some(set) = figment.find_metadata("policies.dir")
+            && set.name != std::any::type_name::<Config>()
+        {
+            config.policies.dir_set_in = Some(match &set.source {
+                Some(source) => format!("{} {source}", set.name),
+                None => set.name.to_string(),
+            });
+        }
         config.validate()?;
         Ok(config)
     }

@@ -22,5 +22,6 @@ pub mod passwords;
 pub mod plugin;
 pub mod registry;
 pub mod server;
+pub mod start;
 pub mod storage;
 pub mod telemetry;

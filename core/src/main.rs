@@ -482,7 +482,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Serve => {
             let listen = config.server.listen;
             let app = Portcullis::open(config, true).await?;
-            let listener = tokio::net::TcpListener::bind(listen).await?;
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .map_err(|cause| portcullis::start::StartError::Listen { address: listen, cause })?;
             tracing::info!(address = %listener.local_addr()?, issuer = %app.config.issuer(), "serving");
             server::serve(app, listener).await
         }

@@ -48,6 +48,14 @@ impl Portcullis {
     /// As [`Portcullis::open`], with the clock requests go by (a test's, which it moves).
     pub async fn open_with_clock(config: Config, watch_policies: bool, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
         config.validate()?;
+        // A policies directory that was configured must be there; only the default one may
+        // be absent (the built-in policies then).
+        if let Some(set_in) = &config.policies.dir_set_in
+            && !config.policies.dir.is_dir()
+        {
+            let (dir, set_in) = (config.policies.dir.clone(), set_in.clone());
+            return Err(crate::start::StartError::PoliciesDir { dir, set_in }.into());
+        }
         crate::oauth::tokens::check_roles_scope(config.tokens.roles_scope.as_deref())?;
         create_private_dir(&config.server.data_dir)?;
         if let Some(path) = sqlite_file(&config.database_url()) {
@@ -58,7 +66,16 @@ impl Portcullis {
             config.database.max_connections,
             config.database_acquire_timeout(),
         )
-        .await?;
+        .await;
+        let database = match database {
+            Ok(database) => database,
+            Err(e) => {
+                let url = config.database_url();
+                return Err(crate::start::StartError::database(&url, e, config.database_acquire_timeout())
+                    .await
+                    .into());
+            }
+        };
         let defaults = Defaults {
             storage: config.policies.storage.clone(),
             scope: config.policies.scope.clone(),

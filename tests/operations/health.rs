@@ -493,3 +493,103 @@ async fn without_trusted_proxies_forwarding_headers_are_ignored() {
     assert_eq!(attempts(&server, client, "203.0.113.1", 2).await, [wrong, wrong]);
     assert_eq!(attempts(&server, client, "198.51.100.2", 1).await, [throttled], "one budget: the peer's");
 }
+
+// --- start-up errors ---------------------------------------------------------------------
+
+/// Runs `serve` with `cmd` until it exits: the exit code and standard error.
+fn failed_start(mut cmd: Command) -> (Option<i32>, String) {
+    let out = cmd.arg("serve").stdout(Stdio::null()).output().unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// The line `portcullis:` starts: what main shows.
+fn error_line(stderr: &str) -> &str {
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("portcullis:")).collect();
+    assert_eq!(lines.len(), 1, "one line: {stderr}");
+    lines[0]
+}
+
+#[test]
+fn a_configured_policies_dir_that_does_not_exist_stops_the_start_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("polices-typo");
+    // In the configuration file...
+    let config = config_file(dir.path(), "");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let policies = format!("dir = {:?}", support::policies_dir());
+    std::fs::write(&config, text.replace(&policies, &format!("dir = {missing:?}"))).unwrap();
+    let mut cmd = portcullis(dir.path());
+    cmd.arg("--config").arg(&config);
+    let (code, stderr) = failed_start(cmd);
+    assert_eq!(code, Some(1), "{stderr}");
+    let line = error_line(&stderr);
+    assert!(line.contains("policies.dir") && line.contains("polices-typo"), "{line}");
+    // ...and in the environment.
+    let mut cmd = portcullis(dir.path());
+    cmd.arg("--config").arg(config_file(dir.path(), "")).env("PORTCULLIS_POLICIES__DIR", &missing);
+    let (code, stderr) = failed_start(cmd);
+    assert_eq!(code, Some(1), "{stderr}");
+    let line = error_line(&stderr);
+    assert!(line.contains("polices-typo") && line.contains("PORTCULLIS_"), "{line}");
+}
+
+#[tokio::test]
+async fn without_a_policies_dir_configured_the_built_in_policies_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut child = portcullis(dir.path())
+        .env("PORTCULLIS_SERVER__LISTEN", "127.0.0.1:0")
+        .env("PORTCULLIS_SERVER__DATA_DIR", &data)
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("serve.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let mut served = false;
+    for _ in 0..1200 {
+        let log = std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default();
+        if log.contains("serving") {
+            served = true;
+            break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default();
+    assert!(served, "{log}");
+    assert!(log.contains("using the built-in policies"), "{log}");
+}
+
+#[test]
+fn an_unreachable_database_is_named_by_its_host_and_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut cmd = portcullis(dir.path());
+    cmd.arg("--config")
+        .arg(config_file(dir.path(), ""))
+        .env("PORTCULLIS_DATABASE__URL", format!("postgres://portcullis:hunter2@127.0.0.1:{port}/portcullis"));
+    let (code, stderr) = failed_start(cmd);
+    assert_eq!(code, Some(1), "{stderr}");
+    let line = error_line(&stderr);
+    assert!(line.contains(&format!("127.0.0.1:{port}")), "{line}");
+    assert!(line.to_lowercase().contains("refused"), "the cause: {line}");
+    assert!(!stderr.contains("hunter2"), "no password: {stderr}");
+}
+
+#[tokio::test]
+async fn a_busy_port_is_named() {
+    let taken = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = taken.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = portcullis(dir.path());
+    cmd.arg("--config").arg(config_file(dir.path(), "")).env("PORTCULLIS_SERVER__LISTEN", address.to_string());
+    let (code, stderr) = tokio::task::spawn_blocking(move || failed_start(cmd)).await.unwrap();
+    assert_eq!(code, Some(1), "{stderr}");
+    let line = error_line(&stderr);
+    assert!(line.contains(&address.to_string()) && line.to_lowercase().contains("in use"), "{line}");
+}
