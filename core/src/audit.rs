@@ -123,16 +123,15 @@ impl Audit {
     }
 }
 
-/// A middleware: the request runs in its audit scope (its `x-request-id`, set by the layer
-/// outside this one, and its peer's address).
+/// A middleware: the request runs in its audit scope (its `x-request-id` and its client
+/// address, both set by layers outside this one).
 pub async fn in_request(
     axum::extract::State(audit): axum::extract::State<Audit>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let address =
-        req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip().to_string());
+    let address = Some(crate::client_address::ClientAddress::of(req.extensions()).to_string());
     audit.scope(request_id, address, next.run(req)).await
 }
 

@@ -70,6 +70,40 @@ pub struct ServerConfig {
     /// name and the process id (`host-1234`), which tell every process apart but change
     /// when it restarts.
     pub replica_id: Option<String>,
+    /// Seconds a stopping server (SIGTERM, SIGINT) gives the requests in flight and the
+    /// back-channel logout deliveries pending before it exits.
+    pub shutdown_grace: u64,
+    /// One line per request at INFO (`access_log.rs`); `false` turns it off.
+    pub access_log: bool,
+    /// The reverse proxies (addresses or CIDR blocks) whose `Forwarded` or
+    /// `X-Forwarded-For` names the client (`client_address.rs`); from any other peer those
+    /// headers are ignored. Empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<Network>,
+}
+
+/// An address block in CIDR notation (`10.0.0.0/8`, `2001:db8::/32`), or one address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Network(pub ipnet::IpNet);
+
+impl TryFrom<String> for Network {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        let text = text.trim();
+        if let Ok(net) = text.parse::<ipnet::IpNet>() {
+            return Ok(Self(net.trunc()));
+        }
+        let address: std::net::IpAddr = text.parse().map_err(|_| format!("`{text}` is no address or CIDR block"))?;
+        let prefix = if address.is_ipv4() { 32 } else { 128 };
+        ipnet::IpNet::new(address, prefix).map(Self).map_err(|e| e.to_string())
+    }
+}
+
+impl From<Network> for String {
+    fn from(network: Network) -> Self {
+        network.0.to_string()
+    }
 }
 
 /// The path layouts of the systems Portcullis stands in for (the paths themselves are the
@@ -107,6 +141,10 @@ pub struct PoliciesConfig {
     pub dir: PathBuf,
     /// Watch the directory and hot-reload plugins.
     pub watch: bool,
+    /// Where `dir` was set (a file, the environment), when it was: a directory set there
+    /// must exist, while the default one may be absent (the built-in policies).
+    #[serde(skip)]
+    pub dir_set_in: Option<String>,
     /// Plugin names used when a client names none.
     pub storage: String,
     pub scope: String,
@@ -223,6 +261,9 @@ impl Default for ServerConfig {
             header_read_timeout_secs: 10,
             idle_timeout_secs: 60,
             replica_id: None,
+            shutdown_grace: 10,
+            access_log: true,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -237,6 +278,7 @@ impl Default for PoliciesConfig {
     fn default() -> Self {
         Self {
             dir: PathBuf::from("./policies"),
+            dir_set_in: None,
             watch: true,
             storage: "storage-sql".into(),
             scope: "scope-template".into(),
@@ -296,7 +338,15 @@ impl Config {
         for (_, token) in env.only(&[ADMIN_TOKEN_KEY]).iter() {
             figment = figment.merge(Serialized::default(ADMIN_TOKEN_KEY, token));
         }
-        let config: Config = figment.extract().map_err(|e| ConfigError::Invalid(Box::new(e)))?;
+        let mut config: Config = figment.extract().map_err(|e| ConfigError::Invalid(Box::new(e)))?;
+        if let Some(set) = figment.find_metadata("policies.dir")
+            && set.name != std::any::type_name::<Config>()
+        {
+            config.policies.dir_set_in = Some(match &set.source {
+                Some(source) => format!("{} {source}", set.name),
+                None => set.name.to_string(),
+            });
+        }
         config.validate()?;
         Ok(config)
     }
@@ -345,6 +395,18 @@ impl Config {
         ];
         for (key, seconds, bounds) in lifetimes {
             bounds.check(seconds).map_err(|reason| ConfigError::Value { key, reason })?;
+        }
+        if !limits::SHUTDOWN_GRACE.contains(&self.server.shutdown_grace) {
+            return Err(ConfigError::Value {
+                key: "server.shutdown_grace",
+                reason: format!("at most {} seconds", limits::SHUTDOWN_GRACE.end()),
+            });
+        }
+        if self.server.trusted_proxies.len() > limits::MAX_TRUSTED_PROXIES {
+            return Err(ConfigError::Value {
+                key: "server.trusted_proxies",
+                reason: format!("at most {} entries", limits::MAX_TRUSTED_PROXIES),
+            });
         }
         let wait = self.database.acquire_timeout_ms;
         if !limits::DATABASE_ACQUIRE_TIMEOUT_MS.contains(&wait) {

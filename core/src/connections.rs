@@ -10,8 +10,9 @@
 //! - a connection on which no byte is read or written for [`Bounds::idle_timeout`] is closed
 //!   (a body that stops coming, a client that stops reading its answer).
 //!
-//! Every request carries its peer's address (`ConnectInfo`), which sign-in throttling keys
-//! on. A stop lets each connection finish the request in flight, then closes it.
+//! Every request carries its peer's address (`ConnectInfo`), from which its client address
+//! is found (`client_address.rs`). A stop closes the listener and lets each connection finish
+//! the request in flight, then closes it, within `server.shutdown_grace`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -48,6 +49,8 @@ pub struct Bounds {
     pub max_connections: usize,
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
+    /// How long a stop waits for the connections to finish what they are answering.
+    pub shutdown_grace: Duration,
 }
 
 impl Bounds {
@@ -63,6 +66,7 @@ impl Bounds {
             max_connections,
             header_read_timeout: Duration::from_secs(s.header_read_timeout_secs),
             idle_timeout: Duration::from_secs(s.idle_timeout_secs),
+            shutdown_grace: Duration::from_secs(s.shutdown_grace),
         }
     }
 }
@@ -84,8 +88,9 @@ fn derived_cap(soft_limit: Option<u64>, database_connections: u32) -> usize {
     usize::try_from(cap).unwrap_or(usize::MAX)
 }
 
-/// Serves `router` on `listener` until `stop` completes, then lets the open connections
-/// finish what they are answering.
+/// Serves `router` on `listener` until `stop` completes, then closes the listener and lets
+/// the open connections finish what they are answering, for at most
+/// [`Bounds::shutdown_grace`].
 pub async fn serve(listener: TcpListener, router: Router, bounds: Bounds, stop: impl Future<Output = ()>) {
     tracing::info!(
         max_connections = bounds.max_connections,
@@ -153,7 +158,9 @@ pub async fn serve(listener: TcpListener, router: Router, bounds: Bounds, stop: 
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    if tokio::time::timeout(bounds.shutdown_grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!(grace_secs = bounds.shutdown_grace.as_secs(), "connections still open after the grace; closed");
+    }
 }
 
 /// A failed `accept`: a connection that went away is skipped; anything else (no descriptor

@@ -441,3 +441,13 @@ impl From<crate::keys::KeyError> for AdminError {
         }
     }
 }
+
+/// `/health/ready`'s answer (`health.rs`): 200 while no part fails, else 503 (with
+/// `Retry-After`, as every 503), the report as its body either way. Never cached.
+pub fn readiness(ready: bool, report: impl IntoResponse) -> Response {
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let mut response = (status, report).into_response();
+    retry_after(&mut response);
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}

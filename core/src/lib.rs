@@ -1,15 +1,18 @@
 //! Portcullis: an OAuth 2.0 / OpenID Connect authorization server whose policies are
 //! WebAssembly plugins. See ARCHITECTURE.md for the map.
 
+pub mod access_log;
 pub mod account;
 pub mod admin;
 pub mod applications;
 pub mod audit;
+pub mod client_address;
 pub mod config;
 pub mod connections;
 pub mod crypto;
 pub mod device;
 pub mod error;
+pub mod health;
 pub(crate) mod jws;
 pub mod keys;
 pub mod limits;
@@ -20,5 +23,6 @@ pub mod passwords;
 pub mod plugin;
 pub mod registry;
 pub mod server;
+pub mod start;
 pub mod storage;
 pub mod telemetry;

@@ -233,6 +233,33 @@ pub const LONGEST_SIGNED_TOKEN_TTL: u64 = max(max(ACCESS_TOKEN_TTL.max, ID_TOKEN
 /// The longest `keys.publish_ahead`: how long a rotated key may wait before it signs.
 pub const MAX_PUBLISH_AHEAD: u64 = 7 * DAY;
 
+/// How long `/health/ready` waits for storage to answer its read, in milliseconds.
+pub const READY_STORAGE_TIMEOUT_MS: u64 = 1000;
+
+/// How long `/health/ready` keeps its finding of the clients that name a plugin not loaded
+/// (a read of every client), in seconds, and how many such clients it names.
+pub const READY_CLIENTS_EVERY_SECS: u64 = 10;
+pub const READY_CLIENTS_NAMED: usize = 10;
+
+/// `server.shutdown_grace`, in seconds: how long a stopping server gives the requests in
+/// flight and the back-channel logout deliveries pending.
+pub const SHUTDOWN_GRACE: std::ops::RangeInclusive<u64> = 0..=HOUR;
+
+/// How long the process, once stopped, waits for what still runs (a connection past the
+/// grace, the background upkeep) before it exits, in milliseconds.
+pub const EXIT_WAIT_MS: u64 = 1000;
+
+/// Most entries `server.trusted_proxies` lists.
+pub const MAX_TRUSTED_PROXIES: usize = 256;
+
+/// Most hops of a `Forwarded` or `X-Forwarded-For` chain read, from the right (the nearest
+/// proxy's end): more than any real chain of proxies.
+pub const MAX_FORWARDED_HOPS: usize = 32;
+
+/// Longest request id (`X-Request-Id`) the access log writes, in bytes; a longer one a
+/// caller sent is written cut to it.
+pub const MAX_LOGGED_REQUEST_ID_BYTES: usize = 128;
+
 const fn max(a: u64, b: u64) -> u64 {
     if a > b { a } else { b }
 }

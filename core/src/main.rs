@@ -664,13 +664,16 @@ fn main() -> ExitCode {
     };
     // What the CLI does is audited as the operator's, on this process's replica id.
     let audit = portcullis::audit::Audit::new(&config, std::sync::Arc::new(portcullis::model::SystemClock));
-    match runtime.block_on(audit.scope(None, None, run(cli.command, config))) {
+    let code = match runtime.block_on(audit.scope(None, None, run(cli.command, config))) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("portcullis: {e:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    // What is still running (background upkeep, a connection past the grace) is not waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(portcullis::limits::EXIT_WAIT_MS));
+    code
 }
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
@@ -678,7 +681,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Serve => {
             let listen = config.server.listen;
             let app = Portcullis::open(config, true).await?;
-            let listener = tokio::net::TcpListener::bind(listen).await?;
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .map_err(|cause| portcullis::start::StartError::Listen { address: listen, cause })?;
             tracing::info!(address = %listener.local_addr()?, issuer = %app.config.issuer(), "serving");
             server::serve(app, listener).await
         }

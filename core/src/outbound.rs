@@ -33,6 +33,8 @@ pub enum OutboundError {
 pub struct Outbound {
     http: reqwest::Client,
     allow_loopback_http: bool,
+    /// Deliveries made after their request was answered, which a stopping server waits for.
+    pending: tokio_util::task::TaskTracker,
 }
 
 impl Outbound {
@@ -44,7 +46,24 @@ impl Outbound {
             .connect_timeout(OUTBOUND_DEADLINE)
             .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self { http, allow_loopback_http: config.allow_loopback_http })
+        Ok(Self { http, allow_loopback_http: config.allow_loopback_http, pending: Default::default() })
+    }
+
+    /// Runs `delivery` apart from the request that asked for it (a back-channel logout), as
+    /// one of those a stopping server waits for ([`Outbound::settle`]).
+    pub fn spawn(&self, delivery: impl Future<Output = ()> + Send + 'static) {
+        self.pending.spawn(delivery);
+    }
+
+    /// Completes once every delivery spawned has finished.
+    pub async fn settle(&self) {
+        self.pending.close();
+        self.pending.wait().await;
+    }
+
+    /// How many deliveries are still under way.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
     }
 
     /// A URL this server requests: [`allowed`], and loopback `http` only where configured.

@@ -32,6 +32,8 @@ pub struct Portcullis {
     /// The bounded password hasher: sign-ins, and users created by the admin API or the CLI.
     pub passwords: Arc<Passwords>,
     pub protocol: Arc<Protocol>,
+    /// What `/health/ready` asks; other parts add their own ([`crate::health::Health::add`]).
+    pub health: Arc<crate::health::Health>,
 }
 
 pub type App = Arc<Portcullis>;
@@ -46,6 +48,14 @@ impl Portcullis {
     /// As [`Portcullis::open`], with the clock requests go by (a test's, which it moves).
     pub async fn open_with_clock(config: Config, watch_policies: bool, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
         config.validate()?;
+        // A policies directory that was configured must be there; only the default one may
+        // be absent (the built-in policies then).
+        if let Some(set_in) = &config.policies.dir_set_in
+            && !config.policies.dir.is_dir()
+        {
+            let (dir, set_in) = (config.policies.dir.clone(), set_in.clone());
+            return Err(crate::start::StartError::PoliciesDir { dir, set_in }.into());
+        }
         crate::oauth::tokens::check_roles_scope(config.tokens.roles_scope.as_deref())?;
         create_private_dir(&config.server.data_dir)?;
         if let Some(path) = sqlite_file(&config.database_url()) {
@@ -56,7 +66,16 @@ impl Portcullis {
             config.database.max_connections,
             config.database_acquire_timeout(),
         )
-        .await?;
+        .await;
+        let database = match database {
+            Ok(database) => database,
+            Err(e) => {
+                let url = config.database_url();
+                return Err(crate::start::StartError::database(&url, e, config.database_acquire_timeout())
+                    .await
+                    .into());
+            }
+        };
         let defaults = Defaults {
             storage: config.policies.storage.clone(),
             scope: config.policies.scope.clone(),
@@ -97,8 +116,70 @@ impl Portcullis {
             client_jwks: Default::default(),
             clock,
         });
-        Ok(Arc::new(Self { config, host, storage, keys, passwords, protocol }))
+        let health = Arc::new(crate::health::Health::with_server_parts(storage.clone(), host.clone(), keys.clone()));
+        add_degraded_parts(&health, &protocol);
+        Ok(Arc::new(Self { config, host, storage, keys, passwords, protocol, health }))
     }
+}
+
+/// Parts of readiness that never fail it but tell an operator what is not as configured:
+/// sign-in limits counted on this replica alone because Redis cannot be used, and clients
+/// naming a plugin that is not loaded (looked up at most every
+/// [`limits::READY_CLIENTS_EVERY_SECS`](crate::limits::READY_CLIENTS_EVERY_SECS)).
+fn add_degraded_parts(health: &crate::health::Health, protocol: &Arc<Protocol>) {
+    use crate::health::State;
+    use crate::oauth::sign_in_shared::SharedState;
+    use futures::FutureExt;
+
+    let p = protocol.clone();
+    health.add(
+        "throttles",
+        Arc::new(move || {
+            let state = match p.sign_in_limit.state() {
+                SharedState::Fallback(reason) => State::Degraded(format!(
+                    "the shared sign-in limits cannot be used ({reason}): this replica counts on its own"
+                )),
+                SharedState::Shared | SharedState::Local => State::Ok,
+            };
+            std::future::ready(state).boxed()
+        }),
+    );
+    let storage = protocol.storage.clone();
+    let last: Arc<tokio::sync::Mutex<Option<(std::time::Instant, State)>>> = Default::default();
+    health.add(
+        "clients",
+        Arc::new(move || {
+            let (storage, last) = (storage.clone(), last.clone());
+            async move {
+                let mut last = last.lock().await;
+                if let Some((at, state)) = &*last
+                    && at.elapsed() < Duration::from_secs(crate::limits::READY_CLIENTS_EVERY_SECS)
+                {
+                    return state.clone();
+                }
+                let missing = match storage.clients_missing_plugins().await {
+                    Ok(missing) => missing,
+                    Err(e) => return State::Degraded(format!("the clients' plugins were not checked: {e}")),
+                };
+                let shown = crate::limits::READY_CLIENTS_NAMED;
+                let mut named: Vec<String> = missing
+                    .iter()
+                    .take(shown)
+                    .map(|m| format!("client {} names {} `{}`, which is not loaded", m.client_id, m.field, m.plugin))
+                    .collect();
+                if missing.len() > shown {
+                    named.push(format!("and {} more", missing.len() - shown));
+                }
+                let state = match named.is_empty() {
+                    true => State::Ok,
+                    false => State::Degraded(named.join("; ")),
+                };
+                *last = Some((std::time::Instant::now(), state.clone()));
+                state
+            }
+            .boxed()
+        }),
+    );
 }
 
 fn sealer(config: &Config) -> anyhow::Result<Sealer> {
@@ -186,8 +267,9 @@ pub fn router(app: App) -> Router {
         .merge(crate::account::router(app.protocol.clone()))
         .merge(crate::device::router(app.protocol.clone()))
         .layer(DefaultBodyLimit::max(crate::limits::OAUTH_BODY_BYTES));
-    protocol
+    let router = protocol
         .merge(crate::admin::router(Arc::new(admin)))
+        .merge(crate::health::router(app.health.clone()))
         .fallback(not_found)
         // Audit events name the request's id and client address, and this replica.
         .layer(axum::middleware::from_fn_with_state(
@@ -197,7 +279,17 @@ pub fn router(app: App) -> Router {
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
             tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path())
-        }))
+        }));
+    // The access log, outside the span above (which names the raw path); the client address
+    // (`server.trusted_proxies`) found before it, the request id set before both.
+    let router = match app.config.server.access_log {
+        true => router.layer(axum::middleware::from_fn(crate::access_log::layer)),
+        false => router,
+    };
+    let proxies = app.config.server.trusted_proxies.iter().map(|n| n.0).collect();
+    let proxies = crate::client_address::TrustedProxies::new(proxies);
+    router
+        .layer(axum::middleware::from_fn_with_state(proxies, crate::client_address::layer))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }
@@ -252,15 +344,72 @@ pub fn spawn_upkeep(app: App) {
     });
 }
 
-/// Serves until the process is stopped, within the connection bounds of `server.*`.
+/// Serves until the process is stopped (SIGTERM, SIGINT), within the connection bounds of
+/// `server.*`.
 pub async fn serve(app: App, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+    serve_until(app, listener, shutdown_signal()).await
+}
+
+/// Serves until `stop` completes, then stops gracefully: readiness fails at once, the
+/// listener closes, the requests in flight are answered and the back-channel logout
+/// deliveries pending are made, within `server.shutdown_grace`; then it returns.
+pub async fn serve_until(
+    app: App,
+    listener: tokio::net::TcpListener,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     spawn_upkeep(app.clone());
     spawn_listener(app.clone());
     let bounds = crate::connections::Bounds::from_config(&app.config);
-    crate::connections::serve(listener, router(app), bounds, shutdown_signal()).await;
+    let grace = Duration::from_secs(app.config.server.shutdown_grace);
+    let stopped_at = std::sync::OnceLock::new();
+    let stopping = async {
+        stop.await;
+        app.health.drain();
+        let _ = stopped_at.set(tokio::time::Instant::now());
+        tracing::info!(grace_secs = grace.as_secs(), "stopping: answering the requests in flight");
+    };
+    crate::connections::serve(listener, router(app.clone()), bounds, stopping).await;
+    let deadline = stopped_at.get().copied().unwrap_or_else(tokio::time::Instant::now) + grace;
+    let outbound = &app.protocol.outbound;
+    if outbound.pending() > 0 {
+        tracing::info!(pending = outbound.pending(), "stopping: delivering the back-channel logouts pending");
+    }
+    if tokio::time::timeout_at(deadline, outbound.settle()).await.is_err() {
+        tracing::warn!(pending = outbound.pending(), "stopped with back-channel logouts undelivered");
+    }
+    tracing::info!("stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let _ = tokio::signal::ctrl_c().await;
+/// Completes on SIGTERM or SIGINT (Ctrl-C). The handlers are installed at once, so a signal
+/// that comes before the future is first polled is not missed.
+#[cfg(unix)]
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let signals = [SignalKind::terminate(), SignalKind::interrupt()].map(signal);
+    async move {
+        let waits = signals.into_iter().filter_map(|s| match s {
+            Ok(mut stream) => Some(Box::pin(async move {
+                stream.recv().await;
+            })),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for a stop signal");
+                None
+            }
+        });
+        let waits: Vec<_> = waits.collect();
+        if waits.is_empty() {
+            return std::future::pending().await;
+        }
+        futures::future::select_all(waits).await;
+    }
+}
+
+/// Completes on Ctrl-C.
+#[cfg(not(unix))]
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -530,6 +530,14 @@ async fn a_replica_whose_redis_is_unreachable_signs_users_in_and_says_so() {
     assert_eq!(status, StatusCode::OK, "{v}");
     let state = server.app.protocol.sign_in_limit.state().to_string();
     assert!(state.starts_with("fallback("), "{state}");
+    // Readiness holds, and names what is not as configured.
+    let ready = server.http.get(server.url("/health/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    let ready: Value = ready.json().await.unwrap();
+    let part = ready["parts"].as_array().unwrap().iter().find(|p| p["name"] == "throttles").cloned();
+    let part = part.unwrap_or_else(|| panic!("{ready}"));
+    assert_eq!(part["state"], "degraded", "{ready}");
+    assert!(part["detail"].as_str().unwrap().contains("this replica counts on its own"), "{ready}");
     // Its own counters still hold.
     let mut statuses = Vec::new();
     for _ in 0..3 {

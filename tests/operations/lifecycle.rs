@@ -264,6 +264,16 @@ async fn patch_changes_the_scope_policy_and_a_vanished_policy_is_a_clear_server_
     ];
     expected.sort();
     assert_eq!(missing, expected);
+    // Readiness holds, and names each such client with the plugin it misses.
+    let ready = second.http.get(second.url("/health/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    let ready: Value = ready.json().await.unwrap();
+    let part = ready["parts"].as_array().unwrap().iter().find(|p| p["name"] == "clients").cloned();
+    let part = part.unwrap_or_else(|| panic!("{ready}"));
+    assert_eq!(part["state"], "degraded", "{ready}");
+    let detail = part["detail"].as_str().unwrap();
+    assert!(detail.contains(&format!("client {id} names scope_policy `scope-js`")), "{detail}");
+    assert!(detail.contains(&format!("client {themed} names consent_ui `consent-locales`")), "{detail}");
 
     // Back to the default policy: tokens again, nothing missing.
     let (status, v) = patch(&second, &format!("/admin/v1/clients/{id}"), json!({"scope_policy": null})).await;

@@ -375,7 +375,7 @@ pub async fn login(
         Ok(v) => v,
         Err(page) => return page,
     };
-    // The TCP peer (`server::serve` serves with connect info). A router served without it
+    // The client address (`crate::client_address`). A router served without it
     // puts every sign-in in one shared budget rather than in none.
     let peer = crate::oauth::peer(&extensions);
     let request = parked.request.clone();

@@ -7,7 +7,8 @@
 //!
 //! Delivery is a POST per client through [`crate::outbound`], after the session has ended
 //! and without holding up the person's response. A client that does not answer 2xx is tried
-//! again after [`RETRIES`]' delays (the token stays valid that long), then logged.
+//! again after [`RETRIES`]' delays (the token stays valid that long), then logged. A
+//! stopping server waits for the deliveries under way, within `server.shutdown_grace`.
 
 use std::collections::HashSet;
 
@@ -85,7 +86,7 @@ pub async fn session_ended(app: &Protocol, ended: &Session) -> Result<(), OAuthE
         // client's ID tokens are.
         let algorithm = super::tokens::id_token_algorithm(app, &context.client);
         let token = app.keys.sign(algorithm, "logout+jwt", &claims, LIFETIME as u64).await?;
-        tokio::spawn(deliver(app.outbound.clone(), grant.client_id.clone(), uri, token));
+        app.outbound.spawn(deliver(app.outbound.clone(), grant.client_id.clone(), uri, token));
     }
     Ok(())
 }

@@ -45,21 +45,26 @@ fn origin(headers: &HeaderMap) -> Option<&str> {
 pub(crate) struct CrossOrigin {
     origin: Option<HeaderValue>,
     allowed: bool,
+    /// The request's client, once known, which the access log names.
+    client_id: Option<String>,
 }
 
 impl CrossOrigin {
     pub(crate) fn of(headers: &HeaderMap) -> Self {
-        Self { origin: origin(headers).and_then(|o| HeaderValue::from_str(o).ok()), allowed: false }
+        let origin = origin(headers).and_then(|o| HeaderValue::from_str(o).ok());
+        Self { origin, allowed: false, client_id: None }
     }
 
     /// The request is `client`'s: the authenticated one, or the public one it names.
     pub(crate) fn client(&mut self, client: &Client) {
+        self.client_id = Some(client.id.clone());
         self.allowed = self.origin.as_ref().and_then(|o| o.to_str().ok()).is_some_and(|o| client.allows_origin(o));
     }
 
     /// The request is the client `client_id`'s (at userinfo, the access token's): read only
     /// when the request came from an origin.
     pub(crate) async fn client_named(&mut self, app: &Protocol, client_id: &str) {
+        self.client_id = Some(client_id.to_owned());
         if self.origin.is_none() {
             return;
         }
@@ -72,7 +77,11 @@ impl CrossOrigin {
     }
 
     /// `response`, readable by the request's origin when its client registered it (§3.2.3).
+    /// And the request's client named for the access log.
     pub(crate) fn answer(self, mut response: Response) -> Response {
+        if let Some(client_id) = &self.client_id {
+            crate::access_log::AuthenticatedClient::name(&mut response, client_id);
+        }
         let headers = response.headers_mut();
         // Whether a browser may read it depends on `Origin`: a cache keeps one per origin.
         headers.append(header::VARY, HeaderValue::from_static("Origin"));

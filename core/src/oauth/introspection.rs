@@ -22,17 +22,29 @@ pub async fn introspect(State(app): State<App>, headers: HeaderMap, body: Result
         Ok(b) => b,
         Err(e) => return OAuthError::from(e).into_response(),
     };
-    match handle(&app, &headers, &body).await {
+    let mut caller = None;
+    let mut response = match handle(&app, &headers, &body, &mut caller).await {
         // What a token grants is not for caches (RFC 9111 §5.2.2.5).
         Ok(v) => ([(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))], Json(v)).into_response(),
         Err(e) => e.into_response(),
+    };
+    if let Some(caller) = caller {
+        crate::access_log::AuthenticatedClient::name(&mut response, &caller);
     }
+    response
 }
 
-async fn handle(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<Value, OAuthError> {
+/// `caller_id`: the authenticated client's, for the access log.
+async fn handle(
+    app: &App,
+    headers: &HeaderMap,
+    body: &[u8],
+    caller_id: &mut Option<String>,
+) -> Result<Value, OAuthError> {
     super::token::require_form(headers)?;
     let mut params = Params::parse(body)?;
     let caller = client_auth::authenticate(app, headers, &mut params).await?.client;
+    *caller_id = Some(caller.id.clone());
     // §2.1: the endpoint is protected by client authentication; a public client's id
     // alone authenticates nothing.
     if caller.is_public() {

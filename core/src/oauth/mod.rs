@@ -73,14 +73,12 @@ pub struct Protocol {
     pub clock: Arc<dyn Clock>,
 }
 
-/// The TCP peer of a request (`connections::serve` gives each its `ConnectInfo`), for
-/// throttling. A router served without it puts every caller in one shared budget rather
-/// than in none.
+/// The client address of a request, for throttling: the TCP peer (`connections::serve`
+/// gives each its `ConnectInfo`), or behind a trusted proxy the client it names
+/// ([`crate::client_address`]). A router served without either puts every caller in one
+/// shared budget rather than in none.
 pub fn peer(extensions: &axum::http::Extensions) -> std::net::IpAddr {
-    extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip())
-        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+    crate::client_address::ClientAddress::of(extensions)
 }
 
 /// The protocol's state, shared by every request.
@@ -107,8 +105,7 @@ pub fn router(app: App) -> Router {
         .route("/.well-known/oauth-authorization-server", cors::public(get(discovery::openid_configuration)))
         .route("/jwks.json", cors::public(get(discovery::jwks)))
         .route(interaction::LOGIN_PATH, post(authorize::login))
-        .route(interaction::CONSENT_PATH, post(authorize::consent))
-        .route("/health", get(|| async { "ok" }));
+        .route(interaction::CONSENT_PATH, post(authorize::consent));
     let profiles = std::iter::once(Profile::Native).chain(app.config.server.profiles.iter().map(|p| Profile::from(*p)));
     // Layouts may share a path (Deployteq's /userinfo is the native one): each is routed once.
     let mut routed = HashSet::new();

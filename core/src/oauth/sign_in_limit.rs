@@ -1,8 +1,9 @@
 //! Throttles password guessing without locking the real user out (RFC 6819 §4.4.3.6
 //! "Online Guessing"; OWASP's "Blocking Brute Force Attacks"). On this replica:
 //!
-//! - each client address (the TCP peer; IPv6 by /64) gets a number of attempts per minute,
-//!   and past it the login page answers 429 without checking anything;
+//! - each client address (the TCP peer, or behind a trusted proxy the client it names:
+//!   `crate::client_address`; IPv6 by /64) gets a number of attempts per minute, and past
+//!   it the login page answers 429 without checking anything;
 //! - each login page (interaction) gets a number of attempts in all, and past it the page is
 //!   spent: the person starts again from the application;
 //! - each client using the password grant (RFC 6749 §4.3) gets a number of attempts per

@@ -32,7 +32,7 @@ pub async fn token(
         Ok(b) => b,
         Err(e) => return OAuthError::from(e).into_response(),
     };
-    // The TCP peer, for the password grant's throttling (`server::serve` serves with it).
+    // The client address, for the password grant's throttling (`crate::client_address`).
     let peer = crate::oauth::peer(&extensions);
     let mut cross_origin = CrossOrigin::of(&headers);
     let response = match handle(&app, &headers, uri.path(), &body, peer, &mut cross_origin).await {
