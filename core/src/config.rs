@@ -117,7 +117,8 @@ pub struct KeysConfig {
     /// `Cache-Control: max-age`, so that a resource server's cached set knows it by then.
     pub publish_ahead: u64,
     /// 32 bytes, base64url, sealing signing keys at rest. Unset: a key file in `data_dir`
-    /// (fine for one machine; replicas must share one configured key).
+    /// (fine for one machine; replicas must share one configured key), made only while the
+    /// database holds no signing key (`encryption_key.rs`).
     pub encryption_key: Option<String>,
 }
 

@@ -8,6 +8,7 @@ pub mod config;
 pub mod connections;
 pub mod crypto;
 pub mod device;
+pub mod encryption_key;
 pub mod error;
 pub(crate) mod jws;
 pub mod keys;

@@ -540,6 +540,10 @@ pub struct SigningKeyRecord {
     /// Published until then at the latest: when it was retired (at once), or, in records
     /// written before lifetimes were kept, when the tokens of its time had expired.
     pub retire_at: Option<i64>,
+    /// The fingerprint of the encryption key its private half is sealed with
+    /// (`crypto::Sealer::fingerprint`). Unset in records written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_with: Option<String>,
 }
 
 impl SigningKeyRecord {
