@@ -4,6 +4,7 @@
 pub mod account;
 pub mod admin;
 pub mod applications;
+pub mod backup;
 pub mod config;
 pub mod connections;
 pub mod crypto;

@@ -230,6 +230,11 @@ const fn max(a: u64, b: u64) -> u64 {
     if a > b { a } else { b }
 }
 
+/// Export and import (`backup.rs`): records read from the storage at a time, and writes
+/// applied in one atomic group (a record and its consumption are never split).
+pub const BACKUP_RECORDS_PER_READ: u32 = 500;
+pub const BACKUP_WRITES_PER_GROUP: usize = 200;
+
 /// Makes room in `map` for one more entry within `max` entries: when it is full, the
 /// entries `keep` refuses go, and if fewer than half of them went, all do. Each insert
 /// then costs O(1), amortised, however many keys callers make up.

@@ -9,8 +9,11 @@ use portcullis::applications::{
     self as apps, AddApplication, ApplicationFilter, ApplicationUpdate, MemberRoles, NewApplication, NewOrganization,
     NewTemplate, NewTemplateClient, OrganizationUpdate, TemplateUpdate,
 };
+use portcullis::backup;
 use portcullis::config::Config;
+use portcullis::encryption_key;
 use portcullis::model::TokenSettings;
+use portcullis::model::{Clock, SystemClock};
 use portcullis::registry::{self, Caller, NewClient, NewUser};
 use portcullis::server::{self, Portcullis};
 use serde::Serialize;
@@ -50,6 +53,12 @@ enum Command {
     /// Add applications to organizations, list and remove them.
     #[command(subcommand)]
     Instance(InstanceCommand),
+    /// Write every record the database holds to FILE (JSON lines; signing keys stay sealed
+    /// with the encryption key, whose fingerprint the file names), atomically, readable by
+    /// its owner only.
+    Export { file: PathBuf },
+    /// Restore an export into an empty database, with the encryption key it was made with.
+    Import { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -658,6 +667,23 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     Ok(())
                 }
             }
+        }
+        Command::Export { file } => {
+            let storage = Portcullis::open_storage(&config).await?;
+            let sealer = encryption_key::existing(&config, &storage).await?;
+            let now = SystemClock.now();
+            let done = backup::export(&storage, &sealer, now, &file).await?;
+            println!("{}", serde_json::to_string(&done)?);
+            Ok(())
+        }
+        Command::Import { file } => {
+            let storage = Portcullis::open_storage(&config).await?;
+            let sealer = encryption_key::configured(&config)?.map(|(sealer, _)| sealer);
+            let key_file = encryption_key::key_file(&config);
+            let now = SystemClock.now();
+            let done = backup::import(&storage, sealer.as_ref(), &key_file, now, &file).await?;
+            println!("{}", serde_json::to_string(&done)?);
+            Ok(())
         }
         Command::Keys(cmd) => {
             let app = Portcullis::open(config, false).await?;

@@ -815,3 +815,76 @@ fn duplicate_at(index: usize) -> impl Fn(StorageError) -> StorageError {
         e => e,
     }
 }
+
+/// Every kind of record, each once, with how a record of it is made from a stored body:
+/// what export and import go through (`backup.rs`), so that no kind is left out of a backup.
+/// A test counts the kinds declared in this file against it.
+macro_rules! every_kind {
+    ($($t:ty),* $(,)?) => {
+        pub(crate) const KINDS: &[KindOf] = &[$(KindOf { kind: <$t as Kind>::KIND, record: record_of_body::<$t> }),*];
+    };
+}
+
+every_kind!(
+    Client,
+    Application,
+    ClientTemplate,
+    Organization,
+    Membership,
+    AppInstance,
+    User,
+    Grant,
+    Code,
+    RefreshToken,
+    Consent,
+    RevokedAccessToken,
+    SigningKeyRecord,
+    Session,
+    Interaction,
+    DeviceAuthorization,
+    PushedRequest,
+    UsedAssertion,
+    UsedGrantCredential,
+    UsedProof,
+    Migration,
+    Username,
+    ModuleApplication,
+    ApplicationAdded,
+);
+
+/// A kind of record, as [`KINDS`] lists it.
+pub(crate) struct KindOf {
+    pub kind: &'static str,
+    /// The record a stored body is, read as its type: its id, keys and expiry computed again.
+    pub record: fn(&str) -> Result<Record, StorageError>,
+}
+
+fn record_of_body<T: Kind>(body: &str) -> Result<Record, StorageError> {
+    record(&serde_json::from_str::<T>(body)?)
+}
+
+impl Storage {
+    /// A page of the stored records of a kind, as stored, ordered by id: those after `after`,
+    /// at most `limit`.
+    pub(crate) async fn list_stored(
+        &self,
+        kind: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Stored>, StorageError> {
+        Ok(self.host.store_list(kind, after, limit).await?)
+    }
+}
+
+#[cfg(test)]
+mod every_kind_tests {
+    #[test]
+    fn every_kind_declared_here_is_listed_once() {
+        let declared = include_str!("storage.rs").lines().filter(|l| l.starts_with("kind!(")).count();
+        let mut kinds: Vec<&str> = super::KINDS.iter().map(|k| k.kind).collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        assert_eq!(kinds.len(), super::KINDS.len(), "a kind listed twice");
+        assert_eq!(declared, super::KINDS.len(), "every `kind!` must be listed in `every_kind!`");
+    }
+}

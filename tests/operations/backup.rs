@@ -1,1 +1,279 @@
-//! (tests of this part come with it)
+//! Backup and restore: `portcullis export` and `portcullis import` run as the operator runs
+//! them, against a server's data; and the encryption key a start is made with.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use portcullis::crypto::Sealer;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::{self, Browser, Options, TestServer, query};
+
+const REDIRECT: &str = "https://rp.example.com/cb";
+
+/// The `portcullis` binary on a data directory, with `keys.encryption_key` when given and the
+/// database at `database` when given (else SQLite in the data directory).
+fn portcullis(data: &Path, key: Option<&str>, database: Option<&str>) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("PORTCULLIS_SERVER__DATA_DIR", data)
+        .env("PORTCULLIS_POLICIES__DIR", support::policies_dir())
+        .env("RUST_LOG", "warn")
+        .current_dir(data);
+    if let Some(key) = key {
+        cmd.env("PORTCULLIS_KEYS__ENCRYPTION_KEY", key);
+    }
+    if let Some(url) = database {
+        cmd.env("PORTCULLIS_DATABASE__URL", url);
+    }
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("portcullis runs")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn fingerprint(key: &str) -> String {
+    Sealer::from_base64(key).expect("a key").fingerprint().to_owned()
+}
+
+async fn server(key: &str, data: Option<tempfile::TempDir>, database_url: Option<String>) -> TestServer {
+    TestServer::start_with(Options { encryption_key: Some(key.to_owned()), data, database_url, ..Options::default() })
+        .await
+}
+
+/// What a server holds before it is exported, and what the restored server is checked with.
+struct Before {
+    client: (String, String),
+    user: String,
+    access_token: String,
+    refresh_token: String,
+    code: String,
+    kids: Vec<String>,
+    /// The issuer of the tokens: the old server's address.
+    issuer: String,
+}
+
+/// A user, a client, a grant with a refresh token (through the authorization code flow), an
+/// access token; the keys that sign.
+async fn populate(s: &TestServer) -> Before {
+    let user = s.user("bob", "bob's password").await;
+    let (id, secret) = s
+        .client(json!({"name": "rp", "redirect_uris": [REDIRECT], "skip_consent": true,
+                       "always_issue_refresh_token": true,
+                       "grant_types": ["authorization_code", "refresh_token", "client_credentials"]}))
+        .await;
+    let secret = secret.expect("a confidential client");
+    let url = s.authorize_url(&[("response_type", "code"), ("client_id", &id), ("redirect_uri", REDIRECT)]);
+    let back = Browser::new().authorize(url.as_str(), "bob", "bob's password").await;
+    let code = query(&back, "code").expect("a code");
+    let (status, tokens) = s.redeem((&id, &secret), &code, REDIRECT).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let kids = kids(s).await;
+    Before {
+        client: (id, secret),
+        user,
+        access_token: tokens["access_token"].as_str().expect("access token").to_owned(),
+        refresh_token: tokens["refresh_token"].as_str().expect("refresh token").to_owned(),
+        code,
+        kids,
+        issuer: s.issuer.clone(),
+    }
+}
+
+async fn kids(s: &TestServer) -> Vec<String> {
+    let jwks: Value = s.http.get(s.url("/jwks.json")).send().await.unwrap().json().await.unwrap();
+    let mut kids: Vec<String> =
+        jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_owned()).collect();
+    kids.sort();
+    kids
+}
+
+/// The restored server knows the client, the user, the grant and the keys; a consumed code
+/// stays consumed.
+async fn check_restored(s: &TestServer, before: &Before) {
+    let (id, secret) = (before.client.0.as_str(), before.client.1.as_str());
+    assert_eq!(kids(s).await, before.kids, "the same signing keys, no new ones");
+    let jwks: Value = s.http.get(s.url("/jwks.json")).send().await.unwrap().json().await.unwrap();
+    let (_, claims) = support::verify_jwt(&jwks, &before.issuer, &before.access_token, None);
+    assert_eq!(claims["client_id"], id, "a token signed before verifies with the JWKS after");
+    let (status, body) = s.form("/token", &[("grant_type", "client_credentials")], Some((id, secret))).await;
+    assert_eq!(status, StatusCode::OK, "the same client gets tokens: {body}");
+    s.verify_jwt(body["access_token"].as_str().unwrap(), None).await;
+    let (status, body) = s
+        .form(
+            "/token",
+            &[("grant_type", "refresh_token"), ("refresh_token", &before.refresh_token)],
+            Some((id, secret)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "the grant and its refresh token came along: {body}");
+    let (status, users) = s
+        .admin_post(
+            "/admin/v1/users",
+            json!({"username": "bob", "password": "another password 123", "email": "bob2@example.com",
+                   "name": "Bob Again", "company": "Example GmbH"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "bob exists, username and all: {users}");
+    let (status, _, listed) = s.admin(reqwest::Method::GET, "/admin/v1/users", support::ADMIN_TOKEN, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(listed.to_string().contains(&before.user), "{listed}");
+    let replay = [("grant_type", "authorization_code"), ("code", before.code.as_str()), ("redirect_uri", REDIRECT)];
+    let (status, body) = s.form("/token", &replay, Some((id, secret))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a redeemed code stays redeemed: {body}");
+    assert_eq!(body["error"], "invalid_grant");
+}
+
+#[tokio::test]
+async fn an_export_restores_into_a_fresh_data_dir_with_the_same_key() {
+    let key = Sealer::generate_key();
+    let old = server(&key, None, None).await;
+    let before = populate(&old).await;
+
+    let out_dir = tempfile::tempdir().unwrap();
+    let file = out_dir.path().join("portcullis.jsonl");
+    let out = run(portcullis(old.data.path(), Some(&key), None).arg("export").arg(&file));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["encryption_key_fingerprint"], fingerprint(&key));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    let text = std::fs::read_to_string(&file).unwrap();
+    let header: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(header["format"], "portcullis-export");
+    assert_eq!(header["version"], 1);
+    assert_eq!(header["encryption_key_fingerprint"], fingerprint(&key));
+    assert!(!text.contains(&key), "the encryption key is not in the export");
+    let trailer: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(trailer["records"], summary["records"]);
+    let kinds: Vec<String> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["kind"].as_str().map(str::to_owned))
+        .collect();
+    for kind in ["client", "user", "username", "grant", "refresh-token", "code", "signing-key", "session"] {
+        assert!(kinds.iter().any(|k| k == kind), "{kind} records are exported");
+    }
+    drop(old);
+
+    let fresh = tempfile::tempdir().unwrap();
+    let out = run(portcullis(fresh.path(), Some(&key), None).arg("import").arg(&file));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!fresh.path().join("encryption.key").exists(), "the configured key is used, no file written");
+    let again = run(portcullis(fresh.path(), Some(&key), None).arg("import").arg(&file));
+    assert!(!again.status.success(), "a second import into the same database is refused");
+    assert!(stderr(&again).contains("not empty"), "{}", stderr(&again));
+
+    let restored = server(&key, Some(fresh), None).await;
+    check_restored(&restored, &before).await;
+}
+
+#[tokio::test]
+async fn an_import_with_another_key_or_none_is_refused_naming_the_keys() {
+    let key = Sealer::generate_key();
+    let old = server(&key, None, None).await;
+    old.client(json!({"name": "daemon", "grant_types": ["client_credentials"]})).await;
+    let file = old.data.path().join("export.jsonl");
+    let out = run(portcullis(old.data.path(), Some(&key), None).arg("export").arg(&file));
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let fresh = tempfile::tempdir().unwrap();
+    let other = Sealer::generate_key();
+    let out = run(portcullis(fresh.path(), Some(&other), None).arg("import").arg(&file));
+    assert!(!out.status.success());
+    let said = stderr(&out);
+    assert!(said.contains(&fingerprint(&key)), "names the export's key: {said}");
+    assert!(said.contains(&fingerprint(&other)), "names the configured key: {said}");
+
+    let out = run(portcullis(fresh.path(), None, None).arg("import").arg(&file));
+    assert!(!out.status.success());
+    let said = stderr(&out);
+    assert!(said.contains(&fingerprint(&key)) && said.contains("no encryption key"), "{said}");
+    assert!(!fresh.path().join("encryption.key").exists(), "import writes no key file");
+
+    // Nothing was written: the right key still finds the database empty.
+    let out = run(portcullis(fresh.path(), Some(&key), None).arg("import").arg(&file));
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn an_export_cut_short_is_refused() {
+    let key = Sealer::generate_key();
+    let old = server(&key, None, None).await;
+    let file = old.data.path().join("export.jsonl");
+    let out = run(portcullis(old.data.path(), Some(&key), None).arg("export").arg(&file));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&file).unwrap();
+    let cut: Vec<&str> = text.lines().collect();
+    std::fs::write(&file, cut[..cut.len() - 1].join("\n")).unwrap();
+
+    let fresh = tempfile::tempdir().unwrap();
+    let out = run(portcullis(fresh.path(), Some(&key), None).arg("import").arg(&file));
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("incomplete"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_start_without_the_key_file_or_with_another_key_fails_and_writes_no_key() {
+    let data = tempfile::tempdir().unwrap();
+    let key_file = data.path().join("encryption.key");
+    let first = run(portcullis(data.path(), None, None).args(["keys", "list"]));
+    assert!(first.status.success(), "{}", stderr(&first));
+    let key = std::fs::read_to_string(&key_file).expect("the first start makes a key file");
+
+    std::fs::remove_file(&key_file).unwrap();
+    let out = run(portcullis(data.path(), None, None).args(["keys", "list"]));
+    assert!(!out.status.success(), "a start without the key its keys were sealed with fails");
+    let said = stderr(&out);
+    assert!(said.contains("encryption.key") && said.contains("missing"), "{said}");
+    assert!(said.contains(&fingerprint(&key)), "names the key the keys were sealed with: {said}");
+    assert!(!key_file.exists(), "no new key file");
+
+    let other = Sealer::generate_key();
+    let out = run(portcullis(data.path(), Some(&other), None).args(["keys", "list"]));
+    assert!(!out.status.success());
+    let said = stderr(&out);
+    assert!(said.contains("is not the one"), "says the key is another: {said}");
+    assert!(said.contains(&fingerprint(&key)) && said.contains(&fingerprint(&other)), "{said}");
+    assert!(!key_file.exists());
+
+    std::fs::write(&key_file, &other).unwrap();
+    let out = run(portcullis(data.path(), None, None).args(["keys", "list"]));
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains(&fingerprint(&key)), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), other, "the file is left as it was");
+
+    std::fs::write(&key_file, &key).unwrap();
+    let out = run(portcullis(data.path(), None, None).args(["keys", "list"]));
+    assert!(out.status.success(), "the right key starts again: {}", stderr(&out));
+}
+
+#[tokio::test]
+async fn an_export_from_sqlite_restores_into_postgresql() {
+    let key = Sealer::generate_key();
+    let old = server(&key, None, None).await;
+    let before = populate(&old).await;
+    let file = old.data.path().join("export.jsonl");
+    let out = run(portcullis(old.data.path(), Some(&key), None).arg("export").arg(&file));
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let (url, _drop) = support::fresh_postgres("backup").await;
+    let fresh = tempfile::tempdir().unwrap();
+    let out = run(portcullis(fresh.path(), Some(&key), Some(&url)).arg("import").arg(&file));
+    assert!(out.status.success(), "{}", stderr(&out));
+    drop(old);
+
+    let restored = server(&key, Some(fresh), Some(url.clone())).await;
+    check_restored(&restored, &before).await;
+}
