@@ -159,3 +159,44 @@ pub(crate) fn write_new_private(path: &Path, contents: &[u8]) -> std::io::Result
     file.write_all(contents)?;
     file.sync_all()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(kid: &str, sealer: &Sealer, sealed_with: Option<&str>) -> SigningKeyRecord {
+        SigningKeyRecord {
+            kid: kid.into(),
+            algorithm: "ES256".into(),
+            sealed_private_key: sealer.seal(b"private key", kid.as_bytes()),
+            public_jwk: String::new(),
+            created_at: 0,
+            signs_from: None,
+            serial: 0,
+            longest_token_lifetime: 0,
+            retire_at: None,
+            sealed_with: sealed_with.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn keys_are_told_apart_by_fingerprint_or_else_by_opening_them() {
+        let ours = Sealer::from_base64(&Sealer::generate_key()).unwrap();
+        let other = Sealer::from_base64(&Sealer::generate_key()).unwrap();
+        let from = Source::Configuration;
+        let fingerprinted = record("a", &ours, Some(ours.fingerprint()));
+        let legacy = record("b", &ours, None);
+        assert!(check(&ours, &from, &[fingerprinted.clone(), legacy.clone()]).is_ok());
+        match check(&other, &from, std::slice::from_ref(&fingerprinted)) {
+            Err(EncryptionKeyError::Wrong { given, sealed_with, .. }) => {
+                assert_eq!(given, other.fingerprint());
+                assert_eq!(sealed_with, ours.fingerprint());
+            }
+            e => panic!("{e:?}"),
+        }
+        match check(&other, &from, &[legacy]) {
+            Err(EncryptionKeyError::Wrong { sealed_with, .. }) => assert_eq!(sealed_with, UNKNOWN),
+            e => panic!("{e:?}"),
+        }
+    }
+}

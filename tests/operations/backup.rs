@@ -202,8 +202,10 @@ async fn an_import_with_another_key_or_none_is_refused_naming_the_keys() {
     assert!(said.contains(&fingerprint(&key)) && said.contains("no encryption key"), "{said}");
     assert!(!fresh.path().join("encryption.key").exists(), "import writes no key file");
 
-    // Nothing was written: the right key still finds the database empty.
-    let out = run(portcullis(fresh.path(), Some(&key), None).arg("import").arg(&file));
+    // Nothing was written: the right key, as the key file this time, still finds the
+    // database empty.
+    std::fs::write(fresh.path().join("encryption.key"), &key).unwrap();
+    let out = run(portcullis(fresh.path(), None, None).arg("import").arg(&file));
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
@@ -222,6 +224,20 @@ async fn an_export_cut_short_is_refused() {
     let out = run(portcullis(fresh.path(), Some(&key), None).arg("import").arg(&file));
     assert!(!out.status.success());
     assert!(stderr(&out).contains("incomplete"), "{}", stderr(&out));
+
+    // A record of no kind the server knows, or a body that is no record of its kind.
+    for bad in [r#"{"kind":"nonesuch","id":"x","body":{}}"#, r#"{"kind":"client","id":"x","body":{"id":1}}"#] {
+        let mut lines = cut.clone();
+        lines.insert(1, bad);
+        std::fs::write(&file, lines.join("\n")).unwrap();
+        let out = run(portcullis(fresh.path(), Some(&key), None).arg("import").arg(&file));
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains("line 2"), "names the line: {}", stderr(&out));
+    }
+    // Nothing of the refused files was written: the whole one restores into the database.
+    std::fs::write(&file, &text).unwrap();
+    let out = run(portcullis(fresh.path(), Some(&key), None).arg("import").arg(&file));
+    assert!(out.status.success(), "{}", stderr(&out));
 }
 
 #[test]
