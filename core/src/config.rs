@@ -21,6 +21,16 @@ pub struct Config {
     pub applications: ApplicationsConfig,
     pub dpop: DpopConfig,
     pub outbound: OutboundConfig,
+    pub registration: RegistrationConfig,
+}
+
+/// Dynamic Client Registration (RFC 7591) and its management (RFC 7592): `POST /register`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrationConfig {
+    /// Serve the registration endpoint and advertise it in discovery (off by default: anyone
+    /// who reaches the server may then register a client).
+    pub enabled: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

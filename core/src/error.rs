@@ -90,6 +90,12 @@ pub enum OAuthError {
     /// `DPoP-Nonce` header.
     #[error("{reason}")]
     UseDpopNonce { reason: String, nonce: String },
+    /// RFC 7591 §3.2.2: a redirect URI of a registration is invalid.
+    #[error("{0}")]
+    InvalidRedirectUri(String),
+    /// RFC 7591 §3.2.2: other client metadata of a registration is invalid.
+    #[error("{0}")]
+    InvalidClientMetadata(String),
 }
 
 impl OAuthError {
@@ -122,6 +128,8 @@ impl OAuthError {
             Self::InvalidRequestObject(_) => "invalid_request_object",
             Self::InvalidDpopProof(_) => "invalid_dpop_proof",
             Self::UseDpopNonce { .. } => "use_dpop_nonce",
+            Self::InvalidRedirectUri(_) => "invalid_redirect_uri",
+            Self::InvalidClientMetadata(_) => "invalid_client_metadata",
         }
     }
 

@@ -556,6 +556,16 @@ fn unknown_token_lifetime() -> u64 {
     crate::limits::LONGEST_SIGNED_TOKEN_TTL
 }
 
+/// A client registered through the registration endpoint (RFC 7591): the hash of the
+/// registration access token its configuration endpoint (RFC 7592) takes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClientRegistration {
+    pub client_id: String,
+    /// SHA-256 of the registration access token, hex.
+    pub token_hash: String,
+    pub created_at: i64,
+}
+
 /// A signed-in browser, stored under the SHA-256 of its cookie.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Session {

@@ -125,6 +125,7 @@ kind!(Consent, "consent", |c| id: consent_id(&c.user_id, &c.client_id),
     keys: vec![("user", c.user_id.clone()), ("client", c.client_id.clone())]);
 kind!(RevokedAccessToken, "revoked-access-token", |r| id: &r.jti, expires: Some(r.expires_at));
 kind!(SigningKeyRecord, "signing-key", |k| id: &k.kid);
+kind!(ClientRegistration, "client-registration", |r| id: &r.client_id);
 kind!(Session, "session", |s| id: &s.hash, keys: vec![("user", s.user_id.clone())], expires: Some(s.expires_at));
 kind!(Interaction, "interaction", |i| id: &i.id, expires: Some(i.expires_at));
 kind!(DeviceAuthorization, "device-authorization", |d| id: &d.id,
@@ -563,6 +564,7 @@ impl Storage {
             write::delete_by_key::<RefreshToken>("client", id),
             write::delete_by_key::<Consent>("client", id),
             write::delete_by_key::<AppInstance>("client", id),
+            write::delete::<ClientRegistration>(id),
         ]
     }
 
@@ -846,6 +848,7 @@ every_kind!(
     UsedAssertion,
     UsedGrantCredential,
     UsedProof,
+    ClientRegistration,
     Migration,
     Username,
     ModuleApplication,

@@ -293,3 +293,152 @@ async fn an_export_from_sqlite_restores_into_postgresql() {
     let restored = server(&key, Some(fresh), Some(url.clone())).await;
     check_restored(&restored, &before).await;
 }
+
+// Dynamic Client Registration (RFC 7591) and its management (RFC 7592).
+
+async fn registering_server() -> TestServer {
+    TestServer::start_with(Options {
+        configure: Some(Box::new(|c: &mut portcullis::config::Config| c.registration.enabled = true)),
+        ..Options::default()
+    })
+    .await
+}
+
+async fn discovery(s: &TestServer) -> Value {
+    s.http.get(s.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap()
+}
+
+async fn send(
+    s: &TestServer,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = s.http.request(method, s.url(path));
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn registration_is_off_unless_enabled() {
+    let s = TestServer::start().await;
+    assert!(discovery(&s).await.get("registration_endpoint").is_none());
+    let (status, _) =
+        send(&s, reqwest::Method::POST, "/register", None, Some(json!({"redirect_uris": [REDIRECT]}))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_client_registered_with_openidconnect_gets_tokens_and_manages_its_registration() {
+    use openidconnect::core::{CoreClientRegistrationRequest, CoreGrantType};
+    use openidconnect::registration::EmptyAdditionalClientMetadata;
+    use openidconnect::{RedirectUrl, RegistrationUrl};
+
+    let s = registering_server().await;
+    let endpoint = discovery(&s).await["registration_endpoint"].as_str().expect("advertised").to_owned();
+    assert_eq!(endpoint, s.url("/register"));
+    let http = openidconnect::reqwest::ClientBuilder::new()
+        .redirect(openidconnect::reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let registered = CoreClientRegistrationRequest::new(
+        vec![RedirectUrl::new(REDIRECT.into()).unwrap()],
+        EmptyAdditionalClientMetadata::default(),
+    )
+    .set_grant_types(Some(vec![CoreGrantType::AuthorizationCode, CoreGrantType::ClientCredentials]))
+    .register_async(&RegistrationUrl::new(endpoint).unwrap(), &http)
+    .await
+    .expect("registered");
+    let id = registered.client_id().to_string();
+    let secret = registered.client_secret().expect("a confidential client's secret").secret().clone();
+    let token = registered.registration_access_token().expect("a registration access token").secret().clone();
+    let uri = registered.registration_client_uri().expect("its configuration endpoint").to_string();
+    assert_eq!(uri, s.url(&format!("/register/{id}")));
+
+    let (status, body) = s.form("/token", &[("grant_type", "client_credentials")], Some((&id, &secret))).await;
+    assert_eq!(status, StatusCode::OK, "the registered client gets a token: {body}");
+    s.verify_jwt(body["access_token"].as_str().unwrap(), None).await;
+
+    // RFC 7592 §2.1: read, with a new registration access token each time.
+    let path = format!("/register/{id}");
+    let (status, read) = send(&s, reqwest::Method::GET, &path, Some(&token), None).await;
+    assert_eq!(status, StatusCode::OK, "{read}");
+    assert_eq!(read["client_id"], id.as_str());
+    assert_eq!(read["redirect_uris"], json!([REDIRECT]));
+    assert!(read.get("client_secret").is_none(), "the secret is stored hashed, never shown again");
+    let token2 = read["registration_access_token"].as_str().unwrap().to_owned();
+    let (status, body) = send(&s, reqwest::Method::GET, &path, Some(&token), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the used token is void: {body}");
+    assert_eq!(body["error"], "invalid_token");
+    let (status, _) = send(&s, reqwest::Method::GET, &path, Some("not-a-token"), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // §2.2: update, a new secret with it.
+    let other = "https://rp.example.com/other";
+    let change = json!({"client_id": id, "redirect_uris": [other], "client_name": "Renamed",
+                        "grant_types": ["authorization_code", "client_credentials"]});
+    let (status, updated) = send(&s, reqwest::Method::PUT, &path, Some(&token2), Some(change)).await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(updated["redirect_uris"], json!([other]));
+    assert_eq!(updated["client_name"], "Renamed");
+    let new_secret = updated["client_secret"].as_str().expect("a new secret").to_owned();
+    let token3 = updated["registration_access_token"].as_str().unwrap().to_owned();
+    let (status, _) = s.form("/token", &[("grant_type", "client_credentials")], Some((&id, &secret))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the old secret is void");
+    let (status, body) = s.form("/token", &[("grant_type", "client_credentials")], Some((&id, &new_secret))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let wrong = json!({"client_id": "someone-else", "redirect_uris": [other]});
+    let (status, body) = send(&s, reqwest::Method::PUT, &path, Some(&token3), Some(wrong)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    // §2.3: delete.
+    let (status, _) = send(&s, reqwest::Method::DELETE, &path, Some(&token3), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = s.form("/token", &[("grant_type", "client_credentials")], Some((&id, &new_secret))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the deleted client gets nothing: {body}");
+    let (status, _) = send(&s, reqwest::Method::GET, &path, Some(&token3), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn bad_client_metadata_gets_the_rfc_7591_error() {
+    let s = registering_server().await;
+    let cases = [
+        (json!({"redirect_uris": ["https://rp.example.com/cb#fragment"]}), "invalid_redirect_uri"),
+        (json!({"redirect_uris": ["http://rp.example.com/cb"]}), "invalid_redirect_uri"),
+        (json!({"redirect_uris": "https://rp.example.com/cb"}), "invalid_client_metadata"),
+        (json!({"redirect_uris": [REDIRECT], "grant_types": ["nonsense"]}), "invalid_client_metadata"),
+        (json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "magic"}), "invalid_client_metadata"),
+        (json!({"redirect_uris": [REDIRECT], "id_token_signed_response_alg": "HS256"}), "invalid_client_metadata"),
+        (json!({"redirect_uris": [REDIRECT], "client_id": "chosen"}), "invalid_client_metadata"),
+        (json!({"grant_types": ["authorization_code"]}), "invalid_redirect_uri"),
+        (json!([1, 2]), "invalid_client_metadata"),
+    ];
+    for (body, error) in cases {
+        let (status, answer) = send(&s, reqwest::Method::POST, "/register", None, Some(body.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+        assert_eq!(answer["error"], error, "{body}: {answer}");
+    }
+    let r = s.http.post(s.url("/register")).body("not json").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // Metadata this server does not read is ignored (RFC 7591 §2); a public client gets no secret.
+    let (status, body) = send(
+        &s,
+        reqwest::Method::POST,
+        "/register",
+        None,
+        Some(json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none", "logo_uri": "https://x"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert!(body.get("client_secret").is_none());
+    assert_eq!(body["token_endpoint_auth_method"], "none");
+}

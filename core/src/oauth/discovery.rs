@@ -124,6 +124,10 @@ pub async fn metadata(app: &App) -> Value {
         for endpoint in Endpoint::ALL {
             map.insert(endpoint.metadata_name().into(), format!("{base}{}", Profile::Native.path(endpoint)).into());
         }
+        // RFC 8414 §2: advertised only where it is served.
+        if app.config.registration.enabled {
+            map.insert("registration_endpoint".into(), format!("{base}{}", super::registration::PATH).into());
+        }
     }
     metadata
 }

@@ -26,6 +26,7 @@ pub mod pkce;
 pub mod profiles;
 pub mod pushed_authorization;
 pub mod refresh_token;
+pub mod registration;
 pub mod request_object;
 pub mod revocation;
 pub mod scope_policy;
@@ -124,6 +125,13 @@ pub fn router(app: App) -> Router {
     if app.config.server.profiles.iter().any(|p| Profile::from(*p) == Profile::Elma365) {
         let path = format!("{}/{{*parameters}}", Profile::Elma365.path(Endpoint::Authorization));
         router = router.route(&path, get(authorize::get_in_path));
+    }
+    // RFC 7591 §3, RFC 7592 §2: only where the operator turned registration on.
+    if app.config.registration.enabled {
+        router = router.route(registration::PATH, post(registration::register)).route(
+            registration::CLIENT_PATH,
+            get(registration::read).put(registration::update).delete(registration::delete),
+        );
     }
     router.with_state(app)
 }
