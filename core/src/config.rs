@@ -31,6 +31,9 @@ pub struct RegistrationConfig {
     /// Serve the registration endpoint and advertise it in discovery (off by default: anyone
     /// who reaches the server may then register a client).
     pub enabled: bool,
+    /// Every registration must carry an initial access token an administrator issued
+    /// (`portcullis registration token issue`, `POST /admin/v1/registration/tokens`).
+    pub require_initial_access_token: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

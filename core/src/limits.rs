@@ -230,6 +230,12 @@ const fn max(a: u64, b: u64) -> u64 {
     if a > b { a } else { b }
 }
 
+/// Initial access tokens for Dynamic Client Registration (RFC 7591 §3): how long one lives
+/// (a day unless its administrator says otherwise), and the most registrations one may allow.
+pub const INITIAL_ACCESS_TOKEN_TTL: Lifetime = Lifetime { max: 365 * DAY };
+pub const DEFAULT_INITIAL_ACCESS_TOKEN_TTL: u64 = DAY;
+pub const MAX_INITIAL_ACCESS_TOKEN_USES: u32 = 1_000_000;
+
 /// Export and import (`backup.rs`): records read from the storage at a time, and writes
 /// applied in one atomic group (a record and its consumption are never split).
 pub const BACKUP_RECORDS_PER_READ: u32 = 500;

@@ -59,6 +59,36 @@ enum Command {
     Export { file: PathBuf },
     /// Restore an export into an empty database, with the encryption key it was made with.
     Import { file: PathBuf },
+    /// Dynamic Client Registration: the initial access tokens registrations carry.
+    #[command(subcommand)]
+    Registration(RegistrationCommand),
+}
+
+#[derive(Subcommand)]
+enum RegistrationCommand {
+    /// Initial access tokens (RFC 7591 §3).
+    #[command(subcommand)]
+    Token(RegistrationTokenCommand),
+}
+
+#[derive(Subcommand)]
+enum RegistrationTokenCommand {
+    /// Issue one; prints it as JSON, the token shown only now.
+    Issue {
+        /// Seconds it lives (a day when unset).
+        #[arg(long)]
+        ttl: Option<u64>,
+        /// Registrations it allows (any number until it expires when unset).
+        #[arg(long)]
+        uses: Option<u32>,
+    },
+    /// List those still usable (JSON lines, without the tokens).
+    List,
+    /// Revoke one by its id.
+    Revoke {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -684,6 +714,25 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let done = backup::import(&storage, sealer.as_ref(), &key_file, now, &file).await?;
             println!("{}", serde_json::to_string(&done)?);
             Ok(())
+        }
+        Command::Registration(RegistrationCommand::Token(cmd)) => {
+            let app = Portcullis::open(config, false).await?;
+            let op = &Caller::Operator;
+            match cmd {
+                RegistrationTokenCommand::Issue { ttl, uses } => {
+                    let new = registry::NewInitialAccessToken { ttl, uses };
+                    print(&registry::issue_initial_access_token(&app.storage, op, new).await?)
+                }
+                RegistrationTokenCommand::List => {
+                    let now = SystemClock.now();
+                    print_all(&registry::list_initial_access_tokens(&app.storage, op, now).await?)
+                }
+                RegistrationTokenCommand::Revoke { id } => {
+                    registry::revoke_initial_access_token(&app.storage, op, &id).await?;
+                    println!("revoked {id}");
+                    Ok(())
+                }
+            }
         }
         Command::Keys(cmd) => {
             let app = Portcullis::open(config, false).await?;

@@ -566,6 +566,17 @@ pub struct ClientRegistration {
     pub created_at: i64,
 }
 
+/// An initial access token (RFC 7591 §3) an administrator issued: stored under the SHA-256
+/// of the token (hex), which is also what names it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InitialAccessToken {
+    pub id: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    /// How many more registrations it allows; unset: any number until it expires.
+    pub uses_left: Option<u32>,
+}
+
 /// A signed-in browser, stored under the SHA-256 of its cookie.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Session {

@@ -126,6 +126,7 @@ kind!(Consent, "consent", |c| id: consent_id(&c.user_id, &c.client_id),
 kind!(RevokedAccessToken, "revoked-access-token", |r| id: &r.jti, expires: Some(r.expires_at));
 kind!(SigningKeyRecord, "signing-key", |k| id: &k.kid);
 kind!(ClientRegistration, "client-registration", |r| id: &r.client_id);
+kind!(InitialAccessToken, "initial-access-token", |t| id: &t.id, expires: Some(t.expires_at));
 kind!(Session, "session", |s| id: &s.hash, keys: vec![("user", s.user_id.clone())], expires: Some(s.expires_at));
 kind!(Interaction, "interaction", |i| id: &i.id, expires: Some(i.expires_at));
 kind!(DeviceAuthorization, "device-authorization", |d| id: &d.id,
@@ -849,6 +850,7 @@ every_kind!(
     UsedGrantCredential,
     UsedProof,
     ClientRegistration,
+    InitialAccessToken,
     Migration,
     Username,
     ModuleApplication,

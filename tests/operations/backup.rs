@@ -442,3 +442,74 @@ async fn bad_client_metadata_gets_the_rfc_7591_error() {
     assert!(body.get("client_secret").is_none());
     assert_eq!(body["token_endpoint_auth_method"], "none");
 }
+
+#[tokio::test]
+async fn initial_access_tokens_are_required_spent_and_revoked() {
+    let s = TestServer::start_with(Options {
+        configure: Some(Box::new(|c: &mut portcullis::config::Config| {
+            c.registration.enabled = true;
+            c.registration.require_initial_access_token = true;
+        })),
+        ..Options::default()
+    })
+    .await;
+    let metadata = json!({"redirect_uris": [REDIRECT]});
+    let post = reqwest::Method::POST;
+    let (status, body) = send(&s, post.clone(), "/register", None, Some(metadata.clone())).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["error"], "invalid_token");
+    let (status, body) = send(&s, post.clone(), "/register", Some("made-up"), Some(metadata.clone())).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+
+    let (status, issued) = s.admin_post("/admin/v1/registration/tokens", json!({"ttl": 600, "uses": 1})).await;
+    assert_eq!(status, StatusCode::CREATED, "{issued}");
+    let once = issued["token"].as_str().unwrap().to_owned();
+    assert_eq!(issued["uses_left"], 1);
+    let (status, body) = send(&s, post.clone(), "/register", Some(&once), Some(metadata.clone())).await;
+    assert_eq!(status, StatusCode::CREATED, "accepted: {body}");
+    let (status, body) = send(&s, post.clone(), "/register", Some(&once), Some(metadata.clone())).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "used up: {body}");
+
+    let (status, issued) = s.admin_post("/admin/v1/registration/tokens", json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{issued}");
+    let (token, id) = (issued["token"].as_str().unwrap().to_owned(), issued["id"].as_str().unwrap().to_owned());
+    let admin = support::ADMIN_TOKEN;
+    let (status, _, listed) = s.admin(reqwest::Method::GET, "/admin/v1/registration/tokens", admin, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let ids: Vec<&str> = listed.as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [id.as_str()], "the used-up token is not listed");
+    assert!(!listed.to_string().contains(&token), "tokens are never listed");
+    let (status, body) = send(&s, post.clone(), "/register", Some(&token), Some(metadata.clone())).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let path = format!("/admin/v1/registration/tokens/{id}");
+    let (status, _, _) = s.admin(reqwest::Method::DELETE, &path, admin, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _, _) = s.admin(reqwest::Method::DELETE, &path, admin, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = send(&s, post.clone(), "/register", Some(&token), Some(metadata.clone())).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "revoked: {body}");
+
+    for bad in [json!({"ttl": 0}), json!({"uses": 0}), json!({"ttl": 99999999999u64}), json!({"other": 1})] {
+        let (status, body) = s.admin_post("/admin/v1/registration/tokens", bad.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+}
+
+#[test]
+fn initial_access_tokens_from_the_cli() {
+    let data = tempfile::tempdir().unwrap();
+    let out = run(portcullis(data.path(), None, None).args(["registration", "token", "issue", "--uses", "2"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let issued: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (token, id) = (issued["token"].as_str().unwrap(), issued["id"].as_str().unwrap());
+    assert_eq!(issued["uses_left"], 2);
+    let out = run(portcullis(data.path(), None, None).args(["registration", "token", "list"]));
+    let listed = String::from_utf8(out.stdout).unwrap();
+    assert!(listed.contains(id) && !listed.contains(token), "{listed}");
+    let out = run(portcullis(data.path(), None, None).args(["registration", "token", "revoke", id]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(portcullis(data.path(), None, None).args(["registration", "token", "list"]));
+    assert!(out.stdout.is_empty());
+    let out = run(portcullis(data.path(), None, None).args(["registration", "token", "revoke", id]));
+    assert!(!out.status.success());
+}

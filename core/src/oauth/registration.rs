@@ -6,6 +6,11 @@
 //! may do beyond that is the operator's to give. Metadata this server does not read is ignored
 //! (RFC 7591 §2).
 //!
+//! Where `registration.require_initial_access_token`, a registration must carry an initial
+//! access token an administrator issued (`Authorization: Bearer`, RFC 7591 §3), each kept as
+//! its SHA-256, with an expiry and an optional number of uses, one spent per registration in
+//! the group that creates the client.
+//!
 //! Its configuration endpoint (RFC 7592 §2) is `/register/{client_id}`, read (`GET`), replaced
 //! (`PUT`) and deleted (`DELETE`) with the registration access token (stored as its SHA-256).
 //! Every answer carrying the client's information issues a new registration access token, and
@@ -23,7 +28,8 @@ use serde_json::{Value, json};
 use super::App;
 use crate::crypto::{hash_secret, random_token, verify_secret};
 use crate::error::OAuthError;
-use crate::model::{Client, ClientRegistration, TokenEndpointAuthMethod, now};
+use crate::model::{Client, ClientRegistration, InitialAccessToken, TokenEndpointAuthMethod, now};
+use crate::plugin::store::Write;
 use crate::registry::{NewClient, RegistryError, new_client};
 use crate::storage::{StorageError, write};
 
@@ -164,8 +170,33 @@ fn answer(status: StatusCode, body: Value) -> Response {
     (status, [(axum::http::header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
 }
 
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
+}
+
+/// RFC 7591 §3: the initial access token the request carries, usable now, and the write that
+/// spends one of its uses (its revision the precondition); `invalid_token` for one that is not
+/// usable, or for none where `registration.require_initial_access_token`.
+async fn initial_access_token(app: &App, headers: &HeaderMap) -> Result<Option<Write>, OAuthError> {
+    let Some(token) = bearer(headers) else {
+        if app.config.registration.require_initial_access_token {
+            return Err(OAuthError::InvalidToken("registration needs an initial access token".into()));
+        }
+        return Ok(None);
+    };
+    let denied = || OAuthError::InvalidToken("the initial access token is invalid, expired or used up".into());
+    let loaded = app.storage.get_loaded::<InitialAccessToken>(&hash_secret(token)).await?.ok_or_else(denied)?;
+    let mut record = loaded.value;
+    if record.expires_at <= app.clock.now() || record.uses_left == Some(0) {
+        return Err(denied());
+    }
+    record.uses_left = record.uses_left.map(|n| n - 1);
+    Ok(Some(write::update(&record, loaded.revision)?))
+}
+
 /// RFC 7591 §3.1: registers a client; 201 with its information (§3.2.1).
-pub async fn register(State(app): State<App>, body: Bytes) -> Result<Response, OAuthError> {
+pub async fn register(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Result<Response, OAuthError> {
+    let spend = initial_access_token(&app, &headers).await?;
     let metadata = Metadata::parse(&body)?;
     if metadata.client_id.is_some() {
         return Err(OAuthError::InvalidClientMetadata("a client id is issued, not chosen".into()));
@@ -174,7 +205,15 @@ pub async fn register(State(app): State<App>, body: Bytes) -> Result<Response, O
     let token = random_token(32);
     let registration =
         ClientRegistration { client_id: client.id.clone(), token_hash: hash_secret(&token), created_at: now() };
-    app.storage.apply(vec![write::create(&client)?, write::create(&registration)?]).await?;
+    let spent = spend.is_some();
+    let writes = spend.into_iter().chain([write::create(&client)?, write::create(&registration)?]).collect();
+    match app.storage.apply(writes).await {
+        Ok(()) => {}
+        Err(StorageError::Conflict(0)) if spent => {
+            return Err(OAuthError::InvalidToken("the initial access token was used meanwhile; try again".into()));
+        }
+        Err(e) => return Err(e.into()),
+    }
     Ok(answer(StatusCode::CREATED, information(&app, &client, secret.as_deref(), &token)))
 }
 
@@ -182,18 +221,14 @@ pub async fn register(State(app): State<App>, body: Bytes) -> Result<Response, O
 /// failure, a client that does not exist included, is `invalid_token` (§2.1).
 async fn authorized(app: &App, headers: &HeaderMap, client_id: &str) -> Result<(Client, u64), OAuthError> {
     let denied = || OAuthError::InvalidToken("the registration access token is invalid".into());
-    let token = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(denied)?;
+    let token = bearer(headers).ok_or_else(denied)?;
     if client_id.len() > crate::limits::MAX_CLIENT_ID_BYTES {
         return Err(denied());
     }
     let Some(registration) = app.storage.get_loaded::<ClientRegistration>(client_id).await? else {
         return Err(denied());
     };
-    if !verify_secret(token.trim(), &registration.value.token_hash) {
+    if !verify_secret(token, &registration.value.token_hash) {
         return Err(denied());
     }
     let client = app.storage.get::<Client>(client_id).await?.ok_or_else(denied)?;
