@@ -25,7 +25,7 @@ pub struct Config {
 }
 
 /// Dynamic Client Registration (RFC 7591) and its management (RFC 7592): `POST /register`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RegistrationConfig {
     /// Serve the registration endpoint and advertise it in discovery (off by default: anyone
@@ -34,6 +34,15 @@ pub struct RegistrationConfig {
     /// Every registration must carry an initial access token an administrator issued
     /// (`portcullis registration token issue`, `POST /admin/v1/registration/tokens`).
     pub require_initial_access_token: bool,
+    /// Registrations per client address (IPv6: per /64) per minute on one replica; past it
+    /// the registration endpoint answers 429. 0 turns the limit off.
+    pub registrations_per_address_per_minute: u32,
+}
+
+impl Default for RegistrationConfig {
+    fn default() -> Self {
+        Self { enabled: false, require_initial_access_token: false, registrations_per_address_per_minute: 10 }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -296,12 +296,33 @@ async fn an_export_from_sqlite_restores_into_postgresql() {
 
 // Dynamic Client Registration (RFC 7591) and its management (RFC 7592).
 
-async fn registering_server() -> TestServer {
+/// A server registering clients, `per_minute` registrations per address (0: any number).
+async fn registering_server_with(per_minute: u32) -> TestServer {
     TestServer::start_with(Options {
-        configure: Some(Box::new(|c: &mut portcullis::config::Config| c.registration.enabled = true)),
+        configure: Some(Box::new(move |c: &mut portcullis::config::Config| {
+            c.registration.enabled = true;
+            c.registration.registrations_per_address_per_minute = per_minute;
+        })),
         ..Options::default()
     })
     .await
+}
+
+async fn registering_server() -> TestServer {
+    registering_server_with(0).await
+}
+
+#[tokio::test]
+async fn registrations_from_one_address_are_limited() {
+    let s = registering_server_with(2).await;
+    let metadata = json!({"redirect_uris": [REDIRECT]});
+    for _ in 0..2 {
+        let (status, body) = send(&s, reqwest::Method::POST, "/register", None, Some(metadata.clone())).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (status, body) = send(&s, reqwest::Method::POST, "/register", None, Some(metadata)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"], "temporarily_unavailable");
 }
 
 async fn discovery(s: &TestServer) -> Value {
@@ -449,6 +470,7 @@ async fn initial_access_tokens_are_required_spent_and_revoked() {
         configure: Some(Box::new(|c: &mut portcullis::config::Config| {
             c.registration.enabled = true;
             c.registration.require_initial_access_token = true;
+            c.registration.registrations_per_address_per_minute = 0;
         })),
         ..Options::default()
     })

@@ -195,7 +195,16 @@ async fn initial_access_token(app: &App, headers: &HeaderMap) -> Result<Option<W
 }
 
 /// RFC 7591 §3.1: registers a client; 201 with its information (§3.2.1).
-pub async fn register(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Result<Response, OAuthError> {
+pub async fn register(
+    State(app): State<App>,
+    extensions: axum::http::Extensions,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    // An open endpoint writes a record per request: registrations are counted per address.
+    if app.sign_in_limit.admit_registration(super::peer(&extensions)).is_err() {
+        return Err(OAuthError::TooManyAttempts("too many registrations from this address; try again later".into()));
+    }
     let spend = initial_access_token(&app, &headers).await?;
     let metadata = Metadata::parse(&body)?;
     if metadata.client_id.is_some() {
