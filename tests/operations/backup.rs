@@ -535,3 +535,20 @@ fn initial_access_tokens_from_the_cli() {
     let out = run(portcullis(data.path(), None, None).args(["registration", "token", "revoke", id]));
     assert!(!out.status.success());
 }
+
+#[tokio::test]
+async fn registration_answers_at_the_compatibility_layouts_paths_too() {
+    let s = TestServer::start_with(Options {
+        profiles: vec![portcullis::config::CompatibilityProfile::Deployteq],
+        configure: Some(Box::new(|c: &mut portcullis::config::Config| c.registration.enabled = true)),
+        ..Options::default()
+    })
+    .await;
+    let (status, body) =
+        send(&s, reqwest::Method::POST, "/oauth2/register", None, Some(json!({"redirect_uris": [REDIRECT]}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["client_id"].as_str().unwrap();
+    let token = body["registration_access_token"].as_str().unwrap();
+    let (status, body) = send(&s, reqwest::Method::GET, &format!("/oauth2/register/{id}"), Some(token), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}

@@ -126,7 +126,8 @@ pub async fn metadata(app: &App) -> Value {
         }
         // RFC 8414 §2: advertised only where it is served.
         if app.config.registration.enabled {
-            map.insert("registration_endpoint".into(), format!("{base}{}", super::registration::PATH).into());
+            let endpoint = Endpoint::Registration;
+            map.insert(endpoint.metadata_name().into(), format!("{base}{}", Profile::Native.path(endpoint)).into());
         }
     }
     metadata

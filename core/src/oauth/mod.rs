@@ -98,6 +98,7 @@ fn handlers(endpoint: Endpoint) -> MethodRouter<App> {
         Endpoint::PushedAuthorization => cors::for_clients(post(pushed_authorization::push), "POST"),
         Endpoint::EndSession => get(logout::get).post(logout::post),
         Endpoint::DeviceAuthorization => cors::for_clients(post(device_authorization::authorize), "POST"),
+        Endpoint::Registration => post(registration::register),
     }
 }
 
@@ -126,12 +127,18 @@ pub fn router(app: App) -> Router {
         let path = format!("{}/{{*parameters}}", Profile::Elma365.path(Endpoint::Authorization));
         router = router.route(&path, get(authorize::get_in_path));
     }
-    // RFC 7591 §3, RFC 7592 §2: only where the operator turned registration on.
+    // RFC 7591 §3, RFC 7592 §2: only where the operator turned registration on, in every
+    // layout served.
     if app.config.registration.enabled {
-        router = router.route(registration::PATH, post(registration::register)).route(
-            registration::CLIENT_PATH,
-            get(registration::read).put(registration::update).delete(registration::delete),
-        );
+        let profiles =
+            std::iter::once(Profile::Native).chain(app.config.server.profiles.iter().map(|p| Profile::from(*p)));
+        for profile in profiles {
+            let path = profile.path(Endpoint::Registration);
+            router = router.route(path, handlers(Endpoint::Registration)).route(
+                &format!("{path}/{{client_id}}"),
+                get(registration::read).put(registration::update).delete(registration::delete),
+            );
+        }
     }
     router.with_state(app)
 }

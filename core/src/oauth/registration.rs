@@ -26,17 +26,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::App;
+use super::profiles::{Endpoint, Profile};
 use crate::crypto::{hash_secret, random_token, verify_secret};
 use crate::error::OAuthError;
 use crate::model::{Client, ClientRegistration, InitialAccessToken, TokenEndpointAuthMethod, now};
 use crate::plugin::store::Write;
 use crate::registry::{NewClient, RegistryError, new_client};
 use crate::storage::{StorageError, write};
-
-/// The client registration endpoint (RFC 7591 §3).
-pub const PATH: &str = "/register";
-/// The client configuration endpoint (RFC 7592 §2).
-pub const CLIENT_PATH: &str = "/register/{client_id}";
 
 /// RFC 7591 §2: the client metadata read here.
 #[derive(Debug, Default, Deserialize)]
@@ -156,7 +152,9 @@ fn information(app: &App, client: &Client, secret: Option<&str>, token: &str) ->
         "token_endpoint_auth_method": method,
         "scope": d.scopes.join(" "),
         "registration_access_token": token,
-        "registration_client_uri": format!("{}{PATH}/{}", app.config.issuer(), client.id),
+        // RFC 7592 §2: the client configuration endpoint, beneath the registration endpoint.
+        "registration_client_uri":
+            format!("{}{}/{}", app.config.issuer(), Profile::Native.path(Endpoint::Registration), client.id),
     });
     if let (Some(map), Some(secret)) = (info.as_object_mut(), secret) {
         map.insert("client_secret".into(), secret.into());
