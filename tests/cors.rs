@@ -372,7 +372,7 @@ async fn every_layout_answers_cross_origin_requests_alike() {
                 | Endpoint::Revocation
                 | Endpoint::PushedAuthorization
                 | Endpoint::DeviceAuthorization => assert_preflight_allowed(path, &answer, SPA, "POST"),
-                Endpoint::Authorization | Endpoint::Introspection | Endpoint::EndSession => {
+                Endpoint::Authorization | Endpoint::Introspection | Endpoint::EndSession | Endpoint::Registration => {
                     assert_no_cors(path, &answer.1)
                 }
             }

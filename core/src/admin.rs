@@ -74,6 +74,8 @@ routes! {
     "/admin/v1/templates/{id}" => { patch: update_template, delete: delete_template },
     "/admin/v1/templates/{id}/clients" => { post: create_template_client },
     "/admin/v1/events" => { get: list_events },
+    "/admin/v1/registration/tokens" => { get: list_registration_tokens, post: issue_registration_token },
+    "/admin/v1/registration/tokens/{id}" => { delete: revoke_registration_token },
 }
 
 /// Where the OpenAPI document of this API is served, to anyone.
@@ -303,6 +305,48 @@ async fn rotate_keys(
 
 async fn retire_key(State(app): State<App>, Extension(caller): Extension<Caller>, Path(kid): Path<String>) -> Response {
     respond(StatusCode::OK, registry::retire_key(&app.keys, &caller, &kid).await)
+}
+
+// Initial access tokens for Dynamic Client Registration
+
+async fn issue_registration_token(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return AdminError::BodyTooLarge(e.body_text()).into_response();
+        }
+        Err(e) => return AdminError::InvalidRequest(e.body_text()).into_response(),
+    };
+    // The body may be left out: a token for a day, any number of registrations.
+    let new: registry::NewInitialAccessToken = if body.iter().all(u8::is_ascii_whitespace) {
+        Default::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => return AdminError::InvalidRequest(format!("the body: {e}")).into_response(),
+        }
+    };
+    match registry::issue_initial_access_token(&app.storage, &caller, new).await {
+        Ok(t) => (StatusCode::CREATED, [(header::CACHE_CONTROL, "no-store")], Json(t)).into_response(),
+        Err(e) => registry_error(e),
+    }
+}
+
+async fn list_registration_tokens(State(app): State<App>, Extension(caller): Extension<Caller>) -> Response {
+    let now = crate::model::Clock::now(app.protocol.clock.as_ref());
+    respond(StatusCode::OK, registry::list_initial_access_tokens(&app.storage, &caller, now).await)
+}
+
+async fn revoke_registration_token(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Response {
+    removed(registry::revoke_initial_access_token(&app.storage, &caller, &id).await)
 }
 
 // Organizations and memberships

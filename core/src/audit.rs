@@ -54,6 +54,8 @@ pub mod types {
     pub const USER_DELETED: &str = "user.deleted";
     pub const USER_PASSWORD_SET: &str = "user.password_set";
     pub const CLIENT_SECRET_ROTATED: &str = "client.secret_rotated";
+    pub const INITIAL_ACCESS_TOKEN_ISSUED: &str = "initial_access_token.issued";
+    pub const INITIAL_ACCESS_TOKEN_REVOKED: &str = "initial_access_token.revoked";
     pub const CONSENT_GIVEN: &str = "consent.given";
     pub const CONSENT_REVOKED: &str = "consent.revoked";
     pub const CONNECTION_REVOKED: &str = "connection.revoked";

@@ -23,6 +23,28 @@ pub struct Config {
     pub outbound: OutboundConfig,
     pub events: EventsConfig,
     pub limits: LimitsConfig,
+    pub registration: RegistrationConfig,
+}
+
+/// Dynamic Client Registration (RFC 7591) and its management (RFC 7592): `POST /register`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrationConfig {
+    /// Serve the registration endpoint and advertise it in discovery (off by default: anyone
+    /// who reaches the server may then register a client).
+    pub enabled: bool,
+    /// Every registration must carry an initial access token an administrator issued
+    /// (`portcullis registration token issue`, `POST /admin/v1/registration/tokens`).
+    pub require_initial_access_token: bool,
+    /// Registrations per client address (IPv6: per /64) per minute on one replica; past it
+    /// the registration endpoint answers 429. 0 turns the limit off.
+    pub registrations_per_address_per_minute: u32,
+}
+
+impl Default for RegistrationConfig {
+    fn default() -> Self {
+        Self { enabled: false, require_initial_access_token: false, registrations_per_address_per_minute: 10 }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -161,7 +183,8 @@ pub struct KeysConfig {
     /// `Cache-Control: max-age`, so that a resource server's cached set knows it by then.
     pub publish_ahead: u64,
     /// 32 bytes, base64url, sealing signing keys at rest. Unset: a key file in `data_dir`
-    /// (fine for one machine; replicas must share one configured key).
+    /// (fine for one machine; replicas must share one configured key), made only while the
+    /// database holds no signing key (`encryption_key.rs`).
     pub encryption_key: Option<String>,
 }
 

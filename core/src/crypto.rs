@@ -86,6 +86,7 @@ pub enum SealError {
 /// AES-256-GCM sealing of data at rest (signing keys). Output: nonce || ciphertext || tag.
 pub struct Sealer {
     key: LessSafeKey,
+    fingerprint: String,
 }
 
 impl Sealer {
@@ -95,7 +96,12 @@ impl Sealer {
             .or_else(|_| base64::engine::general_purpose::STANDARD.decode(key.trim()))
             .map_err(|_| SealError::BadKey)?;
         let unbound = UnboundKey::new(&AES_256_GCM, &bytes).map_err(|_| SealError::BadKey)?;
-        Ok(Self { key: LessSafeKey::new(unbound) })
+        Ok(Self { key: LessSafeKey::new(unbound), fingerprint: fingerprint(&bytes) })
+    }
+
+    /// What names the key without revealing it: see [`fingerprint`].
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 
     pub fn generate_key() -> String {
@@ -124,6 +130,15 @@ impl Sealer {
         let plain = self.key.open_in_place(nonce, Aad::from(context), &mut buf).map_err(|_| SealError::Open)?;
         Ok(plain.to_vec())
     }
+}
+
+/// The fingerprint of an encryption key: HMAC-SHA-256 keyed with the key over a fixed label,
+/// its first 16 bytes in hex. It tells two keys apart and reveals nothing of either (HMAC is
+/// a PRF); stored with what the key sealed and written in exports.
+fn fingerprint(key: &[u8]) -> String {
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
+    let tag = aws_lc_rs::hmac::sign(&key, b"portcullis encryption key fingerprint v1");
+    hex::encode(&tag.as_ref()[..16])
 }
 
 /// The JWS algorithms (RFC 7518 §3) a client may sign its JWTs with, defined once: client
@@ -201,6 +216,17 @@ mod tests {
         let mut bad = sealed.clone();
         bad[20] ^= 1;
         assert!(sealer.open(&bad, b"kid-1").is_err());
+    }
+
+    #[test]
+    fn a_fingerprint_tells_keys_apart_and_is_not_the_key() {
+        let key = Sealer::generate_key();
+        let a = Sealer::from_base64(&key).unwrap();
+        assert_eq!(a.fingerprint(), Sealer::from_base64(&key).unwrap().fingerprint());
+        assert_ne!(a.fingerprint(), Sealer::from_base64(&Sealer::generate_key()).unwrap().fingerprint());
+        assert_eq!(a.fingerprint().len(), 32);
+        let raw = hex::encode(URL_SAFE_NO_PAD.decode(&key).unwrap());
+        assert!(!raw.contains(a.fingerprint()));
     }
 
     #[test]

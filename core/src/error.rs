@@ -96,6 +96,12 @@ pub enum OAuthError {
     /// a bare 500.
     #[error("{0}")]
     PluginNotLoaded(String),
+    /// RFC 7591 §3.2.2: a redirect URI of a registration is invalid.
+    #[error("{0}")]
+    InvalidRedirectUri(String),
+    /// RFC 7591 §3.2.2: other client metadata of a registration is invalid.
+    #[error("{0}")]
+    InvalidClientMetadata(String),
 }
 
 impl OAuthError {
@@ -129,6 +135,8 @@ impl OAuthError {
             Self::InvalidDpopProof(_) => "invalid_dpop_proof",
             Self::UseDpopNonce { .. } => "use_dpop_nonce",
             Self::PluginNotLoaded(_) => "server_error",
+            Self::InvalidRedirectUri(_) => "invalid_redirect_uri",
+            Self::InvalidClientMetadata(_) => "invalid_client_metadata",
         }
     }
 

@@ -487,6 +487,7 @@ impl Keys {
             serial,
             longest_token_lifetime: 0,
             retire_at: None,
+            sealed_with: Some(self.sealer.fingerprint().to_owned()),
         })
     }
 
@@ -862,6 +863,7 @@ mod tests {
             serial: 0,
             longest_token_lifetime: lifetime,
             retire_at,
+            sealed_with: None,
         }
     }
 

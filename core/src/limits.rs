@@ -290,6 +290,16 @@ pub const REDIS_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(
 
 /// How long a replica counts alone after Redis failed before it tries Redis again.
 pub const REDIS_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
+/// Initial access tokens for Dynamic Client Registration (RFC 7591 §3): how long one lives
+/// (a day unless its administrator says otherwise), and the most registrations one may allow.
+pub const INITIAL_ACCESS_TOKEN_TTL: Lifetime = Lifetime { max: 365 * DAY };
+pub const DEFAULT_INITIAL_ACCESS_TOKEN_TTL: u64 = DAY;
+pub const MAX_INITIAL_ACCESS_TOKEN_USES: u32 = 1_000_000;
+
+/// Export and import (`backup.rs`): records read from the storage at a time, and writes
+/// applied in one atomic group (a record and its consumption are never split).
+pub const BACKUP_RECORDS_PER_READ: u32 = 500;
+pub const BACKUP_WRITES_PER_GROUP: usize = 200;
 
 /// Makes room in `map` for one more entry within `max` entries: when it is full, the
 /// entries `keep` refuses go, and if fewer than half of them went, all do. Each insert

@@ -9,8 +9,11 @@ use portcullis::applications::{
     self as apps, AddApplication, ApplicationFilter, ApplicationUpdate, MemberRoles, NewApplication, NewOrganization,
     NewTemplate, NewTemplateClient, OrganizationUpdate, TemplateUpdate,
 };
+use portcullis::backup;
 use portcullis::config::Config;
+use portcullis::encryption_key;
 use portcullis::model::TokenSettings;
+use portcullis::model::{Clock, SystemClock};
 use portcullis::registry::{self, Caller, ClientUpdate, NewClient, NewUser, UserUpdate};
 use portcullis::server::{self, Portcullis};
 use serde::Serialize;
@@ -52,6 +55,42 @@ enum Command {
     Instance(InstanceCommand),
     /// Print audit events as JSON lines, oldest first.
     Events(EventsArgs),
+    /// Write every record the database holds to FILE (JSON lines; signing keys stay sealed
+    /// with the encryption key, whose fingerprint the file names), atomically, readable by
+    /// its owner only.
+    Export { file: PathBuf },
+    /// Restore an export into an empty database, with the encryption key it was made with.
+    Import { file: PathBuf },
+    /// Dynamic Client Registration: the initial access tokens registrations carry.
+    #[command(subcommand)]
+    Registration(RegistrationCommand),
+}
+
+#[derive(Subcommand)]
+enum RegistrationCommand {
+    /// Initial access tokens (RFC 7591 §3).
+    #[command(subcommand)]
+    Token(RegistrationTokenCommand),
+}
+
+#[derive(Subcommand)]
+enum RegistrationTokenCommand {
+    /// Issue one; prints it as JSON, the token shown only now.
+    Issue {
+        /// Seconds it lives (a day when unset).
+        #[arg(long)]
+        ttl: Option<u64>,
+        /// Registrations it allows (any number until it expires when unset).
+        #[arg(long)]
+        uses: Option<u32>,
+    },
+    /// List those still usable (JSON lines, without the tokens).
+    List,
+    /// Revoke one by its id.
+    Revoke {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
 }
 
 /// `events`: the filters of `GET /admin/v1/events`.
@@ -903,6 +942,42 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 InstanceCommand::Remove { id } => {
                     apps::remove_instance(storage, op, &id).await?;
                     println!("removed {id}");
+                    Ok(())
+                }
+            }
+        }
+        Command::Export { file } => {
+            let storage = Portcullis::open_storage(&config).await?;
+            let sealer = encryption_key::existing(&config, &storage).await?;
+            let now = SystemClock.now();
+            let done = backup::export(&storage, &sealer, now, &file).await?;
+            println!("{}", serde_json::to_string(&done)?);
+            Ok(())
+        }
+        Command::Import { file } => {
+            let storage = Portcullis::open_storage(&config).await?;
+            let sealer = encryption_key::configured(&config)?.map(|(sealer, _)| sealer);
+            let key_file = encryption_key::key_file(&config);
+            let now = SystemClock.now();
+            let done = backup::import(&storage, sealer.as_ref(), &key_file, now, &file).await?;
+            println!("{}", serde_json::to_string(&done)?);
+            Ok(())
+        }
+        Command::Registration(RegistrationCommand::Token(cmd)) => {
+            let app = Portcullis::open(config, false).await?;
+            let op = &Caller::Operator;
+            match cmd {
+                RegistrationTokenCommand::Issue { ttl, uses } => {
+                    let new = registry::NewInitialAccessToken { ttl, uses };
+                    print(&registry::issue_initial_access_token(&app.storage, op, new).await?)
+                }
+                RegistrationTokenCommand::List => {
+                    let now = SystemClock.now();
+                    print_all(&registry::list_initial_access_tokens(&app.storage, op, now).await?)
+                }
+                RegistrationTokenCommand::Revoke { id } => {
+                    registry::revoke_initial_access_token(&app.storage, op, &id).await?;
+                    println!("revoked {id}");
                     Ok(())
                 }
             }

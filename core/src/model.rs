@@ -557,6 +557,10 @@ pub struct SigningKeyRecord {
     /// Published until then at the latest: when it was retired (at once), or, in records
     /// written before lifetimes were kept, when the tokens of its time had expired.
     pub retire_at: Option<i64>,
+    /// The fingerprint of the encryption key its private half is sealed with
+    /// (`crypto::Sealer::fingerprint`). Unset in records written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_with: Option<String>,
 }
 
 impl SigningKeyRecord {
@@ -567,6 +571,27 @@ impl SigningKeyRecord {
 
 fn unknown_token_lifetime() -> u64 {
     crate::limits::LONGEST_SIGNED_TOKEN_TTL
+}
+
+/// A client registered through the registration endpoint (RFC 7591): the hash of the
+/// registration access token its configuration endpoint (RFC 7592) takes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClientRegistration {
+    pub client_id: String,
+    /// SHA-256 of the registration access token, hex.
+    pub token_hash: String,
+    pub created_at: i64,
+}
+
+/// An initial access token (RFC 7591 §3) an administrator issued: stored under the SHA-256
+/// of the token (hex), which is also what names it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InitialAccessToken {
+    pub id: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    /// How many more registrations it allows; unset: any number until it expires.
+    pub uses_left: Option<u32>,
 }
 
 /// A signed-in browser, stored under the SHA-256 of its cookie.

@@ -1185,3 +1185,77 @@ pub async fn list_events(
         audit::ListError::Storage(e) => RegistryError::Storage(e),
     })
 }
+// Initial access tokens for Dynamic Client Registration (RFC 7591 §3)
+
+/// An initial access token to issue: how long it lives, in seconds (a day when unset), and
+/// how many registrations it allows (any number when unset).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NewInitialAccessToken {
+    pub ttl: Option<u64>,
+    pub uses: Option<u32>,
+}
+
+/// An issued initial access token: the token appears here once and is stored only hashed.
+#[derive(Debug, Serialize)]
+pub struct IssuedInitialAccessToken {
+    pub token: String,
+    #[serde(flatten)]
+    pub record: InitialAccessToken,
+}
+
+/// Issues an initial access token: for administrators.
+pub async fn issue_initial_access_token(
+    storage: &Storage,
+    caller: &Caller,
+    new: NewInitialAccessToken,
+) -> Result<IssuedInitialAccessToken, RegistryError> {
+    caller.require_administrator()?;
+    let ttl = new.ttl.unwrap_or(limits::DEFAULT_INITIAL_ACCESS_TOKEN_TTL);
+    limits::INITIAL_ACCESS_TOKEN_TTL.check(ttl).map_err(|reason| RegistryError::field("ttl", reason))?;
+    if let Some(uses) = new.uses
+        && !(1..=limits::MAX_INITIAL_ACCESS_TOKEN_USES).contains(&uses)
+    {
+        return Err(RegistryError::field(
+            "uses",
+            format!("{uses} is not between 1 and {}", limits::MAX_INITIAL_ACCESS_TOKEN_USES),
+        ));
+    }
+    let token = random_token(32);
+    let created_at = now();
+    let record = InitialAccessToken {
+        id: hash_secret(&token),
+        created_at,
+        expires_at: created_at.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)),
+        uses_left: new.uses,
+    };
+    storage.apply(vec![crate::storage::write::create(&record)?]).await?;
+    let detail = serde_json::json!({ "expires_at": record.expires_at, "uses": record.uses_left });
+    let subject = ("initial-access-token", record.id.as_str());
+    audit::record(storage, types::INITIAL_ACCESS_TOKEN_ISSUED, &caller.actor(), subject, detail).await;
+    Ok(IssuedInitialAccessToken { token, record })
+}
+
+/// The initial access tokens still usable at `at`: for administrators.
+pub async fn list_initial_access_tokens(
+    storage: &Storage,
+    caller: &Caller,
+    at: i64,
+) -> Result<Vec<InitialAccessToken>, RegistryError> {
+    caller.require_administrator()?;
+    let tokens = storage.list::<InitialAccessToken>().await?;
+    Ok(tokens.into_iter().filter(|t| t.expires_at > at && t.uses_left != Some(0)).collect())
+}
+
+/// Revokes an initial access token by its id: for administrators.
+pub async fn revoke_initial_access_token(storage: &Storage, caller: &Caller, id: &str) -> Result<(), RegistryError> {
+    caller.require_administrator()?;
+    if storage.get::<InitialAccessToken>(id).await?.is_none() {
+        return Err(RegistryError::NotFound("no such initial access token".into()));
+    }
+    storage.apply(vec![crate::storage::write::delete::<InitialAccessToken>(id)]).await?;
+    let subject = ("initial-access-token", id);
+    audit::record(storage, types::INITIAL_ACCESS_TOKEN_REVOKED, &caller.actor(), subject, serde_json::Value::Null)
+        .await;
+    Ok(())
+}

@@ -12,7 +12,6 @@ use tower_http::trace::TraceLayer;
 
 use crate::admin::Admin;
 use crate::config::Config;
-use crate::crypto::Sealer;
 use crate::keys::{KeySettings, Keys};
 use crate::model::{Clock, SigningKeyRecord, SystemClock};
 use crate::oauth::Protocol;
@@ -47,6 +46,19 @@ impl Portcullis {
 
     /// As [`Portcullis::open`], with the clock requests go by (a test's, which it moves).
     pub async fn open_with_clock(config: Config, watch_policies: bool, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
+        let host = Self::open_host(&config, watch_policies).await?;
+        Self::open_on(config, host, clock).await
+    }
+
+    /// The storage of a configuration alone, without the signing keys (which an empty
+    /// database would get at once): for export and import.
+    pub async fn open_storage(config: &Config) -> anyhow::Result<Storage> {
+        Ok(Storage::new(Self::open_host(config, false).await?))
+    }
+
+    /// Configuration checked, the data directory and database opened, the policies loaded
+    /// (and watched, where asked).
+    async fn open_host(config: &Config, watch_policies: bool) -> anyhow::Result<Arc<PolicyHost>> {
         config.validate()?;
         // A policies directory that was configured must be there; only the default one may
         // be absent (the built-in policies then).
@@ -96,9 +108,14 @@ impl Portcullis {
                 host.load_builtin().await?;
             }
         }
+        Ok(host)
+    }
+
+    /// The storage, keys and protocol on an opened plugin host.
+    async fn open_on(config: Config, host: Arc<PolicyHost>, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
         let storage = Storage::new(host.clone());
         storage.key_clients_by_origin(clock.now()).await?;
-        let sealer = sealer(&config)?;
+        let sealer = crate::encryption_key::at_start(&config, &storage).await?;
         let settings = KeySettings { algorithm: config.keys.algorithm, publish_ahead: config.keys.publish_ahead };
         let keys = Arc::new(Keys::load(storage.clone(), sealer, settings, config.issuer(), clock.clone()).await?);
         let config = Arc::new(config);
@@ -182,20 +199,6 @@ fn add_degraded_parts(health: &crate::health::Health, protocol: &Arc<Protocol>) 
     );
 }
 
-fn sealer(config: &Config) -> anyhow::Result<Sealer> {
-    if let Some(key) = &config.keys.encryption_key {
-        return Ok(Sealer::from_base64(key)?);
-    }
-    let path: PathBuf = config.server.data_dir.join("encryption.key");
-    if let Ok(key) = std::fs::read_to_string(&path) {
-        return Ok(Sealer::from_base64(&key)?);
-    }
-    let key = Sealer::generate_key();
-    write_private(&path, &key)?;
-    tracing::warn!(path = %path.display(), "generated a key-encryption key; set keys.encryption_key to share one across replicas");
-    Ok(Sealer::from_base64(&key)?)
-}
-
 /// `data_dir` holds the database, the key-encryption key and compiled code: created readable
 /// by its owner only (0700 on unix). An existing directory is left as the operator made it.
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
@@ -239,18 +242,6 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(e),
     }
-}
-
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)?.write_all(contents.as_bytes())
 }
 
 pub fn router(app: App) -> Router {

@@ -125,6 +125,8 @@ kind!(Consent, "consent", |c| id: consent_id(&c.user_id, &c.client_id),
     keys: vec![("user", c.user_id.clone()), ("client", c.client_id.clone())]);
 kind!(RevokedAccessToken, "revoked-access-token", |r| id: &r.jti, expires: Some(r.expires_at));
 kind!(SigningKeyRecord, "signing-key", |k| id: &k.kid);
+kind!(ClientRegistration, "client-registration", |r| id: &r.client_id);
+kind!(InitialAccessToken, "initial-access-token", |t| id: &t.id, expires: Some(t.expires_at));
 kind!(Session, "session", |s| id: &s.hash, keys: vec![("user", s.user_id.clone())], expires: Some(s.expires_at));
 kind!(Interaction, "interaction", |i| id: &i.id, expires: Some(i.expires_at));
 kind!(DeviceAuthorization, "device-authorization", |d| id: &d.id,
@@ -570,6 +572,7 @@ impl Storage {
             write::delete_by_key::<RefreshToken>("client", id),
             write::delete_by_key::<Consent>("client", id),
             write::delete_by_key::<AppInstance>("client", id),
+            write::delete::<ClientRegistration>(id),
         ]
     }
 
@@ -904,5 +907,81 @@ fn duplicate_at(index: usize) -> impl Fn(StorageError) -> StorageError {
     move |e| match e {
         StorageError::Conflict(i) if i == index => StorageError::Duplicate,
         e => e,
+    }
+}
+
+/// Every kind of record, each once, with how a record of it is made from a stored body:
+/// what export and import go through (`backup.rs`), so that no kind is left out of a backup.
+/// A test counts the kinds declared in this file against it.
+macro_rules! every_kind {
+    ($($t:ty),* $(,)?) => {
+        pub(crate) const KINDS: &[KindOf] = &[$(KindOf { kind: <$t as Kind>::KIND, record: record_of_body::<$t> }),*];
+    };
+}
+
+every_kind!(
+    Client,
+    Application,
+    ClientTemplate,
+    Organization,
+    Membership,
+    AppInstance,
+    User,
+    Grant,
+    Code,
+    RefreshToken,
+    Consent,
+    RevokedAccessToken,
+    SigningKeyRecord,
+    Session,
+    Interaction,
+    DeviceAuthorization,
+    PushedRequest,
+    UsedAssertion,
+    UsedGrantCredential,
+    UsedProof,
+    Event,
+    ClientRegistration,
+    InitialAccessToken,
+    Migration,
+    Username,
+    ModuleApplication,
+    ApplicationAdded,
+);
+
+/// A kind of record, as [`KINDS`] lists it.
+pub(crate) struct KindOf {
+    pub kind: &'static str,
+    /// The record a stored body is, read as its type: its id, keys and expiry computed again.
+    pub record: fn(&str) -> Result<Record, StorageError>,
+}
+
+fn record_of_body<T: Kind>(body: &str) -> Result<Record, StorageError> {
+    record(&serde_json::from_str::<T>(body)?)
+}
+
+impl Storage {
+    /// A page of the stored records of a kind, as stored, ordered by id: those after `after`,
+    /// at most `limit`.
+    pub(crate) async fn list_stored(
+        &self,
+        kind: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Stored>, StorageError> {
+        Ok(self.host.store_list(kind, after, limit).await?)
+    }
+}
+
+#[cfg(test)]
+mod every_kind_tests {
+    #[test]
+    fn every_kind_declared_here_is_listed_once() {
+        let declared = include_str!("storage.rs").lines().filter(|l| l.starts_with("kind!(")).count();
+        let mut kinds: Vec<&str> = super::KINDS.iter().map(|k| k.kind).collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        assert_eq!(kinds.len(), super::KINDS.len(), "a kind listed twice");
+        assert_eq!(declared, super::KINDS.len(), "every `kind!` must be listed in `every_kind!`");
     }
 }

@@ -128,6 +128,41 @@ async fn changing_clients_and_users_are_events() {
 }
 
 #[tokio::test]
+async fn dynamic_registrations_and_initial_access_tokens_are_events() {
+    let configure: support::Configure = Box::new(|c| c.registration.enabled = true);
+    let server = TestServer::start_with(Options { configure: Some(configure), ..Default::default() }).await;
+    let (status, _, issued) =
+        server.admin(Method::POST, "/admin/v1/registration/tokens", ADMIN_TOKEN, Some(json!({"uses": 1}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{issued}");
+    let token = issued["token"].as_str().unwrap();
+    let answer = server
+        .http
+        .post(server.url("/register"))
+        .bearer_auth(token)
+        .json(&json!({"client_name": "self-made", "redirect_uris": [REDIRECT]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::CREATED);
+    let answer: Value = answer.json().await.unwrap();
+    let id = answer["client_id"].as_str().unwrap();
+    let page = events(&server, &format!("subject=client:{id}")).await;
+    let made = of_type(&page, "client.created");
+    assert_eq!(made.len(), 1, "{page}");
+    assert_eq!(made[0]["actor"], format!("client:{id}"));
+    assert_eq!(made[0]["detail"]["registration"], true);
+    assert_eq!(made[0]["detail"]["initial_access_token"], true);
+    let uri = answer["registration_client_uri"].as_str().unwrap();
+    let access = answer["registration_access_token"].as_str().unwrap();
+    let gone = server.http.delete(uri).bearer_auth(access).send().await.unwrap();
+    assert_eq!(gone.status(), StatusCode::NO_CONTENT);
+    let page = events(&server, &format!("subject=client:{id}&type=client.deleted")).await;
+    assert_eq!(of_type(&page, "client.deleted")[0]["actor"], format!("client:{id}"), "{page}");
+    let issued_events = events(&server, "type=initial_access_token.issued").await;
+    assert_eq!(of_type(&issued_events, "initial_access_token.issued")[0]["actor"], "operator", "{issued_events}");
+}
+
+#[tokio::test]
 async fn an_admin_scoped_user_is_the_actor_of_what_they_do() {
     let server = TestServer::start().await;
     let admin_id = server.user_with_roles("root", "root's password", &["system-administrator"]).await;

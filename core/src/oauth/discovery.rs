@@ -124,6 +124,11 @@ pub async fn metadata(app: &App) -> Value {
         for endpoint in Endpoint::ALL {
             map.insert(endpoint.metadata_name().into(), format!("{base}{}", Profile::Native.path(endpoint)).into());
         }
+        // RFC 8414 §2: advertised only where it is served.
+        if app.config.registration.enabled {
+            let endpoint = Endpoint::Registration;
+            map.insert(endpoint.metadata_name().into(), format!("{base}{}", Profile::Native.path(endpoint)).into());
+        }
     }
     metadata
 }

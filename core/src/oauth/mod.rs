@@ -26,6 +26,7 @@ pub mod pkce;
 pub mod profiles;
 pub mod pushed_authorization;
 pub mod refresh_token;
+pub mod registration;
 pub mod request_object;
 pub mod revocation;
 pub mod scope_policy;
@@ -96,6 +97,7 @@ fn handlers(endpoint: Endpoint) -> MethodRouter<App> {
         Endpoint::PushedAuthorization => cors::for_clients(post(pushed_authorization::push), "POST"),
         Endpoint::EndSession => get(logout::get).post(logout::post),
         Endpoint::DeviceAuthorization => cors::for_clients(post(device_authorization::authorize), "POST"),
+        Endpoint::Registration => post(registration::register),
     }
 }
 
@@ -122,6 +124,19 @@ pub fn router(app: App) -> Router {
     if app.config.server.profiles.iter().any(|p| Profile::from(*p) == Profile::Elma365) {
         let path = format!("{}/{{*parameters}}", Profile::Elma365.path(Endpoint::Authorization));
         router = router.route(&path, get(authorize::get_in_path));
+    }
+    // RFC 7591 §3, RFC 7592 §2: only where the operator turned registration on, in every
+    // layout served.
+    if app.config.registration.enabled {
+        let profiles =
+            std::iter::once(Profile::Native).chain(app.config.server.profiles.iter().map(|p| Profile::from(*p)));
+        for profile in profiles {
+            let path = profile.path(Endpoint::Registration);
+            router = router.route(path, handlers(Endpoint::Registration)).route(
+                &format!("{path}/{{client_id}}"),
+                get(registration::read).put(registration::update).delete(registration::delete),
+            );
+        }
     }
     router.with_state(app)
 }

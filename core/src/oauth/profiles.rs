@@ -23,6 +23,9 @@ pub enum Endpoint {
     EndSession,
     /// RFC 8628 §3.1.
     DeviceAuthorization,
+    /// RFC 7591 §3 (and RFC 7592's client configuration endpoint beneath it). Served and
+    /// advertised only where `registration.enabled`, so not in [`Endpoint::ALL`].
+    Registration,
 }
 
 impl Endpoint {
@@ -48,6 +51,7 @@ impl Endpoint {
             Self::PushedAuthorization => "pushed_authorization_request_endpoint",
             Self::EndSession => "end_session_endpoint",
             Self::DeviceAuthorization => "device_authorization_endpoint",
+            Self::Registration => "registration_endpoint",
         }
     }
 }
@@ -88,6 +92,7 @@ impl Profile {
             (Self::Native, PushedAuthorization) => "/par",
             (Self::Native, EndSession) => "/logout",
             (Self::Native, DeviceAuthorization) => "/device_authorization",
+            (Self::Native, Registration) => "/register",
             (Self::Elma365, Authorization) => "/api/o/oauth/v2/authorize",
             (Self::Elma365, Token) => "/api/o/oauth/v2/token",
             (Self::Elma365, Userinfo) => "/api/o/oauth/v2/userinfo",
@@ -96,6 +101,7 @@ impl Profile {
             (Self::Elma365, PushedAuthorization) => "/api/o/oauth/v2/par",
             (Self::Elma365, EndSession) => "/api/o/oauth/v2/logout",
             (Self::Elma365, DeviceAuthorization) => "/api/o/oauth/v2/device_authorization",
+            (Self::Elma365, Registration) => "/api/o/oauth/v2/register",
             (Self::Datev, Authorization) => "/connect/authorize",
             (Self::Datev, Token) => "/connect/token",
             (Self::Datev, Userinfo) => "/connect/userinfo",
@@ -104,6 +110,8 @@ impl Profile {
             (Self::Datev, PushedAuthorization) => "/connect/par",
             (Self::Datev, EndSession) => "/connect/endsession",
             (Self::Datev, DeviceAuthorization) => "/connect/deviceauthorization",
+            // IdentityServer's dynamic registration endpoint.
+            (Self::Datev, Registration) => "/connect/dcr",
             (Self::Deployteq, Authorization) => "/oauth2/auth",
             (Self::Deployteq, Token) => "/oauth2/token",
             // Hydra serves userinfo at the root, as Portcullis does.
@@ -113,6 +121,7 @@ impl Profile {
             (Self::Deployteq, PushedAuthorization) => "/oauth2/par",
             (Self::Deployteq, EndSession) => "/oauth2/sessions/logout",
             (Self::Deployteq, DeviceAuthorization) => "/oauth2/device/auth",
+            (Self::Deployteq, Registration) => "/oauth2/register",
         }
     }
 }

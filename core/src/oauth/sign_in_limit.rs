@@ -63,6 +63,8 @@ pub struct SignInLimit {
     per_interaction: Option<Keyed<[u8; 32]>>,
     per_client: Option<Keyed<[u8; 32]>>,
     per_username: Option<Keyed<[u8; 32]>>,
+    /// Dynamic client registrations (RFC 7591) per client address, on this replica.
+    per_registration_address: Option<Keyed<IpAddr>>,
     max_delay: Duration,
     clock: DefaultClock,
     /// The counters every replica shares, where `limits.redis_url` is set.
@@ -92,6 +94,7 @@ impl SignInLimit {
             per_interaction,
             per_client: per_minute(s.sign_in_attempts_per_client_per_minute),
             per_username: per_minute(s.sign_in_attempts_per_minute),
+            per_registration_address: per_minute(config.registration.registrations_per_address_per_minute),
             max_delay: Duration::from_millis(s.sign_in_max_delay_ms),
             clock: DefaultClock::default(),
             shared: config.limits.redis_url.as_deref().and_then(|url| {
@@ -201,16 +204,29 @@ impl SignInLimit {
         }
     }
 
+    /// Admits a dynamic client registration from `address` (IPv6 by /64): `Address` past
+    /// `registration.registrations_per_address_per_minute`, `Full` while the limiter is full.
+    pub fn admit_registration(&self, address: IpAddr) -> Result<(), Refusal> {
+        match &self.per_registration_address {
+            Some(l) => l.check(&address_key(address)).map_err(|spent| spent.or(Refusal::Address)),
+            None => Ok(()),
+        }
+    }
+
     /// How many keys the limiters hold, all together.
     pub fn keys(&self) -> usize {
-        let address = self.per_address.as_ref().map_or(0, |l| l.limiter.len());
+        let address = [&self.per_address, &self.per_registration_address]
+            .into_iter()
+            .flatten()
+            .map(|l| l.limiter.len())
+            .sum::<usize>();
         let hashed = [&self.per_interaction, &self.per_client, &self.per_username];
         address + hashed.into_iter().flatten().map(|l| l.limiter.len()).sum::<usize>()
     }
 
     /// Forgets keys whose attempts have all been replenished.
     pub fn forget_idle(&self) {
-        if let Some(l) = &self.per_address {
+        for l in [&self.per_address, &self.per_registration_address].into_iter().flatten() {
             l.forget_idle();
         }
         for l in [&self.per_interaction, &self.per_client, &self.per_username].into_iter().flatten() {
