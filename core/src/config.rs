@@ -64,6 +64,9 @@ pub struct ServerConfig {
     /// Seconds a connection may move no byte either way (a stalled body, a client that does
     /// not read its answer) before it is closed.
     pub idle_timeout_secs: u64,
+    /// Where `GET /metrics` (Prometheus text format) is served, on a listener of its own;
+    /// unset: metrics are off and nothing listens.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// The path layouts of the systems Portcullis stands in for (the paths themselves are the
@@ -181,6 +184,7 @@ impl Default for ServerConfig {
             max_connections: 0,
             header_read_timeout_secs: 10,
             idle_timeout_secs: 60,
+            metrics_listen: None,
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod error;
 pub(crate) mod jws;
 pub mod keys;
 pub mod limits;
+pub mod metrics;
 pub mod model;
 pub mod oauth;
 pub mod outbound;

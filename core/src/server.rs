@@ -47,6 +47,10 @@ impl Portcullis {
     pub async fn open_with_clock(config: Config, watch_policies: bool, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
         config.validate()?;
         crate::oauth::tokens::check_roles_scope(config.tokens.roles_scope.as_deref())?;
+        // Metrics on: the recorder first, so that loading the policies is counted too.
+        if config.server.metrics_listen.is_some() {
+            crate::metrics::install()?;
+        }
         create_private_dir(&config.server.data_dir)?;
         if let Some(path) = sqlite_file(&config.database_url()) {
             create_private_file(&path)?;
@@ -247,12 +251,28 @@ pub fn spawn_upkeep(app: App) {
     });
 }
 
-/// Serves until the process is stopped, within the connection bounds of `server.*`.
+/// Serves until the process is stopped, within the connection bounds of `server.*`; metrics
+/// on `server.metrics_listen` when it is set.
 pub async fn serve(app: App, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+    let metrics = crate::metrics::bind(&app.config).await?;
+    serve_with_metrics(app, listener, metrics).await
+}
+
+/// As [`serve`], with the metrics listener bound already, or none (metrics off).
+pub async fn serve_with_metrics(
+    app: App,
+    listener: tokio::net::TcpListener,
+    metrics: Option<tokio::net::TcpListener>,
+) -> anyhow::Result<()> {
     spawn_upkeep(app.clone());
     spawn_listener(app.clone());
     let bounds = crate::connections::Bounds::from_config(&app.config);
-    crate::connections::serve(listener, router(app), bounds, shutdown_signal()).await;
+    let mut routes = router(app.clone());
+    if let Some(metrics) = metrics {
+        crate::metrics::spawn(metrics, app.keys.clone())?;
+        routes = crate::metrics::instrument(routes);
+    }
+    crate::connections::serve(listener, routes, bounds, shutdown_signal()).await;
     Ok(())
 }
 
