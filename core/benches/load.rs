@@ -12,6 +12,9 @@
 //! concurrency and duration (after 3 s of unmeasured warm-up for its JIT), then prints both
 //! throughputs and their ratio.
 //!
+//! With `--metrics` the server runs with metrics on (`server.metrics_listen` on a loopback
+//! port), every request recorded; the run ends by scraping `/metrics` once.
+//!
 //! `PORTCULLIS_BENCH_POLICIES` names the policies directory the benchmarked server serves
 //! from (default `../policies`; a relative path is relative to `core/`, where cargo runs
 //! benchmarks).
@@ -31,6 +34,8 @@ struct Server {
     child: Child,
     base: String,
     _data: tempfile::TempDir,
+    /// The metrics listener's base URL, when metrics are on.
+    metrics: Option<String>,
 }
 
 impl Drop for Server {
@@ -51,7 +56,7 @@ fn policies_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies"))
 }
 
-fn start_server() -> Server {
+fn start_server(metrics: bool) -> Server {
     let data = tempfile::tempdir().expect("temp dir");
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
@@ -64,19 +69,21 @@ fn start_server() -> Server {
             command.env_remove(key);
         }
     }
-    let child = command
+    command
         .arg("serve")
         .env("PORTCULLIS_SERVER__LISTEN", format!("127.0.0.1:{port}"))
         .env("PORTCULLIS_SERVER__ISSUER", &base)
         .env("PORTCULLIS_SERVER__DATA_DIR", data.path())
         .env("PORTCULLIS_SERVER__ADMIN_TOKEN", ADMIN)
         .env("PORTCULLIS_POLICIES__DIR", policies)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start portcullis");
-    Server { child, base, _data: data }
+        .env("RUST_LOG", "warn");
+    let metrics = metrics.then(|| {
+        let address = format!("127.0.0.1:{}", free_port());
+        command.env("PORTCULLIS_SERVER__METRICS_LISTEN", &address);
+        format!("http://{address}")
+    });
+    let child = command.stdout(Stdio::null()).stderr(Stdio::inherit()).spawn().expect("start portcullis");
+    Server { child, base, _data: data, metrics }
 }
 
 /// node-oidc-provider, run by `benches/node-oidc-provider/run.sh` on a loopback port.
@@ -281,10 +288,11 @@ fn main() {
         || std::env::var("PORTCULLIS_BENCH_NODE").is_ok_and(|v| !v.is_empty() && v != "0");
     let seconds: u64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(10);
     let concurrency: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(32);
+    let with_metrics = std::env::args().any(|a| a == "--metrics");
     let duration = Duration::from_secs(seconds);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     rt.block_on(async move {
-        let server = start_server();
+        let server = start_server(with_metrics);
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).pool_max_idle_per_host(256).build().unwrap();
         for _ in 0..200 {
             if http.get(format!("{}/health", server.base)).send().await.is_ok() {
@@ -406,6 +414,11 @@ fn main() {
         })
         .await;
         stats.report("authorization code flow (session, consent)");
+        if let Some(metrics) = &server.metrics {
+            let scrape = http.get(format!("{metrics}/metrics")).send().await.unwrap().text().await.unwrap();
+            let issued = scrape.lines().filter(|l| l.starts_with("portcullis_tokens_issued_total{")).collect::<Vec<_>>();
+            println!("metrics on: {} series scraped; {}", scrape.lines().filter(|l| !l.starts_with('#')).count(), issued.join("; "));
+        }
         drop(server);
         if !side_by_side.is_empty() {
             println!("side by side, portcullis / node-oidc-provider:");

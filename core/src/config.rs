@@ -101,6 +101,9 @@ pub struct ServerConfig {
     /// `X-Forwarded-For` names the client (`client_address.rs`); from any other peer those
     /// headers are ignored. Empty: the TCP peer is the client.
     pub trusted_proxies: Vec<Network>,
+    /// Where `GET /metrics` (Prometheus text format) is served, on a listener of its own;
+    /// unset: metrics are off and nothing listens.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// An address block in CIDR notation (`10.0.0.0/8`, `2001:db8::/32`), or one address.
@@ -287,6 +290,7 @@ impl Default for ServerConfig {
             shutdown_grace: 10,
             access_log: true,
             trusted_proxies: Vec::new(),
+            metrics_listen: None,
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod health;
 pub(crate) mod jws;
 pub mod keys;
 pub mod limits;
+pub mod metrics;
 pub mod model;
 pub mod oauth;
 pub mod outbound;

@@ -69,6 +69,10 @@ impl Portcullis {
             return Err(crate::start::StartError::PoliciesDir { dir, set_in }.into());
         }
         crate::oauth::tokens::check_roles_scope(config.tokens.roles_scope.as_deref())?;
+        // Metrics on: the recorder first, so that loading the policies is counted too.
+        if config.server.metrics_listen.is_some() {
+            crate::metrics::install()?;
+        }
         create_private_dir(&config.server.data_dir)?;
         if let Some(path) = sqlite_file(&config.database_url()) {
             create_private_file(&path)?;
@@ -336,22 +340,30 @@ pub fn spawn_upkeep(app: App) {
 }
 
 /// Serves until the process is stopped (SIGTERM, SIGINT), within the connection bounds of
-/// `server.*`.
+/// `server.*`; metrics on `server.metrics_listen` when it is set.
 pub async fn serve(app: App, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
-    serve_until(app, listener, shutdown_signal()).await
+    let metrics = crate::metrics::bind(&app.config).await?;
+    serve_until(app, listener, metrics, shutdown_signal()).await
 }
 
-/// Serves until `stop` completes, then stops gracefully: readiness fails at once, the
-/// listener closes, the requests in flight are answered and the back-channel logout
-/// deliveries pending are made, within `server.shutdown_grace`; then it returns.
+/// Serves, with the metrics listener bound already (or none: metrics off), until `stop`
+/// completes, then stops gracefully: readiness fails at once, the listener closes, the
+/// requests in flight are answered and the back-channel logout deliveries pending are made,
+/// within `server.shutdown_grace`; then it returns.
 pub async fn serve_until(
     app: App,
     listener: tokio::net::TcpListener,
+    metrics: Option<tokio::net::TcpListener>,
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     spawn_upkeep(app.clone());
     spawn_listener(app.clone());
     let bounds = crate::connections::Bounds::from_config(&app.config);
+    let mut routes = router(app.clone());
+    if let Some(metrics) = metrics {
+        crate::metrics::spawn(metrics, app.keys.clone())?;
+        routes = crate::metrics::instrument(routes);
+    }
     let grace = Duration::from_secs(app.config.server.shutdown_grace);
     let stopped_at = std::sync::OnceLock::new();
     let stopping = async {
@@ -360,7 +372,7 @@ pub async fn serve_until(
         let _ = stopped_at.set(tokio::time::Instant::now());
         tracing::info!(grace_secs = grace.as_secs(), "stopping: answering the requests in flight");
     };
-    crate::connections::serve(listener, router(app.clone()), bounds, stopping).await;
+    crate::connections::serve(listener, routes, bounds, stopping).await;
     let deadline = stopped_at.get().copied().unwrap_or_else(tokio::time::Instant::now) + grace;
     let outbound = &app.protocol.outbound;
     if outbound.pending() > 0 {

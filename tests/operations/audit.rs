@@ -408,7 +408,10 @@ async fn the_cli_lists_the_servers_events_and_its_own() {
     )
     .unwrap();
     let cli = |args: &[&str]| {
+        // Only the configuration file: the test's own `PORTCULLIS_*` variables are no settings.
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .arg("--config")
             .arg(&config)
             .args(args)

@@ -21,6 +21,8 @@ pub struct TestServer {
     pub app: Arc<Portcullis>,
     pub http: reqwest::Client,
     pub data: tempfile::TempDir,
+    /// Where `/metrics` is served (`server.metrics_listen`), when the options asked for it.
+    pub metrics: Option<String>,
 }
 
 /// The policies the tests run against: `PORTCULLIS_TEST_POLICIES` (CI points it at freshly
@@ -52,6 +54,8 @@ pub struct Options {
     pub configure: Option<Configure>,
     /// The clock requests go by; the system's when unset.
     pub clock: Option<Arc<portcullis::model::ManualClock>>,
+    /// `server.metrics_listen` on a free loopback port (its URL is `TestServer::metrics`).
+    pub metrics: bool,
 }
 
 impl TestServer {
@@ -81,6 +85,9 @@ impl TestServer {
         if let Some(url) = options.database_url {
             config.database.url = url;
         }
+        if options.metrics {
+            config.server.metrics_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+        }
         if let Some(configure) = options.configure {
             configure(&mut config);
         }
@@ -89,9 +96,12 @@ impl TestServer {
             None => Arc::new(portcullis::model::SystemClock),
         };
         let app = Portcullis::open_with_clock(config, options.watch, clock).await.expect("server starts");
-        tokio::spawn(server::serve(app.clone(), listener));
+        // The metrics listener bound here, so that its port is known before it serves.
+        let metrics = portcullis::metrics::bind(&app.config).await.expect("metrics listener");
+        let metrics_url = metrics.as_ref().map(|l| format!("http://{}", l.local_addr().expect("metrics address")));
+        tokio::spawn(server::serve_until(app.clone(), listener, metrics, std::future::pending()));
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("http client");
-        Self { issuer, base, app, http, data }
+        Self { issuer, base, app, http, data, metrics: metrics_url }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -243,12 +243,33 @@ impl SignInRefusal {
 }
 
 /// Checks a username and password, typed on a login page or sent by a client (the password
-/// grant): the user, or why not.
+/// grant): the user, or why not. Each attempt is counted by its outcome
+/// (`portcullis_sign_in_attempts_total`).
+pub async fn sign_in(
+    app: &App,
+    peer: IpAddr,
+    at: Attempt<'_>,
+    username: &str,
+    password: &str,
+) -> Result<Result<User, SignInRefusal>, OAuthError> {
+    use crate::metrics::SignIn;
+    let result = check_sign_in(app, peer, at, username, password).await;
+    crate::metrics::sign_in(match &result {
+        Ok(Ok(_)) => SignIn::Success,
+        Ok(Err(SignInRefusal::Wrong)) => SignIn::Failure,
+        Ok(Err(SignInRefusal::Refused(OAuthError::TemporarilyUnavailable(_)))) => SignIn::Busy,
+        Ok(Err(SignInRefusal::Refused(_) | SignInRefusal::PageSpent(_))) => SignIn::Throttled,
+        Err(_) => SignIn::Error,
+    });
+    result
+}
+
+/// [`sign_in`]'s check.
 ///
 /// Guessing is throttled without locking the user out: per client address and per login
 /// page attempts are refused past their limits; per username they are delayed, so the right
 /// password still gets through; the hash is the bounded hasher's ([`crate::passwords`]).
-pub async fn sign_in(
+async fn check_sign_in(
     app: &App,
     peer: IpAddr,
     at: Attempt<'_>,

@@ -98,7 +98,7 @@ async fn handle(
     let dpop = dpop.as_ref();
     // Exhaustive: a grant type is dispatched to its own module, or to the plugin answering
     // it, or not accepted at all.
-    match grant_type {
+    let issued = match grant_type {
         Ok(GrantType::AuthorizationCode) => authorization_code::exchange(app, &context, &params, dpop).await,
         Ok(GrantType::ClientCredentials) => client_credentials::exchange(app, &context, &params, dpop).await,
         Ok(GrantType::RefreshToken) => refresh_token::exchange(app, &context, &params, dpop).await,
@@ -106,5 +106,10 @@ async fn handle(
         Ok(GrantType::DeviceCode) => device_code::exchange(app, &context, &params, dpop).await,
         Ok(GrantType::TokenExchange) => token_exchange::exchange(app, &context, &params, dpop).await,
         Err(plugin) => extension_grant::exchange(app, &context, &params, (&name, &plugin), dpop).await,
+    };
+    // Counted by `grant_type`: one of ours, or an extension grant's URI a loaded plugin answers.
+    if issued.is_ok() {
+        crate::metrics::token_issued(&name);
     }
+    issued
 }

@@ -10,7 +10,7 @@
 //! wall clock's.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 
@@ -51,7 +51,10 @@ impl PolicyHost {
     ) -> Result<R, PluginError> {
         let mut store = self.store(plugin);
         count_cpu_time(&mut store, deadline(plugin));
-        f(&mut store).map_err(|e| failed(plugin, e))
+        let started = Instant::now();
+        let result = f(&mut store);
+        record(plugin, ended(&result), started);
+        result.map_err(|e| failed(plugin, e))
     }
 
     /// An asynchronous call (storage plugins, whose database import awaits).
@@ -63,12 +66,19 @@ impl PolicyHost {
         let mut store = self.store(plugin);
         // The epoch interrupts the plugin's own code; a host call it awaits (a statement on a
         // connection that stopped answering) is bounded here, by the same deadline.
+        let started = Instant::now();
         match tokio::time::timeout(deadline(plugin), f(&mut store)).await {
-            Ok(done) => done.map_err(|e| failed(plugin, e)),
-            Err(_) => Err(PluginError::Unanswered {
-                plugin: plugin.name.to_string(),
-                deadline_ms: plugin.manifest.limits.deadline_ms,
-            }),
+            Ok(done) => {
+                record(plugin, ended(&done), started);
+                done.map_err(|e| failed(plugin, e))
+            }
+            Err(_) => {
+                record(plugin, "deadline", started);
+                Err(PluginError::Unanswered {
+                    plugin: plugin.name.to_string(),
+                    deadline_ms: plugin.manifest.limits.deadline_ms,
+                })
+            }
         }
     }
 }
@@ -88,6 +98,28 @@ fn count_cpu_time(store: &mut Store<CallState>, deadline: Duration) {
             _ => UpdateDeadline::Interrupt,
         })
     });
+}
+
+/// How a call ended, as its metrics label it: `ok` (whatever the plugin answered),
+/// `deadline` (interrupted past its deadline) or `trap` (trapped, out of memory, failed).
+fn ended<R>(result: &wasmtime::Result<R>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(e) if matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) => "deadline",
+        Err(_) => "trap",
+    }
+}
+
+/// Counts and times a call (`portcullis_plugin_calls_total`,
+/// `portcullis_plugin_call_duration_seconds`), labelled by the plugin's name (only the loaded
+/// set gives one), its kind and how it ended.
+fn record(plugin: &Plugin, outcome: &'static str, started: Instant) {
+    let elapsed = started.elapsed().as_secs_f64();
+    let (name, kind) = (plugin.name.clone(), plugin.manifest.kind.as_str());
+    metrics::histogram!("portcullis_plugin_call_duration_seconds", "plugin" => name.clone(), "kind" => kind)
+        .record(elapsed);
+    metrics::counter!("portcullis_plugin_calls_total", "plugin" => name, "kind" => kind, "outcome" => outcome)
+        .increment(1);
 }
 
 fn failed(plugin: &Plugin, e: wasmtime::Error) -> PluginError {

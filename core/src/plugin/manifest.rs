@@ -38,14 +38,21 @@ pub enum PluginKind {
     GrantType,
 }
 
-impl std::fmt::Display for PluginKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+impl PluginKind {
+    /// The kind as a manifest names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
             Self::ScopePolicy => "scope-policy",
             Self::ConsentUi => "consent-ui",
             Self::Storage => "storage",
             Self::GrantType => "grant-type",
-        })
+        }
+    }
+}
+
+impl std::fmt::Display for PluginKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

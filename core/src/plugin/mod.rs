@@ -317,6 +317,7 @@ impl PolicyHost {
                 .prepare(b.manifest, b.name, b.wasm)
                 .map_err(|e| anyhow::anyhow!("built-in plugin {}: {e}", b.name))?;
             self.install(plugin).await.map_err(|e| anyhow::anyhow!("built-in plugin {}: {e}", b.name))?;
+            watch::reloaded(b.name, "loaded");
         }
         Ok(())
     }

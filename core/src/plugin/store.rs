@@ -140,9 +140,16 @@ records_of!(v2_records, crate::plugin::bindings::v2::storage_world::exports::por
 
 /// One call of the configured storage plugin, of whichever contract version it was built
 /// for: `$method` on a fresh instance. `$w` names that version's conversions in the
-/// statements that prepare the arguments and in the expression that maps the answer.
+/// statements that prepare the arguments and in the expression that maps the answer. Each
+/// call is counted and timed by its operation and outcome ([`record`]).
 macro_rules! storage_call {
     ($host:expr, |$w:ident| { $($prep:tt)* } $method:ident($($arg:expr),*) => |$out:ident| $map:expr) => {{
+        let started = std::time::Instant::now();
+        let result = async { storage_call!(@call $host, |$w| { $($prep)* } $method($($arg),*) => |$out| $map) }.await;
+        record(stringify!($method), &result, started);
+        result
+    }};
+    (@call $host:expr, |$w:ident| { $($prep:tt)* } $method:ident($($arg:expr),*) => |$out:ident| $map:expr) => {{
         let plugin = $host.get(PluginKind::Storage, &$host.defaults.storage)?;
         macro_rules! on {
             ($pre:expr) => {{
@@ -170,6 +177,23 @@ macro_rules! storage_call {
             _ => Err(PluginError::NotLoaded { kind: PluginKind::Storage, name: $host.defaults.storage.clone() }.into()),
         }
     }};
+}
+
+/// Counts and times a storage call (`portcullis_storage_calls_total`,
+/// `portcullis_storage_call_duration_seconds`) by its operation (`get`, `find`, `list`,
+/// `apply`, `purge_expired`) and outcome: `ok`, `precondition` (a write group refused by its
+/// precondition, nothing written), `unavailable` (the database) or `error`.
+fn record<T>(method: &'static str, result: &Result<T, StoreError>, started: std::time::Instant) {
+    let elapsed = started.elapsed().as_secs_f64();
+    let operation = method.strip_prefix("call_").unwrap_or(method);
+    let outcome = match result {
+        Ok(_) => "ok",
+        Err(StoreError::Precondition(_)) => "precondition",
+        Err(StoreError::Unavailable(_)) => "unavailable",
+        Err(StoreError::Backend(_) | StoreError::Plugin(_)) => "error",
+    };
+    metrics::histogram!("portcullis_storage_call_duration_seconds", "operation" => operation).record(elapsed);
+    metrics::counter!("portcullis_storage_calls_total", "operation" => operation, "outcome" => outcome).increment(1);
 }
 
 impl PolicyHost {

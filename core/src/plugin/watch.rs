@@ -104,6 +104,7 @@ pub async fn reconcile(host: &Arc<PolicyHost>, dir: &Path) {
             Entry::Unusable { file, reason, content } => {
                 if reloads.refuse(&stem, fingerprint(reason.as_bytes(), &content)) {
                     tracing::error!(plugin = %stem, file = %file.display(), "plugin refused: {reason}");
+                    reloaded(&stem, "refused");
                 }
                 continue;
             }
@@ -126,6 +127,7 @@ pub async fn reconcile(host: &Arc<PolicyHost>, dir: &Path) {
             Ok(Err(reason)) => {
                 reloads.refuse(&stem, content);
                 tracing::error!(plugin = %stem, %reason, "plugin refused; the previous version (if any) keeps serving");
+                reloaded(&stem, "refused");
                 continue;
             }
             Err(e) => {
@@ -138,19 +140,32 @@ pub async fn reconcile(host: &Arc<PolicyHost>, dir: &Path) {
         // Not remembered: what refuses an install (a failed migration, a grant type another
         // plugin answers) may be gone at the next change in the directory.
         match host.install(plugin).await {
-            Ok(()) => tracing::info!(plugin = %stem, %kind, "plugin loaded"),
+            Ok(()) => {
+                tracing::info!(plugin = %stem, %kind, "plugin loaded");
+                reloaded(&stem, "loaded");
+            }
             Err(reason) => {
-                tracing::error!(plugin = %stem, %reason, "plugin refused; the previous version (if any) keeps serving")
+                tracing::error!(plugin = %stem, %reason, "plugin refused; the previous version (if any) keeps serving");
+                reloaded(&stem, "refused");
             }
         }
     }
     for name in loaded.keys() {
         if !present.contains(name) && host.remove(name) {
             tracing::info!(plugin = %name, "plugin unloaded");
+            reloaded(name, "unloaded");
         }
     }
     reloads.refused.lock().retain(|name, _| present.contains(name));
     reloads.reconciles.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Counts a change of the loaded set (`portcullis_plugin_reloads_total`): a plugin `loaded`
+/// (anew or a new version), `refused` (a file that does not load; counted once per content),
+/// or `unloaded`. Names come from the policies directory, one per plugin file.
+pub(super) fn reloaded(plugin: &str, outcome: &'static str) {
+    metrics::counter!("portcullis_plugin_reloads_total", "plugin" => plugin.to_owned(), "outcome" => outcome)
+        .increment(1);
 }
 
 /// A digest of a plugin's two halves (or of a refusal's reason and what was read).
