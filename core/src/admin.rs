@@ -268,6 +268,22 @@ async fn list_users(State(app): State<App>, Extension(caller): Extension<Caller>
     respond(StatusCode::OK, registry::list_users(&app.storage, &caller).await)
 }
 
+/// A JSON body that may be left out (empty or only whitespace: `T::default()`); a body past
+/// the admin API's bound, or one that is not a `T`, is the error.
+fn optional_body<T: Default + serde::de::DeserializeOwned>(
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<T, AdminError> {
+    let body = match body {
+        Ok(body) => body,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(AdminError::BodyTooLarge(e.body_text())),
+        Err(e) => return Err(AdminError::InvalidRequest(e.body_text())),
+    };
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(&body).map_err(|e| AdminError::InvalidRequest(format!("the body: {e}")))
+}
+
 async fn list_keys(State(app): State<App>, Extension(caller): Extension<Caller>) -> Response {
     respond(StatusCode::OK, registry::list_keys(&app.keys, &caller).await)
 }
@@ -285,20 +301,9 @@ async fn rotate_keys(
     Extension(caller): Extension<Caller>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
-    let body = match body {
-        Ok(body) => body,
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return AdminError::BodyTooLarge(e.body_text()).into_response();
-        }
-        Err(e) => return AdminError::InvalidRequest(e.body_text()).into_response(),
-    };
-    let rotation: Rotation = if body.iter().all(u8::is_ascii_whitespace) {
-        Rotation::default()
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(r) => r,
-            Err(e) => return AdminError::InvalidRequest(format!("the body: {e}")).into_response(),
-        }
+    let rotation: Rotation = match optional_body(body) {
+        Ok(value) => value,
+        Err(e) => return e.into_response(),
     };
     respond(StatusCode::OK, registry::rotate_keys(&app.keys, &caller, rotation.now).await)
 }
@@ -314,21 +319,10 @@ async fn issue_registration_token(
     Extension(caller): Extension<Caller>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
-    let body = match body {
-        Ok(body) => body,
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return AdminError::BodyTooLarge(e.body_text()).into_response();
-        }
-        Err(e) => return AdminError::InvalidRequest(e.body_text()).into_response(),
-    };
     // The body may be left out: a token for a day, any number of registrations.
-    let new: registry::NewInitialAccessToken = if body.iter().all(u8::is_ascii_whitespace) {
-        Default::default()
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(r) => r,
-            Err(e) => return AdminError::InvalidRequest(format!("the body: {e}")).into_response(),
-        }
+    let new: registry::NewInitialAccessToken = match optional_body(body) {
+        Ok(value) => value,
+        Err(e) => return e.into_response(),
     };
     match registry::issue_initial_access_token(&app.storage, &caller, new).await {
         Ok(t) => (StatusCode::CREATED, [(header::CACHE_CONTROL, "no-store")], Json(t)).into_response(),
@@ -582,20 +576,9 @@ async fn rotate_client_secret(
     Path(id): Path<String>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
-    let body = match body {
-        Ok(body) => body,
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return AdminError::BodyTooLarge(e.body_text()).into_response();
-        }
-        Err(e) => return AdminError::InvalidRequest(e.body_text()).into_response(),
-    };
-    let rotation: SecretRotation = if body.iter().all(u8::is_ascii_whitespace) {
-        SecretRotation::default()
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(r) => r,
-            Err(e) => return AdminError::InvalidRequest(format!("the body: {e}")).into_response(),
-        }
+    let rotation: SecretRotation = match optional_body(body) {
+        Ok(value) => value,
+        Err(e) => return e.into_response(),
     };
     let now = app.protocol.clock.now();
     match registry::rotate_client_secret(&app.storage, &app.keys, &caller, &id, rotation.grace_seconds, now).await {

@@ -22,7 +22,7 @@ use crate::model::*;
 use crate::oauth::Protocol;
 use crate::oauth::scope_policy::{self, Ask};
 pub use crate::registry::Caller;
-use crate::registry::{NewClient, RegisteredClient, RegistryError, check_scopes, new_client};
+use crate::registry::{NewClient, RegisteredClient, RegistryError, check_scopes, new_client, present};
 use crate::storage::{Storage, StorageError};
 
 fn non_empty(field: &'static str, value: &str) -> Result<String, RegistryError> {
@@ -44,11 +44,6 @@ fn check_description(description: &str) -> Result<(), RegistryError> {
         ));
     }
     Ok(())
-}
-
-/// A field that may be present as `null`: `Some(None)`, where an absent one stays `None`.
-fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 /// An icon is shown in pages: an `https` URL, or an inline `data:image/…` one.

@@ -730,10 +730,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let app = Portcullis::open(config, false).await?;
             match cmd {
                 UserCommand::Add(add) => {
-                    let mut password = String::new();
-                    std::io::stdin().read_to_string(&mut password)?;
-                    let password = password.trim_end_matches(['\n', '\r']).to_owned();
-                    let new = add.into_new_user(password);
+                    let new = add.into_new_user(password_from_stdin()?);
                     let user = registry::add_user(&app.storage, &app.passwords, &Caller::Operator, new).await?;
                     println!("{}", serde_json::to_string(&user)?);
                 }

@@ -797,10 +797,7 @@ pub async fn add_user(
             format!("the password must have at least {} characters", limits::MIN_PASSWORD_CHARS),
         ));
     }
-    let password_hash = passwords.hash(&new.password).await.map_err(|e| match e {
-        PasswordError::Busy => RegistryError::Busy,
-        PasswordError::Failed(m) => RegistryError::Internal(m),
-    })?;
+    let password_hash = hash_password(passwords, &new.password).await?;
     let user = User {
         id: uuid::Uuid::new_v4().to_string(),
         username: username.clone(),
@@ -831,8 +828,8 @@ pub async fn add_user(
 // The lifecycle of clients and users: changing, rotating, disabling, deleting.
 
 /// A field that may be set to `null` (cleared) as well as to a value: `None` when absent,
-/// `Some(None)` for `null`.
-fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+/// `Some(None)` for `null`. Every change record's clearable fields use it.
+pub(crate) fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Deserialize<'de>,
