@@ -13,7 +13,13 @@
 //! throughputs and their ratio.
 //!
 //! With `--metrics` the server runs with metrics on (`server.metrics_listen` on a loopback
-//! port), every request recorded; the run ends by scraping `/metrics` once.
+//! port), every request recorded; the run ends by scraping `/metrics` once. With
+//! `--client-credentials-only` only the first scenario runs (for many short alternating runs).
+//!
+//! Each scenario also reports the CPU time the server process spent per request (user and
+//! system, from `/proc/<pid>/stat`, in clock ticks): on a loopback run where the load
+//! generator shares the CPUs, it varies far less between runs than the throughput does, and
+//! it is what a cost on the server's side adds to.
 //!
 //! `PORTCULLIS_BENCH_POLICIES` names the policies directory the benchmarked server serves
 //! from (default `../policies`; a relative path is relative to `core/`, where cargo runs
@@ -36,6 +42,29 @@ struct Server {
     _data: tempfile::TempDir,
     /// The metrics listener's base URL, when metrics are on.
     metrics: Option<String>,
+}
+
+impl Server {
+    /// The CPU time (user and system, every thread) the server process has used so far.
+    fn cpu_time(&self) -> Option<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
+        // The fields after the command name (which may hold spaces, but ends with `)`):
+        // utime and stime are the 14th and 15th fields of the whole line.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        // SAFETY: sysconf only reads a configuration value.
+        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        (per_second > 0).then(|| Duration::from_secs_f64(ticks as f64 / per_second as f64))
+    }
+
+    /// Runs a scenario and puts the server's CPU time during it in its statistics.
+    async fn measured(&self, scenario: impl std::future::Future<Output = Stats>) -> Stats {
+        let before = self.cpu_time();
+        let mut stats = scenario.await;
+        stats.server_cpu = before.zip(self.cpu_time()).map(|(b, a)| a.saturating_sub(b));
+        stats
+    }
 }
 
 impl Drop for Server {
@@ -150,6 +179,8 @@ struct Stats {
     errors: usize,
     elapsed: Duration,
     latencies: Vec<Duration>,
+    /// The server process's CPU time while the scenario ran, where it could be read.
+    server_cpu: Option<Duration>,
 }
 
 impl Stats {
@@ -165,8 +196,14 @@ impl Stats {
                 .copied()
                 .unwrap_or_default()
         };
+        let cpu = match self.server_cpu {
+            Some(cpu) if self.count > 0 => {
+                format!("   server CPU {:>6.1} µs/req", cpu.as_secs_f64() * 1e6 / self.count as f64)
+            }
+            _ => String::new(),
+        };
         println!(
-            "{name:<40} {:>9.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   ({} requests, {} errors)",
+            "{name:<40} {:>9.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms{cpu}   ({} requests, {} errors)",
             self.throughput(),
             pct(0.50).as_secs_f64() * 1e3,
             pct(0.99).as_secs_f64() * 1e3,
@@ -201,7 +238,7 @@ where
             (lat, errors)
         }));
     }
-    let mut stats = Stats { count: 0, errors: 0, elapsed: Duration::ZERO, latencies: Vec::new() };
+    let mut stats = Stats { count: 0, errors: 0, elapsed: Duration::ZERO, latencies: Vec::new(), server_cpu: None };
     for t in tasks {
         let (lat, errors) = t.await.expect("task");
         stats.count += lat.len();
@@ -289,6 +326,7 @@ fn main() {
     let seconds: u64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(10);
     let concurrency: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(32);
     let with_metrics = std::env::args().any(|a| a == "--metrics");
+    let client_credentials_only = std::env::args().any(|a| a == "--client-credentials-only");
     let duration = Duration::from_secs(seconds);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     rt.block_on(async move {
@@ -336,8 +374,11 @@ fn main() {
         let cc = admin("/admin/v1/clients", json!({"name": "bench", "grant_types": ["client_credentials"], "scopes": ["api.read", "api.write"]})).await;
         let (id, secret) = (cc["client_id"].as_str().unwrap().to_owned(), cc["client_secret"].as_str().unwrap().to_owned());
         let token_url = format!("{}/token", server.base);
-        let mut stats = client_credentials(&http, &token_url, &id, &secret, duration, concurrency).await;
+        let mut stats = server.measured(client_credentials(&http, &token_url, &id, &secret, duration, concurrency)).await;
         stats.report("client credentials (ES256 JWT)");
+        if client_credentials_only {
+            return;
+        }
         if let (Some((_, nid, nsecret)), Some((ntoken_url, _))) = (&node, &node_endpoints) {
             // The same request must give an RFC 9068 access token signed ES256 there too.
             let token: Value = http.post(ntoken_url).basic_auth(nid, Some(nsecret)).form(&[("grant_type", "client_credentials"), ("scope", "api.read")]).send().await.unwrap().json().await.unwrap();
@@ -355,7 +396,7 @@ fn main() {
         // Introspection of one live token.
         let token: Value = http.post(&token_url).basic_auth(&id, Some(&secret)).form(&[("grant_type", "client_credentials")]).send().await.unwrap().json().await.unwrap();
         let access = token["access_token"].as_str().unwrap().to_owned();
-        let mut stats = introspection(&http, &format!("{}/introspect", server.base), &id, &secret, &access, duration, concurrency).await;
+        let mut stats = server.measured(introspection(&http, &format!("{}/introspect", server.base), &id, &secret, &access, duration, concurrency)).await;
         stats.report("introspection");
         if let (Some((_, nid, nsecret)), Some((ntoken_url, nintrospect_url))) = (&node, &node_endpoints) {
             // node-oidc-provider refuses to introspect the JWT access tokens it issues
@@ -401,7 +442,7 @@ fn main() {
             .unwrap();
         assert!(r.status().is_redirection(), "login failed: {}", r.status());
         let (b, h, a, t) = (browser.clone(), http.clone(), authorize.clone(), token_url.clone());
-        let mut stats = drive(duration, concurrency, move || {
+        let mut stats = server.measured(drive(duration, concurrency, move || {
             let (b, h, a, t, wid, wsecret) = (b.clone(), h.clone(), a.clone(), t.clone(), wid.clone(), wsecret.clone());
             async move {
                 let Ok(r) = b.get(&a).send().await else { return false };
@@ -411,7 +452,7 @@ fn main() {
                 };
                 r.status().is_success()
             }
-        })
+        }))
         .await;
         stats.report("authorization code flow (session, consent)");
         if let Some(metrics) = &server.metrics {
@@ -427,7 +468,9 @@ fn main() {
             }
         }
     });
-    plugin_call_cost();
+    if !client_credentials_only {
+        plugin_call_cost();
+    }
 }
 
 /// One scope-policy call on a fresh instance, measured through the host's public API.
