@@ -3,7 +3,7 @@
 //! in a page's context and the connections page) and what 0.4.0 added (the password page,
 //! and the connections page's link to it).
 
-use super::bindings::{v1, v2};
+use super::bindings::{v1, v2, v3, v4};
 use super::{Contract, Linked, PluginError, PluginKind, PolicyHost};
 
 /// The application a client belongs to, as the consent UI shows it.
@@ -212,10 +212,8 @@ records_since_0_3!(
 records_since_0_3!(v3_records, crate::plugin::bindings::v3::consent_world::exports::portcullis::plugin::consent);
 
 /// The password page in 0.4.0's records.
-fn password_page_v4(
-    page: &Page,
-) -> Option<super::bindings::v4::consent_world::exports::portcullis::plugin::consent::PasswordPage> {
-    use super::bindings::v4::consent_world::exports::portcullis::plugin::consent as w;
+fn password_page_v4(page: &Page) -> Option<v4::consent_world::exports::portcullis::plugin::consent::PasswordPage> {
+    use v4::consent_world::exports::portcullis::plugin::consent as w;
     let Page::Password { context, user_name, error, changed } = page else { return None };
     Some(w::PasswordPage {
         context: v4_records::context(context),
@@ -254,7 +252,7 @@ impl PolicyHost {
             Linked::Consent(pre) => {
                 let connections = v4_records::connections(page);
                 let password = password_page_v4(page);
-                render!(self, &plugin, pre, super::bindings::v4::consent_world::exports::portcullis::plugin::consent, page,
+                render!(self, &plugin, pre, v4::consent_world::exports::portcullis::plugin::consent, page,
                 context: v4_records::context,
                 |ui, store| connections: match &connections {
                     Some(c) => ui.call_render_connections(&mut *store, c),
@@ -267,7 +265,7 @@ impl PolicyHost {
             }
             Linked::ConsentV3(pre) => {
                 let connections = v3_records::connections(page);
-                render!(self, &plugin, pre, super::bindings::v3::consent_world::exports::portcullis::plugin::consent, page,
+                render!(self, &plugin, pre, v3::consent_world::exports::portcullis::plugin::consent, page,
                     context: v3_records::context,
                     |ui, store| connections: match &connections {
                         Some(c) => ui.call_render_connections(&mut *store, c),
