@@ -29,7 +29,7 @@ use crate::oauth::sign_in_limit::Attempt;
 use crate::oauth::{App, pages, session};
 use crate::plugin::consent::{ConnectionView, Page, PageContext};
 
-pub use self::password::PASSWORD_PATH;
+pub(crate) use self::password::PASSWORD_PATH;
 
 pub const CONNECTIONS_PATH: &str = "/account/connections";
 pub const REVOKE_PATH: &str = "/account/connections/revoke";

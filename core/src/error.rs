@@ -280,7 +280,7 @@ impl OAuthError {
 /// The status of the account's password page shown again for `problem`: a wrong current
 /// password as a wrong sign-in's login page (401), a new password the rules refuse 400,
 /// throttled 429, a busy hasher 503.
-pub fn password_page_status(problem: crate::plugin::consent::PasswordProblem) -> StatusCode {
+pub(crate) fn password_page_status(problem: crate::plugin::consent::PasswordProblem) -> StatusCode {
     use crate::plugin::consent::PasswordProblem as P;
     match problem {
         P::WrongCurrentPassword => StatusCode::UNAUTHORIZED,

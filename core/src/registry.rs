@@ -1152,7 +1152,7 @@ pub async fn set_user_password(
 /// changed it). Their grants stay. The caller is a user acting for themself, who proved they
 /// know the current password (the account page checks it through the sign-in's throttle);
 /// a disabled user may not.
-pub async fn change_own_password(
+pub(crate) async fn change_own_password(
     storage: &Storage,
     passwords: &Passwords,
     caller: &Caller,
@@ -1177,7 +1177,7 @@ pub async fn change_own_password(
 
 /// Why a password may not be given to a user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PasswordRule {
+pub(crate) enum PasswordRule {
     /// Fewer characters than [`limits::MIN_PASSWORD_CHARS`].
     TooShort,
     /// More bytes than [`limits::MAX_PASSWORD_BYTES`].
@@ -1186,7 +1186,7 @@ pub enum PasswordRule {
 
 /// A password a user may be given: long enough to resist guessing, short enough for the
 /// forms and the password grant to read.
-pub fn password_rule(password: &str) -> Result<(), PasswordRule> {
+pub(crate) fn password_rule(password: &str) -> Result<(), PasswordRule> {
     if password.chars().count() < limits::MIN_PASSWORD_CHARS {
         return Err(PasswordRule::TooShort);
     }

@@ -875,7 +875,12 @@ impl Storage {
     /// Replaces a user read at `revision` and ends every session of theirs but `keep`, in one
     /// group: a person changing their own password stays signed in in the browser they did
     /// it from. Their grants stay.
-    pub async fn update_user_keeping_session(&self, u: &User, revision: u64, keep: &str) -> Result<(), StorageError> {
+    pub(crate) async fn update_user_keeping_session(
+        &self,
+        u: &User,
+        revision: u64,
+        keep: &str,
+    ) -> Result<(), StorageError> {
         let mut writes = vec![write::update(u, revision)?];
         for s in self.find::<Session>("user", &u.id).await? {
             if s.hash != keep {

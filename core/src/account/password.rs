@@ -33,7 +33,7 @@ use crate::oauth::{App, session};
 use crate::plugin::consent::{Page, PasswordProblem};
 use crate::registry::{self, Caller, PasswordRule, RegistryError};
 
-pub const PASSWORD_PATH: &str = "/account/password";
+pub(crate) const PASSWORD_PATH: &str = "/account/password";
 
 pub(super) fn routes(router: Router<App>) -> Router<App> {
     router.route(PASSWORD_PATH, axum::routing::get(show).post(change))
