@@ -277,7 +277,7 @@ for name in "${plugins[@]}" "${fixtures[@]}"; do
     cat >"$tmp" <<EOF
 name = "$name"
 kind = "$kind"
-contract = "portcullis:plugin@0.3.0"
+contract = "portcullis:plugin@0.4.0"
 description = "$description"
 source-hash = "$(source_hash "$name")"
 

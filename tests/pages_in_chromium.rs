@@ -1,6 +1,7 @@
 //! The pages a person uses, in a real headless Chromium driven over WebDriver: signing in
 //! and consenting in the language asked for, then the connections page (ELMA365: profile →
-//! external applications) listing the application and revoking it.
+//! external applications) listing the application and revoking it, and the password page
+//! it links to.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`PORTCULLIS_CHROMIUM`,
 //! `PORTCULLIS_CHROMEDRIVER` override the paths). Where they are missing the test says so
@@ -132,6 +133,95 @@ async fn the_connections_page_signs_in_in_the_browsers_language() {
     browser.wait_for("#no-connections").await;
     let url = browser.client.current_url().await.unwrap();
     assert!(url.path().ends_with("/account/connections"), "{url}");
+    browser.close().await;
+}
+
+/// Waits until the element `css` says `expected` (a form posted returns before the next page
+/// has loaded, and the page before it may have had the same element).
+async fn wait_for_text(browser: &Chromium, css: &str, expected: &str) {
+    let mut seen = String::new();
+    for _ in 0..150 {
+        if let Ok(element) = browser.client.find(Locator::Css(css)).await {
+            seen = element.text().await.unwrap_or_default();
+            if seen.contains(expected) {
+                return;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{css} never said {expected:?}; it said {seen:?}");
+}
+
+/// Fills the password form and sends it.
+async fn change_password(browser: &Chromium, current: &str, new: &str, repeat: &str) {
+    browser.wait_for("input[name=current-password]").await;
+    browser.fill("input[name=current-password]", current).await;
+    browser.fill("input[name=new-password]", new).await;
+    browser.fill("input[name=repeat-password]", repeat).await;
+    browser.click("button[type=submit]").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_changes_their_password_from_the_connections_page() {
+    let Some(browser) = Chromium::start("it").await else { return };
+    let server = TestServer::start().await;
+    let redirect = relying_party().await;
+    server.user("lucia", "lucia password 1").await;
+    let (client_id, secret) = server.client(json!({"name": "Negozio", "redirect_uris": [redirect]})).await;
+    let secret = secret.unwrap();
+
+    // Signed in on the connections page (in Italian, from Accept-Language), its link leads to
+    // the password page.
+    browser.client.goto(&server.url("/account/connections")).await.unwrap();
+    browser.fill("input[name=username]", "lucia").await;
+    browser.fill("input[name=password]", "lucia password 1").await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for("#password-link").await;
+    browser.click("#password-link").await;
+    browser.wait_for("input[name=current-password]").await;
+    assert_eq!(browser.lang().await, "it");
+    assert_eq!(browser.text("h1").await, "Cambia la password");
+    let url = browser.client.current_url().await.unwrap();
+    assert!(url.path().ends_with("/account/password"), "{url}");
+
+    // A wrong current password, then a repetition that differs: the page says why, in Italian.
+    change_password(&browser, "not my password", "lucia password 2", "lucia password 2").await;
+    wait_for_text(&browser, "[role=alert]", "La password attuale non è corretta.").await;
+    change_password(&browser, "lucia password 1", "lucia password 2", "lucia password 3").await;
+    wait_for_text(&browser, "[role=alert]", "non coincidono").await;
+    // Then the change.
+    change_password(&browser, "lucia password 1", "lucia password 2", "lucia password 2").await;
+    wait_for_text(&browser, "#password-changed", "La password è stata cambiata.").await;
+    assert!(browser.client.find(Locator::Css("input[name=new-password]")).await.is_err(), "no form once changed");
+
+    // The same page in Russian, as `ui_locales` asks; this browser is still signed in.
+    browser.client.goto(&server.url("/account/password?ui_locales=ru")).await.unwrap();
+    browser.wait_for("input[name=current-password]").await;
+    assert_eq!(browser.lang().await, "ru");
+    assert_eq!(browser.text("h1").await, "Смена пароля");
+    assert!(browser.text("label[for=repeat-password]").await.contains("Повторите новый пароль"));
+
+    // Signed out, an authorization code flow: the old password fails, the new one works.
+    browser.client.delete_all_cookies().await.unwrap();
+    let authorize = format!(
+        "{}?response_type=code&client_id={client_id}&scope=openid&redirect_uri={}",
+        server.url("/authorize"),
+        url::form_urlencoded::byte_serialize(redirect.as_bytes()).collect::<String>()
+    );
+    browser.client.goto(&authorize).await.unwrap();
+    browser.fill("input[name=username]", "lucia").await;
+    browser.fill("input[name=password]", "lucia password 1").await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for("[role=alert]").await;
+    browser.fill("input[name=username]", "lucia").await;
+    browser.fill("input[name=password]", "lucia password 2").await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for("button[name=decision][value=allow]").await;
+    browser.click("button[name=decision][value=allow]").await;
+    let back = browser.wait_for_url(&redirect).await;
+    let code = support::query(&back, "code").expect("a code");
+    let (status, tokens) = server.redeem((&client_id, &secret), &code, &redirect).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
     browser.close().await;
 }
 

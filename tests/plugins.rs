@@ -538,6 +538,85 @@ async fn plugins_built_for_contract_0_2_keep_working() {
     assert!(html.contains(&format!("data-client-id=\"{id}\"")), "{html}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_built_for_contract_0_3_keep_working() {
+    // The 0.3.0 builds of the built-in storage, scope policy and consent UI (the default one,
+    // under another name, so that today's consent-default is loaded too), and of the example
+    // grant plugin, with a device key of this test's in its configuration.
+    use aws_lc_rs::signature::KeyPair;
+    let policies = tempfile::tempdir().unwrap();
+    let legacy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/policies/v0.3.0");
+    for (name, as_name) in
+        [("storage-sql", "storage-sql"), ("scope-template", "scope-template"), ("consent-default", "consent-legacy")]
+    {
+        std::fs::copy(legacy.join(format!("{name}.wasm")), policies.path().join(format!("{as_name}.wasm"))).unwrap();
+        let manifest = std::fs::read_to_string(legacy.join(format!("{name}.toml"))).unwrap();
+        let manifest = manifest.replace(&format!("name = \"{name}\""), &format!("name = \"{as_name}\""));
+        std::fs::write(policies.path().join(format!("{as_name}.toml")), manifest).unwrap();
+    }
+    let pkcs8 = aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new()).unwrap();
+    let pair = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+    use base64::Engine;
+    let public = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
+    let grant = "grant-device-assertion";
+    let manifest = std::fs::read_to_string(legacy.join(format!("{grant}.toml"))).unwrap();
+    let manifest = format!(
+        "{}\n[config]\nmax-lifetime = 300\n\n[config.devices.sensor-1]\npublic-key = \"{public}\"\nscopes = [\"telemetry:write\"]\n",
+        manifest.split("\n[config]").next().unwrap()
+    );
+    std::fs::write(policies.path().join(format!("{grant}.toml")), manifest).unwrap();
+    std::fs::copy(legacy.join(format!("{grant}.wasm")), policies.path().join(format!("{grant}.wasm"))).unwrap();
+    // Today's consent UI beside them, for the page 0.3.0 did not have.
+    for ext in ["wasm", "toml"] {
+        let file = format!("consent-default.{ext}");
+        std::fs::copy(support::policies_dir().join(&file), policies.path().join(&file)).unwrap();
+    }
+    let server = TestServer::start_with(Options {
+        policies: Some(policies.path().into()),
+        configure: Some(Box::new(|c| c.policies.consent = "consent-legacy".into())),
+        ..Default::default()
+    })
+    .await;
+    let loaded = server.app.host.loaded();
+    for name in ["storage-sql", "scope-template", "consent-legacy", grant] {
+        assert_eq!(loaded[name].manifest.contract, portcullis::plugin::Contract::V3, "{name} is a 0.3.0 build");
+    }
+    assert_eq!(loaded["consent-default"].manifest.contract, portcullis::plugin::Contract::V4);
+    // A token through the 0.3.0 scope policy on the 0.3.0 storage, signed in and consented on
+    // the 0.3.0 consent UI's pages, which renders its own connections page too.
+    let browser = support::Browser::new();
+    let (id, body) = sign_in_and_redeem(&server, &browser, "frank", "openid email").await;
+    assert_eq!(body["scope"], "openid email", "the 0.3.0 scope policy decided");
+    let page = browser.http.get(server.url("/account/connections")).header("accept", "text/html").send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains(&format!("data-client-id=\"{id}\"")), "{html}");
+    assert!(!html.contains("password-link"), "0.3.0's connections page has no link to the password page");
+    // 0.3.0 had no password page: the built-in consent UI renders it for the client-less account.
+    let page = browser.http.get(server.url("/account/password")).header("accept", "text/html").send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("name=\"new-password\"") && html.contains("<strong>frank Example</strong>"), "{html}");
+    // The 0.3.0 grant plugin answers its grant type.
+    let grant_type = "urn:portcullis:grant-type:device-assertion";
+    let (gateway, secret) =
+        server.client(json!({"name": "gateway", "grant_types": [grant_type], "scopes": ["telemetry:write"]})).await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let claims =
+        json!({"iss": "sensor-1", "sub": "sensor-1", "aud": server.issuer, "exp": now + 60, "iat": now, "jti": "a-1"});
+    let assertion = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_ed_der(pkcs8.as_ref()),
+    )
+    .unwrap();
+    let (status, body) = server
+        .form("/token", &[("grant_type", grant_type), ("assertion", &assertion)], Some((&gateway, &secret.unwrap())))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(jwt_claims(body["access_token"].as_str().unwrap())["sub"], "device:sensor-1");
+}
+
 #[tokio::test]
 async fn a_plugin_importing_wasi_is_refused() {
     let server = TestServer::start().await;

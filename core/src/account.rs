@@ -3,10 +3,13 @@
 //! authenticates these calls; a connection is every grant the user gave one client.
 //!
 //! `GET /account/connections` answers a browser (`Accept: text/html`) with a page rendered
-//! by the default consent UI plugin, each connection with a revoke form, and anyone else
-//! with JSON. A browser without a session gets the plugin's login page, posting to
-//! `/account/login`. Every form carries a CSRF token: the login page's is bound to the
-//! browser by a cookie of its own, the revoke forms' is derived from the session's secret.
+//! by the default consent UI plugin, each connection with a revoke form and a link to the
+//! password page ([`password`]), and anyone else with JSON. A browser without a session gets
+//! the plugin's login page, posting to `/account/login`. Every form carries a CSRF token: the
+//! login page's is bound to the browser by a cookie of its own, the revoke and password
+//! forms' are derived from the session's secret.
+
+mod password;
 
 use std::collections::BTreeMap;
 
@@ -26,6 +29,8 @@ use crate::oauth::sign_in_limit::Attempt;
 use crate::oauth::{App, pages, session};
 use crate::plugin::consent::{ConnectionView, Page, PageContext};
 
+pub(crate) use self::password::PASSWORD_PATH;
+
 pub const CONNECTIONS_PATH: &str = "/account/connections";
 pub const REVOKE_PATH: &str = "/account/connections/revoke";
 pub const LOGIN_PATH: &str = "/account/login";
@@ -35,12 +40,12 @@ const LOGIN_COOKIE: &str = "portcullis_account_login";
 const LOGIN_CSRF_BYTES: usize = 24;
 
 pub fn router(app: App) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route(CONNECTIONS_PATH, get(list))
         .route(REVOKE_PATH, post(revoke_form))
         .route(LOGIN_PATH, post(login))
-        .route(&format!("{CONNECTIONS_PATH}/{{client_id}}"), delete(revoke))
-        .with_state(app)
+        .route(&format!("{CONNECTIONS_PATH}/{{client_id}}"), delete(revoke));
+    password::routes(routes).with_state(app)
 }
 
 /// One application the user let in.
@@ -213,7 +218,8 @@ pub(crate) fn render(app: &App, page: &Page, status: StatusCode) -> Result<Respo
 }
 
 /// The login page of the signed-in pages, with a fresh CSRF token bound to this browser;
-/// signing in leads to `next` (the device page), or to the connections page.
+/// signing in leads to `next` (the device page, the password page), or to the connections
+/// page.
 pub(crate) fn login_page(
     app: &App,
     headers: &HeaderMap,
@@ -268,7 +274,8 @@ async fn connections_page(
         None => None,
     };
     let context = page_context(app, headers, locales, REVOKE_PATH, revoke_csrf(&secret));
-    render(app, &Page::Connections { context, user_name, connections, revoked }, StatusCode::OK)
+    let password_page = Some(format!("{}{}", app.config.issuer(), with_locales(PASSWORD_PATH, locales)));
+    render(app, &Page::Connections { context, user_name, connections, revoked, password_page }, StatusCode::OK)
 }
 
 #[derive(Debug, Deserialize)]
@@ -279,15 +286,16 @@ struct LoginForm {
     password: String,
     #[serde(default)]
     csrf: String,
-    /// Where to go once signed in: the device page, with its query.
+    /// Where to go once signed in: the device page or the password page, with its query.
     #[serde(default)]
     next: String,
 }
 
-/// Only a page of this server's that asked to sign in first: the device page.
+/// Only a page of this server's that asked to sign in first: the device page, the password
+/// page.
 fn safe_next(next: &str) -> bool {
     let path = next.split('?').next().unwrap_or_default();
-    path == crate::oauth::device_authorization::VERIFICATION_PATH
+    path == crate::oauth::device_authorization::VERIFICATION_PATH || path == PASSWORD_PATH
 }
 
 /// The account login form: a session, then back to the page that asked.

@@ -53,6 +53,7 @@ pub mod types {
     pub const USER_ENABLED: &str = "user.enabled";
     pub const USER_DELETED: &str = "user.deleted";
     pub const USER_PASSWORD_SET: &str = "user.password_set";
+    pub const USER_PASSWORD_CHANGED: &str = "user.password_changed";
     pub const CLIENT_SECRET_ROTATED: &str = "client.secret_rotated";
     pub const INITIAL_ACCESS_TOKEN_ISSUED: &str = "initial_access_token.issued";
     pub const INITIAL_ACCESS_TOKEN_REVOKED: &str = "initial_access_token.revoked";

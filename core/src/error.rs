@@ -277,6 +277,19 @@ impl OAuthError {
     }
 }
 
+/// The status of the account's password page shown again for `problem`: a wrong current
+/// password as a wrong sign-in's login page (401), a new password the rules refuse 400,
+/// throttled 429, a busy hasher 503.
+pub(crate) fn password_page_status(problem: crate::plugin::consent::PasswordProblem) -> StatusCode {
+    use crate::plugin::consent::PasswordProblem as P;
+    match problem {
+        P::WrongCurrentPassword => StatusCode::UNAUTHORIZED,
+        P::Mismatch | P::TooShort(_) | P::TooLong(_) => StatusCode::BAD_REQUEST,
+        P::Throttled => StatusCode::TOO_MANY_REQUESTS,
+        P::Busy => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
 impl From<crate::storage::StorageError> for OAuthError {
     fn from(e: crate::storage::StorageError) -> Self {
         match e {

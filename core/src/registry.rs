@@ -17,7 +17,9 @@ pub enum Caller {
     /// The operator: the CLI, or the admin API's bootstrap token. May do anything; acts for
     /// a named user where an operation needs one.
     Operator,
-    /// A signed-in user, through an access token granted the admin scope.
+    /// A signed-in user: through an access token granted the admin scope, or, for what a
+    /// user does to their own account (changing their password), through their browser's
+    /// session.
     User(Box<User>),
 }
 
@@ -1145,22 +1147,68 @@ pub async fn set_user_password(
     Ok(UserSummary::from(&user))
 }
 
+/// Changes the caller's own password (hashed by `passwords`; busy: [`RegistryError::Busy`])
+/// and ends their other sessions, keeping the one whose key is `keep_session` (where they
+/// changed it). Their grants stay. The caller is a user acting for themself, who proved they
+/// know the current password (the account page checks it through the sign-in's throttle);
+/// a disabled user may not.
+pub(crate) async fn change_own_password(
+    storage: &Storage,
+    passwords: &Passwords,
+    caller: &Caller,
+    keep_session: &str,
+    password: &str,
+) -> Result<UserSummary, RegistryError> {
+    let Caller::User(me) = caller else {
+        return Err(RegistryError::Forbidden("the operator is no user: set a user's password instead".into()));
+    };
+    check_password(password)?;
+    let loaded = loaded_user(storage, &me.id).await?;
+    let mut user = loaded.value;
+    if user.doc.disabled {
+        return Err(RegistryError::Forbidden("a disabled user cannot change their password".into()));
+    }
+    user.password_hash = hash_password(passwords, password).await?;
+    storage.update_user_keeping_session(&user, loaded.revision, keep_session).await?;
+    audit::record(storage, types::USER_PASSWORD_CHANGED, &caller.actor(), ("user", &user.id), serde_json::Value::Null)
+        .await;
+    Ok(UserSummary::from(&user))
+}
+
+/// Why a password may not be given to a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PasswordRule {
+    /// Fewer characters than [`limits::MIN_PASSWORD_CHARS`].
+    TooShort,
+    /// More bytes than [`limits::MAX_PASSWORD_BYTES`].
+    TooLong,
+}
+
 /// A password a user may be given: long enough to resist guessing, short enough for the
 /// forms and the password grant to read.
-fn check_password(password: &str) -> Result<(), RegistryError> {
+pub(crate) fn password_rule(password: &str) -> Result<(), PasswordRule> {
     if password.chars().count() < limits::MIN_PASSWORD_CHARS {
-        return Err(RegistryError::field(
-            "password",
-            format!("the password must have at least {} characters", limits::MIN_PASSWORD_CHARS),
-        ));
+        return Err(PasswordRule::TooShort);
     }
     if password.len() > limits::MAX_PASSWORD_BYTES {
-        return Err(RegistryError::field(
-            "password",
-            format!("the password must have at most {} bytes", limits::MAX_PASSWORD_BYTES),
-        ));
+        return Err(PasswordRule::TooLong);
     }
     Ok(())
+}
+
+/// [`password_rule`], as the error of the `password` field.
+fn check_password(password: &str) -> Result<(), RegistryError> {
+    password_rule(password).map_err(|rule| {
+        RegistryError::field(
+            "password",
+            match rule {
+                PasswordRule::TooShort => {
+                    format!("the password must have at least {} characters", limits::MIN_PASSWORD_CHARS)
+                }
+                PasswordRule::TooLong => format!("the password must have at most {} bytes", limits::MAX_PASSWORD_BYTES),
+            },
+        )
+    })
 }
 
 async fn hash_password(passwords: &Passwords, password: &str) -> Result<String, RegistryError> {

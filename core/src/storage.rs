@@ -872,6 +872,24 @@ impl Storage {
         self.apply(writes).await
     }
 
+    /// Replaces a user read at `revision` and ends every session of theirs but `keep`, in one
+    /// group: a person changing their own password stays signed in in the browser they did
+    /// it from. Their grants stay.
+    pub(crate) async fn update_user_keeping_session(
+        &self,
+        u: &User,
+        revision: u64,
+        keep: &str,
+    ) -> Result<(), StorageError> {
+        let mut writes = vec![write::update(u, revision)?];
+        for s in self.find::<Session>("user", &u.id).await? {
+            if s.hash != keep {
+                writes.push(write::delete::<Session>(&s.hash));
+            }
+        }
+        self.apply(writes).await
+    }
+
     /// Deletes a user with their username, sessions, grants (and their refresh tokens),
     /// consents and memberships, in one group; `false` when there was none.
     pub async fn delete_user(&self, id: &str) -> Result<bool, StorageError> {

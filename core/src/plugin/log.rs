@@ -1,6 +1,6 @@
 //! The host side of `portcullis:plugin/log`, for every world of every contract version.
 
-use super::bindings::{v1, v2, v3};
+use super::bindings::{v1, v2, v3, v4};
 use super::call::CallState;
 
 /// The `log` import of one contract version's worlds.
@@ -21,6 +21,7 @@ macro_rules! log_host {
     };
 }
 
+log_host!(v4);
 log_host!(v3);
 log_host!(v2);
 log_host!(v1);

@@ -7,19 +7,22 @@ use crate::limits::{MAX_PLUGIN_DEADLINE_MS, MAX_PLUGIN_MEMORY_MB};
 /// The contract versions this host links, the current one first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Contract {
+    /// `portcullis:plugin@0.4.0`: every kind.
+    V4,
     /// `portcullis:plugin@0.3.0`: every kind.
     V3,
-    /// `portcullis:plugin@0.2.0`: every kind.
+    /// `portcullis:plugin@0.2.0`: scope, consent and storage plugins.
     V2,
     /// `portcullis:plugin@0.1.0`: scope and consent plugins only.
     V1,
 }
 
 impl Contract {
-    pub const CURRENT: &str = "portcullis:plugin@0.3.0";
+    pub const CURRENT: &str = "portcullis:plugin@0.4.0";
 
     fn parse(text: &str) -> Option<Self> {
         match text {
+            "portcullis:plugin@0.4.0" => Some(Self::V4),
             "portcullis:plugin@0.3.0" => Some(Self::V3),
             "portcullis:plugin@0.2.0" => Some(Self::V2),
             "portcullis:plugin@0.1.0" => Some(Self::V1),
@@ -34,7 +37,7 @@ pub enum PluginKind {
     ScopePolicy,
     ConsentUi,
     Storage,
-    /// An extension grant (RFC 6749 §4.5); contract 0.3.0 only.
+    /// An extension grant (RFC 6749 §4.5); contract 0.3.0 and later.
     GrantType,
 }
 
@@ -122,8 +125,8 @@ impl Manifest {
         }
         let contract = Contract::parse(&file.contract).ok_or_else(|| {
             format!(
-                "contract `{}` is not supported (this server links portcullis:plugin@0.3.0 and @0.2.0 and, for \
-                 scope and consent plugins, portcullis:plugin@0.1.0)",
+                "contract `{}` is not supported (this server links portcullis:plugin@0.4.0, @0.3.0 and @0.2.0 \
+                 and, for scope and consent plugins, portcullis:plugin@0.1.0)",
                 file.contract
             )
         })?;

@@ -35,7 +35,7 @@ use parking_lot::RwLock;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{HasSelf, Linker};
 
-use self::bindings::{v1, v2, v3};
+use self::bindings::{v1, v2, v3, v4};
 use self::call::CallState;
 use self::database::{Database, DatabaseGrant};
 use self::engine::PluginEngine;
@@ -55,15 +55,19 @@ pub enum PluginError {
 
 /// A plugin pre-linked against its world, of its contract version.
 enum Linked {
-    Scope(Box<v3::scope_world::ScopePolicyPluginPre<CallState>>),
+    Scope(Box<v4::scope_world::ScopePolicyPluginPre<CallState>>),
+    ScopeV3(Box<v3::scope_world::ScopePolicyPluginPre<CallState>>),
     ScopeV2(Box<v2::scope_world::ScopePolicyPluginPre<CallState>>),
     ScopeV1(Box<v1::scope_world::ScopePolicyPluginPre<CallState>>),
-    Consent(Box<v3::consent_world::ConsentUiPluginPre<CallState>>),
+    Consent(Box<v4::consent_world::ConsentUiPluginPre<CallState>>),
+    ConsentV3(Box<v3::consent_world::ConsentUiPluginPre<CallState>>),
     ConsentV2(Box<v2::consent_world::ConsentUiPluginPre<CallState>>),
     ConsentV1(Box<v1::consent_world::ConsentUiPluginPre<CallState>>),
-    Storage(Box<v3::storage_world::StoragePluginPre<CallState>>),
+    Storage(Box<v4::storage_world::StoragePluginPre<CallState>>),
+    StorageV3(Box<v3::storage_world::StoragePluginPre<CallState>>),
     StorageV2(Box<v2::storage_world::StoragePluginPre<CallState>>),
-    Grant(Box<v3::grant_world::GrantTypePluginPre<CallState>>),
+    Grant(Box<v4::grant_world::GrantTypePluginPre<CallState>>),
+    GrantV3(Box<v3::grant_world::GrantTypePluginPre<CallState>>),
 }
 
 pub struct Plugin {
@@ -89,14 +93,18 @@ pub struct Defaults {
 /// One linker per world and contract version.
 struct Linkers {
     scope: Linker<CallState>,
+    scope_v3: Linker<CallState>,
     scope_v2: Linker<CallState>,
     scope_v1: Linker<CallState>,
     consent: Linker<CallState>,
+    consent_v3: Linker<CallState>,
     consent_v2: Linker<CallState>,
     consent_v1: Linker<CallState>,
     storage: Linker<CallState>,
+    storage_v3: Linker<CallState>,
     storage_v2: Linker<CallState>,
     grant: Linker<CallState>,
+    grant_v3: Linker<CallState>,
 }
 
 impl Linkers {
@@ -121,15 +129,19 @@ impl Linkers {
             }};
         }
         Ok(Self {
-            scope: linker!(v3::scope_world::ScopePolicyPlugin),
+            scope: linker!(v4::scope_world::ScopePolicyPlugin),
+            scope_v3: linker!(v3::scope_world::ScopePolicyPlugin),
             scope_v2: linker!(v2::scope_world::ScopePolicyPlugin),
             scope_v1: linker!(v1::scope_world::ScopePolicyPlugin),
-            consent: linker!(v3::consent_world::ConsentUiPlugin),
+            consent: linker!(v4::consent_world::ConsentUiPlugin),
+            consent_v3: linker!(v3::consent_world::ConsentUiPlugin),
             consent_v2: linker!(v2::consent_world::ConsentUiPlugin),
             consent_v1: linker!(v1::consent_world::ConsentUiPlugin),
-            storage: storage_linker!(v3),
+            storage: storage_linker!(v4),
+            storage_v3: storage_linker!(v3),
             storage_v2: storage_linker!(v2),
-            grant: linker!(v3::grant_world::GrantTypePlugin),
+            grant: linker!(v4::grant_world::GrantTypePlugin),
+            grant_v3: linker!(v3::grant_world::GrantTypePlugin),
         })
     }
 }
@@ -192,21 +204,30 @@ impl PolicyHost {
             };
         }
         let linked = match (manifest.kind, manifest.contract) {
-            (PluginKind::ScopePolicy, Contract::V3) => pre!(Scope, v3::scope_world::ScopePolicyPluginPre<_>, l.scope),
+            (PluginKind::ScopePolicy, Contract::V4) => pre!(Scope, v4::scope_world::ScopePolicyPluginPre<_>, l.scope),
+            (PluginKind::ScopePolicy, Contract::V3) => {
+                pre!(ScopeV3, v3::scope_world::ScopePolicyPluginPre<_>, l.scope_v3)
+            }
             (PluginKind::ScopePolicy, Contract::V2) => {
                 pre!(ScopeV2, v2::scope_world::ScopePolicyPluginPre<_>, l.scope_v2)
             }
             (PluginKind::ScopePolicy, Contract::V1) => {
                 pre!(ScopeV1, v1::scope_world::ScopePolicyPluginPre<_>, l.scope_v1)
             }
-            (PluginKind::ConsentUi, Contract::V3) => pre!(Consent, v3::consent_world::ConsentUiPluginPre<_>, l.consent),
+            (PluginKind::ConsentUi, Contract::V4) => pre!(Consent, v4::consent_world::ConsentUiPluginPre<_>, l.consent),
+            (PluginKind::ConsentUi, Contract::V3) => {
+                pre!(ConsentV3, v3::consent_world::ConsentUiPluginPre<_>, l.consent_v3)
+            }
             (PluginKind::ConsentUi, Contract::V2) => {
                 pre!(ConsentV2, v2::consent_world::ConsentUiPluginPre<_>, l.consent_v2)
             }
             (PluginKind::ConsentUi, Contract::V1) => {
                 pre!(ConsentV1, v1::consent_world::ConsentUiPluginPre<_>, l.consent_v1)
             }
-            (PluginKind::Storage, Contract::V3) => pre!(Storage, v3::storage_world::StoragePluginPre<_>, l.storage),
+            (PluginKind::Storage, Contract::V4) => pre!(Storage, v4::storage_world::StoragePluginPre<_>, l.storage),
+            (PluginKind::Storage, Contract::V3) => {
+                pre!(StorageV3, v3::storage_world::StoragePluginPre<_>, l.storage_v3)
+            }
             (PluginKind::Storage, Contract::V2) => {
                 pre!(StorageV2, v2::storage_world::StoragePluginPre<_>, l.storage_v2)
             }
@@ -215,9 +236,12 @@ impl PolicyHost {
                     "storage plugins must implement portcullis:plugin@0.2.0 or later (its generic records)".into()
                 );
             }
-            (PluginKind::GrantType, Contract::V3) => pre!(Grant, v3::grant_world::GrantTypePluginPre<_>, l.grant),
+            (PluginKind::GrantType, Contract::V4) => pre!(Grant, v4::grant_world::GrantTypePluginPre<_>, l.grant),
+            (PluginKind::GrantType, Contract::V3) => pre!(GrantV3, v3::grant_world::GrantTypePluginPre<_>, l.grant_v3),
             (PluginKind::GrantType, _) => {
-                return Err("grant-type plugins implement portcullis:plugin@0.3.0 (the first with the kind)".into());
+                return Err(
+                    "grant-type plugins implement portcullis:plugin@0.3.0 or later (the first with the kind)".into()
+                );
             }
         };
         let mut plugin = Plugin {
@@ -236,14 +260,23 @@ impl PolicyHost {
         }
         plugin.locales = match &plugin.linked {
             Linked::Consent(pre) => locales!(pre),
+            Linked::ConsentV3(pre) => locales!(pre),
             Linked::ConsentV2(pre) => locales!(pre),
             Linked::ConsentV1(pre) => locales!(pre),
             _ => Vec::new(),
         };
-        if let Linked::Grant(pre) = &plugin.linked {
-            let types = self
-                .call(&plugin, |s| pre.instantiate(&mut *s)?.portcullis_plugin_grant().call_grant_types(&mut *s))
-                .map_err(|e| format!("grant-types() failed: {e}"))?;
+        macro_rules! grant_types {
+            ($pre:expr) => {
+                self.call(&plugin, |s| $pre.instantiate(&mut *s)?.portcullis_plugin_grant().call_grant_types(&mut *s))
+                    .map_err(|e| format!("grant-types() failed: {e}"))?
+            };
+        }
+        let types = match &plugin.linked {
+            Linked::Grant(pre) => Some(grant_types!(pre)),
+            Linked::GrantV3(pre) => Some(grant_types!(pre)),
+            _ => None,
+        };
+        if let Some(types) = types {
             plugin.grant_types = grant::checked_grant_types(types)?;
         }
         Ok(plugin)
@@ -279,6 +312,7 @@ impl PolicyHost {
             }
             match &plugin.linked {
                 Linked::Storage(pre) => migrate!(pre),
+                Linked::StorageV3(pre) => migrate!(pre),
                 Linked::StorageV2(pre) => migrate!(pre),
                 _ => {}
             }

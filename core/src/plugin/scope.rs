@@ -110,7 +110,7 @@ impl PolicyHost {
         input: &ScopeInput<'_>,
     ) -> Result<Result<PolicyGrant, PolicyDenial>, PluginError> {
         let plugin = self.get(PluginKind::ScopePolicy, name)?;
-        // Contracts 0.3.0 and 0.2.0 share the scope interface; only the types' paths differ.
+        // Contracts 0.4.0, 0.3.0 and 0.2.0 share the scope interface; only the types' paths differ.
         macro_rules! current {
             ($pre:expr, $records:ident) => {{
                 let request = $records::request(input);
@@ -121,7 +121,8 @@ impl PolicyHost {
             }};
         }
         match &plugin.linked {
-            Linked::Scope(pre) => current!(pre, v3_records),
+            Linked::Scope(pre) => current!(pre, v4_records),
+            Linked::ScopeV3(pre) => current!(pre, v3_records),
             Linked::ScopeV2(pre) => current!(pre, v2_records),
             Linked::ScopeV1(pre) => {
                 let request = v1_request(input);
@@ -143,7 +144,8 @@ fn metadata(client: &Client) -> String {
     serde_json::Value::Object(client.doc.metadata.clone()).to_string()
 }
 
-/// The conversions of a contract version whose scope interface is 0.2.0's (0.2.0 and 0.3.0).
+/// The conversions of a contract version whose scope interface is 0.2.0's (0.2.0, 0.3.0 and
+/// 0.4.0).
 macro_rules! scope_records {
     ($module:ident, $wit:path) => {
         mod $module {
@@ -228,6 +230,7 @@ macro_rules! scope_records {
     };
 }
 
+scope_records!(v4_records, crate::plugin::bindings::v4::scope_world::exports::portcullis::plugin::scope);
 scope_records!(v3_records, crate::plugin::bindings::v3::scope_world::exports::portcullis::plugin::scope);
 scope_records!(v2_records, crate::plugin::bindings::v2::scope_world::exports::portcullis::plugin::scope);
 

@@ -135,6 +135,7 @@ macro_rules! records_of {
     };
 }
 
+records_of!(v4_records, crate::plugin::bindings::v4::storage_world::exports::portcullis::plugin::storage);
 records_of!(v3_records, crate::plugin::bindings::v3::storage_world::exports::portcullis::plugin::storage);
 records_of!(v2_records, crate::plugin::bindings::v2::storage_world::exports::portcullis::plugin::storage);
 
@@ -165,6 +166,11 @@ macro_rules! storage_call {
         }
         match &plugin.linked {
             Linked::Storage(pre) => {
+                #[allow(unused_imports)]
+                use v4_records as $w;
+                on!(pre)
+            }
+            Linked::StorageV3(pre) => {
                 #[allow(unused_imports)]
                 use v3_records as $w;
                 on!(pre)

@@ -7,12 +7,14 @@
 //!
 //! Every string that comes from the host is HTML-escaped; forms follow the contract
 //! of `interface consent` (POST to `action`, every `hidden` pair as a hidden input,
-//! `username`/`password`, `decision` = `allow`/`deny`, `user_code`, and on the
-//! connections page one form per connection whose `revoke` button carries the client id).
+//! `username`/`password`, `decision` = `allow`/`deny`, `user_code`, on the connections
+//! page one form per connection whose `revoke` button carries the client id, and on the
+//! password page `current-password`, `new-password` and `repeat-password`).
 //! An application's icon is shown only when it is an `https:` URL or a `data:image/` URI.
 
 use portcullis_sdk::consent::{
-    Application, ConnectionsPage, ConsentPage, DevicePage, ErrorPage, Guest, LoginPage, PageContext,
+    Application, ConnectionsPage, ConsentPage, DevicePage, ErrorPage, Guest, LoginPage, PageContext, PasswordError,
+    PasswordPage,
 };
 
 struct DefaultConsent;
@@ -192,6 +194,13 @@ impl Guest for DefaultConsent {
             h.around(t.revoked, revoked, None);
             h.raw("</p>\n");
         }
+        if let Some(href) = &page.password_page {
+            h.raw("<p><a id=\"password-link\" href=\"");
+            h.text(href);
+            h.raw("\">");
+            h.text(t.password_title);
+            h.raw("</a></p>\n");
+        }
         if page.connections.is_empty() {
             h.raw("<p id=\"no-connections\">");
             h.text(t.no_connections);
@@ -258,6 +267,66 @@ impl Guest for DefaultConsent {
         h.raw("</ul>\n");
         Ok(h.finish(Some(&cx.issuer)))
     }
+
+    fn render_password(page: PasswordPage) -> Result<String, String> {
+        let cx = &page.context;
+        let t = texts(&cx.locale);
+        let mut h = Html::start(&cx.locale, t.password_title, None);
+        h.raw("<h1>");
+        h.text(t.password_title);
+        h.raw("</h1>\n<p class=\"lead\">");
+        h.text(t.signed_in_as);
+        h.raw(" <strong>");
+        h.text(&page.user_name);
+        h.raw("</strong></p>\n");
+        if page.changed {
+            h.raw("<p class=\"status\" role=\"status\" id=\"password-changed\">");
+            h.text(t.password_changed);
+            h.raw("</p>\n");
+            return Ok(h.finish(Some(&cx.issuer)));
+        }
+        if let Some(error) = &page.error {
+            h.raw("<p class=\"error\" role=\"alert\" id=\"password-error\">");
+            match error {
+                PasswordError::WrongCurrentPassword => h.text(t.wrong_current_password),
+                PasswordError::Mismatch => h.text(t.passwords_differ),
+                PasswordError::TooShort(n) => h.around(t.password_too_short, &n.to_string(), None),
+                PasswordError::TooLong(n) => h.around(t.password_too_long, &n.to_string(), None),
+                PasswordError::Throttled => h.text(t.too_many_attempts),
+                PasswordError::Busy => h.text(t.busy),
+            }
+            h.raw("</p>\n");
+        }
+        h.form_start(cx);
+        let described = if page.error.is_some() { " aria-describedby=\"password-error\"" } else { "" };
+        let fields = [
+            ("current-password", t.current_password, "current-password"),
+            ("new-password", t.new_password, "new-password"),
+            ("repeat-password", t.repeat_password, "new-password"),
+        ];
+        for (i, (name, label, autocomplete)) in fields.into_iter().enumerate() {
+            h.raw("<label for=\"");
+            h.raw(name);
+            h.raw("\">");
+            h.text(label);
+            h.raw("</label>\n<input id=\"");
+            h.raw(name);
+            h.raw("\" name=\"");
+            h.raw(name);
+            h.raw("\" type=\"password\" autocomplete=\"");
+            h.raw(autocomplete);
+            h.raw("\" required");
+            h.raw(described);
+            if i == 0 {
+                h.raw(" autofocus");
+            }
+            h.raw(">\n");
+        }
+        h.raw("<div class=\"actions\"><button type=\"submit\" class=\"primary\">");
+        h.text(t.change_password);
+        h.raw("</button></div>\n</form>\n");
+        Ok(h.finish(Some(&cx.issuer)))
+    }
 }
 
 /// Text placed before and after a name (`before` + name + `after`), so each language
@@ -310,6 +379,21 @@ struct Texts {
     revoke: &'static str,
     /// The status after a revocation, around the revoked client's name.
     revoked: Around,
+    /// The password page's title, and the connections page's link to it.
+    password_title: &'static str,
+    current_password: &'static str,
+    new_password: &'static str,
+    repeat_password: &'static str,
+    change_password: &'static str,
+    password_changed: &'static str,
+    wrong_current_password: &'static str,
+    passwords_differ: &'static str,
+    /// Around the least number of characters.
+    password_too_short: Around,
+    /// Around the most bytes.
+    password_too_long: Around,
+    too_many_attempts: &'static str,
+    busy: &'static str,
     /// What each of [`SCOPES`] lets the client do, in the same order.
     scopes: [&'static str; SCOPES.len()],
 }
@@ -354,6 +438,18 @@ static EN: Texts = Texts {
     connection_no_scopes: "No particular permission.",
     revoke: "Revoke access",
     revoked: ("Access for ", " was revoked."),
+    password_title: "Change your password",
+    current_password: "Current password",
+    new_password: "New password",
+    repeat_password: "Repeat the new password",
+    change_password: "Change password",
+    password_changed: "Your password was changed. Your other sessions were signed out.",
+    wrong_current_password: "The current password is incorrect.",
+    passwords_differ: "The new password and its repetition differ.",
+    password_too_short: ("The new password must have at least ", " characters."),
+    password_too_long: ("The new password must have at most ", " bytes."),
+    too_many_attempts: "Too many attempts. Wait a minute and try again.",
+    busy: "The server is busy. Try again in a moment.",
     scopes: [
         "Confirm who you are",
         "See your basic profile: name, username and picture",
@@ -400,6 +496,18 @@ static RU: Texts = Texts {
     connection_no_scopes: "Без особых разрешений.",
     revoke: "Отозвать доступ",
     revoked: ("Доступ приложения ", " отозван."),
+    password_title: "Смена пароля",
+    current_password: "Текущий пароль",
+    new_password: "Новый пароль",
+    repeat_password: "Повторите новый пароль",
+    change_password: "Сменить пароль",
+    password_changed: "Пароль изменён. Другие ваши сеансы завершены.",
+    wrong_current_password: "Текущий пароль неверен.",
+    passwords_differ: "Новый пароль и его повтор не совпадают.",
+    password_too_short: ("Новый пароль должен содержать не менее ", " символов."),
+    password_too_long: ("Новый пароль должен занимать не более ", " байт."),
+    too_many_attempts: "Слишком много попыток. Подождите минуту и попробуйте снова.",
+    busy: "Сервер занят. Попробуйте чуть позже.",
     scopes: [
         "Подтверждать вашу личность",
         "Видеть основные данные профиля: имя, имя пользователя и фото",
@@ -446,6 +554,18 @@ static NL: Texts = Texts {
     connection_no_scopes: "Geen specifieke toestemming.",
     revoke: "Toegang intrekken",
     revoked: ("De toegang van ", " is ingetrokken."),
+    password_title: "Je wachtwoord wijzigen",
+    current_password: "Huidig wachtwoord",
+    new_password: "Nieuw wachtwoord",
+    repeat_password: "Herhaal het nieuwe wachtwoord",
+    change_password: "Wachtwoord wijzigen",
+    password_changed: "Je wachtwoord is gewijzigd. Je andere sessies zijn afgemeld.",
+    wrong_current_password: "Het huidige wachtwoord is onjuist.",
+    passwords_differ: "Het nieuwe wachtwoord en de herhaling verschillen.",
+    password_too_short: ("Het nieuwe wachtwoord moet minstens ", " tekens hebben."),
+    password_too_long: ("Het nieuwe wachtwoord mag hoogstens ", " bytes hebben."),
+    too_many_attempts: "Te veel pogingen. Wacht een minuut en probeer het opnieuw.",
+    busy: "De server is bezet. Probeer het zo opnieuw.",
     scopes: [
         "Bevestigen wie je bent",
         "Je basisprofiel zien: naam, gebruikersnaam en foto",
@@ -492,6 +612,18 @@ static DE: Texts = Texts {
     connection_no_scopes: "Keine besonderen Berechtigungen.",
     revoke: "Zugriff entziehen",
     revoked: ("Der Zugriff für ", " wurde entzogen."),
+    password_title: "Passwort ändern",
+    current_password: "Aktuelles Passwort",
+    new_password: "Neues Passwort",
+    repeat_password: "Neues Passwort wiederholen",
+    change_password: "Passwort ändern",
+    password_changed: "Ihr Passwort wurde geändert. Ihre anderen Sitzungen wurden abgemeldet.",
+    wrong_current_password: "Das aktuelle Passwort ist falsch.",
+    passwords_differ: "Das neue Passwort und seine Wiederholung stimmen nicht überein.",
+    password_too_short: ("Das neue Passwort muss mindestens ", " Zeichen haben."),
+    password_too_long: ("Das neue Passwort darf höchstens ", " Bytes haben."),
+    too_many_attempts: "Zu viele Versuche. Warten Sie eine Minute und versuchen Sie es erneut.",
+    busy: "Der Server ist ausgelastet. Versuchen Sie es gleich noch einmal.",
     scopes: [
         "Ihre Identität bestätigen",
         "Ihr Basisprofil sehen: Name, Benutzername und Bild",
@@ -538,6 +670,18 @@ static IT: Texts = Texts {
     connection_no_scopes: "Nessuna autorizzazione particolare.",
     revoke: "Revoca l'accesso",
     revoked: ("L'accesso di ", " è stato revocato."),
+    password_title: "Cambia la password",
+    current_password: "Password attuale",
+    new_password: "Nuova password",
+    repeat_password: "Ripeti la nuova password",
+    change_password: "Cambia password",
+    password_changed: "La password è stata cambiata. Le tue altre sessioni sono state chiuse.",
+    wrong_current_password: "La password attuale non è corretta.",
+    passwords_differ: "La nuova password e la sua ripetizione non coincidono.",
+    password_too_short: ("La nuova password deve avere almeno ", " caratteri."),
+    password_too_long: ("La nuova password può avere al massimo ", " byte."),
+    too_many_attempts: "Troppi tentativi. Attendi un minuto e riprova.",
+    busy: "Il server è occupato. Riprova tra un momento.",
     scopes: [
         "Confermare la tua identità",
         "Vedere il tuo profilo di base: nome, nome utente e immagine",
@@ -799,6 +943,22 @@ mod tests {
             user_name: "al<i>ce".into(),
             connections,
             revoked: revoked.map(Into::into),
+            password_page: Some("https://id.example/account/password?ui_locales=x&y".into()),
+        })
+        .unwrap()
+    }
+
+    fn password(locale: &str, error: Option<PasswordError>, changed: bool) -> String {
+        DefaultConsent::render_password(PasswordPage {
+            context: PageContext {
+                client_name: String::new(),
+                action: "/account/password?a=1&b=2".into(),
+                hidden: vec![("csrf".into(), "t\"k".into())],
+                ..in_locale(locale)
+            },
+            user_name: "al<i>ce".into(),
+            error,
+            changed,
         })
         .unwrap()
     }
@@ -900,6 +1060,10 @@ mod tests {
             let p = connections(locale, Vec::new(), None);
             assert_eq!(lang(&p), locale);
             assert!(p.contains(&format!("<h1>{connected}</h1>")), "{p}");
+            let pw = password(locale, Some(PasswordError::Mismatch), false);
+            assert_eq!(lang(&pw), locale);
+            assert!(pw.contains(&format!("<h1>{}</h1>", texts(locale).password_title)), "{pw}");
+            assert!(pw.contains(texts(locale).passwords_differ), "{pw}");
             let d = DefaultConsent::render_device(DevicePage {
                 context: in_locale(locale),
                 user_code: None,
@@ -908,8 +1072,17 @@ mod tests {
             .unwrap();
             assert_eq!(lang(&d), locale);
             if locale != "en" {
-                for english in ["Sign in", "Username", "Allow", "Connect a device", "Connected applications"] {
-                    for page in [&l, &c, &e, &p, &d] {
+                for english in [
+                    "Sign in",
+                    "Username",
+                    "Allow",
+                    "Connect a device",
+                    "Connected applications",
+                    "Change your password",
+                    "Current password",
+                    "differ",
+                ] {
+                    for page in [&l, &c, &e, &p, &d, &pw] {
                         assert!(!page.contains(english), "{locale} page has {english:?}: {page}");
                     }
                 }
@@ -1042,5 +1215,35 @@ mod tests {
         let ru = connections("ru-RU", vec![connection("c1", None, 0)], Some("X"));
         assert!(ru.contains("Доступ приложения <strong>X</strong> отозван."), "{ru}");
         assert!(ru.contains(">Отозвать доступ</button>") && ru.contains("Видеть ваш адрес электронной почты"));
+    }
+
+    #[test]
+    fn password_page_follows_the_form_contract() {
+        let html = password("en", None, false);
+        assert!(html.contains("<title>Change your password</title>"), "{html}");
+        assert!(html.contains("Signed in as <strong>al&lt;i&gt;ce</strong>"));
+        assert!(html.contains("<form method=\"post\" action=\"/account/password?a=1&amp;b=2\">"));
+        assert!(html.contains("<input type=\"hidden\" name=\"csrf\" value=\"t&quot;k\">"));
+        for name in ["current-password", "new-password", "repeat-password"] {
+            assert!(html.contains(&format!("name=\"{name}\" type=\"password\"")), "{name}: {html}");
+        }
+        assert!(!html.contains("id=\"password-error\"") && !html.contains("id=\"password-changed\""));
+        let short = password("en", Some(PasswordError::TooShort(12)), false);
+        assert!(short.contains("at least <strong>12</strong> characters"), "{short}");
+        assert!(short.contains("aria-describedby=\"password-error\""));
+        let wrong = password("it", Some(PasswordError::WrongCurrentPassword), false);
+        assert!(wrong.contains("La password attuale non è corretta."), "{wrong}");
+        let done = password("ru", None, true);
+        assert!(done.contains("id=\"password-changed\">Пароль изменён."), "{done}");
+        assert!(!done.contains("<form"), "no form once changed: {done}");
+    }
+
+    #[test]
+    fn connections_link_to_the_password_page() {
+        let html = connections("de", Vec::new(), None);
+        assert!(
+            html.contains("<a id=\"password-link\" href=\"https://id.example/account/password?ui_locales=x&amp;y\">Passwort ändern</a>"),
+            "{html}"
+        );
     }
 }

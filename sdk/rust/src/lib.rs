@@ -1,7 +1,7 @@
 //! The Rust guest SDK for Portcullis plugins.
 //!
 //! A Portcullis plugin is a WebAssembly component that implements one of the worlds of
-//! the `portcullis:plugin@0.3.0` contract (`sdk/wit/portcullis.wit`). This crate holds
+//! the `portcullis:plugin@0.4.0` contract (`sdk/wit/portcullis.wit`). This crate holds
 //! the generated bindings for each world, one module per world, plus a few helpers:
 //!
 //! | world                 | cargo feature | module                      | trait to implement          | export macro                  |
@@ -100,7 +100,7 @@ pub mod scope {
     pub mod bindings {
         wit_bindgen::generate!({
             path: "../wit",
-            world: "portcullis:plugin/scope-policy-plugin@0.3.0",
+            world: "portcullis:plugin/scope-policy-plugin@0.4.0",
             runtime_path: "portcullis_sdk::__rt",
             pub_export_macro: true,
             export_macro_name: "export_scope_policy",
@@ -122,7 +122,7 @@ pub mod consent {
     pub mod bindings {
         wit_bindgen::generate!({
             path: "../wit",
-            world: "portcullis:plugin/consent-ui-plugin@0.3.0",
+            world: "portcullis:plugin/consent-ui-plugin@0.4.0",
             runtime_path: "portcullis_sdk::__rt",
             pub_export_macro: true,
             export_macro_name: "export_consent_ui",
@@ -132,7 +132,7 @@ pub mod consent {
 
     pub use bindings::exports::portcullis::plugin::consent::{
         Application, Connection, ConnectionsPage, ConsentPage, DevicePage, ErrorPage, Guest,
-        LoginPage, PageContext,
+        LoginPage, PageContext, PasswordError, PasswordPage,
     };
 }
 
@@ -144,7 +144,7 @@ pub mod storage {
     pub mod bindings {
         wit_bindgen::generate!({
             path: "../wit",
-            world: "portcullis:plugin/storage-plugin@0.3.0",
+            world: "portcullis:plugin/storage-plugin@0.4.0",
             runtime_path: "portcullis_sdk::__rt",
             pub_export_macro: true,
             export_macro_name: "export_storage",
@@ -177,7 +177,7 @@ pub mod grant {
     pub mod bindings {
         wit_bindgen::generate!({
             path: "../wit",
-            world: "portcullis:plugin/grant-type-plugin@0.3.0",
+            world: "portcullis:plugin/grant-type-plugin@0.4.0",
             runtime_path: "portcullis_sdk::__rt",
             pub_export_macro: true,
             export_macro_name: "export_grant_type",

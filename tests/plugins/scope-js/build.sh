@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the JavaScript test policy into a component with componentize-js (npm), and writes
-# its manifest beside it.
+# its manifest beside it. It is built for contract 0.3.0 (sdk/wit/0.3.0), which the host
+# keeps linking: a scope policy of an older contract, in another language.
 #
 #   tests/plugins/scope-js/build.sh             write tests/policies/scope-js.{wasm,toml}
 #   tests/plugins/scope-js/build.sh --out DIR   write DIR/scope-js.{wasm,toml}
@@ -21,8 +22,12 @@ while (($#)); do
     shift
 done
 
+# The contract it is built for, and the WIT of it.
+wit=sdk/wit/0.3.0
+contract="portcullis:plugin@0.3.0"
+
 source_hash() {
-    (cd "$repo" && printf '%s\0' tests/plugins/$name/{scope.js,build.mjs,package.json} sdk/wit/*.wit \
+    (cd "$repo" && printf '%s\0' tests/plugins/$name/{scope.js,build.mjs,package.json} "$wit"/*.wit \
         | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
 }
 
@@ -44,11 +49,11 @@ cp "$here/package.json" "$here/build.mjs" "$tools/"
 if [[ ! -d $tools/node_modules/@bytecodealliance/componentize-js ]]; then
     (cd "$tools" && npm install --no-audit --no-fund --silent)
 fi
-node "$tools/build.mjs" "$here/scope.js" "$repo/sdk/wit" scope-policy-plugin "$out/$name.wasm"
+node "$tools/build.mjs" "$here/scope.js" "$repo/$wit" scope-policy-plugin "$out/$name.wasm"
 cat >"$out/$name.toml" <<EOT
 name = "$name"
 kind = "scope-policy"
-contract = "portcullis:plugin@0.3.0"
+contract = "$contract"
 description = "A scope policy written in JavaScript: the requested scopes the client may have"
 source-hash = "$(source_hash)"
 

@@ -3,7 +3,9 @@
 //! `<meta name="generator">`, so a test sees which plugin rendered a page and in which
 //! locale. Its forms follow the contract of `interface consent`; it has no inline styles.
 
-use portcullis_sdk::consent::{ConnectionsPage, ConsentPage, DevicePage, ErrorPage, Guest, LoginPage, PageContext};
+use portcullis_sdk::consent::{
+    ConnectionsPage, ConsentPage, DevicePage, ErrorPage, Guest, LoginPage, PageContext, PasswordError, PasswordPage,
+};
 
 struct Locales;
 
@@ -74,6 +76,33 @@ impl Guest for Locales {
             ));
         }
         body.push_str("</ul>\n");
+        if let Some(href) = &page.password_page {
+            body.push_str(&format!("<a id=\"password-link\" href=\"{}\">password</a>\n", escape(href)));
+        }
+        Ok(html(&cx.locale, &body))
+    }
+
+    /// The error is named by its code (`wrong-current-password`, `too-short-12`, ...), so a test
+    /// sees which one the host gave.
+    fn render_password(page: PasswordPage) -> Result<String, String> {
+        let cx = &page.context;
+        let mut body = String::from("<h1>password</h1>\n");
+        if page.changed {
+            body.push_str("<p class=\"status\">changed</p>\n");
+        }
+        if let Some(error) = &page.error {
+            let code = match error {
+                PasswordError::WrongCurrentPassword => "wrong-current-password".to_owned(),
+                PasswordError::Mismatch => "mismatch".to_owned(),
+                PasswordError::TooShort(n) => format!("too-short-{n}"),
+                PasswordError::TooLong(n) => format!("too-long-{n}"),
+                PasswordError::Throttled => "throttled".to_owned(),
+                PasswordError::Busy => "busy".to_owned(),
+            };
+            body.push_str(&format!("<p class=\"error\">{code}</p>\n"));
+        }
+        body.push_str(&form_start(cx));
+        body.push_str("<input name=\"current-password\" type=\"password\">\n<input name=\"new-password\" type=\"password\">\n<input name=\"repeat-password\" type=\"password\">\n<button type=\"submit\">ok</button>\n</form>\n");
         Ok(html(&cx.locale, &body))
     }
 }
