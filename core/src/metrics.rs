@@ -6,24 +6,37 @@
 //! recorder is metrics-exporter-prometheus's, installed once per process the first time a
 //! server starts with metrics on. Until then (and in a process that never turns them on)
 //! recording is the facade's no-op. The signing keys' gauge is computed when scraped.
+//!
+//! What is recorded on every request keeps its handles rather than building a labelled key
+//! and looking it up in the recorder each time: each route's histogram and its counter per
+//! status (taken on a route's first answer), the counter of each of the server's own grant
+//! types (taken when the recorder is installed), and in `plugin/` each plugin's call
+//! metrics (taken when it is prepared) and the storage calls' (when the host is made).
 
+use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use ::metrics::{SharedString, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use ::metrics::{
+    Counter, Histogram, SharedString, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
 use ::metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use parking_lot::RwLock;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::crypto::SigningAlgorithm;
 use crate::keys::{KeyState, Keys};
+use crate::model::GrantType;
 
 /// The path scraped on the metrics listener.
 pub const PATH: &str = "/metrics";
@@ -48,6 +61,12 @@ pub enum MetricsError {
     Recorder(String),
 }
 
+/// The tokens issued for each of the server's own grant types, in the order of
+/// [`GrantType::ALL`]: handles taken once, when the recorder is installed.
+static TOKENS_ISSUED: OnceLock<[Counter; GrantType::ALL.len()]> = OnceLock::new();
+
+const TOKENS_ISSUED_TOTAL: &str = "portcullis_tokens_issued_total";
+
 /// The process's recorder: installed once, whatever number of servers start.
 static RECORDER: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
 
@@ -65,6 +84,8 @@ fn recorder() -> Result<&'static PrometheusHandle, MetricsError> {
                 .and_then(PrometheusBuilder::install_recorder)
                 .map_err(|e| e.to_string())?;
             describe();
+            let _ =
+                TOKENS_ISSUED.set(GrantType::ALL.map(|g| counter!(TOKENS_ISSUED_TOTAL, "grant_type" => g.as_str())));
             Ok(handle)
         })
         .as_ref()
@@ -79,7 +100,7 @@ fn describe() {
         ::metrics::Unit::Seconds,
         "Time to answer an HTTP request, by route"
     );
-    describe_counter!("portcullis_tokens_issued_total", "Token responses issued at the token endpoint, by grant type");
+    describe_counter!(TOKENS_ISSUED_TOTAL, "Token responses issued at the token endpoint, by grant type");
     describe_counter!("portcullis_plugin_calls_total", "Plugin calls, by plugin, kind and outcome");
     describe_histogram!(
         "portcullis_plugin_call_duration_seconds",
@@ -168,27 +189,132 @@ fn state_label(state: KeyState) -> &'static str {
 
 /// Counts and times every request the router answers, by its route template.
 pub fn instrument(router: Router) -> Router {
-    router.layer(axum::middleware::from_fn(record_request))
+    let routes = Arc::new(Routes::default());
+    router.layer(tower::layer::layer_fn(move |inner| Instrumented { inner, routes: routes.clone() }))
 }
 
-async fn record_request(request: Request, next: Next) -> Response {
-    let endpoint: SharedString = match request.extensions().get::<MatchedPath>() {
-        Some(path) => path.as_str().to_owned().into(),
-        None => SharedString::const_str(UNMATCHED),
-    };
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    histogram!("portcullis_http_request_duration_seconds", "endpoint" => endpoint.clone())
-        .record(started.elapsed().as_secs_f64());
-    counter!("portcullis_http_requests_total", "endpoint" => endpoint, "status" => status).increment(1);
-    response
+/// The request metrics of one route template (`portcullis_http_request_duration_seconds`,
+/// `portcullis_http_requests_total`): its histogram, and a counter per status it answered
+/// with, each handle taken on first use so that a request records without building and
+/// looking up a labelled key.
+struct RouteMetrics {
+    endpoint: SharedString,
+    duration: Histogram,
+    statuses: RwLock<Vec<(u16, Counter)>>,
+}
+
+impl RouteMetrics {
+    fn new(endpoint: SharedString) -> Self {
+        let duration = histogram!("portcullis_http_request_duration_seconds", "endpoint" => endpoint.clone());
+        Self { endpoint, duration, statuses: RwLock::new(Vec::new()) }
+    }
+
+    fn record(&self, status: u16, elapsed: Duration) {
+        self.duration.record(elapsed.as_secs_f64());
+        if let Some((_, counter)) = self.statuses.read().iter().find(|(s, _)| *s == status) {
+            counter.increment(1);
+            return;
+        }
+        let mut statuses = self.statuses.write();
+        let counter = match statuses.iter().find(|(s, _)| *s == status) {
+            Some((_, counter)) => counter.clone(),
+            None => {
+                let counter = counter!("portcullis_http_requests_total", "endpoint" => self.endpoint.clone(), "status" => status.to_string());
+                statuses.push((status, counter.clone()));
+                counter
+            }
+        };
+        counter.increment(1);
+    }
+}
+
+/// Every route template's metrics: a bounded set (the router's routes, and `unmatched`), the
+/// statuses of each bounded by HTTP's.
+struct Routes {
+    matched: RwLock<HashMap<Arc<str>, Arc<RouteMetrics>>>,
+    unmatched: Arc<RouteMetrics>,
+}
+
+impl Default for Routes {
+    fn default() -> Self {
+        Self { matched: RwLock::default(), unmatched: Arc::new(RouteMetrics::new(SharedString::const_str(UNMATCHED))) }
+    }
+}
+
+impl Routes {
+    fn of(&self, path: Option<&MatchedPath>) -> Arc<RouteMetrics> {
+        let Some(path) = path else { return self.unmatched.clone() };
+        if let Some(route) = self.matched.read().get(path.as_str()) {
+            return route.clone();
+        }
+        self.matched
+            .write()
+            .entry(Arc::from(path.as_str()))
+            .or_insert_with(|| Arc::new(RouteMetrics::new(path.as_str().to_owned().into())))
+            .clone()
+    }
+}
+
+/// The service that records each request its inner route answers.
+#[derive(Clone)]
+struct Instrumented<S> {
+    inner: S,
+    routes: Arc<Routes>,
+}
+
+impl<S> tower::Service<Request> for Instrumented<S>
+where
+    S: tower::Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Recording<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let route = self.routes.of(request.extensions().get::<MatchedPath>());
+        Recording { answer: self.inner.call(request), route, started: Instant::now() }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request being answered, recorded when it is.
+    struct Recording<F> {
+        #[pin]
+        answer: F,
+        route: Arc<RouteMetrics>,
+        started: Instant,
+    }
+}
+
+impl<F, E> Future for Recording<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let answered = std::task::ready!(this.answer.poll(cx));
+        if let Ok(response) = &answered {
+            this.route.record(response.status().as_u16(), this.started.elapsed());
+        }
+        Poll::Ready(answered)
+    }
 }
 
 /// A token response issued for `grant_type` (a grant type of the server's own, or the URI of
 /// an extension grant a loaded plugin answers: a bounded set either way).
 pub fn token_issued(grant_type: &str) {
-    counter!("portcullis_tokens_issued_total", "grant_type" => grant_type.to_owned()).increment(1);
+    let ours = GrantType::ALL.iter().position(|g| g.as_str() == grant_type);
+    match (ours, TOKENS_ISSUED.get()) {
+        (Some(index), Some(counters)) => counters[index].increment(1),
+        // An extension grant, or metrics off (the facade's no-op).
+        _ => counter!(TOKENS_ISSUED_TOTAL, "grant_type" => grant_type.to_owned()).increment(1),
+    }
 }
 
 /// What became of a password sign-in attempt.

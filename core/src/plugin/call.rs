@@ -73,7 +73,7 @@ impl PolicyHost {
                 done.map_err(|e| failed(plugin, e))
             }
             Err(_) => {
-                record(plugin, "deadline", started);
+                record(plugin, Outcome::Deadline, started);
                 Err(PluginError::Unanswered {
                     plugin: plugin.name.to_string(),
                     deadline_ms: plugin.manifest.limits.deadline_ms,
@@ -102,24 +102,55 @@ fn count_cpu_time(store: &mut Store<CallState>, deadline: Duration) {
 
 /// How a call ended, as its metrics label it: `ok` (whatever the plugin answered),
 /// `deadline` (interrupted past its deadline) or `trap` (trapped, out of memory, failed).
-fn ended<R>(result: &wasmtime::Result<R>) -> &'static str {
+#[derive(Clone, Copy)]
+enum Outcome {
+    Ok,
+    Deadline,
+    Trap,
+}
+
+fn ended<R>(result: &wasmtime::Result<R>) -> Outcome {
     match result {
-        Ok(_) => "ok",
-        Err(e) if matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) => "deadline",
-        Err(_) => "trap",
+        Ok(_) => Outcome::Ok,
+        Err(e) if matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) => Outcome::Deadline,
+        Err(_) => Outcome::Trap,
     }
 }
 
-/// Counts and times a call (`portcullis_plugin_calls_total`,
-/// `portcullis_plugin_call_duration_seconds`), labelled by the plugin's name (only the loaded
-/// set gives one), its kind and how it ended.
-fn record(plugin: &Plugin, outcome: &'static str, started: Instant) {
-    let elapsed = started.elapsed().as_secs_f64();
-    let (name, kind) = (plugin.name.clone(), plugin.manifest.kind.as_str());
-    metrics::histogram!("portcullis_plugin_call_duration_seconds", "plugin" => name.clone(), "kind" => kind)
-        .record(elapsed);
-    metrics::counter!("portcullis_plugin_calls_total", "plugin" => name, "kind" => kind, "outcome" => outcome)
-        .increment(1);
+/// A plugin's call metrics (`portcullis_plugin_calls_total`,
+/// `portcullis_plugin_call_duration_seconds`), labelled by its name (only the loaded set
+/// gives one), its kind and how a call ended. The handles are taken once, when the plugin is
+/// prepared, so that a call records without building and looking up a labelled key.
+pub(super) struct CallMetrics {
+    duration: metrics::Histogram,
+    ok: metrics::Counter,
+    deadline: metrics::Counter,
+    trap: metrics::Counter,
+}
+
+impl CallMetrics {
+    pub(super) fn new(name: &Arc<str>, kind: PluginKind) -> Self {
+        let kind = kind.as_str();
+        let calls = |outcome: &'static str| metrics::counter!("portcullis_plugin_calls_total", "plugin" => name.clone(), "kind" => kind, "outcome" => outcome);
+        Self {
+            duration: metrics::histogram!("portcullis_plugin_call_duration_seconds", "plugin" => name.clone(), "kind" => kind),
+            ok: calls("ok"),
+            deadline: calls("deadline"),
+            trap: calls("trap"),
+        }
+    }
+}
+
+/// Counts and times a call.
+fn record(plugin: &Plugin, outcome: Outcome, started: Instant) {
+    let m = &plugin.metrics;
+    m.duration.record(started.elapsed().as_secs_f64());
+    match outcome {
+        Outcome::Ok => &m.ok,
+        Outcome::Deadline => &m.deadline,
+        Outcome::Trap => &m.trap,
+    }
+    .increment(1);
 }
 
 fn failed(plugin: &Plugin, e: wasmtime::Error) -> PluginError {

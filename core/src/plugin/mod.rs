@@ -80,6 +80,8 @@ pub struct Plugin {
     locales: Vec<String>,
     /// The extension grant types a grant-type plugin answers, asked once at load.
     grant_types: Vec<String>,
+    /// Its calls' metrics.
+    metrics: call::CallMetrics,
 }
 
 /// The names of the plugins used when a client names none.
@@ -154,6 +156,8 @@ pub struct PolicyHost {
     pub defaults: Defaults,
     /// What hot reload remembers and counts.
     reloads: watch::Reloads,
+    /// The storage calls' metrics.
+    storage_metrics: store::StorageMetrics,
 }
 
 impl PolicyHost {
@@ -161,7 +165,15 @@ impl PolicyHost {
         let engine = PluginEngine::new(cache_dir)?;
         let linkers = Linkers::new(&engine.engine)?;
         let plugins = RwLock::new(Arc::new(HashMap::new()));
-        Ok(Arc::new(Self { engine, linkers, plugins, database, defaults, reloads: watch::Reloads::default() }))
+        Ok(Arc::new(Self {
+            engine,
+            linkers,
+            plugins,
+            database,
+            defaults,
+            reloads: watch::Reloads::default(),
+            storage_metrics: store::StorageMetrics::new(),
+        }))
     }
 
     /// How often the policies directory was reconciled and plugins compiled.
@@ -244,8 +256,10 @@ impl PolicyHost {
                 );
             }
         };
+        let name: Arc<str> = Arc::from(manifest.name.as_str());
         let mut plugin = Plugin {
-            name: Arc::from(manifest.name.as_str()),
+            metrics: call::CallMetrics::new(&name, manifest.kind),
+            name,
             manifest,
             digest,
             linked,
