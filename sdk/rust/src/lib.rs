@@ -1,7 +1,7 @@
 //! The Rust guest SDK for Portcullis plugins.
 //!
 //! A Portcullis plugin is a WebAssembly component that implements one of the worlds of
-//! the `portcullis:plugin@0.4.0` contract (`sdk/wit/portcullis.wit`). This crate holds
+//! the `portcullis:plugin@0.4.0` contract (`sdk/wit/`, a file per interface). This crate holds
 //! the generated bindings for each world, one module per world, plus a few helpers:
 //!
 //! | world                 | cargo feature | module                      | trait to implement          | export macro                  |
