@@ -717,3 +717,69 @@ async fn stalled_connections_cannot_use_up_the_servers_descriptors() {
     }
     assert!(!server.log_text().contains("Too many open files"), "{}", server.log_text());
 }
+
+/// `portcullis plugin check FILE`, run where no configuration is: stdout, stderr, success.
+fn plugin_check(file: &std::path::Path) -> (String, String, bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = portcullis(dir.path()).args(["plugin", "check"]).arg(file).output().unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.success(),
+    )
+}
+
+#[test]
+fn plugin_check_names_the_kind_and_contract_a_component_implements() {
+    let (out, err, ok) = plugin_check(&support::policies_dir().join("scope-template.wasm"));
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("implements scope-policy, portcullis:plugin@0.4.0: links"), "{out}");
+    assert!(out.contains("scope-template.toml: agrees"), "{out}");
+
+    // A storage plugin built for 0.2.0: its log and database are given.
+    let legacy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/policies/v0.2.0/storage-sql.wasm");
+    let (out, err, ok) = plugin_check(&legacy);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("implements storage, portcullis:plugin@0.2.0: links"), "{out}");
+    assert!(out.contains("imports portcullis:plugin/database@0.2.0: given"), "{out}");
+}
+
+#[test]
+fn plugin_check_refuses_a_manifest_that_names_another_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(support::policies_dir().join("scope-template.wasm"), dir.path().join("mine.wasm")).unwrap();
+    std::fs::write(
+        dir.path().join("mine.toml"),
+        "name = \"mine\"\nkind = \"consent-ui\"\ncontract = \"portcullis:plugin@0.4.0\"\n",
+    )
+    .unwrap();
+    let (out, err, ok) = plugin_check(&dir.path().join("mine.wasm"));
+    assert!(!ok, "{out}");
+    assert!(out.contains("implements scope-policy"), "{out}");
+    assert!(err.contains("mine.toml says consent-ui, portcullis:plugin@0.4.0"), "{err}");
+}
+
+#[test]
+fn plugin_check_names_in_plain_words_what_the_host_does_not_give() {
+    let dir = tempfile::tempdir().unwrap();
+    // A component that imports WASI's poll and a database it is not lent, and exports no world.
+    let wasm = wat::parse_str(
+        r#"(component
+             (import "wasi:io/poll@0.2.0" (instance))
+             (import "portcullis:plugin/database@0.4.0" (instance)))"#,
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("odd.wasm"), wasm).unwrap();
+    let (out, err, ok) = plugin_check(&dir.path().join("odd.wasm"));
+    assert!(!ok, "{out}");
+    assert!(out.contains("imports wasi:io/poll@0.2.0: NOT GIVEN, WASI (wasi:io)"), "{out}");
+    assert!(
+        out.contains("imports portcullis:plugin/database@0.4.0: NOT GIVEN, the database: only a storage plugin"),
+        "{out}"
+    );
+    assert!(err.contains("exports no plugin world"), "{err}");
+
+    let (_, err, ok) = plugin_check(&dir.path().join("absent.wasm"));
+    assert!(!ok);
+    assert!(err.contains("absent.wasm"), "{err}");
+}

@@ -64,6 +64,22 @@ enum Command {
     /// Dynamic Client Registration: the initial access tokens registrations carry.
     #[command(subcommand)]
     Registration(RegistrationCommand),
+    /// Plugins: checking a component before it serves.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Check a component against every contract version this server links, without a
+    /// server: the kind and contract it implements, whether it links, what it imports that
+    /// the host does not give, and whether its manifest agrees. Fails unless it would load.
+    Check {
+        file: PathBuf,
+        /// Its manifest (default: FILE with the extension `.toml`, when there is one).
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -684,6 +700,62 @@ enum KeysCommand {
     },
 }
 
+/// `portcullis plugin check`: prints what the component is, and fails unless the server would
+/// load it (as its manifest says, when it has one).
+fn plugin_check(file: &std::path::Path, manifest: Option<&std::path::Path>) -> anyhow::Result<()> {
+    use portcullis::plugin::check;
+    let wasm = std::fs::read(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let report = check::check(&wasm).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    println!("{}", file.display());
+    for world in &report.worlds {
+        let (kind, version) = (world.kind, world.contract.version());
+        match &world.links {
+            Ok(()) => println!("  implements {kind}, portcullis:plugin@{version}: links"),
+            Err(e) => println!("  implements {kind}, portcullis:plugin@{version}: REFUSED, {e}"),
+        }
+    }
+    for import in &report.imports {
+        match &import.missing {
+            None => println!("  imports {}: given", import.name),
+            Some(why) => println!("  imports {}: NOT GIVEN, {why}", import.name),
+        }
+    }
+    if report.worlds.is_empty() {
+        anyhow::bail!(
+            "{} exports no plugin world: a plugin exports portcullis:plugin/scope, /consent, /storage or /grant, \
+             of version {} or an earlier one this server links",
+            file.display(),
+            portcullis::plugin::Contract::CURRENT
+        );
+    }
+    if !report.loads() {
+        anyhow::bail!("{} would be refused: it does not link", file.display());
+    }
+    let default_manifest = file.with_extension("toml");
+    let manifest = match manifest {
+        Some(path) => Some(path.to_path_buf()),
+        None => default_manifest.is_file().then_some(default_manifest),
+    };
+    if let Some(path) = manifest {
+        let text = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+        let parsed =
+            portcullis::plugin::Manifest::parse(&text, stem).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let agrees =
+            report.worlds.iter().any(|w| w.links.is_ok() && w.kind == parsed.kind && w.contract == parsed.contract);
+        if !agrees {
+            anyhow::bail!(
+                "{} says {}, portcullis:plugin@{}, which the component does not implement",
+                path.display(),
+                parsed.kind,
+                parsed.contract.version()
+            );
+        }
+        println!("  manifest {}: agrees", path.display());
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = match Config::load(cli.config.as_deref()) {
@@ -717,6 +789,7 @@ fn main() -> ExitCode {
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
+        Command::Plugin(PluginCommand::Check { file, manifest }) => plugin_check(&file, manifest.as_deref()),
         Command::Serve => {
             let listen = config.server.listen;
             let app = Portcullis::open(config, true).await?;

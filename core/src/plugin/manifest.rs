@@ -20,6 +20,19 @@ pub enum Contract {
 impl Contract {
     pub const CURRENT: &str = "portcullis:plugin@0.4.0";
 
+    /// Every version this host links, the current one first.
+    pub const ALL: [Contract; 4] = [Self::V4, Self::V3, Self::V2, Self::V1];
+
+    /// The version's number, as its package and interface names carry it (`0.4.0`).
+    pub fn version(self) -> &'static str {
+        match self {
+            Self::V4 => "0.4.0",
+            Self::V3 => "0.3.0",
+            Self::V2 => "0.2.0",
+            Self::V1 => "0.1.0",
+        }
+    }
+
     fn parse(text: &str) -> Option<Self> {
         match text {
             "portcullis:plugin@0.4.0" => Some(Self::V4),
@@ -42,6 +55,18 @@ pub enum PluginKind {
 }
 
 impl PluginKind {
+    pub const ALL: [PluginKind; 4] = [Self::ScopePolicy, Self::ConsentUi, Self::Storage, Self::GrantType];
+
+    /// The contract's interface a plugin of this kind exports (`scope`, `consent`, ...).
+    pub fn interface(self) -> &'static str {
+        match self {
+            Self::ScopePolicy => "scope",
+            Self::ConsentUi => "consent",
+            Self::Storage => "storage",
+            Self::GrantType => "grant",
+        }
+    }
+
     /// The kind as a manifest names it.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -17,6 +17,7 @@
 pub mod bindings;
 pub mod builtin;
 pub mod call;
+pub mod check;
 pub mod consent;
 pub mod database;
 pub mod engine;
@@ -33,7 +34,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 use sha2::{Digest, Sha256};
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::{Component, HasSelf, Linker};
 
 use self::bindings::{v1, v2, v3, v4};
 use self::call::CallState;
@@ -146,6 +147,59 @@ impl Linkers {
             grant_v3: linker!(v3::grant_world::GrantTypePlugin),
         })
     }
+
+    /// Links a compiled component against the world of `kind` in `contract`.
+    fn link(&self, component: &Component, kind: PluginKind, contract: Contract) -> Result<Linked, String> {
+        let l = self;
+        macro_rules! pre {
+            ($variant:ident, $pre:path, $linker:expr) => {
+                Linked::$variant(Box::new(
+                    <$pre>::new($linker.instantiate_pre(component).map_err(linking)?).map_err(linking)?,
+                ))
+            };
+        }
+        Ok(match (kind, contract) {
+            (PluginKind::ScopePolicy, Contract::V4) => pre!(Scope, v4::scope_world::ScopePolicyPluginPre<_>, l.scope),
+            (PluginKind::ScopePolicy, Contract::V3) => {
+                pre!(ScopeV3, v3::scope_world::ScopePolicyPluginPre<_>, l.scope_v3)
+            }
+            (PluginKind::ScopePolicy, Contract::V2) => {
+                pre!(ScopeV2, v2::scope_world::ScopePolicyPluginPre<_>, l.scope_v2)
+            }
+            (PluginKind::ScopePolicy, Contract::V1) => {
+                pre!(ScopeV1, v1::scope_world::ScopePolicyPluginPre<_>, l.scope_v1)
+            }
+            (PluginKind::ConsentUi, Contract::V4) => pre!(Consent, v4::consent_world::ConsentUiPluginPre<_>, l.consent),
+            (PluginKind::ConsentUi, Contract::V3) => {
+                pre!(ConsentV3, v3::consent_world::ConsentUiPluginPre<_>, l.consent_v3)
+            }
+            (PluginKind::ConsentUi, Contract::V2) => {
+                pre!(ConsentV2, v2::consent_world::ConsentUiPluginPre<_>, l.consent_v2)
+            }
+            (PluginKind::ConsentUi, Contract::V1) => {
+                pre!(ConsentV1, v1::consent_world::ConsentUiPluginPre<_>, l.consent_v1)
+            }
+            (PluginKind::Storage, Contract::V4) => pre!(Storage, v4::storage_world::StoragePluginPre<_>, l.storage),
+            (PluginKind::Storage, Contract::V3) => {
+                pre!(StorageV3, v3::storage_world::StoragePluginPre<_>, l.storage_v3)
+            }
+            (PluginKind::Storage, Contract::V2) => {
+                pre!(StorageV2, v2::storage_world::StoragePluginPre<_>, l.storage_v2)
+            }
+            (PluginKind::Storage, Contract::V1) => {
+                return Err(
+                    "storage plugins must implement portcullis:plugin@0.2.0 or later (its generic records)".into()
+                );
+            }
+            (PluginKind::GrantType, Contract::V4) => pre!(Grant, v4::grant_world::GrantTypePluginPre<_>, l.grant),
+            (PluginKind::GrantType, Contract::V3) => pre!(GrantV3, v3::grant_world::GrantTypePluginPre<_>, l.grant_v3),
+            (PluginKind::GrantType, _) => {
+                return Err(
+                    "grant-type plugins implement portcullis:plugin@0.3.0 or later (the first with the kind)".into()
+                );
+            }
+        })
+    }
 }
 
 pub struct PolicyHost {
@@ -207,55 +261,7 @@ impl PolicyHost {
         let manifest = Manifest::parse(manifest_text, stem)?;
         let digest: [u8; 32] = Sha256::digest(wasm).into();
         let component = self.engine.compile(wasm, &digest)?;
-        let l = &self.linkers;
-        macro_rules! pre {
-            ($variant:ident, $pre:path, $linker:expr) => {
-                Linked::$variant(Box::new(
-                    <$pre>::new($linker.instantiate_pre(&component).map_err(linking)?).map_err(linking)?,
-                ))
-            };
-        }
-        let linked = match (manifest.kind, manifest.contract) {
-            (PluginKind::ScopePolicy, Contract::V4) => pre!(Scope, v4::scope_world::ScopePolicyPluginPre<_>, l.scope),
-            (PluginKind::ScopePolicy, Contract::V3) => {
-                pre!(ScopeV3, v3::scope_world::ScopePolicyPluginPre<_>, l.scope_v3)
-            }
-            (PluginKind::ScopePolicy, Contract::V2) => {
-                pre!(ScopeV2, v2::scope_world::ScopePolicyPluginPre<_>, l.scope_v2)
-            }
-            (PluginKind::ScopePolicy, Contract::V1) => {
-                pre!(ScopeV1, v1::scope_world::ScopePolicyPluginPre<_>, l.scope_v1)
-            }
-            (PluginKind::ConsentUi, Contract::V4) => pre!(Consent, v4::consent_world::ConsentUiPluginPre<_>, l.consent),
-            (PluginKind::ConsentUi, Contract::V3) => {
-                pre!(ConsentV3, v3::consent_world::ConsentUiPluginPre<_>, l.consent_v3)
-            }
-            (PluginKind::ConsentUi, Contract::V2) => {
-                pre!(ConsentV2, v2::consent_world::ConsentUiPluginPre<_>, l.consent_v2)
-            }
-            (PluginKind::ConsentUi, Contract::V1) => {
-                pre!(ConsentV1, v1::consent_world::ConsentUiPluginPre<_>, l.consent_v1)
-            }
-            (PluginKind::Storage, Contract::V4) => pre!(Storage, v4::storage_world::StoragePluginPre<_>, l.storage),
-            (PluginKind::Storage, Contract::V3) => {
-                pre!(StorageV3, v3::storage_world::StoragePluginPre<_>, l.storage_v3)
-            }
-            (PluginKind::Storage, Contract::V2) => {
-                pre!(StorageV2, v2::storage_world::StoragePluginPre<_>, l.storage_v2)
-            }
-            (PluginKind::Storage, Contract::V1) => {
-                return Err(
-                    "storage plugins must implement portcullis:plugin@0.2.0 or later (its generic records)".into()
-                );
-            }
-            (PluginKind::GrantType, Contract::V4) => pre!(Grant, v4::grant_world::GrantTypePluginPre<_>, l.grant),
-            (PluginKind::GrantType, Contract::V3) => pre!(GrantV3, v3::grant_world::GrantTypePluginPre<_>, l.grant_v3),
-            (PluginKind::GrantType, _) => {
-                return Err(
-                    "grant-type plugins implement portcullis:plugin@0.3.0 or later (the first with the kind)".into()
-                );
-            }
-        };
+        let linked = self.linkers.link(&component, manifest.kind, manifest.contract)?;
         let name: Arc<str> = Arc::from(manifest.name.as_str());
         let mut plugin = Plugin {
             metrics: call::CallMetrics::new(&name, manifest.kind),
