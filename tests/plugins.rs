@@ -1,5 +1,6 @@
 //! The plugin host under stress: hot reload while requests run, broken files refused, and
-//! plugins that trap, loop or exhaust memory failing only their own request.
+//! plugins that trap, loop or exhaust memory failing only their own request (refused as the
+//! policy's denial).
 
 mod support;
 
@@ -213,8 +214,10 @@ async fn a_plugin_that_traps_loops_or_exhausts_memory_fails_only_its_request() {
     for bad in ["trap", "loop", "oom"] {
         let (status, body) =
             server.form("/token", &[("grant_type", "client_credentials"), ("scope", bad)], Some((&id, &secret))).await;
-        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{bad}: {body}");
-        assert_eq!(body["error"], "server_error", "{bad}");
+        // The policy decided nothing: the grant is refused as its denial would be, not a 500.
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eq!(body["error"], "invalid_scope", "{bad}");
+        assert!(body["error_description"].as_str().is_some_and(|d| d.contains("`scope-chaos` failed")), "{body}");
         let (status, body) =
             server.form("/token", &[("grant_type", "client_credentials"), ("scope", "ok")], Some((&id, &secret))).await;
         assert_eq!(status, StatusCode::OK, "the server keeps serving after `{bad}`: {body}");

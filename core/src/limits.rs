@@ -154,6 +154,14 @@ pub const MAX_PLUGIN_MEMORY_MB: u64 = 512;
 /// The longest deadline a plugin's manifest may ask for, in milliseconds.
 pub const MAX_PLUGIN_DEADLINE_MS: u64 = 30_000;
 
+/// How many faults in a row (a trap, a deadline, an exhausted memory) make a plugin unhealthy
+/// when its manifest's `[on-fault]` does not say (`after`).
+pub const DEFAULT_PLUGIN_FAULTS_AFTER: u32 = 5;
+
+/// The most faults in a row a manifest's `[on-fault] after` may wait for before the plugin is
+/// unhealthy.
+pub const MAX_PLUGIN_FAULTS_AFTER: u32 = 1000;
+
 /// The longest message a plugin logs, in characters; the rest is cut off.
 pub const MAX_PLUGIN_LOG_CHARS: usize = 2000;
 

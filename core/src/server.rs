@@ -144,9 +144,11 @@ impl Portcullis {
 }
 
 /// Parts of readiness that never fail it but tell an operator what is not as configured:
-/// sign-in limits counted on this replica alone because Redis cannot be used, and clients
+/// sign-in limits counted on this replica alone because Redis cannot be used, clients
 /// naming a plugin that is not loaded (looked up at most every
-/// [`limits::READY_CLIENTS_EVERY_SECS`](crate::limits::READY_CLIENTS_EVERY_SECS)).
+/// [`limits::READY_CLIENTS_EVERY_SECS`](crate::limits::READY_CLIENTS_EVERY_SECS)), and
+/// plugins unhealthy after faulting as many calls in a row as their manifest's
+/// `on-fault.after` (the replica still answers: their faults are denials or go to a fallback).
 fn add_degraded_parts(health: &crate::health::Health, protocol: &Arc<Protocol>) {
     use crate::health::State;
     use crate::oauth::sign_in_shared::SharedState;
@@ -161,6 +163,28 @@ fn add_degraded_parts(health: &crate::health::Health, protocol: &Arc<Protocol>) 
                     "the shared sign-in limits cannot be used ({reason}): this replica counts on its own"
                 )),
                 SharedState::Shared | SharedState::Local => State::Ok,
+            };
+            std::future::ready(state).boxed()
+        }),
+    );
+    let host = protocol.host.clone();
+    health.add(
+        "faults",
+        Arc::new(move || {
+            let named: Vec<String> = host
+                .unhealthy()
+                .into_iter()
+                .map(|p| {
+                    let then = match &p.fallback {
+                        Some(fallback) => format!("its faulted calls go to `{fallback}`"),
+                        None => "its faulted calls are refused".into(),
+                    };
+                    format!("the {} plugin `{}` faulted its last {} calls: {then}", p.kind, p.name, p.faults)
+                })
+                .collect();
+            let state = match named.is_empty() {
+                true => State::Ok,
+                false => State::Degraded(named.join("; ")),
             };
             std::future::ready(state).boxed()
         }),

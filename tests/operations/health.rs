@@ -112,6 +112,189 @@ async fn ready_is_503_naming_storage_while_the_database_does_not_answer() {
     assert_eq!(part(&report, "keys")["state"], "ok", "only storage fails: {report}");
 }
 
+// --- a plugin that keeps faulting --------------------------------------------------------
+
+/// `scope-chaos` (tests/policies) installed in `dir` as `name`, its manifest ending with `extra`
+/// (an `[on-fault]` table). It traps on scope `trap`, loops past its deadline on `loop`, and
+/// adds the claim `"policy": "chaos"` to what it grants.
+fn install_faulty(dir: &Path, name: &str, extra: &str) {
+    let fixtures = support::fixtures_dir();
+    let manifest = std::fs::read_to_string(fixtures.join("scope-chaos.toml")).expect("scope-chaos.toml");
+    let manifest = manifest.replace("name = \"scope-chaos\"", &format!("name = \"{name}\""));
+    std::fs::write(dir.join(format!("{name}.toml")), format!("{manifest}\n{extra}")).unwrap();
+    std::fs::copy(fixtures.join("scope-chaos.wasm"), dir.join(format!("{name}.wasm"))).expect("scope-chaos.wasm");
+}
+
+async fn readiness(server: &TestServer) -> Value {
+    let r = server.http.get(server.url("/health/ready")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "a plugin's faults never fail readiness");
+    let report: Value = r.json().await.unwrap();
+    assert_eq!(report["status"], "ready", "{report}");
+    report
+}
+
+/// `portcullis_plugin_healthy` of `plugin`, as the metrics listener shows it.
+async fn healthy_gauge(server: &TestServer, plugin: &str) -> Option<f64> {
+    let text = crate::metrics::scrape(server).await;
+    crate::metrics::value(&text, "portcullis_plugin_healthy", &[("plugin", plugin)])
+}
+
+async fn client_credentials(server: &TestServer, client: (&str, &str), scope: &str) -> (StatusCode, Value) {
+    server.form("/token", &[("grant_type", "client_credentials"), ("scope", scope)], Some(client)).await
+}
+
+fn claims(token: &Value) -> Value {
+    use base64::Engine;
+    let part = token["access_token"].as_str().expect("an access token").split('.').nth(1).expect("a JWT");
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scope_policy_faulting_n_times_in_a_row_is_unhealthy_denies_and_recovers_on_success_or_reload() {
+    const PLUGIN: &str = "scope-faulty-deny";
+    let policies = support::policies_copy();
+    install_faulty(policies.path(), PLUGIN, "[on-fault]\nafter = 3\n");
+    let server = TestServer::start_with(Options {
+        policies: Some(policies.path().into()),
+        watch: true,
+        metrics: true,
+        ..Default::default()
+    })
+    .await;
+    let (id, secret) = server
+        .client(json!({"name": "faulty", "grant_types": ["client_credentials"], "scopes": ["ok", "trap", "loop"],
+                       "scope_policy": PLUGIN}))
+        .await;
+    let secret = secret.unwrap();
+    let client = (id.as_str(), secret.as_str());
+    assert_eq!(part(&readiness(&server).await, "faults")["state"], "ok");
+    assert_eq!(healthy_gauge(&server, PLUGIN).await, Some(1.0), "a loaded plugin is healthy");
+
+    // Each fault is the policy's denial (a client's own grant: invalid_scope), never a 500.
+    let fault = |scope: &'static str| {
+        let server = &server;
+        async move {
+            let (status, body) = client_credentials(server, client, scope).await;
+            assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_scope")), "{body}");
+            let description = body["error_description"].as_str().unwrap_or_default();
+            assert!(description.contains(PLUGIN) && description.contains("failed"), "{body}");
+        }
+    };
+    let answer = || async {
+        let (status, body) = client_credentials(&server, client, "ok").await;
+        assert_eq!((status, body["scope"].as_str()), (StatusCode::OK, Some("ok")), "{body}");
+    };
+
+    // Two faults, an answer, two faults: never three in a row.
+    fault("trap").await;
+    fault("loop").await;
+    answer().await;
+    fault("trap").await;
+    fault("trap").await;
+    assert_eq!(part(&readiness(&server).await, "faults")["state"], "ok", "an answer set the count back");
+    assert_eq!(healthy_gauge(&server, PLUGIN).await, Some(1.0));
+
+    // The third in a row: unhealthy, named in a degraded part; the replica stays ready.
+    fault("loop").await;
+    let report = readiness(&server).await;
+    let faults = part(&report, "faults");
+    assert_eq!(faults["state"], "degraded", "{report}");
+    let detail = faults["detail"].as_str().unwrap();
+    assert!(detail.contains(&format!("`{PLUGIN}`")) && detail.contains("refused"), "{detail}");
+    assert_eq!(healthy_gauge(&server, PLUGIN).await, Some(0.0));
+    fault("trap").await;
+
+    // Its next answer recovers it.
+    answer().await;
+    assert_eq!(part(&readiness(&server).await, "faults")["state"], "ok");
+    assert_eq!(healthy_gauge(&server, PLUGIN).await, Some(1.0));
+
+    // Unhealthy again; a new version of the plugin starts healthy.
+    for _ in 0..3 {
+        fault("trap").await;
+    }
+    assert_eq!(part(&readiness(&server).await, "faults")["state"], "degraded");
+    assert_eq!(healthy_gauge(&server, PLUGIN).await, Some(0.0));
+    install_faulty(policies.path(), PLUGIN, "[on-fault]\nafter = 4\n");
+    let since = std::time::Instant::now();
+    while server.app.host.loaded().get(PLUGIN).is_none_or(|p| p.manifest.on_fault.after != 4) {
+        assert!(since.elapsed() < Duration::from_secs(10), "the new version never loaded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(part(&readiness(&server).await, "faults")["state"], "ok", "a reload starts the count anew");
+    assert_eq!(healthy_gauge(&server, PLUGIN).await, Some(1.0));
+    fault("trap").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_faulted_call_of_a_scope_policy_with_a_fallback_is_answered_by_the_fallback() {
+    const PLUGIN: &str = "scope-faulty-fallback";
+    let policies = support::policies_copy();
+    install_faulty(policies.path(), PLUGIN, "[on-fault]\nafter = 2\nfallback = \"scope-template\"\n");
+    let server =
+        TestServer::start_with(Options { policies: Some(policies.path().into()), metrics: true, ..Default::default() })
+            .await;
+    let (id, secret) = server
+        .client(json!({"name": "faulty", "grant_types": ["client_credentials"], "scopes": ["ok", "trap"],
+                       "scope_policy": PLUGIN}))
+        .await;
+    let secret = secret.unwrap();
+    let client = (id.as_str(), secret.as_str());
+
+    // scope-template answers what scope-chaos trapped on: no `policy` claim of chaos's.
+    for n in 1..=2 {
+        let (status, body) = client_credentials(&server, client, "ok trap").await;
+        assert_eq!(status, StatusCode::OK, "fault {n}: {body}");
+        assert_eq!(body["scope"], "ok trap", "{body}");
+        assert!(claims(&body).get("policy").is_none(), "the fallback answered: {body}");
+    }
+    let report = readiness(&server).await;
+    let faults = part(&report, "faults");
+    assert_eq!(faults["state"], "degraded", "{report}");
+    let detail = faults["detail"].as_str().unwrap();
+    assert!(detail.contains(&format!("`{PLUGIN}`")) && detail.contains("`scope-template`"), "{detail}");
+    assert_eq!(healthy_gauge(&server, PLUGIN).await, Some(0.0));
+
+    // Still asked first: its answer recovers it.
+    let (status, body) = client_credentials(&server, client, "ok").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(claims(&body)["policy"], "chaos", "the plugin itself answered: {body}");
+    assert_eq!(part(&readiness(&server).await, "faults")["state"], "ok");
+    assert_eq!(healthy_gauge(&server, PLUGIN).await, Some(1.0));
+}
+
+#[tokio::test]
+async fn an_on_fault_table_that_cannot_hold_is_refused_at_load_with_its_reason() {
+    let policies = support::policies_copy();
+    let bad = [
+        ("faulty-self", "[on-fault]\nfallback = \"faulty-self\"\n", "names the plugin itself"),
+        ("faulty-zero", "[on-fault]\nafter = 0\n", "on-fault.after must be 1..=1000"),
+        ("faulty-many", "[on-fault]\nafter = 1001\n", "on-fault.after must be 1..=1000"),
+        ("faulty-unknown", "[on-fault]\nretry = true\n", "unknown field"),
+        ("faulty-kind", "[on-fault]\nfallback = \"consent-default\"\n", "`consent-default` is a consent-ui plugin"),
+    ];
+    for (name, extra, _) in bad {
+        install_faulty(policies.path(), name, extra);
+    }
+    let server = TestServer::start_with(Options { policies: Some(policies.path().into()), ..Default::default() }).await;
+    let loaded = server.app.host.loaded();
+    let wasm = std::fs::read(support::fixtures_dir().join("scope-chaos.wasm")).unwrap();
+    for (name, _, reason) in bad {
+        assert!(!loaded.contains_key(name), "{name} is refused");
+        let manifest = std::fs::read_to_string(policies.path().join(format!("{name}.toml"))).unwrap();
+        let refusal = match server.app.host.prepare(&manifest, name, &wasm) {
+            Err(refusal) => refusal,
+            Ok(plugin) => server.app.host.install(plugin).await.expect_err(name),
+        };
+        assert!(refusal.contains(reason), "{name}: {refusal}");
+    }
+    // Only scope policies and consent UIs have a fallback.
+    let storage = std::fs::read_to_string(support::policies_dir().join("storage-sql.toml")).unwrap();
+    let storage = format!("{storage}\n[on-fault]\nfallback = \"other-storage\"\n");
+    let refusal = server.app.host.prepare(&storage, "storage-sql", b"").err().expect("refused");
+    assert!(refusal.contains("a storage plugin has none"), "{refusal}");
+}
+
 // --- the binary --------------------------------------------------------------------------
 
 /// `portcullis serve` from a configuration file in a temporary directory, on a port of its

@@ -12,7 +12,7 @@ async fn metrics_server(configure: Option<crate::support::Configure>) -> TestSer
 }
 
 /// The scrape of the server's metrics listener.
-async fn scrape(server: &TestServer) -> String {
+pub(crate) async fn scrape(server: &TestServer) -> String {
     let base = server.metrics.as_deref().expect("the server serves metrics");
     let r = server.http.get(format!("{base}/metrics")).send().await.expect("scrape");
     assert_eq!(r.status(), StatusCode::OK);
@@ -23,7 +23,7 @@ async fn scrape(server: &TestServer) -> String {
 
 /// The sum of the samples of `name` whose labels include every one of `labels`; `None` when
 /// no sample has them.
-fn value(scrape: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn value(scrape: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let mut found = None;
     for line in scrape.lines().filter(|l| !l.starts_with('#')) {
         let Some((series, sample)) = line.rsplit_once(' ') else { continue };

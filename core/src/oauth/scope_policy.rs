@@ -2,11 +2,14 @@
 //! the server may grant fewer scopes than requested and says so in `scope`). The policy is
 //! asked on every grant; whatever it answers, the host keeps only scopes the client was
 //! registered with (and, on refresh, that the original grant had) and drops claims the
-//! server owns.
+//! server owns. A policy that faults (a trap, its deadline, its memory), when no fallback
+//! answers for it, refuses the grant as a denial would: it fails closed, with an answer the
+//! client can act on rather than a `server_error` it may retry.
 
 use super::Protocol;
 use crate::error::OAuthError;
 use crate::model::{Decision, ExtraClaim, GrantType};
+use crate::plugin::PluginError;
 pub use crate::plugin::scope::Ask;
 use crate::plugin::scope::{PolicyDenial, ScopeInput};
 use crate::storage::ClientContext;
@@ -114,7 +117,16 @@ pub async fn resolve(app: &Protocol, context: &ClientContext, ask: Ask<'_>) -> R
         ask,
     };
     let policy = client.doc.scope_policy.as_deref().unwrap_or(&app.host.defaults.scope);
-    match app.host.resolve_scope(policy, &input).map_err(|e| plugin_error(client, e))? {
+    let answer = match app.host.resolve_scope(policy, &input) {
+        Ok(answer) => answer,
+        // A policy that faulted (and whose fallback, if any, did not answer) decided nothing:
+        // the grant is refused, as a denial would be, from the first fault on.
+        Err(PluginError::Trap { .. } | PluginError::Unanswered { .. }) => {
+            return Err(refused(&input.ask, format!("the scope policy `{policy}` failed; nothing is granted")));
+        }
+        Err(e) => return Err(plugin_error(client, e)),
+    };
+    match answer {
         Ok(grant) => {
             // A policy narrows; it never widens past what the client may be granted, nor,
             // on refresh, past the original grant.

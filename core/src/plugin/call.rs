@@ -1,7 +1,7 @@
 //! The one path every plugin call takes, whatever the plugin's kind: a fresh `Store` with
 //! the manifest's memory cap and deadline, the call, and the mapping of a trap, a deadline or
-//! an exhausted memory to `PluginError::Trap`, logged once with the plugin's name. Metrics
-//! and capability grants hang here.
+//! an exhausted memory to `PluginError::Trap`, logged once with the plugin's name. Metrics,
+//! the count of faults in a row (`fault.rs`) and capability grants hang here.
 //!
 //! A synchronous call (scope, consent, grant type) runs on one thread from start to end, so
 //! its deadline counts the CPU time that thread spends: on a saturated machine the thread
@@ -54,6 +54,7 @@ impl PolicyHost {
         let started = Instant::now();
         let result = f(&mut store);
         record(plugin, ended(&result), started);
+        super::fault::record(plugin, result.is_ok());
         result.map_err(|e| failed(plugin, e))
     }
 
@@ -70,10 +71,12 @@ impl PolicyHost {
         match tokio::time::timeout(deadline(plugin), f(&mut store)).await {
             Ok(done) => {
                 record(plugin, ended(&done), started);
+                super::fault::record(plugin, done.is_ok());
                 done.map_err(|e| failed(plugin, e))
             }
             Err(_) => {
                 record(plugin, Outcome::Deadline, started);
+                super::fault::record(plugin, false);
                 Err(PluginError::Unanswered {
                     plugin: plugin.name.to_string(),
                     deadline_ms: plugin.manifest.limits.deadline_ms,

@@ -4,7 +4,9 @@
 //! and the connections page's link to it).
 
 use super::bindings::{v1, v2, v3, v4};
-use super::{Contract, Linked, PluginError, PluginKind, PolicyHost};
+use std::sync::Arc;
+
+use super::{Contract, Linked, Plugin, PluginError, PluginKind, PolicyHost};
 
 /// The application a client belongs to, as the consent UI shows it.
 #[derive(Debug, Clone, Default)]
@@ -238,21 +240,36 @@ impl PolicyHost {
     /// A consent UI built for a contract without the page (the connections page before
     /// 0.3.0, the password page before 0.4.0) has it rendered by `consent-default`, when it
     /// is loaded.
+    ///
+    /// A page the consent UI faults on is rendered by its manifest's `on-fault.fallback`,
+    /// when that is loaded; if there is none, or the fallback faults too, the fault is the
+    /// answer.
     pub fn render(&self, name: &str, page: &Page) -> Result<Result<String, String>, PluginError> {
         let plugin = self.get(PluginKind::ConsentUi, name)?;
+        match self.render_with(&plugin, page) {
+            Err(fault) => match self.fallback_for(&plugin, &fault) {
+                Some(fallback) => self.render_with(&fallback, page).map_err(|_| fault),
+                None => Err(fault),
+            },
+            rendered => rendered,
+        }
+    }
+
+    fn render_with(&self, plugin: &Arc<Plugin>, page: &Page) -> Result<Result<String, String>, PluginError> {
+        let name = plugin.manifest.name.as_str();
         let lacks_page = match page {
             Page::Connections { .. } => matches!(plugin.manifest.contract, Contract::V1 | Contract::V2),
             Page::Password { .. } => plugin.manifest.contract != Contract::V4,
             _ => false,
         };
         if lacks_page && name != BUILTIN_CONSENT {
-            return self.render(BUILTIN_CONSENT, page);
+            return self.render_with(&self.get(PluginKind::ConsentUi, BUILTIN_CONSENT)?, page);
         }
         match &plugin.linked {
             Linked::Consent(pre) => {
                 let connections = v4_records::connections(page);
                 let password = password_page_v4(page);
-                render!(self, &plugin, pre, v4::consent_world::exports::portcullis::plugin::consent, page,
+                render!(self, plugin, pre, v4::consent_world::exports::portcullis::plugin::consent, page,
                 context: v4_records::context,
                 |ui, store| connections: match &connections {
                     Some(c) => ui.call_render_connections(&mut *store, c),
@@ -265,7 +282,7 @@ impl PolicyHost {
             }
             Linked::ConsentV3(pre) => {
                 let connections = v3_records::connections(page);
-                render!(self, &plugin, pre, v3::consent_world::exports::portcullis::plugin::consent, page,
+                render!(self, plugin, pre, v3::consent_world::exports::portcullis::plugin::consent, page,
                     context: v3_records::context,
                     |ui, store| connections: match &connections {
                         Some(c) => ui.call_render_connections(&mut *store, c),
@@ -274,13 +291,13 @@ impl PolicyHost {
                     password: Ok(Err(NO_PASSWORD_PAGE.to_owned())))
             }
             Linked::ConsentV2(pre) => {
-                render!(self, &plugin, pre, v2::consent_world::exports::portcullis::plugin::consent, page,
+                render!(self, plugin, pre, v2::consent_world::exports::portcullis::plugin::consent, page,
                     context: context_before_0_3!(),
                     |_ui, _store| connections: Ok(Err(NO_CONNECTIONS_PAGE.to_owned())),
                     password: Ok(Err(NO_PASSWORD_PAGE.to_owned())))
             }
             Linked::ConsentV1(pre) => {
-                render!(self, &plugin, pre, v1::consent_world::exports::portcullis::plugin::consent, page,
+                render!(self, plugin, pre, v1::consent_world::exports::portcullis::plugin::consent, page,
                     context: context_before_0_3!(),
                     |_ui, _store| connections: Ok(Err(NO_CONNECTIONS_PAGE.to_owned())),
                     password: Ok(Err(NO_PASSWORD_PAGE.to_owned())))

@@ -2,7 +2,9 @@
 
 use serde::Deserialize;
 
-use crate::limits::{MAX_PLUGIN_DEADLINE_MS, MAX_PLUGIN_MEMORY_MB};
+use crate::limits::{
+    DEFAULT_PLUGIN_FAULTS_AFTER, MAX_PLUGIN_DEADLINE_MS, MAX_PLUGIN_FAULTS_AFTER, MAX_PLUGIN_MEMORY_MB,
+};
 
 /// The contract versions this host links, the current one first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +101,8 @@ struct ManifestFile {
     #[serde(default)]
     grants: Grants,
     #[serde(default)]
+    on_fault: OnFault,
+    #[serde(default)]
     config: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -112,6 +116,8 @@ pub struct Manifest {
     pub source_hash: Option<String>,
     pub limits: Limits,
     pub grants: Grants,
+    /// What a fault of the plugin (a trap, a deadline, an exhausted memory) does.
+    pub on_fault: OnFault,
     /// The operator's settings for the plugin (the manifest's `[config]` table) as a JSON
     /// object's text, written once at load and handed as is to every call of the plugins whose
     /// contract takes them (grant types).
@@ -142,6 +148,38 @@ pub struct Grants {
     pub env: Vec<String>,
 }
 
+/// The manifest's `[on-fault]` table: when the plugin counts as unhealthy, and which plugin
+/// answers a call it faulted on.
+///
+/// Every fault counts and a call it answers (whatever it answers) sets the count back to
+/// zero, as does a new version of the plugin. At `after` faults in a row the plugin is
+/// unhealthy: `/health/ready` names it in a degraded part and `portcullis_plugin_healthy` is
+/// 0. What one request gets does not depend on that state: a scope policy's fault is a
+/// denial of the grant from the first fault, or, with a `fallback`, the same call answered by
+/// the fallback (`plugin/scope.rs`, `plugin/consent.rs`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct OnFault {
+    /// Faults in a row before the plugin is unhealthy.
+    #[serde(default = "default_faults_after")]
+    pub after: u32,
+    /// The plugin, of the same kind, that answers a call this one faulted on (scope policies
+    /// and consent UIs only). Without one the fault is a denial (scope policies) or the
+    /// request's error (other kinds).
+    #[serde(default)]
+    pub fallback: Option<String>,
+}
+
+impl Default for OnFault {
+    fn default() -> Self {
+        Self { after: DEFAULT_PLUGIN_FAULTS_AFTER, fallback: None }
+    }
+}
+
+fn default_faults_after() -> u32 {
+    DEFAULT_PLUGIN_FAULTS_AFTER
+}
+
 impl Manifest {
     pub fn parse(text: &str, file_stem: &str) -> Result<Self, String> {
         let file: ManifestFile = toml_from_str(text)?;
@@ -166,6 +204,7 @@ impl Manifest {
             source_hash: file.source_hash,
             limits: file.limits,
             grants: file.grants,
+            on_fault: file.on_fault,
             config: serde_json::Value::Object(file.config).to_string(),
         };
         if manifest.limits.memory_mb == 0 || manifest.limits.memory_mb > MAX_PLUGIN_MEMORY_MB {
@@ -173,6 +212,23 @@ impl Manifest {
         }
         if manifest.limits.deadline_ms == 0 || manifest.limits.deadline_ms > MAX_PLUGIN_DEADLINE_MS {
             return Err(format!("limits.deadline-ms must be 1..={MAX_PLUGIN_DEADLINE_MS}"));
+        }
+        if manifest.on_fault.after == 0 || manifest.on_fault.after > MAX_PLUGIN_FAULTS_AFTER {
+            return Err(format!("on-fault.after must be 1..={MAX_PLUGIN_FAULTS_AFTER}"));
+        }
+        if let Some(fallback) = &manifest.on_fault.fallback {
+            if !matches!(manifest.kind, PluginKind::ScopePolicy | PluginKind::ConsentUi) {
+                return Err(format!(
+                    "on-fault.fallback: a {} plugin has none (scope-policy and consent-ui plugins do)",
+                    manifest.kind
+                ));
+            }
+            if fallback == &manifest.name {
+                return Err("on-fault.fallback names the plugin itself".into());
+            }
+            if fallback.is_empty() {
+                return Err("on-fault.fallback names no plugin".into());
+            }
         }
         if !manifest.grants.env.is_empty() {
             return Err("grants.env: no contract version yet exposes the environment to plugins".into());

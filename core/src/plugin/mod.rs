@@ -5,6 +5,8 @@
 //! - this module: the loaded set, a pre-linked `InstancePre` per plugin, swapped as one `Arc`;
 //!   [`watch`] keeps it in line with the policies directory (hot reload);
 //! - [`call`]: the one call path, a fresh `Store` per call with an epoch deadline and a memory cap;
+//! - [`fault`]: a plugin that keeps faulting (the manifest's `[on-fault]`): unhealthy after
+//!   so many faults in a row, and the fallback that answers a call it faulted on;
 //! - the host capabilities: [`log`] and [`database`];
 //! - the plugin kinds as the rest of the server sees them, in its own types: [`scope`],
 //!   [`consent`], [`store`] and [`grant`]. Nothing outside this module names a wasmtime or generated
@@ -21,6 +23,7 @@ pub mod check;
 pub mod consent;
 pub mod database;
 pub mod engine;
+mod fault;
 pub mod grant;
 mod log;
 pub mod manifest;
@@ -40,7 +43,8 @@ use self::bindings::{v1, v2, v3, v4};
 use self::call::CallState;
 use self::database::{Database, DatabaseGrant};
 use self::engine::PluginEngine;
-pub use self::manifest::{Contract, Manifest, PluginKind};
+pub use self::fault::Unhealthy;
+pub use self::manifest::{Contract, Manifest, OnFault, PluginKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
@@ -83,6 +87,8 @@ pub struct Plugin {
     grant_types: Vec<String>,
     /// Its calls' metrics.
     metrics: call::CallMetrics,
+    /// Its faults in a row, and whether they made it unhealthy.
+    faults: fault::Faults,
 }
 
 /// The names of the plugins used when a client names none.
@@ -265,6 +271,7 @@ impl PolicyHost {
         let name: Arc<str> = Arc::from(manifest.name.as_str());
         let mut plugin = Plugin {
             metrics: call::CallMetrics::new(&name, manifest.kind),
+            faults: fault::Faults::new(&name),
             name,
             manifest,
             digest,
@@ -341,6 +348,8 @@ impl PolicyHost {
         if let Some((other, grant_type)) = grant::claimed_elsewhere(&plugins, &plugin) {
             return Err(format!("grant type `{grant_type}` is already answered by the plugin `{other}`"));
         }
+        fault::check_fallback(&plugins, &plugin)?;
+        plugin.faults.installed();
         let mut next = HashMap::clone(&plugins);
         next.insert(plugin.manifest.name.clone(), Arc::new(plugin));
         *plugins = Arc::new(next);

@@ -1,7 +1,7 @@
 //! Asking a scope policy plugin, of any contract version, in the server's own types.
 
 use super::bindings::v1;
-use super::{Linked, PluginError, PluginKind, PolicyHost};
+use super::{Linked, Plugin, PluginError, PluginKind, PolicyHost};
 use crate::model::{AppInstance, Client, ClientTemplate, Organization, User};
 
 use v1::scope_world::exports::portcullis::plugin::scope as wit1;
@@ -103,18 +103,34 @@ pub enum PolicyDenial {
 }
 
 impl PolicyHost {
-    /// Runs the scope policy `name` on one request.
+    /// Runs the scope policy `name` on one request. A call it faults on goes to its
+    /// manifest's `on-fault.fallback`, when that is loaded; if there is none, or the fallback
+    /// faults too, the policy's fault is the answer.
     pub fn resolve_scope(
         &self,
         name: &str,
         input: &ScopeInput<'_>,
     ) -> Result<Result<PolicyGrant, PolicyDenial>, PluginError> {
         let plugin = self.get(PluginKind::ScopePolicy, name)?;
+        match self.resolve_with(&plugin, input) {
+            Err(fault) => match self.fallback_for(&plugin, &fault) {
+                Some(fallback) => self.resolve_with(&fallback, input).map_err(|_| fault),
+                None => Err(fault),
+            },
+            answered => answered,
+        }
+    }
+
+    fn resolve_with(
+        &self,
+        plugin: &Plugin,
+        input: &ScopeInput<'_>,
+    ) -> Result<Result<PolicyGrant, PolicyDenial>, PluginError> {
         // Contracts 0.4.0, 0.3.0 and 0.2.0 share the scope interface; only the types' paths differ.
         macro_rules! current {
             ($pre:expr, $records:ident) => {{
                 let request = $records::request(input);
-                let answer = self.call(&plugin, |store| {
+                let answer = self.call(plugin, |store| {
                     $pre.instantiate(&mut *store)?.portcullis_plugin_scope().call_resolve(&mut *store, &request)
                 })?;
                 Ok(answer.map($records::grant).map_err($records::denial))
@@ -126,7 +142,7 @@ impl PolicyHost {
             Linked::ScopeV2(pre) => current!(pre, v2_records),
             Linked::ScopeV1(pre) => {
                 let request = v1_request(input);
-                let answer = self.call(&plugin, |store| {
+                let answer = self.call(plugin, |store| {
                     pre.instantiate(&mut *store)?.portcullis_plugin_scope().call_resolve(&mut *store, &request)
                 })?;
                 Ok(answer.map(v1_grant).map_err(|d| match d {
@@ -135,7 +151,7 @@ impl PolicyHost {
                     wit1::Denial::UnauthorizedClient(r) => PolicyDenial::UnauthorizedClient(r),
                 }))
             }
-            _ => Err(PluginError::NotLoaded { kind: PluginKind::ScopePolicy, name: name.to_owned() }),
+            _ => Err(PluginError::NotLoaded { kind: PluginKind::ScopePolicy, name: plugin.manifest.name.clone() }),
         }
     }
 }
