@@ -783,3 +783,59 @@ fn plugin_check_names_in_plain_words_what_the_host_does_not_give() {
     assert!(!ok);
     assert!(err.contains("absent.wasm"), "{err}");
 }
+
+#[test]
+fn plugin_test_runs_a_policy_against_its_cases_and_update_writes_the_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = dir.path().join("cases.json");
+    std::fs::write(
+        &cases,
+        r#"{"cases": [
+            {"name": "an editor", "client": {"scopes": ["openid", "docs.read", "docs.write"]},
+             "user": {"username": "ann", "roles": ["docs.write"]}, "requested": ["openid", "docs.read", "docs.write"],
+             "expect": {"scopes": ["docs.read"]}},
+            {"name": "the client for itself", "grant_type": "client_credentials",
+             "client": {"scopes": ["api.read"]}, "requested": ["api.read", "api.write"]}
+        ]}"#,
+    )
+    .unwrap();
+    let policy = support::policies_dir().join("scope-role-intersection.wasm");
+    let test = |update: bool| {
+        let mut cmd = portcullis(dir.path());
+        cmd.args(["plugin", "test"]).arg(&policy).arg(&cases);
+        if update {
+            cmd.arg("--update");
+        }
+        let out = cmd.output().unwrap();
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            out.status.success(),
+        )
+    };
+    // A wrong expectation and a case expecting nothing both fail, each named with the answer.
+    let (out, err, ok) = test(false);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(r#"DIFFERS  an editor: expected {"scopes":["docs.read"]}, answered {"scopes":["docs.write"]}"#),
+        "{out}"
+    );
+    assert!(out.contains(r#"NEW      the client for itself: answered {"denied":"invalid_scope"}"#), "{out}");
+    assert!(err.contains("2 of 2 cases differ"), "{err}");
+
+    // --update writes the answers; the next run agrees with them.
+    let (out, _, ok) = test(true);
+    assert!(ok, "{out}");
+    let written: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cases).unwrap()).unwrap();
+    assert_eq!(written["cases"][0]["expect"], serde_json::json!({"scopes": ["docs.write"]}));
+    assert_eq!(written["cases"][1]["expect"], serde_json::json!({"denied": "invalid_scope"}));
+    let (out, err, ok) = test(false);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("2 cases as expected"), "{out}");
+
+    // A case file with a field no case has is refused by name.
+    std::fs::write(&cases, r#"{"cases": [{"name": "x", "client": {}, "rolez": []}]}"#).unwrap();
+    let (_, err, ok) = test(false);
+    assert!(!ok);
+    assert!(err.contains("rolez"), "{err}");
+}

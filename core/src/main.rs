@@ -80,6 +80,16 @@ enum PluginCommand {
         #[arg(long)]
         manifest: Option<PathBuf>,
     },
+    /// Run a scope policy against the cases of a JSON file (client, user and roles,
+    /// organization, requested scopes, grant type, and the answer expected), with no server
+    /// and no database; fails when an answer differs from the one expected.
+    Test {
+        file: PathBuf,
+        cases: PathBuf,
+        /// Write each case's expected answer from what the policy answered.
+        #[arg(long)]
+        update: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -756,6 +766,44 @@ fn plugin_check(file: &std::path::Path, manifest: Option<&std::path::Path>) -> a
     Ok(())
 }
 
+/// `portcullis plugin test`: each case's verdict; fails when one differs (or, without
+/// `--update`, expects nothing).
+async fn plugin_test(file: &std::path::Path, cases_path: &std::path::Path, update: bool) -> anyhow::Result<()> {
+    use portcullis::plugin_cases::{Cases, run};
+    let text = std::fs::read_to_string(cases_path).map_err(|e| anyhow::anyhow!("{}: {e}", cases_path.display()))?;
+    let mut cases: Cases = serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", cases_path.display()))?;
+    let outcomes = run(file, &mut cases, update).await?;
+    let show = |e: &portcullis::plugin_cases::Expect| serde_json::to_string(e).unwrap_or_default();
+    let mut differ = 0;
+    for outcome in &outcomes {
+        let answered = show(&outcome.answered);
+        match (&outcome.expected, outcome.agrees) {
+            (Some(_), true) => println!("ok       {}", outcome.name),
+            (Some(expected), false) => {
+                differ += 1;
+                let verb = if update { "WRITTEN " } else { "DIFFERS " };
+                println!("{verb} {}: expected {}, answered {answered}", outcome.name, show(expected));
+            }
+            (None, _) if update => println!("WRITTEN  {}: answered {answered}", outcome.name),
+            (None, _) => {
+                differ += 1;
+                println!("NEW      {}: answered {answered} (--update writes it as expected)", outcome.name);
+            }
+        }
+    }
+    if update {
+        let text = serde_json::to_string_pretty(&cases)?;
+        std::fs::write(cases_path, text + "\n").map_err(|e| anyhow::anyhow!("{}: {e}", cases_path.display()))?;
+        println!("{}: {} answers written", cases_path.display(), outcomes.len());
+        return Ok(());
+    }
+    if differ > 0 {
+        anyhow::bail!("{differ} of {} cases differ from what was expected", outcomes.len());
+    }
+    println!("{} cases as expected", outcomes.len());
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = match Config::load(cli.config.as_deref()) {
@@ -790,6 +838,7 @@ fn main() -> ExitCode {
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Plugin(PluginCommand::Check { file, manifest }) => plugin_check(&file, manifest.as_deref()),
+        Command::Plugin(PluginCommand::Test { file, cases, update }) => plugin_test(&file, &cases, update).await,
         Command::Serve => {
             let listen = config.server.listen;
             let app = Portcullis::open(config, true).await?;
