@@ -68,7 +68,31 @@ fn refused(ask: &Ask<'_>, why: String) -> OAuthError {
     }
 }
 
+/// What the scope policy grants on one request, after the host's rules: the scopes and
+/// the claims that go into what is issued, or the OAuth error the request gets.
 pub async fn resolve(app: &Protocol, context: &ClientContext, ask: Ask<'_>) -> Result<Decision, OAuthError> {
+    resolve_with(app, context, ask, None).await.map(|r| r.decision)
+}
+
+/// What one ask came to, before anything is issued: the decision, and what the host took
+/// out of the policy's answer.
+pub(crate) struct Resolution {
+    pub decision: Decision,
+    /// Scopes the policy granted that the host dropped: outside what the client may be
+    /// granted or, on refresh, outside the original grant.
+    pub dropped_scopes: Vec<String>,
+    /// Claims the policy set that the server owns, dropped.
+    pub dropped_claims: Vec<String>,
+}
+
+/// [`resolve`], with `policy` asked in place of the client's own scope policy when given
+/// (a simulation trying another loaded policy), and what the host removed kept.
+pub(crate) async fn resolve_with(
+    app: &Protocol,
+    context: &ClientContext,
+    ask: Ask<'_>,
+    policy: Option<&str>,
+) -> Result<Resolution, OAuthError> {
     let client = &context.client;
     // A user's roles are those they hold everywhere and, in the client's organization and in
     // the tenant the request selects, those they hold there as a member (VMware: organization
@@ -113,21 +137,20 @@ pub async fn resolve(app: &Protocol, context: &ClientContext, ask: Ask<'_>) -> R
         user_roles: &user_roles,
         ask,
     };
-    let policy = client.doc.scope_policy.as_deref().unwrap_or(&app.host.defaults.scope);
+    let policy = policy.or(client.doc.scope_policy.as_deref()).unwrap_or(&app.host.defaults.scope);
     match app.host.resolve_scope(policy, &input).map_err(|e| plugin_error(client, e))? {
         Ok(grant) => {
             // A policy narrows; it never widens past what the client may be granted, nor,
             // on refresh, past the original grant.
-            let scopes: Vec<String> = grant
-                .scopes
-                .into_iter()
-                .filter(|s| input.allowed_scopes.contains(s))
-                .filter(|s| input.ask.original_scopes.is_none_or(|o| o.contains(s)))
-                .collect();
+            let (scopes, dropped_scopes): (Vec<String>, Vec<String>) = grant.scopes.into_iter().partition(|s| {
+                input.allowed_scopes.contains(s) && input.ask.original_scopes.is_none_or(|o| o.contains(s))
+            });
             let mut claims = Vec::new();
+            let mut dropped_claims = Vec::new();
             for c in grant.claims {
                 if REGISTERED.contains(&c.name.as_str()) {
                     tracing::warn!(policy, claim = %c.name, "scope policy tried to set a registered claim; ignored");
+                    dropped_claims.push(c.name);
                     continue;
                 }
                 let value = serde_json::from_str(&c.value).map_err(|e| {
@@ -151,7 +174,7 @@ pub async fn resolve(app: &Protocol, context: &ClientContext, ask: Ask<'_>) -> R
                     userinfo: true,
                 });
             }
-            Ok(Decision { scopes, claims })
+            Ok(Resolution { decision: Decision { scopes, claims }, dropped_scopes, dropped_claims })
         }
         Err(PolicyDenial::InvalidScope(reason)) => Err(OAuthError::InvalidScope(reason)),
         Err(PolicyDenial::AccessDenied(reason)) => Err(refused(&input.ask, reason)),
