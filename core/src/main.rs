@@ -130,19 +130,15 @@ fn print_simulation(s: &apps::Simulation) {
     }
     let removed = &s.removed_by_host;
     if !removed.requested_not_allowed.is_empty() {
-        println!(
-            "removed by the host: requested, not allowed to the client: {}",
-            removed.requested_not_allowed.join(" ")
-        );
+        let scopes = removed.requested_not_allowed.join(" ");
+        println!("not the client's:  {scopes} (requested; the host grants none of them)");
     }
     if !removed.policy_scopes.is_empty() {
-        println!(
-            "removed by the host: granted by the policy past the client's scopes: {}",
-            removed.policy_scopes.join(" ")
-        );
+        let scopes = removed.policy_scopes.join(" ");
+        println!("dropped:    {scopes} (granted by the policy past the client's scopes)");
     }
     if !removed.policy_claims.is_empty() {
-        println!("removed by the host: claims the server owns: {}", removed.policy_claims.join(" "));
+        println!("dropped:    claims {} (the server owns them)", removed.policy_claims.join(" "));
     }
 }
 
