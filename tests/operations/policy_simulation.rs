@@ -211,3 +211,32 @@ async fn a_trapping_policy_is_the_error_a_real_request_gets() {
     assert_eq!(s["scopes"], json!(["ok"]));
     assert!(s.get("user_id").is_none());
 }
+
+/// The host's rules come before the policy: an owner-only application (Deployteq) lets in
+/// only the user who registered it, refused as the endpoint would refuse it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hosts_rules_refuse_before_the_policy_as_the_endpoint_would() {
+    let catalogue = vec!["apps.webhook:execute".to_owned(), "crm.customer:read".to_owned()];
+    let options = Options {
+        configure: Some(Box::new(move |c| c.applications.scope_catalogue = catalogue)),
+        ..Default::default()
+    };
+    let server = TestServer::start_with(options).await;
+    server.user_with_roles("marketeer", "marketeer password", &["application-manager"]).await;
+    server.user_with_roles("colleague", "colleague password", &["application-manager"]).await;
+    let token = server.admin_token_of("marketeer", "marketeer password").await;
+    let app = json!({"name": "Webhook sender", "scopes": ["apps.webhook:execute", "crm.customer:read"],
+                     "redirect_uris": ["https://your-application.com/callback"]});
+    let (status, _, created) = server.admin(Method::POST, "/admin/v1/applications", &token, Some(app)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let client = created["credentials"]["client_id"].as_str().unwrap().to_owned();
+
+    let (status, s) = simulate(&server, json!({"client_id": client, "user": "colleague"})).await;
+    assert_eq!(status, StatusCode::OK, "{s}");
+    assert_eq!(s["denied"]["error"], "access_denied", "on the authorization page: {s}");
+    assert!(s["denied"]["error_description"].as_str().unwrap().contains("registered this application"), "{s}");
+    let (status, s) =
+        simulate(&server, json!({"client_id": client, "user": "marketeer", "scopes": ["apps.webhook:execute"]})).await;
+    assert_eq!(status, StatusCode::OK, "{s}");
+    assert_eq!((s["granted"].as_bool(), &s["scopes"]), (Some(true), &json!(["apps.webhook:execute"])), "{s}");
+}
