@@ -1038,6 +1038,9 @@ pub struct Simulation {
     pub requested_scopes: Option<Vec<String>>,
     /// Every scope the client may be granted, as its records decide.
     pub allowed_scopes: Vec<String>,
+    /// The roles the policy is told the user holds: everywhere, and as a member of the
+    /// client's organization (empty for the client's own grant).
+    pub user_roles: Vec<String>,
     /// The scope policy asked.
     pub plugin: String,
     /// The client's own scope policy (the one its real requests ask).
@@ -1135,6 +1138,8 @@ pub async fn simulate_grant(
     let client_plugin = context.client.doc.scope_policy.clone().unwrap_or_else(|| protocol.host.defaults.scope.clone());
     let plugin = simulate.plugin.clone().unwrap_or_else(|| client_plugin.clone());
     let allowed_scopes = context.allowed_scopes().to_vec();
+    let user_roles =
+        scope_policy::user_roles(protocol, &context, user.as_ref()).await.map_err(RegistryError::Policy)?;
     let requested_not_allowed: Vec<String> =
         requested.iter().flatten().filter(|s| !allowed_scopes.contains(s)).cloned().collect();
     let mut simulation = Simulation {
@@ -1144,6 +1149,7 @@ pub async fn simulate_grant(
         grant_type: grant_name.clone(),
         requested_scopes: requested.clone(),
         allowed_scopes,
+        user_roles,
         plugin: plugin.clone(),
         client_plugin,
         granted: false,

@@ -102,6 +102,7 @@ fn print_simulation(s: &apps::Simulation) {
     println!("client:     {}", s.client_id);
     if let (Some(name), Some(id)) = (&s.username, &s.user_id) {
         println!("user:       {name} ({id})");
+        println!("roles:      {}", list(&s.user_roles));
     }
     println!("grant type: {}", s.grant_type);
     if s.plugin == s.client_plugin {

@@ -82,6 +82,7 @@ async fn a_simulation_grants_what_the_policy_would_on_stored_records_and_stores_
     assert_eq!(s["scopes"], json!(["member", "vcd:admin"]), "{s}");
     assert_eq!(s["claims"], json!([]));
     assert_eq!(s["user_id"], user.as_str());
+    assert_eq!(s["user_roles"], json!(["member", "vcd:admin"]), "everywhere and in the organization: {s}");
     assert_eq!(s["grant_type"], "authorization_code");
     assert!(s.get("denied").is_none());
     assert!(s.get("requested_scopes").is_none(), "no scope parameter");

@@ -6,7 +6,7 @@
 
 use super::Protocol;
 use crate::error::OAuthError;
-use crate::model::{Decision, ExtraClaim, GrantType};
+use crate::model::{Decision, ExtraClaim, GrantType, User};
 pub use crate::plugin::scope::Ask;
 use crate::plugin::scope::{PolicyDenial, ScopeInput};
 use crate::storage::ClientContext;
@@ -68,6 +68,32 @@ fn refused(ask: &Ask<'_>, why: String) -> OAuthError {
     }
 }
 
+/// A user's roles for a grant of `context`'s client: those they hold everywhere and, in the
+/// client's organization, those they hold there as a member (VMware: organization and
+/// service roles). None for the client's own grant.
+pub(crate) async fn user_roles(
+    app: &Protocol,
+    context: &ClientContext,
+    user: Option<&User>,
+) -> Result<Vec<String>, OAuthError> {
+    let mut roles = user.map(|u| u.doc.roles.clone()).unwrap_or_default();
+    if let (Some(user), Some(organization)) = (user, context.organization.as_ref())
+        && let Some(membership) = app.storage.membership(&user.id, &organization.id).await?
+    {
+        add_new(&mut roles, membership.roles);
+    }
+    Ok(roles)
+}
+
+/// Adds the roles `roles` does not hold yet, in order.
+fn add_new(roles: &mut Vec<String>, more: Vec<String>) {
+    for role in more {
+        if !roles.contains(&role) {
+            roles.push(role);
+        }
+    }
+}
+
 /// What the scope policy grants on one request, after the host's rules: the scopes and
 /// the claims that go into what is issued, or the OAuth error the request gets.
 pub async fn resolve(app: &Protocol, context: &ClientContext, ask: Ask<'_>) -> Result<Decision, OAuthError> {
@@ -94,23 +120,10 @@ pub(crate) async fn resolve_with(
     policy: Option<&str>,
 ) -> Result<Resolution, OAuthError> {
     let client = &context.client;
-    // A user's roles are those they hold everywhere and, in the client's organization and in
-    // the tenant the request selects, those they hold there as a member (VMware: organization
-    // and service roles).
-    let mut user_roles = ask.user.map(|u| u.doc.roles.clone()).unwrap_or_default();
+    // In the tenant the request selects, too, the roles the user holds there as a member.
     let tenant = selected_tenant(ask.acr_values)?;
-    let mut add_roles = |roles: Vec<String>| {
-        for role in roles {
-            if !user_roles.contains(&role) {
-                user_roles.push(role);
-            }
-        }
-    };
-    if let (Some(user), Some(organization)) = (ask.user, context.organization.as_ref())
-        && let Some(membership) = app.storage.membership(&user.id, &organization.id).await?
-    {
-        add_roles(membership.roles);
-    }
+    let mut user_roles = user_roles(app, context, ask.user).await?;
+    let mut add_roles = |roles: Vec<String>| add_new(&mut user_roles, roles);
     if let Some(tenant) = tenant {
         let Some(user) = ask.user else {
             return Err(OAuthError::InvalidRequest("`tenant:` selects a user's area: this grant has no user".into()));
