@@ -74,6 +74,7 @@ routes! {
     "/admin/v1/templates/{id}" => { patch: update_template, delete: delete_template },
     "/admin/v1/templates/{id}/clients" => { post: create_template_client },
     "/admin/v1/events" => { get: list_events },
+    "/admin/v1/policies/simulate" => { post: simulate_policy },
     "/admin/v1/registration/tokens" => { get: list_registration_tokens, post: issue_registration_token },
     "/admin/v1/registration/tokens/{id}" => { delete: revoke_registration_token },
 }
@@ -178,6 +179,7 @@ impl From<RegistryError> for AdminError {
             RegistryError::Storage(e) => e.into(),
             RegistryError::Internal(m) => Self::failed("operation", m),
             e @ RegistryError::Busy => Self::Unavailable(e.to_string()),
+            RegistryError::Policy(e) => Self::Policy(e),
         }
     }
 }
@@ -631,4 +633,21 @@ async fn list_events(
         Err(e) => return AdminError::InvalidRequest(e.body_text()).into_response(),
     };
     respond(StatusCode::OK, registry::list_events(&app.storage, &caller, filter).await)
+}
+
+// Trying a scope policy
+
+/// What a scope policy would grant on stored records, with nothing issued or stored. Not
+/// audited: a simulation changes nothing (the admin request's own event is recorded as for
+/// every call).
+async fn simulate_policy(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    body: JsonBody<apps::SimulateGrant>,
+) -> Response {
+    let simulate = body!(body);
+    match apps::simulate_grant(&app.protocol, &caller, simulate).await {
+        Ok(s) => (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")], Json(s)).into_response(),
+        Err(e) => registry_error(e),
+    }
 }

@@ -988,6 +988,216 @@ pub async fn remove_instance(storage: &Storage, caller: &Caller, id: &str) -> Re
     Ok(())
 }
 
+// Trying a scope policy on stored records
+
+/// What to simulate: a grant for a stored client and user, through the host's rules and a
+/// scope policy, with nothing issued or stored.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimulateGrant {
+    /// The client's id.
+    pub client_id: String,
+    /// The user's username (or id); none for the client's own grant (client credentials).
+    pub user: Option<String>,
+    /// The scopes asked for; none: a request without a `scope` parameter.
+    pub scopes: Option<Vec<String>>,
+    /// A loaded scope policy to ask in place of the client's own.
+    pub plugin: Option<String>,
+    /// The grant type (`authorization_code` when unset).
+    pub grant_type: Option<String>,
+}
+
+/// What a real request would have been refused with: its OAuth error code and description.
+#[derive(Debug, Serialize)]
+pub struct SimulatedDenial {
+    pub error: &'static str,
+    pub error_description: String,
+}
+
+/// What the host's rules took out: requested scopes the client may not be granted (the
+/// policy is told them, and the host keeps none of them whatever it answers), scopes the
+/// policy granted past what the client may be granted, and claims the server owns.
+#[derive(Debug, Default, Serialize)]
+pub struct RemovedByHost {
+    pub requested_not_allowed: Vec<String>,
+    pub policy_scopes: Vec<String>,
+    pub policy_claims: Vec<String>,
+}
+
+/// A simulation's answer: what the grant would get, or why it would be refused.
+#[derive(Debug, Serialize)]
+pub struct Simulation {
+    pub client_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    pub grant_type: String,
+    /// The scopes asked for; absent: no `scope` parameter.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested_scopes: Option<Vec<String>>,
+    /// Every scope the client may be granted, as its records decide.
+    pub allowed_scopes: Vec<String>,
+    /// The roles the policy is told the user holds: everywhere, and as a member of the
+    /// client's organization (empty for the client's own grant).
+    pub user_roles: Vec<String>,
+    /// The scope policy asked.
+    pub plugin: String,
+    /// The client's own scope policy (the one its real requests ask).
+    pub client_plugin: String,
+    pub granted: bool,
+    /// The scopes granted (none when denied).
+    pub scopes: Vec<String>,
+    /// The claims the policy adds, and where they go.
+    pub claims: Vec<ExtraClaim>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub denied: Option<SimulatedDenial>,
+    pub removed_by_host: RemovedByHost,
+}
+
+/// The grant types a simulation asks for: those that start a grant (a refresh and a token
+/// exchange are bounded by the grant they derive from), and the extension grants loaded.
+fn simulated_grant_type(protocol: &Protocol, name: &str) -> Result<Option<GrantType>, RegistryError> {
+    match GrantType::parse(name) {
+        Some(GrantType::RefreshToken | GrantType::TokenExchange) => Err(RegistryError::field(
+            "grant_type",
+            format!("`{name}` is bounded by the grant it derives from; simulate the grant that issues it"),
+        )),
+        Some(g) => Ok(Some(g)),
+        None if protocol.host.grant_plugin_for(name).is_some() => Ok(None),
+        None => Err(RegistryError::field("grant_type", format!("`{name}` is no grant type this server answers"))),
+    }
+}
+
+/// What the scope policy would grant `simulate.user` on `simulate.client_id`'s request, on
+/// the records as they are now: the path a real grant takes (the host's rules, then the
+/// client's scope policy or `simulate.plugin` in its place), with nothing issued, stored or
+/// audited. A refusal a real request would get is the answer's `denied`; a policy that
+/// fails is the error the real request would get: for administrators.
+pub async fn simulate_grant(
+    protocol: &Protocol,
+    caller: &Caller,
+    simulate: SimulateGrant,
+) -> Result<Simulation, RegistryError> {
+    caller.require_administrator()?;
+    let storage = &protocol.storage;
+    let grant_name = simulate.grant_type.unwrap_or_else(|| GrantType::AuthorizationCode.as_str().to_owned());
+    let grant_type = simulated_grant_type(protocol, &grant_name)?;
+    // Bounded and checked as a request's `scope` parameter is, one scope token per item.
+    let requested = match &simulate.scopes {
+        Some(scopes) => {
+            if let Some(s) = scopes.iter().find(|s| s.contains(' ')) {
+                return Err(RegistryError::field("scopes", format!("`{s}` is not one scope token")));
+            }
+            let parsed = crate::oauth::params::parse_scope(Some(&scopes.join(" ")))
+                .map_err(|e| RegistryError::field("scopes", e.description()))?;
+            Some(parsed)
+        }
+        None => None,
+    };
+    if let Some(name) = &simulate.plugin
+        && !protocol.host.is_loaded(crate::plugin::PluginKind::ScopePolicy, name)
+    {
+        let reason = match protocol.host.loaded().get(name) {
+            Some(p) => format!("`{name}` is a {} plugin, not a scope policy", p.manifest.kind),
+            None => format!("no scope policy `{name}` is loaded"),
+        };
+        return Err(RegistryError::field("plugin", reason));
+    }
+    let no_client = || RegistryError::NotFound(format!("no client `{}`", simulate.client_id));
+    if simulate.client_id.len() > limits::MAX_CLIENT_ID_BYTES {
+        return Err(no_client());
+    }
+    let context = storage.client_context(&simulate.client_id).await?.ok_or_else(no_client)?;
+    let user = match simulate.user.as_deref() {
+        Some(name) => {
+            let found = match storage.find_user(name).await? {
+                Some(u) => Some(u),
+                None => storage.get_user(name).await?,
+            };
+            let user = found.ok_or_else(|| RegistryError::NotFound(format!("no user `{name}`")))?;
+            if user.doc.disabled {
+                return Err(RegistryError::Conflict(format!(
+                    "the user `{}` is disabled: a disabled user signs in nowhere and gets no token",
+                    user.username
+                )));
+            }
+            Some(user)
+        }
+        None => None,
+    };
+    match (grant_type, &user) {
+        (Some(GrantType::ClientCredentials), Some(_)) => {
+            return Err(RegistryError::field("user", "the client credentials grant is the client's own: no user"));
+        }
+        (Some(g), None) if g != GrantType::ClientCredentials => {
+            return Err(RegistryError::field("user", format!("the `{grant_name}` grant is a user's: name the user")));
+        }
+        _ => {}
+    }
+    let client_plugin = context.client.doc.scope_policy.clone().unwrap_or_else(|| protocol.host.defaults.scope.clone());
+    let plugin = simulate.plugin.clone().unwrap_or_else(|| client_plugin.clone());
+    let allowed_scopes = context.allowed_scopes().to_vec();
+    let user_roles =
+        scope_policy::user_roles(protocol, &context, user.as_ref()).await.map_err(RegistryError::Policy)?;
+    let requested_not_allowed: Vec<String> =
+        requested.iter().flatten().filter(|s| !allowed_scopes.contains(s)).cloned().collect();
+    let mut simulation = Simulation {
+        client_id: context.client.id.clone(),
+        user_id: user.as_ref().map(|u| u.id.clone()),
+        username: user.as_ref().map(|u| u.username.clone()),
+        grant_type: grant_name.clone(),
+        requested_scopes: requested.clone(),
+        allowed_scopes,
+        user_roles,
+        plugin: plugin.clone(),
+        client_plugin,
+        granted: false,
+        scopes: Vec::new(),
+        claims: Vec::new(),
+        denied: None,
+        removed_by_host: RemovedByHost { requested_not_allowed, ..Default::default() },
+    };
+    // The token and authorization endpoints' own refusals, before any policy is asked.
+    let registered = match grant_type {
+        Some(g) => context.client.allows_grant(g),
+        None => context.client.doc.grant_types.contains(&grant_name),
+    };
+    let refused_first = if context.client.is_expired(protocol.clock.now()) {
+        Some(crate::error::OAuthError::invalid_client("the client has expired", false))
+    } else if let Some(why) = context.unusable() {
+        Some(crate::error::OAuthError::UnauthorizedClient(why.into()))
+    } else if !registered {
+        let why = format!("this client may not use the `{grant_name}` grant");
+        Some(crate::error::OAuthError::UnauthorizedClient(why))
+    } else {
+        None
+    };
+    let result = match refused_first {
+        Some(refusal) => Err(refusal),
+        None => {
+            let requested_scopes = requested.as_deref().unwrap_or_default();
+            let ask = Ask::new(&grant_name, user.as_ref(), requested_scopes, requested.is_some());
+            scope_policy::resolve_with(protocol, &context, ask, Some(&plugin)).await
+        }
+    };
+    match result {
+        Ok(resolution) => {
+            simulation.granted = true;
+            simulation.scopes = resolution.decision.scopes;
+            simulation.claims = resolution.decision.claims;
+            simulation.removed_by_host.policy_scopes = resolution.dropped_scopes;
+            simulation.removed_by_host.policy_claims = resolution.dropped_claims;
+        }
+        Err(refused) if !refused.status().is_server_error() => {
+            simulation.denied =
+                Some(SimulatedDenial { error: refused.code(), error_description: refused.description() });
+        }
+        Err(failed) => return Err(RegistryError::Policy(failed)),
+    }
+    Ok(simulation)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

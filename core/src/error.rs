@@ -383,6 +383,11 @@ pub enum AdminError {
     Unavailable(String),
     #[error("{0}")]
     ServerError(String),
+    /// A scope policy a simulation asked failed as it would on a real request: that
+    /// request's OAuth error, with its code and status (a trap is `server_error` 500, a
+    /// policy that is not loaded 503).
+    #[error("{0}")]
+    Policy(OAuthError),
 }
 
 impl AdminError {
@@ -402,11 +407,13 @@ impl AdminError {
             Self::Conflict(_) => "conflict",
             Self::Unavailable(_) => "temporarily_unavailable",
             Self::ServerError(_) => "server_error",
+            Self::Policy(e) => e.code(),
         }
     }
 
     pub fn status(&self) -> StatusCode {
         match self {
+            Self::Policy(e) => e.status(),
             Self::InvalidRequest(_) | Self::InvalidField { .. } => StatusCode::BAD_REQUEST,
             Self::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MissingToken | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,

@@ -67,6 +67,9 @@ enum Command {
     /// Plugins: checking a component before it serves.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Scope policies: try one on stored records before it serves.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
 }
 
 #[derive(Subcommand)]
@@ -90,6 +93,81 @@ enum PluginCommand {
         #[arg(long)]
         update: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// What a scope policy would grant a stored client and user now, through the host's
+    /// rules and the policy, with nothing issued, stored or audited. A denial is part of the
+    /// answer (exit 0), a policy's fault included; a policy that cannot be asked is the
+    /// error a real request would get.
+    Simulate {
+        /// The client's id.
+        #[arg(long, allow_hyphen_values = true)]
+        client: String,
+        /// The user's username (or id); left out for the client credentials grant.
+        #[arg(long, allow_hyphen_values = true)]
+        user: Option<String>,
+        /// A scope asked for (repeatable); none: a request without a `scope` parameter.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// A loaded scope policy to ask in place of the client's own.
+        #[arg(long)]
+        plugin: Option<String>,
+        /// The grant type (default `authorization_code`).
+        #[arg(long)]
+        grant_type: Option<String>,
+        /// Print the answer as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A simulation's answer, for people.
+fn print_simulation(s: &apps::Simulation) {
+    let list = |v: &[String]| if v.is_empty() { "(none)".to_owned() } else { v.join(" ") };
+    println!("client:     {}", s.client_id);
+    if let (Some(name), Some(id)) = (&s.username, &s.user_id) {
+        println!("user:       {name} ({id})");
+        println!("roles:      {}", list(&s.user_roles));
+    }
+    println!("grant type: {}", s.grant_type);
+    if s.plugin == s.client_plugin {
+        println!("policy:     {}", s.plugin);
+    } else {
+        println!("policy:     {} (in place of the client's {})", s.plugin, s.client_plugin);
+    }
+    match &s.requested_scopes {
+        Some(r) => println!("requested:  {}", list(r)),
+        None => println!("requested:  (no scope parameter)"),
+    }
+    println!("allowed:    {}", list(&s.allowed_scopes));
+    match &s.denied {
+        Some(d) => println!("denied:     {}: {}", d.error, d.error_description),
+        None => {
+            println!("granted:    {}", list(&s.scopes));
+            for c in &s.claims {
+                let targets: Vec<&str> =
+                    [(c.access_token, "access token"), (c.id_token, "ID token"), (c.userinfo, "userinfo")]
+                        .into_iter()
+                        .filter_map(|(on, name)| on.then_some(name))
+                        .collect();
+                println!("claim:      {} = {} ({})", c.name, c.value, targets.join(", "));
+            }
+        }
+    }
+    let removed = &s.removed_by_host;
+    if !removed.requested_not_allowed.is_empty() {
+        let scopes = removed.requested_not_allowed.join(" ");
+        println!("not the client's:  {scopes} (requested; the host grants none of them)");
+    }
+    if !removed.policy_scopes.is_empty() {
+        let scopes = removed.policy_scopes.join(" ");
+        println!("dropped:    {scopes} (granted by the policy past the client's scopes)");
+    }
+    if !removed.policy_claims.is_empty() {
+        println!("dropped:    claims {} (the server owns them)", removed.policy_claims.join(" "));
+    }
 }
 
 #[derive(Subcommand)]
@@ -1113,6 +1191,23 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Events(args) => {
             let app = Portcullis::open(config, false).await?;
             print_events(&app, args).await
+        }
+        Command::Policy(PolicyCommand::Simulate { client, user, scopes, plugin, grant_type, json }) => {
+            let app = Portcullis::open(config, false).await?;
+            let simulate = apps::SimulateGrant {
+                client_id: client,
+                user,
+                scopes: (!scopes.is_empty()).then_some(scopes),
+                plugin,
+                grant_type,
+            };
+            let simulation = apps::simulate_grant(&app.protocol, &Caller::Operator, simulate).await?;
+            if json {
+                print(&simulation)?;
+            } else {
+                print_simulation(&simulation);
+            }
+            Ok(())
         }
     }
 }

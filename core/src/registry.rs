@@ -94,6 +94,10 @@ pub enum RegistryError {
     /// The server is at capacity for this now (every password hash slot is taken).
     #[error("the server is busy; try again in a moment")]
     Busy,
+    /// A scope policy failed as it would on a real request (a trap, a plugin not loaded, a
+    /// store that cannot be reached): the error that request would get.
+    #[error("{}: {}", .0.code(), .0)]
+    Policy(crate::error::OAuthError),
 }
 
 impl RegistryError {

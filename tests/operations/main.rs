@@ -10,3 +10,4 @@ mod backup;
 mod health;
 mod lifecycle;
 mod metrics;
+mod policy_simulation;

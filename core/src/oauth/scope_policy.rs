@@ -8,7 +8,7 @@
 
 use super::Protocol;
 use crate::error::OAuthError;
-use crate::model::{Decision, ExtraClaim, GrantType};
+use crate::model::{Decision, ExtraClaim, GrantType, User};
 use crate::plugin::PluginError;
 pub use crate::plugin::scope::Ask;
 use crate::plugin::scope::{PolicyDenial, ScopeInput};
@@ -71,25 +71,62 @@ fn refused(ask: &Ask<'_>, why: String) -> OAuthError {
     }
 }
 
-pub async fn resolve(app: &Protocol, context: &ClientContext, ask: Ask<'_>) -> Result<Decision, OAuthError> {
-    let client = &context.client;
-    // A user's roles are those they hold everywhere and, in the client's organization and in
-    // the tenant the request selects, those they hold there as a member (VMware: organization
-    // and service roles).
-    let mut user_roles = ask.user.map(|u| u.doc.roles.clone()).unwrap_or_default();
-    let tenant = selected_tenant(ask.acr_values)?;
-    let mut add_roles = |roles: Vec<String>| {
-        for role in roles {
-            if !user_roles.contains(&role) {
-                user_roles.push(role);
-            }
-        }
-    };
-    if let (Some(user), Some(organization)) = (ask.user, context.organization.as_ref())
+/// A user's roles for a grant of `context`'s client: those they hold everywhere and, in the
+/// client's organization, those they hold there as a member (VMware: organization and
+/// service roles). None for the client's own grant.
+pub(crate) async fn user_roles(
+    app: &Protocol,
+    context: &ClientContext,
+    user: Option<&User>,
+) -> Result<Vec<String>, OAuthError> {
+    let mut roles = user.map(|u| u.doc.roles.clone()).unwrap_or_default();
+    if let (Some(user), Some(organization)) = (user, context.organization.as_ref())
         && let Some(membership) = app.storage.membership(&user.id, &organization.id).await?
     {
-        add_roles(membership.roles);
+        add_new(&mut roles, membership.roles);
     }
+    Ok(roles)
+}
+
+/// Adds the roles `roles` does not hold yet, in order.
+fn add_new(roles: &mut Vec<String>, more: Vec<String>) {
+    for role in more {
+        if !roles.contains(&role) {
+            roles.push(role);
+        }
+    }
+}
+
+/// What the scope policy grants on one request, after the host's rules: the scopes and
+/// the claims that go into what is issued, or the OAuth error the request gets.
+pub async fn resolve(app: &Protocol, context: &ClientContext, ask: Ask<'_>) -> Result<Decision, OAuthError> {
+    resolve_with(app, context, ask, None).await.map(|r| r.decision)
+}
+
+/// What one ask came to, before anything is issued: the decision, and what the host took
+/// out of the policy's answer.
+pub(crate) struct Resolution {
+    pub decision: Decision,
+    /// Scopes the policy granted that the host dropped: outside what the client may be
+    /// granted or, on refresh, outside the original grant.
+    pub dropped_scopes: Vec<String>,
+    /// Claims the policy set that the server owns, dropped.
+    pub dropped_claims: Vec<String>,
+}
+
+/// [`resolve`], with `policy` asked in place of the client's own scope policy when given
+/// (a simulation trying another loaded policy), and what the host removed kept.
+pub(crate) async fn resolve_with(
+    app: &Protocol,
+    context: &ClientContext,
+    ask: Ask<'_>,
+    policy: Option<&str>,
+) -> Result<Resolution, OAuthError> {
+    let client = &context.client;
+    // In the tenant the request selects, too, the roles the user holds there as a member.
+    let tenant = selected_tenant(ask.acr_values)?;
+    let mut user_roles = user_roles(app, context, ask.user).await?;
+    let mut add_roles = |roles: Vec<String>| add_new(&mut user_roles, roles);
     if let Some(tenant) = tenant {
         let Some(user) = ask.user else {
             return Err(OAuthError::InvalidRequest("`tenant:` selects a user's area: this grant has no user".into()));
@@ -116,7 +153,7 @@ pub async fn resolve(app: &Protocol, context: &ClientContext, ask: Ask<'_>) -> R
         user_roles: &user_roles,
         ask,
     };
-    let policy = client.doc.scope_policy.as_deref().unwrap_or(&app.host.defaults.scope);
+    let policy = policy.or(client.doc.scope_policy.as_deref()).unwrap_or(&app.host.defaults.scope);
     let answer = match app.host.resolve_scope(policy, &input) {
         Ok(answer) => answer,
         // A policy that faulted (and whose fallback, if any, did not answer) decided nothing:
@@ -130,16 +167,15 @@ pub async fn resolve(app: &Protocol, context: &ClientContext, ask: Ask<'_>) -> R
         Ok(grant) => {
             // A policy narrows; it never widens past what the client may be granted, nor,
             // on refresh, past the original grant.
-            let scopes: Vec<String> = grant
-                .scopes
-                .into_iter()
-                .filter(|s| input.allowed_scopes.contains(s))
-                .filter(|s| input.ask.original_scopes.is_none_or(|o| o.contains(s)))
-                .collect();
+            let (scopes, dropped_scopes): (Vec<String>, Vec<String>) = grant.scopes.into_iter().partition(|s| {
+                input.allowed_scopes.contains(s) && input.ask.original_scopes.is_none_or(|o| o.contains(s))
+            });
             let mut claims = Vec::new();
+            let mut dropped_claims = Vec::new();
             for c in grant.claims {
                 if REGISTERED.contains(&c.name.as_str()) {
                     tracing::warn!(policy, claim = %c.name, "scope policy tried to set a registered claim; ignored");
+                    dropped_claims.push(c.name);
                     continue;
                 }
                 let value = serde_json::from_str(&c.value).map_err(|e| {
@@ -163,7 +199,7 @@ pub async fn resolve(app: &Protocol, context: &ClientContext, ask: Ask<'_>) -> R
                     userinfo: true,
                 });
             }
-            Ok(Decision { scopes, claims })
+            Ok(Resolution { decision: Decision { scopes, claims }, dropped_scopes, dropped_claims })
         }
         Err(PolicyDenial::InvalidScope(reason)) => Err(OAuthError::InvalidScope(reason)),
         Err(PolicyDenial::AccessDenied(reason)) => Err(refused(&input.ask, reason)),
