@@ -99,7 +99,7 @@ pub mod scope {
     #[doc(hidden)]
     pub mod bindings {
         wit_bindgen::generate!({
-            path: "../wit",
+            path: "wit",
             world: "portcullis:plugin/scope-policy-plugin@0.4.0",
             runtime_path: "portcullis_sdk::__rt",
             pub_export_macro: true,
@@ -121,7 +121,7 @@ pub mod consent {
     #[doc(hidden)]
     pub mod bindings {
         wit_bindgen::generate!({
-            path: "../wit",
+            path: "wit",
             world: "portcullis:plugin/consent-ui-plugin@0.4.0",
             runtime_path: "portcullis_sdk::__rt",
             pub_export_macro: true,
@@ -143,7 +143,7 @@ pub mod storage {
     #[doc(hidden)]
     pub mod bindings {
         wit_bindgen::generate!({
-            path: "../wit",
+            path: "wit",
             world: "portcullis:plugin/storage-plugin@0.4.0",
             runtime_path: "portcullis_sdk::__rt",
             pub_export_macro: true,
@@ -176,7 +176,7 @@ pub mod grant {
     #[doc(hidden)]
     pub mod bindings {
         wit_bindgen::generate!({
-            path: "../wit",
+            path: "wit",
             world: "portcullis:plugin/grant-type-plugin@0.4.0",
             runtime_path: "portcullis_sdk::__rt",
             pub_export_macro: true,
