@@ -501,20 +501,27 @@ async fn plugins_built_for_contract_0_1_keep_working() {
     assert!(body["id_token"].is_string());
 }
 
+/// Copies an earlier contract's builds of the built-in storage, scope policy and consent UI
+/// from `legacy` into `policies`, the consent UI as `consent-legacy` (so that today's
+/// `consent-default` can be loaded beside it).
+fn copy_legacy_builtins(legacy: &std::path::Path, policies: &std::path::Path) {
+    for (name, as_name) in
+        [("storage-sql", "storage-sql"), ("scope-template", "scope-template"), ("consent-default", "consent-legacy")]
+    {
+        std::fs::copy(legacy.join(format!("{name}.wasm")), policies.join(format!("{as_name}.wasm"))).unwrap();
+        let manifest = std::fs::read_to_string(legacy.join(format!("{name}.toml"))).unwrap();
+        let manifest = manifest.replace(&format!("name = \"{name}\""), &format!("name = \"{as_name}\""));
+        std::fs::write(policies.join(format!("{as_name}.toml")), manifest).unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plugins_built_for_contract_0_2_keep_working() {
     // The 0.2.0 builds of all three built-in plugins: storage, scope policy, and the consent UI
     // (as the default one, under another name, so the built-in 0.3.0 one stays loaded too).
     let policies = tempfile::tempdir().unwrap();
     let legacy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/policies/v0.2.0");
-    for (name, as_name) in
-        [("storage-sql", "storage-sql"), ("scope-template", "scope-template"), ("consent-default", "consent-legacy")]
-    {
-        std::fs::copy(legacy.join(format!("{name}.wasm")), policies.path().join(format!("{as_name}.wasm"))).unwrap();
-        let manifest = std::fs::read_to_string(legacy.join(format!("{name}.toml"))).unwrap();
-        let manifest = manifest.replace(&format!("name = \"{name}\""), &format!("name = \"{as_name}\""));
-        std::fs::write(policies.path().join(format!("{as_name}.toml")), manifest).unwrap();
-    }
+    copy_legacy_builtins(&legacy, policies.path());
     // Today's consent UI beside it, for the page 0.2.0 did not have.
     for ext in ["wasm", "toml"] {
         let file = format!("consent-default.{ext}");
@@ -549,14 +556,7 @@ async fn plugins_built_for_contract_0_3_keep_working() {
     use aws_lc_rs::signature::KeyPair;
     let policies = tempfile::tempdir().unwrap();
     let legacy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/policies/v0.3.0");
-    for (name, as_name) in
-        [("storage-sql", "storage-sql"), ("scope-template", "scope-template"), ("consent-default", "consent-legacy")]
-    {
-        std::fs::copy(legacy.join(format!("{name}.wasm")), policies.path().join(format!("{as_name}.wasm"))).unwrap();
-        let manifest = std::fs::read_to_string(legacy.join(format!("{name}.toml"))).unwrap();
-        let manifest = manifest.replace(&format!("name = \"{name}\""), &format!("name = \"{as_name}\""));
-        std::fs::write(policies.path().join(format!("{as_name}.toml")), manifest).unwrap();
-    }
+    copy_legacy_builtins(&legacy, policies.path());
     let pkcs8 = aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new()).unwrap();
     let pair = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
     use base64::Engine;

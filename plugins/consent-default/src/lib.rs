@@ -181,14 +181,7 @@ impl Guest for DefaultConsent {
     fn render_connections(page: ConnectionsPage) -> Result<String, String> {
         let cx = &page.context;
         let t = texts(&cx.locale);
-        let mut h = Html::start(&cx.locale, t.connections_title, None);
-        h.raw("<h1>");
-        h.text(t.connections_title);
-        h.raw("</h1>\n<p class=\"lead\">");
-        h.text(t.signed_in_as);
-        h.raw(" <strong>");
-        h.text(&page.user_name);
-        h.raw("</strong></p>\n");
+        let mut h = Html::account_page(&cx.locale, t.connections_title, t.signed_in_as, &page.user_name);
         if let Some(revoked) = &page.revoked {
             h.raw("<p class=\"status\" role=\"status\" id=\"revoked\">");
             h.around(t.revoked, revoked, None);
@@ -271,14 +264,7 @@ impl Guest for DefaultConsent {
     fn render_password(page: PasswordPage) -> Result<String, String> {
         let cx = &page.context;
         let t = texts(&cx.locale);
-        let mut h = Html::start(&cx.locale, t.password_title, None);
-        h.raw("<h1>");
-        h.text(t.password_title);
-        h.raw("</h1>\n<p class=\"lead\">");
-        h.text(t.signed_in_as);
-        h.raw(" <strong>");
-        h.text(&page.user_name);
-        h.raw("</strong></p>\n");
+        let mut h = Html::account_page(&cx.locale, t.password_title, t.signed_in_as, &page.user_name);
         if page.changed {
             h.raw("<p class=\"status\" role=\"status\" id=\"password-changed\">");
             h.text(t.password_changed);
@@ -781,6 +767,19 @@ impl Html {
         h.raw("</title>\n<style>");
         h.raw(STYLE);
         h.raw("</style>\n</head>\n<body>\n<main>\n");
+        h
+    }
+
+    /// An account page's start: its title as the heading, and whom the person is signed in as.
+    fn account_page(locale: &str, title: &str, signed_in_as: &str, user_name: &str) -> Self {
+        let mut h = Html::start(locale, title, None);
+        h.raw("<h1>");
+        h.text(title);
+        h.raw("</h1>\n<p class=\"lead\">");
+        h.text(signed_in_as);
+        h.raw(" <strong>");
+        h.text(user_name);
+        h.raw("</strong></p>\n");
         h
     }
 
