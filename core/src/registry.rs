@@ -532,7 +532,7 @@ pub(crate) fn check_scopes(field: &'static str, scopes: &[String]) -> Result<(),
         if s.contains(' ') {
             return Err(RegistryError::field(field, format!("scope `{s}` contains a space")));
         }
-        crate::oauth::params::parse_scope(Some(s)).map_err(|e| RegistryError::field(field, e.to_string()))?;
+        crate::scopes::parse_scope(Some(s)).map_err(|e| RegistryError::field(field, e.to_string()))?;
     }
     Ok(())
 }

@@ -1,10 +1,10 @@
 //! Request parameters as RFC 6749 §3.1/§3.2 define them: form-encoded, each at most once,
 //! and a parameter sent without a value is treated as omitted.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use crate::error::OAuthError;
-use crate::limits::{MAX_ACR_VALUES_BYTES, MAX_CLIENT_ID_BYTES, MAX_SCOPE_TOKEN_BYTES, MAX_SCOPES};
+use crate::limits::{MAX_ACR_VALUES_BYTES, MAX_CLIENT_ID_BYTES};
 
 #[derive(Debug, Default, Clone)]
 pub struct Params(HashMap<String, String>);
@@ -68,31 +68,7 @@ impl Params {
     }
 }
 
-/// A `scope` value (RFC 6749 §3.3): space-delimited, order kept, duplicates dropped.
-/// At most [`MAX_SCOPES`] tokens of at most [`MAX_SCOPE_TOKEN_BYTES`] each; the work is linear
-/// in the length of the value.
-pub fn parse_scope(value: Option<&str>) -> Result<Vec<String>, OAuthError> {
-    let mut seen: HashSet<&str> = HashSet::new();
-    let mut scopes: Vec<String> = Vec::new();
-    for (n, s) in value.unwrap_or("").split(' ').filter(|s| !s.is_empty()).enumerate() {
-        if n >= MAX_SCOPES {
-            return Err(OAuthError::InvalidScope(format!("at most {MAX_SCOPES} scopes may be requested")));
-        }
-        if s.len() > MAX_SCOPE_TOKEN_BYTES {
-            return Err(OAuthError::InvalidScope(format!(
-                "a scope token is at most {MAX_SCOPE_TOKEN_BYTES} bytes long"
-            )));
-        }
-        // scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-        if !s.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b)) {
-            return Err(OAuthError::InvalidScope(format!("`{s}` is not a valid scope token")));
-        }
-        if seen.insert(s) {
-            scopes.push(s.to_owned());
-        }
-    }
-    Ok(scopes)
-}
+pub use crate::scopes::parse_scope;
 
 impl Params {
     /// `acr_values` (OIDC Core §3.1.2.1), at most [`MAX_ACR_VALUES_BYTES`]: every request that
