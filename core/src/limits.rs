@@ -322,6 +322,11 @@ pub fn make_room<K: Hash + Eq, V>(map: &mut HashMap<K, V>, max: usize, keep: imp
     }
 }
 
+/// A shadow scope policy's differences from the live one are logged at most once in this
+/// many seconds per shadow (each counted all the same; the next line says how many went
+/// unlogged).
+pub const SHADOW_LOG_EVERY_SECS: u64 = 10;
+
 #[cfg(test)]
 mod tests {
     use super::*;

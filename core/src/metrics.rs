@@ -111,6 +111,10 @@ fn describe() {
         "portcullis_plugin_healthy",
         "Whether a plugin is healthy (1) or faulted as many calls in a row as its manifest's on-fault.after (0)"
     );
+    describe_counter!(
+        "portcullis_policy_shadow_diffs_total",
+        "Answers of a shadow scope policy that differed from the live policy's, by shadow"
+    );
     describe_counter!("portcullis_plugin_reloads_total", "Plugins loaded, refused or unloaded, by plugin and outcome");
     describe_counter!("portcullis_sign_in_attempts_total", "Password sign-in attempts, by outcome");
     describe_counter!("portcullis_storage_calls_total", "Calls of the storage plugin, by operation and outcome");

@@ -11,3 +11,4 @@ mod health;
 mod lifecycle;
 mod metrics;
 mod policy_simulation;
+mod shadow;

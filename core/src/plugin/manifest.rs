@@ -103,6 +103,8 @@ struct ManifestFile {
     #[serde(default)]
     on_fault: OnFault,
     #[serde(default)]
+    shadow_of: Option<String>,
+    #[serde(default)]
     config: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -118,6 +120,9 @@ pub struct Manifest {
     pub grants: Grants,
     /// What a fault of the plugin (a trap, a deadline, an exhausted memory) does.
     pub on_fault: OnFault,
+    /// A scope policy in shadow mode: the live scope policy it runs beside, on every call of
+    /// that one, its answer compared and never used.
+    pub shadow_of: Option<String>,
     /// The operator's settings for the plugin (the manifest's `[config]` table) as a JSON
     /// object's text, written once at load and handed as is to every call of the plugins whose
     /// contract takes them (grant types).
@@ -205,6 +210,7 @@ impl Manifest {
             limits: file.limits,
             grants: file.grants,
             on_fault: file.on_fault,
+            shadow_of: file.shadow_of,
             config: serde_json::Value::Object(file.config).to_string(),
         };
         if manifest.limits.memory_mb == 0 || manifest.limits.memory_mb > MAX_PLUGIN_MEMORY_MB {
@@ -228,6 +234,14 @@ impl Manifest {
             }
             if fallback.is_empty() {
                 return Err("on-fault.fallback names no plugin".into());
+            }
+        }
+        if let Some(live) = &manifest.shadow_of {
+            if manifest.kind != PluginKind::ScopePolicy {
+                return Err(format!("shadow-of: a {} plugin cannot shadow one (scope policies can)", manifest.kind));
+            }
+            if live == &manifest.name || live.is_empty() {
+                return Err("shadow-of must name another scope policy".into());
             }
         }
         if !manifest.grants.env.is_empty() {

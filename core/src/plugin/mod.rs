@@ -28,6 +28,7 @@ pub mod grant;
 mod log;
 pub mod manifest;
 pub mod scope;
+mod shadow;
 pub mod store;
 pub mod watch;
 
@@ -89,6 +90,8 @@ pub struct Plugin {
     metrics: call::CallMetrics,
     /// Its faults in a row, and whether they made it unhealthy.
     faults: fault::Faults,
+    /// As a shadow scope policy: when it last logged a difference.
+    shadow_log: shadow::Sampler,
 }
 
 /// The names of the plugins used when a client names none.
@@ -272,6 +275,7 @@ impl PolicyHost {
         let mut plugin = Plugin {
             metrics: call::CallMetrics::new(&name, manifest.kind),
             faults: fault::Faults::new(&name),
+            shadow_log: shadow::Sampler::default(),
             name,
             manifest,
             digest,

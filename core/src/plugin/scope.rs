@@ -112,16 +112,18 @@ impl PolicyHost {
         input: &ScopeInput<'_>,
     ) -> Result<Result<PolicyGrant, PolicyDenial>, PluginError> {
         let plugin = self.get(PluginKind::ScopePolicy, name)?;
-        match self.resolve_with(&plugin, input) {
+        let answer = match self.resolve_with(&plugin, input) {
             Err(fault) => match self.fallback_for(&plugin, &fault) {
                 Some(fallback) => self.resolve_with(&fallback, input).map_err(|_| fault),
                 None => Err(fault),
             },
             answered => answered,
-        }
+        };
+        self.shadow(name, input, &answer);
+        answer
     }
 
-    fn resolve_with(
+    pub(super) fn resolve_with(
         &self,
         plugin: &Plugin,
         input: &ScopeInput<'_>,
