@@ -515,6 +515,21 @@ fn copy_legacy_builtins(legacy: &std::path::Path, policies: &std::path::Path) {
     }
 }
 
+/// Serves `policies` with `consent-legacy` as the default consent UI and today's
+/// `consent-default` beside it, for the pages the older contract lacks.
+async fn serve_beside_todays_consent_ui(policies: &std::path::Path) -> TestServer {
+    for ext in ["wasm", "toml"] {
+        let file = format!("consent-default.{ext}");
+        std::fs::copy(support::policies_dir().join(&file), policies.join(&file)).unwrap();
+    }
+    TestServer::start_with(Options {
+        policies: Some(policies.into()),
+        configure: Some(Box::new(|c| c.policies.consent = "consent-legacy".into())),
+        ..Default::default()
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plugins_built_for_contract_0_2_keep_working() {
     // The 0.2.0 builds of all three built-in plugins: storage, scope policy, and the consent UI
@@ -523,16 +538,7 @@ async fn plugins_built_for_contract_0_2_keep_working() {
     let legacy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/policies/v0.2.0");
     copy_legacy_builtins(&legacy, policies.path());
     // Today's consent UI beside it, for the page 0.2.0 did not have.
-    for ext in ["wasm", "toml"] {
-        let file = format!("consent-default.{ext}");
-        std::fs::copy(support::policies_dir().join(&file), policies.path().join(&file)).unwrap();
-    }
-    let server = TestServer::start_with(Options {
-        policies: Some(policies.path().into()),
-        configure: Some(Box::new(|c| c.policies.consent = "consent-legacy".into())),
-        ..Default::default()
-    })
-    .await;
+    let server = serve_beside_todays_consent_ui(policies.path()).await;
     let loaded = server.app.host.loaded();
     for name in ["storage-sql", "scope-template", "consent-legacy"] {
         assert_eq!(loaded[name].manifest.contract, portcullis::plugin::Contract::V2, "{name} is a 0.2.0 build");
@@ -570,16 +576,7 @@ async fn plugins_built_for_contract_0_3_keep_working() {
     std::fs::write(policies.path().join(format!("{grant}.toml")), manifest).unwrap();
     std::fs::copy(legacy.join(format!("{grant}.wasm")), policies.path().join(format!("{grant}.wasm"))).unwrap();
     // Today's consent UI beside them, for the page 0.3.0 did not have.
-    for ext in ["wasm", "toml"] {
-        let file = format!("consent-default.{ext}");
-        std::fs::copy(support::policies_dir().join(&file), policies.path().join(&file)).unwrap();
-    }
-    let server = TestServer::start_with(Options {
-        policies: Some(policies.path().into()),
-        configure: Some(Box::new(|c| c.policies.consent = "consent-legacy".into())),
-        ..Default::default()
-    })
-    .await;
+    let server = serve_beside_todays_consent_ui(policies.path()).await;
     let loaded = server.app.host.loaded();
     for name in ["storage-sql", "scope-template", "consent-legacy", grant] {
         assert_eq!(loaded[name].manifest.contract, portcullis::plugin::Contract::V3, "{name} is a 0.3.0 build");
