@@ -902,3 +902,43 @@ fn policy_simulate_tries_a_policy_on_stored_records() {
     kinds.sort();
     assert_eq!(kinds, ["client.created", "user.created"], "a simulation records no event");
 }
+
+#[test]
+fn plugin_new_writes_a_rust_scope_policy_that_compiles_against_the_sdk() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("roles-or-nothing");
+    let sdk = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk/rust").canonicalize().unwrap();
+    let out = portcullis(dir.path())
+        .args(["plugin", "new", "scope-policy", "roles-or-nothing", "--sdk-path"])
+        .arg(&sdk)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for file in ["Cargo.toml", "src/lib.rs", "README.md", "cases.json", "roles-or-nothing.toml", "wit/scope.wit"] {
+        assert!(project.join(file).is_file(), "{file} was not written");
+    }
+    assert_eq!(std::fs::read_to_string(project.join("README.md")).unwrap().lines().count(), 4);
+    // Its manifest is one the server takes; its cases are a case file `plugin test` reads.
+    let manifest = std::fs::read_to_string(project.join("roles-or-nothing.toml")).unwrap();
+    let manifest = portcullis::plugin::Manifest::parse(&manifest, "roles-or-nothing").unwrap();
+    assert_eq!(manifest.contract, portcullis::plugin::Contract::V4);
+    let cases = std::fs::read_to_string(project.join("cases.json")).unwrap();
+    let cases: portcullis::plugin_cases::Cases = serde_json::from_str(&cases).unwrap();
+    assert!(cases.cases.iter().all(|c| c.expect.is_some()));
+    // The policy compiles against the SDK (on the host, as the built-in plugins' unit tests do).
+    let check = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(["check", "--offline", "--quiet", "--manifest-path"])
+        .arg(project.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("scaffold"))
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+
+    // A second time into the same directory, another language, a bad name: refused.
+    let again = portcullis(dir.path()).args(["plugin", "new", "scope-policy", "roles-or-nothing"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+    let js = portcullis(dir.path()).args(["plugin", "new", "scope-policy", "x", "--lang", "python"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&js.stderr).contains("no scaffold yet"));
+    let bad = portcullis(dir.path()).args(["plugin", "new", "scope-policy", "Bad_Name"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a plugin name"));
+}

@@ -26,6 +26,7 @@ pub mod passwords;
 pub mod plugin;
 pub mod plugin_cases;
 pub mod registry;
+pub mod scaffold;
 pub mod scopes;
 pub mod server;
 pub mod start;

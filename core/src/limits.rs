@@ -327,6 +327,9 @@ pub fn make_room<K: Hash + Eq, V>(map: &mut HashMap<K, V>, max: usize, keep: imp
 /// unlogged).
 pub const SHADOW_LOG_EVERY_SECS: u64 = 10;
 
+/// The longest name `portcullis plugin new` gives a plugin (its crate, files and manifest).
+pub const MAX_SCAFFOLD_NAME_BYTES: usize = 64;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -74,6 +74,23 @@ enum Command {
 
 #[derive(Subcommand)]
 enum PluginCommand {
+    /// Write a new plugin project into a new directory: the contract's WIT, a policy that
+    /// compiles and does something visible, its manifest, a case file and a README.
+    New {
+        /// The plugin's kind (`scope-policy`).
+        kind: String,
+        /// Its name: the crate's, the files' and the manifest's.
+        name: String,
+        /// Its language (`rust`).
+        #[arg(long, default_value = "rust")]
+        lang: String,
+        /// Where (default: a new directory NAME here).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Depend on the Rust SDK at this path as well as by version (inside this repository).
+        #[arg(long)]
+        sdk_path: Option<PathBuf>,
+    },
     /// Check a component against every contract version this server links, without a
     /// server: the kind and contract it implements, whether it links, what it imports that
     /// the host does not give, and whether its manifest agrees. Fails unless it would load.
@@ -915,6 +932,16 @@ fn main() -> ExitCode {
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
+        Command::Plugin(PluginCommand::New { kind, name, lang, dir, sdk_path }) => {
+            let kind =
+                portcullis::plugin::PluginKind::ALL.into_iter().find(|k| k.as_str() == kind).ok_or_else(|| {
+                    anyhow::anyhow!("`{kind}` is not a plugin kind (scope-policy, consent-ui, storage, grant-type)")
+                })?;
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+            let written = portcullis::scaffold::new_plugin(kind, &name, &lang, &dir, sdk_path.as_deref())?;
+            println!("{}: {} files; next: {}", dir.display(), written.len(), dir.join("README.md").display());
+            Ok(())
+        }
         Command::Plugin(PluginCommand::Check { file, manifest }) => plugin_check(&file, manifest.as_deref()),
         Command::Plugin(PluginCommand::Test { file, cases, update }) => plugin_test(&file, &cases, update).await,
         Command::Serve => {
