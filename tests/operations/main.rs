@@ -1,10 +1,12 @@
 //! Operating the server: health and graceful stop, metrics, access and audit logs, limits shared
-//! by replicas, the lifecycle of clients and users, dynamic registration, backup and restore.
+//! by replicas, the lifecycle of clients and users (a user's own password change included),
+//! dynamic registration, backup and restore, and trying and shadowing policies.
 //! One test binary for all of them, to save link time.
 
 #[path = "../support/mod.rs"]
 mod support;
 
+mod account_password;
 mod audit;
 mod backup;
 mod health;

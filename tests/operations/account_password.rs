@@ -2,11 +2,10 @@
 //! CSRF token, the sign-in it asks for first, the throttle its wrong passwords count against,
 //! the other sessions it ends, the grants it keeps, and its audit event.
 
-mod support;
-
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use support::{ADMIN_TOKEN, Browser, Form, Options, TestServer};
+
+use crate::support::{self, ADMIN_TOKEN, Browser, Form, Options, TestServer};
 
 const REDIRECT: &str = "https://rp.example.com/callback";
 const PASSWORD: &str = "erin's first password";
