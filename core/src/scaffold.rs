@@ -64,7 +64,7 @@ pub fn new_plugin(
     if dir.exists() {
         return Err(ScaffoldError::Exists(dir.to_path_buf()));
     }
-    let version = Contract::CURRENT.rsplit_once('@').map_or("0.4.0", |(_, v)| v);
+    let version = Contract::ALL[0].version();
     let sdk = match sdk_path {
         Some(path) => format!("version = \"{version}\", path = {:?}, ", path.display().to_string()),
         None => format!("version = \"{version}\", "),

@@ -183,18 +183,23 @@ async fn an_admin_scoped_user_is_the_actor_of_what_they_do() {
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
+/// An authorization code request of the client `id` for `openid`, back to [`REDIRECT`].
+fn openid_authorization(server: &TestServer, id: &str) -> url::Url {
+    server.authorize_url(&[
+        ("response_type", "code"),
+        ("client_id", id),
+        ("scope", "openid"),
+        ("redirect_uri", REDIRECT),
+    ])
+}
+
 #[tokio::test]
 async fn consent_given_is_an_event_of_the_user() {
     let server = TestServer::start().await;
     let alice = server.user("alice", "alice's password").await;
     let (id, _) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT], "scopes": ["openid"]})).await;
     let browser = Browser::new();
-    let url = server.authorize_url(&[
-        ("response_type", "code"),
-        ("client_id", id.as_str()),
-        ("scope", "openid"),
-        ("redirect_uri", REDIRECT),
-    ]);
+    let url = openid_authorization(&server, &id);
     let back = browser.authorize(url.as_str(), "alice", "alice's password").await;
     assert!(query(&back, "code").is_some(), "{back}");
 
@@ -212,12 +217,7 @@ async fn a_revoked_connection_is_an_event_of_its_user() {
     let alice = server.user("alice", "alice's password").await;
     let (id, secret) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT], "scopes": ["openid"]})).await;
     let browser = Browser::new();
-    let url = server.authorize_url(&[
-        ("response_type", "code"),
-        ("client_id", id.as_str()),
-        ("scope", "openid"),
-        ("redirect_uri", REDIRECT),
-    ]);
+    let url = openid_authorization(&server, &id);
     let back = browser.authorize(url.as_str(), "alice", "alice's password").await;
     let code = query(&back, "code").expect("code");
     let (status, tokens) = server.redeem((&id, secret.as_deref().unwrap()), &code, REDIRECT).await;
@@ -243,12 +243,7 @@ async fn refresh_token_reuse_is_an_event_of_the_client() {
         .await;
     let secret = secret.unwrap();
     server.user("bob", "bob's password").await;
-    let url = server.authorize_url(&[
-        ("response_type", "code"),
-        ("client_id", id.as_str()),
-        ("scope", "openid"),
-        ("redirect_uri", REDIRECT),
-    ]);
+    let url = openid_authorization(&server, &id);
     let back = Browser::new().authorize(url.as_str(), "bob", "bob's password").await;
     let (status, tokens) = server.redeem((&id, &secret), &query(&back, "code").unwrap(), REDIRECT).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");

@@ -22,7 +22,7 @@ pub enum Contract {
 impl Contract {
     pub const CURRENT: &str = "portcullis:plugin@0.4.0";
 
-    /// Every version this host links, the current one first.
+    /// Every version this host links, the current one ([`Self::CURRENT`]) first.
     pub const ALL: [Contract; 4] = [Self::V4, Self::V3, Self::V2, Self::V1];
 
     /// The version's number, as its package and interface names carry it (`0.4.0`).
@@ -35,14 +35,10 @@ impl Contract {
         }
     }
 
+    /// The version a manifest's `contract` names (`portcullis:plugin@0.4.0`).
     fn parse(text: &str) -> Option<Self> {
-        match text {
-            "portcullis:plugin@0.4.0" => Some(Self::V4),
-            "portcullis:plugin@0.3.0" => Some(Self::V3),
-            "portcullis:plugin@0.2.0" => Some(Self::V2),
-            "portcullis:plugin@0.1.0" => Some(Self::V1),
-            _ => None,
-        }
+        let version = text.strip_prefix("portcullis:plugin@")?;
+        Self::ALL.into_iter().find(|c| c.version() == version)
     }
 }
 
@@ -255,4 +251,19 @@ fn toml_from_str(text: &str) -> Result<ManifestFile, String> {
     use figment::Figment;
     use figment::providers::{Format, Toml};
     Figment::from(Toml::string(text)).extract().map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Contract;
+
+    #[test]
+    fn every_version_is_read_back_from_its_name_and_the_current_one_is_the_first() {
+        for contract in Contract::ALL {
+            assert_eq!(Contract::parse(&format!("portcullis:plugin@{}", contract.version())), Some(contract));
+        }
+        assert_eq!(Contract::parse(Contract::CURRENT), Some(Contract::ALL[0]));
+        assert_eq!(Contract::parse("portcullis:plugin@0.5.0"), None);
+        assert_eq!(Contract::parse("0.4.0"), None);
+    }
 }
