@@ -16,7 +16,9 @@
 # that gets its own [workspace]) whose Cargo.toml has a [package.metadata.portcullis] table
 # with `kind`, `memory-mb` and `deadline-ms`; the manifest's description is the package's
 # `description`, and a config.toml beside the Cargo.toml is appended to the manifest as is
-# (it holds the manifest's [config] table).
+# (it holds the manifest's [config] table). A member of plugins/ without that table is a
+# library the plugins share (consent-pages): built into those that depend on it, and part
+# of every plugin's source hash.
 #
 # Toolchain: a rustup toolchain with the wasm32-unknown-unknown target when it is
 # installed; otherwise Debian's rustc (rustc-web + rust-web-src, installed here when
@@ -73,9 +75,14 @@ mkdir -p "$examples_dir"
 # (tests/plugins/<name>) and the example plugins (examples/plugins/<name>), sorted.
 plugins=()
 fixtures=()
+libraries=()
 declare -A src_dirs dest_dirs
 for manifest in "$here"/*/Cargo.toml; do
     name="$(basename "$(dirname "$manifest")")"
+    if ! grep -qx '\[package\.metadata\.portcullis\]' "$manifest"; then
+        libraries+=("plugins/$name")
+        continue
+    fi
     plugins+=("$name")
     src_dirs[$name]="plugins/$name"
     dest_dirs[$name]="$out_dir"
@@ -119,8 +126,8 @@ toml_get() {
         }' "$file"
 }
 
-# sha256 over a plugin's sources, the SDK's, the WIT contract, the plugins' lock file and this
-# script (its flags shape the output):
+# sha256 over a plugin's sources, the SDK's, the shared libraries', the WIT contract, the
+# plugins' lock file and this script (its flags shape the output):
 # the sorted list of files (paths relative to the repo) with the sha256 of each.
 source_hash() {
     local src
@@ -128,7 +135,7 @@ source_hash() {
     (
         cd "$repo"
         {
-            find "$src" "sdk/rust" -type d \( -name target -o -name .git \) -prune -o -type f \
+            find "$src" "sdk/rust" "${libraries[@]}" -type d \( -name target -o -name .git \) -prune -o -type f \
                 ! -path sdk/rust/Cargo.lock ! -path "$src/Cargo.lock" -print
             find sdk/wit -maxdepth 1 -type f -name '*.wit' -print
             echo plugins/Cargo.lock

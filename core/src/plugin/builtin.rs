@@ -22,4 +22,5 @@ pub const BUILTIN: &[BuiltinPlugin] = &[
     builtin!("scope-template"),
     builtin!("scope-role-intersection"),
     builtin!("consent-default"),
+    builtin!("consent-compact"),
 ];
