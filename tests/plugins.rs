@@ -323,6 +323,7 @@ async fn a_policy_is_told_what_the_host_knows() {
         name: "Provider".into(),
         parent_id: None,
         available_roles: vec!["vcd:admin".into(), "vcd:viewer".into()],
+        consent_ui: None,
         created_at: 0,
     };
     storage.apply(vec![write::create(&template).unwrap(), write::create(&organization).unwrap()]).await.unwrap();

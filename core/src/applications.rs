@@ -22,7 +22,9 @@ use crate::model::*;
 use crate::oauth::Protocol;
 use crate::oauth::scope_policy::{self, Ask};
 pub use crate::registry::Caller;
-use crate::registry::{NewClient, RegisteredClient, RegistryError, check_scopes, new_client, present};
+use crate::registry::{
+    NewClient, RegisteredClient, RegistryError, check_consent_ui, check_scopes, new_client, present,
+};
 use crate::storage::{Storage, StorageError};
 
 fn non_empty(field: &'static str, value: &str) -> Result<String, RegistryError> {
@@ -186,6 +188,7 @@ pub async fn create_organization(
         name,
         parent_id: new.parent_id,
         available_roles: new.available_roles,
+        consent_ui: None,
         created_at: now(),
     };
     storage.apply(vec![crate::storage::write::create(&organization)?]).await?;
@@ -212,9 +215,13 @@ pub struct OrganizationUpdate {
     /// The service roles available in it from now on: instances' tokens follow at once
     /// (what an instance gets is intersected with them on every grant).
     pub available_roles: Option<Vec<String>>,
+    /// The consent UI of its clients whose application names none (`null`: the server's
+    /// default); it must be loaded.
+    #[serde(deserialize_with = "present")]
+    pub consent_ui: Option<Option<String>>,
 }
 
-/// Changes an organization's name or available service roles: for administrators.
+/// Changes an organization's name, available service roles or consent UI: for administrators.
 pub async fn update_organization(
     storage: &Storage,
     caller: &Caller,
@@ -234,8 +241,14 @@ pub async fn update_organization(
         check_available_roles(&roles)?;
         organization.available_roles = roles;
     }
+    if let Some(consent_ui) = change.consent_ui {
+        organization.consent_ui = check_consent_ui(storage, consent_ui)?;
+    }
     storage.apply(vec![crate::storage::write::update(&organization, loaded.revision)?]).await?;
-    let detail = serde_json::json!({ "name": organization.name, "available_roles": organization.available_roles });
+    let detail = serde_json::json!({
+        "name": organization.name, "available_roles": organization.available_roles,
+        "consent_ui": organization.consent_ui,
+    });
     audit::record(storage, types::ORGANIZATION_UPDATED, &caller.actor(), ("organization", &organization.id), detail)
         .await;
     Ok(organization)
@@ -592,6 +605,10 @@ pub struct ApplicationUpdate {
     pub redirect_uris: Option<Vec<String>>,
     pub tokens: Option<TokenSettings>,
     pub enabled: Option<bool>,
+    /// The consent UI of its clients that name none (`null`: their organization's, else the
+    /// server's default); it must be loaded.
+    #[serde(deserialize_with = "present")]
+    pub consent_ui: Option<Option<String>>,
 }
 
 /// Changes an application. Its clients follow (their scopes and redirect URIs); instances
@@ -623,6 +640,9 @@ pub async fn update_application(
     }
     if let Some(enabled) = change.enabled {
         a.enabled = enabled;
+    }
+    if let Some(consent_ui) = change.consent_ui {
+        a.consent_ui = check_consent_ui(storage, consent_ui)?;
     }
     if let Some(scopes) = change.scopes {
         let held = match (&a.organization_id, caller) {
@@ -660,7 +680,7 @@ pub async fn update_application(
     }
     storage.update_application(&a, loaded.revision, &clients).await?;
     let actor = caller.actor();
-    let detail = serde_json::json!({ "name": a.name, "enabled": a.enabled });
+    let detail = serde_json::json!({ "name": a.name, "enabled": a.enabled, "consent_ui": a.consent_ui });
     audit::record(storage, types::APPLICATION_UPDATED, &actor, ("application", &a.id), detail).await;
     for c in &clients {
         let detail = serde_json::json!({ "application_id": a.id });

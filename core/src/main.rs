@@ -250,8 +250,8 @@ enum OrganizationCommand {
         #[arg(long = "role")]
         roles: Vec<String>,
     },
-    /// Change an organization: its name, or the service roles available in it (`--role`,
-    /// repeated, replaces them all; `--no-roles` makes none available).
+    /// Change an organization: its name, the service roles available in it (`--role`,
+    /// repeated, replaces them all; `--no-roles` makes none available), or its consent UI.
     Update {
         #[arg(allow_hyphen_values = true)]
         id: String,
@@ -261,6 +261,10 @@ enum OrganizationCommand {
         roles: Vec<String>,
         #[arg(long)]
         no_roles: bool,
+        /// The consent UI of its clients whose application names none (it must be loaded);
+        /// empty: the server's default.
+        #[arg(long)]
+        consent_ui: Option<String>,
     },
     /// List organizations.
     List,
@@ -352,6 +356,10 @@ enum ApplicationCommand {
         enable: bool,
         #[arg(long)]
         disable: bool,
+        /// The consent UI of its clients that name none (it must be loaded); empty: their
+        /// organization's, else the server's default.
+        #[arg(long)]
+        consent_ui: Option<String>,
     },
     /// Delete an application, its templates, instances and clients, and all issued to them.
     Delete {
@@ -438,6 +446,11 @@ fn json_value(text: &str) -> Result<serde_json::Value, String> {
 
 fn token_settings(text: &str) -> Result<TokenSettings, String> {
     serde_json::from_str(text).map_err(|e| format!("token settings: {e}"))
+}
+
+/// An option that clears a field when given empty: absent, `Some(None)` for "", or the value.
+fn clearable(value: Option<String>) -> Option<Option<String>> {
+    value.map(|v| Some(v).filter(|v| !v.is_empty()))
 }
 
 /// Prints one record as a JSON line.
@@ -1048,9 +1061,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     let new = NewOrganization { name, parent_id: parent, available_roles: roles };
                     print(&apps::create_organization(storage, op, new).await?)
                 }
-                OrganizationCommand::Update { id, name, roles, no_roles } => {
+                OrganizationCommand::Update { id, name, roles, no_roles, consent_ui } => {
                     let available_roles = (no_roles || !roles.is_empty()).then_some(roles);
-                    let change = OrganizationUpdate { name, available_roles };
+                    let change = OrganizationUpdate { name, available_roles, consent_ui: clearable(consent_ui) };
                     print(&apps::update_organization(storage, op, &id, change).await?)
                 }
                 OrganizationCommand::List => print_all(&apps::list_organizations(storage, op).await?),
@@ -1108,15 +1121,17 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     tokens,
                     enable,
                     disable,
+                    consent_ui,
                 } => {
                     let change = ApplicationUpdate {
                         name,
                         description,
-                        icon: icon.map(|i| Some(i).filter(|i| !i.is_empty())),
+                        icon: clearable(icon),
                         scopes,
                         redirect_uris,
                         tokens,
                         enabled: (enable || disable).then_some(enable),
+                        consent_ui: clearable(consent_ui),
                     };
                     print(&apps::update_application(storage, &app.config, op, &id, change).await?)
                 }

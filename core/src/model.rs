@@ -272,6 +272,9 @@ pub struct Application {
     /// Only `created_by` may authorize it (Deployteq: the user who registered the app).
     pub owner_only: bool,
     pub tokens: TokenSettings,
+    /// The consent UI plugin its clients' pages are rendered by, where a client names none
+    /// (unset: its organization's, else the server's default).
+    pub consent_ui: Option<String>,
     pub created_at: i64,
 }
 
@@ -355,6 +358,9 @@ pub struct Organization {
     /// The provider organization a customer organization belongs to.
     pub parent_id: Option<String>,
     pub available_roles: Vec<String>,
+    /// The consent UI plugin its clients' pages are rendered by, where neither a client nor
+    /// its application names one (unset: the server's default).
+    pub consent_ui: Option<String>,
     pub created_at: i64,
 }
 

@@ -229,6 +229,7 @@ fn ask(host: &PolicyHost, policy: &str, case: &Case) -> anyhow::Result<Expect> {
         name: o.name.clone(),
         parent_id: None,
         available_roles: o.available_roles.clone(),
+        consent_ui: None,
         created_at: 0,
     });
     let roles = user.as_ref().map(|u| u.doc.roles.clone()).unwrap_or_default();

@@ -251,12 +251,26 @@ fn checked_client(
     }
     let (client, secret) = new_client(new)?;
     if let Some(missing) = storage.missing_plugins(&client).into_iter().next() {
-        return Err(RegistryError::field(
-            missing.field,
-            format!("no {} plugin named `{}` is loaded", missing.kind, missing.plugin),
-        ));
+        return Err(not_loaded(missing.field, &missing.kind, &missing.plugin));
     }
     Ok((client, secret))
+}
+
+/// The refusal of a plugin a record's `field` names that is not loaded now as a `kind`.
+fn not_loaded(field: &'static str, kind: &str, plugin: &str) -> RegistryError {
+    RegistryError::field(field, format!("no {kind} plugin named `{plugin}` is loaded"))
+}
+
+/// The consent UI an application or an organization names (`consent_ui`), checked as a
+/// client's is: loaded now, and a consent UI; `None` (the next level's) as it is.
+pub(crate) fn check_consent_ui(storage: &Storage, name: Option<String>) -> Result<Option<String>, RegistryError> {
+    use crate::plugin::PluginKind;
+    match name {
+        Some(name) if !storage.plugin_loaded(PluginKind::ConsentUi, &name) => {
+            Err(not_loaded("consent_ui", PluginKind::ConsentUi.as_str(), &name))
+        }
+        name => Ok(name),
+    }
 }
 
 /// A validated client record and its secret (shown once, stored hashed), not yet stored.

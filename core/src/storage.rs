@@ -825,6 +825,11 @@ impl Storage {
         self.apply(vec![write::update(c, revision)?]).await
     }
 
+    /// Whether a plugin of `kind` named `name` is loaded now.
+    pub fn plugin_loaded(&self, kind: crate::plugin::PluginKind, name: &str) -> bool {
+        self.host.is_loaded(kind, name)
+    }
+
     /// The plugins a client names (`scope_policy`, `consent_ui`) that are not loaded now:
     /// each with the field that names it and the kind it must be.
     pub fn missing_plugins(&self, c: &Client) -> Vec<MissingPlugin> {
@@ -837,7 +842,7 @@ impl Storage {
             .into_iter()
             .filter_map(|(field, kind, name)| {
                 let name = name.as_deref()?;
-                (!self.host.is_loaded(kind, name)).then(|| MissingPlugin {
+                (!self.plugin_loaded(kind, name)).then(|| MissingPlugin {
                     client_id: c.id.clone(),
                     field,
                     kind: kind.to_string(),

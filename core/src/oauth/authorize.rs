@@ -39,7 +39,7 @@ use crate::storage::{ClientContext, Loaded, StorageError, write};
 
 /// An error that must not be redirected: shown to the person instead, on the client's
 /// consent UI when the client is known.
-pub struct PageError(pub OAuthError, pub Option<Client>);
+pub struct PageError(pub OAuthError, pub Option<std::sync::Arc<ClientContext>>);
 
 pub async fn get(State(app): State<App>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
     authorize_query(app, headers, query.unwrap_or_default()).await
@@ -99,7 +99,7 @@ async fn authorize(app: App, headers: HeaderMap, raw: Vec<u8>) -> Response {
     let (context, base) = match validate_client(&app, &params).await {
         Ok(v) => v,
         Err(PageError(e, client)) => {
-            return error_page(&app, &headers, client.as_ref(), &ui_locales(&params), e);
+            return error_page(&app, &headers, client.as_deref(), &ui_locales(&params), e);
         }
     };
     let request = match validate_request(&context, base.clone(), &params, pushed) {
@@ -140,14 +140,14 @@ async fn validate_client(
         Some(uri) if client.doc.redirect_uris.iter().any(|r| r == uri) => uri.to_owned(),
         Some(_) => {
             let e = OAuthError::InvalidRequest("`redirect_uri` is not registered for this client".into());
-            return Err(PageError(e, Some(client.clone())));
+            return Err(PageError(e, Some(context.clone())));
         }
         None if client.doc.redirect_uris.len() == 1 => client.doc.redirect_uris[0].clone(),
         None => {
             let e = OAuthError::InvalidRequest(
                 "`redirect_uri` is required: the client has more or fewer than one registered".into(),
             );
-            return Err(PageError(e, Some(client.clone())));
+            return Err(PageError(e, Some(context.clone())));
         }
     };
     // Errors go back the way the response would have: read leniently here, strictly later.

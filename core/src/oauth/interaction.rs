@@ -27,8 +27,12 @@ use crate::storage::{ClientContext, write};
 pub const LOGIN_PATH: &str = "/interaction/login";
 pub const CONSENT_PATH: &str = "/interaction/consent";
 
-pub fn consent_plugin<'a>(app: &'a Protocol, client: &'a Client) -> &'a str {
-    client.doc.consent_ui.as_deref().unwrap_or(&app.host.defaults.consent)
+/// The consent UI that renders a client's pages: the one the client names, else its
+/// application's, else its organization's, else the server's default (`plugins.consent`).
+pub fn consent_plugin<'a>(app: &'a Protocol, client: &'a ClientContext) -> &'a str {
+    let application = client.application.as_ref().and_then(|a| a.consent_ui.as_deref());
+    let organization = client.organization.as_ref().and_then(|o| o.consent_ui.as_deref());
+    client.client.doc.consent_ui.as_deref().or(application).or(organization).unwrap_or(&app.host.defaults.consent)
 }
 
 /// The name a person knows a client by.
@@ -57,7 +61,7 @@ fn context(
     parked: &Interaction,
     action: &str,
 ) -> PageContext {
-    let plugin = consent_plugin(app, &client.client);
+    let plugin = consent_plugin(app, client);
     PageContext {
         locale: pages::pick_locale(app, plugin, &parked.request.ui_locales, headers),
         issuer: app.config.issuer().to_owned(),
@@ -71,7 +75,7 @@ fn context(
 /// A login or consent page; its form leads to the issuer and then back to the client.
 fn render(
     app: &Protocol,
-    client: &Client,
+    client: &ClientContext,
     parked: &Interaction,
     page: &Page,
     status: StatusCode,
@@ -79,7 +83,7 @@ fn render(
     let html = app
         .host
         .render(consent_plugin(app, client), page)
-        .map_err(|e| super::scope_policy::plugin_error(client, e))?
+        .map_err(|e| super::scope_policy::plugin_error(&client.client, e))?
         .map_err(|e| OAuthError::internal("page", e))?;
     Ok(pages::html(app, html, status, Some(&parked.request.redirect_uri)))
 }
@@ -95,7 +99,7 @@ async fn park_and_render(
     app.storage.put_interaction(&parked).await?;
     let action = if parked.user_id.is_some() { CONSENT_PATH } else { LOGIN_PATH };
     let page = page(context(app, headers, client, &parked, action));
-    let mut response = render(app, &client.client, &parked, &page, StatusCode::OK)?;
+    let mut response = render(app, client, &parked, &page, StatusCode::OK)?;
     let cookie = session::set_cookie(app, INTERACTION_COOKIE, &parked.id, app.config.tokens.interaction_ttl);
     response.headers_mut().append(header::SET_COOKIE, cookie);
     Ok(response)
@@ -355,11 +359,11 @@ pub async fn check_password(
                 login_hint: parked.request.login_hint.clone(),
                 error: Some(error),
             };
-            Ok(Err(render(app, &client.client, parked, &page, status)?))
+            Ok(Err(render(app, client, parked, &page, status)?))
         }
         Err(SignInRefusal::PageSpent(e)) => {
             app.storage.delete_interaction(&parked.id).await?;
-            Ok(Err(error_page(app, headers, Some(&client.client), &parked.request.ui_locales, e)))
+            Ok(Err(error_page(app, headers, Some(client), &parked.request.ui_locales, e)))
         }
     }
 }
@@ -420,7 +424,7 @@ async fn throttled(
 pub fn error_page(
     app: &App,
     headers: &HeaderMap,
-    client: Option<&Client>,
+    client: Option<&ClientContext>,
     ui_locales: &[String],
     e: OAuthError,
 ) -> Response {
