@@ -632,6 +632,30 @@ async fn organizations_applications_templates_and_instances_from_the_cli() {
     assert!(unknown.contains("no application"), "{unknown}");
 }
 
+#[test]
+fn the_consent_ui_of_organizations_and_applications_from_the_cli() {
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path();
+    let org = one(d, &["org", "add", "--name", "Wallets"]);
+    let org = org["id"].as_str().unwrap().to_owned();
+    let app = one(d, &["app", "add", "--name", "CRM", "--module", "crm"]);
+    let app = app["application"]["id"].as_str().unwrap().to_owned();
+    for (kind, id) in [("org", &org), ("app", &app)] {
+        assert_eq!(one(d, &[kind, "show", id])["consent_ui"], serde_json::Value::Null, "none at first");
+        let set = one(d, &[kind, "update", id, "--consent-ui", "consent-compact"]);
+        assert_eq!(set["consent_ui"], "consent-compact", "{set}");
+        assert_eq!(one(d, &[kind, "show", id])["consent_ui"], "consent-compact", "stored");
+        // A name that is no loaded consent UI is refused by field, and nothing changes.
+        for name in ["consent-compcat", "scope-template"] {
+            let refused = run(d, &[kind, "update", id, "--consent-ui", name]).unwrap_err();
+            assert!(refused.contains(&format!("`consent_ui`: no consent-ui plugin named `{name}`")), "{refused}");
+        }
+        assert_eq!(one(d, &[kind, "show", id])["consent_ui"], "consent-compact");
+        // Empty: the next level's choice again.
+        assert_eq!(one(d, &[kind, "update", id, "--consent-ui", ""])["consent_ui"], serde_json::Value::Null);
+    }
+}
+
 #[tokio::test]
 async fn an_admin_token_is_what_a_bearer_header_can_carry() {
     let data = tempfile::tempdir().unwrap();

@@ -1,7 +1,7 @@
 //! The pages a person uses, in a real headless Chromium driven over WebDriver: signing in
 //! and consenting in the language asked for, then the connections page (ELMA365: profile →
 //! external applications) listing the application and revoking it, and the password page
-//! it links to.
+//! it links to; the compact consent UI on a phone-sized screen.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`PORTCULLIS_CHROMIUM`,
 //! `PORTCULLIS_CHROMEDRIVER` override the paths). Where they are missing the test says so
@@ -222,6 +222,64 @@ async fn a_person_changes_their_password_from_the_connections_page() {
     let code = support::query(&back, "code").expect("a code");
     let (status, tokens) = server.redeem((&client_id, &secret), &code, &redirect).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_compact_consent_page_keeps_its_decision_in_view_on_a_phone() {
+    let Some(browser) = Chromium::start("en").await else { return };
+    browser.client.set_window_size(390, 640).await.unwrap();
+    let server = TestServer::start().await;
+    let redirect = relying_party().await;
+    server.user("sam", "sam password 1").await;
+    // More scopes than a phone's screen lists above its buttons.
+    let mut scopes = vec!["openid", "profile", "email", "offline_access", "api"];
+    let more = ["orders", "invoices", "payments", "customers", "reports", "stock", "shipments", "returns"];
+    let more: Vec<String> = more.iter().flat_map(|s| [format!("{s}:read"), format!("{s}:write")]).collect();
+    scopes.extend(more.iter().map(String::as_str));
+    let (client_id, secret) = server
+        .client(json!({"name": "Wallet", "redirect_uris": [redirect], "scopes": scopes,
+                       "consent_ui": "consent-compact"}))
+        .await;
+    let authorize = server.authorize_url(&[
+        ("response_type", "code"),
+        ("client_id", &client_id),
+        ("redirect_uri", &redirect),
+        ("scope", &scopes.join(" ")),
+    ]);
+    browser.client.goto(authorize.as_str()).await.unwrap();
+    browser.fill("input[name=username]", "sam").await;
+    browser.fill("input[name=password]", "sam password 1").await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for("button[name=decision][value=allow]").await;
+
+    // Where the Allow button is on a 390x640 screen, before anything scrolls.
+    let seen = browser
+        .client
+        .execute(
+            "const b = document.querySelector('button[name=decision][value=allow]').getBoundingClientRect();
+             return {top: b.top, bottom: b.bottom, left: b.left, right: b.right, width: innerWidth,
+                     height: innerHeight, scrolled: scrollY, page: document.documentElement.scrollHeight,
+                     body: document.body.className};",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let n = |k: &str| seen[k].as_f64().unwrap_or_else(|| panic!("{k}: {seen}"));
+    assert_eq!(seen["body"], "compact", "the compact consent UI: {seen}");
+    assert!(n("width") <= 390.0 && n("height") <= 640.0, "a phone's viewport: {seen}");
+    assert!(n("page") > n("height"), "the page is longer than the screen: {seen}");
+    assert_eq!(n("scrolled"), 0.0, "{seen}");
+    assert!(n("top") >= 0.0 && n("bottom") <= n("height"), "Allow is in view without scrolling: {seen}");
+    assert!(n("left") >= 0.0 && n("right") <= n("width"), "and across: {seen}");
+    assert!(n("bottom") - n("top") >= 44.0, "a large touch target: {seen}");
+
+    browser.click("button[name=decision][value=allow]").await;
+    let back = browser.wait_for_url(&redirect).await;
+    let code = support::query(&back, "code").expect("a code");
+    let (status, tokens) = server.redeem((&client_id, secret.as_deref().unwrap()), &code, &redirect).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    assert_eq!(tokens["scope"].as_str().map(|s| s.split(' ').count()), Some(scopes.len()), "{tokens}");
     browser.close().await;
 }
 

@@ -16,7 +16,7 @@ fn named(replica: &'static str) -> Options {
 }
 
 /// `GET /admin/v1/events` with `query`: the page.
-async fn events(server: &TestServer, query: &str) -> Value {
+pub(crate) async fn events(server: &TestServer, query: &str) -> Value {
     let (status, _, page) = server.admin(Method::GET, &format!("/admin/v1/events?{query}"), ADMIN_TOKEN, None).await;
     assert_eq!(status, StatusCode::OK, "{query}: {page}");
     page

@@ -16,7 +16,7 @@ const OLD: &str = "https://old.example.com/callback";
 const NEW: &str = "https://new.example.com/callback";
 const PASSWORD: &str = "correct horse battery";
 
-async fn patch(server: &TestServer, path: &str, body: Value) -> (StatusCode, Value) {
+pub(crate) async fn patch(server: &TestServer, path: &str, body: Value) -> (StatusCode, Value) {
     let (status, _, v) = server.admin(Method::PATCH, path, ADMIN_TOKEN, Some(body)).await;
     (status, v)
 }

@@ -1,6 +1,7 @@
 //! Operating the server: health and graceful stop, metrics, access and audit logs, limits shared
 //! by replicas, the lifecycle of clients and users (a user's own password change included),
-//! dynamic registration, backup and restore, and trying and shadowing policies.
+//! dynamic registration, backup and restore, trying and shadowing policies, and which consent
+//! UI a client's pages get.
 //! One test binary for all of them, to save link time.
 
 #[path = "../support/mod.rs"]
@@ -9,6 +10,7 @@ mod support;
 mod account_password;
 mod audit;
 mod backup;
+mod consent_ui;
 mod health;
 mod lifecycle;
 mod metrics;
