@@ -985,7 +985,7 @@ fn new_build_check_test(dir: &std::path::Path, kind: &str, name: &str, lang: &st
     }
     assert!(build.status.success(), "{said}\n{err}");
     let wasm = project.join(format!("{name}.wasm"));
-    assert!(said.contains(&format!("wrote {} (", wasm.display())), "{said}");
+    assert!(said.contains(&format!("wrote ./{name}.wasm (")), "{said}");
     assert!(said.contains(&format!("implements {kind}, portcullis:plugin@0.4.0: links")), "{said}");
     assert!(said.contains("agrees") && !said.contains("NOT GIVEN"), "{said}");
     let manifest = std::fs::read_to_string(project.join(format!("{name}.toml"))).unwrap();
@@ -997,6 +997,9 @@ fn new_build_check_test(dir: &std::path::Path, kind: &str, name: &str, lang: &st
     let said = String::from_utf8_lossy(&check.stdout);
     assert!(check.status.success(), "{said}{}", String::from_utf8_lossy(&check.stderr));
     assert!(said.contains("links") && said.contains("agrees"), "{said}");
+    if kind == "consent-ui" {
+        consent_ui_serves_a_sign_in(&project, name);
+    }
     if kind == "scope-policy" {
         let cases = project.join("cases.json");
         let test =
@@ -1006,6 +1009,31 @@ fn new_build_check_test(dir: &std::path::Path, kind: &str, name: &str, lang: &st
         assert!(said.contains("3 cases as expected"), "{said}");
     }
     Some(project)
+}
+
+/// A server with the consent UI built in `project` as a client's: its login page is the
+/// plugin's, and a person signing in and allowing on its pages is sent back with a code.
+fn consent_ui_serves_a_sign_in(project: &std::path::Path, name: &str) {
+    let policies = support::policies_copy();
+    for ext in ["wasm", "toml"] {
+        let file = format!("{name}.{ext}");
+        std::fs::copy(project.join(&file), policies.path().join(&file)).unwrap();
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let options = support::Options { policies: Some(policies.path().into()), ..Default::default() };
+        let server = support::TestServer::start_with(options).await;
+        server.user("ann", "ann's long password").await;
+        let redirect = "https://app.example.com/cb";
+        let client = serde_json::json!({"name": "Pages", "redirect_uris": [redirect], "consent_ui": name});
+        let (id, _) = server.client(client).await;
+        let url = server.authorize_url(&[("response_type", "code"), ("client_id", &id), ("state", "s")]);
+        let browser = support::Browser::new();
+        let login = browser.get(url.as_str()).await.text().await.unwrap();
+        assert!(login.contains(&format!("<footer>{name}</footer>")) && login.contains("name=\"password\""), "{login}");
+        let back = browser.authorize(url.as_str(), "ann", "ann's long password").await;
+        assert!(back.as_str().starts_with(redirect) && support::query(&back, "code").is_some(), "{back}");
+    });
 }
 
 #[test]
