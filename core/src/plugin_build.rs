@@ -517,7 +517,30 @@ fn build_python(dir: &Path, world: &str, venv: Option<&Path>) -> Result<Vec<u8>,
 
 #[cfg(test)]
 mod tests {
-    use super::with_source_hash;
+    use super::{source_hash, with_source_hash};
+
+    #[test]
+    fn the_source_hash_follows_the_sources_and_nothing_a_build_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |path: &str, text: &str| {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        write("src/lib.rs", "fn a() {}");
+        write("p.toml", "name = \"p\"");
+        let skip = [dir.path().join("p.toml")];
+        let before = source_hash(dir.path(), &skip).unwrap();
+        for built in ["target/x", "node_modules/y/z.js", "__pycache__/app.pyc", ".git/HEAD", "p.toml"] {
+            write(built, "anything");
+        }
+        assert_eq!(source_hash(dir.path(), &skip).unwrap(), before);
+        write("src/lib.rs", "fn b() {}");
+        let changed = source_hash(dir.path(), &skip).unwrap();
+        assert_ne!(changed, before);
+        write("src/more.rs", "");
+        assert_ne!(source_hash(dir.path(), &skip).unwrap(), changed);
+    }
 
     #[test]
     fn the_source_hash_goes_among_the_top_level_keys_once() {
