@@ -961,8 +961,179 @@ fn plugin_new_writes_a_rust_scope_policy_that_compiles_against_the_sdk() {
     // A second time into the same directory, another language, a bad name: refused.
     let again = portcullis(dir.path()).args(["plugin", "new", "scope-policy", "roles-or-nothing"]).output().unwrap();
     assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
-    let js = portcullis(dir.path()).args(["plugin", "new", "scope-policy", "x", "--lang", "python"]).output().unwrap();
-    assert!(String::from_utf8_lossy(&js.stderr).contains("no scaffold yet"));
+    let py = portcullis(dir.path()).args(["plugin", "new", "storage", "x", "--lang", "python"]).output().unwrap();
+    let said = String::from_utf8_lossy(&py.stderr);
+    assert!(said.contains("a storage plugin in python has no scaffold"), "{said}");
+    assert!(said.contains("--lang python: scope-policy, consent-ui, grant-type"), "{said}");
+    let go = portcullis(dir.path()).args(["plugin", "new", "scope-policy", "x", "--lang", "go"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&go.stderr).contains("`go` is not a language with scaffolds"));
     let bad = portcullis(dir.path()).args(["plugin", "new", "scope-policy", "Bad_Name"]).output().unwrap();
     assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a plugin name"));
+}
+
+/// `portcullis` for `plugin` commands: the configured command with `HOME` (where the build
+/// tools and their caches are) and `path` as `PATH`.
+fn plugin_command(dir: &std::path::Path, path: &std::ffi::OsStr) -> Command {
+    let mut cmd = portcullis(dir);
+    cmd.env("HOME", std::env::var_os("HOME").unwrap_or_default()).env("PATH", path);
+    cmd
+}
+
+fn real_path() -> std::ffi::OsString {
+    std::env::var_os("PATH").unwrap_or_default()
+}
+
+/// `plugin new KIND NAME --lang LANG` in `dir`, then `plugin build` in the project, `plugin check`
+/// on what it wrote and, for a scope policy, `plugin test` on its cases. `None` (with a note)
+/// when the language's build tool is not installed and `PORTCULLIS_REQUIRE_PLUGIN_TOOLS` is unset.
+fn new_build_check_test(dir: &std::path::Path, kind: &str, name: &str, lang: &str) -> Option<std::path::PathBuf> {
+    let project = dir.join(name);
+    let mut new = plugin_command(dir, &real_path());
+    new.args(["plugin", "new", kind, name, "--lang", lang]);
+    if lang == "rust" {
+        let sdk = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk/rust").canonicalize().unwrap();
+        new.arg("--sdk-path").arg(sdk);
+    }
+    let out = new.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read_to_string(project.join("README.md")).unwrap().lines().count(), 4);
+
+    let build = plugin_command(&project, &real_path()).args(["plugin", "build"]).output().unwrap();
+    let (said, err) = (String::from_utf8_lossy(&build.stdout), String::from_utf8_lossy(&build.stderr));
+    if !build.status.success()
+        && err.contains("is not installed here")
+        && std::env::var_os("PORTCULLIS_REQUIRE_PLUGIN_TOOLS").is_none()
+    {
+        eprintln!("skipped: a {lang} plugin cannot be built here: {err}");
+        return None;
+    }
+    assert!(build.status.success(), "{said}\n{err}");
+    let wasm = project.join(format!("{name}.wasm"));
+    assert!(said.contains(&format!("wrote ./{name}.wasm (")), "{said}");
+    assert!(said.contains(&format!("implements {kind}, portcullis:plugin@0.4.0: links")), "{said}");
+    assert!(said.contains("agrees") && !said.contains("NOT GIVEN"), "{said}");
+    let manifest = std::fs::read_to_string(project.join(format!("{name}.toml"))).unwrap();
+    let manifest = portcullis::plugin::Manifest::parse(&manifest, name).unwrap();
+    let hash = manifest.source_hash.unwrap_or_default();
+    assert!(hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()), "{hash}");
+
+    let check = plugin_command(&project, &real_path()).arg("plugin").arg("check").arg(&wasm).output().unwrap();
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{said}{}", String::from_utf8_lossy(&check.stderr));
+    assert!(said.contains("links") && said.contains("agrees"), "{said}");
+    if kind == "consent-ui" {
+        consent_ui_serves_a_sign_in(&project, name);
+    }
+    if kind == "scope-policy" {
+        let cases = project.join("cases.json");
+        let test =
+            plugin_command(&project, &real_path()).arg("plugin").arg("test").arg(&wasm).arg(&cases).output().unwrap();
+        let said = String::from_utf8_lossy(&test.stdout);
+        assert!(test.status.success(), "{said}{}", String::from_utf8_lossy(&test.stderr));
+        assert!(said.contains("3 cases as expected"), "{said}");
+    }
+    Some(project)
+}
+
+/// A server with the consent UI built in `project` as a client's: its login page is the
+/// plugin's, and a person signing in and allowing on its pages is sent back with a code.
+fn consent_ui_serves_a_sign_in(project: &std::path::Path, name: &str) {
+    let policies = support::policies_copy();
+    for ext in ["wasm", "toml"] {
+        let file = format!("{name}.{ext}");
+        std::fs::copy(project.join(&file), policies.path().join(&file)).unwrap();
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let options = support::Options { policies: Some(policies.path().into()), ..Default::default() };
+        let server = support::TestServer::start_with(options).await;
+        server.user("ann", "ann's long password").await;
+        let redirect = "https://app.example.com/cb";
+        let client = serde_json::json!({"name": "Pages", "redirect_uris": [redirect], "consent_ui": name});
+        let (id, _) = server.client(client).await;
+        let url = server.authorize_url(&[("response_type", "code"), ("client_id", &id), ("state", "s")]);
+        let browser = support::Browser::new();
+        let login = browser.get(url.as_str()).await.text().await.unwrap();
+        assert!(login.contains(&format!("<footer>{name}</footer>")) && login.contains("name=\"password\""), "{login}");
+        let back = browser.authorize(url.as_str(), "ann", "ann's long password").await;
+        assert!(back.as_str().starts_with(redirect) && support::query(&back, "code").is_some(), "{back}");
+    });
+}
+
+#[test]
+fn a_rust_plugin_of_every_kind_is_made_built_and_checked_and_its_scope_policy_passes_its_cases() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(project) = new_build_check_test(dir.path(), "scope-policy", "rust-scope", "rust") else { return };
+    for kind in ["consent-ui", "storage", "grant-type"] {
+        new_build_check_test(dir.path(), kind, &format!("rust-{kind}"), "rust");
+    }
+    // Built again from the same sources, into another directory: the same hash; a source
+    // changed: another.
+    let hash = |dir: &std::path::Path| {
+        let text = std::fs::read_to_string(dir.join("rust-scope.toml")).unwrap();
+        portcullis::plugin::Manifest::parse(&text, "rust-scope").unwrap().source_hash.unwrap()
+    };
+    let out = dir.path().join("out");
+    let again = plugin_command(&project, &real_path()).args(["plugin", "build", "--out"]).arg(&out).output().unwrap();
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert_eq!(hash(&out), hash(&project));
+    let lib = project.join("src/lib.rs");
+    std::fs::write(&lib, std::fs::read_to_string(&lib).unwrap() + "\n// changed\n").unwrap();
+    let changed = plugin_command(&project, &real_path()).args(["plugin", "build", "--out"]).arg(&out).output().unwrap();
+    assert!(changed.status.success(), "{}", String::from_utf8_lossy(&changed.stderr));
+    assert_ne!(hash(&out), hash(&project));
+}
+
+#[test]
+fn a_javascript_scope_policy_and_consent_ui_are_made_built_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    if new_build_check_test(dir.path(), "scope-policy", "js-scope", "js").is_some() {
+        new_build_check_test(dir.path(), "consent-ui", "js-consent", "js");
+    }
+}
+
+#[test]
+fn a_python_scope_policy_and_consent_ui_are_made_built_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    if new_build_check_test(dir.path(), "scope-policy", "py-scope", "python").is_some() {
+        new_build_check_test(dir.path(), "consent-ui", "py-consent", "python");
+    }
+}
+
+#[test]
+fn plugin_build_names_a_missing_tool_with_the_commands_that_install_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let cases = [
+        ("js", "node is not installed here; install it with\n  apt-get install nodejs npm"),
+        ("python", "componentize-py is not installed here; install it with\n  python3 -m venv "),
+        ("rust", "cargo is not installed here; install it with\n"),
+    ];
+    for (lang, message) in cases {
+        let name = format!("missing-{lang}");
+        let new =
+            portcullis(dir.path()).args(["plugin", "new", "scope-policy", &name, "--lang", lang]).output().unwrap();
+        assert!(new.status.success(), "{}", String::from_utf8_lossy(&new.stderr));
+        // No tool on PATH, and a HOME with no cache of them.
+        let build = portcullis(&dir.path().join(&name))
+            .env("PATH", empty.path())
+            .env("HOME", home.path())
+            .env("RUST_BACKTRACE", "1")
+            .args(["plugin", "build"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&build.stderr);
+        assert_eq!(build.status.code(), Some(1), "{err}");
+        assert!(err.contains(message), "{err}");
+        assert!(!err.contains("backtrace") && !err.contains("panicked"), "{err}");
+        assert!(!dir.path().join(&name).join(format!("{name}.wasm")).exists());
+    }
+    assert!(err_of(portcullis(home.path()).args(["plugin", "build"])).contains("no plugin project"));
+}
+
+fn err_of(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }

@@ -24,6 +24,7 @@ pub mod oauth;
 pub mod outbound;
 pub mod passwords;
 pub mod plugin;
+pub mod plugin_build;
 pub mod plugin_cases;
 pub mod registry;
 pub mod scaffold;

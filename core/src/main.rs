@@ -77,11 +77,11 @@ enum PluginCommand {
     /// Write a new plugin project into a new directory: the contract's WIT, a policy that
     /// compiles and does something visible, its manifest, a case file and a README.
     New {
-        /// The plugin's kind (`scope-policy`).
+        /// The plugin's kind (`scope-policy`, `consent-ui`, `storage`, `grant-type`).
         kind: String,
         /// Its name: the crate's, the files' and the manifest's.
         name: String,
-        /// Its language (`rust`).
+        /// Its language (`rust`, `js`, `python`).
         #[arg(long, default_value = "rust")]
         lang: String,
         /// Where (default: a new directory NAME here).
@@ -90,6 +90,20 @@ enum PluginCommand {
         /// Depend on the Rust SDK at this path as well as by version (inside this repository).
         #[arg(long)]
         sdk_path: Option<PathBuf>,
+    },
+    /// Build a plugin project (Rust, JavaScript or Python, read from its files) into
+    /// `<name>.wasm` and `<name>.toml` (the manifest with its sources' hash), then check the
+    /// component as `plugin check` does.
+    Build {
+        /// The project (default: here).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Where the two files go (default: the project).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// A virtual environment with componentize-py, for a Python project.
+        #[arg(long)]
+        python_venv: Option<PathBuf>,
     },
     /// Check a component against every contract version this server links, without a
     /// server: the kind and contract it implements, whether it links, what it imports that
@@ -954,6 +968,19 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let written = portcullis::scaffold::new_plugin(kind, &name, &lang, &dir, sdk_path.as_deref())?;
             println!("{}: {} files; next: {}", dir.display(), written.len(), dir.join("README.md").display());
             Ok(())
+        }
+        Command::Plugin(PluginCommand::Build { dir, out, python_venv }) => {
+            let options = portcullis::plugin_build::Options { dir, out, python_venv };
+            let built = portcullis::plugin_build::build(&options)?;
+            let checked = plugin_check(&built.wasm, Some(&built.manifest));
+            println!(
+                "wrote {} ({} bytes, from {}) and {}",
+                built.wasm.display(),
+                built.bytes,
+                built.language.title(),
+                built.manifest.display()
+            );
+            checked
         }
         Command::Plugin(PluginCommand::Check { file, manifest }) => plugin_check(&file, manifest.as_deref()),
         Command::Plugin(PluginCommand::Test { file, cases, update }) => plugin_test(&file, &cases, update).await,

@@ -37,30 +37,8 @@ fn run() -> Result<()> {
     let (input, output) = (PathBuf::from(input), PathBuf::from(output));
 
     let module = std::fs::read(&input).with_context(|| format!("reading {}", input.display()))?;
-    if !module.starts_with(b"\0asm") {
-        bail!("{} is not a WebAssembly binary", input.display());
-    }
-    if is_component(&module) {
-        bail!("{} is already a component", input.display());
-    }
-
-    let component = wit_component::ComponentEncoder::default()
-        .validate(true)
-        .module(&module)
-        .with_context(|| {
-            format!("{}: reading the embedded component type (was it built with the Portcullis SDK?)", input.display())
-        })?
-        .encode()
-        .with_context(|| format!("{}: encoding the component", input.display()))?;
-
-    // Write atomically so a server watching the policies directory never loads half a file.
-    let tmp = output.with_extension("wasm.tmp");
-    std::fs::write(&tmp, &component).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &output).with_context(|| format!("writing {}", output.display()))?;
+    let component = portcullis_componentize::componentize(&module).with_context(|| input.display().to_string())?;
+    portcullis_componentize::write_atomically(&output, &component)
+        .with_context(|| format!("writing {}", output.display()))?;
     Ok(())
-}
-
-/// The 4 bytes after the magic are the version and layer: layer 1 is a component.
-fn is_component(bytes: &[u8]) -> bool {
-    bytes.len() >= 8 && bytes[6..8] == [1, 0]
 }
