@@ -14,6 +14,16 @@
 //! The imports are the same in every version that has them, and are lent under each
 //! version's name: [`super::log::link`], [`super::database::link`].
 
+/// An earlier version's bindings of `world`, generated from its WIT at `path`, as the module
+/// `bindings` of its adapter.
+macro_rules! bindings {
+    ($path:literal, $world:literal) => {
+        mod bindings {
+            wasmtime::component::bindgen!({ path: $path, world: $world });
+        }
+    };
+}
+
 pub(super) mod v0_4;
 mod v0_3 {
     pub(super) mod consent;
@@ -65,31 +75,24 @@ pub(super) trait ConsentWorld: Send + Sync {
 /// What an asynchronous call of a plugin comes to.
 pub(super) type Pending<'a, T> = Pin<Box<dyn Future<Output = wasmtime::Result<T>> + Send + 'a>>;
 
+/// What a storage call comes to: `T`, or why not.
+pub(super) type Storing<'a, T> = Pending<'a, Result<T, StoreError>>;
+
+/// What a storage call that finds records comes to.
+pub(super) type Found<'a> = Storing<'a, Vec<Stored>>;
+
 /// A storage plugin, pre-linked. Each call is on a new instance in `store`; what it is given
 /// is turned into the plugin's records before the call begins, so the call borrows only the
 /// glue and the store.
 pub(super) trait StorageWorld: Send + Sync {
     /// Its schema migrated; a refusal in its own words.
     fn migrate<'a>(&'a self, store: &'a mut Store<CallState>) -> Pending<'a, Result<(), String>>;
-    fn get<'a>(
-        &'a self,
-        store: &'a mut Store<CallState>,
-        refs: &[RecordRef],
-    ) -> Pending<'a, Result<Vec<Option<Stored>>, StoreError>>;
-    fn find<'a>(
-        &'a self,
-        store: &'a mut Store<CallState>,
-        key: &KeyRef,
-    ) -> Pending<'a, Result<Vec<Stored>, StoreError>>;
-    fn list<'a>(
-        &'a self,
-        store: &'a mut Store<CallState>,
-        kind: &str,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Pending<'a, Result<Vec<Stored>, StoreError>>;
-    fn apply<'a>(&'a self, store: &'a mut Store<CallState>, writes: Vec<Write>) -> Pending<'a, Result<(), StoreError>>;
-    fn purge_expired<'a>(&'a self, store: &'a mut Store<CallState>, now: i64) -> Pending<'a, Result<u64, StoreError>>;
+    fn get<'a>(&'a self, store: &'a mut Store<CallState>, refs: &[RecordRef]) -> Storing<'a, Vec<Option<Stored>>>;
+    fn find<'a>(&'a self, store: &'a mut Store<CallState>, key: &KeyRef) -> Found<'a>;
+    /// A page of `limit` records of `kind` at most, after the id `after`.
+    fn list<'a>(&'a self, store: &'a mut Store<CallState>, kind: &str, after: Option<&str>, limit: u32) -> Found<'a>;
+    fn apply<'a>(&'a self, store: &'a mut Store<CallState>, writes: Vec<Write>) -> Storing<'a, ()>;
+    fn purge_expired<'a>(&'a self, store: &'a mut Store<CallState>, now: i64) -> Storing<'a, u64>;
 }
 
 /// A grant-type plugin, pre-linked.

@@ -4,12 +4,7 @@
 
 use crate::plugin::contract::v0_4::scope::{Claim, ClaimTargets, Grant, ScopeRecords, ScopeRequest};
 
-mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../sdk/wit/0.1.0",
-        world: "scope-policy-plugin",
-    });
-}
+bindings!("../sdk/wit/0.1.0", "scope-policy-plugin");
 
 use bindings::exports::portcullis::plugin::scope as old;
 

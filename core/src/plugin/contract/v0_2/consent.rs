@@ -1,14 +1,9 @@
 //! The consent interface of 0.2.0, the same as 0.1.0's: a page context without the
 //! application, no connections page and no password page.
 
-use crate::plugin::contract::v0_4::consent::{self as current, ConnectionsPage, PageRecords};
+use crate::plugin::contract::v0_4::consent::{self as current, AddedPages, ConnectionsPage, ContextPages, PageRecords};
 
-mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../sdk/wit/0.2.0",
-        world: "consent-ui-plugin",
-    });
-}
+bindings!("../sdk/wit/0.2.0", "consent-ui-plugin");
 
 use bindings::exports::portcullis::plugin::consent as old;
 
@@ -16,13 +11,16 @@ use bindings::exports::portcullis::plugin::consent as old;
 pub(in crate::plugin) struct Records;
 
 impl PageRecords for Records {
+    type Context = Records;
+    /// Never made: the version has no connections page.
+    type Connections = ConnectionsPage;
+    const ADDED: AddedPages = AddedPages { connections: false, password: false };
+}
+
+impl ContextPages for Records {
     type Login = old::LoginPage;
     type Consent = old::ConsentPage;
     type Device = old::DevicePage;
-    /// Never made: the version has no connections page.
-    type Connections = ConnectionsPage;
-    const CONNECTIONS: bool = false;
-    const PASSWORD: bool = false;
 }
 
 fn context(c: current::PageContext) -> old::PageContext {

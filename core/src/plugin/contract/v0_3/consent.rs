@@ -4,7 +4,7 @@
 use wasmtime::component::{ComponentType, Lower};
 
 use crate::plugin::contract::v0_4::consent::{
-    Connection, ConnectionsPage, ConsentPage, DevicePage, LoginPage, PageContext, PageRecords,
+    AddedPages, Connection, ConnectionsPage, Current, PageContext, PageRecords,
 };
 
 /// 0.3.0's connections page, the one record of its own: the records in it are 0.4.0's.
@@ -29,10 +29,7 @@ impl From<ConnectionsPage> for Connections {
 pub(in crate::plugin) struct Records;
 
 impl PageRecords for Records {
-    type Login = LoginPage;
-    type Consent = ConsentPage;
-    type Device = DevicePage;
+    type Context = Current;
     type Connections = Connections;
-    const CONNECTIONS: bool = true;
-    const PASSWORD: bool = false;
+    const ADDED: AddedPages = AddedPages { connections: true, password: false };
 }

@@ -13,30 +13,39 @@ use crate::plugin::{Contract, Linked, PluginKind};
 
 pub(in crate::plugin) use wit::{Connection, ConnectionsPage, ConsentPage, DevicePage, LoginPage, PageContext};
 
-/// A version's records of the pages whose records changed since it, each made from this
-/// version's (`From`), and which of the later pages it has.
-pub(in crate::plugin) trait PageRecords: Send + Sync + 'static {
+/// A version's records of the pages that carry the page context (to which 0.3.0 added the
+/// application), each made from this version's (`From`).
+pub(in crate::plugin) trait ContextPages: Send + Sync + 'static {
     type Login: Param + From<LoginPage>;
     type Consent: Param + From<ConsentPage>;
     type Device: Param + From<DevicePage>;
+}
+
+/// A version's consent records, each made from this version's (`From`), and which of the
+/// pages added since 0.2.0 it has. The error page has not changed since 0.1.0, the password
+/// page since it came.
+pub(in crate::plugin) trait PageRecords: Send + Sync + 'static {
+    type Context: ContextPages;
     /// A version without the connections page never makes one.
     type Connections: Param + From<ConnectionsPage>;
-    /// Whether the version has the connections page (0.3.0 and later).
-    const CONNECTIONS: bool;
-    /// Whether the version has the password page (0.4.0 and later).
-    const PASSWORD: bool;
+    const ADDED: AddedPages;
+}
+
+/// Which of the pages added since 0.2.0 a version has.
+pub(in crate::plugin) struct AddedPages {
+    /// The connections page (0.3.0 and later).
+    pub(in crate::plugin) connections: bool,
+    /// The password page (0.4.0 and later).
+    pub(in crate::plugin) password: bool,
 }
 
 /// The records of 0.4.0.
 pub(in crate::plugin) struct Current;
 
 impl PageRecords for Current {
-    type Login = LoginPage;
-    type Consent = ConsentPage;
-    type Device = DevicePage;
+    type Context = Current;
     type Connections = ConnectionsPage;
-    const CONNECTIONS: bool = true;
-    const PASSWORD: bool = true;
+    const ADDED: AddedPages = AddedPages { connections: true, password: true };
 }
 
 const NO_CONNECTIONS_PAGE: &str = "this consent UI was built for a contract without the connections page";
@@ -45,15 +54,14 @@ const NO_PASSWORD_PAGE: &str = "this consent UI was built for a contract without
 /// What a render function answers: the page's HTML, or the plugin's refusal.
 type Rendered = (Result<String, String>,);
 
-/// A consent UI of a version whose records are `R`'s. The error page and the locales have not
-/// changed since 0.1.0, the password page since it came.
+/// A consent UI of a version whose records are `R`'s.
 struct Ui<R: PageRecords> {
     pre: InstancePre<CallState>,
     locales: Export<(), (Vec<String>,)>,
-    login: Export<(R::Login,), Rendered>,
-    consent: Export<(R::Consent,), Rendered>,
+    login: Export<(<R::Context as ContextPages>::Login,), Rendered>,
+    consent: Export<(<R::Context as ContextPages>::Consent,), Rendered>,
     error: Export<(wit::ErrorPage,), Rendered>,
-    device: Export<(R::Device,), Rendered>,
+    device: Export<(<R::Context as ContextPages>::Device,), Rendered>,
     connections: Option<Export<(R::Connections,), Rendered>>,
     password: Option<Export<(wit::PasswordPage,), Rendered>>,
 }
@@ -70,8 +78,8 @@ pub(in crate::plugin) fn link<R: PageRecords>(
         consent: exported.func("render-consent")?,
         error: exported.func("render-error")?,
         device: exported.func("render-device")?,
-        connections: exported.func_if(R::CONNECTIONS, "render-connections")?,
-        password: exported.func_if(R::PASSWORD, "render-password")?,
+        connections: exported.func_if(R::ADDED.connections, "render-connections")?,
+        password: exported.func_if(R::ADDED.password, "render-password")?,
         pre,
     };
     Ok(Linked::Consent(Box::new(ui)))
@@ -152,6 +160,12 @@ impl<R: PageRecords> ConsentWorld for Ui<R> {
         };
         Ok(rendered)
     }
+}
+
+impl ContextPages for Current {
+    type Login = LoginPage;
+    type Consent = ConsentPage;
+    type Device = DevicePage;
 }
 
 fn application(a: &Option<ApplicationView>) -> Option<wit::Application> {

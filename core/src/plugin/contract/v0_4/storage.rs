@@ -6,7 +6,7 @@ use wasmtime::component::InstancePre;
 
 use super::storage_world::exports::portcullis::plugin::storage as wit;
 use crate::plugin::call::CallState;
-use crate::plugin::contract::{Answer, Export, Exported, Param, Pending, StorageWorld};
+use crate::plugin::contract::{Answer, Export, Exported, Found, Param, Pending, StorageWorld, Storing};
 use crate::plugin::store::{KeyRef, Record, RecordRef, StoreError, Stored, Write};
 use crate::plugin::{Contract, Linked, PluginKind};
 
@@ -67,11 +67,7 @@ impl StorageWorld for Storage {
         })
     }
 
-    fn get<'a>(
-        &'a self,
-        store: &'a mut Store<CallState>,
-        refs: &[RecordRef],
-    ) -> Pending<'a, Result<Vec<Option<Stored>>, StoreError>> {
+    fn get<'a>(&'a self, store: &'a mut Store<CallState>, refs: &[RecordRef]) -> Storing<'a, Vec<Option<Stored>>> {
         let refs = refs.iter().map(record_ref).collect();
         Box::pin(async move {
             let found = self.call(store, &self.get, refs).await?;
@@ -88,13 +84,7 @@ impl StorageWorld for Storage {
         Box::pin(async move { Ok(self.call(store, &self.find, key).await?.map(all_stored).map_err(StoreError::from)) })
     }
 
-    fn list<'a>(
-        &'a self,
-        store: &'a mut Store<CallState>,
-        kind: &str,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Pending<'a, Result<Vec<Stored>, StoreError>> {
+    fn list<'a>(&'a self, store: &'a mut Store<CallState>, kind: &str, after: Option<&str>, limit: u32) -> Found<'a> {
         let params = (kind.to_owned(), after.map(str::to_owned), limit);
         Box::pin(async move {
             let instance = self.pre.instantiate_async(&mut *store).await?;
@@ -103,12 +93,12 @@ impl StorageWorld for Storage {
         })
     }
 
-    fn apply<'a>(&'a self, store: &'a mut Store<CallState>, writes: Vec<Write>) -> Pending<'a, Result<(), StoreError>> {
+    fn apply<'a>(&'a self, store: &'a mut Store<CallState>, writes: Vec<Write>) -> Storing<'a, ()> {
         let writes = writes.into_iter().map(write).collect();
         Box::pin(async move { Ok(self.call(store, &self.apply, writes).await?.map_err(StoreError::from)) })
     }
 
-    fn purge_expired<'a>(&'a self, store: &'a mut Store<CallState>, now: i64) -> Pending<'a, Result<u64, StoreError>> {
+    fn purge_expired<'a>(&'a self, store: &'a mut Store<CallState>, now: i64) -> Storing<'a, u64> {
         Box::pin(async move { Ok(self.call(store, &self.purge_expired, now).await?.map_err(StoreError::from)) })
     }
 }
