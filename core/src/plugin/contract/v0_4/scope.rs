@@ -43,9 +43,11 @@ impl ScopeRecords for Current {
 /// A scope policy of a version whose records are `R`'s.
 struct Policy<R: ScopeRecords> {
     pre: InstancePre<CallState>,
-    /// The denial has not changed since 0.1.0.
-    resolve: Export<(R::Request,), (Result<R::Grant, wit::Denial>,)>,
+    resolve: Export<(R::Request,), Answered<R>>,
 }
+
+/// What a policy answers: its version's grant, or a denial (unchanged since 0.1.0).
+type Answered<R> = (Result<<R as ScopeRecords>::Grant, wit::Denial>,);
 
 /// Links a scope policy of `contract`, whose records are `R`'s.
 pub(in crate::plugin) fn link<R: ScopeRecords>(
