@@ -11,8 +11,13 @@ use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Column, Row, TypeInfo, ValueRef};
 use tokio::sync::{Mutex, OwnedMutexGuard};
+use wasmtime::StoreContextMut;
+use wasmtime::component::Linker;
 
-use super::bindings::v4::storage_world::portcullis::plugin::database::{DbError, Dialect, Host, Rows, Value};
+use super::Contract;
+use super::call::CallState;
+use super::contract::interface;
+use super::contract::v0_4::storage_world::portcullis::plugin::database::{DbError, Dialect, Host, Rows, Value};
 
 /// The operator's database, shared by every call of every storage plugin.
 #[derive(Clone, Debug)]
@@ -462,83 +467,30 @@ impl Host for DatabaseGrant {
     }
 }
 
-/// The same capability for storage plugins built for an older contract (0.3.0, 0.2.0), whose
-/// `database` interface is this one under the older version: its values are converted at the
-/// boundary.
-macro_rules! older_host {
-    ($module:ident, $version:ident) => {
-        mod $module {
-            use super::super::bindings::$version::storage_world::portcullis::plugin::database as old;
-            use super::{DatabaseGrant, DbError, Dialect, Host, Rows, Value};
-
-            fn value(v: old::Value) -> Value {
-                match v {
-                    old::Value::Null => Value::Null,
-                    old::Value::Integer(i) => Value::Integer(i),
-                    old::Value::Real(f) => Value::Real(f),
-                    old::Value::Text(t) => Value::Text(t),
-                    old::Value::Blob(b) => Value::Blob(b),
-                }
-            }
-
-            fn old_value(v: Value) -> old::Value {
-                match v {
-                    Value::Null => old::Value::Null,
-                    Value::Integer(i) => old::Value::Integer(i),
-                    Value::Real(f) => old::Value::Real(f),
-                    Value::Text(t) => old::Value::Text(t),
-                    Value::Blob(b) => old::Value::Blob(b),
-                }
-            }
-
-            fn rows(r: Rows) -> old::Rows {
-                old::Rows {
-                    columns: r.columns,
-                    rows: r.rows.into_iter().map(|row| row.into_iter().map(old_value).collect()).collect(),
-                }
-            }
-
-            fn error(e: DbError) -> old::DbError {
-                match e {
-                    DbError::Constraint(m) => old::DbError::Constraint(m),
-                    DbError::Statement(m) => old::DbError::Statement(m),
-                    DbError::Conflict(m) => old::DbError::Conflict(m),
-                    DbError::Unavailable(m) => old::DbError::Unavailable(m),
-                }
-            }
-
-            impl old::Host for DatabaseGrant {
-                async fn get_dialect(&mut self) -> old::Dialect {
-                    match Host::get_dialect(self).await {
-                        Dialect::Sqlite => old::Dialect::Sqlite,
-                        Dialect::Postgres => old::Dialect::Postgres,
-                    }
-                }
-                async fn query(&mut self, sql: String, params: Vec<old::Value>) -> Result<old::Rows, old::DbError> {
-                    Host::query(self, sql, params.into_iter().map(value).collect()).await.map(rows).map_err(error)
-                }
-                async fn execute(&mut self, sql: String, params: Vec<old::Value>) -> Result<u64, old::DbError> {
-                    Host::execute(self, sql, params.into_iter().map(value).collect()).await.map_err(error)
-                }
-                async fn batch(&mut self, sql: String) -> Result<(), old::DbError> {
-                    Host::batch(self, sql).await.map_err(error)
-                }
-                async fn begin(&mut self) -> Result<(), old::DbError> {
-                    Host::begin(self).await.map_err(error)
-                }
-                async fn commit(&mut self) -> Result<(), old::DbError> {
-                    Host::commit(self).await.map_err(error)
-                }
-                async fn rollback(&mut self) -> Result<(), old::DbError> {
-                    Host::rollback(self).await.map_err(error)
-                }
-            }
-        }
-    };
+/// Lends the database to the storage plugins of `contract`: the interface is the same in every
+/// version that has it (0.2.0 and later).
+pub(super) fn link(linker: &mut Linker<CallState>, contract: Contract) -> wasmtime::Result<()> {
+    let mut database = linker.instance(&interface("database", contract))?;
+    // A function of the interface: its parameters, and what it does with the call's grant.
+    macro_rules! lend {
+        ($name:literal, |$grant:ident $(, $arg:ident: $ty:ty)*| $call:expr) => {
+            database.func_wrap_async($name, |mut store: StoreContextMut<'_, CallState>, ($($arg,)*): ($($ty,)*)| {
+                Box::new(async move {
+                    let $grant = &mut store.data_mut().db;
+                    Ok(($call.await,))
+                })
+            })?;
+        };
+    }
+    lend!("get-dialect", |grant| grant.get_dialect());
+    lend!("query", |grant, sql: String, params: Vec<Value>| grant.query(sql, params));
+    lend!("execute", |grant, sql: String, params: Vec<Value>| grant.execute(sql, params));
+    lend!("batch", |grant, sql: String| grant.batch(sql));
+    lend!("begin", |grant| grant.begin());
+    lend!("commit", |grant| grant.commit());
+    lend!("rollback", |grant| grant.rollback());
+    Ok(())
 }
-
-older_host!(v3_host, v3);
-older_host!(v2_host, v2);
 
 fn session(grant: &mut DatabaseGrant) -> Result<&mut DbSession, DbError> {
     grant.0.as_mut().ok_or_else(|| DbError::Unavailable("no database in this call".into()))

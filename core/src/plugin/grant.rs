@@ -1,4 +1,5 @@
-//! Asking a grant-type plugin (an extension grant, RFC 6749 §4.5) in the server's own types.
+//! Asking a grant-type plugin (an extension grant, RFC 6749 §4.5) in the server's own types
+//! (each version's records: `contract/`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -63,45 +64,8 @@ impl PolicyHost {
         ask: &GrantAsk<'_>,
     ) -> Result<Result<GrantAnswer, GrantRefusal>, PluginError> {
         let plugin = self.get(PluginKind::GrantType, name)?;
-        // Contracts 0.4.0 and 0.3.0 share the grant interface; only the types' paths differ.
-        macro_rules! exchange {
-            ($pre:expr, $wit:path) => {{
-                use $wit as wit;
-                let request = wit::GrantRequest {
-                    grant_type: ask.grant_type.to_owned(),
-                    client_id: ask.client_id.to_owned(),
-                    parameters: ask.parameters.clone(),
-                    issuer: ask.issuer.to_owned(),
-                    token_endpoint: ask.token_endpoint.to_owned(),
-                    now: ask.now,
-                    config: plugin.manifest.config.clone(),
-                };
-                let answer = self.call(&plugin, |store| {
-                    $pre.instantiate(&mut *store)?.portcullis_plugin_grant().call_exchange(&mut *store, &request)
-                })?;
-                Ok(answer
-                    .map(|a| GrantAnswer {
-                        subject: match a.subject {
-                            wit::Subject::User(u) => GrantSubject::User(u),
-                            wit::Subject::Client => GrantSubject::Client,
-                            wit::Subject::Other(s) => GrantSubject::Other(s),
-                        },
-                        scopes: a.scopes,
-                        single_use: a.single_use,
-                    })
-                    .map_err(|r| match r {
-                        wit::Refusal::InvalidRequest(m) => GrantRefusal::InvalidRequest(m),
-                        wit::Refusal::InvalidGrant(m) => GrantRefusal::InvalidGrant(m),
-                        wit::Refusal::InvalidScope(m) => GrantRefusal::InvalidScope(m),
-                        wit::Refusal::UnauthorizedClient(m) => GrantRefusal::UnauthorizedClient(m),
-                    }))
-            }};
-        }
         match &plugin.linked {
-            Linked::Grant(pre) => exchange!(pre, super::bindings::v4::grant_world::exports::portcullis::plugin::grant),
-            Linked::GrantV3(pre) => {
-                exchange!(pre, super::bindings::v3::grant_world::exports::portcullis::plugin::grant)
-            }
+            Linked::Grant(grant) => self.call(&plugin, |store| grant.exchange(store, ask, &plugin.manifest.config)),
             _ => Err(PluginError::NotLoaded { kind: PluginKind::GrantType, name: name.to_owned() }),
         }
     }

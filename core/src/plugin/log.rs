@@ -1,30 +1,30 @@
-//! The host side of `portcullis:plugin/log`, for every world of every contract version.
+//! The host side of `portcullis:plugin/log`, the same interface in every contract version:
+//! lent to every world of every version under the version's name.
 
-use super::bindings::{v1, v2, v3, v4};
+use wasmtime::StoreContextMut;
+use wasmtime::component::Linker;
+
+use super::Contract;
 use super::call::CallState;
+use super::contract::interface;
+use super::contract::v0_4::storage_world::portcullis::plugin::log::Level;
 
-/// The `log` import of one contract version's worlds.
-macro_rules! log_host {
-    ($version:ident) => {
-        impl $version::scope_world::portcullis::plugin::log::Host for CallState {
-            fn log(&mut self, level: $version::scope_world::portcullis::plugin::log::Level, message: String) {
-                use $version::scope_world::portcullis::plugin::log::Level;
-                let level = match level {
-                    Level::Debug => tracing::Level::DEBUG,
-                    Level::Info => tracing::Level::INFO,
-                    Level::Warn => tracing::Level::WARN,
-                    Level::Error => tracing::Level::ERROR,
-                };
-                guest_log(&self.plugin, level, &message);
-            }
-        }
-    };
+/// Lends `log` to the plugins of `contract`.
+pub(super) fn link(linker: &mut Linker<CallState>, contract: Contract) -> wasmtime::Result<()> {
+    linker.instance(&interface("log", contract))?.func_wrap(
+        "log",
+        |store: StoreContextMut<'_, CallState>, (level, message): (Level, String)| {
+            let level = match level {
+                Level::Debug => tracing::Level::DEBUG,
+                Level::Info => tracing::Level::INFO,
+                Level::Warn => tracing::Level::WARN,
+                Level::Error => tracing::Level::ERROR,
+            };
+            guest_log(&store.data().plugin, level, &message);
+            Ok(())
+        },
+    )
 }
-
-log_host!(v4);
-log_host!(v3);
-log_host!(v2);
-log_host!(v1);
 
 /// A plugin's message is its own text: capped so one plugin cannot flood the log, and
 /// logged as a field, so a newline in it cannot forge a line.

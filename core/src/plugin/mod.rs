@@ -10,17 +10,22 @@
 //! - the host capabilities: [`log`] and [`database`];
 //! - the plugin kinds as the rest of the server sees them, in its own types: [`scope`],
 //!   [`consent`], [`store`] and [`grant`]. Nothing outside this module names a wasmtime or generated
-//!   binding type.
+//!   binding type;
+//! - [`contract`]: the contract's versions, a file per version and kind whose interface it
+//!   changed: the current version's glue (its generated bindings, the server's types turned
+//!   into its records and back), and an earlier version's adapter from the current records
+//!   to its own. A version that left a kind's interface as it was is called through the
+//!   later version's glue under its own name.
 //!
 //! Plugins come from the policies directory (`<name>.wasm` + `<name>.toml`). A plugin that
 //! fails to compile, link or validate is refused with a log line and whatever version was
 //! loaded before keeps serving.
 
-pub mod bindings;
 pub mod builtin;
 pub mod call;
 pub mod check;
 pub mod consent;
+mod contract;
 pub mod database;
 pub mod engine;
 mod fault;
@@ -38,11 +43,11 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 
-use self::bindings::{v1, v2, v3, v4};
 use self::call::CallState;
-use self::database::{Database, DatabaseGrant};
+use self::contract::{ConsentWorld, GrantWorld, ScopeWorld, StorageWorld};
+use self::database::Database;
 use self::engine::PluginEngine;
 pub use self::fault::Unhealthy;
 pub use self::manifest::{Contract, Manifest, OnFault, PluginKind};
@@ -59,21 +64,13 @@ pub enum PluginError {
     Unanswered { plugin: String, deadline_ms: u64 },
 }
 
-/// A plugin pre-linked against its world, of its contract version.
+/// A plugin pre-linked against its world, of its contract version, with the glue that calls
+/// it in the server's types.
 enum Linked {
-    Scope(Box<v4::scope_world::ScopePolicyPluginPre<CallState>>),
-    ScopeV3(Box<v3::scope_world::ScopePolicyPluginPre<CallState>>),
-    ScopeV2(Box<v2::scope_world::ScopePolicyPluginPre<CallState>>),
-    ScopeV1(Box<v1::scope_world::ScopePolicyPluginPre<CallState>>),
-    Consent(Box<v4::consent_world::ConsentUiPluginPre<CallState>>),
-    ConsentV3(Box<v3::consent_world::ConsentUiPluginPre<CallState>>),
-    ConsentV2(Box<v2::consent_world::ConsentUiPluginPre<CallState>>),
-    ConsentV1(Box<v1::consent_world::ConsentUiPluginPre<CallState>>),
-    Storage(Box<v4::storage_world::StoragePluginPre<CallState>>),
-    StorageV3(Box<v3::storage_world::StoragePluginPre<CallState>>),
-    StorageV2(Box<v2::storage_world::StoragePluginPre<CallState>>),
-    Grant(Box<v4::grant_world::GrantTypePluginPre<CallState>>),
-    GrantV3(Box<v3::grant_world::GrantTypePluginPre<CallState>>),
+    Scope(Box<dyn ScopeWorld>),
+    Consent(Box<dyn ConsentWorld>),
+    Storage(Box<dyn StorageWorld>),
+    Grant(Box<dyn GrantWorld>),
 }
 
 pub struct Plugin {
@@ -102,112 +99,33 @@ pub struct Defaults {
     pub consent: String,
 }
 
-/// One linker per world and contract version.
+/// The linkers of each contract version: one with what every world imports, and one for the
+/// storage world, which imports the database too.
 struct Linkers {
-    scope: Linker<CallState>,
-    scope_v3: Linker<CallState>,
-    scope_v2: Linker<CallState>,
-    scope_v1: Linker<CallState>,
-    consent: Linker<CallState>,
-    consent_v3: Linker<CallState>,
-    consent_v2: Linker<CallState>,
-    consent_v1: Linker<CallState>,
-    storage: Linker<CallState>,
-    storage_v3: Linker<CallState>,
-    storage_v2: Linker<CallState>,
-    grant: Linker<CallState>,
-    grant_v3: Linker<CallState>,
+    versions: Vec<(Contract, Linker<CallState>, Linker<CallState>)>,
 }
 
 impl Linkers {
     fn new(engine: &wasmtime::Engine) -> anyhow::Result<Self> {
-        macro_rules! linker {
-            ($world:path) => {{
-                let mut linker = Linker::new(engine);
-                <$world>::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
-                linker
-            }};
+        let mut versions = Vec::new();
+        for contract in Contract::ALL {
+            let mut linker = Linker::new(engine);
+            log::link(&mut linker, contract)?;
+            let mut storage = linker.clone();
+            database::link(&mut storage, contract)?;
+            versions.push((contract, linker, storage));
         }
-        // The storage world's two imports, each served by its own capability.
-        macro_rules! storage_linker {
-            ($version:ident) => {{
-                let mut linker = Linker::new(engine);
-                $version::scope_world::portcullis::plugin::log::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
-                $version::storage_world::portcullis::plugin::database::add_to_linker::<_, HasSelf<DatabaseGrant>>(
-                    &mut linker,
-                    |s: &mut CallState| &mut s.db,
-                )?;
-                linker
-            }};
-        }
-        Ok(Self {
-            scope: linker!(v4::scope_world::ScopePolicyPlugin),
-            scope_v3: linker!(v3::scope_world::ScopePolicyPlugin),
-            scope_v2: linker!(v2::scope_world::ScopePolicyPlugin),
-            scope_v1: linker!(v1::scope_world::ScopePolicyPlugin),
-            consent: linker!(v4::consent_world::ConsentUiPlugin),
-            consent_v3: linker!(v3::consent_world::ConsentUiPlugin),
-            consent_v2: linker!(v2::consent_world::ConsentUiPlugin),
-            consent_v1: linker!(v1::consent_world::ConsentUiPlugin),
-            storage: storage_linker!(v4),
-            storage_v3: storage_linker!(v3),
-            storage_v2: storage_linker!(v2),
-            grant: linker!(v4::grant_world::GrantTypePlugin),
-            grant_v3: linker!(v3::grant_world::GrantTypePlugin),
-        })
+        Ok(Self { versions })
     }
 
     /// Links a compiled component against the world of `kind` in `contract`.
     fn link(&self, component: &Component, kind: PluginKind, contract: Contract) -> Result<Linked, String> {
-        let l = self;
-        macro_rules! pre {
-            ($variant:ident, $pre:path, $linker:expr) => {
-                Linked::$variant(Box::new(
-                    <$pre>::new($linker.instantiate_pre(component).map_err(linking)?).map_err(linking)?,
-                ))
-            };
-        }
-        Ok(match (kind, contract) {
-            (PluginKind::ScopePolicy, Contract::V4) => pre!(Scope, v4::scope_world::ScopePolicyPluginPre<_>, l.scope),
-            (PluginKind::ScopePolicy, Contract::V3) => {
-                pre!(ScopeV3, v3::scope_world::ScopePolicyPluginPre<_>, l.scope_v3)
-            }
-            (PluginKind::ScopePolicy, Contract::V2) => {
-                pre!(ScopeV2, v2::scope_world::ScopePolicyPluginPre<_>, l.scope_v2)
-            }
-            (PluginKind::ScopePolicy, Contract::V1) => {
-                pre!(ScopeV1, v1::scope_world::ScopePolicyPluginPre<_>, l.scope_v1)
-            }
-            (PluginKind::ConsentUi, Contract::V4) => pre!(Consent, v4::consent_world::ConsentUiPluginPre<_>, l.consent),
-            (PluginKind::ConsentUi, Contract::V3) => {
-                pre!(ConsentV3, v3::consent_world::ConsentUiPluginPre<_>, l.consent_v3)
-            }
-            (PluginKind::ConsentUi, Contract::V2) => {
-                pre!(ConsentV2, v2::consent_world::ConsentUiPluginPre<_>, l.consent_v2)
-            }
-            (PluginKind::ConsentUi, Contract::V1) => {
-                pre!(ConsentV1, v1::consent_world::ConsentUiPluginPre<_>, l.consent_v1)
-            }
-            (PluginKind::Storage, Contract::V4) => pre!(Storage, v4::storage_world::StoragePluginPre<_>, l.storage),
-            (PluginKind::Storage, Contract::V3) => {
-                pre!(StorageV3, v3::storage_world::StoragePluginPre<_>, l.storage_v3)
-            }
-            (PluginKind::Storage, Contract::V2) => {
-                pre!(StorageV2, v2::storage_world::StoragePluginPre<_>, l.storage_v2)
-            }
-            (PluginKind::Storage, Contract::V1) => {
-                return Err(
-                    "storage plugins must implement portcullis:plugin@0.2.0 or later (its generic records)".into()
-                );
-            }
-            (PluginKind::GrantType, Contract::V4) => pre!(Grant, v4::grant_world::GrantTypePluginPre<_>, l.grant),
-            (PluginKind::GrantType, Contract::V3) => pre!(GrantV3, v3::grant_world::GrantTypePluginPre<_>, l.grant_v3),
-            (PluginKind::GrantType, _) => {
-                return Err(
-                    "grant-type plugins implement portcullis:plugin@0.3.0 or later (the first with the kind)".into()
-                );
-            }
-        })
+        let adapt = contract::adapter(kind, contract)?;
+        let Some((_, linker, storage)) = self.versions.iter().find(|(c, ..)| *c == contract) else {
+            return Err(format!("no linker for portcullis:plugin@{}", contract.version()));
+        };
+        let linker = if kind == PluginKind::Storage { storage } else { linker };
+        adapt(linker.instantiate_pre(component).map_err(linking)?, contract).map_err(linking)
     }
 }
 
@@ -283,31 +201,16 @@ impl PolicyHost {
             locales: Vec::new(),
             grant_types: Vec::new(),
         };
-        macro_rules! locales {
-            ($pre:expr) => {
-                self.call(&plugin, |s| $pre.instantiate(&mut *s)?.portcullis_plugin_consent().call_locales(&mut *s))
-                    .map_err(|e| format!("locales() failed: {e}"))?
-            };
-        }
         plugin.locales = match &plugin.linked {
-            Linked::Consent(pre) => locales!(pre),
-            Linked::ConsentV3(pre) => locales!(pre),
-            Linked::ConsentV2(pre) => locales!(pre),
-            Linked::ConsentV1(pre) => locales!(pre),
+            Linked::Consent(ui) => {
+                self.call(&plugin, |store| ui.locales(store)).map_err(|e| format!("locales() failed: {e}"))?
+            }
             _ => Vec::new(),
         };
-        macro_rules! grant_types {
-            ($pre:expr) => {
-                self.call(&plugin, |s| $pre.instantiate(&mut *s)?.portcullis_plugin_grant().call_grant_types(&mut *s))
-                    .map_err(|e| format!("grant-types() failed: {e}"))?
-            };
-        }
-        let types = match &plugin.linked {
-            Linked::Grant(pre) => Some(grant_types!(pre)),
-            Linked::GrantV3(pre) => Some(grant_types!(pre)),
-            _ => None,
-        };
-        if let Some(types) = types {
+        if let Linked::Grant(grant) = &plugin.linked {
+            let types = self
+                .call(&plugin, |store| grant.grant_types(store))
+                .map_err(|e| format!("grant-types() failed: {e}"))?;
             plugin.grant_types = grant::checked_grant_types(types)?;
         }
         Ok(plugin)
@@ -330,22 +233,11 @@ impl PolicyHost {
                     deadline.as_millis()
                 );
             }
-            macro_rules! migrate {
-                ($pre:expr) => {
-                    self.call_async(&plugin, async |store| {
-                        let instance = $pre.instantiate_async(&mut *store).await?;
-                        instance.portcullis_plugin_storage().call_migrate(&mut *store).await
-                    })
+            if let Linked::Storage(storage) = &plugin.linked {
+                self.call_async(&plugin, async |store| storage.migrate(store).await)
                     .await
                     .map_err(|e| format!("migration: {e}"))?
-                    .map_err(|e| format!("migration failed: {e:?}"))?
-                };
-            }
-            match &plugin.linked {
-                Linked::Storage(pre) => migrate!(pre),
-                Linked::StorageV3(pre) => migrate!(pre),
-                Linked::StorageV2(pre) => migrate!(pre),
-                _ => {}
+                    .map_err(|e| format!("migration failed: {e}"))?;
             }
         }
         let mut plugins = self.plugins.write();

@@ -1,8 +1,13 @@
 //! The storage plugin as the rest of the server sees it: generic records of a kind, in plain
-//! Rust types. Each function here is one call of the storage plugin, on a fresh instance.
+//! Rust types (each version's records: `contract/`). Each function here is one call of the
+//! storage plugin, on a fresh instance.
 
 use std::sync::Arc;
 
+use wasmtime::Store;
+
+use super::call::CallState;
+use super::contract::{Pending, StorageWorld};
 use super::{Linked, PluginError, PluginKind, PolicyHost};
 
 /// Where a record is: its kind and its id within the kind.
@@ -75,116 +80,6 @@ impl From<PluginError> for StoreError {
     }
 }
 
-/// The conversions between the server's record types and one contract version's.
-macro_rules! records_of {
-    ($module:ident, $wit:path) => {
-        mod $module {
-            use super::{Record, RecordRef, StoreError, Stored, Write};
-            use $wit as wit;
-
-            impl From<wit::StorageError> for StoreError {
-                fn from(e: wit::StorageError) -> Self {
-                    match e {
-                        wit::StorageError::PreconditionFailed(i) => StoreError::Precondition(i as usize),
-                        wit::StorageError::Backend(m) => StoreError::Backend(m),
-                        wit::StorageError::Unavailable(m) => StoreError::Unavailable(m),
-                    }
-                }
-            }
-
-            pub fn record_ref(r: &RecordRef) -> wit::RecordRef {
-                wit::RecordRef { kind: r.kind.to_owned(), id: r.id.clone() }
-            }
-
-            pub fn key_ref(k: &super::KeyRef) -> wit::KeyRef {
-                wit::KeyRef { kind: k.kind.to_owned(), name: k.name.to_owned(), value: k.value.clone() }
-            }
-
-            fn record(r: Record) -> wit::Record {
-                wit::Record {
-                    kind: r.kind.to_owned(),
-                    id: r.id,
-                    body: r.body,
-                    keys: r.keys.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
-                    expires_at: r.expires_at,
-                }
-            }
-
-            pub fn write(w: Write) -> wit::Write {
-                match w {
-                    Write::Create(r) => wit::Write::Create(record(r)),
-                    Write::Put(r) => wit::Write::Put(record(r)),
-                    Write::Update(r, revision) => wit::Write::Update(wit::Revised { record: record(r), revision }),
-                    Write::Consume(r) => wit::Write::Consume(record_ref(&r)),
-                    Write::Delete(r) => wit::Write::Delete(record_ref(&r)),
-                    Write::DeleteByKey(k) => wit::Write::DeleteByKey(key_ref(&k)),
-                }
-            }
-
-            pub fn stored(s: wit::Stored) -> Stored {
-                Stored {
-                    kind: s.kind,
-                    id: s.id,
-                    body: s.body,
-                    expires_at: s.expires_at,
-                    revision: s.revision,
-                    consumed: s.consumed,
-                }
-            }
-        }
-    };
-}
-
-records_of!(v4_records, crate::plugin::bindings::v4::storage_world::exports::portcullis::plugin::storage);
-records_of!(v3_records, crate::plugin::bindings::v3::storage_world::exports::portcullis::plugin::storage);
-records_of!(v2_records, crate::plugin::bindings::v2::storage_world::exports::portcullis::plugin::storage);
-
-/// One call of the configured storage plugin, of whichever contract version it was built
-/// for: `$method` on a fresh instance. `$w` names that version's conversions in the
-/// statements that prepare the arguments and in the expression that maps the answer. Each
-/// call is counted and timed by its operation and outcome ([`record`]).
-macro_rules! storage_call {
-    ($host:expr, |$w:ident| { $($prep:tt)* } $method:ident($($arg:expr),*) => |$out:ident| $map:expr) => {{
-        let started = std::time::Instant::now();
-        let result = async { storage_call!(@call $host, |$w| { $($prep)* } $method($($arg),*) => |$out| $map) }.await;
-        $host.storage_metrics.record(stringify!($method), &result, started);
-        result
-    }};
-    (@call $host:expr, |$w:ident| { $($prep:tt)* } $method:ident($($arg:expr),*) => |$out:ident| $map:expr) => {{
-        let plugin = $host.get(PluginKind::Storage, &$host.defaults.storage)?;
-        macro_rules! on {
-            ($pre:expr) => {{
-                $($prep)*
-                let answer = $host
-                    .call_async(&plugin, async |store| {
-                        let instance = $pre.instantiate_async(&mut *store).await?;
-                        instance.portcullis_plugin_storage().$method(&mut *store $(, $arg)*).await
-                    })
-                    .await?;
-                answer.map(|$out| $map).map_err(StoreError::from)
-            }};
-        }
-        match &plugin.linked {
-            Linked::Storage(pre) => {
-                #[allow(unused_imports)]
-                use v4_records as $w;
-                on!(pre)
-            }
-            Linked::StorageV3(pre) => {
-                #[allow(unused_imports)]
-                use v3_records as $w;
-                on!(pre)
-            }
-            Linked::StorageV2(pre) => {
-                #[allow(unused_imports)]
-                use v2_records as $w;
-                on!(pre)
-            }
-            _ => Err(PluginError::NotLoaded { kind: PluginKind::Storage, name: $host.defaults.storage.clone() }.into()),
-        }
-    }};
-}
-
 /// The storage plugin's operations, as the storage metrics label them.
 const OPERATIONS: [&str; 5] = ["get", "find", "list", "apply", "purge_expired"];
 
@@ -215,9 +110,8 @@ impl StorageMetrics {
         }
     }
 
-    /// Counts and times a call of the storage plugin's `method` (`call_get`, …).
-    fn record<T>(&self, method: &str, result: &Result<T, StoreError>, started: std::time::Instant) {
-        let operation = method.strip_prefix("call_").unwrap_or(method);
+    /// Counts and times a call of the storage plugin's `operation` (one of [`OPERATIONS`]).
+    fn record<T>(&self, operation: &str, result: &Result<T, StoreError>, started: std::time::Instant) {
         let Some(index) = OPERATIONS.iter().position(|o| *o == operation) else { return };
         let outcome = match result {
             Ok(_) => 0,
@@ -232,11 +126,32 @@ impl StorageMetrics {
 }
 
 impl PolicyHost {
+    /// One call of the configured storage plugin, of whichever contract version it was built
+    /// for: `operation` (one of [`OPERATIONS`]), which `call` makes, counted and timed by its
+    /// outcome ([`StorageMetrics`]).
+    async fn storage<T>(
+        &self,
+        operation: &str,
+        call: impl for<'a> FnOnce(&'a dyn StorageWorld, &'a mut Store<CallState>) -> Pending<'a, Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let started = std::time::Instant::now();
+        let result = async {
+            let plugin = self.get(PluginKind::Storage, &self.defaults.storage)?;
+            let Linked::Storage(storage) = &plugin.linked else {
+                return Err(
+                    PluginError::NotLoaded { kind: PluginKind::Storage, name: self.defaults.storage.clone() }.into()
+                );
+            };
+            self.call_async(&plugin, async |store| call(storage.as_ref(), store).await).await?
+        }
+        .await;
+        self.storage_metrics.record(operation, &result, started);
+        result
+    }
+
     /// The records at `refs`, in order.
     pub async fn store_get(&self, refs: &[RecordRef]) -> Result<Vec<Option<Stored>>, StoreError> {
-        let found: Vec<Option<Stored>> = storage_call!(self, |w| {
-            let refs: Vec<_> = refs.iter().map(w::record_ref).collect();
-        } call_get(&refs) => |found| found.into_iter().map(|s| s.map(w::stored)).collect())?;
+        let found = self.storage("get", |storage, store| storage.get(store, refs)).await?;
         if found.len() != refs.len() {
             return Err(StoreError::Backend(format!("asked for {} records, got {} answers", refs.len(), found.len())));
         }
@@ -245,28 +160,27 @@ impl PolicyHost {
 
     /// Every record carrying the key, ordered by id.
     pub async fn store_find(&self, key: &KeyRef) -> Result<Vec<Stored>, StoreError> {
-        storage_call!(self, |w| {
-            let key = w::key_ref(key);
-        } call_find(&key) => |found| found.into_iter().map(w::stored).collect())
+        self.storage("find", |storage, store| storage.find(store, key)).await
     }
 
     /// One page of the records of `kind`, ordered by id.
     pub async fn store_list(&self, kind: &str, after: Option<&str>, limit: u32) -> Result<Vec<Stored>, StoreError> {
-        storage_call!(self, |w| {} call_list(kind, after, limit) => |found| found.into_iter().map(w::stored).collect())
+        self.storage("list", |storage, store| storage.list(store, kind, after, limit)).await
     }
 
     /// The writes as one atomic group.
     pub async fn store_apply(self: &Arc<Self>, writes: Vec<Write>) -> Result<(), StoreError> {
-        self.writing(move |host| async move {
-            storage_call!(host, |w| {
-                let writes: Vec<_> = writes.into_iter().map(w::write).collect();
-            } call_apply(&writes) => |done| done)
-        })
+        self.writing(
+            move |host| async move { host.storage("apply", |storage, store| storage.apply(store, writes)).await },
+        )
         .await
     }
 
     pub async fn store_purge_expired(self: &Arc<Self>, now: i64) -> Result<u64, StoreError> {
-        self.writing(move |host| async move { storage_call!(host, |w| {} call_purge_expired(now) => |n| n) }).await
+        self.writing(move |host| async move {
+            host.storage("purge_expired", |storage, store| storage.purge_expired(store, now)).await
+        })
+        .await
     }
 
     /// Runs a storage call that writes where the database wants its writers: SQLite's on its
