@@ -4,6 +4,9 @@
 
 mod support;
 
+#[path = "plugin_capabilities.rs"]
+mod capabilities;
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
