@@ -123,8 +123,12 @@ impl WasiHttpHooks for Hooks {
                 return Err(HttpError::HttpResponseBodySize(length));
             }
             let response = response.map(|body| {
-                Bounded { body: body.boxed_unsync(), left: MAX_PLUGIN_HTTP_RESPONSE_BYTES, until: Box::pin(tokio::time::sleep(left)) }
-                    .boxed_unsync()
+                Bounded {
+                    body: body.boxed_unsync(),
+                    left: MAX_PLUGIN_HTTP_RESPONSE_BYTES,
+                    until: Box::pin(tokio::time::sleep(left)),
+                }
+                .boxed_unsync()
             });
             Ok((response, Box::new(io) as Io))
         })

@@ -141,7 +141,7 @@ impl Default for Limits {
 }
 
 /// Capabilities beyond the contract, each lent only to a plugin whose manifest grants it
-/// (`plugin/capability.rs` refuses a plugin that imports one without its grant). A manifest
+/// (`plugin/wasi.rs` refuses a plugin that imports one without its grant). A manifest
 /// that asks for one the host cannot grant is refused rather than silently given less than it
 /// asked for.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -253,7 +253,9 @@ impl Manifest {
             return Err("grants.env: no contract version yet exposes the environment to plugins".into());
         }
         manifest.grants.http = super::http::origins(&manifest.grants.http, manifest.kind)?;
-        if manifest.grants.kv && !matches!(manifest.kind, PluginKind::ScopePolicy | PluginKind::ConsentUi | PluginKind::GrantType) {
+        if manifest.grants.kv
+            && !matches!(manifest.kind, PluginKind::ScopePolicy | PluginKind::ConsentUi | PluginKind::GrantType)
+        {
             return Err(format!("grants.kv: a {} plugin is lent no key-value cache", manifest.kind));
         }
         if manifest.grants.kv && manifest.contract != Contract::V4 {

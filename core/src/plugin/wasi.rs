@@ -14,8 +14,8 @@
 //! none is linked and called as before, with nothing built per call. A plugin importing one
 //! its manifest does not grant is refused at load, with the grant that would allow it.
 
-use std::sync::{Arc, Weak};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use wasmtime::component::{Component, Linker, ResourceTable};
@@ -110,17 +110,18 @@ pub(super) fn check_grants(
     kind: PluginKind,
     grants: &Grants,
 ) -> Result<(), String> {
-    let refused: Vec<String> = component
-        .component_type()
-        .imports(engine)
-        .filter_map(|(name, _)| refusal(name, kind, grants))
-        .collect();
+    let refused: Vec<String> =
+        component.component_type().imports(engine).filter_map(|(name, _)| refusal(name, kind, grants)).collect();
     if refused.is_empty() { Ok(()) } else { Err(refused.join("; ")) }
 }
 
 /// `base` (a world's linker) with what `needs` asks for added: WASI, and outbound HTTP and
 /// the key-value cache when asked for (the grants were checked before).
-pub(super) fn linker(base: &Linker<CallState>, needs: Needs, contract: Contract) -> wasmtime::Result<Linker<CallState>> {
+pub(super) fn linker(
+    base: &Linker<CallState>,
+    needs: Needs,
+    contract: Contract,
+) -> wasmtime::Result<Linker<CallState>> {
     let mut linker = base.clone();
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
     if needs.http {
@@ -198,9 +199,8 @@ impl Lent {
             wasi,
             stdout,
             stderr,
-            http: (plugin.needs.http && !grants.http.is_empty()).then(|| {
-                super::http::Outgoing::new(grants.http.clone(), host.lending.allow_loopback_http(), deadline)
-            }),
+            http: (plugin.needs.http && !grants.http.is_empty())
+                .then(|| super::http::Outgoing::new(grants.http.clone(), host.lending.allow_loopback_http(), deadline)),
             kv: (plugin.needs.kv && grants.kv)
                 .then(|| super::kv::Cache::new(host.lending.host.clone(), plugin.name.clone())),
         }
