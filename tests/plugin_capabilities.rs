@@ -8,15 +8,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::install_fixture;
+use super::{install_fixture, jwt_claims};
 use super::support::{Options, TestServer, fixtures_dir, policies_copy};
 
-/// The claims of a JWT access token (the server signed it; its signature is checked elsewhere).
+/// The claims of the access token in a token response.
 fn claims_of(token: &Value) -> Value {
-    use base64::Engine;
-    let part = token.as_str().expect("access token").split('.').nth(1).expect("a JWT");
-    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).expect("base64"))
-        .expect("JSON claims")
+    jwt_claims(token.as_str().expect("access token"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

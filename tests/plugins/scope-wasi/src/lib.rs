@@ -47,17 +47,17 @@ fn connect(port: u16) -> String {
     use wasip2::sockets::{instance_network, network::IpAddressFamily, tcp_create_socket};
     let socket = match tcp_create_socket::create_tcp_socket(IpAddressFamily::Ipv4) {
         Ok(socket) => socket,
-        Err(e) => return format!("create: {e:?}"),
+        Err(e) => return format!("create: {}", e.name()),
     };
     let network = instance_network::instance_network();
     let at = IpSocketAddress::Ipv4(Ipv4SocketAddress { port, address: (127, 0, 0, 1) });
     if let Err(e) = socket.start_connect(&network, at) {
-        return format!("connect: {e:?}");
+        return format!("connect: {}", e.name());
     }
     socket.subscribe().block();
     match socket.finish_connect() {
         Ok(_) => "connected".into(),
-        Err(e) => format!("connect: {e:?}"),
+        Err(e) => format!("connect: {}", e.name()),
     }
 }
 
