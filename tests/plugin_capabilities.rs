@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::{install_fixture, jwt_claims};
 use super::support::{Options, TestServer, fixtures_dir, policies_copy};
+use super::{install_fixture, jwt_claims};
 
 /// The claims of the access token in a token response.
 fn claims_of(token: &Value) -> Value {
