@@ -9,7 +9,7 @@ use crate::limits::MAX_SCAFFOLD_NAME_BYTES;
 use crate::plugin::{Contract, PluginKind};
 
 /// The contract's WIT, as the project gets it.
-const WIT: [(&str, &str); 7] = [
+const WIT: [(&str, &str); 8] = [
     ("portcullis.wit", include_str!("../../sdk/wit/portcullis.wit")),
     ("log.wit", include_str!("../../sdk/wit/log.wit")),
     ("scope.wit", include_str!("../../sdk/wit/scope.wit")),
@@ -17,6 +17,7 @@ const WIT: [(&str, &str); 7] = [
     ("database.wit", include_str!("../../sdk/wit/database.wit")),
     ("storage.wit", include_str!("../../sdk/wit/storage.wit")),
     ("grant.wit", include_str!("../../sdk/wit/grant.wit")),
+    ("kv.wit", include_str!("../../sdk/wit/kv.wit")),
 ];
 
 /// A Rust scope policy's files, by their path in the project.
