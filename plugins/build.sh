@@ -15,10 +15,11 @@
 # tests/plugins/<name>/ or examples/plugins/<name>/ (a standalone crate, built from a copy
 # that gets its own [workspace]) whose Cargo.toml has a [package.metadata.portcullis] table
 # with `kind`, `memory-mb` and `deadline-ms`; the manifest's description is the package's
-# `description`, and a config.toml beside the Cargo.toml is appended to the manifest as is
-# (it holds the manifest's [config] table). A member of plugins/ without that table is a
-# library the plugins share (consent-pages): built into those that depend on it, and part
-# of every plugin's source hash.
+# `description`; a grants.toml beside the Cargo.toml is appended to the manifest's [grants]
+# table as is (its keys, `http = [...]`, `kv = true`), and a config.toml after it (it holds
+# the manifest's [config] table). A member of plugins/ without that table is a library the
+# plugins share (consent-pages): built into those that depend on it, and part of every
+# plugin's source hash.
 #
 # Toolchain: a rustup toolchain with the wasm32-unknown-unknown target when it is
 # installed; otherwise Debian's rustc (rustc-web + rust-web-src, installed here when
@@ -295,6 +296,9 @@ deadline-ms = $deadline
 [grants]
 env = []
 EOF
+    if [[ -f $repo/$src/grants.toml ]]; then
+        cat "$repo/$src/grants.toml" >>"$tmp"
+    fi
     if [[ -f $repo/$src/config.toml ]]; then
         { echo; cat "$repo/$src/config.toml"; } >>"$tmp"
     fi

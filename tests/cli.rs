@@ -941,6 +941,13 @@ fn plugin_new_writes_a_rust_scope_policy_that_compiles_against_the_sdk() {
     for file in ["Cargo.toml", "src/lib.rs", "README.md", "cases.json", "roles-or-nothing.toml", "wit/scope.wit"] {
         assert!(project.join(file).is_file(), "{file} was not written");
     }
+    // Every file of the contract, so that its worlds resolve.
+    for entry in std::fs::read_dir(sdk.join("wit")).unwrap() {
+        let name = entry.unwrap().file_name();
+        if name.to_string_lossy().ends_with(".wit") {
+            assert!(project.join("wit").join(&name).is_file(), "{name:?} was not written");
+        }
+    }
     assert_eq!(std::fs::read_to_string(project.join("README.md")).unwrap().lines().count(), 4);
     // Its manifest is one the server takes; its cases are a case file `plugin test` reads.
     let manifest = std::fs::read_to_string(project.join("roles-or-nothing.toml")).unwrap();

@@ -4,6 +4,9 @@
 
 mod support;
 
+#[path = "plugin_capabilities.rs"]
+mod capabilities;
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -619,16 +622,17 @@ async fn plugins_built_for_contract_0_3_keep_working() {
 }
 
 #[tokio::test]
-async fn a_plugin_importing_wasi_is_refused() {
+async fn a_storage_plugin_importing_wasi_is_refused() {
     let server = TestServer::start().await;
-    // A component that wants the clock: no WASI is linked, so it cannot be instantiated.
+    // A storage component that wants the clock: storage plugins are lent no WASI.
     let wasm = wat::parse_str(
         r#"(component
              (import "wasi:clocks/monotonic-clock@0.2.0" (instance
                (export "now" (func (result u64))))))"#,
     )
     .unwrap();
-    let manifest = "name = \"clock\"\nkind = \"scope-policy\"\ncontract = \"portcullis:plugin@0.2.0\"\n";
+    let manifest = "name = \"clock\"\nkind = \"storage\"\ncontract = \"portcullis:plugin@0.2.0\"\n";
     let refused = server.app.host.prepare(manifest, "clock", &wasm).err().expect("refused");
     assert!(refused.contains("wasi:clocks/monotonic-clock@0.2.0"), "the refusal names the import: {refused}");
+    assert!(refused.contains("storage plugins are not lent"), "and why: {refused}");
 }

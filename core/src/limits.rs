@@ -165,6 +165,25 @@ pub const MAX_PLUGIN_FAULTS_AFTER: u32 = 1000;
 /// The longest message a plugin logs, in characters; the rest is cut off.
 pub const MAX_PLUGIN_LOG_CHARS: usize = 2000;
 
+/// The most a plugin writes to its stdout or stderr (WASI) in one call, in bytes; it is logged
+/// at debug level after the call, and a write past it fails.
+pub const MAX_PLUGIN_STDIO_BYTES: usize = 4096;
+
+/// The most origins a plugin's manifest may grant it outbound HTTP to (`[grants] http`).
+pub const MAX_PLUGIN_HTTP_ORIGINS: usize = 32;
+
+/// The largest response body a plugin's outbound HTTP request may read, in bytes.
+pub const MAX_PLUGIN_HTTP_RESPONSE_BYTES: u64 = 1 << 20;
+
+/// The longest key of a plugin's key-value cache (`portcullis:plugin/kv`), in bytes.
+pub const MAX_PLUGIN_KV_KEY_BYTES: usize = 256;
+
+/// The largest value of a plugin's key-value cache, in bytes.
+pub const MAX_PLUGIN_KV_VALUE_BYTES: usize = 64 * 1024;
+
+/// The longest time to live of an entry of a plugin's key-value cache, in seconds (a day).
+pub const MAX_PLUGIN_KV_TTL_SECS: u32 = 86_400;
+
 /// Shortest accepted `server.admin_token`, in characters.
 pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
 

@@ -847,9 +847,10 @@ fn plugin_check(file: &std::path::Path, manifest: Option<&std::path::Path>) -> a
         }
     }
     for import in &report.imports {
-        match &import.missing {
-            None => println!("  imports {}: given", import.name),
-            Some(why) => println!("  imports {}: NOT GIVEN, {why}", import.name),
+        match (&import.missing, &import.grant) {
+            (None, None) => println!("  imports {}: given", import.name),
+            (None, Some(grant)) => println!("  imports {}: given with a grant, {grant}", import.name),
+            (Some(why), _) => println!("  imports {}: NOT GIVEN, {why}", import.name),
         }
     }
     if report.worlds.is_empty() {
@@ -882,6 +883,9 @@ fn plugin_check(file: &std::path::Path, manifest: Option<&std::path::Path>) -> a
                 parsed.kind,
                 parsed.contract.version()
             );
+        }
+        if let Some(refused) = check::refused(&report, &parsed) {
+            anyhow::bail!("{} would be refused: it {refused}", path.display());
         }
         println!("  manifest {}: agrees", path.display());
     }

@@ -154,7 +154,9 @@ pub fn build(options: &Options) -> Result<Built, BuildError> {
     let (manifest_path, manifest) = project_manifest(dir)?;
     let out = options.out.clone().unwrap_or_else(|| dir.clone());
     std::fs::create_dir_all(&out).map_err(|source| BuildError::Io { path: out.clone(), source })?;
-    let world = format!("{}-plugin", manifest.kind);
+    // A JavaScript or Python component imports every interface of its world: the world with
+    // the key-value cache only when the manifest grants it (a Rust plugin imports what it calls).
+    let world = format!("{}-plugin{}", manifest.kind, if manifest.grants.kv { "-kv" } else { "" });
     // The tools run elsewhere: they get the project's absolute path.
     let absolute = dir.canonicalize().map_err(|source| BuildError::Io { path: dir.clone(), source })?;
     let component = match language {

@@ -12,7 +12,7 @@ use crate::plugin::{Contract, PluginKind};
 use crate::plugin_build::{COMPONENTIZE_JS_VERSION, Language};
 
 /// The contract's WIT, as the project gets it.
-const WIT: [(&str, &str); 7] = [
+const WIT: [(&str, &str); 8] = [
     ("portcullis.wit", include_str!("../../sdk/wit/portcullis.wit")),
     ("log.wit", include_str!("../../sdk/wit/log.wit")),
     ("scope.wit", include_str!("../../sdk/wit/scope.wit")),
@@ -20,6 +20,7 @@ const WIT: [(&str, &str); 7] = [
     ("database.wit", include_str!("../../sdk/wit/database.wit")),
     ("storage.wit", include_str!("../../sdk/wit/storage.wit")),
     ("grant.wit", include_str!("../../sdk/wit/grant.wit")),
+    ("kv.wit", include_str!("../../sdk/wit/kv.wit")),
 ];
 
 /// What every project has, by its path in the project.

@@ -100,6 +100,7 @@ impl Portcullis {
         let cache = config.server.data_dir.join("plugin-cache");
         let dir = config.policies.dir.is_dir().then(|| config.policies.dir.clone());
         let host = PolicyHost::new(database, defaults, Some(cache))?;
+        host.set_allow_loopback_http(config.outbound.allow_loopback_http);
         match &dir {
             Some(dir) => {
                 watch::load_dir(&host, dir).await?;

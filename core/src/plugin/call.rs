@@ -8,6 +8,13 @@
 //! waits for a CPU, which delays the call but is not the plugin's doing. An asynchronous
 //! call (storage) moves between threads and waits on the database; its deadline is the
 //! wall clock's.
+//!
+//! A synchronous call of a plugin that imports a capability (WASI, outbound HTTP, the
+//! key-value cache: `wasi.rs`) waits on the host as a storage call does, so it runs off the
+//! tokio worker thread (`wasi::off_worker`) and its deadline is the wall clock's: the epoch
+//! interrupts the plugin's own code at the deadline, and an HTTP request it waits on is cut
+//! off there too (`http.rs`). Its store is lent what it imports, built per call; a plugin
+//! that imports nothing keeps the inline path, with nothing lent.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,6 +31,8 @@ pub struct CallState {
     limits: StoreLimits,
     /// The database capability; only storage plugins have it.
     pub(super) db: DatabaseGrant,
+    /// What a plugin importing capabilities beyond the contract is lent for this call.
+    pub(super) lent: Option<Box<super::wasi::Lent>>,
 }
 
 impl PolicyHost {
@@ -37,22 +46,35 @@ impl PolicyHost {
             .build();
         let db =
             DatabaseGrant((plugin.manifest.kind == PluginKind::Storage).then(|| DbSession::new(self.database.clone())));
-        let mut store = Store::new(&self.engine.engine, CallState { plugin: plugin.name.clone(), limits, db });
+        let lent = plugin
+            .needs
+            .any()
+            .then(|| Box::new(super::wasi::Lent::new(self, plugin, Instant::now() + deadline(plugin))));
+        let mut store = Store::new(&self.engine.engine, CallState { plugin: plugin.name.clone(), limits, db, lent });
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(ticks(deadline(plugin)));
         store
     }
 
     /// A synchronous call (scope, consent and grant-type plugins): `f` instantiates and calls.
-    pub(super) fn call<R>(
+    pub(super) fn call<R: Send>(
         &self,
         plugin: &Plugin,
-        f: impl FnOnce(&mut Store<CallState>) -> wasmtime::Result<R>,
+        f: impl FnOnce(&mut Store<CallState>) -> wasmtime::Result<R> + Send,
     ) -> Result<R, PluginError> {
         let mut store = self.store(plugin);
-        count_cpu_time(&mut store, deadline(plugin));
         let started = Instant::now();
-        let result = f(&mut store);
+        let result = if plugin.needs.any() {
+            // Off the worker, on the wall clock; what it wrote to stdout and stderr logged.
+            let result = super::wasi::off_worker(|| f(&mut store));
+            if let Some(lent) = &store.data().lent {
+                lent.flush(&plugin.name);
+            }
+            result
+        } else {
+            count_cpu_time(&mut store, deadline(plugin));
+            f(&mut store)
+        };
         record(plugin, ended(&result), started);
         super::fault::record(plugin, result.is_ok());
         result.map_err(|e| failed(plugin, e))

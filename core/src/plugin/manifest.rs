@@ -140,13 +140,22 @@ impl Default for Limits {
     }
 }
 
-/// Capabilities beyond the contract. The host grants none of them yet: a manifest that asks
-/// for one is refused rather than silently given less than it asked for.
+/// Capabilities beyond the contract, each lent only to a plugin whose manifest grants it
+/// (`plugin/wasi.rs` refuses a plugin that imports one without its grant). A manifest
+/// that asks for one the host cannot grant is refused rather than silently given less than it
+/// asked for.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Grants {
     #[serde(default)]
     pub env: Vec<String>,
+    /// The origins (`https://host[:port]`) the plugin may send HTTP requests to through
+    /// `wasi:http/outgoing-handler`; checked at load, kept as each origin's serialization.
+    #[serde(default)]
+    pub http: Vec<String>,
+    /// The plugin's own key-value cache (`portcullis:plugin/kv`).
+    #[serde(default)]
+    pub kv: bool,
 }
 
 /// The manifest's `[on-fault]` table: when the plugin counts as unhealthy, and which plugin
@@ -197,7 +206,7 @@ impl Manifest {
         if !file.config.is_empty() && file.kind != PluginKind::GrantType {
             return Err(format!("[config]: a {} plugin is given no configuration (grant-type plugins are)", file.kind));
         }
-        let manifest = Manifest {
+        let mut manifest = Manifest {
             name: file.name,
             kind: file.kind,
             contract,
@@ -242,6 +251,15 @@ impl Manifest {
         }
         if !manifest.grants.env.is_empty() {
             return Err("grants.env: no contract version yet exposes the environment to plugins".into());
+        }
+        manifest.grants.http = super::http::origins(&manifest.grants.http, manifest.kind)?;
+        if manifest.grants.kv
+            && !matches!(manifest.kind, PluginKind::ScopePolicy | PluginKind::ConsentUi | PluginKind::GrantType)
+        {
+            return Err(format!("grants.kv: a {} plugin is lent no key-value cache", manifest.kind));
+        }
+        if manifest.grants.kv && manifest.contract != Contract::V4 {
+            return Err(format!("grants.kv: the key-value cache is part of {} only", Contract::CURRENT));
         }
         Ok(manifest)
     }

@@ -7,7 +7,9 @@
 //! - [`call`]: the one call path, a fresh `Store` per call with an epoch deadline and a memory cap;
 //! - [`fault`]: a plugin that keeps faulting (the manifest's `[on-fault]`): unhealthy after
 //!   so many faults in a row, and the fallback that answers a call it faulted on;
-//! - the host capabilities: [`log`] and [`database`];
+//! - the host capabilities: [`log`] and [`database`]; and what a plugin may import beyond
+//!   the contract, lent by `wasi` (WASI granting nothing, and, with the manifest's grants,
+//!   outbound HTTP (`http`) and the key-value cache (`kv`));
 //! - the plugin kinds as the rest of the server sees them, in its own types: [`scope`],
 //!   [`consent`], [`store`] and [`grant`]. Nothing outside this module names a wasmtime or generated
 //!   binding type;
@@ -30,16 +32,19 @@ pub mod database;
 pub mod engine;
 mod fault;
 pub mod grant;
+mod http;
+mod kv;
 mod log;
 pub mod manifest;
 pub mod scope;
 mod shadow;
 pub mod store;
+mod wasi;
 pub mod watch;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use parking_lot::RwLock;
 use sha2::{Digest, Sha256};
@@ -89,6 +94,8 @@ pub struct Plugin {
     faults: fault::Faults,
     /// As a shadow scope policy: when it last logged a difference.
     shadow_log: shadow::Sampler,
+    /// What it imports beyond the contract (WASI, outbound HTTP, the key-value cache).
+    needs: wasi::Needs,
 }
 
 /// The names of the plugins used when a client names none.
@@ -118,19 +125,29 @@ impl Linkers {
         Ok(Self { versions })
     }
 
-    /// Links a compiled component against the world of `kind` in `contract`.
-    fn link(&self, component: &Component, kind: PluginKind, contract: Contract) -> Result<Linked, String> {
+    /// Links a compiled component against the world of `kind` in `contract`, with what it
+    /// `needs` beyond the world's imports (`wasi::lend`).
+    fn link(
+        &self,
+        component: &Component,
+        kind: PluginKind,
+        contract: Contract,
+        needs: wasi::Needs,
+    ) -> Result<Linked, String> {
         let adapt = contract::adapter(kind, contract)?;
         let Some((_, linker, storage)) = self.versions.iter().find(|(c, ..)| *c == contract) else {
             return Err(format!("no linker for portcullis:plugin@{}", contract.version()));
         };
         let linker = if kind == PluginKind::Storage { storage } else { linker };
+        let linker = wasi::lend(linker, needs, contract)?;
         adapt(linker.instantiate_pre(component).map_err(linking)?, contract).map_err(linking)
     }
 }
 
 pub struct PolicyHost {
     engine: PluginEngine,
+    /// What plugins that import capabilities are lent from the host.
+    lending: wasi::Lending,
     linkers: Linkers,
     plugins: RwLock<Arc<HashMap<String, Arc<Plugin>>>>,
     database: Database,
@@ -146,7 +163,8 @@ impl PolicyHost {
         let engine = PluginEngine::new(cache_dir)?;
         let linkers = Linkers::new(&engine.engine)?;
         let plugins = RwLock::new(Arc::new(HashMap::new()));
-        Ok(Arc::new(Self {
+        Ok(Arc::new_cyclic(|me: &Weak<Self>| Self {
+            lending: wasi::Lending::new(me.clone()),
             engine,
             linkers,
             plugins,
@@ -188,12 +206,15 @@ impl PolicyHost {
         let manifest = Manifest::parse(manifest_text, stem)?;
         let digest: [u8; 32] = Sha256::digest(wasm).into();
         let component = self.engine.compile(wasm, &digest)?;
-        let linked = self.linkers.link(&component, manifest.kind, manifest.contract)?;
+        wasi::check_grants(&component, &self.engine.engine, manifest.kind, &manifest.grants)?;
+        let needs = wasi::Needs::of(&component, &self.engine.engine);
+        let linked = self.linkers.link(&component, manifest.kind, manifest.contract, needs)?;
         let name: Arc<str> = Arc::from(manifest.name.as_str());
         let mut plugin = Plugin {
             metrics: call::CallMetrics::new(&name, manifest.kind),
             faults: fault::Faults::new(&name),
             shadow_log: shadow::Sampler::default(),
+            needs,
             name,
             manifest,
             digest,

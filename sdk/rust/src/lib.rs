@@ -50,9 +50,14 @@
 //! component with `portcullis-componentize IN.wasm OUT.wasm` (`plugins/build.sh` does
 //! both and writes the manifest).
 //!
-//! A plugin has no filesystem, network, clock, randomness or environment: everything a
-//! call needs arrives as arguments. Diagnostics go through [`log`], which the host tags
-//! with the plugin's name.
+//! Everything a call needs arrives as arguments. Diagnostics go through [`log`], which the
+//! host tags with the plugin's name. A scope, consent or grant-type plugin whose manifest
+//! grants it (`kv = true` under `[grants]`) has a key-value cache of its own, [`kv`]; one
+//! that does not call [`kv`] does not import it and needs no grant (the bindings are those
+//! of each world's `-kv` variant, which adds the cache to it; only what a plugin calls is
+//! imported). Outbound HTTP, granted by
+//! `http = ["https://..."]`, is WASI's standard `wasi:http/outgoing-handler` (the `wasip2`
+//! crate's bindings, for instance).
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 
@@ -100,7 +105,7 @@ pub mod scope {
     pub mod bindings {
         wit_bindgen::generate!({
             path: "wit",
-            world: "portcullis:plugin/scope-policy-plugin@0.4.0",
+            world: "portcullis:plugin/scope-policy-plugin-kv@0.4.0",
             runtime_path: "portcullis_sdk::__rt",
             pub_export_macro: true,
             export_macro_name: "export_scope_policy",
@@ -122,7 +127,7 @@ pub mod consent {
     pub mod bindings {
         wit_bindgen::generate!({
             path: "wit",
-            world: "portcullis:plugin/consent-ui-plugin@0.4.0",
+            world: "portcullis:plugin/consent-ui-plugin-kv@0.4.0",
             runtime_path: "portcullis_sdk::__rt",
             pub_export_macro: true,
             export_macro_name: "export_consent_ui",
@@ -177,7 +182,7 @@ pub mod grant {
     pub mod bindings {
         wit_bindgen::generate!({
             path: "wit",
-            world: "portcullis:plugin/grant-type-plugin@0.4.0",
+            world: "portcullis:plugin/grant-type-plugin-kv@0.4.0",
             runtime_path: "portcullis_sdk::__rt",
             pub_export_macro: true,
             export_macro_name: "export_grant_type",
@@ -247,6 +252,68 @@ pub mod log {
     /// Logs at error level.
     pub fn error(message: &str) {
         log(Level::Error, message)
+    }
+}
+
+/// The plugin's own key-value cache, with expiry (`portcullis:plugin/kv`): what a call
+/// looked up, kept for the next calls, on every replica of the server. Lent only with
+/// `kv = true` under the manifest's `[grants]`: a plugin that calls none of these functions
+/// does not import the interface.
+#[cfg(any(feature = "scope", feature = "consent", feature = "grant"))]
+pub mod kv {
+    #[cfg(feature = "scope")]
+    use crate::scope::bindings::portcullis::plugin::kv as k;
+    #[cfg(all(feature = "consent", not(feature = "scope")))]
+    use crate::consent::bindings::portcullis::plugin::kv as k;
+    #[cfg(all(feature = "grant", not(any(feature = "scope", feature = "consent"))))]
+    use crate::grant::bindings::portcullis::plugin::kv as k;
+
+    /// Why the host did not do what was asked.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub enum Error {
+        /// The key is empty or too long (the bound is in the text).
+        InvalidKey(String),
+        /// The value is too long (the bound is in the text).
+        TooLarge(String),
+        /// The time to live is zero or too long (the bound is in the text).
+        InvalidTtl(String),
+        /// The host's storage could not be reached.
+        Unavailable(String),
+    }
+
+    impl core::fmt::Display for Error {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            match self {
+                Error::InvalidKey(m) => write!(f, "invalid key: {m}"),
+                Error::TooLarge(m) => write!(f, "value too large: {m}"),
+                Error::InvalidTtl(m) => write!(f, "invalid time to live: {m}"),
+                Error::Unavailable(m) => write!(f, "unavailable: {m}"),
+            }
+        }
+    }
+
+    fn error(e: k::KvError) -> Error {
+        match e {
+            k::KvError::InvalidKey(m) => Error::InvalidKey(m),
+            k::KvError::TooLarge(m) => Error::TooLarge(m),
+            k::KvError::InvalidTtl(m) => Error::InvalidTtl(m),
+            k::KvError::Unavailable(m) => Error::Unavailable(m),
+        }
+    }
+
+    /// The value stored under `key`; `None` when there is none or it expired.
+    pub fn get(key: &str) -> Result<Option<Vec<u8>>, Error> {
+        k::get(key).map_err(error)
+    }
+
+    /// Stores `value` under `key` for `ttl_seconds` seconds, replacing what was there.
+    pub fn set(key: &str, value: &[u8], ttl_seconds: u32) -> Result<(), Error> {
+        k::set(key, value, ttl_seconds).map_err(error)
+    }
+
+    /// Removes `key` (no error when it is not there).
+    pub fn delete(key: &str) -> Result<(), Error> {
+        k::delete(key).map_err(error)
     }
 }
 

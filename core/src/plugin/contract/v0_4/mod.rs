@@ -17,10 +17,12 @@ pub(in crate::plugin) mod storage_world {
     });
 }
 
-mod scope_world {
+/// The scope world with the key-value cache (`scope-policy-plugin-kv`): a plugin of the plain
+/// world links against it as well, and its `kv` import is the one every `-kv` world shares.
+pub(in crate::plugin) mod scope_world {
     wasmtime::component::bindgen!({
         path: "../sdk/wit",
-        world: "scope-policy-plugin",
+        world: "scope-policy-plugin-kv",
         with: { "portcullis:plugin/log": super::storage_world::portcullis::plugin::log },
     });
 }
