@@ -15,8 +15,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use wasmtime::component::{HasSelf, Linker};
 
 use super::PolicyHost;
-use super::contract::v0_4::scope_world::portcullis::plugin::kv as wit;
 use super::call::CallState;
+use super::contract::v0_4::scope_world::portcullis::plugin::kv as wit;
 use super::store::{Record, RecordRef, StoreError, Write};
 use crate::limits::{MAX_PLUGIN_KV_KEY_BYTES, MAX_PLUGIN_KV_TTL_SECS, MAX_PLUGIN_KV_VALUE_BYTES};
 
