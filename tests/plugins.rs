@@ -1,11 +1,13 @@
 //! The plugin host under stress: hot reload while requests run, broken files refused, and
 //! plugins that trap, loop or exhaust memory failing only their own request (refused as the
-//! policy's denial).
+//! policy's denial); the example scope policy in each language it is written in, served.
 
 mod support;
 
 #[path = "plugin_capabilities.rs"]
 mod capabilities;
+#[path = "plugins/example_policies.rs"]
+mod example_policies;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -14,7 +14,13 @@
 //!
 //! With `--metrics` the server runs with metrics on (`server.metrics_listen` on a loopback
 //! port), every request recorded; the run ends by scraping `/metrics` once. With
-//! `--client-credentials-only` only the first scenario runs (for many short alternating runs).
+//! `--client-credentials-only` only the first scenario runs (for many short alternating runs);
+//! with `--plugin-calls-only` only the plugin calls are timed, with no server.
+//!
+//! The plugin calls: the built-in `scope-template` (Rust) and the test policy `scope-js`
+//! (JavaScript), then the example policy `scope-by-role` in Rust, JavaScript and Python
+//! (`examples/policies/`, or `PORTCULLIS_BENCH_EXAMPLES`); one that does not load is named
+//! with the reason instead of a figure.
 //!
 //! Each scenario also reports the CPU time the server process spent per request (user and
 //! system, from `/proc/<pid>/stat`, in clock ticks): on a loopback run where the load
@@ -327,6 +333,10 @@ fn main() {
     let concurrency: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(32);
     let with_metrics = std::env::args().any(|a| a == "--metrics");
     let client_credentials_only = std::env::args().any(|a| a == "--client-credentials-only");
+    if std::env::args().any(|a| a == "--plugin-calls-only") {
+        plugin_call_cost();
+        return;
+    }
     let duration = Duration::from_secs(seconds);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     rt.block_on(async move {
@@ -521,32 +531,88 @@ fn plugin_call_cost() {
             },
         };
         let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/policies");
-        let manifest = std::fs::read_to_string(fixtures.join("scope-js.toml")).unwrap();
-        let wasm = std::fs::read(fixtures.join("scope-js.wasm")).unwrap();
-        let js = host.prepare(&manifest, "scope-js", &wasm).unwrap();
-        host.install(js).await.unwrap();
+        install(&host, &fixtures, "scope-js").await.unwrap();
         for (policy, label, n) in [
             ("scope-template", "scope-template plugin call (Rust guest)", 20_000),
             ("scope-js", "scope-js plugin call (JavaScript guest)", 2_000),
         ] {
-            for _ in 0..n / 20 {
-                assert!(host.resolve_scope(policy, &request).unwrap().is_ok());
+            time_calls(&host, policy, label, n, &request);
+        }
+
+        // The example policy written three times, asked for a user of HR: what it grants and
+        // the claim it adds are the same in each language.
+        let examples = std::env::var_os("PORTCULLIS_BENCH_EXAMPLES")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/policies"));
+        let roles = vec!["hr".to_owned()];
+        let user = portcullis::model::User {
+            id: "u".into(),
+            username: "ada".into(),
+            password_hash: String::new(),
+            created_at: 0,
+            doc: portcullis::model::UserDocument { roles: roles.clone(), ..Default::default() },
+        };
+        let requested = vec!["openid".to_owned(), "hr:read".to_owned(), "hr:write".to_owned()];
+        let client = portcullis::model::Client {
+            doc: portcullis::model::ClientDocument {
+                scopes: ["openid", "profile", "hr:read", "hr:write", "finance:read"].map(String::from).to_vec(),
+                ..client.doc.clone()
+            },
+            ..client.clone()
+        };
+        let request = ScopeInput {
+            client: &client,
+            allowed_scopes: &client.doc.scopes,
+            user_roles: &roles,
+            ask: Ask::new("authorization_code", Some(&user), &requested, true),
+            ..request
+        };
+        for (policy, label, n) in [
+            ("scope-by-role-rust", "scope-by-role-rust plugin call (Rust guest)", 20_000),
+            ("scope-by-role-js", "scope-by-role-js plugin call (JavaScript guest)", 2_000),
+            ("scope-by-role-py", "scope-by-role-py plugin call (Python guest)", 500),
+        ] {
+            match install(&host, &examples, policy).await {
+                Ok(()) => time_calls(&host, policy, label, n, &request),
+                Err(e) => println!("{label:<48} not measured: {e}"),
             }
-            let mut lat = Vec::with_capacity(n);
-            let start = Instant::now();
-            for _ in 0..n {
-                let t = Instant::now();
-                assert!(host.resolve_scope(policy, &request).unwrap().is_ok());
-                lat.push(t.elapsed());
-            }
-            let total = start.elapsed();
-            lat.sort();
-            println!(
-                "{label:<40} mean {:>6.1} µs   p50 {:>6.1} µs   p99 {:>6.1} µs   ({n} calls, fresh instance each)",
-                total.as_secs_f64() * 1e6 / n as f64,
-                lat[n / 2].as_secs_f64() * 1e6,
-                lat[n * 99 / 100].as_secs_f64() * 1e6
-            );
         }
     });
+}
+
+/// Loads `dir/name.{toml,wasm}` into `host`.
+async fn install(host: &portcullis::plugin::PolicyHost, dir: &Path, name: &str) -> Result<(), String> {
+    let read = |ext: &str| std::fs::read(dir.join(format!("{name}.{ext}"))).map_err(|e| format!("{name}.{ext}: {e}"));
+    let manifest = String::from_utf8(read("toml")?).map_err(|e| e.to_string())?;
+    let plugin = host.prepare(&manifest, name, &read("wasm")?)?;
+    host.install(plugin).await.map_err(|e| e.to_string())
+}
+
+/// Asks `policy` `n` times (after `n / 20` unmeasured calls), a fresh instance each, and
+/// prints the mean, median and 99th percentile.
+fn time_calls(
+    host: &portcullis::plugin::PolicyHost,
+    policy: &str,
+    label: &str,
+    n: usize,
+    request: &portcullis::plugin::scope::ScopeInput<'_>,
+) {
+    for _ in 0..n / 20 {
+        assert!(host.resolve_scope(policy, request).unwrap().is_ok());
+    }
+    let mut lat = Vec::with_capacity(n);
+    let start = Instant::now();
+    for _ in 0..n {
+        let t = Instant::now();
+        assert!(host.resolve_scope(policy, request).unwrap().is_ok());
+        lat.push(t.elapsed());
+    }
+    let total = start.elapsed();
+    lat.sort();
+    println!(
+        "{label:<48} mean {:>7.1} µs   p50 {:>7.1} µs   p99 {:>7.1} µs   ({n} calls, fresh instance each)",
+        total.as_secs_f64() * 1e6 / n as f64,
+        lat[n / 2].as_secs_f64() * 1e6,
+        lat[n * 99 / 100].as_secs_f64() * 1e6
+    );
 }
