@@ -17,7 +17,9 @@
 //!   clocks, random, HTTP) off.
 //! - Python: `componentize-py` from a virtual environment given (`--python-venv`,
 //!   `PORTCULLIS_PYTHON_VENV`), from `PATH`, or from `<cache>/python`, against the project's
-//!   WIT; its WASI imports are stubbed out, so the component imports nothing but the contract.
+//!   WIT. The component imports WASI 0.2, which the host links granting nothing (`print`
+//!   reaches the server's log at debug level; clocks and randomness work; files, the
+//!   environment and sockets are empty or refused).
 //!
 //! `<cache>` is `PORTCULLIS_CACHE_DIR`, by default `~/.cache/portcullis`.
 
@@ -505,7 +507,7 @@ fn build_python(dir: &Path, world: &str, venv: Option<&Path>) -> Result<Vec<u8>,
     command
         .arg("-d")
         .arg(dir.join("wit"))
-        .args(["-w", world, "componentize", "--stub-wasi", "-p"])
+        .args(["-w", world, "componentize", "-p"])
         .arg(dir)
         .arg(PYTHON_APP.trim_end_matches(".py"))
         .arg("-o")
