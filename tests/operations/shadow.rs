@@ -60,6 +60,24 @@ async fn a_shadow_policy_never_changes_an_answer_and_counts_each_difference() {
         "{text}"
     );
     assert_eq!(value(&text, "portcullis_policy_shadow_diffs_total", &[("plugin", "shadow-same")]), None, "{text}");
+
+    // A simulation of the live policy is not traffic: it asks no shadow, so the count stays.
+    for scope in ["ok", "trap"] {
+        let (status, simulation) = server
+            .admin_post(
+                "/admin/v1/policies/simulate",
+                json!({"client_id": client, "scopes": [scope], "grant_type": "client_credentials"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{simulation}");
+        assert_eq!(simulation["granted"], true, "{simulation}");
+    }
+    let text = scrape(&server).await;
+    assert_eq!(
+        value(&text, "portcullis_policy_shadow_diffs_total", &[("plugin", "shadow-chaos")]),
+        Some(2.0),
+        "{text}"
+    );
 }
 
 #[test]

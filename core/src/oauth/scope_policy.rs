@@ -153,8 +153,13 @@ pub(crate) async fn resolve_with(
         user_roles: &user_roles,
         ask,
     };
+    // A simulation (a policy named in place of the client's own) is not traffic: the live
+    // policy's shadows are asked on real requests only.
+    let simulated = policy.is_some();
     let policy = policy.or(client.doc.scope_policy.as_deref()).unwrap_or(&app.host.defaults.scope);
-    let answer = match app.host.resolve_scope(policy, &input) {
+    let answered =
+        if simulated { app.host.simulate_scope(policy, &input) } else { app.host.resolve_scope(policy, &input) };
+    let answer = match answered {
         Ok(answer) => answer,
         // A policy that faulted (and whose fallback, if any, did not answer) decided nothing:
         // the grant is refused, as a denial would be, from the first fault on.

@@ -110,15 +110,35 @@ impl PolicyHost {
         input: &ScopeInput<'_>,
     ) -> Result<Result<PolicyGrant, PolicyDenial>, PluginError> {
         let plugin = self.get(PluginKind::ScopePolicy, name)?;
-        let answer = match self.resolve_with(&plugin, input) {
-            Err(fault) => match self.fallback_for(&plugin, &fault) {
+        let answer = self.answer_or_fallback(&plugin, input);
+        self.shadow(name, input, &answer);
+        answer
+    }
+
+    /// [`Self::resolve_scope`] for a simulation, which is not traffic: its shadows are not
+    /// asked, so their differences count real requests only.
+    pub fn simulate_scope(
+        &self,
+        name: &str,
+        input: &ScopeInput<'_>,
+    ) -> Result<Result<PolicyGrant, PolicyDenial>, PluginError> {
+        let plugin = self.get(PluginKind::ScopePolicy, name)?;
+        self.answer_or_fallback(&plugin, input)
+    }
+
+    /// The policy's answer, or its fallback's when it faulted and has one that answers.
+    fn answer_or_fallback(
+        &self,
+        plugin: &Plugin,
+        input: &ScopeInput<'_>,
+    ) -> Result<Result<PolicyGrant, PolicyDenial>, PluginError> {
+        match self.resolve_with(plugin, input) {
+            Err(fault) => match self.fallback_for(plugin, &fault) {
                 Some(fallback) => self.resolve_with(&fallback, input).map_err(|_| fault),
                 None => Err(fault),
             },
             answered => answered,
-        };
-        self.shadow(name, input, &answer);
-        answer
+        }
     }
 
     pub(super) fn resolve_with(
