@@ -7,6 +7,8 @@
 //! `PORTCULLIS_CHROMEDRIVER` override the paths). Where they are missing the test says so
 //! and passes, unless `PORTCULLIS_REQUIRE_BROWSER` is set, as CI sets it: there it fails.
 
+#[path = "pages_in_chromium/accessibility.rs"]
+mod accessibility;
 mod support;
 
 use fantoccini::Locator;
