@@ -157,6 +157,16 @@ pub struct LoginForm {
     username: String,
     #[serde(default)]
     password: String,
+    /// `cancel` when the person gave up signing in: the client is told `access_denied`.
+    #[serde(default)]
+    pub decision: String,
+}
+
+impl LoginForm {
+    /// The person gave up signing in (the form's `decision=cancel` button).
+    pub fn cancelled(&self) -> bool {
+        self.decision == "cancel"
+    }
 }
 
 #[derive(Deserialize)]
@@ -356,7 +366,7 @@ pub async fn check_password(
             let (error, status) = refusal.for_page();
             let page = Page::Login {
                 context: context(app, headers, client, parked, LOGIN_PATH),
-                login_hint: parked.request.login_hint.clone(),
+                login_hint: typed_username(&form.username).or_else(|| parked.request.login_hint.clone()),
                 error: Some(error),
             };
             Ok(Err(render(app, client, parked, &page, status)?))
@@ -366,6 +376,11 @@ pub async fn check_password(
             Ok(Err(error_page(app, headers, Some(client), &parked.request.ui_locales, e)))
         }
     }
+}
+
+/// The username a failed attempt typed, filled in again on the page that follows.
+pub fn typed_username(typed: &str) -> Option<String> {
+    Some(typed.trim()).filter(|u| !u.is_empty()).map(str::to_owned)
 }
 
 /// Signs the user in: a new session replaces the finished login interaction, if there is
