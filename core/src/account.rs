@@ -27,7 +27,7 @@ use crate::model::Session;
 use crate::oauth::interaction::{self, SignInRefusal};
 use crate::oauth::sign_in_limit::Attempt;
 use crate::oauth::{App, pages, session};
-use crate::plugin::consent::{ConnectionView, Page, PageContext};
+use crate::plugin::consent::{ConnectionView, LoginProblem, Page, PageContext};
 
 pub(crate) use self::password::PASSWORD_PATH;
 
@@ -225,7 +225,7 @@ pub(crate) fn login_page(
     headers: &HeaderMap,
     locales: &[String],
     csrf: Option<String>,
-    error: Option<String>,
+    error: Option<LoginProblem>,
     status: StatusCode,
     next: Option<&str>,
 ) -> Result<Response, OAuthError> {
@@ -234,7 +234,7 @@ pub(crate) fn login_page(
     if let Some(next) = next.filter(|n| safe_next(n)) {
         context.hidden.push(("next".into(), next.to_owned()));
     }
-    let mut response = render(app, &Page::Login { context, login_hint: None, error }, status)?;
+    let mut response = render(app, &Page::Login { context, login_hint: None, error, passkey: None }, status)?;
     let cookie = session::set_cookie(app, LOGIN_COOKIE, &csrf, app.config.tokens.interaction_ttl);
     response.headers_mut().append(header::SET_COOKIE, cookie);
     Ok(response)
@@ -275,7 +275,16 @@ async fn connections_page(
     };
     let context = page_context(app, headers, locales, REVOKE_PATH, revoke_csrf(&secret));
     let password_page = Some(format!("{}{}", app.config.issuer(), with_locales(PASSWORD_PATH, locales)));
-    render(app, &Page::Connections { context, user_name, connections, revoked, password_page }, StatusCode::OK)
+    let page = Page::Connections {
+        context,
+        user_name,
+        connections,
+        revoked,
+        password_page,
+        security_page: None,
+        sign_out: None,
+    };
+    render(app, &page, StatusCode::OK)
 }
 
 #[derive(Debug, Deserialize)]
@@ -316,8 +325,7 @@ async fn login(
             && session::cookie(&app, &headers, LOGIN_COOKIE).is_some_and(|c| same(&c, &form.csrf));
         if !bound {
             // A stale or forged form: a fresh login page, not an error the person cannot act on.
-            let error = Some("The sign-in page expired. Sign in again.".to_owned());
-            return login_page(&app, &headers, &locales, None, error, StatusCode::BAD_REQUEST, Some(&form.next));
+            return login_page(&app, &headers, &locales, None, None, StatusCode::BAD_REQUEST, Some(&form.next));
         }
         let page = format!("account:{}", form.csrf);
         match interaction::sign_in(&app, peer, Attempt::Page(&page), &form.username, &form.password).await? {
@@ -335,7 +343,8 @@ async fn login(
                 login_page(&app, &headers, &locales, Some(form.csrf.clone()), Some(error), status, Some(&form.next))
             }
             Err(SignInRefusal::PageSpent(e)) => {
-                login_page(&app, &headers, &locales, None, Some(e.description()), e.status(), Some(&form.next))
+                let (error, status) = SignInRefusal::PageSpent(e).for_page();
+                login_page(&app, &headers, &locales, None, Some(error), status, Some(&form.next))
             }
         }
     }

@@ -23,7 +23,7 @@ use crate::oauth::params::words;
 use crate::oauth::scope_policy::{self, Ask};
 use crate::oauth::session;
 use crate::oauth::sign_in_limit::{Attempt, Refusal};
-use crate::plugin::consent::Page;
+use crate::plugin::consent::{DeviceOutcome, Page};
 use crate::storage::{StorageError, write};
 
 pub fn router(app: App) -> Router {
@@ -75,7 +75,7 @@ fn device_page(
     locales: &[String],
     secret: &str,
     user_code: Option<String>,
-    outcome: Option<String>,
+    outcome: Option<DeviceOutcome>,
     status: StatusCode,
 ) -> Result<Response, OAuthError> {
     let context = page_context(app, headers, locales, VERIFICATION_PATH, form_token(secret, PURPOSE));
@@ -98,8 +98,8 @@ async fn decide(
         if form.csrf.is_empty() || !same(&form.csrf, &form_token(&secret, PURPOSE)) {
             return Err(OAuthError::AccessDenied("the form did not come from your device page".into()));
         }
-        let again = |outcome: &str, status| {
-            device_page(&app, &headers, &[], &secret, Some(form.user_code.clone()), Some(outcome.to_owned()), status)
+        let again = |outcome, status| {
+            device_page(&app, &headers, &[], &secret, Some(form.user_code.clone()), Some(outcome), status)
         };
         // Codes typed count as sign-in attempts: a guesser is slowed and then stopped.
         let attempt = format!("device:{}", session.hash);
@@ -109,14 +109,11 @@ async fn decide(
                 let actor = crate::audit::user(&session.user_id);
                 let subject = ("user", session.user_id.as_str());
                 crate::audit::record_throttled(&app.storage, &actor, subject, "device-code").await;
-                return again("Too many codes tried. Wait a while and try again.", StatusCode::TOO_MANY_REQUESTS);
+                return again(DeviceOutcome::Throttled, StatusCode::TOO_MANY_REQUESTS);
             }
         }
         let Some(loaded) = pending(&app, &form.user_code).await? else {
-            return again(
-                "That code is unknown, used or expired. Check the code on the device.",
-                StatusCode::BAD_REQUEST,
-            );
+            return again(DeviceOutcome::UnknownCode, StatusCode::BAD_REQUEST);
         };
         let mut device = loaded.value;
         let context = app
@@ -158,7 +155,7 @@ async fn decide(
                     // The device polled in between (its poll time changed): decide on the new revision.
                     Err(StorageError::Conflict(_)) => {
                         let Some(fresh) = pending(&app, &form.user_code).await? else {
-                            return again("That code is unknown, used or expired.", StatusCode::BAD_REQUEST);
+                            return again(DeviceOutcome::UnknownCode, StatusCode::BAD_REQUEST);
                         };
                         let mut updated = fresh.value;
                         updated.state = device.state;
@@ -167,8 +164,8 @@ async fn decide(
                     Err(e) => return Err(e.into()),
                 }
                 tracing::info!(client = %device.client_id, allowed, "device authorization decided");
-                let outcome = if allowed { "approved" } else { "denied" };
-                device_page(&app, &headers, &[], &secret, None, Some(outcome.into()), StatusCode::OK)
+                let outcome = if allowed { DeviceOutcome::Approved } else { DeviceOutcome::Denied };
+                device_page(&app, &headers, &[], &secret, None, Some(outcome), StatusCode::OK)
             }
         }
     }
