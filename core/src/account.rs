@@ -28,7 +28,7 @@ use crate::oauth::interaction::{self, SignInRefusal};
 pub(crate) use crate::oauth::session::{form_token, same};
 use crate::oauth::sign_in_limit::Attempt;
 use crate::oauth::{App, pages, session};
-use crate::plugin::consent::{ConnectionView, Page, PageContext};
+use crate::plugin::consent::{ConnectionView, LoginProblem, Page, PageContext};
 
 pub(crate) use self::password::PASSWORD_PATH;
 
@@ -219,7 +219,7 @@ pub(crate) fn render(app: &App, page: &Page, status: StatusCode) -> Result<Respo
 #[derive(Debug, Default)]
 pub(crate) struct LoginAgain {
     pub csrf: Option<String>,
-    pub error: Option<String>,
+    pub error: Option<LoginProblem>,
     pub login_hint: Option<String>,
 }
 
@@ -240,7 +240,7 @@ pub(crate) fn login_page(
     if let Some(next) = next.filter(|n| safe_next(n)) {
         context.hidden.push(("next".into(), next.to_owned()));
     }
-    let mut response = render(app, &Page::Login { context, login_hint, error }, status)?;
+    let mut response = render(app, &Page::Login { context, login_hint, error, passkey: None }, status)?;
     let cookie = session::set_cookie(app, LOGIN_COOKIE, &csrf, app.config.tokens.interaction_ttl);
     response.headers_mut().append(header::SET_COOKIE, cookie);
     Ok(response)
@@ -282,7 +282,15 @@ async fn connections_page(
     let context = page_context(app, headers, locales, &with_locales(REVOKE_PATH, locales), revoke_csrf(&secret));
     let issuer = app.config.issuer();
     let password_page = Some(format!("{issuer}{}", with_locales(PASSWORD_PATH, locales)));
-    let page = Page::Connections { context, user_name, connections, revoked, password_page };
+    let page = Page::Connections {
+        context,
+        user_name,
+        connections,
+        revoked,
+        password_page,
+        security_page: None,
+        sign_out: None,
+    };
     render(app, &page, StatusCode::OK)
 }
 
@@ -324,11 +332,7 @@ async fn login(
             && session::cookie(&app, &headers, LOGIN_COOKIE).is_some_and(|c| same(&c, &form.csrf));
         if !bound {
             // A stale or forged form: a fresh login page, not an error the person cannot act on.
-            let again = LoginAgain {
-                error: Some("The sign-in page expired. Sign in again.".to_owned()),
-                login_hint: interaction::typed_username(&form.username),
-                ..LoginAgain::default()
-            };
+            let again = LoginAgain { login_hint: interaction::typed_username(&form.username), ..LoginAgain::default() };
             return login_page(&app, &headers, &locales, again, StatusCode::BAD_REQUEST, Some(&form.next));
         }
         let page = format!("account:{}", form.csrf);
@@ -352,12 +356,13 @@ async fn login(
                 login_page(&app, &headers, &locales, again, status, Some(&form.next))
             }
             Err(SignInRefusal::PageSpent(e)) => {
+                let (error, status) = SignInRefusal::PageSpent(e).for_page();
                 let again = LoginAgain {
-                    error: Some(e.description()),
+                    error: Some(error),
                     login_hint: interaction::typed_username(&form.username),
                     ..LoginAgain::default()
                 };
-                login_page(&app, &headers, &locales, again, e.status(), Some(&form.next))
+                login_page(&app, &headers, &locales, again, status, Some(&form.next))
             }
         }
     }

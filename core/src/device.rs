@@ -23,7 +23,7 @@ use crate::oauth::params::words;
 use crate::oauth::scope_policy::{self, Ask};
 use crate::oauth::session;
 use crate::oauth::sign_in_limit::{Attempt, Refusal};
-use crate::plugin::consent::{Page, PageContext};
+use crate::plugin::consent::{DeviceOutcome, Page, PageContext};
 use crate::storage::{StorageError, write};
 
 pub fn router(app: App) -> Router {
@@ -97,11 +97,13 @@ async fn decide(
         if form.csrf.is_empty() || !same(&form.csrf, &form_token(&secret, PURPOSE)) {
             return Err(OAuthError::AccessDenied("the form did not come from your device page".into()));
         }
-        let again = |outcome: &str, status| {
+        let again = |outcome, status| {
             let context = device_context(&app, &headers, &locales, &secret);
-            let page =
-                Page::Device { context, user_code: Some(form.user_code.clone()), outcome: Some(outcome.to_owned()) };
-            render(&app, &page, status)
+            render(
+                &app,
+                &Page::Device { context, user_code: Some(form.user_code.clone()), outcome: Some(outcome) },
+                status,
+            )
         };
         // Codes typed count as sign-in attempts: a guesser is slowed and then stopped.
         let attempt = format!("device:{}", session.hash);
@@ -111,14 +113,11 @@ async fn decide(
                 let actor = crate::audit::user(&session.user_id);
                 let subject = ("user", session.user_id.as_str());
                 crate::audit::record_throttled(&app.storage, &actor, subject, "device-code").await;
-                return again("Too many codes tried. Wait a while and try again.", StatusCode::TOO_MANY_REQUESTS);
+                return again(DeviceOutcome::Throttled, StatusCode::TOO_MANY_REQUESTS);
             }
         }
         let Some(loaded) = pending(&app, &form.user_code).await? else {
-            return again(
-                "That code is unknown, used or expired. Check the code on the device.",
-                StatusCode::BAD_REQUEST,
-            );
+            return again(DeviceOutcome::UnknownCode, StatusCode::BAD_REQUEST);
         };
         let mut device = loaded.value;
         let context = app
@@ -160,7 +159,7 @@ async fn decide(
                     // The device polled in between (its poll time changed): decide on the new revision.
                     Err(StorageError::Conflict(_)) => {
                         let Some(fresh) = pending(&app, &form.user_code).await? else {
-                            return again("That code is unknown, used or expired.", StatusCode::BAD_REQUEST);
+                            return again(DeviceOutcome::UnknownCode, StatusCode::BAD_REQUEST);
                         };
                         let mut updated = fresh.value;
                         updated.state = device.state;
@@ -169,12 +168,12 @@ async fn decide(
                     Err(e) => return Err(e.into()),
                 }
                 tracing::info!(client = %device.client_id, allowed, "device authorization decided");
-                let outcome = if allowed { "approved" } else { "denied" };
+                let outcome = if allowed { DeviceOutcome::Approved } else { DeviceOutcome::Denied };
                 // The outcome names the device's application: the host knows it by now.
                 let mut page = device_context(&app, &headers, &locales, &secret);
                 page.client_name = client_name(&context.client);
                 page.application = context.application.as_ref().map(application_view);
-                let page = Page::Device { context: page, user_code: None, outcome: Some(outcome.into()) };
+                let page = Page::Device { context: page, user_code: None, outcome: Some(outcome) };
                 render(&app, &page, StatusCode::OK)
             }
         }

@@ -21,7 +21,7 @@ use crate::crypto::{hash_secret, random_token};
 use crate::error::OAuthError;
 use crate::model::*;
 use crate::passwords::PasswordError;
-use crate::plugin::consent::{ApplicationView, Page, PageContext};
+use crate::plugin::consent::{ApplicationView, LoginProblem, Page, PageContext};
 use crate::storage::{ClientContext, write};
 
 pub const LOGIN_PATH: &str = "/interaction/login";
@@ -124,7 +124,13 @@ pub async fn login_page(
 ) -> Result<Response, OAuthError> {
     let parked = new_interaction(app, request);
     let login_hint = parked.request.login_hint.clone();
-    park_and_render(app, headers, client, parked, |context| Page::Login { context, login_hint, error: None }).await
+    park_and_render(app, headers, client, parked, |context| Page::Login {
+        context,
+        login_hint,
+        error: None,
+        passkey: None,
+    })
+    .await
 }
 
 /// The consent page, with the policy's decision parked beside it.
@@ -248,10 +254,11 @@ pub enum SignInRefusal {
 
 impl SignInRefusal {
     /// What a login page shown again says, and its status.
-    pub fn for_page(&self) -> (String, StatusCode) {
+    pub fn for_page(&self) -> (LoginProblem, StatusCode) {
         match self {
-            Self::Wrong => ("The username or password is incorrect.".into(), StatusCode::UNAUTHORIZED),
-            Self::Refused(e) | Self::PageSpent(e) => (e.description(), e.status()),
+            Self::Wrong => (LoginProblem::WrongCredentials, StatusCode::UNAUTHORIZED),
+            Self::Refused(e @ OAuthError::TemporarilyUnavailable(_)) => (LoginProblem::Busy, e.status()),
+            Self::Refused(e) | Self::PageSpent(e) => (LoginProblem::Throttled, e.status()),
         }
     }
 }
@@ -368,6 +375,7 @@ pub async fn check_password(
                 context: context(app, headers, client, parked, LOGIN_PATH),
                 login_hint: typed_username(&form.username).or_else(|| parked.request.login_hint.clone()),
                 error: Some(error),
+                passkey: None,
             };
             Ok(Err(render(app, client, parked, &page, status)?))
         }
