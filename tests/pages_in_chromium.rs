@@ -433,3 +433,80 @@ async fn revoking_from_the_italian_page_stays_italian() {
     assert!(browser.client.find(Locator::Css(&item)).await.is_err(), "gone from the list");
     browser.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_on_the_login_page_returns_access_denied_to_the_client() {
+    let Some(browser) = Chromium::start("en").await else { return };
+    let server = TestServer::start().await;
+    let redirect = relying_party().await;
+    let (client_id, _) = server.client(json!({"name": "Negozio", "redirect_uris": [redirect]})).await;
+    let authorize = server.authorize_url(&[
+        ("response_type", "code"),
+        ("client_id", &client_id),
+        ("redirect_uri", &redirect),
+        ("state", "st"),
+    ]);
+    browser.client.goto(authorize.as_str()).await.unwrap();
+    // Cancelling needs no username or password (`formnovalidate`).
+    browser.click("button[name=decision][value=cancel]").await;
+    let back = browser.wait_for_url(&redirect).await;
+    assert_eq!(support::query(&back, "error").as_deref(), Some("access_denied"), "{back}");
+    assert_eq!(support::query(&back, "state").as_deref(), Some("st"), "{back}");
+    assert_eq!(support::query(&back, "iss").as_deref(), Some(server.issuer.as_str()), "{back}");
+    browser.close().await;
+}
+
+/// Waits until the page has no element `css` (the page after a form's post has loaded).
+async fn wait_gone(browser: &Chromium, css: &str) {
+    for _ in 0..150 {
+        if browser.client.find(Locator::Css(css)).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{css} never went away");
+}
+
+/// Whether the browser is signed in: the connections page lists, rather than asks to sign in.
+async fn signed_in(browser: &Chromium, server: &TestServer) -> bool {
+    browser.client.goto(&server.url("/account/connections")).await.unwrap();
+    browser.wait_for("form").await;
+    browser.client.find(Locator::Css("input[name=password]")).await.is_err()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_from_the_connections_page_and_at_logout_without_a_hint() {
+    let Some(browser) = Chromium::start("it").await else { return };
+    let server = TestServer::start().await;
+    let redirect = relying_party().await;
+    server.user("lucia", "lucia password 1").await;
+    let (client_id, _) = server.client(json!({"name": "Negozio", "redirect_uris": [redirect]})).await;
+    connect(&browser, &server, &client_id, &redirect, ("lucia", "lucia password 1")).await;
+
+    // From the connections page: asked, then signed out, in Italian.
+    assert!(signed_in(&browser, &server).await);
+    browser.click("form[action*='/logout'] button[type=submit]").await;
+    browser.wait_for("button[name=decision][value=logout]").await;
+    assert_eq!(browser.lang().await, "it");
+    // Cancel goes back to the connections page, still signed in.
+    browser.click("button[name=decision][value=cancel]").await;
+    browser.wait_for("form[action*='/logout']").await;
+    let url = browser.client.current_url().await.unwrap();
+    assert!(url.path().ends_with("/account/connections"), "{url}");
+    browser.click("form[action*='/logout'] button[type=submit]").await;
+    browser.wait_for("button[name=decision][value=logout]").await;
+    browser.click("button[name=decision][value=logout]").await;
+    wait_gone(&browser, "button[name=decision]").await;
+    assert_eq!(browser.lang().await, "it");
+    assert!(!signed_in(&browser, &server).await, "the session ended");
+
+    // At /logout without a hint, as a relying party sends the browser there.
+    connect(&browser, &server, &client_id, &redirect, ("lucia", "lucia password 1")).await;
+    browser.client.goto(&server.url(&format!("/logout?client_id={client_id}"))).await.unwrap();
+    browser.wait_for("button[name=decision][value=logout]").await;
+    assert!(browser.client.source().await.unwrap().contains("Negozio"), "the application is named");
+    browser.click("button[name=decision][value=logout]").await;
+    wait_gone(&browser, "button[name=decision]").await;
+    assert!(!signed_in(&browser, &server).await, "the session ended");
+    browser.close().await;
+}

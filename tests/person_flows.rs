@@ -266,3 +266,109 @@ async fn error_pages_of_the_account_and_device_forms_are_in_the_locale_asked_for
     let r = browser.http.get(server.authorize_url(&bad)).header("accept-language", "it").send().await.unwrap();
     assert_eq!(lang(&r.text().await.unwrap()), "it");
 }
+
+#[tokio::test]
+async fn logout_without_a_hint_asks_first_and_ends_the_session_when_confirmed() {
+    const AFTER: &str = "https://rp.example.com/signed-out";
+    let server = TestServer::start().await;
+    server.user("lou", "lou password 1").await;
+    let (id, secret) =
+        server.client(json!({"name": "RP", "redirect_uris": [REDIRECT], "post_logout_redirect_uris": [AFTER]})).await;
+    let secret = secret.unwrap();
+    let browser = Browser::new();
+    let url = server.authorize_url(&[
+        ("response_type", "code"),
+        ("client_id", &id),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid"),
+    ]);
+    let back = browser.authorize(url.as_str(), "lou", "lou password 1").await;
+    let (_, tokens) = server.redeem((&id, &secret), &query(&back, "code").unwrap(), REDIRECT).await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let (b, u, s, client) = (&browser, url.as_str(), &server, (id.as_str(), secret.as_str()));
+    let signed_in = move || async move { b.get(u).await.status() == StatusCode::SEE_OTHER };
+    let access = access.as_str();
+    let active = move || async move {
+        let (_, v) = s.form("/introspect", &[("token", access)], Some(client)).await;
+        v["active"] == true
+    };
+
+    // The question, in Italian, bound to the session; nothing ends yet.
+    let ask = html(&browser, &server.url("/logout?ui_locales=it")).await;
+    assert_eq!(lang(&ask), "it", "{ask}");
+    assert!(ask.contains("name=\"decision\"") && ask.contains("value=\"logout\""), "{ask}");
+    assert!(signed_in().await, "asking ends nothing");
+    // Cancelled: back to the connections page, in Italian, still signed in.
+    let r = browser.submit(&ask, &[("decision", "cancel")]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), server.url("/account/connections?ui_locales=it"));
+    assert!(signed_in().await);
+    // A confirmation without the page's token is the question again.
+    let r = browser.http.post(server.url("/logout")).form(&[("decision", "logout"), ("csrf", "guess")]).send().await;
+    let r = r.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("value=\"logout\""));
+    assert!(signed_in().await && active().await);
+    // Confirmed: signed out, in Italian; the cookie is cleared and the session's grants end.
+    let r = browser.submit(&ask, &[("decision", "logout")]).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let cleared = r.headers().get_all("set-cookie").iter().any(|c| c.to_str().unwrap().contains("Max-Age=0"));
+    assert!(cleared, "the session cookie is cleared");
+    let done = r.text().await.unwrap();
+    assert_eq!(lang(&done), "it", "{done}");
+    assert!(!done.contains("value=\"logout\""), "no question once signed out: {done}");
+    assert!(!signed_in().await, "signed out");
+    assert!(!active().await, "the session's grants end with it");
+
+    // With the client and a URI it registered: confirmed, back there with the state.
+    browser.authorize(url.as_str(), "lou", "lou password 1").await;
+    let mut logout = url::Url::parse(&server.url("/logout")).unwrap();
+    logout.query_pairs_mut().extend_pairs([
+        ("client_id", id.as_str()),
+        ("post_logout_redirect_uri", AFTER),
+        ("state", "bye"),
+    ]);
+    let ask = html(&browser, logout.as_str()).await;
+    assert!(ask.contains("RP"), "the client is named: {ask}");
+    let r = browser.submit(&ask, &[("decision", "logout")]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), format!("{AFTER}?state=bye"));
+    assert!(!signed_in().await);
+    // A URI that cannot be checked is refused, on a page.
+    for pairs in
+        [vec![("post_logout_redirect_uri", AFTER)], vec![("client_id", "nobody"), ("post_logout_redirect_uri", AFTER)]]
+    {
+        let mut logout = url::Url::parse(&server.url("/logout")).unwrap();
+        logout.query_pairs_mut().extend_pairs(pairs);
+        let r = browser.get(logout.as_str()).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert!(r.headers().get("location").is_none());
+    }
+    // Nobody signed in: nothing to ask.
+    let done = html(&Browser::new(), &server.url("/logout")).await;
+    assert!(!done.contains("value=\"logout\""), "{done}");
+}
+
+#[tokio::test]
+async fn the_connections_page_offers_sign_out_and_the_security_page() {
+    let server = TestServer::start().await;
+    server.user("lou", "lou password 1").await;
+    let browser = Browser::new();
+    let login = html(&browser, &server.url("/account/connections?ui_locales=it")).await;
+    browser.submit(&login, &[("username", "lou"), ("password", "lou password 1")]).await;
+    let page = html(&browser, &server.url("/account/connections?ui_locales=it")).await;
+    let sign_out = server.url("/logout?ui_locales=it");
+    assert!(page.contains(&format!("action=\"{sign_out}\"")), "{page}");
+    assert!(page.contains(&server.url("/account/security")), "{page}");
+
+    // The sign-out form asks first, in Italian; confirmed, the session ends.
+    let form = page.split("<form").find(|f| f.contains(&sign_out)).expect("the sign-out form");
+    let r = browser.submit(&format!("<form{form}"), &[]).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let ask = r.text().await.unwrap();
+    assert_eq!(lang(&ask), "it");
+    let r = browser.submit(&ask, &[("decision", "logout")]).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let again = html(&browser, &server.url("/account/connections")).await;
+    assert!(again.contains("name=\"password\""), "signed out: the login page: {again}");
+}

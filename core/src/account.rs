@@ -25,6 +25,7 @@ use crate::crypto::{is_random_token, random_token};
 use crate::error::OAuthError;
 use crate::model::Session;
 use crate::oauth::interaction::{self, SignInRefusal};
+use crate::oauth::profiles::{Endpoint, Profile};
 pub(crate) use crate::oauth::session::{form_token, same};
 use crate::oauth::sign_in_limit::Attempt;
 use crate::oauth::{App, pages, session};
@@ -34,6 +35,8 @@ pub(crate) use self::password::PASSWORD_PATH;
 
 pub use crate::oauth::pages::CONNECTIONS_PATH;
 pub const REVOKE_PATH: &str = "/account/connections/revoke";
+/// The account's second factors.
+pub const SECURITY_PATH: &str = "/account/security";
 pub const LOGIN_PATH: &str = "/account/login";
 /// Binds the account login page's CSRF token to the browser it was shown to.
 const LOGIN_COOKIE: &str = "portcullis_account_login";
@@ -282,15 +285,10 @@ async fn connections_page(
     let context = page_context(app, headers, locales, &with_locales(REVOKE_PATH, locales), revoke_csrf(&secret));
     let issuer = app.config.issuer();
     let password_page = Some(format!("{issuer}{}", with_locales(PASSWORD_PATH, locales)));
-    let page = Page::Connections {
-        context,
-        user_name,
-        connections,
-        revoked,
-        password_page,
-        security_page: None,
-        sign_out: None,
-    };
+    let security_page = Some(format!("{issuer}{}", with_locales(SECURITY_PATH, locales)));
+    // The sign-out form leads to the logout page, which asks first, in this page's locale.
+    let sign_out = Some(format!("{issuer}{}", with_locales(Profile::Native.path(Endpoint::EndSession), locales)));
+    let page = Page::Connections { context, user_name, connections, revoked, password_page, security_page, sign_out };
     render(app, &page, StatusCode::OK)
 }
 
