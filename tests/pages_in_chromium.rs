@@ -129,7 +129,9 @@ async fn the_connections_page_signs_in_in_the_browsers_language() {
     browser.fill("input[name=password]", "wrong password").await;
     browser.click("button[type=submit]").await;
     browser.wait_for("[role=alert]").await;
-    browser.fill("input[name=username]", "hans").await;
+    // The username typed is kept; the password is asked again.
+    let typed = browser.client.find(Locator::Css("input[name=username]")).await.unwrap();
+    assert_eq!(typed.prop("value").await.unwrap().as_deref(), Some("hans"));
     browser.fill("input[name=password]", "hans password 1").await;
     browser.click("button[type=submit]").await;
     browser.wait_for("#no-connections").await;
@@ -215,7 +217,9 @@ async fn a_person_changes_their_password_from_the_connections_page() {
     browser.fill("input[name=password]", "lucia password 1").await;
     browser.click("button[type=submit]").await;
     browser.wait_for("[role=alert]").await;
-    browser.fill("input[name=username]", "lucia").await;
+    // The username typed is kept; the password is asked again.
+    let typed = browser.client.find(Locator::Css("input[name=username]")).await.unwrap();
+    assert_eq!(typed.prop("value").await.unwrap().as_deref(), Some("lucia"));
     browser.fill("input[name=password]", "lucia password 2").await;
     browser.click("button[type=submit]").await;
     browser.wait_for("button[name=decision][value=allow]").await;
@@ -356,5 +360,155 @@ async fn a_device_is_allowed_from_the_device_page() {
     let pairs = [("grant_type", grant), ("device_code", started["device_code"].as_str().unwrap()), ("client_id", &tv)];
     let (status, tokens) = server.form("/token", &pairs, None).await;
     assert_eq!(status, StatusCode::OK, "the device gets its tokens: {tokens}");
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_device_flow_keeps_the_locale_ui_locales_chose() {
+    // The browser prefers English; the device's URI asks for Italian.
+    let Some(browser) = Chromium::start("en").await else { return };
+    let server = TestServer::start().await;
+    server.user("gino", "gino password 1").await;
+    let grant = "urn:ietf:params:oauth:grant-type:device_code";
+    let (tv, _) = server
+        .client(json!({"name": "Televisore", "public": true, "grant_types": [grant], "scopes": ["openid", "api"]}))
+        .await;
+    let (_, started) = server.form("/device_authorization", &[("client_id", &tv), ("scope", "openid api")], None).await;
+    let mut url = url::Url::parse(started["verification_uri_complete"].as_str().unwrap()).unwrap();
+    url.query_pairs_mut().append_pair("ui_locales", "it");
+
+    browser.client.goto(url.as_str()).await.unwrap();
+    assert_eq!(browser.lang().await, "it");
+    browser.fill("input[name=username]", "gino").await;
+    browser.fill("input[name=password]", "gino password 1").await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for("input[name=user_code]").await;
+    assert_eq!(browser.lang().await, "it", "the code page");
+    browser.click("button[type=submit]").await;
+    browser.wait_for("button[name=decision][value=allow]").await;
+    assert_eq!(browser.lang().await, "it", "Allow access?");
+    assert!(browser.client.title().await.unwrap().starts_with("Consentire l'accesso?"), "Allow access?");
+    browser.click("button[name=decision][value=allow]").await;
+    wait_for_text(&browser, "h1", "Dispositivo collegato").await;
+    assert_eq!(browser.lang().await, "it", "Device connected");
+    assert!(browser.client.source().await.unwrap().contains("Televisore"), "the application is named");
+
+    let pairs = [("grant_type", grant), ("device_code", started["device_code"].as_str().unwrap()), ("client_id", &tv)];
+    let (status, tokens) = server.form("/token", &pairs, None).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    browser.close().await;
+}
+
+/// Signs `username` in through the authorization code flow and allows `client_id`.
+async fn connect(browser: &Chromium, server: &TestServer, client_id: &str, redirect: &str, user: (&str, &str)) {
+    let authorize = server.authorize_url(&[
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", redirect),
+        ("scope", "openid"),
+    ]);
+    browser.client.goto(authorize.as_str()).await.unwrap();
+    browser.fill("input[name=username]", user.0).await;
+    browser.fill("input[name=password]", user.1).await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for("button[name=decision][value=allow]").await;
+    browser.click("button[name=decision][value=allow]").await;
+    browser.wait_for_url(redirect).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_from_the_italian_page_stays_italian() {
+    let Some(browser) = Chromium::start("en").await else { return };
+    let server = TestServer::start().await;
+    let redirect = relying_party().await;
+    server.user("lucia", "lucia password 1").await;
+    let (client_id, _) = server.client(json!({"name": "Negozio", "redirect_uris": [redirect]})).await;
+    connect(&browser, &server, &client_id, &redirect, ("lucia", "lucia password 1")).await;
+
+    // Allowed, not yet redeemed: listed already.
+    browser.client.goto(&server.url("/account/connections?ui_locales=it")).await.unwrap();
+    assert_eq!(browser.lang().await, "it");
+    let item = format!("li.connection[data-client-id='{client_id}']");
+    browser.click(&format!("{item} button[name=revoke]")).await;
+    wait_for_text(&browser, "#revoked", "è stato revocato").await;
+    assert_eq!(browser.lang().await, "it");
+    assert!(browser.client.find(Locator::Css(&item)).await.is_err(), "gone from the list");
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_on_the_login_page_returns_access_denied_to_the_client() {
+    let Some(browser) = Chromium::start("en").await else { return };
+    let server = TestServer::start().await;
+    let redirect = relying_party().await;
+    let (client_id, _) = server.client(json!({"name": "Negozio", "redirect_uris": [redirect]})).await;
+    let authorize = server.authorize_url(&[
+        ("response_type", "code"),
+        ("client_id", &client_id),
+        ("redirect_uri", &redirect),
+        ("state", "st"),
+    ]);
+    browser.client.goto(authorize.as_str()).await.unwrap();
+    // Cancelling needs no username or password (`formnovalidate`).
+    browser.click("button[name=decision][value=cancel]").await;
+    let back = browser.wait_for_url(&redirect).await;
+    assert_eq!(support::query(&back, "error").as_deref(), Some("access_denied"), "{back}");
+    assert_eq!(support::query(&back, "state").as_deref(), Some("st"), "{back}");
+    assert_eq!(support::query(&back, "iss").as_deref(), Some(server.issuer.as_str()), "{back}");
+    browser.close().await;
+}
+
+/// Waits until the page has no element `css` (the page after a form's post has loaded).
+async fn wait_gone(browser: &Chromium, css: &str) {
+    for _ in 0..150 {
+        if browser.client.find(Locator::Css(css)).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{css} never went away");
+}
+
+/// Whether the browser is signed in: the connections page lists, rather than asks to sign in.
+async fn signed_in(browser: &Chromium, server: &TestServer) -> bool {
+    browser.client.goto(&server.url("/account/connections")).await.unwrap();
+    browser.wait_for("form").await;
+    browser.client.find(Locator::Css("input[name=password]")).await.is_err()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_from_the_connections_page_and_at_logout_without_a_hint() {
+    let Some(browser) = Chromium::start("it").await else { return };
+    let server = TestServer::start().await;
+    let redirect = relying_party().await;
+    server.user("lucia", "lucia password 1").await;
+    let (client_id, _) = server.client(json!({"name": "Negozio", "redirect_uris": [redirect]})).await;
+    connect(&browser, &server, &client_id, &redirect, ("lucia", "lucia password 1")).await;
+
+    // From the connections page: asked, then signed out, in Italian.
+    assert!(signed_in(&browser, &server).await);
+    browser.click("form[action*='/logout'] button[type=submit]").await;
+    browser.wait_for("button[name=decision][value=logout]").await;
+    assert_eq!(browser.lang().await, "it");
+    // Cancel goes back to the connections page, still signed in.
+    browser.click("button[name=decision][value=cancel]").await;
+    browser.wait_for("form[action*='/logout']").await;
+    let url = browser.client.current_url().await.unwrap();
+    assert!(url.path().ends_with("/account/connections"), "{url}");
+    browser.click("form[action*='/logout'] button[type=submit]").await;
+    browser.wait_for("button[name=decision][value=logout]").await;
+    browser.click("button[name=decision][value=logout]").await;
+    wait_gone(&browser, "button[name=decision]").await;
+    assert_eq!(browser.lang().await, "it");
+    assert!(!signed_in(&browser, &server).await, "the session ended");
+
+    // At /logout without a hint, as a relying party sends the browser there.
+    connect(&browser, &server, &client_id, &redirect, ("lucia", "lucia password 1")).await;
+    browser.client.goto(&server.url(&format!("/logout?client_id={client_id}"))).await.unwrap();
+    browser.wait_for("button[name=decision][value=logout]").await;
+    assert!(browser.client.source().await.unwrap().contains("Negozio"), "the application is named");
+    browser.click("button[name=decision][value=logout]").await;
+    wait_gone(&browser, "button[name=decision]").await;
+    assert!(!signed_in(&browser, &server).await, "the session ended");
     browser.close().await;
 }

@@ -520,6 +520,7 @@ fn plugin_call_cost() {
             organization: None,
             instance: None,
             user_roles: &[],
+            authentication: None,
             ask: Ask {
                 user: None,
                 requested: &requested,

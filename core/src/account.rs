@@ -21,18 +21,22 @@ use axum::routing::{delete, get, post};
 use axum::{Form, Json, Router};
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::{hash_secret, is_random_token, random_token};
+use crate::crypto::{is_random_token, random_token};
 use crate::error::OAuthError;
 use crate::model::Session;
 use crate::oauth::interaction::{self, SignInRefusal};
+use crate::oauth::profiles::{Endpoint, Profile};
+pub(crate) use crate::oauth::session::{form_token, same};
 use crate::oauth::sign_in_limit::Attempt;
 use crate::oauth::{App, pages, session};
-use crate::plugin::consent::{ConnectionView, Page, PageContext};
+use crate::plugin::consent::{ConnectionView, LoginProblem, Page, PageContext};
 
 pub(crate) use self::password::PASSWORD_PATH;
 
-pub const CONNECTIONS_PATH: &str = "/account/connections";
+pub use crate::oauth::pages::CONNECTIONS_PATH;
 pub const REVOKE_PATH: &str = "/account/connections/revoke";
+/// The account's second factors.
+pub const SECURITY_PATH: &str = "/account/security";
 pub const LOGIN_PATH: &str = "/account/login";
 /// Binds the account login page's CSRF token to the browser it was shown to.
 const LOGIN_COOKIE: &str = "portcullis_account_login";
@@ -77,14 +81,21 @@ async fn signed_in(app: &App, headers: &HeaderMap) -> Result<Session, OAuthError
 /// The user's connections, one per client, oldest first.
 pub async fn connections(app: &App, user_id: &str) -> Result<Vec<Connection>, OAuthError> {
     let mut by_client: BTreeMap<String, (i64, Vec<String>)> = BTreeMap::new();
-    for grant in app.storage.list_user_grants(user_id, app.clock.now()).await? {
-        let (since, scopes) = by_client.entry(grant.client_id.clone()).or_insert((grant.created_at, Vec::new()));
-        *since = (*since).min(grant.created_at);
-        for s in grant.doc.scopes {
+    let mut add = |client_id: String, at: i64, granted: Vec<String>| {
+        let (since, scopes) = by_client.entry(client_id).or_insert((at, Vec::new()));
+        *since = (*since).min(at);
+        for s in granted {
             if !scopes.contains(&s) {
                 scopes.push(s);
             }
         }
+    };
+    // A consent counts from the moment it is given, before the application redeems its code.
+    for consent in app.storage.list_user_consents(user_id).await? {
+        add(consent.client_id, consent.granted_at, consent.scopes);
+    }
+    for grant in app.storage.list_user_grants(user_id, app.clock.now()).await? {
+        add(grant.client_id, grant.created_at, grant.doc.scopes);
     }
     let mut out = Vec::with_capacity(by_client.len());
     for (client_id, (since, scopes)) in by_client {
@@ -167,7 +178,7 @@ async fn revoke(State(app): State<App>, headers: HeaderMap, Path(client_id): Pat
 }
 
 /// `path`, keeping the page's `ui_locales` for the next page.
-fn with_locales(path: &str, locales: &[String]) -> String {
+pub(crate) fn with_locales(path: &str, locales: &[String]) -> String {
     if locales.is_empty() {
         return path.to_owned();
     }
@@ -180,19 +191,8 @@ fn ui_locales(query: &PageQuery) -> Vec<String> {
     query.ui_locales.as_deref().unwrap_or_default().split_whitespace().map(str::to_owned).collect()
 }
 
-/// A signed-in page's CSRF token for the forms of `purpose`: derived from the session's
-/// secret (which only this browser holds, in an HttpOnly cookie), so it needs no storage
-/// and dies with the session.
-pub(crate) fn form_token(session_secret: &str, purpose: &str) -> String {
-    hash_secret(&format!("{purpose}:{session_secret}"))
-}
-
 fn revoke_csrf(session_secret: &str) -> String {
     form_token(session_secret, "account-connections")
-}
-
-pub(crate) fn same(a: &str, b: &str) -> bool {
-    bool::from(subtle::ConstantTimeEq::ct_eq(a.as_bytes(), b.as_bytes()))
 }
 
 pub(crate) fn page_context(
@@ -217,6 +217,15 @@ pub(crate) fn render(app: &App, page: &Page, status: StatusCode) -> Result<Respo
     Ok(private(pages::html(app, html, status, Some(app.config.issuer()))))
 }
 
+/// What the account login page shown again after an attempt keeps: its CSRF token (while
+/// the page still has attempts), why the attempt failed, and the username typed.
+#[derive(Debug, Default)]
+pub(crate) struct LoginAgain {
+    pub csrf: Option<String>,
+    pub error: Option<LoginProblem>,
+    pub login_hint: Option<String>,
+}
+
 /// The login page of the signed-in pages, with a fresh CSRF token bound to this browser;
 /// signing in leads to `next` (the device page, the password page), or to the connections
 /// page.
@@ -224,17 +233,17 @@ pub(crate) fn login_page(
     app: &App,
     headers: &HeaderMap,
     locales: &[String],
-    csrf: Option<String>,
-    error: Option<String>,
+    again: LoginAgain,
     status: StatusCode,
     next: Option<&str>,
 ) -> Result<Response, OAuthError> {
+    let LoginAgain { csrf, error, login_hint } = again;
     let csrf = csrf.unwrap_or_else(|| random_token(LOGIN_CSRF_BYTES));
     let mut context = page_context(app, headers, locales, &with_locales(LOGIN_PATH, locales), csrf.clone());
     if let Some(next) = next.filter(|n| safe_next(n)) {
         context.hidden.push(("next".into(), next.to_owned()));
     }
-    let mut response = render(app, &Page::Login { context, login_hint: None, error }, status)?;
+    let mut response = render(app, &Page::Login { context, login_hint, error, passkey: None }, status)?;
     let cookie = session::set_cookie(app, LOGIN_COOKIE, &csrf, app.config.tokens.interaction_ttl);
     response.headers_mut().append(header::SET_COOKIE, cookie);
     Ok(response)
@@ -247,7 +256,7 @@ async fn connections_page(
     locales: &[String],
 ) -> Result<Response, OAuthError> {
     let Some((secret, session)) = session::current_with_secret(app, headers).await? else {
-        return login_page(app, headers, locales, None, None, StatusCode::OK, None);
+        return login_page(app, headers, locales, LoginAgain::default(), StatusCode::OK, None);
     };
     let user = app.storage.get_user(&session.user_id).await?;
     let user_name = user.as_ref().map(interaction::user_name).unwrap_or_default();
@@ -273,9 +282,14 @@ async fn connections_page(
         }),
         None => None,
     };
-    let context = page_context(app, headers, locales, REVOKE_PATH, revoke_csrf(&secret));
-    let password_page = Some(format!("{}{}", app.config.issuer(), with_locales(PASSWORD_PATH, locales)));
-    render(app, &Page::Connections { context, user_name, connections, revoked, password_page }, StatusCode::OK)
+    let context = page_context(app, headers, locales, &with_locales(REVOKE_PATH, locales), revoke_csrf(&secret));
+    let issuer = app.config.issuer();
+    let password_page = Some(format!("{issuer}{}", with_locales(PASSWORD_PATH, locales)));
+    let security_page = Some(format!("{issuer}{}", with_locales(SECURITY_PATH, locales)));
+    // The sign-out form leads to the logout page, which asks first, in this page's locale.
+    let sign_out = Some(format!("{issuer}{}", with_locales(Profile::Native.path(Endpoint::EndSession), locales)));
+    let page = Page::Connections { context, user_name, connections, revoked, password_page, security_page, sign_out };
+    render(app, &page, StatusCode::OK)
 }
 
 #[derive(Debug, Deserialize)]
@@ -316,8 +330,8 @@ async fn login(
             && session::cookie(&app, &headers, LOGIN_COOKIE).is_some_and(|c| same(&c, &form.csrf));
         if !bound {
             // A stale or forged form: a fresh login page, not an error the person cannot act on.
-            let error = Some("The sign-in page expired. Sign in again.".to_owned());
-            return login_page(&app, &headers, &locales, None, error, StatusCode::BAD_REQUEST, Some(&form.next));
+            let again = LoginAgain { login_hint: interaction::typed_username(&form.username), ..LoginAgain::default() };
+            return login_page(&app, &headers, &locales, again, StatusCode::BAD_REQUEST, Some(&form.next));
         }
         let page = format!("account:{}", form.csrf);
         match interaction::sign_in(&app, peer, Attempt::Page(&page), &form.username, &form.password).await? {
@@ -332,10 +346,21 @@ async fn login(
             }
             Err(refusal @ (SignInRefusal::Wrong | SignInRefusal::Refused(_))) => {
                 let (error, status) = refusal.for_page();
-                login_page(&app, &headers, &locales, Some(form.csrf.clone()), Some(error), status, Some(&form.next))
+                let again = LoginAgain {
+                    csrf: Some(form.csrf.clone()),
+                    error: Some(error),
+                    login_hint: interaction::typed_username(&form.username),
+                };
+                login_page(&app, &headers, &locales, again, status, Some(&form.next))
             }
             Err(SignInRefusal::PageSpent(e)) => {
-                login_page(&app, &headers, &locales, None, Some(e.description()), e.status(), Some(&form.next))
+                let (error, status) = SignInRefusal::PageSpent(e).for_page();
+                let again = LoginAgain {
+                    error: Some(error),
+                    login_hint: interaction::typed_username(&form.username),
+                    ..LoginAgain::default()
+                };
+                login_page(&app, &headers, &locales, again, status, Some(&form.next))
             }
         }
     }
@@ -365,12 +390,14 @@ struct RevokeForm {
 async fn revoke_form(
     State(app): State<App>,
     headers: HeaderMap,
+    query: Result<Query<PageQuery>, QueryRejection>,
     form: Result<Form<RevokeForm>, FormRejection>,
 ) -> Response {
+    let locales = query.map(|q| ui_locales(&q.0)).unwrap_or_default();
     let result = async {
         let Form(form) = form?;
         let Some((secret, session)) = session::current_with_secret(&app, &headers).await? else {
-            return Ok(see_other(&app, CONNECTIONS_PATH));
+            return Ok(see_other(&app, &with_locales(CONNECTIONS_PATH, &locales)));
         };
         if form.csrf.is_empty() || !same(&form.csrf, &revoke_csrf(&secret)) {
             return Err(OAuthError::AccessDenied("the form did not come from your connections page".into()));
@@ -380,11 +407,16 @@ async fn revoke_form(
         }
         tracing::info!(client = %form.revoke, user = %session.user_id, "connection revoked by its user");
         connection_revoked(&app, &session.user_id, &form.revoke).await;
-        let query = url::form_urlencoded::Serializer::new(String::new()).append_pair("revoked", &form.revoke).finish();
-        Ok(see_other(&app, &format!("{CONNECTIONS_PATH}?{query}")))
+        // The page again, in the locale the revoke form was posted from.
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        query.append_pair("revoked", &form.revoke);
+        if !locales.is_empty() {
+            query.append_pair("ui_locales", &locales.join(" "));
+        }
+        Ok(see_other(&app, &format!("{CONNECTIONS_PATH}?{}", query.finish())))
     }
     .await;
-    result.unwrap_or_else(|e| interaction::error_page(&app, &headers, None, &[], e))
+    result.unwrap_or_else(|e| interaction::error_page(&app, &headers, None, &locales, e))
 }
 
 /// The audit events of a user revoking a connection: the connection, and the consent that

@@ -13,7 +13,7 @@ use axum::routing::get;
 use axum::{Form, Router};
 use serde::Deserialize;
 
-use crate::account::{form_token, login_page, page_context, render, same};
+use crate::account::{LoginAgain, form_token, login_page, page_context, render, same, with_locales};
 use crate::error::OAuthError;
 use crate::model::{DeviceState, GrantType};
 use crate::oauth::App;
@@ -23,7 +23,7 @@ use crate::oauth::params::words;
 use crate::oauth::scope_policy::{self, Ask};
 use crate::oauth::session;
 use crate::oauth::sign_in_limit::{Attempt, Refusal};
-use crate::plugin::consent::Page;
+use crate::plugin::consent::{DeviceOutcome, Page, PageContext};
 use crate::storage::{StorageError, write};
 
 pub fn router(app: App) -> Router {
@@ -54,32 +54,28 @@ async fn page(State(app): State<App>, headers: HeaderMap, query: Result<Query<Pa
     let locales = words(query.ui_locales.as_deref());
     let result = async {
         let Some((secret, _)) = session::current_with_secret(&app, &headers).await? else {
-            let here = match &query.user_code {
-                Some(code) => format!(
-                    "{VERIFICATION_PATH}?{}",
-                    url::form_urlencoded::Serializer::new(String::new()).append_pair("user_code", code).finish()
-                ),
-                None => VERIFICATION_PATH.to_owned(),
-            };
-            return login_page(&app, &headers, &locales, None, None, StatusCode::OK, Some(&here));
+            // Signing in leads back here, with the code and the locale.
+            let mut here = url::form_urlencoded::Serializer::new(String::new());
+            if let Some(code) = &query.user_code {
+                here.append_pair("user_code", code);
+            }
+            if !locales.is_empty() {
+                here.append_pair("ui_locales", &locales.join(" "));
+            }
+            let here = format!("{VERIFICATION_PATH}?{}", here.finish());
+            return login_page(&app, &headers, &locales, LoginAgain::default(), StatusCode::OK, Some(&here));
         };
-        device_page(&app, &headers, &locales, &secret, query.user_code, None, StatusCode::OK)
+        let context = device_context(&app, &headers, &locales, &secret);
+        render(&app, &Page::Device { context, user_code: query.user_code, outcome: None }, StatusCode::OK)
     }
     .await;
     result.unwrap_or_else(|e| interaction::error_page(&app, &headers, None, &locales, e))
 }
 
-fn device_page(
-    app: &App,
-    headers: &HeaderMap,
-    locales: &[String],
-    secret: &str,
-    user_code: Option<String>,
-    outcome: Option<String>,
-    status: StatusCode,
-) -> Result<Response, OAuthError> {
-    let context = page_context(app, headers, locales, VERIFICATION_PATH, form_token(secret, PURPOSE));
-    render(app, &Page::Device { context, user_code, outcome }, status)
+/// The device pages' context: their forms post back here in the page's locale (`ui_locales`
+/// kept in the form's action), with the session's token.
+fn device_context(app: &App, headers: &HeaderMap, locales: &[String], secret: &str) -> PageContext {
+    page_context(app, headers, locales, &with_locales(VERIFICATION_PATH, locales), form_token(secret, PURPOSE))
 }
 
 /// `POST /device`: the code typed, then the person's decision about the device.
@@ -87,19 +83,27 @@ async fn decide(
     State(app): State<App>,
     extensions: Extensions,
     headers: HeaderMap,
+    query: Result<Query<PageQuery>, QueryRejection>,
     form: Result<Form<DeviceForm>, FormRejection>,
 ) -> Response {
     let peer = crate::oauth::peer(&extensions);
+    let locales = words(query.ok().and_then(|q| q.0.ui_locales).as_deref());
     let result = async {
         let Form(form) = form?;
         let Some((secret, session)) = session::current_with_secret(&app, &headers).await? else {
-            return login_page(&app, &headers, &[], None, None, StatusCode::OK, Some(VERIFICATION_PATH));
+            let here = with_locales(VERIFICATION_PATH, &locales);
+            return login_page(&app, &headers, &locales, LoginAgain::default(), StatusCode::OK, Some(&here));
         };
         if form.csrf.is_empty() || !same(&form.csrf, &form_token(&secret, PURPOSE)) {
             return Err(OAuthError::AccessDenied("the form did not come from your device page".into()));
         }
-        let again = |outcome: &str, status| {
-            device_page(&app, &headers, &[], &secret, Some(form.user_code.clone()), Some(outcome.to_owned()), status)
+        let again = |outcome, status| {
+            let context = device_context(&app, &headers, &locales, &secret);
+            render(
+                &app,
+                &Page::Device { context, user_code: Some(form.user_code.clone()), outcome: Some(outcome) },
+                status,
+            )
         };
         // Codes typed count as sign-in attempts: a guesser is slowed and then stopped.
         let attempt = format!("device:{}", session.hash);
@@ -109,14 +113,11 @@ async fn decide(
                 let actor = crate::audit::user(&session.user_id);
                 let subject = ("user", session.user_id.as_str());
                 crate::audit::record_throttled(&app.storage, &actor, subject, "device-code").await;
-                return again("Too many codes tried. Wait a while and try again.", StatusCode::TOO_MANY_REQUESTS);
+                return again(DeviceOutcome::Throttled, StatusCode::TOO_MANY_REQUESTS);
             }
         }
         let Some(loaded) = pending(&app, &form.user_code).await? else {
-            return again(
-                "That code is unknown, used or expired. Check the code on the device.",
-                StatusCode::BAD_REQUEST,
-            );
+            return again(DeviceOutcome::UnknownCode, StatusCode::BAD_REQUEST);
         };
         let mut device = loaded.value;
         let context = app
@@ -139,7 +140,7 @@ async fn decide(
         match form.decision.as_deref() {
             // The code is right: what the device's application asks for, to allow or deny.
             None => {
-                let mut page = page_context(&app, &headers, &[], VERIFICATION_PATH, form_token(&secret, PURPOSE));
+                let mut page = device_context(&app, &headers, &locales, &secret);
                 page.client_name = client_name(&context.client);
                 page.application = context.application.as_ref().map(application_view);
                 page.hidden.push(("user_code".into(), display_user_code(&device.user_code)));
@@ -158,7 +159,7 @@ async fn decide(
                     // The device polled in between (its poll time changed): decide on the new revision.
                     Err(StorageError::Conflict(_)) => {
                         let Some(fresh) = pending(&app, &form.user_code).await? else {
-                            return again("That code is unknown, used or expired.", StatusCode::BAD_REQUEST);
+                            return again(DeviceOutcome::UnknownCode, StatusCode::BAD_REQUEST);
                         };
                         let mut updated = fresh.value;
                         updated.state = device.state;
@@ -167,11 +168,16 @@ async fn decide(
                     Err(e) => return Err(e.into()),
                 }
                 tracing::info!(client = %device.client_id, allowed, "device authorization decided");
-                let outcome = if allowed { "approved" } else { "denied" };
-                device_page(&app, &headers, &[], &secret, None, Some(outcome.into()), StatusCode::OK)
+                let outcome = if allowed { DeviceOutcome::Approved } else { DeviceOutcome::Denied };
+                // The outcome names the device's application: the host knows it by now.
+                let mut page = device_context(&app, &headers, &locales, &secret);
+                page.client_name = client_name(&context.client);
+                page.application = context.application.as_ref().map(application_view);
+                let page = Page::Device { context: page, user_code: None, outcome: Some(outcome) };
+                render(&app, &page, StatusCode::OK)
             }
         }
     }
     .await;
-    result.unwrap_or_else(|e| interaction::error_page(&app, &headers, None, &[], e))
+    result.unwrap_or_else(|e| interaction::error_page(&app, &headers, None, &locales, e))
 }

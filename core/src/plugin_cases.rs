@@ -245,6 +245,7 @@ fn ask(host: &PolicyHost, policy: &str, case: &Case) -> anyhow::Result<Expect> {
         organization: organization.as_ref(),
         instance: None,
         user_roles: &roles,
+        authentication: None,
         ask,
     };
     let answer = host.resolve_scope(policy, &input).map_err(|e| anyhow::anyhow!("case `{}`: {e}", case.name))?;
@@ -269,6 +270,7 @@ fn ask(host: &PolicyHost, policy: &str, case: &Case) -> anyhow::Result<Expect> {
                     PolicyDenial::InvalidScope(_) => "invalid_scope",
                     PolicyDenial::AccessDenied(_) => "access_denied",
                     PolicyDenial::UnauthorizedClient(_) => "unauthorized_client",
+                    PolicyDenial::StepUp(_) => "step_up",
                 }
                 .into(),
             ),

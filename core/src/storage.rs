@@ -116,8 +116,11 @@ kind!(Grant, "grant", |g| id: &g.id,
         k
     },
     expires: Some(g.expires_at));
-// A code needs no keys: nothing hangs off it before it is redeemed, and redeeming consumes it.
-kind!(Code, "code", |c| id: &c.hash, expires: Some(c.expires_at));
+// A code is found by the connection it belongs to (its user and client), so that revoking
+// the connection before the code is redeemed revokes the code too; redeeming consumes it.
+kind!(Code, "code", |c| id: &c.hash,
+    keys: c.grant.user_id.iter().map(|u| ("connection", consent_id(u, &c.grant.client_id))).collect(),
+    expires: Some(c.expires_at));
 kind!(RefreshToken, "refresh-token", |t| id: &t.hash,
     keys: vec![("grant", t.grant_id.clone()), ("client", t.client_id.clone())],
     expires: Some(t.expires_at));
@@ -698,8 +701,8 @@ impl Storage {
     }
 
     /// Revokes every grant a user gave a client and forgets the consent, in one group: the
-    /// refresh tokens die at once, the access tokens with their grants. `false` when the
-    /// user had given the client nothing.
+    /// refresh tokens and the codes not yet redeemed die at once, the access tokens with
+    /// their grants. `false` when the user had given the client nothing.
     pub async fn revoke_connection(&self, user_id: &str, client_id: &str) -> Result<bool, StorageError> {
         if client_id.len() > MAX_CLIENT_ID_BYTES {
             return Ok(false);
@@ -710,7 +713,9 @@ impl Storage {
         if grants.is_empty() && consent.is_none() {
             return Ok(false);
         }
-        let mut writes = vec![write::delete::<Consent>(&consent_id(user_id, client_id))];
+        let connection = consent_id(user_id, client_id);
+        let mut writes =
+            vec![write::delete::<Consent>(&connection), write::delete_by_key::<Code>("connection", &connection)];
         for g in &grants {
             writes.extend(Self::revoke_grant_writes(&g.id));
         }
@@ -736,6 +741,11 @@ impl Storage {
     }
 
     // Consents
+
+    /// Every client a user consented to, with what they allowed.
+    pub async fn list_user_consents(&self, user_id: &str) -> Result<Vec<Consent>, StorageError> {
+        Ok(self.find::<Consent>("user", user_id).await?.into_iter().filter(|c| c.user_id == user_id).collect())
+    }
 
     pub async fn put_consent(&self, c: &Consent) -> Result<(), StorageError> {
         self.apply(vec![write::put(c)?]).await

@@ -23,7 +23,7 @@ use axum::response::Response;
 use axum::{Form, Router};
 use serde::Deserialize;
 
-use super::{PageQuery, form_token, login_page, page_context, render, same, ui_locales, with_locales};
+use super::{LoginAgain, PageQuery, form_token, login_page, page_context, render, same, ui_locales, with_locales};
 use crate::error::{OAuthError, password_page_status};
 use crate::limits;
 use crate::model::{Session, User};
@@ -85,7 +85,8 @@ fn page(
 
 /// Without a session, the account login page, which leads back here.
 fn sign_in_first(app: &App, headers: &HeaderMap, locales: &[String]) -> Result<Response, OAuthError> {
-    login_page(app, headers, locales, None, None, StatusCode::OK, Some(&with_locales(PASSWORD_PATH, locales)))
+    let next = with_locales(PASSWORD_PATH, locales);
+    login_page(app, headers, locales, LoginAgain::default(), StatusCode::OK, Some(&next))
 }
 
 async fn show(State(app): State<App>, headers: HeaderMap, query: Result<Query<PageQuery>, QueryRejection>) -> Response {

@@ -104,11 +104,11 @@ async fn authorize(app: App, headers: HeaderMap, raw: Vec<u8>) -> Response {
     };
     let request = match validate_request(&context, base.clone(), &params, pushed) {
         Ok(r) => r,
-        Err(e) => return redirect_error(&app, &context.client, &e, &base).await,
+        Err(e) => return redirect_error(&app, &headers, &context.client, &e, &base).await,
     };
     match sign_in(&app, &headers, &context, &request).await {
         Ok(response) => response,
-        Err(e) => redirect_error(&app, &context.client, &e, &request).await,
+        Err(e) => redirect_error(&app, &headers, &context.client, &e, &request).await,
     }
 }
 
@@ -379,10 +379,23 @@ pub async fn login(
     // puts every sign-in in one shared budget rather than in none.
     let peer = crate::oauth::peer(&extensions);
     let request = parked.request.clone();
+    if form.cancelled() {
+        return cancel(&app, &headers, &context, &parked).await;
+    }
     match login_step(&app, &headers, peer, &context, parked, &form).await {
         Ok(response) => response,
-        Err(e) => redirect_error(&app, &context.client, &e, &request).await,
+        Err(e) => redirect_error(&app, &headers, &context.client, &e, &request).await,
     }
+}
+
+/// The person gave up on a page of the flow (`decision=cancel`): the interaction ends and
+/// the client gets `access_denied` (RFC 6749 §4.1.2.1), as any error of the request.
+async fn cancel(app: &App, headers: &HeaderMap, context: &ClientContext, parked: &Interaction) -> Response {
+    if let Err(e) = app.storage.delete_interaction(&parked.id).await {
+        return redirect_error(app, headers, &context.client, &e.into(), &parked.request).await;
+    }
+    let e = OAuthError::AccessDenied("the user cancelled the sign-in".into());
+    redirect_error(app, headers, &context.client, &e, &parked.request).await
 }
 
 async fn login_step(
@@ -441,7 +454,7 @@ async fn decide(
         let signed_in = (auth_time, sid);
         return interaction::consent_page(app, headers, context, &user, request.clone(), signed_in, decision).await;
     }
-    respond(app, context, &user, request, (auth_time, Some(sid)), decision, None).await
+    respond(app, headers, context, request, (&user, auth_time, Some(sid)), decision, None).await
 }
 
 /// `POST /interaction/consent`: the consent form of step 3. Allowing issues exactly the
@@ -456,14 +469,15 @@ pub async fn consent(
         Err(page) => return page,
     };
     let request = parked.request.clone();
-    match consent_step(&app, &context, parked, &form).await {
+    match consent_step(&app, &headers, &context, parked, &form).await {
         Ok(response) => response,
-        Err(e) => redirect_error(&app, &context.client, &e, &request).await,
+        Err(e) => redirect_error(&app, &headers, &context.client, &e, &request).await,
     }
 }
 
 async fn consent_step(
     app: &App,
+    headers: &HeaderMap,
     context: &ClientContext,
     parked: Interaction,
     form: &ConsentForm,
@@ -486,7 +500,8 @@ async fn consent_step(
         scopes: decision.scopes.clone(),
         granted_at: app.clock.now(),
     };
-    respond(app, context, &user, &parked.request, (auth_time, parked.sid.as_deref()), decision, Some(remember)).await
+    let signed_in = (&user, auth_time, parked.sid.as_deref());
+    respond(app, headers, context, &parked.request, signed_in, decision, Some(remember)).await
 }
 
 /// Step 4: what the response type asks for. A code (§4.1.2) bound to the client, redirect
@@ -496,10 +511,10 @@ async fn consent_step(
 /// with the consent that was just given, if any.
 async fn respond(
     app: &App,
+    headers: &HeaderMap,
     context: &ClientContext,
-    user: &User,
     request: &AuthorizationRequest,
-    (auth_time, sid): (i64, Option<&str>),
+    (user, auth_time, sid): (&User, i64, Option<&str>),
     decision: Decision,
     remember: Option<Consent>,
 ) -> Result<Response, OAuthError> {
@@ -606,18 +621,24 @@ async fn respond(
     }
     pairs.push(("iss", app.config.issuer().to_owned()));
     let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    Ok(deliver(app, client, request, &pairs).await)
+    Ok(deliver(app, headers, client, request, &pairs).await)
 }
 
 /// The authorization response (or error) in the request's response mode. A JWT-secured mode
 /// (JARM §2.3) carries the parameters as one signed `response` instead, signed for `client`.
-async fn deliver(app: &App, client: &Client, request: &AuthorizationRequest, pairs: &[(&str, &str)]) -> Response {
+async fn deliver(
+    app: &App,
+    headers: &HeaderMap,
+    client: &Client,
+    request: &AuthorizationRequest,
+    pairs: &[(&str, &str)],
+) -> Response {
     let secured: String;
     let jarm: [(&str, &str); 1];
     let pairs = if request.response_mode.is_jwt() {
         secured = match super::jarm::response(app, client, pairs).await {
             Ok(jwt) => jwt,
-            Err(e) => return error_page(app, &HeaderMap::new(), None, &request.ui_locales, e),
+            Err(e) => return error_page(app, headers, None, &request.ui_locales, e),
         };
         jarm = [(super::jarm::RESPONSE_PARAMETER, secured.as_str())];
         &jarm[..]
@@ -699,15 +720,15 @@ fn redirect_to(uri: &str, pairs: &[(&str, &str)]) -> Response {
 
 /// §4.1.2.1 error response, sent to the (already validated) redirect URI of `client` in the
 /// request's response mode, JWT-secured when that mode is (JARM §2.1, §2.2).
-pub async fn redirect_error(app: &App, client: &Client, e: &OAuthError, request: &AuthorizationRequest) -> Response {
+pub async fn redirect_error(
+    app: &App,
+    headers: &HeaderMap,
+    client: &Client,
+    e: &OAuthError,
+    request: &AuthorizationRequest,
+) -> Response {
     if request.redirect_uri.is_empty() {
-        return error_page(
-            app,
-            &HeaderMap::new(),
-            None,
-            &request.ui_locales,
-            OAuthError::InvalidRequest(e.description()),
-        );
+        return error_page(app, headers, None, &request.ui_locales, OAuthError::InvalidRequest(e.description()));
     }
     if let OAuthError::ServerError(_) = e {
         tracing::warn!(error = %e, "authorization request failed");
@@ -718,5 +739,5 @@ pub async fn redirect_error(app: &App, client: &Client, e: &OAuthError, request:
         pairs.push(("state", state));
     }
     pairs.push(("iss", app.config.issuer()));
-    deliver(app, client, request, &pairs).await
+    deliver(app, headers, client, request, &pairs).await
 }

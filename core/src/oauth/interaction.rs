@@ -21,7 +21,7 @@ use crate::crypto::{hash_secret, random_token};
 use crate::error::OAuthError;
 use crate::model::*;
 use crate::passwords::PasswordError;
-use crate::plugin::consent::{ApplicationView, Page, PageContext};
+use crate::plugin::consent::{ApplicationView, LoginProblem, Page, PageContext};
 use crate::storage::{ClientContext, write};
 
 pub const LOGIN_PATH: &str = "/interaction/login";
@@ -124,7 +124,13 @@ pub async fn login_page(
 ) -> Result<Response, OAuthError> {
     let parked = new_interaction(app, request);
     let login_hint = parked.request.login_hint.clone();
-    park_and_render(app, headers, client, parked, |context| Page::Login { context, login_hint, error: None }).await
+    park_and_render(app, headers, client, parked, |context| Page::Login {
+        context,
+        login_hint,
+        error: None,
+        passkey: None,
+    })
+    .await
 }
 
 /// The consent page, with the policy's decision parked beside it.
@@ -157,6 +163,16 @@ pub struct LoginForm {
     username: String,
     #[serde(default)]
     password: String,
+    /// `cancel` when the person gave up signing in: the client is told `access_denied`.
+    #[serde(default)]
+    pub decision: String,
+}
+
+impl LoginForm {
+    /// The person gave up signing in (the form's `decision=cancel` button).
+    pub fn cancelled(&self) -> bool {
+        self.decision == "cancel"
+    }
 }
 
 #[derive(Deserialize)]
@@ -238,10 +254,11 @@ pub enum SignInRefusal {
 
 impl SignInRefusal {
     /// What a login page shown again says, and its status.
-    pub fn for_page(&self) -> (String, StatusCode) {
+    pub fn for_page(&self) -> (LoginProblem, StatusCode) {
         match self {
-            Self::Wrong => ("The username or password is incorrect.".into(), StatusCode::UNAUTHORIZED),
-            Self::Refused(e) | Self::PageSpent(e) => (e.description(), e.status()),
+            Self::Wrong => (LoginProblem::WrongCredentials, StatusCode::UNAUTHORIZED),
+            Self::Refused(e @ OAuthError::TemporarilyUnavailable(_)) => (LoginProblem::Busy, e.status()),
+            Self::Refused(e) | Self::PageSpent(e) => (LoginProblem::Throttled, e.status()),
         }
     }
 }
@@ -356,8 +373,9 @@ pub async fn check_password(
             let (error, status) = refusal.for_page();
             let page = Page::Login {
                 context: context(app, headers, client, parked, LOGIN_PATH),
-                login_hint: parked.request.login_hint.clone(),
+                login_hint: typed_username(&form.username).or_else(|| parked.request.login_hint.clone()),
                 error: Some(error),
+                passkey: None,
             };
             Ok(Err(render(app, client, parked, &page, status)?))
         }
@@ -366,6 +384,11 @@ pub async fn check_password(
             Ok(Err(error_page(app, headers, Some(client), &parked.request.ui_locales, e)))
         }
     }
+}
+
+/// The username a failed attempt typed, filled in again on the page that follows.
+pub fn typed_username(typed: &str) -> Option<String> {
+    Some(typed.trim()).filter(|u| !u.is_empty()).map(str::to_owned)
 }
 
 /// Signs the user in: a new session replaces the finished login interaction, if there is

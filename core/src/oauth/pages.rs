@@ -10,6 +10,10 @@ use sha2::{Digest, Sha256};
 
 use super::Protocol;
 
+/// The account pages' connections page (`account.rs`), where the protocol's pages that end
+/// outside a client (a cancelled sign-out) lead back to.
+pub const CONNECTIONS_PATH: &str = "/account/connections";
+
 /// The locale a page is rendered in: the first of the request's `ui_locales` (OIDC Core
 /// §3.1.2.1) the plugin renders, else the first of the browser's `Accept-Language`
 /// (RFC 9110 §12.5.4) it renders, else the plugin's own first choice. Tags are matched by

@@ -151,6 +151,7 @@ pub(crate) async fn resolve_with(
         organization: context.organization.as_ref(),
         instance: context.instance.as_ref(),
         user_roles: &user_roles,
+        authentication: None,
         ask,
     };
     // A simulation (a policy named in place of the client's own) is not traffic: the live
@@ -207,7 +208,7 @@ pub(crate) async fn resolve_with(
             Ok(Resolution { decision: Decision { scopes, claims }, dropped_scopes, dropped_claims })
         }
         Err(PolicyDenial::InvalidScope(reason)) => Err(OAuthError::InvalidScope(reason)),
-        Err(PolicyDenial::AccessDenied(reason)) => Err(refused(&input.ask, reason)),
+        Err(PolicyDenial::AccessDenied(reason) | PolicyDenial::StepUp(reason)) => Err(refused(&input.ask, reason)),
         Err(PolicyDenial::UnauthorizedClient(reason)) => Err(OAuthError::UnauthorizedClient(reason)),
     }
 }

@@ -55,3 +55,15 @@ pub async fn current_with_secret(
     let session = app.storage.get_session(&hash_secret(&secret)).await?;
     Ok(session.filter(|s| s.expires_at > app.clock.now()).map(|s| (secret, s)))
 }
+
+/// A signed-in page's CSRF token for the forms of `purpose`: derived from the session's
+/// secret (which only this browser holds, in an HttpOnly cookie), so it needs no storage
+/// and dies with the session.
+pub(crate) fn form_token(session_secret: &str, purpose: &str) -> String {
+    hash_secret(&format!("{purpose}:{session_secret}"))
+}
+
+/// Compares a token posted with the one expected, in constant time.
+pub(crate) fn same(a: &str, b: &str) -> bool {
+    bool::from(subtle::ConstantTimeEq::ct_eq(a.as_bytes(), b.as_bytes()))
+}

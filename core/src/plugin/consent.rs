@@ -46,13 +46,18 @@ pub enum Page {
     Login {
         context: PageContext,
         login_hint: Option<String>,
-        error: Option<String>,
+        error: Option<LoginProblem>,
+        /// Passkey sign-in offered (instead of the password): the ceremony (contract 0.5.0
+        /// and later show it).
+        passkey: Option<PasskeyCeremony>,
     },
     Consent {
         context: PageContext,
         user_name: String,
         scopes: Vec<String>,
     },
+    /// The consent UI words the headline by the OAuth `error` code; `description` (the
+    /// developer's) is only a collapsed detail.
     Error {
         locale: String,
         error: String,
@@ -61,7 +66,7 @@ pub enum Page {
     Device {
         context: PageContext,
         user_code: Option<String>,
-        outcome: Option<String>,
+        outcome: Option<DeviceOutcome>,
     },
     /// Contract 0.3.0 and later.
     Connections {
@@ -71,6 +76,12 @@ pub enum Page {
         revoked: Option<String>,
         /// Where the password page is, an absolute URL (contract 0.4.0 and later show it).
         password_page: Option<String>,
+        /// Absolute URL of the account security page (second factors; contract 0.5.0 and
+        /// later show it).
+        security_page: Option<String>,
+        /// Absolute URL the sign-out form posts to (hidden pairs: the context's; contract
+        /// 0.5.0 and later show it).
+        sign_out: Option<String>,
     },
     /// Contract 0.4.0 and later: the signed-in person changing their password.
     Password {
@@ -79,6 +90,121 @@ pub enum Page {
         error: Option<PasswordProblem>,
         changed: bool,
     },
+    /// Contract 0.5.0 and later: after the password (or instead of it), the second factor.
+    SecondFactor {
+        context: PageContext,
+        user_name: String,
+        /// The person has an authenticator app: the form asks for `code` (six digits, or
+        /// one of their recovery codes).
+        totp: bool,
+        passkey: Option<PasskeyCeremony>,
+        error: Option<FactorProblem>,
+    },
+    /// Contract 0.5.0 and later: the account's second factors (`GET /account/security`).
+    Security {
+        context: PageContext,
+        user_name: String,
+        totp: TotpState,
+        passkeys: Vec<PasskeyView>,
+        /// Shown once, right after they were made.
+        recovery_codes: Option<Vec<String>>,
+        /// How many unused recovery codes remain.
+        recovery_left: u32,
+        passkey_enrolment: Option<PasskeyCeremony>,
+        error: Option<FactorProblem>,
+        notice: Option<SecurityNotice>,
+    },
+    /// Contract 0.5.0 and later: RP-initiated logout without a hint, and the account's
+    /// sign-out: confirm, or done. The context's `client_name` may be empty.
+    Logout {
+        context: PageContext,
+        user_name: Option<String>,
+        done: bool,
+    },
+}
+
+/// Why a sign-in was refused. The consent UI words it, in the page's locale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginProblem {
+    /// The username or password is wrong.
+    WrongCredentials,
+    /// Too many attempts for now.
+    Throttled,
+    /// The server is busy.
+    Busy,
+    /// The passkey was not accepted.
+    PasskeyFailed,
+}
+
+/// What became of a device's user code. An expired or used code is `UnknownCode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceOutcome {
+    Approved,
+    Denied,
+    UnknownCode,
+    Throttled,
+}
+
+/// Why a second factor was refused. The consent UI words it, in the page's locale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactorProblem {
+    /// The code (or recovery code) was not right.
+    WrongCode,
+    /// Too many attempts for now.
+    Throttled,
+    /// The passkey was not accepted.
+    PasskeyFailed,
+    /// The server is busy.
+    Busy,
+}
+
+/// What the security page reports after a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecurityNotice {
+    TotpEnabled,
+    TotpRemoved,
+    PasskeyAdded,
+    PasskeyRemoved,
+    RecoveryRegenerated,
+}
+
+/// The account's authenticator app.
+#[derive(Debug, Clone)]
+pub enum TotpState {
+    Off,
+    /// Being set up: the secret to enter in the app, not yet confirmed.
+    Enrolling(TotpEnrolment),
+    On,
+}
+
+/// An authenticator app being set up.
+#[derive(Debug, Clone)]
+pub struct TotpEnrolment {
+    /// The secret, base32.
+    pub secret: String,
+    /// The `otpauth://` URI the QR code holds.
+    pub uri: String,
+    /// The QR code, SVG markup with no words.
+    pub qr_svg: String,
+}
+
+/// One of the account's passkeys.
+#[derive(Debug, Clone)]
+pub struct PasskeyView {
+    pub id: String,
+    pub name: String,
+    /// When it was added, Unix seconds.
+    pub since: i64,
+}
+
+/// A WebAuthn ceremony a page runs with the host's script.
+#[derive(Debug, Clone)]
+pub struct PasskeyCeremony {
+    /// JSON: `PublicKeyCredentialCreationOptions` or `RequestOptions`, as webauthn-rs
+    /// serializes them.
+    pub options: String,
+    /// The absolute URL of the host's static script.
+    pub script: String,
 }
 
 /// Why a password change was refused. The consent UI words it, in the page's locale.

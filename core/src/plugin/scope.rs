@@ -66,7 +66,20 @@ pub struct ScopeInput<'a> {
     /// The user's roles: those they hold everywhere, and those they hold in the client's
     /// organization when they are a member of it.
     pub user_roles: &'a [String],
+    /// How the person signed in, when a person did; none for the client's own grants.
+    pub authentication: Option<Authentication>,
     pub ask: Ask<'a>,
+}
+
+/// How a person signed in: what a scope policy may ask for more of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authentication {
+    /// `"1"` one factor (a password), `"2"` two factors.
+    pub acr: String,
+    /// The methods used (RFC 8176): `pwd`, `otp`, `hwk`, `swk`, `mfa`.
+    pub amr: Vec<String>,
+    /// When the person signed in, Unix seconds.
+    pub auth_time: i64,
 }
 
 impl ScopeInput<'_> {
@@ -98,6 +111,10 @@ pub enum PolicyDenial {
     InvalidScope(String),
     AccessDenied(String),
     UnauthorizedClient(String),
+    /// The grant needs a stronger sign-in (contract 0.5.0 and later): where a person can be
+    /// asked, they are asked for a second factor and the policy asked again; elsewhere it
+    /// is refused as `AccessDenied` is.
+    StepUp(String),
 }
 
 impl PolicyHost {

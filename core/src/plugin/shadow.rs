@@ -65,6 +65,7 @@ fn summary(answer: &Answer) -> String {
             PolicyDenial::InvalidScope(_) => "denied invalid_scope".into(),
             PolicyDenial::AccessDenied(_) => "denied access_denied".into(),
             PolicyDenial::UnauthorizedClient(_) => "denied unauthorized_client".into(),
+            PolicyDenial::StepUp(_) => "denied step_up".into(),
         },
         Err(fault) => format!("faulted: {fault}"),
     }

@@ -7,7 +7,9 @@ use wasmtime::component::InstancePre;
 
 use super::consent_world::exports::portcullis::plugin::consent as wit;
 use crate::plugin::call::CallState;
-use crate::plugin::consent::{ApplicationView, ConnectionView, Page, PageContext as Context, PasswordProblem};
+use crate::plugin::consent::{
+    ApplicationView, ConnectionView, DeviceOutcome, LoginProblem, Page, PageContext as Context, PasswordProblem,
+};
 use crate::plugin::contract::{ConsentWorld, Export, Exported, Param};
 use crate::plugin::{Contract, Linked, PluginKind};
 
@@ -50,6 +52,8 @@ impl PageRecords for Current {
 
 const NO_CONNECTIONS_PAGE: &str = "this consent UI was built for a contract without the connections page";
 const NO_PASSWORD_PAGE: &str = "this consent UI was built for a contract without the password page";
+const NO_SECOND_FACTOR_PAGES: &str =
+    "this consent UI was built for a contract without the second-factor, security and logout pages";
 
 /// What a render function answers: the page's HTML, or the plugin's refusal.
 type Rendered = (Result<String, String>,);
@@ -105,7 +109,8 @@ impl<R: PageRecords> ConsentWorld for Ui<R> {
         match page {
             Page::Connections { .. } => self.connections.is_some(),
             Page::Password { .. } => self.password.is_some(),
-            _ => true,
+            Page::SecondFactor { .. } | Page::Security { .. } | Page::Logout { .. } => false,
+            Page::Login { .. } | Page::Consent { .. } | Page::Error { .. } | Page::Device { .. } => true,
         }
     }
 
@@ -113,8 +118,9 @@ impl<R: PageRecords> ConsentWorld for Ui<R> {
         let instance = self.pre.instantiate(&mut *store)?;
         let i = &instance;
         let (rendered,) = match page {
-            Page::Login { context: cx, login_hint, error } => {
-                let page = LoginPage { context: context(cx), login_hint: login_hint.clone(), error: error.clone() };
+            Page::Login { context: cx, login_hint, error, passkey: _ } => {
+                let error = error.map(|e| login_error(e).to_owned());
+                let page = LoginPage { context: context(cx), login_hint: login_hint.clone(), error };
                 self.login.call(store, i, (page.into(),))?
             }
             Page::Consent { context: cx, user_name, scopes } => {
@@ -127,10 +133,11 @@ impl<R: PageRecords> ConsentWorld for Ui<R> {
                 self.error.call(store, i, (page,))?
             }
             Page::Device { context: cx, user_code, outcome } => {
-                let page = DevicePage { context: context(cx), user_code: user_code.clone(), outcome: outcome.clone() };
+                let outcome = outcome.map(|o| device_outcome(o).to_owned());
+                let page = DevicePage { context: context(cx), user_code: user_code.clone(), outcome };
                 self.device.call(store, i, (page.into(),))?
             }
-            Page::Connections { context: cx, user_name, connections: list, revoked, password_page } => {
+            Page::Connections { context: cx, user_name, connections: list, revoked, password_page, .. } => {
                 match &self.connections {
                     Some(f) => {
                         let page = ConnectionsPage {
@@ -157,6 +164,9 @@ impl<R: PageRecords> ConsentWorld for Ui<R> {
                 }
                 None => (Err(NO_PASSWORD_PAGE.to_owned()),),
             },
+            Page::SecondFactor { .. } | Page::Security { .. } | Page::Logout { .. } => {
+                (Err(NO_SECOND_FACTOR_PAGES.to_owned()),)
+            }
         };
         Ok(rendered)
     }
@@ -205,5 +215,26 @@ fn password_error(e: PasswordProblem) -> wit::PasswordError {
         PasswordProblem::TooLong(n) => wit::PasswordError::TooLong(n),
         PasswordProblem::Throttled => wit::PasswordError::Throttled,
         PasswordProblem::Busy => wit::PasswordError::Busy,
+    }
+}
+
+/// A sign-in's refusal as 0.4.0 has it: worded by the host, in English.
+fn login_error(e: LoginProblem) -> &'static str {
+    match e {
+        LoginProblem::WrongCredentials => "The username or password is incorrect.",
+        LoginProblem::Throttled => "Too many sign-in attempts. Wait a minute and try again.",
+        LoginProblem::Busy => "The server is busy. Try again in a moment.",
+        LoginProblem::PasskeyFailed => "The passkey was not accepted. Try again.",
+    }
+}
+
+/// A device page's outcome as 0.4.0 has it: `approved`, `denied`, or why the code typed was
+/// refused, worded by the host, in English.
+fn device_outcome(o: DeviceOutcome) -> &'static str {
+    match o {
+        DeviceOutcome::Approved => "approved",
+        DeviceOutcome::Denied => "denied",
+        DeviceOutcome::UnknownCode => "That code is unknown, used or expired. Check the code on the device.",
+        DeviceOutcome::Throttled => "Too many codes tried. Wait a while and try again.",
     }
 }
