@@ -398,4 +398,3 @@ mod tests {
         assert_eq!(map.len(), 9, "not full yet");
     }
 }
-
