@@ -1144,3 +1144,33 @@ fn err_of(cmd: &mut Command) -> String {
     assert!(!out.status.success());
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+#[test]
+fn user_reset_factors_by_username_is_recorded() {
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path();
+    let mut add_user = portcullis(d)
+        .args(["user", "add", "--username", "erin", "--email", "e@example.com", "--name", "Erin", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    add_user.stdin.take().unwrap().write_all(b"erin's password\n").unwrap();
+    let out = add_user.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let erin: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let erin = erin["id"].as_str().unwrap().to_owned();
+
+    let reset = one(d, &["user", "reset-factors", "erin"]);
+    assert_eq!(reset["id"], erin.as_str());
+    let by_id = one(d, &["user", "reset-factors", &erin]);
+    assert_eq!(by_id["username"], "erin");
+    let unknown = portcullis(d).args(["user", "reset-factors", "nobody"]).output().unwrap();
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("nobody"));
+
+    let events = run(d, &["events", "--type", "user.factors_reset"]).unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0]["actor"], "operator");
+    assert_eq!(events[0]["subject"], format!("user:{erin}"));
+}

@@ -300,7 +300,7 @@ fn grant(id: &str, client_id: &str, user: &str) -> Grant {
         user_id: Some(user.into()),
         created_at: now(),
         expires_at: now() + 3600,
-        doc: GrantDocument { scopes: vec!["openid".into()], auth_time: Some(now()), sid: None, claims: vec![] },
+        doc: GrantDocument { scopes: vec!["openid".into()], auth_time: Some(now()), ..Default::default() },
     }
 }
 
@@ -314,6 +314,7 @@ fn refresh(hash: &str, grant_id: &str, client_id: &str) -> RefreshToken {
         claims: vec![],
         auth_time: None,
         sid: None,
+        assurance: None,
         created_at: now(),
         expires_at: now() + 3600,
         dpop_jkt: None,

@@ -10,6 +10,7 @@
 //! forms' are derived from the session's secret.
 
 mod password;
+mod security;
 
 use std::collections::BTreeMap;
 
@@ -32,6 +33,7 @@ use crate::oauth::{App, pages, session};
 use crate::plugin::consent::{ConnectionView, LoginProblem, Page, PageContext};
 
 pub(crate) use self::password::PASSWORD_PATH;
+pub(crate) use self::security::SECURITY_PATH;
 
 pub use crate::oauth::pages::CONNECTIONS_PATH;
 pub const REVOKE_PATH: &str = "/account/connections/revoke";
@@ -49,7 +51,7 @@ pub fn router(app: App) -> Router {
         .route(REVOKE_PATH, post(revoke_form))
         .route(LOGIN_PATH, post(login))
         .route(&format!("{CONNECTIONS_PATH}/{{client_id}}"), delete(revoke));
-    password::routes(routes).with_state(app)
+    security::routes(password::routes(routes)).with_state(app)
 }
 
 /// One application the user let in.
@@ -309,7 +311,7 @@ struct LoginForm {
 /// page.
 fn safe_next(next: &str) -> bool {
     let path = next.split('?').next().unwrap_or_default();
-    path == crate::oauth::device_authorization::VERIFICATION_PATH || path == PASSWORD_PATH
+    path == crate::oauth::device_authorization::VERIFICATION_PATH || path == PASSWORD_PATH || path == SECURITY_PATH
 }
 
 /// The account login form: a session, then back to the page that asked.
@@ -336,6 +338,10 @@ async fn login(
         let page = format!("account:{}", form.csrf);
         match interaction::sign_in(&app, peer, Attempt::Page(&page), &form.username, &form.password).await? {
             Ok(user) => {
+                // A person with a second factor is asked for it before the session starts.
+                if let Some(page) = security::factor_first(&app, &headers, &locales, &user, &form.next).await? {
+                    return Ok(page);
+                }
                 let (cookie, _, _) = interaction::start_session(&app, &user, None).await?;
                 let next =
                     if safe_next(&form.next) { form.next.clone() } else { with_locales(CONNECTIONS_PATH, &locales) };

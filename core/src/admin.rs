@@ -58,6 +58,7 @@ routes! {
     "/admin/v1/users" => { get: list_users, post: create_user },
     "/admin/v1/users/{id}" => { patch: update_user, delete: delete_user },
     "/admin/v1/users/{id}/password" => { post: set_user_password },
+    "/admin/v1/users/{id}/factors" => { delete: reset_user_factors },
     "/admin/v1/keys" => { get: list_keys },
     "/admin/v1/keys/rotate" => { post: rotate_keys },
     "/admin/v1/keys/{kid}/retire" => { post: retire_key },
@@ -619,6 +620,15 @@ async fn set_user_password(
     let new = body!(body);
     let result = registry::set_user_password(&app.storage, &app.protocol.passwords, &caller, &id, &new.password).await;
     respond(StatusCode::OK, result)
+}
+
+/// Removes every second factor of a user and ends their sessions (`registry::reset_factors`).
+async fn reset_user_factors(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Response {
+    removed(registry::reset_factors(&app.storage, &caller, &id).await.map(|_| ()))
 }
 
 // Audit events

@@ -66,6 +66,13 @@ pub mod types {
     pub const ADMIN_SCOPE_USED: &str = "admin.scope_used";
     pub const REFRESH_TOKEN_REUSED: &str = "refresh_token.reused";
     pub const SIGN_IN_THROTTLED: &str = "sign_in.throttled";
+    pub const FACTOR_TOTP_ENABLED: &str = "factor.totp_enabled";
+    pub const FACTOR_TOTP_REMOVED: &str = "factor.totp_removed";
+    pub const FACTOR_PASSKEY_ADDED: &str = "factor.passkey_added";
+    pub const FACTOR_PASSKEY_REMOVED: &str = "factor.passkey_removed";
+    pub const FACTOR_RECOVERY_REGENERATED: &str = "factor.recovery_regenerated";
+    pub const FACTOR_RECOVERY_USED: &str = "factor.recovery_used";
+    pub const FACTORS_RESET: &str = "user.factors_reset";
 }
 
 /// The operator: the CLI, or the admin API's bootstrap token.

@@ -150,7 +150,12 @@ async fn decide(
             Some(choice) => {
                 let allowed = choice == "allow";
                 device.state = if allowed {
-                    DeviceState::Approved { user_id: user.id.clone(), auth_time: session.auth_time, decision }
+                    DeviceState::Approved {
+                        user_id: user.id.clone(),
+                        auth_time: session.auth_time,
+                        decision,
+                        assurance: session.assurance.clone(),
+                    }
                 } else {
                     DeviceState::Denied
                 };

@@ -96,6 +96,15 @@ pub enum OAuthError {
     /// a bare 500.
     #[error("{0}")]
     PluginNotLoaded(String),
+    /// OpenID Connect Unmet Authentication Requirements 1.0 §2: the request demands (as
+    /// essential) a sign-in the person cannot give, such as a second factor they have none of.
+    #[error("{0}")]
+    UnmetAuthenticationRequirements(String),
+    /// A scope policy's step-up on a page: the grant needs a stronger sign-in. Where the
+    /// person can be asked for a second factor they are; otherwise it reaches the client as
+    /// the policy's denial, `access_denied`.
+    #[error("{0}")]
+    StepUp(String),
     /// RFC 7591 §3.2.2: a redirect URI of a registration is invalid.
     #[error("{0}")]
     InvalidRedirectUri(String),
@@ -135,6 +144,8 @@ impl OAuthError {
             Self::InvalidDpopProof(_) => "invalid_dpop_proof",
             Self::UseDpopNonce { .. } => "use_dpop_nonce",
             Self::PluginNotLoaded(_) => "server_error",
+            Self::UnmetAuthenticationRequirements(_) => "unmet_authentication_requirements",
+            Self::StepUp(_) => "access_denied",
             Self::InvalidRedirectUri(_) => "invalid_redirect_uri",
             Self::InvalidClientMetadata(_) => "invalid_client_metadata",
         }
@@ -145,7 +156,7 @@ impl OAuthError {
             // `login_required` is redirected by the authorization endpoint; as a status it
             // answers the account API's calls without a session.
             Self::InvalidClient { .. } | Self::InvalidToken(_) | Self::LoginRequired(_) => StatusCode::UNAUTHORIZED,
-            Self::AccessDenied(_) | Self::InsufficientScope { .. } => StatusCode::FORBIDDEN,
+            Self::AccessDenied(_) | Self::StepUp(_) | Self::InsufficientScope { .. } => StatusCode::FORBIDDEN,
             Self::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
@@ -290,6 +301,17 @@ pub(crate) fn password_page_status(problem: crate::plugin::consent::PasswordProb
     }
 }
 
+/// The status of the second-factor page shown again for `problem`: a wrong code or a passkey
+/// that did not verify as a wrong password's login page (401), throttled 429, busy 503.
+pub(crate) fn factor_page_status(problem: crate::plugin::consent::FactorProblem) -> StatusCode {
+    use crate::plugin::consent::FactorProblem as P;
+    match problem {
+        P::WrongCode | P::PasskeyFailed => StatusCode::UNAUTHORIZED,
+        P::Throttled => StatusCode::TOO_MANY_REQUESTS,
+        P::Busy => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
 impl From<crate::storage::StorageError> for OAuthError {
     fn from(e: crate::storage::StorageError) -> Self {
         match e {
@@ -298,6 +320,17 @@ impl From<crate::storage::StorageError> for OAuthError {
                 Self::TemporarilyUnavailable("storage is unavailable".into())
             }
             other => Self::internal("storage", other),
+        }
+    }
+}
+
+impl From<crate::factors::FactorError> for OAuthError {
+    fn from(e: crate::factors::FactorError) -> Self {
+        use crate::factors::FactorError as F;
+        match e {
+            F::Storage(e) => e.into(),
+            F::NotApplicable(why) => Self::InvalidRequest(why.into()),
+            e => Self::internal("second factor", e),
         }
     }
 }

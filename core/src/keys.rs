@@ -653,6 +653,16 @@ impl Keys {
         Some(i64::from_be_bytes(plain.try_into().ok()?))
     }
 
+    /// A user's authenticator app secret, sealed for storage and bound to the user.
+    pub fn seal_factor_secret(&self, user_id: &str, secret: &[u8]) -> Vec<u8> {
+        self.sealer.seal(secret, &factor_secret_context(user_id))
+    }
+
+    /// The secret [`Self::seal_factor_secret`] sealed, or none if it does not open.
+    pub fn open_factor_secret(&self, user_id: &str, sealed: &[u8]) -> Option<Vec<u8>> {
+        self.sealer.open(sealed, &factor_secret_context(user_id)).ok()
+    }
+
     /// Verifies a JWT signed by one of our published keys: signature, `typ`, `iss`, and `exp`
     /// by the server's clock. A key this replica does not know is looked for again first.
     pub async fn verify<T: DeserializeOwned + Expiring>(&self, token: &str, typ: &str) -> Result<T, TokenRejected> {
@@ -787,6 +797,10 @@ fn stored(r: &SigningKeyRecord, reason: &str) -> KeyError {
 
 fn client_secret_context(client_id: &str) -> Vec<u8> {
     format!("client-secret:{client_id}").into_bytes()
+}
+
+fn factor_secret_context(user_id: &str) -> Vec<u8> {
+    format!("totp-secret:{user_id}").into_bytes()
 }
 
 /// What a DPoP nonce is sealed for: nothing else sealed with the key opens as one.

@@ -14,6 +14,7 @@ pub mod crypto;
 pub mod device;
 pub mod encryption_key;
 pub mod error;
+pub mod factors;
 pub mod health;
 pub(crate) mod jws;
 pub mod keys;

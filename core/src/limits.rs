@@ -349,6 +349,38 @@ pub const SHADOW_LOG_EVERY_SECS: u64 = 10;
 /// The longest name `portcullis plugin new` gives a plugin (its crate, files and manifest).
 pub const MAX_SCAFFOLD_NAME_BYTES: usize = 64;
 
+/// Recovery codes a user is given at once (each used once; a new set replaces the old).
+pub const RECOVERY_CODES: usize = 10;
+
+/// Characters of a recovery code, not counting the hyphens that group them by four: 16
+/// characters of a 32-letter alphabet, 80 random bits.
+pub const RECOVERY_CODE_CHARS: usize = 16;
+
+/// RFC 6238 §4: the time step of authenticator app codes, in seconds, and their digits.
+pub const TOTP_STEP_SECONDS: u64 = 30;
+pub const TOTP_DIGITS: usize = 6;
+
+/// RFC 6238 §5.2: time steps a code may be off by either way (the device's clock, the typing).
+pub const TOTP_SKEW_STEPS: u8 = 1;
+
+/// Bytes of an authenticator app secret (RFC 4226 §4 recommends 160 bits).
+pub const TOTP_SECRET_BYTES: usize = 20;
+
+/// Longest code or recovery code a second-factor form reads, in bytes.
+pub const MAX_FACTOR_CODE_BYTES: usize = 64;
+
+/// Longest name a person gives a passkey, in characters.
+pub const MAX_PASSKEY_NAME_CHARS: usize = 64;
+
+/// Most passkeys one user may keep.
+pub const MAX_PASSKEYS: usize = 20;
+
+/// Longest WebAuthn response (JSON) a form reads, in bytes.
+pub const MAX_PASSKEY_RESPONSE_BYTES: usize = 16 * 1024;
+
+/// How long a WebAuthn ceremony begun on a page may take to finish, in seconds.
+pub const PASSKEY_CEREMONY_SECS: i64 = 300;
+
 #[cfg(test)]
 mod tests {
     use super::*;

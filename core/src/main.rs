@@ -502,6 +502,12 @@ enum UserCommand {
         #[arg(allow_hyphen_values = true)]
         id: String,
     },
+    /// Remove every second factor of a user (authenticator app, recovery codes, passkeys),
+    /// named by username or id; their sessions end, and they sign in with their password.
+    ResetFactors {
+        #[arg(allow_hyphen_values = true)]
+        user: String,
+    },
     /// Set a user's password, read from standard input; their sessions end.
     SetPassword {
         #[arg(allow_hyphen_values = true)]
@@ -1025,6 +1031,16 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                         .await
                         .map_err(|e| anyhow::anyhow!("user `{id}`: {e}"))?;
                     println!("deleted {id}");
+                }
+                UserCommand::ResetFactors { user } => {
+                    let id = match app.storage.find_user(&user).await? {
+                        Some(found) => found.id,
+                        None => user.clone(),
+                    };
+                    let reset = registry::reset_factors(&app.storage, &Caller::Operator, &id)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("user `{user}`: {e}"))?;
+                    print(&reset)?;
                 }
                 UserCommand::SetPassword { id, password_stdin: _ } => {
                     let password = password_from_stdin()?;

@@ -454,6 +454,9 @@ pub struct GrantDocument {
     pub sid: Option<String>,
     /// Extra claims from the scope policy.
     pub claims: Vec<ExtraClaim>,
+    /// How the person signed in when they gave it; unset: a password (or no person).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assurance: Option<Assurance>,
 }
 
 /// A claim a scope policy added, and where it goes.
@@ -511,6 +514,9 @@ pub struct RefreshToken {
     /// The grant's `sid`, for the ID tokens a refresh issues.
     #[serde(default)]
     pub sid: Option<String>,
+    /// The grant's sign-in assurance, for the tokens a refresh issues.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assurance: Option<Assurance>,
     pub created_at: i64,
     pub expires_at: i64,
     /// The thumbprint of the key the token is bound to: using it proves possession of that
@@ -608,6 +614,90 @@ pub struct Session {
     pub user_id: String,
     pub auth_time: i64,
     pub expires_at: i64,
+    /// How the person signed in; unset in sessions started before it was kept: a password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assurance: Option<Assurance>,
+}
+
+/// How a person proved who they are: the level reached and the methods used, as the
+/// factors module names them (`factors::Assurance`'s values). Unset where a record was
+/// written before it was kept: a password alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Assurance {
+    pub acr: String,
+    pub amr: Vec<String>,
+}
+
+/// A user's second factors, one record per user: an authenticator app's secret (sealed),
+/// recovery codes (hashed, each used once), and passkeys.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UserFactors {
+    pub user_id: String,
+    /// The authenticator app, once its first code confirmed it.
+    pub totp: Option<TotpFactor>,
+    /// An authenticator app being added: its secret, sealed, until a first code confirms it.
+    pub pending_totp: Option<TotpFactor>,
+    pub recovery_codes: Vec<RecoveryCode>,
+    pub passkeys: Vec<PasskeyFactor>,
+    /// The opaque handle passkeys know the user by (a UUID), made with the first passkey.
+    pub passkey_handle: Option<String>,
+    /// A passkey enrolment begun on the security page: its state, until it finishes.
+    pub passkey_registration: Option<PendingCeremony>,
+}
+
+impl UserFactors {
+    /// Whether the user has a second factor to be asked for.
+    pub fn any(&self) -> bool {
+        self.totp.is_some() || !self.passkeys.is_empty()
+    }
+}
+
+/// A time-based one-time password secret (sealed with the server's encryption key, bound to
+/// the user), and the last time step a code was accepted for: none before it again.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TotpFactor {
+    #[serde(with = "base64url")]
+    pub sealed_secret: Vec<u8>,
+    pub created_at: i64,
+    pub confirmed_at: Option<i64>,
+    pub last_step: Option<u64>,
+}
+
+/// A recovery code, kept as a hash; spent once.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RecoveryCode {
+    pub hash: String,
+    pub used_at: Option<i64>,
+}
+
+/// A passkey: the credential as the WebAuthn library keeps it (opaque here), its id, the
+/// name its owner gave it, and when it was added and last used.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PasskeyFactor {
+    /// The credential id, base64url.
+    pub id: String,
+    pub name: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    /// Whether the authenticator is a separate device (a security key) rather than the
+    /// platform's own.
+    pub hardware: bool,
+    pub credential: serde_json::Value,
+}
+
+/// A ceremony's state kept between its two requests (opaque here), and until when.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PendingCeremony {
+    pub state: serde_json::Value,
+    /// The options the page runs the ceremony with (JSON text).
+    pub options: String,
+    pub expires_at: i64,
 }
 
 /// An authorization request parked while the person logs in or consents.
@@ -626,6 +716,28 @@ pub struct Interaction {
     /// What the scope policy decided, parked with a consent page so that allowing it
     /// issues exactly what the person was shown.
     pub decision: Option<Decision>,
+    /// How the person signed in, parked with a consent page.
+    pub assurance: Option<Assurance>,
+    /// A sign-in waiting for its second factor: the first factor's result.
+    pub second_factor: Option<PendingFactor>,
+    /// A passkey sign-in (instead of the password) offered on the login page: its state.
+    pub passkey_login: Option<PendingCeremony>,
+}
+
+/// The first factor's result, parked with the interaction while the second is asked.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PendingFactor {
+    pub user_id: String,
+    /// How the person signed in so far.
+    pub assurance: Assurance,
+    /// When the password was checked (a new sign-in), or, for a session asked for more
+    /// (step-up), the session's sign-in time.
+    pub auth_time: i64,
+    /// The session being asked for more (step-up), by its key; none for a new sign-in.
+    pub session: Option<String>,
+    /// A passkey ceremony offered as the second factor: its state.
+    pub passkey: Option<PendingCeremony>,
 }
 
 /// A scope policy's answer for one authorization request.
@@ -797,6 +909,9 @@ pub enum DeviceState {
         user_id: String,
         auth_time: i64,
         decision: Decision,
+        /// How the person who allowed it signed in.
+        #[serde(default)]
+        assurance: Option<Assurance>,
     },
     Denied,
 }

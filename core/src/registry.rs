@@ -1145,6 +1145,17 @@ pub async fn delete_user(storage: &Storage, caller: &Caller, id: &str) -> Result
     Ok(())
 }
 
+/// Removes every second factor of a user (authenticator app, recovery codes, passkeys) and
+/// ends their sessions: they sign in with their password alone again, and may add new
+/// factors on their security page. For administrators; recorded as `user.factors_reset`.
+pub async fn reset_factors(storage: &Storage, caller: &Caller, id: &str) -> Result<UserSummary, RegistryError> {
+    caller.require_administrator()?;
+    let user = loaded_user(storage, id).await?.value;
+    storage.reset_factors(&user.id).await?;
+    audit::record(storage, types::FACTORS_RESET, &caller.actor(), ("user", &user.id), serde_json::Value::Null).await;
+    Ok(UserSummary::from(&user))
+}
+
 /// Sets a user's password (hashed by `passwords`; busy: [`RegistryError::Busy`]) and ends
 /// their sessions: they sign in again with it. Their grants stay: for administrators.
 pub async fn set_user_password(

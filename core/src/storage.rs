@@ -139,6 +139,10 @@ kind!(UsedAssertion, "used-client-assertion", |a| id: &a.id, expires: Some(a.exp
 kind!(UsedGrantCredential, "used-grant-credential", |a| id: &a.id, expires: Some(a.expires_at));
 kind!(UsedProof, "used-dpop-proof", |p| id: &p.id, expires: Some(p.expires_at));
 kind!(Event, "event", |e| id: &e.id, expires: e.expires_at);
+// A user's second factors: found by the handle their passkeys know them by, for a passkey
+// sign-in that names no user.
+kind!(UserFactors, "user-factors", |f| id: &f.user_id,
+    keys: f.passkey_handle.iter().map(|h| ("passkey-handle", h.clone())).collect());
 
 /// A change to stored records made once per database (a re-keying), remembered by its name
 /// so that no replica makes it again.
@@ -905,6 +909,11 @@ impl Storage {
         self.apply(writes).await
     }
 
+    /// Removes a user's second factors and ends their sessions, in one group.
+    pub async fn reset_factors(&self, user_id: &str) -> Result<(), StorageError> {
+        self.apply(vec![write::delete::<UserFactors>(user_id), write::delete_by_key::<Session>("user", user_id)]).await
+    }
+
     /// Deletes a user with their username, sessions, grants (and their refresh tokens),
     /// consents and memberships, in one group; `false` when there was none.
     pub async fn delete_user(&self, id: &str) -> Result<bool, StorageError> {
@@ -912,6 +921,7 @@ impl Storage {
         let mut writes = vec![
             write::delete::<User>(id),
             write::delete::<Username>(&user.username),
+            write::delete::<UserFactors>(id),
             write::delete_by_key::<Session>("user", id),
             write::delete_by_key::<Consent>("user", id),
             write::delete_by_key::<Membership>("user", id),
@@ -974,6 +984,7 @@ every_kind!(
     UsedGrantCredential,
     UsedProof,
     Event,
+    UserFactors,
     ClientRegistration,
     InitialAccessToken,
     Migration,

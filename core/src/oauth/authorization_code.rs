@@ -85,6 +85,7 @@ pub async fn exchange(
             nonce: code.doc.nonce.as_deref(),
             auth_time: grant.doc.auth_time,
             sid: grant.doc.sid.as_deref(),
+            assurance: grant.doc.assurance.as_ref(),
             audience: None,
             id_token_claims: Some(&code.doc.id_token_claims),
             refresh_token,

@@ -358,7 +358,7 @@ async fn sign_in(
     let fresh_enough =
         |s: &Session| request.max_age.is_none_or(|m| now - s.auth_time <= m) && !request.prompts("login");
     match session.filter(fresh_enough) {
-        Some(s) => decide(app, headers, context, request, &s.user_id, s.auth_time, &session::sid(&s.hash)).await,
+        Some(s) => super::second_factor::continue_session(app, headers, context, request, &s).await,
         None if request.prompts("none") => Err(OAuthError::LoginRequired("the user is not signed in".into())),
         None => interaction::login_page(app, headers, context, request.clone()).await,
     }
@@ -406,34 +406,38 @@ async fn login_step(
     parked: Interaction,
     form: &LoginForm,
 ) -> Result<Response, OAuthError> {
+    if !form.passkey_response().is_empty() {
+        return super::second_factor::passkey_sign_in(app, headers, peer, context, parked, form.passkey_response())
+            .await;
+    }
     let user = match interaction::check_password(app, headers, peer, context, &parked, form).await? {
         Ok(user) => user,
         Err(page_instead) => return Ok(page_instead),
     };
-    let (cookie, auth_time, sid) = interaction::start_session(app, &user, Some(&parked)).await?;
-    let mut response = decide(app, headers, context, &parked.request, &user.id, auth_time, &sid).await?;
-    response.headers_mut().append(header::SET_COOKIE, cookie);
-    Ok(response)
+    super::second_factor::after_password(app, headers, context, parked, &user).await
 }
 
 /// Step 3: the scope policy decides; the person consents unless they already agreed to
 /// every scope decided (or the client skips consent).
-async fn decide(
+pub(super) async fn decide(
     app: &App,
     headers: &HeaderMap,
     context: &ClientContext,
     request: &AuthorizationRequest,
-    user_id: &str,
-    auth_time: i64,
-    sid: &str,
+    signed_in: SignedIn<'_>,
 ) -> Result<Response, OAuthError> {
+    let SignedIn { user_id, auth_time, sid, assurance } = signed_in;
     let client = &context.client;
     let (user, remembered) = app.storage.user_and_consent(user_id, &client.id).await?;
     let user = user.ok_or_else(|| OAuthError::LoginRequired("the user no longer exists".into()))?;
     if user.doc.disabled {
         return Err(OAuthError::LoginRequired("the user is disabled".into()));
     }
-    let decision = scope_policy::resolve(
+    // How the person signed in, which the policy may ask more of (OIDC Core §2).
+    let signed_in_as = crate::factors::effective(assurance);
+    let authentication =
+        crate::plugin::scope::Authentication { acr: signed_in_as.acr, amr: signed_in_as.amr, auth_time };
+    let decision = scope_policy::resolve_signed_in(
         app,
         context,
         Ask::new(
@@ -444,17 +448,32 @@ async fn decide(
         )
         .acr_values(&request.acr_values)
         .claims_parameter(request.claims.as_deref()),
+        authentication,
     )
-    .await?;
+    .await;
+    let decision = match decision {
+        Err(OAuthError::StepUp(why)) => {
+            return super::second_factor::policy_step_up(app, headers, context, request, &user, assurance, why).await;
+        }
+        other => other?,
+    };
     let covered = remembered.is_some_and(|c| decision.scopes.iter().all(|s| c.scopes.contains(s)));
     if !client.doc.skip_consent && (!covered || request.prompts("consent")) {
         if request.prompts("none") {
             return Err(OAuthError::ConsentRequired("the user has not consented to these scopes".into()));
         }
-        let signed_in = (auth_time, sid);
+        let signed_in = (auth_time, sid, assurance);
         return interaction::consent_page(app, headers, context, &user, request.clone(), signed_in, decision).await;
     }
-    respond(app, headers, context, request, (&user, auth_time, Some(sid)), decision, None).await
+    respond(app, headers, context, request, (&user, auth_time, Some(sid), assurance), decision, None).await
+}
+
+/// Who is signed in for step 3: the user, when and in which session, and how.
+pub(super) struct SignedIn<'a> {
+    pub user_id: &'a str,
+    pub auth_time: i64,
+    pub sid: &'a str,
+    pub assurance: Option<&'a Assurance>,
 }
 
 /// `POST /interaction/consent`: the consent form of step 3. Allowing issues exactly the
@@ -500,7 +519,7 @@ async fn consent_step(
         scopes: decision.scopes.clone(),
         granted_at: app.clock.now(),
     };
-    let signed_in = (&user, auth_time, parked.sid.as_deref());
+    let signed_in = (&user, auth_time, parked.sid.as_deref(), parked.assurance.as_ref());
     respond(app, headers, context, &parked.request, signed_in, decision, Some(remember)).await
 }
 
@@ -514,7 +533,7 @@ async fn respond(
     headers: &HeaderMap,
     context: &ClientContext,
     request: &AuthorizationRequest,
-    (user, auth_time, sid): (&User, i64, Option<&str>),
+    (user, auth_time, sid, assurance): (&User, i64, Option<&str>, Option<&Assurance>),
     decision: Decision,
     remember: Option<Consent>,
 ) -> Result<Response, OAuthError> {
@@ -536,6 +555,7 @@ async fn respond(
             auth_time: Some(auth_time),
             sid: sid.map(str::to_owned),
             claims: decision.claims.clone(),
+            assurance: assurance.cloned(),
         },
     };
     let mut writes = Vec::new();
@@ -581,6 +601,7 @@ async fn respond(
                     nonce: request.nonce.as_deref(),
                     auth_time: Some(auth_time),
                     sid,
+                    assurance,
                     audience: None,
                     id_token_claims: rt.id_token.then_some(&id_token_claims),
                     refresh_token: None,

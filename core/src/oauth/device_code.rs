@@ -55,14 +55,14 @@ pub async fn exchange(
             app.storage.apply(vec![write::delete::<DeviceAuthorization>(&id)]).await?;
             Err(OAuthError::DeviceDenied("the person denied the device".into()))
         }
-        DeviceState::Approved { user_id, auth_time, decision } => {
+        DeviceState::Approved { user_id, auth_time, decision, assurance } => {
             match app.storage.apply(vec![write::consume::<DeviceAuthorization>(&id)]).await {
                 Ok(()) => {}
                 Err(StorageError::Conflict(_)) => return Err(invalid()),
                 Err(e) => return Err(e.into()),
             }
             let user = app.storage.get_user(&user_id).await?.filter(|u| !u.doc.disabled).ok_or_else(invalid)?;
-            super::grant::issue_to_user(app, context, &user, decision, auth_time, dpop).await
+            super::grant::issue_to_user(app, context, &user, decision, auth_time, assurance.as_ref(), dpop).await
         }
     }
 }

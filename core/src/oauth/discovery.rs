@@ -99,6 +99,8 @@ pub async fn metadata(app: &App) -> Value {
             ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt", "none"],
         "code_challenge_methods_supported": ["S256", "plain"],
         "claims_supported": tokens::claims_supported(app.config.tokens.roles_scope.as_deref()),
+        // OIDC Discovery §3: "1" a password, "2" two factors (`crate::factors`).
+        "acr_values_supported": crate::factors::ACR_VALUES,
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "ui_locales_supported": locales,
         "claims_parameter_supported": false,

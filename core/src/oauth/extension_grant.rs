@@ -88,7 +88,7 @@ pub async fn exchange(
     .await?;
     if let Some(user) = &user {
         // The plugin vouched for the user just now.
-        return super::grant::issue_to_user(app, context, user, decision, now, dpop).await;
+        return super::grant::issue_to_user(app, context, user, decision, now, None, dpop).await;
     }
     let subject = match &answer.subject {
         GrantSubject::Other(s) if s.is_empty() || s.len() > MAX_GRANT_SUBJECT_BYTES => {

@@ -37,6 +37,7 @@ pub fn refresh_token_for(
         claims: grant.doc.claims.clone(),
         auth_time: grant.doc.auth_time,
         sid: grant.doc.sid.clone(),
+        assurance: grant.doc.assurance.clone(),
         created_at: now,
         expires_at: grant.expires_at,
         dpop_jkt: dpop.filter(|_| client.is_public()).map(|jkt| jkt.as_str().to_owned()),
@@ -50,6 +51,7 @@ pub async fn issue_to_user(
     user: &User,
     decision: Decision,
     auth_time: i64,
+    assurance: Option<&Assurance>,
     dpop: Option<&Jkt>,
 ) -> Result<TokenResponse, OAuthError> {
     let client = &context.client;
@@ -62,7 +64,13 @@ pub async fn issue_to_user(
         user_id: Some(user.id.clone()),
         created_at: now,
         expires_at: now + refresh_ttl,
-        doc: GrantDocument { scopes: decision.scopes, auth_time: Some(auth_time), sid: None, claims: decision.claims },
+        doc: GrantDocument {
+            scopes: decision.scopes,
+            auth_time: Some(auth_time),
+            sid: None,
+            claims: decision.claims,
+            assurance: assurance.cloned(),
+        },
     };
     let mut writes = vec![write::create(&grant)?];
     let refresh_token = match refresh_token_for(context, &grant, now, dpop) {
@@ -87,6 +95,7 @@ pub async fn issue_to_user(
             nonce: None,
             auth_time: grant.doc.auth_time,
             sid: grant.doc.sid.as_deref(),
+            assurance: grant.doc.assurance.as_ref(),
             audience: None,
             id_token_claims: Some(&id_token_claims),
             refresh_token,

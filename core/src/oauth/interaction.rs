@@ -54,7 +54,7 @@ pub fn application_view(application: &Application) -> ApplicationView {
     }
 }
 
-fn context(
+pub(crate) fn context(
     app: &Protocol,
     headers: &HeaderMap,
     client: &ClientContext,
@@ -73,7 +73,7 @@ fn context(
 }
 
 /// A login or consent page; its form leads to the issuer and then back to the client.
-fn render(
+pub(crate) fn render(
     app: &Protocol,
     client: &ClientContext,
     parked: &Interaction,
@@ -122,15 +122,11 @@ pub async fn login_page(
     client: &ClientContext,
     request: AuthorizationRequest,
 ) -> Result<Response, OAuthError> {
-    let parked = new_interaction(app, request);
+    let mut parked = new_interaction(app, request);
     let login_hint = parked.request.login_hint.clone();
-    park_and_render(app, headers, client, parked, |context| Page::Login {
-        context,
-        login_hint,
-        error: None,
-        passkey: None,
-    })
-    .await
+    let passkey = super::second_factor::offer_passkey(app, &mut parked);
+    park_and_render(app, headers, client, parked, |context| Page::Login { context, login_hint, error: None, passkey })
+        .await
 }
 
 /// The consent page, with the policy's decision parked beside it.
@@ -140,7 +136,7 @@ pub async fn consent_page(
     client: &ClientContext,
     user: &User,
     request: AuthorizationRequest,
-    (auth_time, sid): (i64, &str),
+    (auth_time, sid, assurance): (i64, &str, Option<&Assurance>),
     decision: Decision,
 ) -> Result<Response, OAuthError> {
     let scopes = decision.scopes.clone();
@@ -148,6 +144,7 @@ pub async fn consent_page(
         user_id: Some(user.id.clone()),
         auth_time: Some(auth_time),
         sid: Some(sid.to_owned()),
+        assurance: assurance.cloned(),
         decision: Some(decision),
         ..new_interaction(app, request)
     };
@@ -166,12 +163,19 @@ pub struct LoginForm {
     /// `cancel` when the person gave up signing in: the client is told `access_denied`.
     #[serde(default)]
     pub decision: String,
+    /// A passkey's answer instead of the password (`second_factor::passkey_sign_in`).
+    #[serde(default, rename = "passkey-response")]
+    passkey_response: String,
 }
 
 impl LoginForm {
     /// The person gave up signing in (the form's `decision=cancel` button).
     pub fn cancelled(&self) -> bool {
         self.decision == "cancel"
+    }
+
+    pub(crate) fn passkey_response(&self) -> &str {
+        &self.passkey_response
     }
 }
 
@@ -375,7 +379,7 @@ pub async fn check_password(
                 context: context(app, headers, client, parked, LOGIN_PATH),
                 login_hint: typed_username(&form.username).or_else(|| parked.request.login_hint.clone()),
                 error: Some(error),
-                passkey: None,
+                passkey: parked.passkey_login.as_ref().map(|p| super::second_factor::ceremony(app, p)),
             };
             Ok(Err(render(app, client, parked, &page, status)?))
         }
@@ -398,6 +402,16 @@ pub async fn start_session(
     user: &User,
     parked: Option<&Interaction>,
 ) -> Result<(HeaderValue, i64, String), OAuthError> {
+    start_session_as(app, user, parked, None).await
+}
+
+/// [`start_session`], for a sign-in of this assurance (unset: a password).
+pub async fn start_session_as(
+    app: &App,
+    user: &User,
+    parked: Option<&Interaction>,
+    assurance: Option<Assurance>,
+) -> Result<(HeaderValue, i64, String), OAuthError> {
     let now = app.clock.now();
     let session_id = random_token(32);
     let ttl = app.config.tokens.session_ttl;
@@ -406,6 +420,7 @@ pub async fn start_session(
         user_id: user.id.clone(),
         auth_time: now,
         expires_at: now + ttl as i64,
+        assurance,
     };
     let mut writes = vec![write::create(&session)?];
     writes.extend(parked.map(|p| write::delete::<Interaction>(&p.id)));

@@ -82,6 +82,13 @@ async fn handle(
             if let Some(t) = c.auth_time {
                 map.insert("auth_time".into(), t.into());
             }
+            // How the person signed in (OIDC Core §2, RFC 8176), as the token says.
+            if let Some(acr) = &c.acr {
+                map.insert("acr".into(), acr.clone().into());
+            }
+            if let Some(amr) = &c.amr {
+                map.insert("amr".into(), json!(amr));
+            }
             // RFC 9449 §6.2: a DPoP-bound token says so, and names its key.
             if let Some(cnf) = &c.cnf {
                 map.insert("token_type".into(), super::tokens::DPOP_TOKEN_TYPE.into());

@@ -30,6 +30,7 @@ pub mod registration;
 pub mod request_object;
 pub mod revocation;
 pub mod scope_policy;
+pub mod second_factor;
 pub mod session;
 pub mod sign_in_limit;
 pub mod sign_in_shared;
@@ -107,7 +108,9 @@ pub fn router(app: App) -> Router {
         .route("/.well-known/oauth-authorization-server", cors::public(get(discovery::openid_configuration)))
         .route("/jwks.json", cors::public(get(discovery::jwks)))
         .route(interaction::LOGIN_PATH, post(authorize::login))
-        .route(interaction::CONSENT_PATH, post(authorize::consent));
+        .route(interaction::CONSENT_PATH, post(authorize::consent))
+        .route(second_factor::FACTOR_PATH, post(second_factor::submit))
+        .route(second_factor::PASSKEY_SCRIPT_PATH, get(second_factor::passkey_script));
     let profiles = std::iter::once(Profile::Native).chain(app.config.server.profiles.iter().map(|p| Profile::from(*p)));
     // Layouts may share a path (Deployteq's /userinfo is the native one): each is routed once.
     let mut routed = HashSet::new();

@@ -103,8 +103,16 @@ fn with_page_headers(mut response: Response, csp: &str) -> Response {
 fn content_security_policy(app: &Protocol, html: &str, redirect_uri: Option<&str>) -> String {
     let mut csp = String::from("default-src 'none'");
     push_hashes(&mut csp, "style-src", inline_style_hashes(html));
-    // Inline scripts only by their hash: the form post page's one line, nothing else.
-    push_hashes(&mut csp, "script-src", inline_hashes(html, "script"));
+    // Inline scripts only by their hash: the form post page's one line, nothing else; and
+    // the host's passkey ceremony script where a page loads it.
+    let mut scripts: Vec<String> = inline_hashes(html, "script").into_iter().map(|h| format!("'sha256-{h}'")).collect();
+    if html.contains(super::second_factor::PASSKEY_SCRIPT_PATH) {
+        scripts.push("'self'".into());
+    }
+    if !scripts.is_empty() {
+        csp.push_str("; script-src ");
+        csp.push_str(&scripts.join(" "));
+    }
     // An application's icon: an https URL or a data URI, nothing that runs.
     if html.contains("<img") {
         csp.push_str("; img-src https: data:");

@@ -52,5 +52,5 @@ pub async fn exchange(
 
     // The password was just checked: this is when the user authenticated.
     let now = app.clock.now();
-    super::grant::issue_to_user(app, context, &user, decision, now, dpop).await
+    super::grant::issue_to_user(app, context, &user, decision, now, None, dpop).await
 }

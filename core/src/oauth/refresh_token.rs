@@ -95,6 +95,7 @@ pub async fn exchange(
             nonce: None,
             auth_time: token.auth_time,
             sid: token.sid.as_deref(),
+            assurance: token.assurance.as_ref(),
             audience: None,
             id_token_claims: id_token_claims.as_ref(),
             refresh_token: Some(refresh_token),

@@ -11,7 +11,7 @@ use crate::error::OAuthError;
 use crate::model::{Decision, ExtraClaim, GrantType, User};
 use crate::plugin::PluginError;
 pub use crate::plugin::scope::Ask;
-use crate::plugin::scope::{PolicyDenial, ScopeInput};
+use crate::plugin::scope::{Authentication, PolicyDenial, ScopeInput};
 use crate::storage::ClientContext;
 
 /// Claims a policy may not set: the server owns them.
@@ -103,6 +103,17 @@ pub async fn resolve(app: &Protocol, context: &ClientContext, ask: Ask<'_>) -> R
     resolve_with(app, context, ask, None).await.map(|r| r.decision)
 }
 
+/// [`resolve`] for a person signed in as `authentication` says (`ScopeInput::authentication`:
+/// a policy may ask for more, `PolicyDenial::StepUp`).
+pub async fn resolve_signed_in(
+    app: &Protocol,
+    context: &ClientContext,
+    ask: Ask<'_>,
+    authentication: Authentication,
+) -> Result<Decision, OAuthError> {
+    resolve_as(app, context, ask, None, Some(authentication)).await.map(|r| r.decision)
+}
+
 /// What one ask came to, before anything is issued: the decision, and what the host took
 /// out of the policy's answer.
 pub(crate) struct Resolution {
@@ -121,6 +132,16 @@ pub(crate) async fn resolve_with(
     context: &ClientContext,
     ask: Ask<'_>,
     policy: Option<&str>,
+) -> Result<Resolution, OAuthError> {
+    resolve_as(app, context, ask, policy, None).await
+}
+
+async fn resolve_as(
+    app: &Protocol,
+    context: &ClientContext,
+    ask: Ask<'_>,
+    policy: Option<&str>,
+    authentication: Option<Authentication>,
 ) -> Result<Resolution, OAuthError> {
     let client = &context.client;
     // In the tenant the request selects, too, the roles the user holds there as a member.
@@ -151,7 +172,7 @@ pub(crate) async fn resolve_with(
         organization: context.organization.as_ref(),
         instance: context.instance.as_ref(),
         user_roles: &user_roles,
-        authentication: None,
+        authentication,
         ask,
     };
     // A simulation (a policy named in place of the client's own) is not traffic: the live
@@ -208,7 +229,15 @@ pub(crate) async fn resolve_with(
             Ok(Resolution { decision: Decision { scopes, claims }, dropped_scopes, dropped_claims })
         }
         Err(PolicyDenial::InvalidScope(reason)) => Err(OAuthError::InvalidScope(reason)),
-        Err(PolicyDenial::AccessDenied(reason) | PolicyDenial::StepUp(reason)) => Err(refused(&input.ask, reason)),
+        Err(PolicyDenial::AccessDenied(reason)) => Err(refused(&input.ask, reason)),
+        // On the authorization page the person can be asked for a second factor
+        // (`second_factor::policy_step_up`); anywhere else it is refused as a denial is.
+        Err(PolicyDenial::StepUp(reason)) => match refused(&input.ask, reason) {
+            OAuthError::AccessDenied(reason) if input.ask.grant_type != GrantType::DeviceCode.as_str() => {
+                Err(OAuthError::StepUp(reason))
+            }
+            other => Err(other),
+        },
         Err(PolicyDenial::UnauthorizedClient(reason)) => Err(OAuthError::UnauthorizedClient(reason)),
     }
 }

@@ -69,6 +69,9 @@ pub async fn exchange(
         claims.retain(|c| c.name != "act");
         claims.push(ExtraClaim { name: "act".into(), value: act, access_token: true, ..Default::default() });
     }
+    // The exchanged token says how the person signed in, as the subject token did.
+    let subject_assurance =
+        subject.acr.clone().map(|acr| crate::model::Assurance { acr, amr: subject.amr.clone().unwrap_or_default() });
     let mut response = tokens::issue(
         app,
         Issue {
@@ -81,6 +84,7 @@ pub async fn exchange(
             nonce: None,
             auth_time: subject.auth_time,
             sid: None,
+            assurance: subject_assurance.as_ref(),
             audience: audience.as_deref(),
             id_token_claims: None,
             refresh_token: None,

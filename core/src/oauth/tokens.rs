@@ -8,7 +8,7 @@ use super::Protocol;
 use super::dpop::Jkt;
 use crate::crypto::{SigningAlgorithm, hash_secret, random_token};
 use crate::error::OAuthError;
-use crate::model::{Client, ExtraClaim, RefreshToken, TokenSettings, TokenTypeSpelling, User};
+use crate::model::{Assurance, Client, ExtraClaim, RefreshToken, TokenSettings, TokenTypeSpelling, User};
 use crate::storage::ClientContext;
 
 /// The claims of an access token this server issued, as read back by introspection and userinfo.
@@ -25,6 +25,12 @@ pub struct AccessClaims {
     pub scope: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<i64>,
+    /// How the person signed in (OIDC Core §2 `acr`, RFC 8176 `amr`; RFC 9068 §2.2.1), in
+    /// a user's token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amr: Option<Vec<String>>,
     /// The grant this token hangs off; revoking the grant revokes the token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gid: Option<String>,
@@ -113,6 +119,8 @@ pub struct Issue<'a> {
     pub auth_time: Option<i64>,
     /// The browser session the grant was given in: the ID token's `sid`.
     pub sid: Option<&'a str>,
+    /// How the person signed in (`acr`, `amr`); unset for a user's token: a password.
+    pub assurance: Option<&'a Assurance>,
     /// Whom the access token is for (`aud`) when not this server alone: token exchange's
     /// `audience` or `resource` (RFC 8693 §2.1).
     pub audience: Option<&'a [String]>,
@@ -141,6 +149,7 @@ impl<'a> Issue<'a> {
             nonce: None,
             auth_time: None,
             sid: None,
+            assurance: None,
             audience: None,
             id_token_claims: None,
             refresh_token: None,
@@ -235,6 +244,8 @@ async fn access_token(
         client_id: client.id.clone(),
         scope: what.scopes.join(" "),
         auth_time: what.auth_time,
+        acr: what.user_id.map(|_| crate::factors::effective(what.assurance).acr),
+        amr: what.user_id.map(|_| crate::factors::effective(what.assurance).amr),
         gid: what.grant_id.map(str::to_owned),
         // Only a client credentials token hangs off the instance itself; a user's hangs off its grant.
         iid: what.grant_id.is_none().then(|| what.context.instance.as_ref().map(|i| i.id.clone())).flatten(),
@@ -282,10 +293,11 @@ async fn id_token(
         "iat": now,
     });
     let map = claims.as_object_mut().ok_or_else(|| OAuthError::internal("id token", "claims are not an object"))?;
-    // The one way this server authenticates a person: a password (RFC 8176 `pwd`), a
-    // single-factor level of assurance (`acr` 1).
-    map.insert("acr".into(), "1".into());
-    map.insert("amr".into(), json!(["pwd"]));
+    // How the person signed in: OIDC Core §2 `acr` ("1" a password, "2" two factors) and
+    // RFC 8176 `amr` (`crate::factors`).
+    let assurance = crate::factors::effective(what.assurance);
+    map.insert("acr".into(), assurance.acr.into());
+    map.insert("amr".into(), json!(assurance.amr));
     for (name, value) in [("at_hash", hashes.access_token), ("c_hash", hashes.code), ("s_hash", hashes.state)] {
         if let Some(value) = value {
             map.insert(name.into(), algorithm.half_hash(value).into());
