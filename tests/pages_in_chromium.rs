@@ -510,5 +510,137 @@ async fn signing_out_from_the_connections_page_and_at_logout_without_a_hint() {
     browser.click("button[name=decision][value=logout]").await;
     wait_gone(&browser, "button[name=decision]").await;
     assert!(!signed_in(&browser, &server).await, "the session ended");
+
+/// chromedriver's WebAuthn extension (WebAuthn Level 3 §11.3, Add Virtual Authenticator): an
+/// authenticator built into the platform, holding discoverable credentials and verifying its
+/// user.
+#[derive(Debug)]
+struct AddVirtualAuthenticator;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for AddVirtualAuthenticator {
+    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/webauthn/authenticator", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        let body = json!({"protocol": "ctap2", "transport": "internal", "hasResidentKey": true,
+                          "hasUserVerification": true, "isUserVerified": true});
+        (http::Method::POST, Some(body.to_string()))
+    }
+}
+
+/// The authenticator app of the secret in a page's `otpauth://` URI.
+fn app_in(page: &str) -> totp_rs::Totp {
+    let at = page.find("secret=").expect("the page carries the otpauth URI") + "secret=".len();
+    let secret: String = page[at..].chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+    let bytes = totp_rs::Secret::try_from_base32(&secret).expect("base32").as_bytes().to_vec();
+    totp_rs::Builder::new().with_secret(bytes).build().unwrap()
+}
+
+/// The page's source once it contains `text`.
+async fn wait_for_source(browser: &Chromium, text: &str) -> String {
+    for _ in 0..150 {
+        let source = browser.client.source().await.unwrap();
+        if source.contains(text) {
+            return source;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the page never showed {text}");
+}
+
+async fn account_login(browser: &Chromium, server: &TestServer, username: &str, password: &str) {
+    browser.client.goto(&format!("{}/account/security", server.issuer)).await.unwrap();
+    browser.fill("input[name=username]", username).await;
+    browser.fill("input[name=password]", password).await;
+    browser.click("form button[type=submit]").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authenticator_app_is_added_and_signs_in_in_chromium() {
+    let Some(browser) = Chromium::start("en").await else { return };
+    let clock = std::sync::Arc::new(portcullis::model::ManualClock::default());
+    let server =
+        TestServer::start_with(support::Options { clock: Some(clock.clone()), localhost: true, ..Default::default() })
+            .await;
+    let redirect = relying_party().await;
+    let (client_id, secret) = server
+        .client(json!({"name": "RP", "redirect_uris": [redirect], "scopes": ["openid"], "skip_consent": true}))
+        .await;
+    server.user("hana", "hana's password 1").await;
+    let now = || portcullis::model::Clock::now(&*clock) as u64;
+
+    account_login(&browser, &server, "hana", "hana's password 1").await;
+    browser.wait_for("button[name=op][value=totp-start]").await.click().await.unwrap();
+    let page = wait_for_source(&browser, "otpauth://totp/").await;
+    assert!(page.contains("<svg"), "the QR code is on the page");
+    let app = app_in(&page);
+    browser.fill("input[name=code]", &app.generate(now()).to_string()).await;
+    browser.click("button[name=op][value=totp-confirm]").await;
+    let page = wait_for_source(&browser, "button[name=op]").await;
+    let shaped = |w: &str| {
+        let groups: Vec<&str> = w.split('-').collect();
+        groups.len() == 4 && groups.iter().all(|g| g.len() == 4 && g.bytes().all(|b| b.is_ascii_alphanumeric()))
+    };
+    let codes = page.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')).filter(|w| shaped(w)).count();
+    assert!(codes >= 10, "ten recovery codes are shown: {codes}");
+    clock.advance(30);
+
+    // A new sign-in asks the password, then the code.
+    let url = format!(
+        "{}/authorize?response_type=code&client_id={client_id}&scope=openid&prompt=login&nonce=n&redirect_uri={}",
+        server.issuer,
+        url::form_urlencoded::byte_serialize(redirect.as_bytes()).collect::<String>()
+    );
+    browser.client.goto(&url).await.unwrap();
+    browser.fill("input[name=username]", "hana").await;
+    browser.fill("input[name=password]", "hana's password 1").await;
+    browser.click("form button[type=submit]").await;
+    browser.wait_for("input[name=code]").await.send_keys(&app.generate(now()).to_string()).await.unwrap();
+    browser.click("form button[type=submit]:not([value=cancel])").await;
+    let back = browser.wait_for_url(&redirect).await;
+    let code = support::query(&back, "code").expect("code");
+    let (status, tokens) = server.redeem((&client_id, secret.as_deref().unwrap()), &code, &redirect).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let (_, claims) = server.verify_jwt(tokens["id_token"].as_str().unwrap(), Some(&client_id)).await;
+    assert_eq!(claims["acr"], "2");
+    assert_eq!(claims["amr"], json!(["pwd", "otp", "mfa"]));
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passkey_is_added_and_signs_in_without_a_password_in_chromium() {
+    let Some(browser) = Chromium::start("en").await else { return };
+    browser.client.issue_cmd(AddVirtualAuthenticator).await.expect("a virtual authenticator");
+    let server = TestServer::start_with(support::Options { localhost: true, ..Default::default() }).await;
+    let redirect = relying_party().await;
+    let (client_id, secret) = server
+        .client(json!({"name": "RP", "redirect_uris": [redirect], "scopes": ["openid"], "skip_consent": true}))
+        .await;
+    server.user("ivo", "ivo's password 12").await;
+
+    account_login(&browser, &server, "ivo", "ivo's password 12").await;
+    browser.wait_for("button[name=op][value=passkey-start]").await.click().await.unwrap();
+    browser.wait_for("input[name=passkey-name]").await.send_keys("Laptop").await.unwrap();
+    browser.click("[data-passkey]").await;
+    let page = wait_for_source(&browser, "Laptop").await;
+    assert!(page.contains("passkey-remove"), "the passkey is listed with its remove form");
+
+    // Signed out (a fresh session), the login page's passkey signs in: two factors in one.
+    browser.client.delete_all_cookies().await.unwrap();
+    let url = format!(
+        "{}/authorize?response_type=code&client_id={client_id}&scope=openid&nonce=n&redirect_uri={}",
+        server.issuer,
+        url::form_urlencoded::byte_serialize(redirect.as_bytes()).collect::<String>()
+    );
+    browser.client.goto(&url).await.unwrap();
+    browser.wait_for("[data-passkey]").await.click().await.unwrap();
+    let back = browser.wait_for_url(&redirect).await;
+    let code = support::query(&back, "code").expect("code");
+    let (status, tokens) = server.redeem((&client_id, secret.as_deref().unwrap()), &code, &redirect).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let (_, claims) = server.verify_jwt(tokens["id_token"].as_str().unwrap(), Some(&client_id)).await;
+    assert_eq!(claims["acr"], "2");
+    assert_eq!(claims["amr"], json!(["swk", "mfa"]));
     browser.close().await;
 }

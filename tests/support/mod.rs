@@ -56,6 +56,9 @@ pub struct Options {
     pub clock: Option<Arc<portcullis::model::ManualClock>>,
     /// `server.metrics_listen` on a free loopback port (its URL is `TestServer::metrics`).
     pub metrics: bool,
+    /// The issuer named `http://localhost:PORT` (a domain, as WebAuthn's relying party id
+    /// must be), where `issuer` is unset.
+    pub localhost: bool,
 }
 
 impl TestServer {
@@ -68,7 +71,11 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let base = format!("http://{addr}");
-        let issuer = options.issuer.unwrap_or_else(|| base.clone());
+        let issuer = match options.issuer {
+            Some(issuer) => issuer,
+            None if options.localhost => format!("http://localhost:{}", addr.port()),
+            None => base.clone(),
+        };
         let mut config = Config::default();
         config.server.issuer = issuer.clone();
         config.server.listen = addr;
