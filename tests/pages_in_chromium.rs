@@ -510,6 +510,8 @@ async fn signing_out_from_the_connections_page_and_at_logout_without_a_hint() {
     browser.click("button[name=decision][value=logout]").await;
     wait_gone(&browser, "button[name=decision]").await;
     assert!(!signed_in(&browser, &server).await, "the session ended");
+    browser.close().await;
+}
 
 /// chromedriver's WebAuthn extension (WebAuthn Level 3 §11.3, Add Virtual Authenticator): an
 /// authenticator built into the platform, holding discoverable credentials and verifying its

@@ -37,8 +37,6 @@ pub(crate) use self::security::SECURITY_PATH;
 
 pub use crate::oauth::pages::CONNECTIONS_PATH;
 pub const REVOKE_PATH: &str = "/account/connections/revoke";
-/// The account's second factors.
-pub const SECURITY_PATH: &str = "/account/security";
 pub const LOGIN_PATH: &str = "/account/login";
 /// Binds the account login page's CSRF token to the browser it was shown to.
 const LOGIN_COOKIE: &str = "portcullis_account_login";

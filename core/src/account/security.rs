@@ -30,7 +30,8 @@ use axum::{Form, Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    PageQuery, form_token, login_page, page_context, render, same, see_other, ui_locales, wants_html, with_locales,
+    LoginAgain, PageQuery, form_token, login_page, page_context, render, same, see_other, ui_locales, wants_html,
+    with_locales,
 };
 use crate::error::{OAuthError, factor_page_status};
 use crate::factors::{self, CodeUsed, FactorError};
@@ -182,7 +183,7 @@ async fn page(
 
 /// Without a session, the account login page, which leads back here.
 fn sign_in_first(app: &App, headers: &HeaderMap, locales: &[String]) -> Result<Response, OAuthError> {
-    login_page(app, headers, locales, None, None, StatusCode::OK, Some(&with_locales(SECURITY_PATH, locales)))
+    login_page(app, headers, locales, LoginAgain::default(), StatusCode::OK, Some(&with_locales(SECURITY_PATH, locales)))
 }
 
 async fn show(State(app): State<App>, headers: HeaderMap, query: Result<Query<PageQuery>, QueryRejection>) -> Response {
@@ -437,12 +438,12 @@ async fn login_factor(
         let parked = parked.filter(|p| p.expires_at > now && same(&p.csrf, &form.csrf) && p.second_factor.is_some());
         let next = if super::safe_next(&form.next) { form.next.clone() } else { String::new() };
         let Some(parked) = parked else {
-            return login_page(&app, &headers, &locales, None, None, StatusCode::BAD_REQUEST, Some(&next));
+            return login_page(&app, &headers, &locales, LoginAgain::default(), StatusCode::BAD_REQUEST, Some(&next));
         };
         let pending = parked.second_factor.clone().unwrap_or_default();
         if form.decision == "cancel" {
             app.storage.delete_interaction(&parked.id).await?;
-            return login_page(&app, &headers, &locales, None, None, StatusCode::OK, Some(&next));
+            return login_page(&app, &headers, &locales, LoginAgain::default(), StatusCode::OK, Some(&next));
         }
         let user = session_user(&app, &pending.user_id).await?;
         let page = format!("account-factor:{}", parked.id);
@@ -451,7 +452,7 @@ async fn login_factor(
             Ok(_) => {}
             Err(Refusal::PageSpent) => {
                 app.storage.delete_interaction(&parked.id).await?;
-                return login_page(&app, &headers, &locales, None, None, StatusCode::TOO_MANY_REQUESTS, Some(&next));
+                return login_page(&app, &headers, &locales, LoginAgain::default(), StatusCode::TOO_MANY_REQUESTS, Some(&next));
             }
             Err(refusal) => {
                 let problem = if refusal == Refusal::Full { FactorProblem::Busy } else { FactorProblem::Throttled };

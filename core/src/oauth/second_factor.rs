@@ -270,7 +270,7 @@ pub async fn submit(
     let request = parked.request.clone();
     match factor_step(&app, &headers, peer, &context, parked, &form).await {
         Ok(response) => response,
-        Err(e) => super::authorize::redirect_error(&app, &context.client, &e, &request).await,
+        Err(e) => super::authorize::redirect_error(&app, &headers, &context.client, &e, &request).await,
     }
 }
 
