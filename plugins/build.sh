@@ -285,7 +285,7 @@ for name in "${plugins[@]}" "${fixtures[@]}"; do
     cat >"$tmp" <<EOF
 name = "$name"
 kind = "$kind"
-contract = "portcullis:plugin@0.4.0"
+contract = "portcullis:plugin@0.5.0"
 description = "$description"
 source-hash = "$(source_hash "$name")"
 

@@ -757,7 +757,7 @@ fn plugin_check(file: &std::path::Path) -> (String, String, bool) {
 fn plugin_check_names_the_kind_and_contract_a_component_implements() {
     let (out, err, ok) = plugin_check(&support::policies_dir().join("scope-template.wasm"));
     assert!(ok, "{out}{err}");
-    assert!(out.contains("implements scope-policy, portcullis:plugin@0.4.0: links"), "{out}");
+    assert!(out.contains("implements scope-policy, portcullis:plugin@0.5.0: links"), "{out}");
     assert!(out.contains("scope-template.toml: agrees"), "{out}");
 
     // A storage plugin built for 0.2.0: its log and database are given.
@@ -952,7 +952,7 @@ fn plugin_new_writes_a_rust_scope_policy_that_compiles_against_the_sdk() {
     // Its manifest is one the server takes; its cases are a case file `plugin test` reads.
     let manifest = std::fs::read_to_string(project.join("roles-or-nothing.toml")).unwrap();
     let manifest = portcullis::plugin::Manifest::parse(&manifest, "roles-or-nothing").unwrap();
-    assert_eq!(manifest.contract, portcullis::plugin::Contract::V4);
+    assert_eq!(manifest.contract, portcullis::plugin::Contract::V5);
     let cases = std::fs::read_to_string(project.join("cases.json")).unwrap();
     let cases: portcullis::plugin_cases::Cases = serde_json::from_str(&cases).unwrap();
     assert!(cases.cases.iter().all(|c| c.expect.is_some()));
@@ -1017,7 +1017,7 @@ fn new_build_check_test(dir: &std::path::Path, kind: &str, name: &str, lang: &st
     assert!(build.status.success(), "{said}\n{err}");
     let wasm = project.join(format!("{name}.wasm"));
     assert!(said.contains(&format!("wrote ./{name}.wasm (")), "{said}");
-    assert!(said.contains(&format!("implements {kind}, portcullis:plugin@0.4.0: links")), "{said}");
+    assert!(said.contains(&format!("implements {kind}, portcullis:plugin@0.5.0: links")), "{said}");
     assert!(said.contains("agrees") && !said.contains("NOT GIVEN"), "{said}");
     let manifest = std::fs::read_to_string(project.join(format!("{name}.toml"))).unwrap();
     let manifest = portcullis::plugin::Manifest::parse(&manifest, name).unwrap();

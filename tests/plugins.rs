@@ -368,6 +368,15 @@ async fn a_policy_is_told_what_the_host_knows() {
     assert_eq!(input["instance"]["added_by_roles"], json!(["vcd:viewer"]));
     assert_eq!(input["roles"], json!(["vcd:viewer"]), "an instance is bound by the roles of the user who added it");
     assert_eq!(input["user"], serde_json::Value::Null);
+    assert_eq!(input["authentication"], serde_json::Value::Null, "no person signed in for the client's own grant");
+
+    // A policy asking for a stronger sign-in where no person can be asked: refused as its
+    // access denial is at the token endpoint (a client's own request: `invalid_scope`).
+    let (status, body) = server
+        .form("/token", &[("grant_type", "client_credentials"), ("scope", "echo step_up")], Some((&id, &secret)))
+        .await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_scope")), "{body}");
+    assert!(body["error_description"].as_str().unwrap().contains("needs two factors"), "{body}");
 
     // Editing the template reaches the policy (at once on this replica).
     let edited = ClientTemplate { name: "Reporting v2".into(), ..template };
@@ -587,7 +596,7 @@ async fn plugins_built_for_contract_0_3_keep_working() {
     for name in ["storage-sql", "scope-template", "consent-legacy", grant] {
         assert_eq!(loaded[name].manifest.contract, portcullis::plugin::Contract::V3, "{name} is a 0.3.0 build");
     }
-    assert_eq!(loaded["consent-default"].manifest.contract, portcullis::plugin::Contract::V4);
+    assert_eq!(loaded["consent-default"].manifest.contract, portcullis::plugin::Contract::V5);
     // A token through the 0.3.0 scope policy on the 0.3.0 storage, signed in and consented on
     // the 0.3.0 consent UI's pages, which renders its own connections page too.
     let browser = support::Browser::new();
@@ -621,6 +630,201 @@ async fn plugins_built_for_contract_0_3_keep_working() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(jwt_claims(body["access_token"].as_str().unwrap())["sub"], "device:sensor-1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_built_for_contract_0_4_keep_working() {
+    // The 0.4.0 builds of the built-in storage, scope policy and consent UI (the default one,
+    // under another name, so that today's consent-default is loaded too).
+    let policies = tempfile::tempdir().unwrap();
+    let legacy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/policies/v0.4.0");
+    copy_legacy_builtins(&legacy, policies.path());
+    let server = serve_beside_todays_consent_ui(policies.path()).await;
+    let loaded = server.app.host.loaded();
+    for name in ["storage-sql", "scope-template", "consent-legacy"] {
+        assert_eq!(loaded[name].manifest.contract, portcullis::plugin::Contract::V4, "{name} is a 0.4.0 build");
+    }
+    assert_eq!(loaded["consent-default"].manifest.contract, portcullis::plugin::Contract::V5);
+    // A refused sign-in on the 0.4.0 login page: the host words it for that contract.
+    let browser = support::Browser::new();
+    server.user("gina", "gina's password").await;
+    let (id, _) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT]})).await;
+    let url = server.authorize_url(&[
+        ("response_type", "code"),
+        ("client_id", id.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid"),
+    ]);
+    let page = browser.get(url.as_str()).await.text().await.unwrap();
+    let refused = browser.submit(&page, &[("username", "gina"), ("password", "wrong")]).await;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let html = refused.text().await.unwrap();
+    assert!(html.contains("The username or password is incorrect."), "{html}");
+    // A token through the 0.4.0 scope policy on the 0.4.0 storage, signed in and consented on
+    // the 0.4.0 consent UI's pages, which renders its own connections and password pages.
+    let (id, body) = sign_in_and_redeem(&server, &browser, "hank", "openid email nope").await;
+    assert_eq!(body["scope"], "openid email", "the 0.4.0 scope policy decided");
+    let page = browser.http.get(server.url("/account/connections")).header("accept", "text/html").send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains(&format!("data-client-id=\"{id}\"")) && html.contains("password-link"), "{html}");
+    assert!(!html.contains("security-link") && !html.contains("id=\"sign-out\""), "0.4.0 has neither: {html}");
+    // The pages 0.4.0 lacks are rendered by today's consent-default, in the page's locale.
+    use portcullis::plugin::consent::{Page, PageContext};
+    let context = PageContext { locale: "it".into(), action: server.url("/logout"), ..Default::default() };
+    let logout = Page::Logout { context, user_name: Some("hank".into()), done: false };
+    let html = server.app.host.render("consent-legacy", &logout).unwrap().unwrap();
+    assert!(html.contains("name=\"decision\" value=\"logout\"") && html.contains("Vuoi uscire?"), "{html}");
+}
+
+/// Every page of the current contract, rendered by the built-in consent UIs through the host,
+/// in English, Russian and Italian: each in its locale, none of English's words in the others.
+#[tokio::test]
+async fn every_page_renders_in_each_locale_through_the_host() {
+    use portcullis::plugin::consent::{
+        ConnectionView, DeviceOutcome, FactorProblem, LoginProblem, Page, PageContext, PasskeyCeremony, PasskeyView,
+        SecurityNotice, TotpEnrolment, TotpState,
+    };
+    let server = TestServer::start().await;
+    let ceremony = || PasskeyCeremony {
+        options: r#"{"publicKey":{"challenge":"c"}}"#.into(),
+        script: server.url("/static/passkey.js"),
+    };
+    let pages = |locale: &str| {
+        let context = |client: &str| PageContext {
+            locale: locale.into(),
+            issuer: server.issuer.clone(),
+            client_name: client.into(),
+            action: server.url("/here"),
+            hidden: vec![("csrf".into(), "t".into())],
+            application: None,
+        };
+        let security = |totp: TotpState, notice| Page::Security {
+            context: context(""),
+            user_name: "Ada".into(),
+            totp,
+            passkeys: vec![PasskeyView { id: "p1".into(), name: "YubiKey".into(), since: 1_796_342_400 }],
+            recovery_codes: Some(vec!["aaaa-bbbb".into()]),
+            recovery_left: 9,
+            passkey_enrolment: None,
+            error: Some(FactorProblem::WrongCode),
+            notice: Some(notice),
+        };
+        let enrolment = TotpEnrolment {
+            secret: "JBSWY3DPEHPK3PXP".into(),
+            uri: "otpauth://totp/x".into(),
+            qr_svg: "<svg xmlns=\"http://www.w3.org/2000/svg\"></svg>".into(),
+        };
+        vec![
+            (
+                "login",
+                Page::Login {
+                    context: context("Ledger"),
+                    login_hint: None,
+                    error: Some(LoginProblem::WrongCredentials),
+                    passkey: Some(ceremony()),
+                },
+            ),
+            (
+                "login throttled",
+                Page::Login {
+                    context: context("Ledger"),
+                    login_hint: None,
+                    error: Some(LoginProblem::Throttled),
+                    passkey: None,
+                },
+            ),
+            ("error", Page::Error { locale: locale.into(), error: "invalid_client".into(), description: "d".into() }),
+            (
+                "device refused",
+                Page::Device {
+                    context: context(""),
+                    user_code: Some("ABCD-EFGH".into()),
+                    outcome: Some(DeviceOutcome::UnknownCode),
+                },
+            ),
+            (
+                "device approved",
+                Page::Device { context: context("TV"), user_code: None, outcome: Some(DeviceOutcome::Approved) },
+            ),
+            (
+                "connections",
+                Page::Connections {
+                    context: context(""),
+                    user_name: "Ada".into(),
+                    connections: vec![ConnectionView {
+                        client_id: "c1".into(),
+                        client_name: "Ledger".into(),
+                        application: None,
+                        scopes: vec!["email".into()],
+                        since: 1_796_342_400,
+                    }],
+                    revoked: None,
+                    password_page: Some(server.url("/account/password")),
+                    security_page: Some(server.url("/account/security")),
+                    sign_out: Some(server.url("/account/sign-out")),
+                },
+            ),
+            (
+                "second factor",
+                Page::SecondFactor {
+                    context: context("Ledger"),
+                    user_name: "Ada".into(),
+                    totp: true,
+                    passkey: Some(ceremony()),
+                    error: Some(FactorProblem::Throttled),
+                },
+            ),
+            ("security enrolling", security(TotpState::Enrolling(enrolment), SecurityNotice::RecoveryRegenerated)),
+            ("security on", security(TotpState::On, SecurityNotice::TotpEnabled)),
+            ("security off", security(TotpState::Off, SecurityNotice::PasskeyRemoved)),
+            ("logout", Page::Logout { context: context("Ledger"), user_name: Some("Ada".into()), done: false }),
+            ("signed out", Page::Logout { context: context(""), user_name: None, done: true }),
+        ]
+    };
+    let english = [
+        "Sign in",
+        "Cancel",
+        "incorrect",
+        "Too many",
+        "Use a passkey",
+        "with a passkey",
+        "Details",
+        "This application",
+        "That code",
+        "Device connected",
+        "Connected since",
+        "December",
+        "Two-step",
+        "Sign out",
+        "Confirm it is you",
+        "Verify",
+        "Authenticator",
+        "Recovery",
+        "Added on",
+        "Remove",
+        "Stay signed in",
+        "signed out",
+        "asks you",
+    ];
+    for ui in ["consent-default", "consent-compact"] {
+        for locale in ["en", "ru", "it"] {
+            for (what, page) in pages(locale) {
+                let html = server.app.host.render(ui, &page).unwrap().unwrap_or_else(|e| panic!("{ui} {what}: {e}"));
+                assert!(html.contains(&format!("<html lang=\"{locale}\">")), "{ui} {what} {locale}: {html}");
+                if locale == "en" {
+                    continue;
+                }
+                // Words the page shows: not the style sheet, nor the markup's attributes
+                // (`data-passkey`, ...).
+                let body = html.split("</style>").nth(1).unwrap_or(&html);
+                let text: String = body.split('<').map(|part| part.split_once('>').map_or("", |(_, t)| t)).collect();
+                for word in english {
+                    assert!(!text.contains(word), "{ui} {what} in {locale} has {word:?}: {html}");
+                }
+            }
+        }
+    }
 }
 
 #[tokio::test]

@@ -25,8 +25,10 @@ repo="$(cd "$here/../.." && pwd)"
 out="$repo/examples/policies"
 mode=build
 componentize_py_version=0.25.1
-# Every plugin here is built against the current contract.
-wit=sdk/wit
+# Every plugin here is built against contract 0.4.0 (sdk/wit/0.4.0), which the host keeps
+# linking: policies of an older contract, in other languages, beside the Rust one built for
+# the current contract by plugins/build.sh.
+wit=sdk/wit/0.4.0
 contract="portcullis:plugin@0.4.0"
 
 usage() { sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }

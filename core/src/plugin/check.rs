@@ -112,7 +112,7 @@ fn missing(import: &str, worlds: &[World]) -> Option<String> {
     let lendable = worlds.iter().any(|w| lent_to.contains(&w.kind));
     match wasi::capability(import) {
         Some(Capability::Wasi | Capability::Http) if lendable => return None,
-        Some(Capability::Kv) if worlds.iter().any(|w| lent_to.contains(&w.kind) && w.contract == Contract::V4) => {
+        Some(Capability::Kv) if worlds.iter().any(|w| lent_to.contains(&w.kind) && w.contract.has_kv()) => {
             return None;
         }
         _ => {}

@@ -1,7 +1,10 @@
 //! Rendering pages with a consent UI plugin, of any contract version, from the server's own
 //! page types (each version's records: `contract/`). The versions' page records differ only
-//! in what 0.3.0 added (the application in a page's context and the connections page) and
-//! what 0.4.0 added (the password page, and the connections page's link to it).
+//! in what 0.3.0 added (the application in a page's context and the connections page), what
+//! 0.4.0 added (the password page, and the connections page's link to it) and what 0.5.0
+//! changed (every word is the plugin's: a refused sign-in and a device's outcome are
+//! variants; the second-factor, security and logout pages, a passkey on the login page, the
+//! connections page's links to the security page and its sign-out form).
 
 use std::sync::Arc;
 
@@ -230,8 +233,8 @@ const BUILTIN_CONSENT: &str = "consent-default";
 impl PolicyHost {
     /// Renders `page` with the consent UI `name`: the page's HTML, or the plugin's refusal.
     /// A consent UI built for a contract without the page (the connections page before
-    /// 0.3.0, the password page before 0.4.0) has it rendered by `consent-default`, when it
-    /// is loaded.
+    /// 0.3.0, the password page before 0.4.0, the second-factor, security and logout pages
+    /// before 0.5.0) has it rendered by `consent-default`, when it is loaded.
     ///
     /// A page the consent UI faults on is rendered by its manifest's `on-fault.fallback`,
     /// when that is loaded; if there is none, or the fallback faults too, the fault is the

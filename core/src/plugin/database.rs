@@ -17,7 +17,7 @@ use wasmtime::component::Linker;
 use super::Contract;
 use super::call::CallState;
 use super::contract::interface;
-use super::contract::v0_4::storage_world::portcullis::plugin::database::{DbError, Dialect, Host, Rows, Value};
+use super::contract::v0_5::storage_world::portcullis::plugin::database::{DbError, Dialect, Host, Rows, Value};
 
 /// The operator's database, shared by every call of every storage plugin.
 #[derive(Clone, Debug)]

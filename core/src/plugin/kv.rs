@@ -12,20 +12,36 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::StoreContextMut;
+use wasmtime::component::Linker;
 
-use super::PolicyHost;
 use super::call::CallState;
-use super::contract::v0_4::scope_world::portcullis::plugin::kv as wit;
+use super::contract::interface;
+use super::contract::v0_5::scope_world::portcullis::plugin::kv as wit;
 use super::store::{Record, RecordRef, StoreError, Write};
+use super::{Contract, PolicyHost};
 use crate::limits::{MAX_PLUGIN_KV_KEY_BYTES, MAX_PLUGIN_KV_TTL_SECS, MAX_PLUGIN_KV_VALUE_BYTES};
 
 /// The record kind of the plugins' key-value entries.
 pub const KIND: &str = "plugin-kv";
 
-/// Adds the interface (0.4.0's, which every `-kv` world of the version imports alike) to `linker`.
-pub(super) fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
-    wit::add_to_linker::<_, HasSelf<_>>(linker, |s| s)
+/// Lends the interface to the plugins of `contract` (the same in every version that has it,
+/// and imported alike by every `-kv` world of a version), under the version's name.
+pub(super) fn link(linker: &mut Linker<CallState>, contract: Contract) -> wasmtime::Result<()> {
+    let mut kv = linker.instance(&interface("kv", contract))?;
+    kv.func_wrap("get", |mut store: StoreContextMut<'_, CallState>, (key,): (String,)| {
+        Ok((store.data_mut().cache().and_then(|c| c.get(&key)),))
+    })?;
+    kv.func_wrap(
+        "set",
+        |mut store: StoreContextMut<'_, CallState>, (key, value, ttl_seconds): (String, Vec<u8>, u32)| {
+            Ok((store.data_mut().cache().and_then(|c| c.set(&key, value, ttl_seconds)),))
+        },
+    )?;
+    kv.func_wrap("delete", |mut store: StoreContextMut<'_, CallState>, (key,): (String,)| {
+        Ok((store.data_mut().cache().and_then(|c| c.delete(&key)),))
+    })?;
+    Ok(())
 }
 
 /// One call's cache: the plugin's keys in the host's storage.
@@ -104,19 +120,5 @@ fn now() -> i64 {
 impl CallState {
     fn cache(&mut self) -> Result<&Cache, wit::KvError> {
         self.lent().kv.as_ref().ok_or_else(|| wit::KvError::Unavailable("no key-value cache is lent".into()))
-    }
-}
-
-impl wit::Host for CallState {
-    fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, wit::KvError> {
-        self.cache()?.get(&key)
-    }
-
-    fn set(&mut self, key: String, value: Vec<u8>, ttl_seconds: u32) -> Result<(), wit::KvError> {
-        self.cache()?.set(&key, value, ttl_seconds)
-    }
-
-    fn delete(&mut self, key: String) -> Result<(), wit::KvError> {
-        self.cache()?.delete(&key)
     }
 }

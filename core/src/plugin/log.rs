@@ -7,7 +7,7 @@ use wasmtime::component::Linker;
 use super::Contract;
 use super::call::CallState;
 use super::contract::interface;
-use super::contract::v0_4::storage_world::portcullis::plugin::log::Level;
+use super::contract::v0_5::storage_world::portcullis::plugin::log::Level;
 
 /// Lends `log` to the plugins of `contract`.
 pub(super) fn link(linker: &mut Linker<CallState>, contract: Contract) -> wasmtime::Result<()> {

@@ -9,6 +9,8 @@ use crate::limits::{
 /// The contract versions this host links, the current one first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Contract {
+    /// `portcullis:plugin@0.5.0`: every kind.
+    V5,
     /// `portcullis:plugin@0.4.0`: every kind.
     V4,
     /// `portcullis:plugin@0.3.0`: every kind.
@@ -20,14 +22,15 @@ pub enum Contract {
 }
 
 impl Contract {
-    pub const CURRENT: &str = "portcullis:plugin@0.4.0";
+    pub const CURRENT: &str = "portcullis:plugin@0.5.0";
 
     /// Every version this host links, the current one ([`Self::CURRENT`]) first.
-    pub const ALL: [Contract; 4] = [Self::V4, Self::V3, Self::V2, Self::V1];
+    pub const ALL: [Contract; 5] = [Self::V5, Self::V4, Self::V3, Self::V2, Self::V1];
 
-    /// The version's number, as its package and interface names carry it (`0.4.0`).
+    /// The version's number, as its package and interface names carry it (`0.5.0`).
     pub fn version(self) -> &'static str {
         match self {
+            Self::V5 => "0.5.0",
             Self::V4 => "0.4.0",
             Self::V3 => "0.3.0",
             Self::V2 => "0.2.0",
@@ -35,7 +38,12 @@ impl Contract {
         }
     }
 
-    /// The version a manifest's `contract` names (`portcullis:plugin@0.4.0`).
+    /// Whether the version has the `kv` interface (0.4.0 and later).
+    pub fn has_kv(self) -> bool {
+        matches!(self, Self::V5 | Self::V4)
+    }
+
+    /// The version a manifest's `contract` names (`portcullis:plugin@0.5.0`).
     fn parse(text: &str) -> Option<Self> {
         let version = text.strip_prefix("portcullis:plugin@")?;
         Self::ALL.into_iter().find(|c| c.version() == version)
@@ -198,7 +206,7 @@ impl Manifest {
         }
         let contract = Contract::parse(&file.contract).ok_or_else(|| {
             format!(
-                "contract `{}` is not supported (this server links portcullis:plugin@0.4.0, @0.3.0 and @0.2.0 \
+                "contract `{}` is not supported (this server links portcullis:plugin@0.5.0, @0.4.0, @0.3.0 and @0.2.0 \
                  and, for scope and consent plugins, portcullis:plugin@0.1.0)",
                 file.contract
             )
@@ -258,8 +266,8 @@ impl Manifest {
         {
             return Err(format!("grants.kv: a {} plugin is lent no key-value cache", manifest.kind));
         }
-        if manifest.grants.kv && manifest.contract != Contract::V4 {
-            return Err(format!("grants.kv: the key-value cache is part of {} only", Contract::CURRENT));
+        if manifest.grants.kv && !manifest.contract.has_kv() {
+            return Err("grants.kv: the key-value cache is part of portcullis:plugin@0.4.0 and later".into());
         }
         Ok(manifest)
     }
@@ -281,7 +289,7 @@ mod tests {
             assert_eq!(Contract::parse(&format!("portcullis:plugin@{}", contract.version())), Some(contract));
         }
         assert_eq!(Contract::parse(Contract::CURRENT), Some(Contract::ALL[0]));
-        assert_eq!(Contract::parse("portcullis:plugin@0.5.0"), None);
-        assert_eq!(Contract::parse("0.4.0"), None);
+        assert_eq!(Contract::parse("portcullis:plugin@0.6.0"), None);
+        assert_eq!(Contract::parse("0.5.0"), None);
     }
 }

@@ -127,8 +127,8 @@ pub(super) fn linker(
     if needs.http {
         wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)?;
     }
-    if needs.kv && contract == Contract::V4 {
-        super::kv::add_to_linker(&mut linker)?;
+    if needs.kv && contract.has_kv() {
+        super::kv::link(&mut linker, contract)?;
     }
     Ok(linker)
 }

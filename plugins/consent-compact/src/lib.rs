@@ -26,7 +26,7 @@ h2{font-size:1.05rem;margin:0}\
 p{margin:.5rem 0}\
 .lead,.muted{color:var(--muted)}\
 label{display:block;font-weight:600;margin:.9rem 0 .3rem}\
-input{display:block;width:100%;min-height:3rem;padding:.6rem .75rem;font:inherit;color:inherit;background:transparent;border:1px solid var(--line);border-radius:.5rem}\
+input{display:block;width:100%;min-height:3rem;padding:.6rem .75rem;font:inherit;color:inherit;background:transparent;border:1px solid var(--field);border-radius:.5rem}\
 input.code{font-family:ui-monospace,monospace;letter-spacing:.15em;text-transform:uppercase}\
 input:focus,button:focus{outline:3px solid var(--accent);outline-offset:2px}\
 .actions{display:flex;flex-direction:column;gap:.6rem;margin-top:1.25rem}\
@@ -72,7 +72,7 @@ mod tests {
         assert!(page.contains("value=\"allow\" class=\"primary\">Toestaan</button>"), "{page}");
         assert!(page.contains(".decision{position:fixed;"), "{page}");
         assert!(page.contains("prefers-color-scheme:dark"), "dark mode: {page}");
-        let login = CompactConsent::render_login(LoginPage { context: cx(), login_hint: None, error: None }).unwrap();
+        let login = CompactConsent::render_login(LoginPage { context: cx(), login_hint: None, error: None, passkey: None }).unwrap();
         assert!(login.contains("<body class=\"compact\">") && login.contains(">Inloggen</button>"), "{login}");
         assert_eq!(CompactConsent::locales(), ["en", "ru", "nl", "de", "it"]);
     }

@@ -18,7 +18,7 @@ main{max-width:26rem;margin:3rem auto;padding:2rem;background:var(--card);border
 h1{font-size:1.4rem;line-height:1.3;margin:0 0 .5rem}\
 .lead,.muted,footer{color:var(--muted)}\
 label{display:block;font-weight:600;margin:1rem 0 .25rem}\
-input{width:100%;padding:.6rem .7rem;font:inherit;color:inherit;background:transparent;border:1px solid var(--line);border-radius:.4rem}\
+input{width:100%;padding:.6rem .7rem;font:inherit;color:inherit;background:transparent;border:1px solid var(--field);border-radius:.4rem}\
 input.code{font-family:ui-monospace,monospace;letter-spacing:.15em;text-transform:uppercase}\
 input:focus,button:focus{outline:3px solid var(--accent);outline-offset:2px}\
 .actions{display:flex;gap:.75rem;margin-top:1.5rem}\

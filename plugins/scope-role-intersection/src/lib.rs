@@ -110,6 +110,7 @@ mod tests {
             original_scopes: None,
             acr_values: Vec::new(),
             claims_parameter: None,
+            authentication: None,
         }
     }
 

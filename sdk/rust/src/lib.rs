@@ -1,7 +1,7 @@
 //! The Rust guest SDK for Portcullis plugins.
 //!
 //! A Portcullis plugin is a WebAssembly component that implements one of the worlds of
-//! the `portcullis:plugin@0.4.0` contract (`sdk/wit/`, a file per interface). This crate holds
+//! the `portcullis:plugin@0.5.0` contract (`sdk/wit/`, a file per interface). This crate holds
 //! the generated bindings for each world, one module per world, plus a few helpers:
 //!
 //! | world                 | cargo feature | module                      | trait to implement          | export macro                  |
@@ -105,7 +105,7 @@ pub mod scope {
     pub mod bindings {
         wit_bindgen::generate!({
             path: "wit",
-            world: "portcullis:plugin/scope-policy-plugin-kv@0.4.0",
+            world: "portcullis:plugin/scope-policy-plugin-kv@0.5.0",
             runtime_path: "portcullis_sdk::__rt",
             pub_export_macro: true,
             export_macro_name: "export_scope_policy",
@@ -114,8 +114,8 @@ pub mod scope {
     }
 
     pub use bindings::exports::portcullis::plugin::scope::{
-        Claim, ClaimTargets, Client, ClientTemplate, Denial, Grant, Guest, Instance, Organization,
-        ScopeRequest, User,
+        Authentication, Claim, ClaimTargets, Client, ClientTemplate, Denial, Grant, Guest,
+        Instance, Organization, ScopeRequest, User,
     };
 }
 
@@ -127,7 +127,7 @@ pub mod consent {
     pub mod bindings {
         wit_bindgen::generate!({
             path: "wit",
-            world: "portcullis:plugin/consent-ui-plugin-kv@0.4.0",
+            world: "portcullis:plugin/consent-ui-plugin-kv@0.5.0",
             runtime_path: "portcullis_sdk::__rt",
             pub_export_macro: true,
             export_macro_name: "export_consent_ui",
@@ -136,8 +136,10 @@ pub mod consent {
     }
 
     pub use bindings::exports::portcullis::plugin::consent::{
-        Application, Connection, ConnectionsPage, ConsentPage, DevicePage, ErrorPage, Guest,
-        LoginPage, PageContext, PasswordError, PasswordPage,
+        Application, Connection, ConnectionsPage, ConsentPage, DeviceOutcome, DevicePage,
+        ErrorPage, FactorError, Guest, LoginError, LoginPage, LogoutPage, PageContext,
+        PasskeyCeremony, PasskeyView, PasswordError, PasswordPage, SecondFactorPage,
+        SecurityNotice, SecurityPage, TotpEnrolment, TotpState,
     };
 }
 
@@ -149,7 +151,7 @@ pub mod storage {
     pub mod bindings {
         wit_bindgen::generate!({
             path: "wit",
-            world: "portcullis:plugin/storage-plugin@0.4.0",
+            world: "portcullis:plugin/storage-plugin@0.5.0",
             runtime_path: "portcullis_sdk::__rt",
             pub_export_macro: true,
             export_macro_name: "export_storage",
@@ -182,7 +184,7 @@ pub mod grant {
     pub mod bindings {
         wit_bindgen::generate!({
             path: "wit",
-            world: "portcullis:plugin/grant-type-plugin-kv@0.4.0",
+            world: "portcullis:plugin/grant-type-plugin-kv@0.5.0",
             runtime_path: "portcullis_sdk::__rt",
             pub_export_macro: true,
             export_macro_name: "export_grant_type",

@@ -1,11 +1,11 @@
 //! The contract's versions, as the host calls each plugin kind of each.
 //!
-//! [`v0_4`] is the current contract's glue: its generated bindings and, for each kind, the
+//! [`v0_5`] is the current contract's glue: its generated bindings and, for each kind, the
 //! server's own types turned into its records and its answers turned back ([`ScopeWorld`],
 //! [`ConsentWorld`], [`StorageWorld`], [`GrantWorld`]: what the rest of the host calls).
 //! An earlier version has a file for each kind whose interface it had otherwise: an adapter
 //! that turns the current version's records into its own and its answers into the server's
-//! (`v0_3::consent`, `v0_2::consent`, `v0_1::scope`). A version that left a kind's interface as
+//! (`v0_4::consent`, `v0_4::scope`, `v0_3::consent`, `v0_2::consent`, `v0_1::scope`). A version that left a kind's interface as
 //! the next one has it has no file for it: its plugins of that kind are called through the
 //! same glue, under their own version's interface name, since the component model compares
 //! records by their structure, not their package. [`adapter`] says which glue serves a kind
@@ -24,7 +24,11 @@ macro_rules! bindings {
     };
 }
 
-pub(super) mod v0_4;
+pub(super) mod v0_5;
+mod v0_4 {
+    pub(super) mod consent;
+    pub(super) mod scope;
+}
 mod v0_3 {
     pub(super) mod consent;
 }
@@ -115,18 +119,20 @@ pub(super) type Adapt = fn(InstancePre<CallState>, Contract) -> wasmtime::Result
 /// The glue that calls plugins of `kind` built for `contract`: the file of the version that
 /// last changed the kind's interface, or why the host links no such plugin.
 pub(super) fn adapter(kind: PluginKind, contract: Contract) -> Result<Adapt, String> {
-    use Contract::{V1, V2, V3, V4};
+    use Contract::{V1, V2, V3, V4, V5};
     Ok(match (kind, contract) {
-        (PluginKind::ScopePolicy, V4 | V3 | V2) => v0_4::scope::link::<v0_4::scope::Current>,
-        (PluginKind::ScopePolicy, V1) => v0_4::scope::link::<v0_1::scope::Records>,
-        (PluginKind::ConsentUi, V4) => v0_4::consent::link::<v0_4::consent::Current>,
-        (PluginKind::ConsentUi, V3) => v0_4::consent::link::<v0_3::consent::Records>,
-        (PluginKind::ConsentUi, V2 | V1) => v0_4::consent::link::<v0_2::consent::Records>,
-        (PluginKind::Storage, V4 | V3 | V2) => v0_4::storage::link,
+        (PluginKind::ScopePolicy, V5) => v0_5::scope::link::<v0_5::scope::Current>,
+        (PluginKind::ScopePolicy, V4 | V3 | V2) => v0_5::scope::link::<v0_4::scope::Records>,
+        (PluginKind::ScopePolicy, V1) => v0_5::scope::link::<v0_1::scope::Records>,
+        (PluginKind::ConsentUi, V5) => v0_5::consent::link::<v0_5::consent::Current>,
+        (PluginKind::ConsentUi, V4) => v0_5::consent::link::<v0_4::consent::Records>,
+        (PluginKind::ConsentUi, V3) => v0_5::consent::link::<v0_3::consent::Records>,
+        (PluginKind::ConsentUi, V2 | V1) => v0_5::consent::link::<v0_2::consent::Records>,
+        (PluginKind::Storage, V5 | V4 | V3 | V2) => v0_5::storage::link,
         (PluginKind::Storage, V1) => {
             return Err("storage plugins must implement portcullis:plugin@0.2.0 or later (its generic records)".into());
         }
-        (PluginKind::GrantType, V4 | V3) => v0_4::grant::link,
+        (PluginKind::GrantType, V5 | V4 | V3) => v0_5::grant::link,
         (PluginKind::GrantType, V2 | V1) => {
             return Err(
                 "grant-type plugins implement portcullis:plugin@0.3.0 or later (the first with the kind)".into()

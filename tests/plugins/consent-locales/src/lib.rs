@@ -4,7 +4,8 @@
 //! locale. Its forms follow the contract of `interface consent`; it has no inline styles.
 
 use portcullis_sdk::consent::{
-    ConnectionsPage, ConsentPage, DevicePage, ErrorPage, Guest, LoginPage, PageContext, PasswordError, PasswordPage,
+    ConnectionsPage, ConsentPage, DeviceOutcome, DevicePage, ErrorPage, FactorError, Guest, LoginError, LoginPage,
+    LogoutPage, PageContext, PasswordError, PasswordPage, SecondFactorPage, SecurityPage, TotpState,
 };
 
 struct Locales;
@@ -18,9 +19,13 @@ impl Guest for Locales {
         let cx = &page.context;
         let mut body = String::from("<h1>login</h1>\n");
         if let Some(error) = &page.error {
-            body.push_str("<p class=\"error\">");
-            body.push_str(&escape(error));
-            body.push_str("</p>\n");
+            let code = match error {
+                LoginError::WrongCredentials => "wrong-credentials",
+                LoginError::Throttled => "throttled",
+                LoginError::Busy => "busy",
+                LoginError::PasskeyFailed => "passkey-failed",
+            };
+            body.push_str(&format!("<p class=\"error\">{code}</p>\n"));
         }
         body.push_str(&form_start(cx));
         body.push_str("<input name=\"username\" type=\"text\"");
@@ -29,7 +34,7 @@ impl Guest for Locales {
             body.push_str(&escape(hint));
             body.push('"');
         }
-        body.push_str(">\n<input name=\"password\" type=\"password\">\n<button type=\"submit\">ok</button>\n</form>\n");
+        body.push_str(">\n<input name=\"password\" type=\"password\">\n<button type=\"submit\">ok</button>\n<button type=\"submit\" name=\"decision\" value=\"cancel\" formnovalidate>cancel</button>\n</form>\n");
         Ok(html(&cx.locale, &body))
     }
 
@@ -59,6 +64,15 @@ impl Guest for Locales {
     fn render_device(page: DevicePage) -> Result<String, String> {
         let cx = &page.context;
         let mut body = String::from("<h1>device</h1>\n");
+        if let Some(outcome) = &page.outcome {
+            let code = match outcome {
+                DeviceOutcome::Approved => "approved",
+                DeviceOutcome::Denied => "denied",
+                DeviceOutcome::UnknownCode => "unknown-code",
+                DeviceOutcome::Throttled => "throttled",
+            };
+            body.push_str(&format!("<p class=\"outcome\">{code}</p>\n"));
+        }
         body.push_str(&form_start(cx));
         body.push_str("<input name=\"user_code\" type=\"text\">\n<button type=\"submit\">ok</button>\n</form>\n");
         Ok(html(&cx.locale, &body))
@@ -78,6 +92,13 @@ impl Guest for Locales {
         body.push_str("</ul>\n");
         if let Some(href) = &page.password_page {
             body.push_str(&format!("<a id=\"password-link\" href=\"{}\">password</a>\n", escape(href)));
+        }
+        if let Some(href) = &page.security_page {
+            body.push_str(&format!("<a id=\"security-link\" href=\"{}\">security</a>\n", escape(href)));
+        }
+        if let Some(action) = &page.sign_out {
+            body.push_str(&form_start(&PageContext { action: action.clone(), ..cx.clone() }));
+            body.push_str("<button type=\"submit\" name=\"decision\" value=\"logout\">logout</button>\n</form>\n");
         }
         Ok(html(&cx.locale, &body))
     }
@@ -104,6 +125,62 @@ impl Guest for Locales {
         body.push_str(&form_start(cx));
         body.push_str("<input name=\"current-password\" type=\"password\">\n<input name=\"new-password\" type=\"password\">\n<input name=\"repeat-password\" type=\"password\">\n<button type=\"submit\">ok</button>\n</form>\n");
         Ok(html(&cx.locale, &body))
+    }
+
+    fn render_second_factor(page: SecondFactorPage) -> Result<String, String> {
+        let cx = &page.context;
+        let mut body = String::from("<h1>second-factor</h1>\n");
+        if let Some(error) = &page.error {
+            body.push_str(&format!("<p class=\"error\">{}</p>\n", factor_error(error)));
+        }
+        body.push_str(&form_start(cx));
+        if page.totp {
+            body.push_str("<input name=\"code\" type=\"text\">\n<button type=\"submit\">ok</button>\n");
+        }
+        if page.passkey.is_some() {
+            body.push_str("<input type=\"hidden\" name=\"passkey-response\">\n<button type=\"button\" data-passkey>passkey</button>\n");
+        }
+        body.push_str("<button type=\"submit\" name=\"decision\" value=\"cancel\" formnovalidate>cancel</button>\n</form>\n");
+        Ok(html(&cx.locale, &body))
+    }
+
+    /// The state is named by its code (`totp-off`, `totp-enrolling`, `totp-on`), so a test sees
+    /// which one the host gave.
+    fn render_security(page: SecurityPage) -> Result<String, String> {
+        let cx = &page.context;
+        let (state, op) = match &page.totp {
+            TotpState::Off => ("totp-off", "totp-start"),
+            TotpState::Enrolling(_) => ("totp-enrolling", "totp-confirm"),
+            TotpState::On => ("totp-on", "totp-remove"),
+        };
+        let mut body = format!("<h1>security</h1>\n<p class=\"state\">{state}</p>\n");
+        if let Some(error) = &page.error {
+            body.push_str(&format!("<p class=\"error\">{}</p>\n", factor_error(error)));
+        }
+        body.push_str(&form_start(cx));
+        body.push_str(&format!("<input name=\"code\" type=\"text\">\n<button type=\"submit\" name=\"op\" value=\"{op}\">ok</button>\n</form>\n"));
+        Ok(html(&cx.locale, &body))
+    }
+
+    fn render_logout(page: LogoutPage) -> Result<String, String> {
+        let cx = &page.context;
+        let mut body = String::from("<h1>logout</h1>\n");
+        if page.done {
+            body.push_str("<p class=\"status\">done</p>\n");
+        } else {
+            body.push_str(&form_start(cx));
+            body.push_str("<button type=\"submit\" name=\"decision\" value=\"logout\">logout</button>\n<button type=\"submit\" name=\"decision\" value=\"cancel\">cancel</button>\n</form>\n");
+        }
+        Ok(html(&cx.locale, &body))
+    }
+}
+
+fn factor_error(error: &FactorError) -> &'static str {
+    match error {
+        FactorError::WrongCode => "wrong-code",
+        FactorError::Throttled => "throttled",
+        FactorError::PasskeyFailed => "passkey-failed",
+        FactorError::Busy => "busy",
     }
 }
 

@@ -6,7 +6,9 @@
 //! (which no test client is registered with) and sets the claims `sub` and `iss`, which
 //! the host must drop. Scope `echo` adds the claim `input`: what the host told it, as JSON.
 //! A scope `may_act:<sub>` adds the claim `may_act` naming `<sub>` (RFC 8693 §4.4: who may
-//! act for the user by token exchange) and sets `act`, which the host must drop.
+//! act for the user by token exchange) and sets `act`, which the host must drop. Scope
+//! `step_up` makes it ask for a stronger sign-in (`step-up`) unless the person signed in
+//! with two factors (`acr` `"2"`).
 
 use portcullis_sdk::scope::{Claim, ClaimTargets, Denial, Grant, Guest, ScopeRequest};
 
@@ -30,6 +32,10 @@ impl Guest for Chaos {
                 hoard.push(vec![1u8; 1 << 20]);
                 std::hint::black_box(&hoard);
             }
+        }
+        let two_factors = request.authentication.as_ref().is_some_and(|a| a.acr == "2");
+        if asked("step_up") && !two_factors {
+            return Err(Denial::StepUp("`step_up` needs two factors".into()));
         }
         let everywhere = ClaimTargets::ACCESS_TOKEN | ClaimTargets::ID_TOKEN | ClaimTargets::USERINFO;
         let claim = |name: &str, value: &str| Claim { name: name.into(), value: value.into(), targets: everywhere };
@@ -95,8 +101,11 @@ fn echo(r: &ScopeRequest) -> String {
     let instance = r.instance.as_ref().map(|i| {
         format!("{{\"added_by\":{},\"added_by_roles\":{},\"scopes\":{}}}", s(&i.added_by), list(&i.added_by_roles), list(&i.scopes))
     });
+    let authentication = r.authentication.as_ref().map(|a| {
+        format!("{{\"acr\":{},\"amr\":{},\"auth_time\":{}}}", s(&a.acr), list(&a.amr), a.auth_time)
+    });
     format!(
-        "{{\"grant_type\":{},\"owner\":{},\"template\":{},\"organization\":{},\"instance\":{},\"user\":{},\"roles\":{},\"original_scopes\":{},\"acr_values\":{},\"claims_parameter\":{}}}",
+        "{{\"grant_type\":{},\"owner\":{},\"template\":{},\"organization\":{},\"instance\":{},\"user\":{},\"roles\":{},\"original_scopes\":{},\"acr_values\":{},\"claims_parameter\":{},\"authentication\":{}}}",
         s(&r.grant_type),
         opt(r.client.owner.as_deref().map(s)),
         opt(template),
@@ -107,6 +116,7 @@ fn echo(r: &ScopeRequest) -> String {
         opt(r.original_scopes.as_deref().map(list)),
         list(&r.acr_values),
         opt(r.claims_parameter.as_deref().map(s)),
+        opt(authentication),
     )
 }
 

@@ -2,7 +2,8 @@
 //! beyond their roles, the instance, the refresh ceiling, `acr_values` and `claims`; a claim
 //! that goes to the access token, and to the ID token when it says so.
 
-use crate::plugin::contract::v0_4::scope::{Claim, ClaimTargets, Grant, ScopeRecords, ScopeRequest};
+use crate::plugin::contract::v0_4::scope::{Records as V4, old as v4};
+use crate::plugin::contract::v0_5::scope::{Claim, ClaimTargets, Denial, Grant, ScopeRecords, ScopeRequest};
 
 bindings!("../sdk/wit/0.1.0", "scope-policy-plugin");
 
@@ -13,6 +14,8 @@ pub(in crate::plugin) struct Records;
 impl ScopeRecords for Records {
     type Request = old::ScopeRequest;
     type Grant = old::Grant;
+    /// 0.4.0's, the same since 0.1.0.
+    type Denial = v4::Denial;
 
     fn request(r: ScopeRequest) -> old::ScopeRequest {
         let c = r.client;
@@ -47,6 +50,10 @@ impl ScopeRecords for Records {
     fn grant(g: old::Grant) -> Grant {
         let claims = g.claims.into_iter().map(claim).collect();
         Grant { scopes: g.scopes, claims }
+    }
+
+    fn denial(d: v4::Denial) -> Denial {
+        V4::denial(d)
     }
 }
 

@@ -3,11 +3,11 @@
 
 use wasmtime::component::{ComponentType, Lower};
 
-use crate::plugin::contract::v0_4::consent::{
-    AddedPages, Connection, ConnectionsPage, Current, PageContext, PageRecords,
-};
+use crate::plugin::contract::v0_4::consent as v0_4;
+use crate::plugin::contract::v0_5::consent::{AddedPages, Connection, ConnectionsPage, PageContext, PageRecords};
 
-/// 0.3.0's connections page, the one record of its own: the records in it are 0.4.0's.
+/// 0.3.0's connections page, the one record of its own: the records in it are 0.5.0's, the
+/// same as its own.
 #[derive(ComponentType, Lower)]
 #[component(record)]
 pub(in crate::plugin) struct Connections {
@@ -20,7 +20,7 @@ pub(in crate::plugin) struct Connections {
 
 impl From<ConnectionsPage> for Connections {
     fn from(page: ConnectionsPage) -> Self {
-        let ConnectionsPage { context, user_name, connections, revoked, password_page: _ } = page;
+        let ConnectionsPage { context, user_name, connections, revoked, .. } = page;
         Connections { context, user_name, connections, revoked }
     }
 }
@@ -29,7 +29,7 @@ impl From<ConnectionsPage> for Connections {
 pub(in crate::plugin) struct Records;
 
 impl PageRecords for Records {
-    type Context = Current;
+    type Context = v0_4::Records;
     type Connections = Connections;
-    const ADDED: AddedPages = AddedPages { connections: true, password: false };
+    const ADDED: AddedPages = AddedPages { connections: true, password: false, factors: false };
 }

@@ -1,151 +1,74 @@
-//! The scope interface of 0.4.0, the same since 0.2.0: a grant's [`ScopeInput`] as its
-//! request, its answer as a [`PolicyGrant`] or a [`PolicyDenial`]. A version whose scope
-//! interface differs has its [`ScopeRecords`], made from these.
+//! The scope interface of 0.4.0, the same since 0.2.0: 0.5.0's without how the person signed
+//! in, and without the denial asking for a stronger sign-in.
 
-use wasmtime::Store;
-use wasmtime::component::InstancePre;
+use crate::plugin::contract::v0_5::scope::{Denial, Grant, ScopeRecords, ScopeRequest};
 
-use super::scope_world::exports::portcullis::plugin::scope as wit;
-use crate::model::Client;
-use crate::plugin::call::CallState;
-use crate::plugin::contract::{Answer, Export, Exported, Param, ScopeWorld};
-use crate::plugin::scope::{PolicyClaim, PolicyDenial, PolicyGrant, ScopeInput};
-use crate::plugin::{Contract, Linked, PluginKind};
+bindings!("../sdk/wit/0.4.0", "scope-policy-plugin");
 
-pub(in crate::plugin) use wit::{Claim, ClaimTargets, Grant, ScopeRequest};
+pub(in crate::plugin) use bindings::exports::portcullis::plugin::scope as old;
 
-/// A version's request and grant, in place of this version's.
-pub(in crate::plugin) trait ScopeRecords: Send + Sync + 'static {
-    type Request: Param;
-    type Grant: Answer;
-    /// This version's request as the version has it.
-    fn request(request: ScopeRequest) -> Self::Request;
-    /// The version's grant as this version has it.
-    fn grant(grant: Self::Grant) -> Grant;
-}
+/// 0.4.0's request and denial; the grant is 0.5.0's.
+pub(in crate::plugin) struct Records;
 
-/// The records of 0.4.0, 0.3.0 and 0.2.0.
-pub(in crate::plugin) struct Current;
-
-impl ScopeRecords for Current {
-    type Request = ScopeRequest;
+impl ScopeRecords for Records {
+    type Request = old::ScopeRequest;
     type Grant = Grant;
+    type Denial = old::Denial;
 
-    fn request(request: ScopeRequest) -> ScopeRequest {
-        request
+    fn request(r: ScopeRequest) -> old::ScopeRequest {
+        let c = r.client;
+        old::ScopeRequest {
+            client: old::Client {
+                id: c.id,
+                name: c.name,
+                allowed_scopes: c.allowed_scopes,
+                grant_types: c.grant_types,
+                template: c.template.map(|t| old::ClientTemplate { id: t.id, name: t.name, scopes: t.scopes }),
+                owner: c.owner,
+                organization_id: c.organization_id,
+                metadata: c.metadata,
+            },
+            user: r.user.map(|u| old::User {
+                id: u.id,
+                username: u.username,
+                name: u.name,
+                email: u.email,
+                email_verified: u.email_verified,
+                company: u.company,
+                roles: u.roles,
+                organization_id: u.organization_id,
+            }),
+            organization: r.organization.map(|o| old::Organization {
+                id: o.id,
+                name: o.name,
+                available_roles: o.available_roles,
+            }),
+            instance: r.instance.map(|a| old::Instance {
+                id: a.id,
+                organization_id: a.organization_id,
+                added_by: a.added_by,
+                added_by_roles: a.added_by_roles,
+                scopes: a.scopes,
+            }),
+            roles: r.roles,
+            requested_scopes: r.requested_scopes,
+            scope_parameter_present: r.scope_parameter_present,
+            grant_type: r.grant_type,
+            original_scopes: r.original_scopes,
+            acr_values: r.acr_values,
+            claims_parameter: r.claims_parameter,
+        }
     }
 
     fn grant(grant: Grant) -> Grant {
         grant
     }
-}
 
-/// A scope policy of a version whose records are `R`'s.
-struct Policy<R: ScopeRecords> {
-    pre: InstancePre<CallState>,
-    resolve: Export<(R::Request,), Answered<R>>,
-}
-
-/// What a policy answers: its version's grant, or a denial (unchanged since 0.1.0).
-type Answered<R> = (Result<<R as ScopeRecords>::Grant, wit::Denial>,);
-
-/// Links a scope policy of `contract`, whose records are `R`'s.
-pub(in crate::plugin) fn link<R: ScopeRecords>(
-    pre: InstancePre<CallState>,
-    contract: Contract,
-) -> wasmtime::Result<Linked> {
-    let resolve = Exported::of(&pre, PluginKind::ScopePolicy, contract)?.func("resolve")?;
-    Ok(Linked::Scope(Box::new(Policy::<R> { pre, resolve })))
-}
-
-impl<R: ScopeRecords> ScopeWorld for Policy<R> {
-    fn resolve(
-        &self,
-        store: &mut Store<CallState>,
-        input: &ScopeInput<'_>,
-    ) -> wasmtime::Result<Result<PolicyGrant, PolicyDenial>> {
-        let request = R::request(request(input));
-        let instance = self.pre.instantiate(&mut *store)?;
-        let (answer,) = self.resolve.call(store, &instance, (request,))?;
-        Ok(answer.map(|g| grant(R::grant(g))).map_err(denial))
-    }
-}
-
-fn request(i: &ScopeInput<'_>) -> ScopeRequest {
-    let c = i.client;
-    ScopeRequest {
-        client: wit::Client {
-            id: c.id.clone(),
-            name: c.doc.name.clone(),
-            allowed_scopes: i.allowed_scopes.to_vec(),
-            grant_types: c.doc.grant_types.clone(),
-            template: i.template.map(|t| wit::ClientTemplate {
-                id: t.id.clone(),
-                name: t.name.clone(),
-                scopes: t.scopes.clone(),
-            }),
-            owner: c.doc.owner.clone(),
-            organization_id: c.organization_id.clone(),
-            metadata: metadata(c),
-        },
-        user: i.ask.user.map(|u| wit::User {
-            id: u.id.clone(),
-            username: u.username.clone(),
-            name: u.doc.name.clone(),
-            email: u.doc.email.clone(),
-            email_verified: u.doc.email_verified,
-            company: u.doc.company.clone(),
-            roles: i.user_roles.to_vec(),
-            organization_id: u.doc.organization_id.clone(),
-        }),
-        organization: i.organization.map(|o| wit::Organization {
-            id: o.id.clone(),
-            name: o.name.clone(),
-            available_roles: o.available_roles.clone(),
-        }),
-        instance: i.instance.map(|a| wit::Instance {
-            id: a.id.clone(),
-            organization_id: a.organization_id.clone(),
-            added_by: a.added_by.clone(),
-            added_by_roles: a.added_by_roles.clone(),
-            scopes: a.scopes.clone(),
-        }),
-        roles: i.roles(),
-        requested_scopes: i.ask.requested.to_vec(),
-        scope_parameter_present: i.ask.scope_parameter_present,
-        grant_type: i.ask.grant_type.to_owned(),
-        original_scopes: i.ask.original_scopes.map(<[String]>::to_vec),
-        acr_values: i.ask.acr_values.to_vec(),
-        claims_parameter: i.ask.claims_parameter.map(str::to_owned),
-    }
-}
-
-fn grant(g: Grant) -> PolicyGrant {
-    use wit::ClaimTargets as T;
-    PolicyGrant {
-        scopes: g.scopes,
-        claims: g
-            .claims
-            .into_iter()
-            .map(|c| PolicyClaim {
-                access_token: c.targets.contains(T::ACCESS_TOKEN),
-                id_token: c.targets.contains(T::ID_TOKEN),
-                userinfo: c.targets.contains(T::USERINFO),
-                name: c.name,
-                value: c.value,
-            })
-            .collect(),
-    }
-}
-
-fn metadata(client: &Client) -> String {
-    serde_json::Value::Object(client.doc.metadata.clone()).to_string()
-}
-
-fn denial(d: wit::Denial) -> PolicyDenial {
-    match d {
-        wit::Denial::InvalidScope(r) => PolicyDenial::InvalidScope(r),
-        wit::Denial::AccessDenied(r) => PolicyDenial::AccessDenied(r),
-        wit::Denial::UnauthorizedClient(r) => PolicyDenial::UnauthorizedClient(r),
+    fn denial(d: old::Denial) -> Denial {
+        match d {
+            old::Denial::InvalidScope(r) => Denial::InvalidScope(r),
+            old::Denial::AccessDenied(r) => Denial::AccessDenied(r),
+            old::Denial::UnauthorizedClient(r) => Denial::UnauthorizedClient(r),
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! `portcullis:plugin@0.4.0`, the current contract: its bindings, generated from `sdk/wit`,
+//! `portcullis:plugin@0.5.0`, the current contract: its bindings, generated from `sdk/wit`,
 //! and a file per plugin kind that calls the kind in the server's own types. Each serves
 //! the earlier versions whose interface of the kind is the same: [`super::adapter`].
 
