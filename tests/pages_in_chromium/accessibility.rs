@@ -125,7 +125,8 @@ impl Audit {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_page_in_every_locale_passes_axe_light_and_dark() {
     let Some(axe) = axe_source() else { return };
-    let server = TestServer::start().await;
+    // A domain for an issuer, as WebAuthn asks: the pages offer passkeys.
+    let server = TestServer::start_with(support::Options { localhost: true, ..Default::default() }).await;
     let redirect = relying_party().await;
     let (client_id, secret) = server.client(json!({"name": "Atlas", "redirect_uris": [redirect]})).await;
     let secret = secret.unwrap();
@@ -226,6 +227,40 @@ async fn every_page_in_every_locale_passes_axe_light_and_dark() {
             browser.client.goto(&server.url(&format!("/account/connections?ui_locales={locale}"))).await.unwrap();
             browser.wait_for("input[name=username]").await;
             audit.check(&browser, &format!("{locale} account sign-in")).await;
+
+            // The security page: no second factor, an authenticator app being added, the
+            // recovery codes shown once.
+            browser.fill("input[name=username]", &user).await;
+            browser.fill("input[name=password]", &password).await;
+            browser.click("form button[type=submit]").await;
+            browser.wait_for("li.connection").await;
+            browser.client.goto(&server.url(&format!("/account/security?ui_locales={locale}"))).await.unwrap();
+            browser.wait_for("button[name=op][value=totp-start]").await;
+            audit.check(&browser, &format!("{locale} security")).await;
+            browser.click("button[name=op][value=totp-start]").await;
+            let page = super::wait_for_source(&browser, "id=\"totp-secret\"").await;
+            audit.check(&browser, &format!("{locale} security, adding an app")).await;
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+            browser.fill("input[name=code]", &super::app_in(&page).generate(now).to_string()).await;
+            browser.click("button[name=op][value=totp-confirm]").await;
+            browser.wait_for("button[name=op][value=recovery-regenerate]").await;
+            audit.check(&browser, &format!("{locale} security, recovery codes")).await;
+
+            // Signing out: asked, then done.
+            browser.client.goto(&server.url(&format!("/logout?ui_locales={locale}"))).await.unwrap();
+            browser.wait_for("button[name=decision][value=logout]").await;
+            audit.check(&browser, &format!("{locale} sign-out")).await;
+            browser.click("button[name=decision][value=logout]").await;
+            super::wait_gone(&browser, "button[name=decision][value=logout]").await;
+            audit.check(&browser, &format!("{locale} signed out")).await;
+
+            // Signing in again: after the password, the second factor.
+            browser.client.goto(authorize.as_str()).await.unwrap();
+            browser.fill("input[name=username]", &user).await;
+            browser.fill("input[name=password]", &password).await;
+            browser.click("form button[type=submit]").await;
+            browser.wait_for("input[name=code]").await;
+            audit.check(&browser, &format!("{locale} second factor")).await;
         }
         pages += audit.pages;
         found.extend(audit.found);
@@ -238,5 +273,5 @@ async fn every_page_in_every_locale_passes_axe_light_and_dark() {
         found.len(),
         report.join("\n")
     );
-    assert!(pages >= 2 * LOCALES.len() * 11, "every page was checked: {pages}");
+    assert!(pages >= 2 * LOCALES.len() * 17, "every page was checked: {pages}");
 }

@@ -183,7 +183,14 @@ async fn page(
 
 /// Without a session, the account login page, which leads back here.
 fn sign_in_first(app: &App, headers: &HeaderMap, locales: &[String]) -> Result<Response, OAuthError> {
-    login_page(app, headers, locales, LoginAgain::default(), StatusCode::OK, Some(&with_locales(SECURITY_PATH, locales)))
+    login_page(
+        app,
+        headers,
+        locales,
+        LoginAgain::default(),
+        StatusCode::OK,
+        Some(&with_locales(SECURITY_PATH, locales)),
+    )
 }
 
 async fn show(State(app): State<App>, headers: HeaderMap, query: Result<Query<PageQuery>, QueryRejection>) -> Response {
@@ -452,7 +459,14 @@ async fn login_factor(
             Ok(_) => {}
             Err(Refusal::PageSpent) => {
                 app.storage.delete_interaction(&parked.id).await?;
-                return login_page(&app, &headers, &locales, LoginAgain::default(), StatusCode::TOO_MANY_REQUESTS, Some(&next));
+                return login_page(
+                    &app,
+                    &headers,
+                    &locales,
+                    LoginAgain::default(),
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Some(&next),
+                );
             }
             Err(refusal) => {
                 let problem = if refusal == Refusal::Full { FactorProblem::Busy } else { FactorProblem::Throttled };

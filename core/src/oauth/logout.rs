@@ -93,16 +93,7 @@ async fn logout(app: &App, headers: &HeaderMap, params: &Params) -> Result<Respo
         ended = true;
         tracing::info!(client = %client_id, "session ended by the relying party");
     }
-    match back {
-        Some(_) => signed_out(app, headers, params, Some(&client), back, ended),
-        None => {
-            let mut response = pages::text(app, "You are signed out.".into(), StatusCode::OK);
-            if ended {
-                response.headers_mut().append(header::SET_COOKIE, session::set_cookie(app, SESSION_COOKIE, "", 0));
-            }
-            Ok(response)
-        }
-    }
+    signed_out(app, headers, params, Some(&client), back, ended)
 }
 
 /// §3: the `post_logout_redirect_uri` asked for, when `client` registered it, compared
