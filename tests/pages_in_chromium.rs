@@ -589,7 +589,7 @@ async fn an_authenticator_app_is_added_and_signs_in_in_chromium() {
     let app = app_in(&page);
     browser.fill("input[name=code]", &app.generate(now()).to_string()).await;
     browser.click("button[name=op][value=totp-confirm]").await;
-    let page = wait_for_source(&browser, "button[name=op]").await;
+    let page = wait_for_source(&browser, "id=\"recovery-codes\"").await;
     let shaped = |w: &str| {
         let groups: Vec<&str> = w.split('-').collect();
         groups.len() == 4 && groups.iter().all(|g| g.len() == 4 && g.bytes().all(|b| b.is_ascii_alphanumeric()))

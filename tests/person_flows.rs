@@ -122,7 +122,8 @@ async fn revoking_from_the_italian_connections_page_answers_in_italian() {
 
     let page = html(&browser, &server.url("/account/connections?ui_locales=it")).await;
     assert_eq!(lang(&page), "it");
-    let r = browser.submit(&page, &[("revoke", id.as_str())]).await;
+    let form = page.split("<form").find(|f| f.contains("name=\"revoke\"")).expect("a revoke form");
+    let r = browser.submit(&format!("<form{form}"), &[("revoke", id.as_str())]).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let after = html(&browser, &location(&r)).await;
     assert_eq!(lang(&after), "it", "{after}");

@@ -91,12 +91,12 @@ impl Audit {
                       .catch(e => done([{id: 'axe-error', impact: 'critical', help: String(e), nodes: []}]));";
         let mut found = client.execute_async(run, vec![json!(WCAG_21_AA)]).await.unwrap();
         let borders = client.execute(NON_TEXT_CONTRAST, vec![]).await.unwrap();
-        if let (Some(found), Some(borders)) = (found.as_array_mut(), borders.as_array()) {
-            if !borders.is_empty() {
-                found.push(json!({"id": "non-text-contrast", "impact": "serious",
-                                  "help": "WCAG 1.4.11: a field's border has 3:1 contrast against what is around it",
-                                  "nodes": borders}));
-            }
+        if let (Some(found), Some(borders)) = (found.as_array_mut(), borders.as_array())
+            && !borders.is_empty()
+        {
+            found.push(json!({"id": "non-text-contrast", "impact": "serious",
+                              "help": "WCAG 1.4.11: a field's border has 3:1 contrast against what is around it",
+                              "nodes": borders}));
         }
         found
     }

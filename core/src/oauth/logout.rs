@@ -34,11 +34,29 @@ pub async fn get(State(app): State<App>, headers: HeaderMap, RawQuery(query): Ra
     end_session(app, headers, query.unwrap_or_default().into_bytes()).await
 }
 
-pub async fn post(State(app): State<App>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
-    match body {
-        Ok(body) => end_session(app, headers, body.to_vec()).await,
-        Err(e) => OAuthError::from(e).into_response(),
+/// §2 allows POST, its parameters in the body. The account pages' sign-out form names the
+/// page's locale in its action's query instead: `ui_locales` is read from there when the body
+/// has none.
+pub async fn post(
+    State(app): State<App>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let mut raw = match body {
+        Ok(body) => body.to_vec(),
+        Err(e) => return OAuthError::from(e).into_response(),
+    };
+    let in_body = Params::parse(&raw).map(|p| p.get("ui_locales").is_some()).unwrap_or(true);
+    let in_query = query.as_deref().and_then(|q| Params::parse(q.as_bytes()).ok());
+    if let Some(locales) = in_query.as_ref().and_then(|q| q.get("ui_locales")).filter(|_| !in_body) {
+        let pair = url::form_urlencoded::Serializer::new(String::new()).append_pair("ui_locales", locales).finish();
+        if !raw.is_empty() {
+            raw.push(b'&');
+        }
+        raw.extend_from_slice(pair.as_bytes());
     }
+    end_session(app, headers, raw).await
 }
 
 /// What an ID token says of whom it was issued to.
@@ -143,12 +161,18 @@ async fn confirm(app: &App, headers: &HeaderMap, params: &Params) -> Result<Resp
     let confirmed = params.get("csrf").is_some_and(|c| session::same(c, &token));
     match params.get("decision") {
         Some("cancel") => {
-            let mut path = url::form_urlencoded::Serializer::new(format!("{}?", pages::CONNECTIONS_PATH));
-            if !locales.is_empty() {
-                path.append_pair("ui_locales", &locales.join(" "));
-            }
-            let path = path.finish();
-            Ok(see_other(app, path.trim_end_matches('?')))
+            let path = match locales.is_empty() {
+                true => pages::CONNECTIONS_PATH.to_owned(),
+                false => {
+                    let mut query = url::form_urlencoded::Serializer::new(String::new());
+                    format!(
+                        "{}?{}",
+                        pages::CONNECTIONS_PATH,
+                        query.append_pair("ui_locales", &locales.join(" ")).finish()
+                    )
+                }
+            };
+            Ok(see_other(app, &path))
         }
         Some("logout") if confirmed => {
             end(app, &session).await?;
