@@ -37,7 +37,7 @@ use crate::error::{OAuthError, factor_page_status};
 use crate::factors::{self, CodeUsed, FactorError};
 use crate::model::{Interaction, PendingFactor, User, UserFactors};
 use crate::oauth::interaction;
-use crate::oauth::second_factor::ceremony;
+use crate::oauth::pages::ceremony;
 use crate::oauth::sign_in_limit::{Attempt, Refusal};
 use crate::oauth::{App, session};
 use crate::plugin::consent::{FactorProblem, Page, PasskeyView, SecurityNotice, TotpEnrolment, TotpState};

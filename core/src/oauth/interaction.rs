@@ -124,7 +124,7 @@ pub async fn login_page(
 ) -> Result<Response, OAuthError> {
     let mut parked = new_interaction(app, request);
     let login_hint = parked.request.login_hint.clone();
-    let passkey = super::second_factor::offer_passkey(app, &mut parked);
+    let passkey = pages::offer_passkey(app, &mut parked);
     park_and_render(app, headers, client, parked, |context| Page::Login { context, login_hint, error: None, passkey })
         .await
 }
@@ -379,7 +379,7 @@ pub async fn check_password(
                 context: context(app, headers, client, parked, LOGIN_PATH),
                 login_hint: typed_username(&form.username).or_else(|| parked.request.login_hint.clone()),
                 error: Some(error),
-                passkey: parked.passkey_login.as_ref().map(|p| super::second_factor::ceremony(app, p)),
+                passkey: parked.passkey_login.as_ref().map(|p| pages::ceremony(app, p)),
             };
             Ok(Err(render(app, client, parked, &page, status)?))
         }

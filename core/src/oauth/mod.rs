@@ -110,7 +110,7 @@ pub fn router(app: App) -> Router {
         .route(interaction::LOGIN_PATH, post(authorize::login))
         .route(interaction::CONSENT_PATH, post(authorize::consent))
         .route(second_factor::FACTOR_PATH, post(second_factor::submit))
-        .route(second_factor::PASSKEY_SCRIPT_PATH, get(second_factor::passkey_script));
+        .route(pages::PASSKEY_SCRIPT_PATH, get(pages::passkey_script));
     let profiles = std::iter::once(Profile::Native).chain(app.config.server.profiles.iter().map(|p| Profile::from(*p)));
     // Layouts may share a path (Deployteq's /userinfo is the native one): each is routed once.
     let mut routed = HashSet::new();

@@ -1,6 +1,7 @@
 //! What every HTML page the server shows (login, consent, the authorization error page)
 //! gets from the host: the locale it is rendered in, and the response headers that keep it
-//! out of caches and frames and lock down what it may load.
+//! out of caches and frames and lock down what it may load; the one script pages may load,
+//! which runs their WebAuthn ceremonies, and the ceremony a page hands it.
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -9,6 +10,9 @@ use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest, Sha256};
 
 use super::Protocol;
+use crate::factors;
+use crate::model::{Interaction, PendingCeremony};
+use crate::plugin::consent::PasskeyCeremony;
 
 /// The account pages' connections page (`account.rs`), where the protocol's pages that end
 /// outside a client (a cancelled sign-out) lead back to.
@@ -106,7 +110,7 @@ fn content_security_policy(app: &Protocol, html: &str, redirect_uri: Option<&str
     // Inline scripts only by their hash: the form post page's one line, nothing else; and
     // the host's passkey ceremony script where a page loads it.
     let mut scripts: Vec<String> = inline_hashes(html, "script").into_iter().map(|h| format!("'sha256-{h}'")).collect();
-    if html.contains(super::second_factor::PASSKEY_SCRIPT_PATH) {
+    if html.contains(PASSKEY_SCRIPT_PATH) {
         scripts.push("'self'".into());
     }
     if !scripts.is_empty() {
@@ -178,4 +182,43 @@ fn source_of(uri: &str) -> Option<String> {
     };
     let safe = source.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.:/[]_".contains(&b));
     (safe && source != "null").then_some(source)
+}
+
+/// The host's script that runs WebAuthn ceremonies for the pages.
+pub const PASSKEY_SCRIPT_PATH: &str = "/assets/passkey.js";
+const PASSKEY_SCRIPT: &str = include_str!("../../assets/passkey.js");
+
+/// `GET /assets/passkey.js`: the ceremony script every page with a passkey form loads.
+pub async fn passkey_script() -> Response {
+    let mut response = PASSKEY_SCRIPT.into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
+}
+
+/// A ceremony as a page runs it: its options and the script's absolute URL.
+pub(crate) fn ceremony(app: &Protocol, pending: &PendingCeremony) -> PasskeyCeremony {
+    PasskeyCeremony {
+        options: pending.options.clone(),
+        script: format!("{}{PASSKEY_SCRIPT_PATH}", app.config.issuer()),
+    }
+}
+
+/// A passkey sign-in (instead of the password) for a login page: a discoverable ceremony,
+/// parked with the interaction. None where the issuer cannot be a WebAuthn relying party
+/// (its host must be a domain).
+pub(crate) fn offer_passkey(app: &Protocol, parked: &mut Interaction) -> Option<PasskeyCeremony> {
+    match factors::discoverable_challenge(app.config.issuer(), app.clock.now()) {
+        Ok(pending) => {
+            let offered = ceremony(app, &pending);
+            parked.passkey_login = Some(pending);
+            Some(offered)
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "no passkey sign-in offered");
+            None
+        }
+    }
 }

@@ -15,51 +15,30 @@
 //! - a passkey can sign in instead of the password (a discoverable credential, user
 //!   verification required): offered on the login page, answered to the login form.
 //!
-//! The WebAuthn ceremonies run in the browser with the host's one script, served here
-//! (`GET /assets/passkey.js`).
+//! The WebAuthn ceremonies run in the browser with the host's one script, which
+//! [`super::pages`] serves (`GET /assets/passkey.js`) and hands the pages.
 
 use std::net::IpAddr;
 
 use axum::Form;
 use axum::extract::State;
 use axum::extract::rejection::FormRejection;
-use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{Extensions, HeaderMap, StatusCode, header};
+use axum::response::Response;
 use serde::Deserialize;
 
 use super::authorize::SignedIn;
 use super::interaction::{self, InteractionForm};
+use super::pages::{ceremony, offer_passkey};
 use super::sign_in_limit::{Attempt, Refusal};
 use super::{App, session};
 use crate::error::{OAuthError, factor_page_status};
 use crate::factors::{self, CodeUsed, Demand};
-use crate::model::{Assurance, AuthorizationRequest, Interaction, PendingCeremony, PendingFactor, Session, User};
-use crate::plugin::consent::{FactorProblem, LoginProblem, Page, PasskeyCeremony};
+use crate::model::{Assurance, AuthorizationRequest, Interaction, PendingFactor, Session, User};
+use crate::plugin::consent::{FactorProblem, LoginProblem, Page};
 use crate::storage::{ClientContext, write};
 
 pub const FACTOR_PATH: &str = "/interaction/factor";
-/// The host's script that runs WebAuthn ceremonies for the pages.
-pub const PASSKEY_SCRIPT_PATH: &str = "/assets/passkey.js";
-const PASSKEY_SCRIPT: &str = include_str!("../../assets/passkey.js");
-
-/// `GET /assets/passkey.js`: the ceremony script every page with a passkey form loads.
-pub async fn passkey_script() -> Response {
-    let mut response = PASSKEY_SCRIPT.into_response();
-    let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    response
-}
-
-/// A ceremony as a page runs it: its options and the script's absolute URL.
-pub(crate) fn ceremony(app: &App, pending: &PendingCeremony) -> PasskeyCeremony {
-    PasskeyCeremony {
-        options: pending.options.clone(),
-        script: format!("{}{PASSKEY_SCRIPT_PATH}", app.config.issuer()),
-    }
-}
-
 /// Whether the request can do without more than one factor: with nothing demanded, or
 /// with a sign-in that already has two.
 fn satisfied(request: &AuthorizationRequest, assurance: Option<&Assurance>) -> bool {
@@ -398,23 +377,6 @@ async fn signed_in(
             .await?;
             response.headers_mut().append(header::SET_COOKIE, cookie);
             Ok(response)
-        }
-    }
-}
-
-/// A passkey sign-in (instead of the password) for a login page: a discoverable ceremony,
-/// parked with the interaction. None where the issuer cannot be a WebAuthn relying party
-/// (its host must be a domain).
-pub(crate) fn offer_passkey(app: &App, parked: &mut Interaction) -> Option<PasskeyCeremony> {
-    match factors::discoverable_challenge(app.config.issuer(), app.clock.now()) {
-        Ok(pending) => {
-            let offered = ceremony(app, &pending);
-            parked.passkey_login = Some(pending);
-            Some(offered)
-        }
-        Err(e) => {
-            tracing::debug!(error = %e, "no passkey sign-in offered");
-            None
         }
     }
 }
