@@ -122,6 +122,18 @@ impl Audit {
     }
 }
 
+/// A page's URL on the issuer (`localhost`, where the forms post and the cookies live).
+fn on_issuer(server: &TestServer, path: &str) -> String {
+    format!("{}{path}", server.issuer)
+}
+
+/// The authorization endpoint's URL on the issuer, with `pairs` as its query.
+fn authorize_url(server: &TestServer, pairs: &[(&str, &str)]) -> url::Url {
+    let mut url = url::Url::parse(&on_issuer(server, "/authorize")).unwrap();
+    url.query_pairs_mut().extend_pairs(pairs);
+    url
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_page_in_every_locale_passes_axe_light_and_dark() {
     let Some(axe) = axe_source() else { return };
@@ -155,22 +167,25 @@ async fn every_page_in_every_locale_passes_axe_light_and_dark() {
             browser.client.delete_all_cookies().await.unwrap();
 
             // The authorization flow: login, a failed attempt, consent.
-            let authorize = server.authorize_url(&[
-                ("response_type", "code"),
-                ("client_id", &client_id),
-                ("redirect_uri", &redirect),
-                ("scope", "openid"),
-                ("ui_locales", locale),
-            ]);
+            let authorize = authorize_url(
+                &server,
+                &[
+                    ("response_type", "code"),
+                    ("client_id", &client_id),
+                    ("redirect_uri", &redirect),
+                    ("scope", "openid"),
+                    ("ui_locales", locale),
+                ],
+            );
             browser.client.goto(authorize.as_str()).await.unwrap();
             browser.wait_for("input[name=username]").await;
             audit.check(&browser, &format!("{locale} login")).await;
             browser.fill("input[name=username]", &user).await;
             browser.fill("input[name=password]", "not the password").await;
             browser.click("button[type=submit]").await;
-            browser.wait_for("[role=alert]").await;
+            browser.wait_for("#login-error").await;
             audit.check(&browser, &format!("{locale} login, failed")).await;
-            browser.client.find(fantoccini::Locator::Css("input[name=username]")).await.unwrap().clear().await.unwrap();
+            browser.wait_for("input[name=username]").await.clear().await.unwrap();
             browser.fill("input[name=username]", &user).await;
             browser.fill("input[name=password]", &password).await;
             browser.click("button[type=submit]").await;
@@ -183,22 +198,29 @@ async fn every_page_in_every_locale_passes_axe_light_and_dark() {
             assert_eq!(status, StatusCode::OK, "{tokens}");
 
             // An error the client cannot be told of.
-            let bad = server.authorize_url(&[
-                ("response_type", "code"),
-                ("client_id", &client_id),
-                ("redirect_uri", "https://elsewhere.example/cb"),
-                ("scope", "openid"),
-                ("ui_locales", locale),
-            ]);
+            let bad = authorize_url(
+                &server,
+                &[
+                    ("response_type", "code"),
+                    ("client_id", &client_id),
+                    ("redirect_uri", "https://elsewhere.example/cb"),
+                    ("scope", "openid"),
+                    ("ui_locales", locale),
+                ],
+            );
             browser.client.goto(bad.as_str()).await.unwrap();
             browser.wait_for("h1").await;
             audit.check(&browser, &format!("{locale} error")).await;
 
             // The account pages.
-            browser.client.goto(&server.url(&format!("/account/connections?ui_locales={locale}"))).await.unwrap();
+            browser
+                .client
+                .goto(&on_issuer(&server, &format!("/account/connections?ui_locales={locale}")))
+                .await
+                .unwrap();
             browser.wait_for("li.connection").await;
             audit.check(&browser, &format!("{locale} connections")).await;
-            browser.client.goto(&server.url(&format!("/account/password?ui_locales={locale}"))).await.unwrap();
+            browser.client.goto(&on_issuer(&server, &format!("/account/password?ui_locales={locale}"))).await.unwrap();
             browser.wait_for("input[name=current-password]").await;
             audit.check(&browser, &format!("{locale} password")).await;
 
@@ -206,14 +228,14 @@ async fn every_page_in_every_locale_passes_axe_light_and_dark() {
             let (status, started) =
                 server.form("/device_authorization", &[("client_id", &tv), ("scope", "openid api")], None).await;
             assert_eq!(status, StatusCode::OK, "{started}");
-            browser.client.goto(&server.url(&format!("/device?ui_locales={locale}"))).await.unwrap();
+            browser.client.goto(&on_issuer(&server, &format!("/device?ui_locales={locale}"))).await.unwrap();
             browser.wait_for("input[name=user_code]").await;
             audit.check(&browser, &format!("{locale} device code")).await;
             browser.fill("input[name=user_code]", "WRONG-CODE").await;
             browser.click("button[type=submit]").await;
             browser.wait_for("[role=alert], [role=status]").await;
             audit.check(&browser, &format!("{locale} device code, refused")).await;
-            browser.client.goto(&server.url(&format!("/device?ui_locales={locale}"))).await.unwrap();
+            browser.client.goto(&on_issuer(&server, &format!("/device?ui_locales={locale}"))).await.unwrap();
             browser.fill("input[name=user_code]", started["user_code"].as_str().unwrap()).await;
             browser.click("button[type=submit]").await;
             browser.wait_for("button[name=decision][value=allow]").await;
@@ -224,7 +246,11 @@ async fn every_page_in_every_locale_passes_axe_light_and_dark() {
 
             // Signed out: the account pages' own sign-in.
             browser.client.delete_all_cookies().await.unwrap();
-            browser.client.goto(&server.url(&format!("/account/connections?ui_locales={locale}"))).await.unwrap();
+            browser
+                .client
+                .goto(&on_issuer(&server, &format!("/account/connections?ui_locales={locale}")))
+                .await
+                .unwrap();
             browser.wait_for("input[name=username]").await;
             audit.check(&browser, &format!("{locale} account sign-in")).await;
 
@@ -234,7 +260,7 @@ async fn every_page_in_every_locale_passes_axe_light_and_dark() {
             browser.fill("input[name=password]", &password).await;
             browser.click("form button[type=submit]").await;
             browser.wait_for("li.connection").await;
-            browser.client.goto(&server.url(&format!("/account/security?ui_locales={locale}"))).await.unwrap();
+            browser.client.goto(&on_issuer(&server, &format!("/account/security?ui_locales={locale}"))).await.unwrap();
             browser.wait_for("button[name=op][value=totp-start]").await;
             audit.check(&browser, &format!("{locale} security")).await;
             browser.click("button[name=op][value=totp-start]").await;
@@ -247,7 +273,7 @@ async fn every_page_in_every_locale_passes_axe_light_and_dark() {
             audit.check(&browser, &format!("{locale} security, recovery codes")).await;
 
             // Signing out: asked, then done.
-            browser.client.goto(&server.url(&format!("/logout?ui_locales={locale}"))).await.unwrap();
+            browser.client.goto(&on_issuer(&server, &format!("/logout?ui_locales={locale}"))).await.unwrap();
             browser.wait_for("button[name=decision][value=logout]").await;
             audit.check(&browser, &format!("{locale} sign-out")).await;
             browser.click("button[name=decision][value=logout]").await;
