@@ -41,7 +41,7 @@ const NON_TEXT_CONTRAST: &str = "
     return short;";
 
 /// The locales the default consent UI renders.
-const LOCALES: [&str; 3] = ["en", "ru", "it"];
+const LOCALES: [&str; 5] = ["en", "ru", "nl", "de", "it"];
 
 /// axe-core's browser build, installed by `npm ci --prefix tests/a11y`.
 fn axe_source() -> Option<String> {
