@@ -81,7 +81,8 @@ impl Chromium {
     }
 
     pub async fn lang(&self) -> String {
-        let html = self.client.find(Locator::Css("html")).await.unwrap();
+        // A page being replaced has no document for a moment: wait for the next one's.
+        let html = self.wait_for("html").await;
         html.attr("lang").await.unwrap().unwrap_or_default()
     }
 
