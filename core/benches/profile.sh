@@ -1,30 +1,49 @@
 #!/usr/bin/env bash
-# Profiles the load benchmark: while each scenario runs, samples every CPU of the machine
-# for 6 s with call graphs (linux-perf: `apt-get install -y linux-perf`).
+# Profiles the server under the load benchmark, one scenario at a time: while a scenario runs,
+# samples the server process for 6 s with call graphs (linux-perf: `apt-get install -y
+# linux-perf`; DWARF unwinding, as release builds keep no frame pointers), then folds the
+# stacks and draws a flame graph of each where inferno is installed (`cargo install inferno`).
 #
-#   bash core/benches/profile.sh OUT_DIR
-#   perf report -i OUT_DIR/cc.data --sort comm --no-children -g none      # who used the CPUs
-#   perf report -i OUT_DIR/code.data --tid <server threads> --percentage relative --children
+#   bash core/benches/profile.sh OUT_DIR [SCENARIO...]     # default: every scenario
+#   perf report -i OUT_DIR/cc.data --no-children --sort symbol   # where the CPU went
 #
-# OUT_DIR gets bench.txt (the benchmark's own output) and cc.data, intro.data, code.data
-# (client credentials, introspection, authorization code flow). Sampling costs throughput:
-# read shares from the profile and figures from an unprofiled run.
+# OUT_DIR gets, per scenario, SCENARIO.txt (the benchmark's own output), SCENARIO.data (perf),
+# SCENARIO.folded and SCENARIO.svg (the flame graph), and SCENARIO.top (the 40 functions that
+# took the most samples themselves). Scenarios: cc introspect introspect-many userinfo refresh
+# device-poll code. Extra benchmark flags (`--postgres`, `--without-observability`) come from
+# PROFILE_BENCH_FLAGS. Sampling costs throughput: read shares from the profile and figures
+# from an unprofiled run.
 set -u
-out=${1:?usage: profile.sh OUT_DIR}
+out=${1:?usage: profile.sh OUT_DIR [SCENARIO...]}
+shift
+scenarios=("$@")
+[[ ${#scenarios[@]} -gt 0 ]] || scenarios=(cc introspect introspect-many userinfo refresh device-poll code)
 mkdir -p "$out"
 cd "$(dirname "$0")/../.."
-cargo bench -p portcullis --bench load -- 10 32 >"$out/bench.txt" 2>&1 &
-bench=$!
-record() { perf record -a -F 997 -g -o "$out/$1.data" -- sleep 6 >/dev/null 2>&1; }
-# The server is up and the first scenario under way.
-until pgrep -f "portcullis.*serve" >/dev/null; do sleep 0.5; done
-sleep 2.5
-record cc
-# Each scenario prints its line when it ends; the next starts at once.
-until grep -q "^client credentials" "$out/bench.txt"; do sleep 0.2; done
-sleep 2
-record intro
-until grep -q "^introspection" "$out/bench.txt"; do sleep 0.2; done
-sleep 2.5
-record code
-wait $bench
+cargo bench -p portcullis --bench load --no-run >/dev/null 2>&1 || {
+    echo "profile.sh: the benchmark does not build" >&2
+    exit 1
+}
+inferno=$(command -v inferno-collapse-perf || true)
+for scenario in "${scenarios[@]}"; do
+    # shellcheck disable=SC2086
+    cargo bench -p portcullis --bench load -- 12 32 --only "$scenario" ${PROFILE_BENCH_FLAGS:-} >"$out/$scenario.txt" 2>&1 &
+    bench=$!
+    pid=
+    until [[ -n $pid ]]; do
+        sleep 0.2
+        pid=$(pgrep -n -f "portcullis serve" || true)
+        kill -0 "$bench" 2>/dev/null || break
+    done
+    # The server is up; its clients and tokens are made in the first seconds.
+    sleep 4
+    perf record -F 499 --call-graph dwarf,16384 -p "$pid" -o "$out/$scenario.data" -- sleep 6 >/dev/null 2>&1
+    wait "$bench"
+    perf report -i "$out/$scenario.data" --no-children --sort symbol --stdio 2>/dev/null |
+        grep -E '^ +[0-9]' | head -40 >"$out/$scenario.top"
+    if [[ -n $inferno ]]; then
+        perf script -i "$out/$scenario.data" 2>/dev/null | inferno-collapse-perf >"$out/$scenario.folded"
+        inferno-flamegraph --title "portcullis: $scenario" <"$out/$scenario.folded" >"$out/$scenario.svg"
+    fi
+    echo "$scenario: $(grep -E '^[a-z].*req/s' "$out/$scenario.txt" | head -1)"
+done
