@@ -88,6 +88,20 @@ fn derived_cap(soft_limit: Option<u64>, database_connections: u32) -> usize {
     usize::try_from(cap).unwrap_or(usize::MAX)
 }
 
+/// The listener: `address` bound (reusable at once after a restart) with a backlog of
+/// `limits::LISTEN_BACKLOG` connections waiting to be accepted (the kernel caps it at
+/// `net.core.somaxconn`), so that a burst of new connections waits there instead of having
+/// its handshakes dropped and retried a second later.
+pub fn bind(address: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match address {
+        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(crate::limits::LISTEN_BACKLOG)
+}
+
 /// Serves `router` on `listener` until `stop` completes, then closes the listener and lets
 /// the open connections finish what they are answering, for at most
 /// [`Bounds::shutdown_grace`].

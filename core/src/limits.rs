@@ -37,6 +37,25 @@ pub const MAX_CLIENT_ID_BYTES: usize = 256;
 /// Most clients (or unknown client ids of the shape this server issues) a replica keeps read.
 pub const MAX_CACHED_CLIENTS: usize = 10_000;
 
+/// Requests a replica answers at once per CPU when `server.max_requests_in_flight` is 0;
+/// past them a request is shed (`overload.rs`). What piles up here waits on the database or
+/// a plugin (a busy CPU is the scheduling probe's to notice).
+pub const REQUESTS_IN_FLIGHT_PER_CPU: usize = 64;
+
+/// Connections the listener keeps waiting to be accepted (`connections::bind`); the
+/// kernel caps it at `net.core.somaxconn`.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// How often the server checks how late it runs what is ready (`overload.rs`).
+pub const SCHEDULING_PROBE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// How long requests are shed after the server was found running late (`overload.rs`).
+pub const SHED_HOLD: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Log lines formatted and waiting for the thread that writes them to stderr
+/// (`telemetry.rs`), a few hundred bytes each; a logger that finds the queue full waits.
+pub const LOG_LINES_QUEUED: usize = 4096;
+
 /// Most access tokens a replica remembers having verified the signature of (a fixed-size
 /// entry each); past it the expired go first.
 pub const MAX_VERIFIED_TOKENS: usize = 16 * 1024;

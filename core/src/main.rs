@@ -18,6 +18,12 @@ use portcullis::registry::{self, Caller, ClientUpdate, NewClient, NewUser, UserU
 use portcullis::server::{self, Portcullis};
 use serde::Serialize;
 
+/// mimalloc: a request's many small, short-lived allocations, served from per-thread pages,
+/// cost less than with the system allocator, and freed memory goes back to the pages it came
+/// from instead of fragmenting one heap (`BENCHMARKS.md`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "portcullis", version, about = "OAuth 2.0 / OpenID Connect server with WebAssembly policies")]
 struct Cli {
@@ -945,7 +951,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    portcullis::telemetry::init(config.server.log_format);
+    // Held to the end of `main`: dropped, it writes the lines still queued.
+    let _log = portcullis::telemetry::init(config.server.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -997,8 +1004,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Serve => {
             let listen = config.server.listen;
             let app = Portcullis::open(config, true).await?;
-            let listener = tokio::net::TcpListener::bind(listen)
-                .await
+            let listener = portcullis::connections::bind(listen)
                 .map_err(|cause| portcullis::start::StartError::Listen { address: listen, cause })?;
             tracing::info!(address = %listener.local_addr()?, issuer = %app.config.issuer(), "serving");
             server::serve(app, listener).await
