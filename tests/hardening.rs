@@ -594,3 +594,133 @@ async fn slow_and_idle_connections_are_closed_and_the_server_keeps_answering() {
     }
     assert!(answer.starts_with(b"HTTP/1.1 200"), "the kept-alive connection was answered first");
 }
+
+#[tokio::test]
+async fn past_the_requests_in_flight_bound_a_request_is_shed_with_retry_after() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start_with(support::Options {
+        metrics: true,
+        configure: Some(Box::new(|c| {
+            c.server.max_requests_in_flight = 2;
+            c.server.max_scheduling_delay_ms = 0;
+        })),
+        ..Default::default()
+    })
+    .await;
+    let address = server.base.trim_start_matches("http://").to_owned();
+    // Two token requests whose bodies have not all come: each is being answered, waiting for it.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut connection = tokio::net::TcpStream::connect(&address).await.unwrap();
+        connection
+            .write_all(b"POST /token HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: 41\r\n\r\ngrant_type=")
+            .await
+            .unwrap();
+        held.push(connection);
+    }
+    // A third request is refused at once, as soon as the server has both in hand.
+    let mut shed = None;
+    for _ in 0..200 {
+        let r = server.http.get(server.url("/.well-known/openid-configuration")).send().await.unwrap();
+        if r.status() == StatusCode::SERVICE_UNAVAILABLE {
+            shed = Some(r);
+            break;
+        }
+        assert_eq!(r.status(), StatusCode::OK);
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let shed = shed.expect("a third request at once is shed");
+    assert!(shed.headers().contains_key("retry-after"), "a shed request says when to come back");
+    let (status, body) = json_error(shed).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("temporarily_unavailable")));
+    // The health endpoints are answered whatever the load: an orchestrator must see the replica.
+    for path in ["/health/live", "/health/ready"] {
+        let r = server.http.get(server.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path} while at the bound");
+    }
+    // The held requests end (the rest of their bodies comes) and are answered as usual...
+    for connection in &mut held {
+        connection.write_all(b"client_credentials&client_id=x").await.unwrap();
+        let mut head = [0u8; 12];
+        connection.read_exact(&mut head).await.unwrap();
+        assert_eq!(&head, b"HTTP/1.1 401", "a held request is answered as it would have been");
+    }
+    drop(held);
+    // ...and then requests are admitted again.
+    let mut admitted = false;
+    for _ in 0..200 {
+        let r = server.http.get(server.url("/.well-known/openid-configuration")).send().await.unwrap();
+        if r.status() == StatusCode::OK {
+            admitted = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(admitted, "requests are admitted once the held ones are answered");
+    let scrape = server
+        .http
+        .get(format!("{}/metrics", server.metrics.as_deref().expect("metrics")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let shed_total = scrape
+        .lines()
+        .find_map(|l| l.strip_prefix("portcullis_requests_shed_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    assert!(shed_total.is_some_and(|n| n >= 1.0), "the shed requests are counted: {shed_total:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_server_running_late_sheds_requests_until_it_catches_up() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let server = TestServer::start_with(support::Options {
+        configure: Some(Box::new(|c| c.server.max_scheduling_delay_ms = 50)),
+        ..Default::default()
+    })
+    .await;
+    let discovery = server.url("/.well-known/openid-configuration");
+    let r = server.http.get(&discovery).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "admitted while the server keeps up");
+    // More work than the server's one thread runs: forty tasks taking 5 ms each turn, so
+    // that whatever is ready waits some 200 ms for the thread.
+    let busy = Arc::new(AtomicBool::new(true));
+    for _ in 0..40 {
+        let busy = busy.clone();
+        tokio::spawn(async move {
+            while busy.load(Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                tokio::task::yield_now().await;
+            }
+        });
+    }
+    let mut shed = None;
+    for _ in 0..50 {
+        let r = server.http.get(&discovery).send().await.unwrap();
+        if r.status() == StatusCode::SERVICE_UNAVAILABLE {
+            shed = Some(r);
+            break;
+        }
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    let shed = shed.expect("a server running late sheds requests");
+    assert!(shed.headers().contains_key("retry-after"), "a shed request says when to come back");
+    let (status, body) = json_error(shed).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("temporarily_unavailable")));
+    let live = server.http.get(server.url("/health/live")).send().await.unwrap();
+    assert_eq!(live.status(), StatusCode::OK, "liveness is answered while requests are shed");
+    // Once the work is done, requests are admitted again.
+    busy.store(false, Ordering::Relaxed);
+    let mut admitted = false;
+    for _ in 0..200 {
+        if server.http.get(&discovery).send().await.unwrap().status() == StatusCode::OK {
+            admitted = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(admitted, "requests are admitted again once the server has caught up");
+}

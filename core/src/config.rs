@@ -82,6 +82,14 @@ pub struct ServerConfig {
     /// Connections open at once; past it new ones wait to be accepted. 0: what the
     /// descriptor limit (`RLIMIT_NOFILE`) leaves the database and the rest of the server.
     pub max_connections: usize,
+    /// Requests answered at once; past it a request is shed at once, 503
+    /// `temporarily_unavailable` with `Retry-After`, rather than queued behind the others
+    /// (`overload.rs`). 0: `limits::REQUESTS_IN_FLIGHT_PER_CPU` per CPU.
+    pub max_requests_in_flight: usize,
+    /// Milliseconds the server may be late in running what is ready (every CPU busy, ready
+    /// connections waiting for one) before requests are shed for a moment (`overload.rs`).
+    /// 0: never shed for lateness.
+    pub max_scheduling_delay_ms: u64,
     /// Seconds a connection has to send a request's head, from its accept or its previous
     /// answer (so a kept-alive connection idle that long is closed too).
     pub header_read_timeout_secs: u64,
@@ -284,6 +292,8 @@ impl Default for ServerConfig {
             password_hash_concurrency: 0,
             password_hash_queue: 32,
             max_connections: 0,
+            max_requests_in_flight: 0,
+            max_scheduling_delay_ms: 100,
             header_read_timeout_secs: 10,
             idle_timeout_secs: 60,
             replica_id: None,

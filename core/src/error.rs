@@ -57,6 +57,9 @@ pub enum OAuthError {
     ServerError(String),
     #[error("{0}")]
     TemporarilyUnavailable(String),
+    /// More requests in flight than the server answers at once (`overload.rs`): shed.
+    #[error("the server is answering as many requests as it can; try again shortly")]
+    Overloaded,
     /// Sign-in attempts refused by throttling (per address, per login page).
     #[error("{0}")]
     TooManyAttempts(String),
@@ -132,7 +135,7 @@ impl OAuthError {
             Self::UnsupportedTokenType(_) => "unsupported_token_type",
             Self::ServerError(_) => "server_error",
             // RFC 6749 §4.1.2.1 has no code of its own for throttling; this is the nearest.
-            Self::TemporarilyUnavailable(_) | Self::TooManyAttempts(_) => "temporarily_unavailable",
+            Self::TemporarilyUnavailable(_) | Self::TooManyAttempts(_) | Self::Overloaded => "temporarily_unavailable",
             Self::NotFound(_) => "not_found",
             Self::InvalidRequestUri(_) => "invalid_request_uri",
             Self::InvalidTarget(_) => "invalid_target",
@@ -161,7 +164,7 @@ impl OAuthError {
             Self::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::ServerError(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::TemporarilyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TemporarilyUnavailable(_) | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::PluginNotLoaded(_) => StatusCode::SERVICE_UNAVAILABLE,
             // RFC 6585 §4.
             Self::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,

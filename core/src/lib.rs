@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod model;
 pub mod oauth;
 pub mod outbound;
+pub mod overload;
 pub mod passwords;
 pub mod plugin;
 pub mod plugin_build;

@@ -117,6 +117,10 @@ fn describe() {
     );
     describe_counter!("portcullis_plugin_reloads_total", "Plugins loaded, refused or unloaded, by plugin and outcome");
     describe_counter!("portcullis_sign_in_attempts_total", "Password sign-in attempts, by outcome");
+    describe_counter!(
+        "portcullis_requests_shed_total",
+        "Requests answered 503 at once: the server ran late (server.max_scheduling_delay_ms) or had server.max_requests_in_flight"
+    );
     describe_counter!("portcullis_storage_calls_total", "Calls of the storage plugin, by operation and outcome");
     describe_histogram!(
         "portcullis_storage_call_duration_seconds",
@@ -323,6 +327,11 @@ pub fn token_issued(grant_type: &str) {
         // An extension grant, or metrics off (the facade's no-op).
         _ => counter!(TOKENS_ISSUED_TOTAL, "grant_type" => grant_type.to_owned()).increment(1),
     }
+}
+
+/// A request shed by `overload.rs`.
+pub fn request_shed() {
+    counter!("portcullis_requests_shed_total").increment(1);
 }
 
 /// What became of a password sign-in attempt.

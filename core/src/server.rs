@@ -300,6 +300,12 @@ pub fn router(app: App) -> Router {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
             tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path())
         }));
+    // Shed at once when the server runs late or too much is in flight (`overload.rs`);
+    // inside the access log, so a shed request is logged like any other.
+    let router = router.layer(axum::middleware::from_fn_with_state(
+        crate::overload::Admission::from_config(&app.config),
+        crate::overload::layer,
+    ));
     // The access log, outside the span above (which names the raw path); the client address
     // (`server.trusted_proxies`) found before it, the request id set before both.
     let router = match app.config.server.access_log {
