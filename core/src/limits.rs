@@ -52,6 +52,10 @@ pub const SCHEDULING_PROBE_INTERVAL: std::time::Duration = std::time::Duration::
 /// How long requests are shed after the server was found running late (`overload.rs`).
 pub const SHED_HOLD: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// How long one upkeep (every 30 s) spends purging expired records, a batch per storage call
+/// (`server.rs`); what is left goes at the next.
+pub const PURGE_TIME_PER_UPKEEP: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Log lines formatted and waiting for the thread that writes them to stderr
 /// (`telemetry.rs`), a few hundred bytes each; a logger that finds the queue full waits.
 pub const LOG_LINES_QUEUED: usize = 4096;

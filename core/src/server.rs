@@ -351,23 +351,38 @@ fn spawn_listener(app: App) {
 pub fn spawn_upkeep(app: App) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(30));
-        let mut n: u64 = 0;
         loop {
             tick.tick().await;
             app.protocol.sign_in_limit.forget_idle();
             if let Err(e) = app.keys.reload().await {
                 tracing::warn!(error = %e, "reloading signing keys failed");
             }
-            n += 1;
-            if n.is_multiple_of(20) {
-                match app.storage.purge_expired(app.protocol.clock.now()).await {
-                    Ok(count) if count > 0 => tracing::info!(count, "purged expired records"),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "purging expired records failed"),
-                }
-            }
+            purge_expired(&app).await;
         }
     });
+}
+
+/// Removes the records expired by now, a batch per storage call (the storage plugin bounds
+/// one call's work), until a call removes nothing or `limits::PURGE_TIME_PER_UPKEEP` has
+/// passed; what is left goes at the next upkeep. Requests run between the batches.
+async fn purge_expired(app: &App) {
+    let started = tokio::time::Instant::now();
+    let now = app.protocol.clock.now();
+    let mut total = 0;
+    while started.elapsed() < crate::limits::PURGE_TIME_PER_UPKEEP {
+        match app.storage.purge_expired(now).await {
+            Ok(0) => break,
+            Ok(count) => total += count,
+            Err(e) => {
+                tracing::warn!(error = %e, "purging expired records failed");
+                break;
+            }
+        }
+        tokio::task::yield_now().await;
+    }
+    if total > 0 {
+        tracing::info!(count = total, "purged expired records");
+    }
 }
 
 /// Serves until the process is stopped (SIGTERM, SIGINT), within the connection bounds of

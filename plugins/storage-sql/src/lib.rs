@@ -400,17 +400,41 @@ impl Guest for SqlStorage {
         })
     }
 
+    /// At most `PURGE_BATCH` of the records expired before `now` (the earliest first) and
+    /// their keys, in one short transaction: a call never holds the write lock long, however
+    /// much has expired. The host calls again while a call purges anything.
     fn purge_expired(now: i64) -> Result<u64, StorageError> {
-        let n = [Value::Integer(now)];
         out(transaction(|| {
-            execute(
-                "DELETE FROM record_keys WHERE EXISTS (SELECT 1 FROM records r \
-                 WHERE r.kind = record_keys.kind AND r.id = record_keys.id AND r.expires_at < ?)",
-                &n,
+            let batch = query(
+                "SELECT kind, id FROM records WHERE expires_at < ? ORDER BY expires_at LIMIT ?",
+                &[Value::Integer(now), Value::Integer(PURGE_BATCH)],
             )?;
-            execute("DELETE FROM records WHERE expires_at < ?", &n)
+            // Grouped by kind, each group removed by its ids: the keys and the records of
+            // exactly these rows, whatever another replica purges meanwhile.
+            let mut by_kind: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+            for row in batch.rows {
+                let mut row = Row(row.into_iter());
+                let kind = row.string()?;
+                by_kind.entry(kind).or_default().push(row.string()?);
+            }
+            let mut purged = 0;
+            for (kind, ids) in &by_kind {
+                for ids in ids.chunks(PURGE_STATEMENT_IDS) {
+                    let placeholders = vec!["?"; ids.len()].join(", ");
+                    let params: Vec<Value> = std::iter::once(text(kind)).chain(ids.iter().map(|id| text(id))).collect();
+                    execute(&format!("DELETE FROM record_keys WHERE kind = ? AND id IN ({placeholders})"), &params)?;
+                    purged += execute(&format!("DELETE FROM records WHERE kind = ? AND id IN ({placeholders})"), &params)?;
+                }
+            }
+            Ok(purged)
         }))
     }
 }
+
+/// Expired records one `purge_expired` call removes at most.
+const PURGE_BATCH: i64 = 2000;
+
+/// Ids one DELETE names (well within SQLite's and PostgreSQL's bounds on parameters).
+const PURGE_STATEMENT_IDS: usize = 500;
 
 portcullis_sdk::export_storage!(SqlStorage);
