@@ -18,8 +18,9 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`; created and dropped by the run) instead of
 //! the embedded SQLite. `--overload N` ends with client credentials from N clients at once
 //! (more than the server answers at once: what it sheds, and the latency of what it admits);
-//! `--soak SECONDS` with mixed traffic (client credentials, introspection of many tokens and
-//! the code flow in turn) for that long, the server's memory read every 30 s.
+//! `--soak SECONDS` with mixed traffic (client credentials, introspection of the last 500
+//! tokens issued and the code flow in turn) for that long, the server's memory read every
+//! 30 s, and the expired records the upkeep purged counted.
 //!
 //! With `--against-node-oidc-provider` (or `PORTCULLIS_BENCH_NODE=1`) the same run also
 //! starts node-oidc-provider (`benches/node-oidc-provider/run.sh`, which installs it with npm)
@@ -760,10 +761,55 @@ fn main() {
         }
 
         if let Some(soak) = soak {
-            // Mixed traffic: client credentials, introspection of many tokens and the code
-            // flow in turn from every client, the server's memory read every 30 s.
-            let tokens = access_tokens(&http, &token_url, &id, &secret, &[], DISTINCT_TOKENS).await;
-            let mix = [client_credentials(&http, &token_url, &id, &secret), introspection(&http, &introspect_url, &id, &secret, tokens), code_op.clone()];
+            // Mixed traffic: client credentials, introspection and the code flow in turn from
+            // every client, the server's memory read every 30 s. Introspection asks about the
+            // last 500 tokens client credentials issued, so none expires under it however
+            // long the soak.
+            let issued = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(
+                access_tokens(&http, &token_url, &id, &secret, &[], DISTINCT_TOKENS).await,
+            )));
+            let issue = {
+                let (h, u, i, s, issued) = (http.clone(), token_url.clone(), id.clone(), secret.clone(), issued.clone());
+                op(move || {
+                    let req = h.post(&u).basic_auth(&i, Some(&s)).form(&[("grant_type", "client_credentials"), ("scope", "api.read")]);
+                    let issued = issued.clone();
+                    async move {
+                        match req.send().await {
+                            Ok(r) if r.status().is_success() => match r.json::<Value>().await.ok().and_then(|v| v["access_token"].as_str().map(str::to_owned)) {
+                                Some(token) => {
+                                    let mut issued = issued.lock().unwrap();
+                                    issued.push_back(token);
+                                    if issued.len() > DISTINCT_TOKENS {
+                                        issued.pop_front();
+                                    }
+                                    Outcome::Ok
+                                }
+                                None => Outcome::Failed,
+                            },
+                            Ok(r) => Outcome::refused(&r),
+                            Err(_) => Outcome::Failed,
+                        }
+                    }
+                })
+            };
+            let introspect_issued = {
+                let (h, u, i, s, issued, next) = (http.clone(), introspect_url.clone(), id.clone(), secret.clone(), issued.clone(), Arc::new(AtomicUsize::new(0)));
+                op(move || {
+                    let token = {
+                        let issued = issued.lock().unwrap();
+                        issued[next.fetch_add(1, Ordering::Relaxed) % issued.len()].clone()
+                    };
+                    let req = h.post(&u).basic_auth(&i, Some(&s)).form(&[("token", token.as_str())]);
+                    async move {
+                        match req.send().await {
+                            Ok(r) if r.status().is_success() => Outcome::of(r.json::<Value>().await.is_ok_and(|v| v["active"] == true)),
+                            Ok(r) => Outcome::refused(&r),
+                            Err(_) => Outcome::Failed,
+                        }
+                    }
+                })
+            };
+            let mix = [issue, introspect_issued, code_op.clone()];
             let turn = Arc::new(AtomicUsize::new(0));
             let mixed = op(move || {
                 let op = mix[turn.fetch_add(1, Ordering::Relaxed) % mix.len()].clone();
@@ -795,12 +841,21 @@ fn main() {
             let scrape = http.get(format!("{metrics}/metrics")).send().await.unwrap().text().await.unwrap();
             let issued = scrape.lines().filter(|l| l.starts_with("portcullis_tokens_issued_total{")).collect::<Vec<_>>();
             println!("metrics on: {} series scraped; {}", scrape.lines().filter(|l| !l.starts_with('#')).count(), issued.join("; "));
-            let storage = scrape.lines().filter(|l| l.starts_with("portcullis_storage_calls_total{")).collect::<Vec<_>>();
+            let storage = scrape.lines().filter(|l| l.starts_with("portcullis_storage_calls_total{") && !l.ends_with(" 0")).collect::<Vec<_>>();
             println!("storage calls: {}", storage.join("; "));
         }
         if observability {
             let log = std::fs::read_to_string(server._data.path().join("server.log")).unwrap_or_default();
             println!("access log on: {} lines written", log.lines().filter(|l| l.contains("portcullis::access")).count());
+            let purged: Vec<u64> = log
+                .lines()
+                .filter(|l| l.contains("purged expired records"))
+                .filter_map(|l| l.split("count=").nth(1)?.split_whitespace().next()?.parse().ok())
+                .collect();
+            let failed = log.lines().filter(|l| l.contains("purging expired records failed")).count();
+            if !purged.is_empty() || failed > 0 {
+                println!("upkeep purged {} expired records in {} upkeeps; {failed} purges failed", purged.iter().sum::<u64>(), purged.len());
+            }
         }
         drop(server);
         if let Some(database) = database {
