@@ -226,7 +226,7 @@ fn start_node_provider(client_id: &str, client_secret: &str) -> NodeProvider {
 }
 
 /// What one request came to.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
     Ok,
     /// 503 with `Retry-After`: the server shed the request.
@@ -653,14 +653,17 @@ fn main() {
             let (b, h, a, t, wid, wsecret) = (browser.clone(), http.clone(), authorize.to_owned(), token_url.clone(), wid.clone(), wsecret.clone());
             move || {
                 let (b, h, a, t, wid, wsecret) = (b.clone(), h.clone(), a.clone(), t.clone(), wid.clone(), wsecret.clone());
+                // The tokens, or what became of the flow: shed (either request) or failed.
                 async move {
-                    let r = b.get(&a).send().await.ok()?;
-                    let code = r.headers().get("location").and_then(|l| l.to_str().ok()).and_then(|l| query(l, "code"))?;
-                    let r = h.post(&t).basic_auth(&wid, Some(&wsecret)).form(&[("grant_type", "authorization_code"), ("code", code.as_str())]).send().await.ok()?;
+                    let r = b.get(&a).send().await.map_err(|_| Outcome::Failed)?;
+                    let Some(code) = r.headers().get("location").and_then(|l| l.to_str().ok()).and_then(|l| query(l, "code")) else {
+                        return Err(Outcome::refused(&r));
+                    };
+                    let r = h.post(&t).basic_auth(&wid, Some(&wsecret)).form(&[("grant_type", "authorization_code"), ("code", code.as_str())]).send().await.map_err(|_| Outcome::Failed)?;
                     if !r.status().is_success() {
-                        return None;
+                        return Err(Outcome::refused(&r));
                     }
-                    r.json::<Value>().await.ok()
+                    r.json::<Value>().await.map_err(|_| Outcome::Failed)
                 }
             }
         };
@@ -748,7 +751,7 @@ fn main() {
             let flow = code_flow.clone();
             op(move || {
                 let flow = flow.clone();
-                async move { Outcome::of(flow().await.is_some()) }
+                async move { flow().await.err().unwrap_or(Outcome::Ok) }
             })
         };
         if runs("code") {
