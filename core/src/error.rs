@@ -57,7 +57,8 @@ pub enum OAuthError {
     ServerError(String),
     #[error("{0}")]
     TemporarilyUnavailable(String),
-    /// More requests in flight than the server answers at once (`overload.rs`): shed.
+    /// A request shed (`overload.rs`): the server runs late, or answers as many at once as
+    /// it may.
     #[error("the server is answering as many requests as it can; try again shortly")]
     Overloaded,
     /// Sign-in attempts refused by throttling (per address, per login page).

@@ -34,15 +34,15 @@ pub struct Admission {
 struct Shared {
     in_flight: AtomicUsize,
     most_in_flight: usize,
-    /// Requests are shed until this many milliseconds after `started` (0: not shedding).
+    /// Requests are shed until this many milliseconds after `started` (at first 0: a
+    /// moment already past).
     shed_until_ms: AtomicU64,
     started: Instant,
 }
 
 impl Shared {
     fn shedding(&self) -> bool {
-        let until = self.shed_until_ms.load(Ordering::Relaxed);
-        until != 0 && (self.started.elapsed().as_millis() as u64) < until
+        (self.started.elapsed().as_millis() as u64) < self.shed_until_ms.load(Ordering::Relaxed)
     }
 }
 
@@ -96,7 +96,7 @@ async fn probe(shared: Weak<Shared>, most_delay: Duration) {
                     "overloaded: shedding requests"
                 );
             }
-            shared.shed_until_ms.store(until.max(1), Ordering::Relaxed);
+            shared.shed_until_ms.store(until, Ordering::Relaxed);
         }
     }
 }
