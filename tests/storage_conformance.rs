@@ -162,6 +162,36 @@ async fn create_refuses_an_existing_record_and_groups_are_atomic(b: &Backend) {
     assert!(ids(b, key(kind, "tag", "x")).await.is_empty(), "nor its keys");
 }
 
+/// Groups asked for at once (which SQLite's writer runs several to a transaction) each stand
+/// or fall alone: a group whose precondition fails leaves nothing, its neighbours everything.
+async fn groups_asked_for_at_once_stand_or_fall_alone(b: &Backend) {
+    let kind = b.k("thing");
+    let groups = (0..48).map(|i| {
+        let id = format!("g{i:02}");
+        let mut writes = vec![
+            Write::Create(rec(kind, &id, "body", &[("batch", "x")], None)),
+            Write::Put(rec(kind, &format!("{id}-put"), "body", &[], None)),
+        ];
+        if i % 3 == 0 {
+            writes.push(Write::Consume(at(kind, "missing")));
+        }
+        b.host.store_apply(writes)
+    });
+    let results = futures::future::join_all(groups).await;
+    for (i, result) in results.into_iter().enumerate() {
+        assert_eq!(precondition(result), (i % 3 == 0).then_some(2), "group {i}");
+    }
+    let mut kept = ids(b, key(kind, "batch", "x")).await;
+    kept.sort();
+    let expected: Vec<String> = (0..48).filter(|i| i % 3 != 0).map(|i| format!("g{i:02}")).collect();
+    assert_eq!(kept, expected, "exactly the groups that held are written, with their keys");
+    let puts: Vec<RecordRef> = (0..48).map(|i| at(kind, &format!("g{i:02}-put"))).collect();
+    let got = b.host.store_get(&puts).await.expect("get");
+    for (i, got) in got.iter().enumerate() {
+        assert_eq!(got.is_some(), i % 3 != 0, "the put of group {i}");
+    }
+}
+
 async fn put_replaces_body_keys_and_expiry_and_bumps_the_revision(b: &Backend) {
     let kind = b.k("thing");
     b.host.store_apply(vec![Write::Put(rec(kind, "p", "one", &[("color", "red")], Some(100)))]).await.expect("put");
@@ -519,6 +549,7 @@ macro_rules! conformance {
 conformance!(
     records_round_trip_opaque_bodies_and_odd_ids,
     create_refuses_an_existing_record_and_groups_are_atomic,
+    groups_asked_for_at_once_stand_or_fall_alone,
     put_replaces_body_keys_and_expiry_and_bumps_the_revision,
     update_compares_the_revision,
     consume_is_exactly_once_under_concurrency,

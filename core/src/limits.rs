@@ -56,6 +56,23 @@ pub const SHED_HOLD: std::time::Duration = std::time::Duration::from_millis(250)
 /// (`server.rs`); what is left goes at the next.
 pub const PURGE_TIME_PER_UPKEEP: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// How often SQLite's write-ahead log is copied back into the database file off the writer
+/// (`plugin/writer.rs`, `Checkpointer`); a page written many times between two rounds is
+/// copied once.
+pub const SQLITE_CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Write groups SQLite's writer runs in one transaction at most (`plugin/writer.rs`): those
+/// queued when a group ends join its batch, so a commit's pages are written once for many
+/// groups; the bound keeps the write lock from being held long for one commit.
+pub const WRITE_GROUPS_PER_COMMIT: usize = 64;
+
+/// Pages (4 KiB) SQLite's write-ahead log holds before the writer checkpoints it itself,
+/// after a commit. Under steady writes the checkpoint thread never catches up with the log's
+/// end (the writer appends while it copies), so the log starts over only from the writer's
+/// checkpoint, which then copies what the last round left (at most a round's worth) and
+/// syncs. The log file grows to about 64 MiB.
+pub const SQLITE_WAL_PAGES_WRITER_CHECKPOINTS: i64 = 16_384;
+
 /// Log lines formatted and waiting for the thread that writes them to stderr
 /// (`telemetry.rs`), a few hundred bytes each; a logger that finds the queue full waits.
 pub const LOG_LINES_QUEUED: usize = 4096;

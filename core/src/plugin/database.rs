@@ -18,6 +18,8 @@ use super::Contract;
 use super::call::CallState;
 use super::contract::interface;
 use super::contract::v0_5::storage_world::portcullis::plugin::database::{DbError, Dialect, Host, Rows, Value};
+use super::writer::{self, Checkpointer, Writer};
+use crate::limits::SQLITE_WAL_PAGES_WRITER_CHECKPOINTS;
 
 /// The operator's database, shared by every call of every storage plugin.
 #[derive(Clone, Debug)]
@@ -31,7 +33,17 @@ pub enum Database {
     /// in-memory database has no `read` and is read through `write`, its one connection.
     /// Statements run on the thread that asks for them, with no hand-off to another thread
     /// per statement: an indexed read or write of a few rows takes microseconds.
-    Sqlite { read: Option<Arc<ReadPool>>, write: Arc<Mutex<rusqlite::Connection>>, writer: Writer },
+    ///
+    /// Several groups share one transaction (group commit: `writer.rs`). Checkpoints (copying
+    /// the write-ahead log back into the database file) run on a thread of their own,
+    /// [`Checkpointer`], not on the writer's: a writer that checkpoints holds every group
+    /// queued behind it while it copies pages and waits for `fsync`.
+    Sqlite {
+        read: Option<Arc<ReadPool>>,
+        write: Arc<Mutex<rusqlite::Connection>>,
+        writer: Writer,
+        _checkpoints: Option<Arc<Checkpointer>>,
+    },
     Postgres {
         pool: PgPool,
         /// This process's name in what it announces, so that it does not hear itself.
@@ -44,16 +56,18 @@ impl Database {
     /// a connection, opening one included (sqlx retries a refused connection until then).
     pub async fn connect(url: &str, max_connections: u32, acquire_timeout: Duration) -> Result<Self, sqlx::Error> {
         if url.starts_with("sqlite:") {
-            let writer = Writer::start().map_err(sqlx::Error::Io)?;
             let configuration = |e: rusqlite::Error| sqlx::Error::Configuration(e.into());
             if url.contains(":memory:") || url.contains("mode=memory") {
-                let write = rusqlite::Connection::open_in_memory().map_err(configuration)?;
-                return Ok(Self::Sqlite { read: None, write: Arc::new(Mutex::new(write)), writer });
+                let write = Arc::new(Mutex::new(rusqlite::Connection::open_in_memory().map_err(configuration)?));
+                let writer = Writer::start(write.clone()).map_err(sqlx::Error::Io)?;
+                return Ok(Self::Sqlite { read: None, write, writer, _checkpoints: None });
             }
             let path = SqliteConnectOptions::from_str(url)?.get_filename().to_path_buf();
-            let write = write_connection(&path).map_err(configuration)?;
+            let write = Arc::new(Mutex::new(write_connection(&path).map_err(configuration)?));
+            let writer = Writer::start(write.clone()).map_err(sqlx::Error::Io)?;
+            let checkpoints = Checkpointer::start(&path).map_err(sqlx::Error::Io)?;
             let read = ReadPool { path, max: max_connections.max(1) as usize, idle: parking_lot::Mutex::default() };
-            Ok(Self::Sqlite { read: Some(Arc::new(read)), write: Arc::new(Mutex::new(write)), writer })
+            Ok(Self::Sqlite { read: Some(Arc::new(read)), write, writer, _checkpoints: Some(Arc::new(checkpoints)) })
         } else {
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
@@ -212,51 +226,26 @@ fn read_connection(path: &std::path::Path) -> rusqlite::Result<rusqlite::Connect
 }
 
 /// The one connection this process writes SQLite through; it creates the file, puts it in
-/// WAL mode (which the file keeps) and is set up as sqlx sets up its own.
+/// WAL mode (which the file keeps) and is set up as sqlx sets up its own. It checkpoints
+/// only when the log has grown past [`SQLITE_WAL_PAGES_WRITER_CHECKPOINTS`] pages, by when
+/// the [`Checkpointer`] has copied all but the last round's.
 fn write_connection(path: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
     let connection = rusqlite::Connection::open(path)?;
     connection.busy_timeout(Duration::from_secs(10))?;
     connection.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
+    connection.pragma_update(None, "wal_autocheckpoint", SQLITE_WAL_PAGES_WRITER_CHECKPOINTS)?;
+    // A group's savepoint keeps what it would undo in memory, not in a temporary file.
+    connection.pragma_update(None, "temp_store", "MEMORY")?;
     connection.set_prepared_statement_cache_capacity(64);
     Ok(connection)
-}
-
-/// A thread with a runtime of its own that runs SQLite's write groups. Under load a request
-/// thread has many tasks queued; a write group waiting there for its turn between two
-/// statements would hold the database's one write lock all that time. On this thread a
-/// group runs from its first statement to its commit without waiting for anything else.
-/// The thread ends when the last handle is dropped.
-#[derive(Clone, Debug)]
-pub struct Writer {
-    handle: tokio::runtime::Handle,
-    _stop: Arc<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Writer {
-    fn start() -> std::io::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let handle = runtime.handle().clone();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        std::thread::Builder::new().name("sqlite-writer".into()).spawn(move || {
-            // Resolves (with an error) when the last `Writer` drops its sender.
-            let _ = runtime.block_on(stopped);
-        })?;
-        Ok(Self { handle, _stop: Arc::new(stop) })
-    }
-
-    /// Runs `task` on the writer thread and waits for it. The task finishes even if the
-    /// caller stops waiting, so a write group is never cut off between two statements.
-    pub async fn run<T: Send + 'static>(
-        &self,
-        task: impl Future<Output = T> + Send + 'static,
-    ) -> Result<T, tokio::task::JoinError> {
-        self.handle.spawn(task).await
-    }
 }
 
 enum Transaction {
     /// The write connection, held from `BEGIN IMMEDIATE` to `COMMIT` or `ROLLBACK`.
     Sqlite(OwnedMutexGuard<rusqlite::Connection>),
+    /// On the writer thread: a savepoint in the transaction of the batch the group is in,
+    /// held from `SAVEPOINT` to `RELEASE` or `ROLLBACK TO` (`writer.rs`).
+    Grouped(writer::Connection),
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
 }
 
@@ -270,10 +259,15 @@ impl Drop for DbSession {
     /// A call that ends with its SQLite transaction open rolls it back (sqlx's transactions
     /// roll back on drop by themselves).
     fn drop(&mut self) {
-        if let Some(Transaction::Sqlite(connection)) = &self.tx
-            && !connection.is_autocommit()
-        {
-            let _ = connection.execute_batch("ROLLBACK");
+        match self.tx.take() {
+            Some(Transaction::Sqlite(connection)) if !connection.is_autocommit() => {
+                let _ = connection.execute_batch("ROLLBACK");
+            }
+            Some(Transaction::Grouped(connection)) => {
+                let _ = undo_group(&connection);
+                writer::give_back(connection);
+            }
+            _ => {}
         }
     }
 }
@@ -289,12 +283,15 @@ impl DbSession {
 
     pub async fn query(&mut self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {
         match (&self.db, &mut self.tx) {
-            (_, Some(Transaction::Sqlite(connection))) => lite::query(connection, sql, params),
+            (_, Some(Transaction::Sqlite(connection) | Transaction::Grouped(connection))) => {
+                lite::query(connection, sql, params)
+            }
             (_, Some(Transaction::Postgres(tx))) => {
                 let sql = numbered_placeholders(sql);
                 let rows = bind_pg(sqlx::query(&sql), params).fetch_all(&mut **tx).await;
                 pg_rows(rows.map_err(db_error)?)
             }
+            (Database::Sqlite { .. }, None) if writer::on_writer() => in_batch(|c| lite::query(c, sql, params)).await,
             (Database::Sqlite { read: Some(read), .. }, None) => read.query(sql, params),
             (Database::Sqlite { read: None, write, .. }, None) => lite::query(&*write.lock().await, sql, params),
             (Database::Postgres { pool, .. }, None) => {
@@ -307,12 +304,15 @@ impl DbSession {
 
     pub async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
         match (&self.db, &mut self.tx) {
-            (_, Some(Transaction::Sqlite(connection))) => lite::execute(connection, sql, params),
+            (_, Some(Transaction::Sqlite(connection) | Transaction::Grouped(connection))) => {
+                lite::execute(connection, sql, params)
+            }
             (_, Some(Transaction::Postgres(tx))) => {
                 let sql = numbered_placeholders(sql);
                 let done = bind_pg(sqlx::query(&sql), params).execute(&mut **tx).await;
                 done.map(|r| r.rows_affected()).map_err(db_error)
             }
+            (Database::Sqlite { .. }, None) if writer::on_writer() => in_batch(|c| lite::execute(c, sql, params)).await,
             (Database::Sqlite { write, .. }, None) => lite::execute(&*write.lock().await, sql, params),
             (Database::Postgres { pool, .. }, None) => {
                 let sql = numbered_placeholders(sql);
@@ -325,8 +325,13 @@ impl DbSession {
     pub async fn batch(&mut self, sql: &str) -> Result<(), DbError> {
         use sqlx::Executor;
         match (&self.db, &mut self.tx) {
-            (_, Some(Transaction::Sqlite(connection))) => connection.execute_batch(sql).map_err(lite::error),
+            (_, Some(Transaction::Sqlite(connection) | Transaction::Grouped(connection))) => {
+                connection.execute_batch(sql).map_err(lite::error)
+            }
             (_, Some(Transaction::Postgres(tx))) => tx.execute(sql).await.map(drop).map_err(db_error),
+            (Database::Sqlite { .. }, None) if writer::on_writer() => {
+                in_batch(|c| c.execute_batch(sql).map_err(lite::error)).await
+            }
             (Database::Sqlite { write, .. }, None) => write.lock().await.execute_batch(sql).map_err(lite::error),
             (Database::Postgres { pool, .. }, None) => pool.execute(sql).await.map(drop).map_err(db_error),
         }
@@ -339,6 +344,14 @@ impl DbSession {
         self.tx = Some(match &self.db {
             // IMMEDIATE takes the write lock up front, so a writer of another process waits
             // on busy_timeout instead of one failing when it upgrades a read lock.
+            Database::Sqlite { .. } if writer::on_writer() => {
+                let connection = writer::take().await?;
+                if let Err(e) = connection.execute_batch(writer::GROUP_BEGIN) {
+                    writer::give_back(connection);
+                    return Err(lite::error(e));
+                }
+                Transaction::Grouped(connection)
+            }
             Database::Sqlite { write, .. } => {
                 let connection = write.clone().lock_owned().await;
                 connection.execute_batch("BEGIN IMMEDIATE").map_err(lite::error)?;
@@ -358,6 +371,14 @@ impl DbSession {
                 }
                 committed
             }
+            Some(Transaction::Grouped(connection)) => {
+                let released = connection.execute_batch(writer::GROUP_END).map_err(lite::error);
+                if released.is_err() {
+                    let _ = undo_group(&connection);
+                }
+                writer::give_back(connection);
+                released
+            }
             Some(Transaction::Postgres(tx)) => tx.commit().await.map_err(db_error),
             None => Err(DbError::Statement("commit without begin".into())),
         }
@@ -371,10 +392,37 @@ impl DbSession {
                 }
                 connection.execute_batch("ROLLBACK").map_err(lite::error)
             }
+            Some(Transaction::Grouped(connection)) => {
+                let undone = undo_group(&connection);
+                writer::give_back(connection);
+                undone
+            }
             Some(Transaction::Postgres(tx)) => tx.rollback().await.map_err(db_error),
             None => Ok(()),
         }
     }
+}
+
+/// Undoes a group's writes and ends its savepoint; the batch's transaction stays open.
+fn undo_group(connection: &rusqlite::Connection) -> Result<(), DbError> {
+    if connection.is_autocommit() {
+        return Ok(());
+    }
+    connection.execute_batch(writer::GROUP_UNDO).map_err(lite::error)
+}
+
+/// A statement outside a group's transaction, on the writer thread: on the batch's connection,
+/// so that it sees what the batch's earlier groups wrote (a single statement is atomic by itself).
+async fn in_batch<T>(statement: impl FnOnce(&rusqlite::Connection) -> Result<T, DbError>) -> Result<T, DbError> {
+    let connection = writer::take().await?;
+    let done = statement(&connection);
+    writer::give_back(connection);
+    done
+}
+
+/// A SQLite error as the contract names it.
+pub(super) fn sqlite_error(e: rusqlite::Error) -> DbError {
+    lite::error(e)
 }
 
 /// Statements on the SQLite write connection, run where they are asked for.

@@ -41,6 +41,7 @@ mod shadow;
 pub mod store;
 mod wasi;
 pub mod watch;
+mod writer;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -184,7 +184,7 @@ impl PolicyHost {
     }
 
     /// Runs a storage call that writes where the database wants its writers: SQLite's on its
-    /// writer thread, PostgreSQL's here.
+    /// writer thread (answered once the batch it joined there is committed), PostgreSQL's here.
     async fn writing<T, F>(self: &Arc<Self>, call: impl FnOnce(Arc<Self>) -> F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -192,10 +192,7 @@ impl PolicyHost {
     {
         let task = call(self.clone());
         match self.database.writer() {
-            Some(writer) => writer
-                .run(task)
-                .await
-                .map_err(|e| StoreError::Unavailable(format!("the database's writer stopped: {e}")))?,
+            Some(writer) => writer.run(task).await.map_err(|e| StoreError::Unavailable(e.to_string()))?,
             None => task.await,
         }
     }
