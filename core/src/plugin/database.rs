@@ -345,7 +345,7 @@ impl DbSession {
             // IMMEDIATE takes the write lock up front, so a writer of another process waits
             // on busy_timeout instead of one failing when it upgrades a read lock.
             Database::Sqlite { .. } if writer::on_writer() => {
-                let connection = writer::take().await?;
+                let connection = writer::take().await.map_err(refused)?;
                 if let Err(e) = connection.execute_batch(writer::GROUP_BEGIN) {
                     writer::give_back(connection);
                     return Err(lite::error(e));
@@ -414,15 +414,19 @@ fn undo_group(connection: &rusqlite::Connection) -> Result<(), DbError> {
 /// A statement outside a group's transaction, on the writer thread: on the batch's connection,
 /// so that it sees what the batch's earlier groups wrote (a single statement is atomic by itself).
 async fn in_batch<T>(statement: impl FnOnce(&rusqlite::Connection) -> Result<T, DbError>) -> Result<T, DbError> {
-    let connection = writer::take().await?;
+    let connection = writer::take().await.map_err(refused)?;
     let done = statement(&connection);
     writer::give_back(connection);
     done
 }
 
-/// A SQLite error as the contract names it.
-pub(super) fn sqlite_error(e: rusqlite::Error) -> DbError {
-    lite::error(e)
+/// Why the writer's batch could not be had, as the contract names it.
+fn refused(r: writer::Refused) -> DbError {
+    match r {
+        writer::Refused::OffWriter => DbError::Unavailable("a write group ran off the writer thread".into()),
+        writer::Refused::RolledBack => DbError::Unavailable("the database rolled back this batch of writes".into()),
+        writer::Refused::Begin(e) => lite::error(e),
+    }
 }
 
 /// Statements on the SQLite write connection, run where they are asked for.

@@ -22,7 +22,6 @@ use std::time::Duration;
 use futures::FutureExt;
 use tokio::sync::{Mutex, OwnedMutexGuard, mpsc, oneshot};
 
-use super::contract::v0_5::storage_world::portcullis::plugin::database::DbError;
 use crate::limits::{SQLITE_CHECKPOINT_INTERVAL, WRITE_GROUPS_PER_COMMIT};
 
 /// The write connection, locked.
@@ -32,6 +31,17 @@ pub(super) type Connection = OwnedMutexGuard<rusqlite::Connection>;
 type Answer = Box<dyn FnOnce(Result<(), String>) + Send>;
 /// A write group, as the writer runs it: its work, then how to answer.
 type Job = Pin<Box<dyn Future<Output = Answer> + Send>>;
+
+/// Why a group cannot have the batch's connection.
+#[derive(Debug)]
+pub(super) enum Refused {
+    /// Not asked for on a writer thread.
+    OffWriter,
+    /// SQLite rolled the batch's transaction back itself (an I/O error, a full disk).
+    RolledBack,
+    /// The batch's transaction could not begin.
+    Begin(rusqlite::Error),
+}
 
 /// Why a group's caller got no answer from the writer.
 #[derive(Debug, thiserror::Error)]
@@ -138,14 +148,14 @@ pub(super) fn on_writer() -> bool {
 /// On a writer thread, the batch's connection for one group's statements, its transaction
 /// begun if this is the batch's first. Give it back with [`give_back`] once the statement or
 /// the group is done.
-pub(super) async fn take() -> Result<Connection, DbError> {
+pub(super) async fn take() -> Result<Connection, Refused> {
     let Some((write, open)) = BATCH.with(|b| b.borrow_mut().as_mut().map(|b| (b.write.clone(), b.open.take()))) else {
-        return Err(DbError::Unavailable("a write group ran off the writer thread".into()));
+        return Err(Refused::OffWriter);
     };
     match open {
         Some(connection) if connection.is_autocommit() => {
             give_back(connection);
-            Err(DbError::Unavailable("the database rolled back this batch of writes".into()))
+            Err(Refused::RolledBack)
         }
         Some(connection) => Ok(connection),
         None => {
@@ -154,7 +164,7 @@ pub(super) async fn take() -> Result<Connection, DbError> {
             let connection = write.lock_owned().await;
             match connection.execute_batch("BEGIN IMMEDIATE") {
                 Ok(()) => Ok(connection),
-                Err(e) => Err(super::database::sqlite_error(e)),
+                Err(e) => Err(Refused::Begin(e)),
             }
         }
     }
