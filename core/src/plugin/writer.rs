@@ -5,8 +5,8 @@
 //! from its first statement to its end. While it runs, more groups queue; when it ends, those
 //! already waiting run next, up to [`WRITE_GROUPS_PER_COMMIT`], in the same transaction, each
 //! group in a savepoint of its own (a group that fails or rolls back undoes only itself).
-//! The transaction commits when no group waits, and only then is any group of the batch
-//! answered: a group is reported written once its commit is. If the commit fails, every group
+//! The transaction commits when no group waits or the bound is reached, and only then is any
+//! group of the batch answered: a group is reported written once its commit is. If the commit fails, every group
 //! of the batch is answered that the database is unavailable, and none of them was written.
 //! Each commit writes the pages the batch touched once, instead of once per group.
 //!
