@@ -387,3 +387,46 @@ async fn a_database_that_stops_answering_is_unavailable_after_the_storage_deadli
     let (status, v) = server.form("/introspect", &[("token", &s.access)], Some((&s.id, &s.secret))).await;
     assert_eq!((status, &v["active"]), (StatusCode::OK, &json!(true)), "served again: {v}");
 }
+
+/// A connection that broke while it waited in the pool (its backend ended, as a restart of
+/// PostgreSQL ends it, while the server had nothing to do) is checked when it is taken after
+/// such a wait, and replaced: the requests after the pause are served, none answered 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_broke_while_idle_are_replaced_before_use() {
+    let (url, _postgres, _db) = database("idle").await;
+    let database_name = url.rsplit('/').next().unwrap().to_owned();
+    let server =
+        Arc::new(TestServer::start_with(Options { database_url: Some(url.clone()), ..Default::default() }).await);
+    let s = Arc::new(setup(&server).await);
+    let introspect_at_once = || {
+        let requests = (0..8).map(|_| {
+            let (server, s) = (server.clone(), s.clone());
+            tokio::spawn(
+                async move { server.form("/introspect", &[("token", &s.access)], Some((&s.id, &s.secret))).await },
+            )
+        });
+        futures::future::join_all(requests)
+    };
+    // Several connections in the pool.
+    for answer in introspect_at_once().await {
+        assert_eq!(answer.unwrap().0, StatusCode::OK);
+    }
+
+    let admin = sqlx::PgPool::connect(&url).await.expect("PostgreSQL");
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(&database_name)
+    .fetch_all(&admin)
+    .await
+    .expect("pg_terminate_backend");
+    admin.close().await;
+    assert!(ended.iter().filter(|ended| **ended).count() > 1, "the pool's connections were ended: {ended:?}");
+
+    // Longer than a connection may wait unchecked (`limits::POSTGRES_CHECK_IDLE_AFTER`).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for answer in introspect_at_once().await {
+        let (status, v) = answer.unwrap();
+        assert_eq!((status, &v["active"]), (StatusCode::OK, &json!(true)), "served after the pause: {v}");
+    }
+}

@@ -69,9 +69,21 @@ impl Database {
             let read = ReadPool { path, max: max_connections.max(1) as usize, idle: parking_lot::Mutex::default() };
             Ok(Self::Sqlite { read: Some(Arc::new(read)), write, writer, _checkpoints: Some(Arc::new(checkpoints)) })
         } else {
+            // sqlx checks every connection with a round trip of its own when it is taken from
+            // the pool; under load that is one more round trip for every statement and group.
+            // Only a connection that waited a while is checked now.
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(acquire_timeout)
+                .test_before_acquire(false)
+                .before_acquire(|connection, waited| {
+                    Box::pin(async move {
+                        if waited.idle_for >= crate::limits::POSTGRES_CHECK_IDLE_AFTER {
+                            sqlx::Connection::ping(connection).await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .connect(url)
                 .await?;
             Ok(Self::Postgres { pool, origin: crate::crypto::random_token(12).into() })
