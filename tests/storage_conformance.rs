@@ -456,6 +456,17 @@ async fn a_code_is_redeemed_once_creating_its_grant_and_refresh_token(b: &Backen
         .await;
     assert!(matches!(again, Err(StorageError::Conflict(1))), "{again:?}");
     assert!(s.get::<Grant>(&format!("{}-new", b.tag)).await.unwrap().is_none(), "nothing of it was written");
+    // A consume that held, then a create that meets an existing record: the code stays
+    // unconsumed, and no key of the group's records is written.
+    let c2 = code(&format!("{}-code2", b.tag), g.clone());
+    s.apply(vec![write::create(&c2).unwrap()]).await.expect("code issued");
+    let r = refresh(&format!("{}-r-late", b.tag), &g.id, "c1");
+    let again =
+        s.apply(vec![write::consume::<Code>(&c2.hash), write::create(&r).unwrap(), write::create(&g).unwrap()]).await;
+    assert!(matches!(again, Err(StorageError::Conflict(2))), "{again:?}");
+    assert!(!s.get_loaded::<Code>(&c2.hash).await.unwrap().expect("kept").consumed, "the consume is undone");
+    assert!(s.get::<RefreshToken>(&r.hash).await.unwrap().is_none(), "the refresh token is not written");
+    assert_eq!(s.find::<RefreshToken>("grant", &g.id).await.unwrap().len(), 1, "nor its keys");
 }
 
 async fn deleting_a_client_removes_everything_issued_to_it(b: &Backend) {

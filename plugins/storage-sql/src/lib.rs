@@ -6,7 +6,8 @@
 //!
 //! One code path serves both dialects: `?` placeholders (the host renumbers them for
 //! PostgreSQL), BIGINT integers, `CAST(? AS BIGINT)` wherever a NULL may go to an integer
-//! column. Only the schema (DDL) looks at the dialect.
+//! column. Only the schema (DDL) looks at the dialect, and one shape of write group that
+//! PostgreSQL runs as a single statement (`one_statement`).
 //!
 //! Concurrency: several server replicas may share one PostgreSQL. Every precondition of a
 //! write group is a statement whose row count (or unique key) says whether it held:
@@ -16,7 +17,7 @@
 
 mod schema;
 
-use portcullis_sdk::storage::db::{self, DbError, Rows, Value};
+use portcullis_sdk::storage::db::{self, DbError, Dialect, Rows, Value};
 use portcullis_sdk::storage::{Guest, KeyRef, Record, RecordRef, StorageError, Stored, Write};
 
 struct SqlStorage;
@@ -307,6 +308,90 @@ fn single_statement(writes: &[Write]) -> bool {
     }
 }
 
+/// A group that creates records, after consuming one at most (its first write), as one
+/// statement for PostgreSQL: the consume and the inserts are data-modifying `WITH` clauses,
+/// the inserts made only if the consume changed its row, and the statement answers how many
+/// rows it consumed. A statement is atomic without a transaction: one round trip instead of
+/// one per write and two more for `BEGIN` and `COMMIT`. SQLite has no data-modifying `WITH`.
+/// `None`: the group has another shape.
+fn one_statement(writes: &[Write]) -> Option<(String, Vec<Value>)> {
+    let (consume, creates) = match writes {
+        [Write::Consume(at), rest @ ..] => (Some(at), rest),
+        all => (None, all),
+    };
+    let records: Vec<&Record> = creates
+        .iter()
+        .map(|w| match w {
+            Write::Create(r) => Some(r),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    if records.is_empty() {
+        return None;
+    }
+    let mut sql = String::from("WITH ");
+    let mut params = Vec::new();
+    let mut only_if_consumed = "";
+    if let Some(at) = consume {
+        sql.push_str(
+            "consumed AS (UPDATE records SET consumed = 1, revision = revision + 1 \
+             WHERE kind = ? AND id = ? AND consumed = 0 RETURNING 1), ",
+        );
+        params.extend([text(&at.kind), text(&at.id)]);
+        only_if_consumed = " WHERE EXISTS (SELECT 1 FROM consumed)";
+    }
+    sql.push_str(
+        "created AS (INSERT INTO records (kind, id, body, expires_at, revision, consumed) \
+         SELECT v.kind, v.id, v.body, v.expires_at, 1, 0 FROM (VALUES ",
+    );
+    for (i, r) in records.iter().enumerate() {
+        sql.push_str(if i == 0 { "(?, ?, ?, CAST(? AS BIGINT))" } else { ", (?, ?, ?, CAST(? AS BIGINT))" });
+        params.extend([text(&r.kind), text(&r.id), text(&r.body), opt_int(r.expires_at)]);
+    }
+    sql.push_str(") AS v (kind, id, body, expires_at)");
+    sql.push_str(only_if_consumed);
+    sql.push(')');
+    let mut keyed = false;
+    for r in &records {
+        for (name, value) in distinct_keys(r) {
+            sql.push_str(if keyed {
+                ", (?, ?, ?, ?)"
+            } else {
+                ", keyed AS (INSERT INTO record_keys (kind, name, value, id) \
+                 SELECT v.kind, v.name, v.value, v.id FROM (VALUES (?, ?, ?, ?)"
+            });
+            keyed = true;
+            params.extend([text(&r.kind), text(name), text(value), text(&r.id)]);
+        }
+    }
+    if keyed {
+        sql.push_str(") AS v (kind, name, value, id)");
+        sql.push_str(only_if_consumed);
+        sql.push(')');
+    }
+    sql.push_str(if consume.is_some() { " SELECT (SELECT count(*) FROM consumed)" } else { " SELECT 1" });
+    Some((sql, params))
+}
+
+/// Runs a group `one_statement` made: a consume that changed no row is write 0's failed
+/// precondition (and nothing was written); a create that met an existing record refuses the
+/// whole statement, and the group is run again record by record, to name the write.
+fn run_one_statement(sql: &str, params: &[Value]) -> R<()> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match db::query(sql, params) {
+            Ok(rows) => {
+                let consumed = rows.rows.into_iter().next().map(|row| Row(row.into_iter()).int()).transpose()?;
+                return if consumed == Some(0) { Err(E::Precondition(0)) } else { Ok(()) };
+            }
+            Err(DbError::Constraint(_)) => return Err(E::RetrySingly),
+            Err(DbError::Conflict(_)) if attempts < 3 => continue,
+            Err(e) => return Err(E::Db(e)),
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // The storage interface
 
@@ -390,8 +475,17 @@ impl Guest for SqlStorage {
             }
             Ok(())
         };
+        let one = match db::dialect() {
+            Dialect::Postgres if !single_statement(&writes) => one_statement(&writes),
+            _ => None,
+        };
         out(if single_statement(&writes) {
             run(false)
+        } else if let Some((sql, params)) = one {
+            match run_one_statement(&sql, &params) {
+                Err(E::RetrySingly) => transaction(|| run(false)),
+                other => other,
+            }
         } else {
             match transaction(|| run(true)) {
                 Err(E::RetrySingly) => transaction(|| run(false)),
