@@ -73,10 +73,10 @@ pub const WRITE_GROUPS_PER_COMMIT: usize = 64;
 /// syncs. The log file grows to about 64 MiB.
 pub const SQLITE_WAL_PAGES_WRITER_CHECKPOINTS: i64 = 16_384;
 
-/// How long a PostgreSQL connection may have waited in the pool before it is checked with a
-/// round trip of its own when it is taken (`plugin/database.rs`). One taken sooner is used at
-/// once: should it have broken meanwhile, its statement fails as unavailable (503) and the
-/// connection is closed, as it would be had the check found it broken.
+/// How long after a PostgreSQL connection was last handed out the pool checks it with a
+/// round trip of its own before handing it out again (`plugin/pg_pool.rs`). One taken sooner
+/// is used at once: should it have broken meanwhile, its statement fails as unavailable (503)
+/// and the connection is closed, as it would be had the check found it broken.
 pub const POSTGRES_CHECK_IDLE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Log lines formatted and waiting for the thread that writes them to stderr

@@ -7,9 +7,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{Column, Row, TypeInfo, ValueRef};
+use sqlx::{Column, Row, TransactionManager as _, TypeInfo, ValueRef};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 use wasmtime::StoreContextMut;
 use wasmtime::component::Linker;
@@ -18,6 +18,7 @@ use super::Contract;
 use super::call::CallState;
 use super::contract::interface;
 use super::contract::v0_5::storage_world::portcullis::plugin::database::{DbError, Dialect, Host, Rows, Value};
+use super::pg_pool::{self, Pooled};
 use super::writer::{self, Checkpointer, Writer};
 use crate::limits::SQLITE_WAL_PAGES_WRITER_CHECKPOINTS;
 
@@ -45,7 +46,10 @@ pub enum Database {
         _checkpoints: Option<Arc<Checkpointer>>,
     },
     Postgres {
-        pool: PgPool,
+        pool: pg_pool::Pool,
+        /// Where the database is, for the listener's connection of its own.
+        options: Arc<PgConnectOptions>,
+        acquire_timeout: Duration,
         /// This process's name in what it announces, so that it does not hear itself.
         origin: Arc<str>,
     },
@@ -53,7 +57,7 @@ pub enum Database {
 
 impl Database {
     /// Opens the database. `acquire_timeout` bounds how long a PostgreSQL statement waits for
-    /// a connection, opening one included (sqlx retries a refused connection until then).
+    /// a connection, and how long opening or checking one may take (`pg_pool.rs`).
     pub async fn connect(url: &str, max_connections: u32, acquire_timeout: Duration) -> Result<Self, sqlx::Error> {
         if url.starts_with("sqlite:") {
             let configuration = |e: rusqlite::Error| sqlx::Error::Configuration(e.into());
@@ -69,24 +73,12 @@ impl Database {
             let read = ReadPool { path, max: max_connections.max(1) as usize, idle: parking_lot::Mutex::default() };
             Ok(Self::Sqlite { read: Some(Arc::new(read)), write, writer, _checkpoints: Some(Arc::new(checkpoints)) })
         } else {
-            // sqlx checks every connection with a round trip of its own when it is taken from
-            // the pool; under load that is one more round trip for every statement and group.
-            // Only a connection that waited a while is checked now.
-            let pool = PgPoolOptions::new()
-                .max_connections(max_connections)
-                .acquire_timeout(acquire_timeout)
-                .test_before_acquire(false)
-                .before_acquire(|connection, waited| {
-                    Box::pin(async move {
-                        if waited.idle_for >= crate::limits::POSTGRES_CHECK_IDLE_AFTER {
-                            sqlx::Connection::ping(connection).await?;
-                        }
-                        Ok(true)
-                    })
-                })
-                .connect(url)
-                .await?;
-            Ok(Self::Postgres { pool, origin: crate::crypto::random_token(12).into() })
+            let options = PgConnectOptions::from_str(url)?;
+            let pool = pg_pool::pool(options.clone(), max_connections, acquire_timeout)?;
+            // Reached now, or the start fails saying why.
+            drop(pg_pool::get(&pool).await?);
+            let (options, origin) = (Arc::new(options), crate::crypto::random_token(12).into());
+            Ok(Self::Postgres { pool, options, acquire_timeout, origin })
         }
     }
 
@@ -101,7 +93,7 @@ impl Database {
     pub fn acquire_timeout(&self) -> Option<Duration> {
         match self {
             Self::Sqlite { .. } => None,
-            Self::Postgres { pool, .. } => Some(pool.options().get_acquire_timeout()),
+            Self::Postgres { acquire_timeout, .. } => Some(*acquire_timeout),
         }
     }
 
@@ -133,17 +125,20 @@ impl Database {
     /// PostgreSQL's `NOTIFY`. SQLite has no notifications; its other processes (the CLI
     /// beside a server) are heard of by the clock alone.
     pub(crate) async fn announce(&self, kind: &str) -> Result<(), sqlx::Error> {
-        let Self::Postgres { pool, origin } = self else { return Ok(()) };
-        sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(format!("{origin} {kind}")).execute(pool).await?;
+        let Self::Postgres { pool, origin, .. } = self else { return Ok(()) };
+        let mut connection = pg_pool::get(pool).await?;
+        let notify = sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(format!("{origin} {kind}"));
+        notify.execute(connection.in_use()).await?;
+        connection.done();
         Ok(())
     }
 
     /// What the other processes announce, as it arrives (`LISTEN`, on a connection of its
     /// own, made again whenever it is lost); none on SQLite.
     pub(crate) fn announcements(&self) -> Option<tokio::sync::mpsc::Receiver<Announcement>> {
-        let Self::Postgres { pool, origin } = self else { return None };
+        let Self::Postgres { options, origin, .. } = self else { return None };
         let (heard, announcements) = tokio::sync::mpsc::channel(64);
-        let options = pool.connect_options().as_ref().clone();
+        let options = options.as_ref().clone();
         tokio::spawn(listen(options, origin.clone(), heard));
         Some(announcements)
     }
@@ -258,7 +253,9 @@ enum Transaction {
     /// On the writer thread: a savepoint in the transaction of the batch the group is in,
     /// held from `SAVEPOINT` to `RELEASE` or `ROLLBACK TO` (`writer.rs`).
     Grouped(writer::Connection),
-    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+    /// A pooled connection, held from `BEGIN` to `COMMIT` or `ROLLBACK`; one dropped before
+    /// either is closed, not reused, which ends its transaction.
+    Postgres(pg_pool::Connection),
 }
 
 /// The database as one plugin call sees it.
@@ -268,8 +265,8 @@ pub struct DbSession {
 }
 
 impl Drop for DbSession {
-    /// A call that ends with its SQLite transaction open rolls it back (sqlx's transactions
-    /// roll back on drop by themselves).
+    /// A call that ends with its SQLite transaction open rolls it back (a PostgreSQL
+    /// connection left in a transaction is closed, `pg_pool.rs`).
     fn drop(&mut self) {
         match self.tx.take() {
             Some(Transaction::Sqlite(connection)) if !connection.is_autocommit() => {
@@ -300,7 +297,7 @@ impl DbSession {
             }
             (_, Some(Transaction::Postgres(tx))) => {
                 let sql = numbered_placeholders(sql);
-                let rows = bind_pg(sqlx::query(&sql), params).fetch_all(&mut **tx).await;
+                let rows = bind_pg(sqlx::query(&sql), params).fetch_all(tx.in_use()).await;
                 pg_rows(rows.map_err(db_error)?)
             }
             (Database::Sqlite { .. }, None) if writer::on_writer() => in_batch(|c| lite::query(c, sql, params)).await,
@@ -308,8 +305,9 @@ impl DbSession {
             (Database::Sqlite { read: None, write, .. }, None) => lite::query(&*write.lock().await, sql, params),
             (Database::Postgres { pool, .. }, None) => {
                 let sql = numbered_placeholders(sql);
-                let rows = bind_pg(sqlx::query(&sql), params).fetch_all(pool).await;
-                pg_rows(rows.map_err(db_error)?)
+                let mut connection = pg_pool::get(pool).await.map_err(db_error)?;
+                let rows = bind_pg(sqlx::query(&sql), params).fetch_all(connection.in_use()).await;
+                pg_rows(statement_ended(&mut connection, rows)?)
             }
         }
     }
@@ -321,15 +319,16 @@ impl DbSession {
             }
             (_, Some(Transaction::Postgres(tx))) => {
                 let sql = numbered_placeholders(sql);
-                let done = bind_pg(sqlx::query(&sql), params).execute(&mut **tx).await;
+                let done = bind_pg(sqlx::query(&sql), params).execute(tx.in_use()).await;
                 done.map(|r| r.rows_affected()).map_err(db_error)
             }
             (Database::Sqlite { .. }, None) if writer::on_writer() => in_batch(|c| lite::execute(c, sql, params)).await,
             (Database::Sqlite { write, .. }, None) => lite::execute(&*write.lock().await, sql, params),
             (Database::Postgres { pool, .. }, None) => {
                 let sql = numbered_placeholders(sql);
-                let done = bind_pg(sqlx::query(&sql), params).execute(pool).await;
-                done.map(|r| r.rows_affected()).map_err(db_error)
+                let mut connection = pg_pool::get(pool).await.map_err(db_error)?;
+                let done = bind_pg(sqlx::query(&sql), params).execute(connection.in_use()).await;
+                statement_ended(&mut connection, done).map(|r| r.rows_affected())
             }
         }
     }
@@ -340,12 +339,16 @@ impl DbSession {
             (_, Some(Transaction::Sqlite(connection) | Transaction::Grouped(connection))) => {
                 connection.execute_batch(sql).map_err(lite::error)
             }
-            (_, Some(Transaction::Postgres(tx))) => tx.execute(sql).await.map(drop).map_err(db_error),
+            (_, Some(Transaction::Postgres(tx))) => tx.in_use().execute(sql).await.map(drop).map_err(db_error),
             (Database::Sqlite { .. }, None) if writer::on_writer() => {
                 in_batch(|c| c.execute_batch(sql).map_err(lite::error)).await
             }
             (Database::Sqlite { write, .. }, None) => write.lock().await.execute_batch(sql).map_err(lite::error),
-            (Database::Postgres { pool, .. }, None) => pool.execute(sql).await.map(drop).map_err(db_error),
+            (Database::Postgres { pool, .. }, None) => {
+                let mut connection = pg_pool::get(pool).await.map_err(db_error)?;
+                let done = connection.in_use().execute(sql).await;
+                statement_ended(&mut connection, done).map(drop)
+            }
         }
     }
 
@@ -369,7 +372,11 @@ impl DbSession {
                 connection.execute_batch("BEGIN IMMEDIATE").map_err(lite::error)?;
                 Transaction::Sqlite(connection)
             }
-            Database::Postgres { pool, .. } => Transaction::Postgres(pool.begin().await.map_err(db_error)?),
+            Database::Postgres { pool, .. } => {
+                let mut connection = pg_pool::get(pool).await.map_err(db_error)?;
+                PgTransactions::begin(connection.in_use(), None).await.map_err(db_error)?;
+                Transaction::Postgres(connection)
+            }
         });
         Ok(())
     }
@@ -391,7 +398,10 @@ impl DbSession {
                 writer::give_back(connection);
                 released
             }
-            Some(Transaction::Postgres(tx)) => tx.commit().await.map_err(db_error),
+            Some(Transaction::Postgres(mut tx)) => {
+                let committed = PgTransactions::commit(tx.in_use()).await;
+                statement_ended(&mut tx, committed)
+            }
             None => Err(DbError::Statement("commit without begin".into())),
         }
     }
@@ -409,8 +419,35 @@ impl DbSession {
                 writer::give_back(connection);
                 undone
             }
-            Some(Transaction::Postgres(tx)) => tx.rollback().await.map_err(db_error),
+            Some(Transaction::Postgres(mut tx)) => {
+                let rolled_back = PgTransactions::rollback(tx.in_use()).await;
+                statement_ended(&mut tx, rolled_back)
+            }
             None => Ok(()),
+        }
+    }
+}
+
+/// sqlx's `BEGIN`, `COMMIT` and `ROLLBACK` on one connection (its transaction depth).
+type PgTransactions = <sqlx::Postgres as sqlx::Database>::TransactionManager;
+
+/// A PostgreSQL statement (or `COMMIT`, `ROLLBACK`) outside an open transaction ended: its
+/// connection may be handed out again unless it broke (a failed statement leaves it usable;
+/// a failed `COMMIT` or `ROLLBACK` is not trusted to have ended the transaction).
+fn statement_ended<T>(connection: &mut Pooled, result: Result<T, sqlx::Error>) -> Result<T, DbError> {
+    match result {
+        Ok(v) => {
+            connection.done();
+            Ok(v)
+        }
+        Err(e) => {
+            let e = db_error(e);
+            if matches!(e, DbError::Statement(_) | DbError::Constraint(_) | DbError::Conflict(_))
+                && PgTransactions::get_transaction_depth(&connection.connection) == 0
+            {
+                connection.done();
+            }
+            Err(e)
         }
     }
 }

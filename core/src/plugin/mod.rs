@@ -36,6 +36,7 @@ mod http;
 mod kv;
 mod log;
 pub mod manifest;
+mod pg_pool;
 pub mod scope;
 mod shadow;
 pub mod store;
