@@ -276,6 +276,7 @@ impl Drop for DbSession {
                 let _ = undo_group(&connection);
                 writer::give_back(connection);
             }
+            Some(Transaction::Postgres(connection)) => pg_pool::give_back(connection),
             _ => {}
         }
     }
@@ -400,7 +401,9 @@ impl DbSession {
             }
             Some(Transaction::Postgres(mut tx)) => {
                 let committed = PgTransactions::commit(tx.in_use()).await;
-                statement_ended(&mut tx, committed)
+                let committed = statement_ended(&mut tx, committed);
+                pg_pool::give_back(tx);
+                committed
             }
             None => Err(DbError::Statement("commit without begin".into())),
         }
@@ -421,7 +424,9 @@ impl DbSession {
             }
             Some(Transaction::Postgres(mut tx)) => {
                 let rolled_back = PgTransactions::rollback(tx.in_use()).await;
-                statement_ended(&mut tx, rolled_back)
+                let rolled_back = statement_ended(&mut tx, rolled_back);
+                pg_pool::give_back(tx);
+                rolled_back
             }
             None => Ok(()),
         }

@@ -63,6 +63,15 @@ impl managed::Manager for Manager {
 pub type Pool = managed::Pool<Manager>;
 pub(super) type Connection = managed::Object<Manager>;
 
+/// Gives a connection back to the pool, or closes it at once if its use did not end well: a
+/// transaction it had open (and the rows that transaction locked) then ends now, rather
+/// than when the pool next looks at it.
+pub(super) fn give_back(connection: Connection) {
+    if !connection.reusable {
+        drop(managed::Object::take(connection));
+    }
+}
+
 /// A pool of at most `max` connections; taking one (waiting for it, checking it, opening
 /// it) takes at most `acquire_timeout` for each step.
 pub(super) fn pool(options: PgConnectOptions, max: u32, acquire_timeout: Duration) -> Result<Pool, sqlx::Error> {
