@@ -137,6 +137,18 @@ async fn database(tag: &str) -> (String, SocketAddr, support::DropDatabase) {
     (url, addr, guard)
 }
 
+/// Ends every backend connected to `database` but `admin`'s own, as a restart of PostgreSQL
+/// does (SQLSTATE 57P01 to each); whether each was ended.
+async fn end_backends(admin: &sqlx::PgPool, database: &str) -> Vec<bool> {
+    sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(database)
+    .fetch_all(admin)
+    .await
+    .expect("pg_terminate_backend")
+}
+
 /// A signed-in person, a client with its tokens, all made while the database is there.
 struct Setup {
     browser: Browser,
@@ -294,14 +306,7 @@ async fn a_restart_of_postgres_fails_requests_in_flight_with_503_never_500() {
         if round % 3 == 2 {
             proxy.close_connections();
         } else {
-            let ended: Vec<bool> = sqlx::query_scalar(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-            )
-            .bind(&database_name)
-            .fetch_all(&admin)
-            .await
-            .expect("pg_terminate_backend");
-            terminated += ended.len();
+            terminated += end_backends(&admin, &database_name).await.len();
         }
         tokio::time::sleep(Duration::from_millis(40)).await;
     }
@@ -413,13 +418,7 @@ async fn connections_that_broke_while_idle_are_replaced_before_use() {
     }
 
     let admin = sqlx::PgPool::connect(&url).await.expect("PostgreSQL");
-    let ended: Vec<bool> = sqlx::query_scalar(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-    )
-    .bind(&database_name)
-    .fetch_all(&admin)
-    .await
-    .expect("pg_terminate_backend");
+    let ended = end_backends(&admin, &database_name).await;
     admin.close().await;
     assert!(ended.iter().filter(|ended| **ended).count() > 1, "the pool's connections were ended: {ended:?}");
 
