@@ -79,6 +79,11 @@ pub const SQLITE_WAL_PAGES_WRITER_CHECKPOINTS: i64 = 16_384;
 /// and the connection is closed, as it would be had the check found it broken.
 pub const POSTGRES_CHECK_IDLE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// How long a PostgreSQL connection serves before the pool closes it, when it is next taken,
+/// and opens another (`plugin/pg_pool.rs`): a backend's caches do not grow for the life of
+/// the server, and a database whose address moved is reached at its new one.
+pub const POSTGRES_CONNECTION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
 /// Log lines formatted and waiting for the thread that writes them to stderr
 /// (`telemetry.rs`), a few hundred bytes each; a logger that finds the queue full waits.
 pub const LOG_LINES_QUEUED: usize = 4096;

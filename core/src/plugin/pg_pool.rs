@@ -4,7 +4,8 @@
 //! Instead, a connection is handed out again only if the last use left it reusable (its
 //! statement finished, no transaction open, it did not break), and is pinged first only if
 //! it was last handed out `limits::POSTGRES_CHECK_IDLE_AFTER` or longer ago. One that is not
-//! reusable is closed (which also ends its transaction, if it had one) and another is taken.
+//! reusable is closed (which also ends its transaction, if it had one) and another is taken,
+//! as is one that has served `limits::POSTGRES_CONNECTION_LIFETIME`.
 
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use deadpool::managed::{self, Metrics, PoolError, QueueMode, RecycleError, Recyc
 use sqlx::Connection as _;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 
-use crate::limits::POSTGRES_CHECK_IDLE_AFTER;
+use crate::limits::{POSTGRES_CHECK_IDLE_AFTER, POSTGRES_CONNECTION_LIFETIME};
 
 #[derive(Debug)]
 pub struct Manager {
@@ -50,13 +51,34 @@ impl managed::Manager for Manager {
     }
 
     async fn recycle(&self, pooled: &mut Pooled, metrics: &Metrics) -> RecycleResult<sqlx::Error> {
-        if !pooled.reusable {
-            return Err(RecycleError::message("its last use did not end well"));
+        match verdict(pooled.reusable, metrics.age(), metrics.last_used()) {
+            Verdict::HandOut => Ok(()),
+            Verdict::CheckFirst => Ok(pooled.connection.ping().await?),
+            Verdict::Close(why) => Err(RecycleError::message(why)),
         }
-        if metrics.last_used() >= POSTGRES_CHECK_IDLE_AFTER {
-            pooled.connection.ping().await?;
-        }
-        Ok(())
+    }
+}
+
+/// What the pool does with a connection it is about to hand out again.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    HandOut,
+    /// A round trip first: it may have broken while it waited.
+    CheckFirst,
+    Close(&'static str),
+}
+
+/// The verdict on a connection whose last use ended well or not (`reusable`), opened `age`
+/// ago and last handed out `since_taken` ago.
+fn verdict(reusable: bool, age: Duration, since_taken: Duration) -> Verdict {
+    if !reusable {
+        Verdict::Close("its last use did not end well")
+    } else if age >= POSTGRES_CONNECTION_LIFETIME {
+        Verdict::Close("it has served its lifetime")
+    } else if since_taken >= POSTGRES_CHECK_IDLE_AFTER {
+        Verdict::CheckFirst
+    } else {
+        Verdict::HandOut
     }
 }
 
@@ -95,4 +117,21 @@ pub(super) async fn get(pool: &Pool) -> Result<Connection, sqlx::Error> {
             sqlx::Error::Configuration(e.to_string().into())
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{Verdict, verdict};
+    use crate::limits::{POSTGRES_CHECK_IDLE_AFTER, POSTGRES_CONNECTION_LIFETIME};
+
+    #[test]
+    fn a_connection_is_handed_out_again_while_its_last_use_ended_well_and_it_is_young() {
+        let (young, now) = (Duration::from_secs(5), Duration::ZERO);
+        assert_eq!(verdict(true, young, now), Verdict::HandOut);
+        assert_eq!(verdict(true, young, POSTGRES_CHECK_IDLE_AFTER), Verdict::CheckFirst, "after a wait");
+        assert!(matches!(verdict(false, young, now), Verdict::Close(_)), "a use that did not end well");
+        assert!(matches!(verdict(true, POSTGRES_CONNECTION_LIFETIME, now), Verdict::Close(_)), "past its lifetime");
+    }
 }
