@@ -7,7 +7,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use futures::future::BoxFuture;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions, PgRow};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Column, Row, TransactionManager as _, TypeInfo, ValueRef};
 use tokio::sync::{Mutex, OwnedMutexGuard};
@@ -399,12 +400,7 @@ impl DbSession {
                 writer::give_back(connection);
                 released
             }
-            Some(Transaction::Postgres(mut tx)) => {
-                let committed = PgTransactions::commit(tx.in_use()).await;
-                let committed = statement_ended(&mut tx, committed);
-                pg_pool::give_back(tx);
-                committed
-            }
+            Some(Transaction::Postgres(tx)) => end_pg_transaction(tx, PgTransactions::commit).await,
             None => Err(DbError::Statement("commit without begin".into())),
         }
     }
@@ -422,12 +418,7 @@ impl DbSession {
                 writer::give_back(connection);
                 undone
             }
-            Some(Transaction::Postgres(mut tx)) => {
-                let rolled_back = PgTransactions::rollback(tx.in_use()).await;
-                let rolled_back = statement_ended(&mut tx, rolled_back);
-                pg_pool::give_back(tx);
-                rolled_back
-            }
+            Some(Transaction::Postgres(tx)) => end_pg_transaction(tx, PgTransactions::rollback).await,
             None => Ok(()),
         }
     }
@@ -435,6 +426,18 @@ impl DbSession {
 
 /// sqlx's `BEGIN`, `COMMIT` and `ROLLBACK` on one connection (its transaction depth).
 type PgTransactions = <sqlx::Postgres as sqlx::Database>::TransactionManager;
+
+/// Ends a PostgreSQL transaction with `end` (`COMMIT` or `ROLLBACK`) and gives its connection
+/// back, closed if the end failed (`statement_ended`, `pg_pool::give_back`).
+async fn end_pg_transaction(
+    mut tx: pg_pool::Connection,
+    end: for<'c> fn(&'c mut PgConnection) -> BoxFuture<'c, Result<(), sqlx::Error>>,
+) -> Result<(), DbError> {
+    let ended = end(tx.in_use()).await;
+    let ended = statement_ended(&mut tx, ended);
+    pg_pool::give_back(tx);
+    ended
+}
 
 /// A PostgreSQL statement (or `COMMIT`, `ROLLBACK`) outside an open transaction ended: its
 /// connection may be handed out again unless it broke (a failed statement leaves it usable;
