@@ -475,19 +475,18 @@ impl Guest for SqlStorage {
             }
             Ok(())
         };
-        let one = match db::dialect() {
-            Dialect::Postgres if !single_statement(&writes) => one_statement(&writes),
-            _ => None,
-        };
         out(if single_statement(&writes) {
             run(false)
-        } else if let Some((sql, params)) = one {
-            match run_one_statement(&sql, &params) {
-                Err(E::RetrySingly) => transaction(|| run(false)),
-                other => other,
-            }
         } else {
-            match transaction(|| run(true)) {
+            let one = match db::dialect() {
+                Dialect::Postgres => one_statement(&writes),
+                Dialect::Sqlite => None,
+            };
+            let tried = match one {
+                Some((sql, params)) => run_one_statement(&sql, &params),
+                None => transaction(|| run(true)),
+            };
+            match tried {
                 Err(E::RetrySingly) => transaction(|| run(false)),
                 other => other,
             }
