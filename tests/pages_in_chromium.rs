@@ -501,6 +501,8 @@ async fn signing_out_from_the_connections_page_and_at_logout_without_a_hint() {
     assert_eq!(browser.lang().await, "it");
     // Cancel goes back to the connections page, still signed in.
     browser.click("button[name=decision][value=cancel]").await;
+    // The question's own form posts to /logout too: wait for the page itself, not the form.
+    browser.wait_for_url(&server.url("/account/connections")).await;
     browser.wait_for("form[action*='/logout']").await;
     let url = browser.client.current_url().await.unwrap();
     assert!(url.path().ends_with("/account/connections"), "{url}");
