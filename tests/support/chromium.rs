@@ -81,9 +81,16 @@ impl Chromium {
     }
 
     pub async fn lang(&self) -> String {
-        // A page being replaced has no document for a moment: wait for the next one's.
-        let html = self.wait_for("html").await;
-        html.attr("lang").await.unwrap().unwrap_or_default()
+        // A page being replaced has no document for a moment, or replaces the document just
+        // found before it is read: read the next one's.
+        for _ in 0..150 {
+            match self.wait_for("html").await.attr("lang").await {
+                Ok(lang) => return lang.unwrap_or_default(),
+                Err(e) if e.is_stale_element_reference() => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(e) => panic!("html lang: {e}"),
+            }
+        }
+        panic!("the page never held still to be read");
     }
 
     pub async fn fill(&self, css: &str, value: &str) {
