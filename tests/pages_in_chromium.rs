@@ -496,18 +496,21 @@ async fn signing_out_from_the_connections_page_and_at_logout_without_a_hint() {
 
     // From the connections page: asked, then signed out, in Italian.
     assert!(signed_in(&browser, &server).await);
-    browser.click("form[action*='/logout'] button[type=submit]").await;
-    browser.wait_for("button[name=decision][value=logout]").await;
+    browser.click("form#sign-out button[type=submit]").await;
+    // The connections page's own sign-out button is `decision=logout` too: the question is the
+    // page with Cancel.
+    browser.wait_for("button[name=decision][value=cancel]").await;
     assert_eq!(browser.lang().await, "it");
     // Cancel goes back to the connections page, still signed in.
     browser.click("button[name=decision][value=cancel]").await;
-    // The question's own form posts to /logout too: wait for the page itself, not the form.
+    // The question's own form posts to /logout too, and the URL changes before the page does:
+    // wait for the connections page's sign-out form (`#sign-out`), which the question lacks.
     browser.wait_for_url(&server.url("/account/connections")).await;
-    browser.wait_for("form[action*='/logout']").await;
+    browser.wait_for("form#sign-out").await;
     let url = browser.client.current_url().await.unwrap();
     assert!(url.path().ends_with("/account/connections"), "{url}");
-    browser.click("form[action*='/logout'] button[type=submit]").await;
-    browser.wait_for("button[name=decision][value=logout]").await;
+    browser.click("form#sign-out button[type=submit]").await;
+    browser.wait_for("button[name=decision][value=cancel]").await;
     browser.click("button[name=decision][value=logout]").await;
     wait_gone(&browser, "button[name=decision]").await;
     assert_eq!(browser.lang().await, "it");
