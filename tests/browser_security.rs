@@ -337,6 +337,122 @@ async fn cookies_behind_an_https_issuer_carry_the_host_prefix_and_are_read_back(
     assert_eq!(query(&location(&r), "error").as_deref(), Some("login_required"));
 }
 
+/// Signs `username` in by hand (no cookie jar) and returns the session cookie's value.
+async fn session_cookie(server: &TestServer, client_id: &str, username: &str, password: &str) -> String {
+    let http = &server.http;
+    let r = http.get(authorize_url(server, client_id, &[])).send().await.unwrap();
+    let (interaction, _) = set_cookie(&r, "portcullis_interaction").expect("an interaction cookie");
+    let form = support::Form::parse(&r.text().await.unwrap()).unwrap();
+    let mut pairs = form.hidden.clone();
+    pairs.extend([("username".to_owned(), username.to_owned()), ("password".to_owned(), password.to_owned())]);
+    let r = http
+        .post(server.url("/interaction/login"))
+        .header("cookie", format!("portcullis_interaction={interaction}"))
+        .form(&pairs)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "signed in");
+    set_cookie(&r, "portcullis_session").expect("a session cookie").0
+}
+
+/// What `prompt=none` answers a browser sending `session` as its session cookie: the code's
+/// owner as the ID token names it, or the error.
+async fn silently(server: &TestServer, client: (&str, &str), session: &str) -> Result<String, String> {
+    let r = server
+        .http
+        .get(authorize_url(server, client.0, &[("prompt", "none"), ("scope", "openid")]))
+        .header("cookie", format!("portcullis_session={session}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "prompt=none redirects, whatever the cookie");
+    let at = location(&r);
+    let Some(code) = query(&at, "code") else { return Err(query(&at, "error").expect("an error")) };
+    let tokens = redeem(server, client.0, client.1, &code).await;
+    let (_, claims) = server.verify_jwt(tokens["id_token"].as_str().expect("an ID token"), Some(client.0)).await;
+    Ok(claims["sub"].as_str().expect("sub").to_owned())
+}
+
+#[tokio::test]
+async fn a_session_cookie_names_its_user_and_a_cookie_naming_another_finds_no_session() {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let server = TestServer::start().await;
+    let alice = server.user("alice", "alice's password").await;
+    let bob = server.user("bob", "bob's password").await;
+    let (id, secret) = server
+        .client(json!({"name": "rp", "redirect_uris": [REDIRECT], "skip_consent": true, "scopes": ["openid"]}))
+        .await;
+    let client = (id.as_str(), secret.as_deref().expect("a confidential client"));
+    let session = session_cookie(&server, &id, "alice", "alice's password").await;
+    let (named, random) = session.split_once('.').expect("the cookie names its user before a dot");
+    assert_eq!(URL_SAFE_NO_PAD.decode(named).unwrap(), alice.as_bytes(), "the name is the user's id");
+    assert_eq!(silently(&server, client, &session).await, Ok(alice.clone()), "the session continues");
+
+    // The same random part under another user's name, a name that is no base64url, a name
+    // past the bound, and an empty one: none is a session, and none is answered with a 500.
+    let long = URL_SAFE_NO_PAD.encode([b'a'; 300]);
+    for forged in [
+        format!("{}.{random}", URL_SAFE_NO_PAD.encode(&bob)),
+        format!("%%%.{random}"),
+        format!("{long}.{random}"),
+        format!(".{random}"),
+        random.to_owned(),
+    ] {
+        assert_eq!(silently(&server, client, &forged).await, Err("login_required".into()), "{forged}");
+    }
+    // Bob's own session is Bob's.
+    let bobs = session_cookie(&server, &id, "bob", "bob's password").await;
+    assert_eq!(silently(&server, client, &bobs).await, Ok(bob));
+}
+
+#[tokio::test]
+async fn a_session_started_before_cookies_named_their_user_still_continues() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice", "alice's password").await;
+    let (id, secret) =
+        server.client(json!({"name": "rp", "redirect_uris": [REDIRECT], "scopes": ["openid", "profile"]})).await;
+    let client = (id.as_str(), secret.as_deref().expect("a confidential client"));
+    // A session as earlier versions stored it: its cookie 32 random bytes, naming nobody.
+    let legacy = "cvq0kTZ3sXbN6Wq1m2Yx8LrJ0pA4eUiHgDfC7oZtS5w";
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let stored = portcullis::model::Session {
+        hash: portcullis::crypto::hash_secret(legacy),
+        user_id: alice.clone(),
+        auth_time: now,
+        expires_at: now + 3600,
+        assurance: None,
+    };
+    server.app.storage.apply(vec![portcullis::storage::write::create(&stored).unwrap()]).await.unwrap();
+    // No consent yet: the session is read, and then the user and their (missing) consent.
+    assert_eq!(silently(&server, client, legacy).await, Err("consent_required".into()));
+    let r = server
+        .http
+        .get(authorize_url(&server, &id, &[("scope", "openid")]))
+        .header("cookie", format!("portcullis_session={legacy}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "the consent page, for the signed-in user");
+    let (interaction, _) = set_cookie(&r, "portcullis_interaction").expect("an interaction cookie");
+    let page = r.text().await.unwrap();
+    let form = support::Form::parse(&page).expect("the consent form");
+    let mut pairs = form.hidden.clone();
+    pairs.push(("decision".to_owned(), "allow".to_owned()));
+    let r = server
+        .http
+        .post(&form.action)
+        .header("cookie", format!("portcullis_session={legacy}; portcullis_interaction={interaction}"))
+        .form(&pairs)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "{:?}", r.text().await);
+    // Consented: the legacy session now continues silently, as Alice.
+    assert_eq!(silently(&server, client, legacy).await, Ok(alice));
+}
+
 #[cfg(unix)]
 #[tokio::test]
 async fn the_data_directory_and_the_database_are_private() {

@@ -34,6 +34,10 @@ pub const MAX_SCOPE_TOKEN_BYTES: usize = 256;
 /// it is read, before it is looked up.
 pub const MAX_CLIENT_ID_BYTES: usize = 256;
 
+/// The longest user id a session cookie may name (`oauth::session`), as long as the storage
+/// contract's ids; a longer name is not read, and the session is looked up without it.
+pub const MAX_SESSION_USER_ID_BYTES: usize = 256;
+
 /// Most clients (or unknown client ids of the shape this server issues) a replica keeps read.
 pub const MAX_CACHED_CLIENTS: usize = 10_000;
 

@@ -186,6 +186,11 @@ fn consent_id(user_id: &str, client_id: &str) -> String {
     [user_id, " ", client_id].concat()
 }
 
+/// The next record of a [`Storage::get`] of several, decoded as the kind asked for there.
+fn next_found<T: Kind>(found: &mut impl Iterator<Item = Option<Stored>>) -> Result<Option<T>, StorageError> {
+    found.next().flatten().map(decode::<T>).transpose().map(|loaded| loaded.map(|l| l.value))
+}
+
 /// A record read back, with what the backend keeps beside the body.
 pub struct Loaded<T> {
     pub value: T,
@@ -389,9 +394,18 @@ impl Storage {
     /// Two records of any kinds, in one storage call.
     pub async fn get_pair<A: Kind, B: Kind>(&self, a: &str, b: &str) -> Result<(Option<A>, Option<B>), StorageError> {
         let mut found = self.host.store_get(&[at::<A>(a), at::<B>(b)]).await?.into_iter();
-        let a = found.next().flatten().map(decode::<A>).transpose()?.map(|l| l.value);
-        let b = found.next().flatten().map(decode::<B>).transpose()?.map(|l| l.value);
-        Ok((a, b))
+        Ok((next_found(&mut found)?, next_found(&mut found)?))
+    }
+
+    /// Three records of any kinds, in one storage call.
+    pub async fn get_triple<A: Kind, B: Kind, C: Kind>(
+        &self,
+        a: &str,
+        b: &str,
+        c: &str,
+    ) -> Result<(Option<A>, Option<B>, Option<C>), StorageError> {
+        let mut found = self.host.store_get(&[at::<A>(a), at::<B>(b), at::<C>(c)]).await?.into_iter();
+        Ok((next_found(&mut found)?, next_found(&mut found)?, next_found(&mut found)?))
     }
 
     pub async fn find<T: Kind>(&self, name: &'static str, value: &str) -> Result<Vec<T>, StorageError> {
@@ -766,6 +780,17 @@ impl Storage {
         client_id: &str,
     ) -> Result<(Option<User>, Option<Consent>), StorageError> {
         self.get_pair::<User, Consent>(user_id, &consent_id(user_id, client_id)).await
+    }
+
+    /// A session, with the user it should be and what they consented to for a client, in one
+    /// storage call: a signed-in authorization request's read, where the cookie names its user.
+    pub async fn session_user_and_consent(
+        &self,
+        hash: &str,
+        user_id: &str,
+        client_id: &str,
+    ) -> Result<(Option<Session>, Option<User>, Option<Consent>), StorageError> {
+        self.get_triple::<Session, User, Consent>(hash, user_id, &consent_id(user_id, client_id)).await
     }
 
     // Signing keys

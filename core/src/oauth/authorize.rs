@@ -342,14 +342,14 @@ async fn sign_in(
     request: &AuthorizationRequest,
 ) -> Result<Response, OAuthError> {
     let now = app.clock.now();
-    let session = session::current(app, headers).await?;
+    let session = session::current_for(app, headers, &context.client.id).await?;
     // OIDC Core §3.1.2.1: `prompt=select_account` shows the login page even with a session,
     // so the person can sign in with another account; the signed-in one is suggested unless
     // the client gave a `login_hint`.
     if request.prompts("select_account") {
         let mut request = request.clone();
         if request.login_hint.is_none()
-            && let Some(s) = &session
+            && let Some((s, _)) = &session
         {
             request.login_hint = app.storage.get_user(&s.user_id).await?.map(|u| u.username);
         }
@@ -357,8 +357,8 @@ async fn sign_in(
     }
     let fresh_enough =
         |s: &Session| request.max_age.is_none_or(|m| now - s.auth_time <= m) && !request.prompts("login");
-    match session.filter(fresh_enough) {
-        Some(s) => super::second_factor::continue_session(app, headers, context, request, &s).await,
+    match session.filter(|(s, _)| fresh_enough(s)) {
+        Some((s, read)) => super::second_factor::continue_session(app, headers, context, request, &s, read).await,
         None if request.prompts("none") => Err(OAuthError::LoginRequired("the user is not signed in".into())),
         None => interaction::login_page(app, headers, context, request.clone()).await,
     }
@@ -426,9 +426,12 @@ pub(super) async fn decide(
     request: &AuthorizationRequest,
     signed_in: SignedIn<'_>,
 ) -> Result<Response, OAuthError> {
-    let SignedIn { user_id, auth_time, sid, assurance } = signed_in;
+    let SignedIn { user_id, auth_time, sid, assurance, read } = signed_in;
     let client = &context.client;
-    let (user, remembered) = app.storage.user_and_consent(user_id, &client.id).await?;
+    let (user, remembered) = match read {
+        Some(read) => read,
+        None => app.storage.user_and_consent(user_id, &client.id).await?,
+    };
     let user = user.ok_or_else(|| OAuthError::LoginRequired("the user no longer exists".into()))?;
     if user.doc.disabled {
         return Err(OAuthError::LoginRequired("the user is disabled".into()));
@@ -468,12 +471,14 @@ pub(super) async fn decide(
     respond(app, headers, context, request, (&user, auth_time, Some(sid), assurance), decision, None).await
 }
 
-/// Who is signed in for step 3: the user, when and in which session, and how.
+/// Who is signed in for step 3: the user, when and in which session, and how; and the user
+/// and their consent to the client where they were read with the session.
 pub(super) struct SignedIn<'a> {
     pub user_id: &'a str,
     pub auth_time: i64,
     pub sid: &'a str,
     pub assurance: Option<&'a Assurance>,
+    pub read: Option<session::UserAndConsent>,
 }
 
 /// `POST /interaction/consent`: the consent form of step 3. Allowing issues exactly the

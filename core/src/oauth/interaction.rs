@@ -413,7 +413,7 @@ pub async fn start_session_as(
     assurance: Option<Assurance>,
 ) -> Result<(HeaderValue, i64, String), OAuthError> {
     let now = app.clock.now();
-    let session_id = random_token(32);
+    let session_id = session::new_secret(&user.id);
     let ttl = app.config.tokens.session_ttl;
     let session = Session {
         hash: hash_secret(&session_id),

@@ -110,7 +110,7 @@ pub(super) async fn after_password(
 }
 
 fn signed<'a>(user_id: &'a str, auth_time: i64, sid: &'a str, assurance: Option<&'a Assurance>) -> SignedIn<'a> {
-    SignedIn { user_id, auth_time, sid, assurance }
+    SignedIn { user_id, auth_time, sid, assurance, read: None }
 }
 
 fn unmet() -> OAuthError {
@@ -127,19 +127,18 @@ pub(super) async fn continue_session(
     context: &ClientContext,
     request: &AuthorizationRequest,
     s: &Session,
+    read: Option<session::UserAndConsent>,
 ) -> Result<Response, OAuthError> {
     let sid = session::sid(&s.hash);
     if satisfied(request, s.assurance.as_ref()) {
-        return super::authorize::decide(
-            app,
-            headers,
-            context,
-            request,
-            signed(&s.user_id, s.auth_time, &sid, s.assurance.as_ref()),
-        )
-        .await;
+        let signed_in = SignedIn { read, ..signed(&s.user_id, s.auth_time, &sid, s.assurance.as_ref()) };
+        return super::authorize::decide(app, headers, context, request, signed_in).await;
     }
-    let user = app.storage.get_user(&s.user_id).await?.filter(|u| !u.doc.disabled);
+    let user = match read {
+        Some((user, _)) => user,
+        None => app.storage.get_user(&s.user_id).await?,
+    };
+    let user = user.filter(|u| !u.doc.disabled);
     let user = user.ok_or_else(|| OAuthError::LoginRequired("the user no longer exists".into()))?;
     if factors::has_any(&app.storage, &user.id).await? {
         if request.prompts("none") {

@@ -2,10 +2,13 @@
 //! the browser that started it (CSRF protection together with the form's `csrf` field).
 
 use axum::http::{HeaderMap, HeaderValue, header};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::Protocol;
-use crate::crypto::hash_secret;
-use crate::model::Session;
+use crate::crypto::{hash_secret, random_token};
+use crate::limits::MAX_SESSION_USER_ID_BYTES;
+use crate::model::{Consent, Session, User};
 
 pub const SESSION_COOKIE: &str = "portcullis_session";
 pub const INTERACTION_COOKIE: &str = "portcullis_interaction";
@@ -40,6 +43,28 @@ pub fn sid(session_hash: &str) -> String {
     hash_secret(&format!("sid\n{session_hash}"))[..32].to_owned()
 }
 
+/// A new session's secret, the value of its cookie: the user's id (base64url), a dot, and 32
+/// random bytes. The session is stored under the hash of the whole value, so a cookie whose
+/// name of the user was changed finds no session. Naming the user lets an authorization
+/// request read the session, the user and their consent in one storage call ([`current_for`]).
+pub fn new_secret(user_id: &str) -> String {
+    [URL_SAFE_NO_PAD.encode(user_id), random_token(32)].join(".")
+}
+
+/// The user a session's secret names, where it names one (secrets made before they named
+/// their user do not; nor does anything else a browser sends).
+fn named_user(secret: &str) -> Option<String> {
+    let (user, _) = secret.split_once('.')?;
+    if user.len() > MAX_SESSION_USER_ID_BYTES.div_ceil(3) * 4 {
+        return None;
+    }
+    String::from_utf8(URL_SAFE_NO_PAD.decode(user).ok()?).ok()
+}
+
+/// What an authorization request continued by a session reads with it: the session's user
+/// and that user's consent to the request's client.
+pub(crate) type UserAndConsent = (Option<User>, Option<Consent>);
+
 /// The signed-in user's live session, if the browser has one.
 pub async fn current(app: &Protocol, headers: &HeaderMap) -> Result<Option<Session>, crate::storage::StorageError> {
     Ok(current_with_secret(app, headers).await?.map(|(_, session)| session))
@@ -53,7 +78,34 @@ pub async fn current_with_secret(
 ) -> Result<Option<(String, Session)>, crate::storage::StorageError> {
     let Some(secret) = cookie(app, headers, SESSION_COOKIE) else { return Ok(None) };
     let session = app.storage.get_session(&hash_secret(&secret)).await?;
-    Ok(session.filter(|s| s.expires_at > app.clock.now()).map(|s| (secret, s)))
+    Ok(live(app, session).map(|s| (secret, s)))
+}
+
+/// The live session continuing an authorization request of `client_id`; where its cookie
+/// names its user, that user and their consent to the client too, read with the session in
+/// one storage call (a session whose cookie names no user, made before cookies did, is read
+/// alone, and its user later).
+pub(crate) async fn current_for(
+    app: &Protocol,
+    headers: &HeaderMap,
+    client_id: &str,
+) -> Result<Option<(Session, Option<UserAndConsent>)>, crate::storage::StorageError> {
+    let Some(secret) = cookie(app, headers, SESSION_COOKIE) else { return Ok(None) };
+    let hash = hash_secret(&secret);
+    let Some(user_id) = named_user(&secret) else {
+        return Ok(live(app, app.storage.get_session(&hash).await?).map(|s| (s, None)));
+    };
+    let (session, user, consent) = app.storage.session_user_and_consent(&hash, &user_id, client_id).await?;
+    // The hash covers the name, so the session found is that user's; what was read with it
+    // is used only if it is.
+    Ok(live(app, session).map(|s| {
+        let read = (s.user_id == user_id).then_some((user, consent));
+        (s, read)
+    }))
+}
+
+fn live(app: &Protocol, session: Option<Session>) -> Option<Session> {
+    session.filter(|s| s.expires_at > app.clock.now())
 }
 
 /// A signed-in page's CSRF token for the forms of `purpose`: derived from the session's
