@@ -41,6 +41,11 @@ pub const MAX_SESSION_USER_ID_BYTES: usize = 256;
 /// Most clients (or unknown client ids of the shape this server issues) a replica keeps read.
 pub const MAX_CACHED_CLIENTS: usize = 10_000;
 
+/// Most authorization codes a replica remembers having issued and not yet seen redeemed
+/// (`Storage::remember_issued_code`), so that their redemption here reads nothing; when full,
+/// the expired go first. A code not remembered is read from storage.
+pub const MAX_REMEMBERED_CODES: usize = 4_096;
+
 /// Requests a replica answers at once per CPU when `server.max_requests_in_flight` is 0;
 /// past them a request is shed (`overload.rs`). What piles up here waits on the database or
 /// a plugin (a busy CPU is the scheduling probe's to notice).

@@ -15,7 +15,7 @@ use parking_lot::RwLock;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::limits::{MAX_CACHED_CLIENTS, MAX_CLIENT_ID_BYTES, make_room};
+use crate::limits::{MAX_CACHED_CLIENTS, MAX_CLIENT_ID_BYTES, MAX_REMEMBERED_CODES, make_room};
 use crate::model::*;
 use crate::plugin::PolicyHost;
 use crate::plugin::store::{KeyRef, Record, RecordRef, StoreError, Stored, Write};
@@ -189,6 +189,15 @@ fn consent_id(user_id: &str, client_id: &str) -> String {
 /// The next record of a [`Storage::get`] of several, decoded as the kind asked for there.
 fn next_found<T: Kind>(found: &mut impl Iterator<Item = Option<Stored>>) -> Result<Option<T>, StorageError> {
     found.next().flatten().map(decode::<T>).transpose().map(|loaded| loaded.map(|l| l.value))
+}
+
+/// A code presented for redemption ([`Storage::code_to_redeem`]).
+pub struct CodeToRedeem {
+    pub code: Code,
+    /// Whether it was consumed when read.
+    pub consumed: bool,
+    /// Whether it came from this replica's memory of the codes it issued, not from a read.
+    pub remembered: bool,
 }
 
 /// A record read back, with what the backend keeps beside the body.
@@ -373,11 +382,39 @@ pub struct Storage {
     clients: Arc<ClientCache<Option<Arc<ClientContext>>>>,
     /// Whether some client registered an origin, by origin.
     origins: Arc<ClientCache<bool>>,
+    /// Codes this replica stored and has not seen presented, by hash.
+    issued_codes: Arc<parking_lot::Mutex<HashMap<String, Code>>>,
 }
 
 impl Storage {
     pub fn new(host: Arc<PolicyHost>) -> Self {
-        Self { host, clients: Arc::default(), origins: Arc::default() }
+        Self { host, clients: Arc::default(), origins: Arc::default(), issued_codes: Arc::default() }
+    }
+
+    // Authorization codes
+
+    /// Remembers a code this replica has just stored, so that its redemption here needs no
+    /// read: what the read would give is what was written (a code changes only by being
+    /// consumed, which the redemption's own group does, or deleted by a cascade, which that
+    /// group's `consume` then finds). At most [`MAX_REMEMBERED_CODES`], the expired going first.
+    pub fn remember_issued_code(&self, code: Code, now: i64) {
+        let mut codes = self.issued_codes.lock();
+        make_room(&mut codes, MAX_REMEMBERED_CODES, |_, c| c.expires_at > now);
+        codes.insert(code.hash.clone(), code);
+    }
+
+    /// The code stored under `hash`, as its redemption reads it: taken from what this replica
+    /// remembers having issued (then `remembered`, and not consumed as far as this replica
+    /// knows: the redemption's `consume` decides), or else read.
+    pub async fn code_to_redeem(&self, hash: &str) -> Result<Option<CodeToRedeem>, StorageError> {
+        if let Some(code) = self.issued_codes.lock().remove(hash) {
+            return Ok(Some(CodeToRedeem { code, consumed: false, remembered: true }));
+        }
+        Ok(self.get_loaded::<Code>(hash).await?.map(|l| CodeToRedeem {
+            code: l.value,
+            consumed: l.consumed,
+            remembered: false,
+        }))
     }
 
     // Generic access

@@ -12,7 +12,7 @@ use super::tokens::{self, Issue, TokenResponse};
 use crate::crypto::hash_secret;
 use crate::error::OAuthError;
 use crate::model::*;
-use crate::storage::{ClientContext, Loaded, Storage, StorageError, write};
+use crate::storage::{ClientContext, CodeToRedeem, Storage, StorageError, write};
 
 pub async fn exchange(
     app: &App,
@@ -23,8 +23,8 @@ pub async fn exchange(
     let client = &context.client;
     let presented = params.required("code")?;
     let invalid = || OAuthError::InvalidGrant("the authorization code is invalid".into());
-    let Some(Loaded { value: code, consumed, .. }) = app.storage.get_loaded::<Code>(&hash_secret(presented)).await?
-    else {
+    let hash = hash_secret(presented);
+    let Some(CodeToRedeem { code, consumed, remembered }) = app.storage.code_to_redeem(&hash).await? else {
         return Err(invalid());
     };
     if consumed {
@@ -69,6 +69,11 @@ pub async fn exchange(
     };
     match app.storage.apply(writes).await {
         Ok(()) => {}
+        // A code remembered from its issue and gone from storage was deleted before it was
+        // redeemed (the connection revoked, the user deleted): invalid, not replayed.
+        Err(StorageError::Conflict(0)) if remembered && app.storage.get::<Code>(&hash).await?.is_none() => {
+            return Err(invalid());
+        }
         // Consumed by a concurrent redemption between our read and our write.
         Err(StorageError::Conflict(0)) => return Err(replayed(app, client, &code).await?),
         Err(e) => return Err(e.into()),

@@ -564,9 +564,9 @@ async fn respond(
         },
     };
     let mut writes = Vec::new();
-    let code = if rt.code {
+    let (code, issued) = if rt.code {
         let code = random_token(32);
-        writes.push(write::create(&Code {
+        let issued = Code {
             hash: hash_secret(&code),
             expires_at: now + settings.code_ttl.unwrap_or(app.config.tokens.code_ttl) as i64,
             grant: grant(&decision),
@@ -580,10 +580,11 @@ async fn respond(
                 id_token_claims: id_token_claims.clone(),
                 dpop_jkt: request.dpop_jkt.clone(),
             },
-        })?);
-        Some(code)
+        };
+        writes.push(write::create(&issued)?);
+        (Some(code), Some(issued))
     } else {
-        None
+        (None, None)
     };
     let front_grant = rt.token.then(|| grant(&decision));
     if let Some(g) = &front_grant {
@@ -621,6 +622,9 @@ async fn respond(
         None
     };
     app.storage.apply(writes).await?;
+    if let Some(issued) = issued {
+        app.storage.remember_issued_code(issued, now);
+    }
     if let Some(consent) = &remember {
         let detail = serde_json::json!({ "scopes": consent.scopes });
         let (kind, actor) = (crate::audit::types::CONSENT_GIVEN, crate::audit::user(&user.id));
