@@ -349,9 +349,9 @@ async fn sign_in(
     if request.prompts("select_account") {
         let mut request = request.clone();
         if request.login_hint.is_none()
-            && let Some((s, _)) = &session
+            && let Some((s, read)) = session
         {
-            request.login_hint = app.storage.get_user(&s.user_id).await?.map(|u| u.username);
+            request.login_hint = session::user(app, &s, read).await?.map(|u| u.username);
         }
         return interaction::login_page(app, headers, context, request).await;
     }

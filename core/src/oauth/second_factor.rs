@@ -134,11 +134,7 @@ pub(super) async fn continue_session(
         let signed_in = SignedIn { read, ..signed(&s.user_id, s.auth_time, &sid, s.assurance.as_ref()) };
         return super::authorize::decide(app, headers, context, request, signed_in).await;
     }
-    let user = match read {
-        Some((user, _)) => user,
-        None => app.storage.get_user(&s.user_id).await?,
-    };
-    let user = user.filter(|u| !u.doc.disabled);
+    let user = session::user(app, s, read).await?.filter(|u| !u.doc.disabled);
     let user = user.ok_or_else(|| OAuthError::LoginRequired("the user no longer exists".into()))?;
     if factors::has_any(&app.storage, &user.id).await? {
         if request.prompts("none") {

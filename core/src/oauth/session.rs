@@ -104,6 +104,18 @@ pub(crate) async fn current_for(
     }))
 }
 
+/// A session's user: the one [`current_for`] read with it, or else read now.
+pub(crate) async fn user(
+    app: &Protocol,
+    session: &Session,
+    read: Option<UserAndConsent>,
+) -> Result<Option<User>, crate::storage::StorageError> {
+    match read {
+        Some((user, _)) => Ok(user),
+        None => app.storage.get_user(&session.user_id).await,
+    }
+}
+
 fn live(app: &Protocol, session: Option<Session>) -> Option<Session> {
     session.filter(|s| s.expires_at > app.clock.now())
 }
