@@ -42,6 +42,7 @@ mod v0_1 {
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::OnceLock;
 
 use wasmtime::Store;
 use wasmtime::component::{
@@ -177,7 +178,7 @@ impl<'a> Exported<'a> {
             self.pre.component().get_export_index(Some(&self.index), func).ok_or_else(|| {
                 wasmtime::format_err!("instance export `{}` does not have export `{func}`", self.name)
             })?;
-        Ok(Export { index, types: PhantomData })
+        Ok(Export { index, checked: OnceLock::new(), types: PhantomData })
     }
 
     /// Its function `func` if the version has it.
@@ -191,6 +192,9 @@ impl<'a> Exported<'a> {
 /// by structure, so that one version's records serve the versions that have the same.
 pub(super) struct Export<P, R> {
     index: ComponentExportIndex,
+    /// Set once an instance's function was found to have these types: every instance of
+    /// the component has the same function, so later calls are not checked again.
+    checked: OnceLock<()>,
     types: PhantomData<fn(P) -> R>,
 }
 
@@ -204,7 +208,20 @@ where
         store: &mut Store<CallState>,
         instance: &Instance,
     ) -> wasmtime::Result<wasmtime::component::TypedFunc<P, R>> {
-        instance.get_typed_func::<P, R>(&mut *store, &self.index)
+        if self.checked.get().is_none() {
+            let typed = instance.get_typed_func::<P, R>(&mut *store, &self.index)?;
+            let _ = self.checked.set(());
+            return Ok(typed);
+        }
+        let func = instance
+            .get_func(&mut *store, self.index)
+            .ok_or_else(|| wasmtime::format_err!("the instance has no function at the export's index"))?;
+        // SAFETY: `func` is the export at `self.index` of an instance of the component this
+        // export was found in (an `Export` belongs to one plugin's `InstancePre`), and that
+        // export's type was checked against `P` and `R` on an earlier instance. A
+        // component's function types are fixed when it is compiled, and the contract's
+        // interfaces have no resource types, whose checks could differ per instance.
+        Ok(unsafe { wasmtime::component::TypedFunc::new_unchecked(func) })
     }
 
     /// Whether `instance`'s function has these types.
