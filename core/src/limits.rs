@@ -214,6 +214,14 @@ pub const MAX_PLUGIN_MEMORY_MB: u64 = 512;
 /// The longest deadline a plugin's manifest may ask for, in milliseconds.
 pub const MAX_PLUGIN_DEADLINE_MS: u64 = 30_000;
 
+/// Most instances of the storage plugin kept between calls for the next (`plugin/call.rs`);
+/// one more is dropped when its call ends. Each holds its memory while it waits.
+pub const MAX_IDLE_STORAGE_INSTANCES: usize = 16;
+
+/// Most calls one storage plugin instance serves before it is dropped for a fresh one, so
+/// that what its allocator leaves behind does not pile up.
+pub const MAX_CALLS_PER_STORAGE_INSTANCE: u32 = 10_000;
+
 /// How many faults in a row (a trap, a deadline, an exhausted memory) make a plugin unhealthy
 /// when its manifest's `[on-fault]` does not say (`after`).
 pub const DEFAULT_PLUGIN_FAULTS_AFTER: u32 = 5;

@@ -156,6 +156,51 @@ async fn failed_and_throttled_sign_ins_are_counted() {
     assert!(refused.is_some_and(|n| n >= 1.0), "{after}");
 }
 
+/// A storage plugin's instance serves one call after another; a scope policy gets a fresh
+/// instance for every grant.
+#[tokio::test]
+async fn storage_calls_reuse_an_instance_and_every_grant_gets_a_fresh_policy() {
+    const ROUNDS: usize = 100;
+    let server = metrics_server(None).await;
+    let (id, secret) = server.client(json!({"name": "resource server", "grant_types": ["client_credentials"]})).await;
+    let secret = secret.expect("a confidential client");
+    let grant = [("grant_type", "client_credentials")];
+    let (status, body) = server.form("/token", &grant, Some((&id, &secret))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let token = body["access_token"].as_str().expect("an access token").to_owned();
+
+    let before = scrape(&server).await;
+    for _ in 0..ROUNDS {
+        // Reads the token's revocation from storage.
+        let (status, body) = server.form("/introspect", &[("token", &token)], Some((&id, &secret))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["active"], true, "{body}");
+        // Asks the scope policy.
+        let (status, body) = server.form("/token", &grant, Some((&id, &secret))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let after = scrape(&server).await;
+
+    let grew = |name: &str, labels: &[(&str, &str)]| {
+        value(&after, name, labels).unwrap_or_else(|| panic!("no {name} {labels:?}\n{after}"))
+            - value(&before, name, labels).unwrap_or(0.0)
+    };
+    let storage = [("plugin", "storage-sql"), ("kind", "storage")];
+    let storage_calls = grew("portcullis_plugin_calls_total", &storage);
+    let storage_instances = grew("portcullis_plugin_instances_total", &storage);
+    assert!(storage_calls >= ROUNDS as f64, "{storage_calls} storage calls");
+    // The recorder is the process's: other servers of this test binary make instances
+    // meanwhile, and their first calls each make one. This server's calls, one after
+    // another, reuse one.
+    assert!(
+        storage_instances * 4.0 < storage_calls,
+        "{storage_instances} storage instances made for {storage_calls} calls"
+    );
+    let scope = [("plugin", "scope-template"), ("kind", "scope-policy")];
+    let scope_instances = grew("portcullis_plugin_instances_total", &scope);
+    assert!(scope_instances >= ROUNDS as f64, "{scope_instances} scope policy instances for {ROUNDS} grants");
+}
+
 #[test]
 fn metrics_are_off_unless_configured() {
     let config = portcullis::config::Config::default();

@@ -3,6 +3,16 @@
 //! an exhausted memory to `PluginError::Trap`, logged once with the plugin's name. Metrics,
 //! the count of faults in a row (`fault.rs`) and capability grants hang here.
 //!
+//! A storage plugin's instance serves several calls, one after another: a call that ends
+//! well gives its `Store`, with the instance in it, back to the plugin's idle ones
+//! (`limits::MAX_IDLE_STORAGE_INSTANCES`), with a fresh database session, and the next call
+//! takes it instead of instantiating; one that traps, runs past its deadline or fails in the
+//! host is dropped, and so is one past `limits::MAX_CALLS_PER_STORAGE_INSTANCE` calls. A
+//! storage plugin reads and writes every record of every user, so no request's data is
+//! hidden from it, and an instance kept between calls learns nothing it is not given
+//! anyway. Policy, consent and grant-type plugins, which see one request's user and
+//! client, get a fresh instance per call.
+//!
 //! A synchronous call (scope, consent, grant type) runs on one thread from start to end, so
 //! its deadline counts the CPU time that thread spends: on a saturated machine the thread
 //! waits for a CPU, which delays the call but is not the plugin's doing. An asynchronous
@@ -19,11 +29,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
+use wasmtime::component::Instance;
 use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 
 use super::database::{DatabaseGrant, DbSession};
 use super::engine::{recent_thread_cpu_time, thread_cpu_time, ticks};
 use super::{Plugin, PluginError, PluginKind, PolicyHost};
+use crate::limits::{MAX_CALLS_PER_STORAGE_INSTANCE, MAX_IDLE_STORAGE_INSTANCES};
 
 /// The data of one call's `Store`.
 pub struct CallState {
@@ -33,7 +46,15 @@ pub struct CallState {
     pub(super) db: DatabaseGrant,
     /// What a plugin importing capabilities beyond the contract is lent for this call.
     pub(super) lent: Option<Box<super::wasi::Lent>>,
+    /// A storage plugin's instance in this store, once made: later calls reuse it.
+    pub(super) instance: Option<Instance>,
+    /// The calls this store has served.
+    calls: u32,
 }
+
+/// A plugin's stores kept between calls, each with its instance (storage plugins only).
+#[derive(Default)]
+pub(super) struct Idle(Mutex<Vec<Store<CallState>>>);
 
 impl PolicyHost {
     fn store(&self, plugin: &Plugin) -> Store<CallState> {
@@ -50,10 +71,43 @@ impl PolicyHost {
             .needs
             .any()
             .then(|| Box::new(super::wasi::Lent::new(self, plugin, Instant::now() + deadline(plugin))));
-        let mut store = Store::new(&self.engine.engine, CallState { plugin: plugin.name.clone(), limits, db, lent });
+        let state = CallState { plugin: plugin.name.clone(), limits, db, lent, instance: None, calls: 0 };
+        let mut store = Store::new(&self.engine.engine, state);
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(ticks(deadline(plugin)));
+        plugin.metrics.instances.increment(1);
         store
+    }
+
+    /// A storage plugin's store kept from an earlier call, its deadline set for this one, or
+    /// a new store.
+    fn reused_or_new(&self, plugin: &Plugin) -> Store<CallState> {
+        match plugin.idle.0.lock().pop() {
+            Some(mut store) => {
+                store.set_epoch_deadline(ticks(deadline(plugin)));
+                store
+            }
+            None => self.store(plugin),
+        }
+    }
+
+    /// Keeps a storage plugin's store after a call that ended well, with a fresh database
+    /// session (the call's own is closed here, its open transaction rolled back), unless
+    /// enough are kept already or it has served its share of calls.
+    fn keep(&self, plugin: &Plugin, mut store: Store<CallState>) {
+        let state = store.data_mut();
+        state.calls += 1;
+        if plugin.manifest.kind != PluginKind::Storage
+            || state.instance.is_none()
+            || state.calls >= MAX_CALLS_PER_STORAGE_INSTANCE
+        {
+            return;
+        }
+        state.db = DatabaseGrant(Some(DbSession::new(self.database.clone())));
+        let mut idle = plugin.idle.0.lock();
+        if idle.len() < MAX_IDLE_STORAGE_INSTANCES {
+            idle.push(store);
+        }
     }
 
     /// A synchronous call (scope, consent and grant-type plugins): `f` instantiates and calls.
@@ -86,7 +140,7 @@ impl PolicyHost {
         plugin: &Plugin,
         f: impl AsyncFnOnce(&mut Store<CallState>) -> wasmtime::Result<R>,
     ) -> Result<R, PluginError> {
-        let mut store = self.store(plugin);
+        let mut store = self.reused_or_new(plugin);
         // The epoch interrupts the plugin's own code; a host call it awaits (a statement on a
         // connection that stopped answering) is bounded here, by the same deadline.
         let started = Instant::now();
@@ -94,6 +148,9 @@ impl PolicyHost {
             Ok(done) => {
                 record(plugin, ended(&done), started);
                 super::fault::record(plugin, done.is_ok());
+                if done.is_ok() {
+                    self.keep(plugin, store);
+                }
                 done.map_err(|e| failed(plugin, e))
             }
             Err(_) => {
@@ -147,6 +204,9 @@ fn ended<R>(result: &wasmtime::Result<R>) -> Outcome {
 /// gives one), its kind and how a call ended. The handles are taken once, when the plugin is
 /// prepared, so that a call records without building and looking up a labelled key.
 pub(super) struct CallMetrics {
+    /// Instances made (`portcullis_plugin_instances_total`): one per call, but for a
+    /// storage plugin's calls that reuse one.
+    instances: metrics::Counter,
     duration: metrics::Histogram,
     ok: metrics::Counter,
     deadline: metrics::Counter,
@@ -158,6 +218,7 @@ impl CallMetrics {
         let kind = kind.as_str();
         let calls = |outcome: &'static str| metrics::counter!("portcullis_plugin_calls_total", "plugin" => name.clone(), "kind" => kind, "outcome" => outcome);
         Self {
+            instances: metrics::counter!("portcullis_plugin_instances_total", "plugin" => name.clone(), "kind" => kind),
             duration: metrics::histogram!("portcullis_plugin_call_duration_seconds", "plugin" => name.clone(), "kind" => kind),
             ok: calls("ok"),
             deadline: calls("deadline"),

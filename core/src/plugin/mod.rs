@@ -98,6 +98,8 @@ pub struct Plugin {
     shadow_log: shadow::Sampler,
     /// What it imports beyond the contract (WASI, outbound HTTP, the key-value cache).
     needs: wasi::Needs,
+    /// Its stores kept between calls, each with its instance (storage plugins).
+    idle: call::Idle,
 }
 
 /// The names of the plugins used when a client names none.
@@ -223,6 +225,7 @@ impl PolicyHost {
             linked,
             locales: Vec::new(),
             grant_types: Vec::new(),
+            idle: call::Idle::default(),
         };
         plugin.locales = match &plugin.linked {
             Linked::Consent(ui) => {

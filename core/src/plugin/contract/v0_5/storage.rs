@@ -2,7 +2,7 @@
 //! records, and its answers as the server's.
 
 use wasmtime::Store;
-use wasmtime::component::InstancePre;
+use wasmtime::component::{Instance, InstancePre};
 
 use super::storage_world::exports::portcullis::plugin::storage as wit;
 use crate::plugin::call::CallState;
@@ -39,14 +39,24 @@ pub(in crate::plugin) fn link(pre: InstancePre<CallState>, contract: Contract) -
 }
 
 impl Storage {
-    /// Calls `f` on a new instance.
+    /// The store's instance: the one an earlier call made in it, or a new one.
+    async fn instance(&self, store: &mut Store<CallState>) -> wasmtime::Result<Instance> {
+        if let Some(instance) = store.data().instance {
+            return Ok(instance);
+        }
+        let instance = self.pre.instantiate_async(&mut *store).await?;
+        store.data_mut().instance = Some(instance);
+        Ok(instance)
+    }
+
+    /// Calls `f` on the store's instance.
     async fn call<P: Param, T: Answer>(
         &self,
         store: &mut Store<CallState>,
         f: &Export<(P,), Answered<T>>,
         params: P,
     ) -> wasmtime::Result<Result<T, wit::StorageError>> {
-        let instance = self.pre.instantiate_async(&mut *store).await?;
+        let instance = self.instance(store).await?;
         Ok(f.call_async(store, &instance, (params,)).await?.0)
     }
 }
@@ -87,7 +97,7 @@ impl StorageWorld for Storage {
     fn list<'a>(&'a self, store: &'a mut Store<CallState>, kind: &str, after: Option<&str>, limit: u32) -> Found<'a> {
         let params = (kind.to_owned(), after.map(str::to_owned), limit);
         Box::pin(async move {
-            let instance = self.pre.instantiate_async(&mut *store).await?;
+            let instance = self.instance(store).await?;
             let (found,) = self.list.call_async(store, &instance, params).await?;
             Ok(found.map(all_stored).map_err(StoreError::from))
         })
