@@ -33,9 +33,16 @@ use portcullis::plugin::{Defaults, PolicyHost, watch};
 use portcullis::storage::{Kind, Storage, StorageError, write};
 use serde::{Deserialize, Serialize};
 
-/// The storage plugin under test, alone in a policies directory with the default scope and
-/// consent plugins beside it.
-fn policies() -> (tempfile::TempDir, String) {
+/// The storage plugin under test.
+fn plugin_under_test() -> PathBuf {
+    std::env::var_os("PORTCULLIS_CONFORMANCE_PLUGIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| support::policies_dir().join("storage-sql.wasm"))
+}
+
+/// A storage plugin, alone in a policies directory with the default scope and consent
+/// plugins beside it.
+fn policies(plugin: &std::path::Path) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().expect("temp dir");
     let builtin = support::policies_dir();
     for name in ["scope-template", "consent-default"] {
@@ -44,11 +51,8 @@ fn policies() -> (tempfile::TempDir, String) {
                 .expect("copy");
         }
     }
-    let plugin = std::env::var_os("PORTCULLIS_CONFORMANCE_PLUGIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| builtin.join("storage-sql.wasm"));
     let name = plugin.file_stem().and_then(|s| s.to_str()).expect("a plugin file name").to_owned();
-    std::fs::copy(&plugin, dir.path().join(format!("{name}.wasm"))).expect("the plugin's .wasm");
+    std::fs::copy(plugin, dir.path().join(format!("{name}.wasm"))).expect("the plugin's .wasm");
     std::fs::copy(plugin.with_extension("toml"), dir.path().join(format!("{name}.toml"))).expect("its manifest");
     (dir, name)
 }
@@ -62,8 +66,12 @@ struct Backend {
 }
 
 impl Backend {
-    async fn open(url: &str, mut guards: Vec<Box<dyn std::any::Any + Send>>) -> Self {
-        let (dir, name) = policies();
+    async fn open(url: &str, guards: Vec<Box<dyn std::any::Any + Send>>) -> Self {
+        Self::open_with(&plugin_under_test(), url, guards).await
+    }
+
+    async fn open_with(plugin: &std::path::Path, url: &str, mut guards: Vec<Box<dyn std::any::Any + Send>>) -> Self {
+        let (dir, name) = policies(plugin);
         let db = Database::connect(url, 8, std::time::Duration::from_secs(1)).await.expect("database");
         let defaults = Defaults { storage: name, scope: "scope-template".into(), consent: "consent-default".into() };
         let host = PolicyHost::new(db, defaults, None).expect("host");
@@ -346,6 +354,127 @@ async fn purging_much_that_expired_takes_calls_that_each_remove_a_part(b: &Backe
     // The built-in plugin bounds one call's work, so that no call holds the database long.
     if std::env::var_os("PORTCULLIS_CONFORMANCE_PLUGIN").is_none() {
         assert!(calls[0] <= 2_000, "storage-sql purges at most 2,000 records a call: {calls:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The built-in plugin's schema, upgraded in place
+
+/// A database the 0.4.0 build of `storage-sql` wrote (schema 2: keys found by a second index
+/// of `record_keys`) is upgraded by today's build, which lists each record's keys in its row:
+/// every record keeps its keys, keys that a write replaces or removes are gone, and rows the
+/// older build keeps writing beside it (as a replica not yet upgraded does) are handled too.
+async fn storage_sql_upgrades_a_database_the_0_4_build_wrote(url: &str) {
+    let legacy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/policies/v0.4.0/storage-sql.wasm");
+    let today = support::policies_dir().join("storage-sql.wasm");
+    let old = Backend::open_with(&legacy, url, Vec::new()).await;
+    let kind = old.k("grant");
+    let apply = |b: &Backend, writes: Vec<Write>| {
+        let host = b.host.clone();
+        async move { host.store_apply(writes).await.expect("applied") }
+    };
+    apply(
+        &old,
+        vec![
+            Write::Create(rec(kind, "a", "", &[("n", "1"), ("m", "ü:2")], None)),
+            Write::Create(rec(kind, "b", "", &[("n", "1")], Some(1_000))),
+            Write::Create(rec(kind, "c", "", &[("n", "3")], None)),
+            Write::Create(rec(kind, "d", "", &[("x", "é")], None)),
+            Write::Create(rec(kind, "e", "", &[], None)),
+        ],
+    )
+    .await;
+
+    let new = Backend::open_with(&today, url, Vec::new()).await;
+    // Migration 3 listed each row's keys, in the form the plugin writes them.
+    let listed = |id: &'static str| {
+        let url = url.to_owned();
+        async move { key_list(&url, kind, id).await }
+    };
+    let a = listed("a").await.expect("listed");
+    assert!(a == "1:n1:11:m3:ü:2" || a == "1:m3:ü:21:n1:1", "{a}");
+    assert_eq!(listed("e").await.as_deref(), Some(""), "a record without keys lists none");
+    assert_eq!(ids(&new, key(kind, "n", "1")).await, ["a", "b"]);
+
+    // A replaced record's keys are its new ones; removed keys no longer find a record of its id.
+    apply(&new, vec![Write::Put(rec(kind, "a", "", &[("m", "ü:2"), ("z", "9")], None))]).await;
+    assert_eq!(ids(&new, key(kind, "n", "1")).await, ["b"]);
+    assert_eq!(ids(&new, key(kind, "m", "ü:2")).await, ["a"]);
+    assert_eq!(ids(&new, key(kind, "z", "9")).await, ["a"]);
+    let a = listed("a").await.expect("listed");
+    assert!(a == "1:m3:ü:21:z1:9" || a == "1:z1:91:m3:ü:2", "{a}");
+    apply(&new, vec![Write::Update(rec(kind, "c", "", &[], None), 1)]).await;
+    apply(&new, vec![Write::Delete(at(kind, "d"))]).await;
+    assert_eq!(new.host.store_purge_expired(2_000).await.expect("purge"), 1, "b expired");
+    apply(
+        &new,
+        vec![
+            Write::Create(rec(kind, "b", "", &[], None)),
+            Write::Create(rec(kind, "c2", "", &[], None)),
+            Write::Create(rec(kind, "d", "", &[], None)),
+        ],
+    )
+    .await;
+    for (name, value) in [("n", "1"), ("n", "3"), ("x", "é")] {
+        assert!(ids(&new, key(kind, name, value)).await.is_empty(), "{name}={value} went with its record");
+    }
+
+    // The 0.4.0 build, still running beside today's, writes rows that list no keys.
+    apply(
+        &old,
+        vec![
+            Write::Create(rec(kind, "f", "", &[("q", "1")], None)),
+            Write::Create(rec(kind, "g", "", &[("q", "1"), ("r", "1")], Some(1_000))),
+            Write::Create(rec(kind, "h", "", &[("s", "1")], None)),
+        ],
+    )
+    .await;
+    assert_eq!(listed("f").await, None);
+    apply(&new, vec![Write::Put(rec(kind, "f", "", &[("q", "2")], None))]).await;
+    assert_eq!(listed("f").await.as_deref(), Some("1:q1:2"), "listed once rewritten");
+    assert_eq!(new.host.store_purge_expired(2_000).await.expect("purge"), 1, "g expired");
+    apply(&new, vec![Write::DeleteByKey(key(kind, "s", "1"))]).await;
+    apply(&new, vec![Write::Create(rec(kind, "g", "", &[], None)), Write::Create(rec(kind, "h", "", &[], None))]).await;
+    assert!(ids(&new, key(kind, "q", "1")).await.is_empty());
+    assert_eq!(ids(&new, key(kind, "q", "2")).await, ["f"]);
+    assert!(ids(&new, key(kind, "r", "1")).await.is_empty() && ids(&new, key(kind, "s", "1")).await.is_empty());
+    // Today's rows read back through the older build, which may rewrite them: the list it
+    // leaves behind is no longer trusted.
+    assert_eq!(ids(&old, key(kind, "z", "9")).await, ["a"]);
+    apply(&old, vec![Write::Put(rec(kind, "a", "", &[("w", "1")], None))]).await;
+    apply(&old, vec![Write::Update(rec(kind, "f", "", &[("w", "2")], None), 2)]).await;
+    apply(&new, vec![Write::Delete(at(kind, "a")), Write::Put(rec(kind, "f", "", &[("w", "3")], None))]).await;
+    apply(&new, vec![Write::Create(rec(kind, "a", "", &[], None))]).await;
+    for (name, value) in [("w", "1"), ("w", "2"), ("m", "ü:2"), ("z", "9")] {
+        assert!(ids(&new, key(kind, name, value)).await.is_empty(), "{name}={value} went with its record");
+    }
+    assert_eq!(ids(&new, key(kind, "w", "3")).await, ["f"]);
+}
+
+/// The `key_list` column of one record, read from the database itself.
+async fn key_list(url: &str, kind: &str, id: &str) -> Option<String> {
+    let sql = "SELECT key_list FROM records WHERE kind = $1 AND id = $2";
+    if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(url).await.expect("SQLite");
+        sqlx::query_scalar(sql).bind(kind).bind(id).fetch_one(&pool).await.expect("the record")
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.expect("PostgreSQL");
+        sqlx::query_scalar(sql).bind(kind).bind(id).fetch_one(&pool).await.expect("the record")
+    }
+}
+
+mod schema_upgrade {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn embedded_sqlite() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}/upgrade.db", dir.path().display());
+        super::storage_sql_upgrades_a_database_the_0_4_build_wrote(&url).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn server_database() {
+        let (url, _guard) = super::support::fresh_postgres("upgrade").await;
+        super::storage_sql_upgrades_a_database_the_0_4_build_wrote(&url).await
     }
 }
 

@@ -1,8 +1,9 @@
 //! SQL storage for SQLite and PostgreSQL, through the `database` capability the host lends.
 //!
 //! Two tables hold every record of every kind: `records` (kind, id, body, expiry, revision,
-//! consumed) and `record_keys` (the secondary keys the host looks records up by). The plugin
-//! never parses a body and knows no record kind: a new feature of the server is new rows.
+//! consumed, and the list of the record's keys) and `record_keys` (the secondary keys the host
+//! looks records up by). The plugin never parses a body and knows no record kind: a new
+//! feature of the server is new rows.
 //!
 //! One code path serves both dialects: `?` placeholders (the host renumbers them for
 //! PostgreSQL), BIGINT integers, `CAST(? AS BIGINT)` wherever a NULL may go to an integer
@@ -171,6 +172,9 @@ fn all(rows: Rows) -> R<Vec<Stored>> {
     rows.rows.into_iter().map(stored).collect()
 }
 
+/// A record's secondary keys, (name, value) each.
+type Keys = Vec<(String, String)>;
+
 /// The record's keys, each (name, value) once.
 fn distinct_keys(record: &Record) -> Vec<&(String, String)> {
     let mut keys: Vec<&(String, String)> = Vec::with_capacity(record.keys.len());
@@ -182,15 +186,88 @@ fn distinct_keys(record: &Record) -> Vec<&(String, String)> {
     keys
 }
 
-/// Writes the keys of `records` (after their old ones were removed), in one statement.
-fn insert_keys<'a>(records: impl IntoIterator<Item = &'a Record>) -> R<()> {
+/// The `key_list` column: each of a record's keys as `<length>:<name><length>:<value>`, the
+/// lengths counted in characters, as SQL's `length` counts them (migration 3 lists the keys
+/// of the rows it finds in SQL).
+fn key_list<'a>(keys: impl IntoIterator<Item = &'a (String, String)>) -> String {
+    let mut list = String::new();
+    for (name, value) in keys {
+        for part in [name, value] {
+            list.push_str(&part.chars().count().to_string());
+            list.push(':');
+            list.push_str(part);
+        }
+    }
+    list
+}
+
+/// A row's revision and its keys as it lists them, from its columns `revision,
+/// keys_revision, key_list`; `None` when the list cannot be trusted: written for another
+/// revision (an older plugin changed the row without listing its keys), NULL (an older plugin
+/// wrote the row) or malformed.
+fn listed(row: &mut Row) -> R<(i64, Option<Keys>)> {
+    let revision = row.int()?;
+    let listed_at = row.opt_int()?;
+    let list = row.next()?;
+    Ok((revision, if listed_at == Some(revision) { listed_keys(list) } else { None }))
+}
+
+/// The columns `listed` reads, in order.
+macro_rules! listed_columns {
+    () => {
+        "revision, keys_revision, key_list"
+    };
+}
+
+/// For a write that moves a row to its next revision and keeps its keys (`SET revision =
+/// revision + 1, ` and this): the key list holds for the next revision if it held for this
+/// one. `$table` qualifies the columns (`"records."` in an upsert).
+macro_rules! list_follows {
+    ($table:literal) => {
+        concat!(
+            "keys_revision = CASE WHEN ",
+            $table,
+            "keys_revision = ",
+            $table,
+            "revision THEN ",
+            $table,
+            "revision + 1 END"
+        )
+    };
+}
+
+/// The keys a `key_list` column lists; `None` for a NULL or a malformed list.
+fn listed_keys(list: Value) -> Option<Keys> {
+    let Value::Text(list) = list else { return None };
+    let mut rest = list.as_str();
+    let mut keys = Vec::new();
+    while !rest.is_empty() {
+        let name = listed_part(&mut rest)?;
+        keys.push((name, listed_part(&mut rest)?));
+    }
+    Some(keys)
+}
+
+/// The `<length>:<text>` at the start of `rest`, which it then leaves out.
+fn listed_part(rest: &mut &str) -> Option<String> {
+    let (length, tail) = rest.split_once(':')?;
+    let length: usize = length.parse().ok()?;
+    let end = match tail.char_indices().nth(length) {
+        Some((end, _)) => end,
+        None if tail.chars().count() == length => tail.len(),
+        None => return None,
+    };
+    *rest = &tail[end..];
+    Some(tail[..end].to_owned())
+}
+
+/// Writes these keys of these records, in one statement.
+fn insert_keys<'a>(keys: impl IntoIterator<Item = (&'a Record, &'a (String, String))>) -> R<()> {
     let mut sql = String::from("INSERT INTO record_keys (kind, name, value, id) VALUES ");
     let mut params = Vec::new();
-    for record in records {
-        for (name, value) in distinct_keys(record) {
-            sql.push_str(if params.is_empty() { "(?, ?, ?, ?)" } else { ", (?, ?, ?, ?)" });
-            params.extend([text(&record.kind), text(name), text(value), text(&record.id)]);
-        }
+    for (record, (name, value)) in keys {
+        sql.push_str(if params.is_empty() { "(?, ?, ?, ?)" } else { ", (?, ?, ?, ?)" });
+        params.extend([text(&record.kind), text(name), text(value), text(&record.id)]);
     }
     if params.is_empty() {
         return Ok(());
@@ -198,20 +275,88 @@ fn insert_keys<'a>(records: impl IntoIterator<Item = &'a Record>) -> R<()> {
     execute(&sql, &params).map(drop)
 }
 
+/// Every key of these new records.
+fn insert_all_keys<'a>(records: impl IntoIterator<Item = &'a Record>) -> R<()> {
+    insert_keys(records.into_iter().flat_map(|r| distinct_keys(r).into_iter().map(move |k| (r, k))))
+}
+
+/// Removes these keys, each named whole (`(kind, name, value, id)`, `record_keys`' primary
+/// key), a few hundred to a statement.
+fn delete_listed_keys(keys: &[(&str, &str, &str, &str)]) -> R<()> {
+    for chunk in keys.chunks(PURGE_STATEMENT_IDS) {
+        let mut sql = String::from(
+            "DELETE FROM record_keys WHERE (kind, name, value, id) IN \
+             (SELECT column1, column2, column3, column4 FROM (VALUES ",
+        );
+        let mut params = Vec::with_capacity(chunk.len() * 4);
+        for (i, (kind, name, value, id)) in chunk.iter().enumerate() {
+            sql.push_str(if i == 0 { "(?, ?, ?, ?)" } else { ", (?, ?, ?, ?)" });
+            params.extend([text(kind), text(name), text(value), text(id)]);
+        }
+        sql.push_str(") AS v)");
+        execute(&sql, &params)?;
+    }
+    Ok(())
+}
+
+/// Removes the keys of a record that is gone, as its row listed them (`None`: unlisted, all
+/// its keys found by its id).
+fn delete_keys(kind: &str, id: &str, listed: Option<Keys>) -> R<()> {
+    match listed {
+        Some(keys) => {
+            let keys: Vec<_> = keys.iter().map(|(n, v)| (kind, n.as_str(), v.as_str(), id)).collect();
+            delete_listed_keys(&keys)
+        }
+        None => execute("DELETE FROM record_keys WHERE kind = ? AND id = ?", &[text(kind), text(id)]).map(drop),
+    }
+}
+
+/// After a record's row was replaced, its keys listed as `listed` before (`None`: unlisted):
+/// its keys become the record's. Only those that changed are written, and the row lists
+/// them again when they changed.
+fn rekey(r: &Record, listed: Option<Keys>) -> R<()> {
+    let keys = distinct_keys(r);
+    match listed {
+        Some(old) => {
+            let gone: Vec<_> = old
+                .iter()
+                .filter(|k| !keys.contains(k))
+                .map(|(n, v)| (r.kind.as_str(), n.as_str(), v.as_str(), r.id.as_str()))
+                .collect();
+            let new: Vec<_> = keys.iter().copied().filter(|k| !old.contains(k)).collect();
+            if gone.is_empty() && new.is_empty() {
+                return Ok(());
+            }
+            delete_listed_keys(&gone)?;
+            insert_keys(new.into_iter().map(|k| (r, k)))?;
+        }
+        None => {
+            delete_keys(&r.kind, &r.id, None)?;
+            insert_all_keys([r])?;
+        }
+    }
+    execute(
+        "UPDATE records SET key_list = ?, keys_revision = revision WHERE kind = ? AND id = ?",
+        &[text(&key_list(keys)), text(&r.kind), text(&r.id)],
+    )
+    .map(drop)
+}
+
 /// Consecutive `create`s of a group, the first of them write number `first`: their records
 /// in one INSERT and their keys in another, so a group costs few round trips.
 fn create_all(first: u32, records: &[&Record], batched: bool) -> R<()> {
     if records.len() > 1 && batched {
-        let mut sql =
-            String::from("INSERT INTO records (kind, id, body, expires_at, revision, consumed) VALUES ");
-        let mut params = Vec::with_capacity(records.len() * 4);
+        let mut sql = String::from(
+            "INSERT INTO records (kind, id, body, expires_at, revision, consumed, key_list, keys_revision) VALUES ",
+        );
+        let mut params = Vec::with_capacity(records.len() * 5);
         for (i, r) in records.iter().enumerate() {
             sql.push_str(if i == 0 {
-                "(?, ?, ?, CAST(? AS BIGINT), 1, 0)"
+                "(?, ?, ?, CAST(? AS BIGINT), 1, 0, ?, 1)"
             } else {
-                ", (?, ?, ?, CAST(? AS BIGINT), 1, 0)"
+                ", (?, ?, ?, CAST(? AS BIGINT), 1, 0, ?, 1)"
             });
-            params.extend([text(&r.kind), text(&r.id), text(&r.body), opt_int(r.expires_at)]);
+            params.extend(new_row(r));
         }
         match insert(&sql, &params) {
             Err(E::Duplicate) => return Err(E::RetrySingly),
@@ -220,20 +365,26 @@ fn create_all(first: u32, records: &[&Record], batched: bool) -> R<()> {
     } else {
         for (i, r) in records.iter().enumerate() {
             match insert(
-                "INSERT INTO records (kind, id, body, expires_at, revision, consumed) \
-                 VALUES (?, ?, ?, CAST(? AS BIGINT), 1, 0)",
-                &[text(&r.kind), text(&r.id), text(&r.body), opt_int(r.expires_at)],
+                "INSERT INTO records (kind, id, body, expires_at, revision, consumed, key_list, keys_revision) \
+                 VALUES (?, ?, ?, CAST(? AS BIGINT), 1, 0, ?, 1)",
+                &new_row(r),
             ) {
                 Err(E::Duplicate) => return Err(E::Precondition(first + i as u32)),
                 other => other?,
             }
         }
     }
-    insert_keys(records.iter().copied())
+    insert_all_keys(records.iter().copied())
 }
 
-fn delete_keys(kind: &str, id: &str) -> R<()> {
-    execute("DELETE FROM record_keys WHERE kind = ? AND id = ?", &[text(kind), text(id)]).map(drop)
+/// A new row's kind, id, body, expiry and key list, for `(?, ?, ?, CAST(? AS BIGINT), ?)`.
+fn new_row(r: &Record) -> [Value; 5] {
+    [text(&r.kind), text(&r.id), text(&r.body), opt_int(r.expires_at), text(&key_list(distinct_keys(r)))]
+}
+
+/// The one row a statement `RETURNING` columns answered, if any.
+fn returned(rows: Rows) -> Option<Row> {
+    rows.rows.into_iter().next().map(|row| Row(row.into_iter()))
 }
 
 /// One write of a group; `index` names it when its precondition fails.
@@ -242,34 +393,43 @@ fn write(index: u32, w: &Write) -> R<()> {
     match w {
         Write::Create(r) => create_all(index, &[r], false),
         Write::Put(r) => {
-            execute(
-                "INSERT INTO records (kind, id, body, expires_at, revision, consumed) \
-                 VALUES (?, ?, ?, CAST(? AS BIGINT), 1, 0) \
+            // A replaced row keeps its key list until `rekey`: the statement answers the keys
+            // the row listed (under the row's lock, on PostgreSQL).
+            let sql = concat!(
+                "INSERT INTO records (kind, id, body, expires_at, revision, consumed, key_list, keys_revision) \
+                 VALUES (?, ?, ?, CAST(? AS BIGINT), 1, 0, ?, 1) \
                  ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body, \
-                 expires_at = excluded.expires_at, revision = records.revision + 1",
-                &[text(&r.kind), text(&r.id), text(&r.body), opt_int(r.expires_at)],
-            )?;
-            delete_keys(&r.kind, &r.id)?;
-            insert_keys([r])
+                 expires_at = excluded.expires_at, revision = records.revision + 1, ",
+                list_follows!("records."),
+                " RETURNING ",
+                listed_columns!()
+            );
+            let mut row = returned(query(sql, &new_row(r))?).ok_or(E::Decode("an upsert returned no row"))?;
+            match listed(&mut row)? {
+                (1, _) => insert_all_keys([r]),
+                (_, listed) => rekey(r, listed),
+            }
         }
         Write::Update(u) => {
             let r = &u.record;
             let revision = i64::try_from(u.revision).map_err(|_| failed())?;
-            let changed = execute(
-                "UPDATE records SET body = ?, expires_at = CAST(? AS BIGINT), revision = revision + 1 \
-                 WHERE kind = ? AND id = ? AND revision = ?",
-                &[text(&r.body), opt_int(r.expires_at), text(&r.kind), text(&r.id), Value::Integer(revision)],
-            )?;
-            if changed == 0 {
-                return Err(failed());
-            }
-            delete_keys(&r.kind, &r.id)?;
-            insert_keys([r])
+            let sql = concat!(
+                "UPDATE records SET body = ?, expires_at = CAST(? AS BIGINT), revision = revision + 1, ",
+                list_follows!(""),
+                " WHERE kind = ? AND id = ? AND revision = ? RETURNING ",
+                listed_columns!()
+            );
+            let params = [text(&r.body), opt_int(r.expires_at), text(&r.kind), text(&r.id), Value::Integer(revision)];
+            let mut row = returned(query(sql, &params)?).ok_or_else(failed)?;
+            rekey(r, listed(&mut row)?.1)
         }
         Write::Consume(at) => {
             let changed = execute(
-                "UPDATE records SET consumed = 1, revision = revision + 1 \
-                 WHERE kind = ? AND id = ? AND consumed = 0",
+                concat!(
+                    "UPDATE records SET consumed = 1, revision = revision + 1, ",
+                    list_follows!(""),
+                    " WHERE kind = ? AND id = ? AND consumed = 0"
+                ),
                 &[text(&at.kind), text(&at.id)],
             )?;
             if changed == 0 {
@@ -278,22 +438,29 @@ fn write(index: u32, w: &Write) -> R<()> {
             Ok(())
         }
         Write::Delete(at) => {
-            delete_keys(&at.kind, &at.id)?;
-            execute("DELETE FROM records WHERE kind = ? AND id = ?", &[text(&at.kind), text(&at.id)]).map(drop)
+            let deleted = query(
+                concat!("DELETE FROM records WHERE kind = ? AND id = ? RETURNING ", listed_columns!()),
+                &[text(&at.kind), text(&at.id)],
+            )?;
+            match returned(deleted) {
+                Some(mut row) => delete_keys(&at.kind, &at.id, listed(&mut row)?.1),
+                None => Ok(()),
+            }
         }
         Write::DeleteByKey(key) => {
-            let p = [text(&key.kind), text(&key.kind), text(&key.name), text(&key.value)];
-            execute(
+            let sql = concat!(
                 "DELETE FROM records WHERE kind = ? AND id IN \
-                 (SELECT id FROM record_keys WHERE kind = ? AND name = ? AND value = ?)",
-                &p,
-            )?;
-            execute(
-                "DELETE FROM record_keys WHERE kind = ? AND id IN \
-                 (SELECT id FROM record_keys WHERE kind = ? AND name = ? AND value = ?)",
-                &p,
-            )
-            .map(drop)
+                 (SELECT id FROM record_keys WHERE kind = ? AND name = ? AND value = ?) \
+                 RETURNING id, ",
+                listed_columns!()
+            );
+            let deleted = query(sql, &[text(&key.kind), text(&key.kind), text(&key.name), text(&key.value)])?;
+            for row in deleted.rows {
+                let mut row = Row(row.into_iter());
+                let id = row.string()?;
+                delete_keys(&key.kind, &id, listed(&mut row)?.1)?;
+            }
+            Ok(())
         }
     }
 }
@@ -333,22 +500,23 @@ fn one_statement(writes: &[Write]) -> Option<(String, Vec<Value>)> {
     let mut params = Vec::new();
     let mut only_if_consumed = "";
     if let Some(at) = consume {
-        sql.push_str(
-            "consumed AS (UPDATE records SET consumed = 1, revision = revision + 1 \
-             WHERE kind = ? AND id = ? AND consumed = 0 RETURNING 1), ",
-        );
+        sql.push_str(concat!(
+            "consumed AS (UPDATE records SET consumed = 1, revision = revision + 1, ",
+            list_follows!(""),
+            " WHERE kind = ? AND id = ? AND consumed = 0 RETURNING 1), "
+        ));
         params.extend([text(&at.kind), text(&at.id)]);
         only_if_consumed = " WHERE EXISTS (SELECT 1 FROM consumed)";
     }
     sql.push_str(
-        "created AS (INSERT INTO records (kind, id, body, expires_at, revision, consumed) \
-         SELECT v.kind, v.id, v.body, v.expires_at, 1, 0 FROM (VALUES ",
+        "created AS (INSERT INTO records (kind, id, body, expires_at, revision, consumed, key_list, keys_revision) \
+         SELECT v.kind, v.id, v.body, v.expires_at, 1, 0, v.key_list, 1 FROM (VALUES ",
     );
     for (i, r) in records.iter().enumerate() {
-        sql.push_str(if i == 0 { "(?, ?, ?, CAST(? AS BIGINT))" } else { ", (?, ?, ?, CAST(? AS BIGINT))" });
-        params.extend([text(&r.kind), text(&r.id), text(&r.body), opt_int(r.expires_at)]);
+        sql.push_str(if i == 0 { "(?, ?, ?, CAST(? AS BIGINT), ?)" } else { ", (?, ?, ?, CAST(? AS BIGINT), ?)" });
+        params.extend(new_row(r));
     }
-    sql.push_str(") AS v (kind, id, body, expires_at)");
+    sql.push_str(") AS v (kind, id, body, expires_at, key_list)");
     sql.push_str(only_if_consumed);
     sql.push(')');
     let mut keyed = false;
@@ -499,24 +667,50 @@ impl Guest for SqlStorage {
     fn purge_expired(now: i64) -> Result<u64, StorageError> {
         out(transaction(|| {
             let batch = query(
-                "SELECT kind, id FROM records WHERE expires_at < ? ORDER BY expires_at LIMIT ?",
+                concat!(
+                    "SELECT kind, id, ",
+                    listed_columns!(),
+                    " FROM records WHERE expires_at < ? ORDER BY expires_at LIMIT ?"
+                ),
                 &[Value::Integer(now), Value::Integer(PURGE_BATCH)],
             )?;
             // Grouped by kind, each group removed by its ids: the keys and the records of
-            // exactly these rows, whatever another replica purges meanwhile.
-            let mut by_kind: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+            // exactly these rows, whatever another replica purges meanwhile. The keys their
+            // rows list go by their primary key, an unlisted row's by its id.
+            let mut by_kind: std::collections::BTreeMap<String, Vec<(String, Option<Keys>)>> = Default::default();
             for row in batch.rows {
                 let mut row = Row(row.into_iter());
                 let kind = row.string()?;
-                by_kind.entry(kind).or_default().push(row.string()?);
+                let id = row.string()?;
+                by_kind.entry(kind).or_default().push((id, listed(&mut row)?.1));
             }
             let mut purged = 0;
-            for (kind, ids) in &by_kind {
-                for ids in ids.chunks(PURGE_STATEMENT_IDS) {
+            for (kind, rows) in &by_kind {
+                let listed: Vec<_> = rows
+                    .iter()
+                    .filter_map(|(id, keys)| {
+                        Some(
+                            keys.as_ref()?
+                                .iter()
+                                .map(move |(n, v)| (kind.as_str(), n.as_str(), v.as_str(), id.as_str())),
+                        )
+                    })
+                    .flatten()
+                    .collect();
+                delete_listed_keys(&listed)?;
+                let unlisted: Vec<&str> =
+                    rows.iter().filter(|(_, keys)| keys.is_none()).map(|(id, _)| id.as_str()).collect();
+                for ids in unlisted.chunks(PURGE_STATEMENT_IDS) {
                     let placeholders = vec!["?"; ids.len()].join(", ");
                     let params: Vec<Value> = std::iter::once(text(kind)).chain(ids.iter().map(|id| text(id))).collect();
                     execute(&format!("DELETE FROM record_keys WHERE kind = ? AND id IN ({placeholders})"), &params)?;
-                    purged += execute(&format!("DELETE FROM records WHERE kind = ? AND id IN ({placeholders})"), &params)?;
+                }
+                for ids in rows.chunks(PURGE_STATEMENT_IDS) {
+                    let placeholders = vec!["?"; ids.len()].join(", ");
+                    let params: Vec<Value> =
+                        std::iter::once(text(kind)).chain(ids.iter().map(|(id, _)| text(id))).collect();
+                    purged +=
+                        execute(&format!("DELETE FROM records WHERE kind = ? AND id IN ({placeholders})"), &params)?;
                 }
             }
             Ok(purged)
@@ -527,7 +721,33 @@ impl Guest for SqlStorage {
 /// Expired records one `purge_expired` call removes at most.
 const PURGE_BATCH: i64 = 2000;
 
-/// Ids one DELETE names (well within SQLite's and PostgreSQL's bounds on parameters).
+/// Ids or keys one DELETE names (well within SQLite's and PostgreSQL's bounds on parameters).
 const PURGE_STATEMENT_IDS: usize = 500;
 
 portcullis_sdk::export_storage!(SqlStorage);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(name: &str, value: &str) -> (String, String) {
+        (name.to_owned(), value.to_owned())
+    }
+
+    #[test]
+    fn a_key_list_reads_back_as_the_keys_it_lists() {
+        let keys = [pair("user", "ünï:cøde"), pair("", ""), pair("12:3", "a\u{1F600}b"), pair("client", "c-1")];
+        let list = key_list(&keys);
+        assert_eq!(list, "4:user8:ünï:cøde0:0:4:12:33:a\u{1F600}b6:client3:c-1");
+        assert_eq!(listed_keys(Value::Text(list)), Some(keys.to_vec()));
+        assert_eq!(listed_keys(Value::Text(String::new())), Some(Vec::new()));
+    }
+
+    #[test]
+    fn an_unlisted_or_malformed_key_list_is_not_read() {
+        assert_eq!(listed_keys(Value::Null), None, "a row an older plugin wrote");
+        for bad in ["4:user", "4:use", "x:user0:", "9:user3:abc", "4:user3:ab", ":"] {
+            assert_eq!(listed_keys(Value::Text(bad.into())), None, "{bad}");
+        }
+    }
+}
