@@ -209,6 +209,37 @@ async fn code_replay_revokes_what_the_code_issued() {
 }
 
 #[tokio::test]
+async fn grant_ids_begin_with_the_time_they_were_made() {
+    // A grant's id (an access token's `gid`) is a UUIDv7: grants made one after another are
+    // stored side by side, where random ids would scatter them.
+    use base64::Engine;
+    let server = TestServer::start().await;
+    server.user("bob", "bob's password").await;
+    let (id, secret) = server.client(json!({"name": "rp", "redirect_uris": [REDIRECT]})).await;
+    let secret = secret.unwrap();
+    let mut gids = Vec::new();
+    for _ in 0..3 {
+        let (_, back) = code_for(&server, &id, &[("scope", "openid")]).await;
+        let (status, body) = redeem(&server, &id, &secret, &query(&back, "code").unwrap()).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let payload = body["access_token"].as_str().unwrap().split('.').nth(1).unwrap().to_owned();
+        let claims: Value =
+            serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        gids.push(claims["gid"].as_str().expect("a gid").to_owned());
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    for gid in &gids {
+        let uuid = uuid::Uuid::parse_str(gid).expect("a UUID in 32 hex digits");
+        assert_eq!((gid.len(), uuid.get_version_num()), (32, 7), "{gid}");
+        let (seconds, nanos) = uuid.get_timestamp().expect("a time").to_unix();
+        let made = seconds * 1000 + u64::from(nanos) / 1_000_000;
+        assert!(made <= now && now - made < 60_000, "{gid} was made at {made}, now is {now}");
+    }
+    assert!(gids.windows(2).all(|w| w[0] < w[1]), "in the order they were made: {gids:?}");
+}
+
+#[tokio::test]
 async fn expired_code_is_invalid_grant() {
     let clock = std::sync::Arc::new(portcullis::model::ManualClock::default());
     let server = TestServer::start_with(support::Options { clock: Some(clock.clone()), ..Default::default() }).await;

@@ -550,7 +550,7 @@ async fn respond(
     let id_token_claims =
         super::tokens::id_token_user_claims(user, &decision.scopes, settings, app.config.tokens.roles_scope.as_deref());
     let grant = |decision: &Decision| Grant {
-        id: random_token(16),
+        id: Grant::new_id(),
         client_id: client.id.clone(),
         user_id: Some(user.id.clone()),
         created_at: now,

@@ -59,7 +59,7 @@ pub async fn issue_to_user(
     let now = app.clock.now();
     let refresh_ttl = settings.refresh_token_ttl.unwrap_or(app.config.tokens.refresh_token_ttl) as i64;
     let grant = Grant {
-        id: random_token(16),
+        id: Grant::new_id(),
         client_id: client.id.clone(),
         user_id: Some(user.id.clone()),
         created_at: now,
