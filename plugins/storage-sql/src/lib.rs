@@ -299,6 +299,18 @@ fn delete_listed_keys(keys: &[(&str, &str, &str, &str)]) -> R<()> {
     Ok(())
 }
 
+/// Removes the rows of `table` (`records`, or `record_keys`: every key of these records) of
+/// one kind and these ids, a few hundred ids to a statement; the rows it removed.
+fn delete_by_ids(table: &str, kind: &str, ids: &[&str]) -> R<u64> {
+    let mut deleted = 0;
+    for ids in ids.chunks(PURGE_STATEMENT_IDS) {
+        let placeholders = vec!["?"; ids.len()].join(", ");
+        let params: Vec<Value> = std::iter::once(text(kind)).chain(ids.iter().map(|id| text(id))).collect();
+        deleted += execute(&format!("DELETE FROM {table} WHERE kind = ? AND id IN ({placeholders})"), &params)?;
+    }
+    Ok(deleted)
+}
+
 /// Removes the keys of a record that is gone, as its row listed them (`None`: unlisted, all
 /// its keys found by its id).
 fn delete_keys(kind: &str, id: &str, listed: Option<Keys>) -> R<()> {
@@ -307,7 +319,7 @@ fn delete_keys(kind: &str, id: &str, listed: Option<Keys>) -> R<()> {
             let keys: Vec<_> = keys.iter().map(|(n, v)| (kind, n.as_str(), v.as_str(), id)).collect();
             delete_listed_keys(&keys)
         }
-        None => execute("DELETE FROM record_keys WHERE kind = ? AND id = ?", &[text(kind), text(id)]).map(drop),
+        None => delete_by_ids("record_keys", kind, &[id]).map(drop),
     }
 }
 
@@ -688,30 +700,17 @@ impl Guest for SqlStorage {
             for (kind, rows) in &by_kind {
                 let listed: Vec<_> = rows
                     .iter()
-                    .filter_map(|(id, keys)| {
-                        Some(
-                            keys.as_ref()?
-                                .iter()
-                                .map(move |(n, v)| (kind.as_str(), n.as_str(), v.as_str(), id.as_str())),
-                        )
+                    .filter_map(|(id, keys)| Some((id, keys.as_ref()?)))
+                    .flat_map(|(id, keys)| {
+                        keys.iter().map(move |(n, v)| (kind.as_str(), n.as_str(), v.as_str(), id.as_str()))
                     })
-                    .flatten()
                     .collect();
                 delete_listed_keys(&listed)?;
                 let unlisted: Vec<&str> =
                     rows.iter().filter(|(_, keys)| keys.is_none()).map(|(id, _)| id.as_str()).collect();
-                for ids in unlisted.chunks(PURGE_STATEMENT_IDS) {
-                    let placeholders = vec!["?"; ids.len()].join(", ");
-                    let params: Vec<Value> = std::iter::once(text(kind)).chain(ids.iter().map(|id| text(id))).collect();
-                    execute(&format!("DELETE FROM record_keys WHERE kind = ? AND id IN ({placeholders})"), &params)?;
-                }
-                for ids in rows.chunks(PURGE_STATEMENT_IDS) {
-                    let placeholders = vec!["?"; ids.len()].join(", ");
-                    let params: Vec<Value> =
-                        std::iter::once(text(kind)).chain(ids.iter().map(|(id, _)| text(id))).collect();
-                    purged +=
-                        execute(&format!("DELETE FROM records WHERE kind = ? AND id IN ({placeholders})"), &params)?;
-                }
+                delete_by_ids("record_keys", kind, &unlisted)?;
+                let ids: Vec<&str> = rows.iter().map(|(id, _)| id.as_str()).collect();
+                purged += delete_by_ids("records", kind, &ids)?;
             }
             Ok(purged)
         }))
