@@ -13,6 +13,12 @@ use support::{Browser, Options, TestServer, query};
 
 const REDIRECT: &str = "https://rp.example.com/callback";
 
+/// These tests measure what replicas share, not load shedding (`hardening.rs` tests that):
+/// a scheduling delay caused by the tests running beside them must not shed their requests.
+fn unshed(c: &mut portcullis::config::Config) {
+    c.server.max_scheduling_delay_ms = 0;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_on_one_postgres_act_as_one_server() {
     let (url, _db) = support::fresh_postgres("replicas").await;
@@ -20,6 +26,7 @@ async fn two_replicas_on_one_postgres_act_as_one_server() {
     let a = TestServer::start_with(Options {
         database_url: Some(url.clone()),
         encryption_key: Some(key.clone()),
+        configure: Some(Box::new(unshed)),
         ..Default::default()
     })
     .await;
@@ -27,6 +34,7 @@ async fn two_replicas_on_one_postgres_act_as_one_server() {
         database_url: Some(url),
         encryption_key: Some(key),
         issuer: Some(a.issuer.clone()),
+        configure: Some(Box::new(unshed)),
         ..Default::default()
     })
     .await;
@@ -116,6 +124,7 @@ async fn replicas_hear_of_new_keys_and_deleted_clients_at_once() {
     let a = TestServer::start_with(Options {
         database_url: Some(url.clone()),
         encryption_key: Some(key.clone()),
+        configure: Some(Box::new(unshed)),
         ..Default::default()
     })
     .await;
@@ -126,6 +135,7 @@ async fn replicas_hear_of_new_keys_and_deleted_clients_at_once() {
                 database_url: Some(url.clone()),
                 encryption_key: Some(key.clone()),
                 issuer: Some(a.issuer.clone()),
+                configure: Some(Box::new(unshed)),
                 ..Default::default()
             })
             .await,
