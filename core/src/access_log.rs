@@ -11,8 +11,10 @@
 
 use std::time::Instant;
 
+use std::net::IpAddr;
+
 use axum::extract::{MatchedPath, Request};
-use axum::middleware::Next;
+use axum::http::{HeaderValue, Method};
 use axum::response::Response;
 
 use crate::client_address::ClientAddress;
@@ -30,31 +32,42 @@ impl AuthenticatedClient {
     }
 }
 
-/// The middleware writing the line, once the answer's head is ready.
-pub async fn layer(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
-    let address = ClientAddress::of(request.extensions());
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(|id| cut(id, MAX_LOGGED_REQUEST_ID_BYTES).to_owned());
-    let response = next.run(request).await;
-    let client = response.extensions().get::<AuthenticatedClient>().map(|c| c.0.as_str());
-    tracing::info!(
-        target: "portcullis::access",
-        method = %method,
-        route = route.as_deref().unwrap_or("(no route)"),
-        status = response.status().as_u16(),
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-        address = %address,
-        client_id = client.unwrap_or("-"),
-        request_id = request_id.as_deref().unwrap_or("-"),
-        "request"
-    );
-    response
+/// A request's line: what is known when the request arrives, written by [`Line::write`]
+/// once the answer's head is ready (`server.rs` runs both around every request).
+pub struct Line {
+    started: Instant,
+    method: Method,
+    route: Option<MatchedPath>,
+    address: IpAddr,
+    request_id: Option<HeaderValue>,
+}
+
+impl Line {
+    pub fn begin(request: &Request) -> Self {
+        Self {
+            started: Instant::now(),
+            method: request.method().clone(),
+            route: request.extensions().get::<MatchedPath>().cloned(),
+            address: ClientAddress::of(request.extensions()),
+            request_id: request.headers().get("x-request-id").cloned(),
+        }
+    }
+
+    pub fn write(self, response: &Response) {
+        let client = response.extensions().get::<AuthenticatedClient>().map(|c| c.0.as_str());
+        let request_id = self.request_id.as_ref().and_then(|v| v.to_str().ok());
+        tracing::info!(
+            target: "portcullis::access",
+            method = %self.method,
+            route = self.route.as_ref().map_or("(no route)", MatchedPath::as_str),
+            status = response.status().as_u16(),
+            latency_ms = self.started.elapsed().as_secs_f64() * 1000.0,
+            address = %self.address,
+            client_id = client.unwrap_or("-"),
+            request_id = request_id.map_or("-", |id| cut(id, MAX_LOGGED_REQUEST_ID_BYTES)),
+            "request"
+        );
+    }
 }
 
 /// `text` cut to at most `max` bytes, on a character boundary.

@@ -133,18 +133,6 @@ impl Audit {
     }
 }
 
-/// A middleware: the request runs in its audit scope (its `x-request-id` and its client
-/// address, both set by layers outside this one).
-pub async fn in_request(
-    axum::extract::State(audit): axum::extract::State<Audit>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let address = Some(crate::client_address::ClientAddress::of(req.extensions()).to_string());
-    audit.scope(request_id, address, next.run(req)).await
-}
-
 /// The replica id when `server.replica_id` is unset: the host name and the process id,
 /// which tell apart every process on every machine.
 fn default_replica() -> String {

@@ -10,20 +10,18 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderMap, header};
-use axum::middleware::Next;
-use axum::response::Response;
 use ipnet::IpNet;
 
 use crate::limits::MAX_FORWARDED_HOPS;
 
-/// A request's client address, in its extensions (put there by [`layer`]).
+/// A request's client address, in its extensions (put there by [`TrustedProxies::put_in`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddress(pub IpAddr);
 
 impl ClientAddress {
-    /// The client address of a request: the one [`layer`] found, else the TCP peer, else
+    /// The client address of a request: the one [`TrustedProxies::put_in`] found, else the TCP peer, else
     /// (a router served without either) the unspecified address, one budget for every caller.
     pub fn of(extensions: &axum::http::Extensions) -> IpAddr {
         if let Some(ClientAddress(address)) = extensions.get::<ClientAddress>() {
@@ -50,6 +48,13 @@ impl TrustedProxies {
         self.0.iter().any(|net| net.contains(&address))
     }
 
+    /// Puts `request`'s [`ClientAddress`] in its extensions (`server.rs` does, for every request).
+    pub fn put_in(&self, request: &mut Request) {
+        let peer = ClientAddress::of(request.extensions());
+        let address = self.resolve(peer, request.headers());
+        request.extensions_mut().insert(ClientAddress(address));
+    }
+
     /// The client behind `peer`, given the request's headers.
     pub fn resolve(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         let peer = peer.to_canonical();
@@ -67,14 +72,6 @@ impl TrustedProxies {
         }
         client
     }
-}
-
-/// The middleware that puts each request's [`ClientAddress`] in its extensions.
-pub async fn layer(State(trusted): State<TrustedProxies>, mut request: Request, next: Next) -> Response {
-    let peer = ClientAddress::of(request.extensions());
-    let address = trusted.resolve(peer, request.headers());
-    request.extensions_mut().insert(ClientAddress(address));
-    next.run(request).await
 }
 
 /// Every header `name` carries, as one comma-separated list (RFC 9110 §5.3).

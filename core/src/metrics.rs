@@ -14,19 +14,16 @@
 //! metrics (taken when it is prepared) and the storage calls' (when the host is made).
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ::metrics::{
     Counter, Histogram, SharedString, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
 };
 use ::metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -199,10 +196,16 @@ fn state_label(state: KeyState) -> &'static str {
     }
 }
 
-/// Counts and times every request the router answers, by its route template.
-pub fn instrument(router: Router) -> Router {
-    let routes = Arc::new(Routes::default());
-    router.layer(tower::layer::layer_fn(move |inner| Instrumented { inner, routes: routes.clone() }))
+/// Counts and times every request the router answers, by its route template: `server.rs`
+/// records each request's answer here when metrics are on.
+#[derive(Clone, Default)]
+pub struct RequestMetrics(Arc<Routes>);
+
+impl RequestMetrics {
+    /// A request matched to `route` (none: no route) answered with `status` after `elapsed`.
+    pub fn record(&self, route: Option<&MatchedPath>, status: u16, elapsed: Duration) {
+        self.0.of(route).record(status, elapsed);
+    }
 }
 
 /// The request metrics of one route template (`portcullis_http_request_duration_seconds`,
@@ -264,57 +267,6 @@ impl Routes {
             .entry(Arc::from(path.as_str()))
             .or_insert_with(|| Arc::new(RouteMetrics::new(path.as_str().to_owned().into())))
             .clone()
-    }
-}
-
-/// The service that records each request its inner route answers.
-#[derive(Clone)]
-struct Instrumented<S> {
-    inner: S,
-    routes: Arc<Routes>,
-}
-
-impl<S> tower::Service<Request> for Instrumented<S>
-where
-    S: tower::Service<Request, Response = Response>,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = Recording<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
-        let route = self.routes.of(request.extensions().get::<MatchedPath>());
-        Recording { answer: self.inner.call(request), route, started: Instant::now() }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A request being answered, recorded when it is.
-    struct Recording<F> {
-        #[pin]
-        answer: F,
-        route: Arc<RouteMetrics>,
-        started: Instant,
-    }
-}
-
-impl<F, E> Future for Recording<F>
-where
-    F: Future<Output = Result<Response, E>>,
-{
-    type Output = Result<Response, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let answered = std::task::ready!(this.answer.poll(cx));
-        if let Ok(response) = &answered {
-            this.route.record(response.status().as_u16(), this.started.elapsed());
-        }
-        Poll::Ready(answered)
     }
 }
 

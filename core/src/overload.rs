@@ -17,10 +17,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-
 use crate::config::Config;
 use crate::error::OAuthError;
 use crate::limits::{REQUESTS_IN_FLIGHT_PER_CPU, SCHEDULING_PROBE_INTERVAL, SHED_HOLD};
@@ -101,8 +97,8 @@ async fn probe(shared: Weak<Shared>, most_delay: Duration) {
     }
 }
 
-/// Counts a request while it is answered.
-struct Admitted(Arc<Shared>);
+/// Counts a request while it is answered: dropped when its answer is ready.
+pub struct Admitted(Arc<Shared>);
 
 impl Drop for Admitted {
     fn drop(&mut self) {
@@ -110,20 +106,21 @@ impl Drop for Admitted {
     }
 }
 
-/// The layer: admits a request, or sheds it.
-pub async fn layer(State(admission): State<Admission>, request: Request, next: Next) -> Response {
-    if request.uri().path().starts_with("/health") {
-        return next.run(request).await;
+impl Admission {
+    /// Admits a request for `path` (`server.rs` asks, for every request), or sheds it:
+    /// `Ok(None)` for the health endpoints, which are never shed nor counted.
+    pub fn admit(&self, path: &str) -> Result<Option<Admitted>, OAuthError> {
+        if path.starts_with("/health") {
+            return Ok(None);
+        }
+        let shared = &self.shared;
+        let admitted = Admitted(shared.clone());
+        let past_bound = shared.in_flight.fetch_add(1, Ordering::Relaxed) >= shared.most_in_flight;
+        if past_bound || shared.shedding() {
+            drop(admitted);
+            crate::metrics::request_shed();
+            return Err(OAuthError::Overloaded);
+        }
+        Ok(Some(admitted))
     }
-    let shared = &admission.shared;
-    let admitted = Admitted(shared.clone());
-    let past_bound = shared.in_flight.fetch_add(1, Ordering::Relaxed) >= shared.most_in_flight;
-    if past_bound || shared.shedding() {
-        drop(admitted);
-        crate::metrics::request_shed();
-        return OAuthError::Overloaded.into_response();
-    }
-    let response = next.run(request).await;
-    drop(admitted);
-    response
 }

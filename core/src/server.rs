@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Request};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 
 use crate::admin::Admin;
 use crate::config::Config;
@@ -273,8 +273,8 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
     }
 }
 
-pub fn router(app: App) -> Router {
-    let request_id = HeaderName::from_static("x-request-id");
+/// Every endpoint, behind [`edge`]; `metrics`, when on, records each request's answer.
+pub fn router(app: App, metrics: Option<crate::metrics::RequestMetrics>) -> Router {
     let admin = Admin {
         config: app.config.clone(),
         storage: app.storage.clone(),
@@ -287,42 +287,89 @@ pub fn router(app: App) -> Router {
         .merge(crate::account::router(app.protocol.clone()))
         .merge(crate::device::router(app.protocol.clone()))
         .layer(DefaultBodyLimit::max(crate::limits::OAUTH_BODY_BYTES));
-    let router = protocol
+    let concerns = Edge {
+        proxies: crate::client_address::TrustedProxies::new(
+            app.config.server.trusted_proxies.iter().map(|n| n.0).collect(),
+        ),
+        access_log: app.config.server.access_log,
+        admission: crate::overload::Admission::from_config(&app.config),
+        audit: crate::audit::Audit::new(&app.config, app.protocol.clock.clone()),
+        metrics,
+    };
+    protocol
         .merge(crate::admin::router(Arc::new(admin)))
         .merge(crate::health::router(app.health.clone()))
         .fallback(not_found)
-        // Audit events name the request's id and client address, and this replica.
-        .layer(axum::middleware::from_fn_with_state(
-            crate::audit::Audit::new(&app.config, app.protocol.clock.clone()),
-            crate::audit::in_request,
-        ))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-            tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path())
-        }));
-    // Shed at once when the server runs late or too much is in flight (`overload.rs`);
-    // inside the access log, so a shed request is logged like any other.
-    let router = router.layer(axum::middleware::from_fn_with_state(
-        crate::overload::Admission::from_config(&app.config),
-        crate::overload::layer,
-    ));
-    // The access log, outside the span above (which names the raw path); the client address
-    // (`server.trusted_proxies`) found before it, the request id set before both.
-    let router = match app.config.server.access_log {
-        true => router.layer(axum::middleware::from_fn(crate::access_log::layer)),
-        false => router,
+        .layer(axum::middleware::from_fn_with_state(concerns, edge))
+}
+
+/// What every request passes through on its way to its endpoint, outermost first.
+#[derive(Clone)]
+struct Edge {
+    /// `server.trusted_proxies`: who may name the client address.
+    proxies: crate::client_address::TrustedProxies,
+    /// `server.access_log`.
+    access_log: bool,
+    admission: crate::overload::Admission,
+    audit: crate::audit::Audit,
+    metrics: Option<crate::metrics::RequestMetrics>,
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The concerns every request passes through, in one middleware (one boxed future per
+/// request, not one per concern), outermost first:
+/// - its id: the caller's `x-request-id`, or a new UUID; the answer carries it back;
+/// - the metrics of its route (`metrics.rs`), when on;
+/// - its client address (`client_address.rs`);
+/// - the access log (`access_log.rs`), so a shed request is logged like any other;
+/// - admission (`overload.rs`): shed at once when the server runs late or too much is in flight;
+/// - the request span (its id, method and raw path), around every line the endpoint logs;
+/// - the audit scope (`audit.rs`): events name the request's id and client address, and this replica.
+async fn edge(State(edge): State<Edge>, mut request: Request, next: Next) -> Response {
+    use tracing::Instrument;
+    let started = std::time::Instant::now();
+    let id = match request.headers().get(&REQUEST_ID) {
+        Some(id) => id.clone(),
+        None => {
+            let made = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string());
+            let made = made.unwrap_or_else(|_| HeaderValue::from_static("-"));
+            request.headers_mut().insert(REQUEST_ID, made.clone());
+            made
+        }
     };
-    let proxies = app.config.server.trusted_proxies.iter().map(|n| n.0).collect();
-    let proxies = crate::client_address::TrustedProxies::new(proxies);
-    router
-        .layer(axum::middleware::from_fn_with_state(proxies, crate::client_address::layer))
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+    let route = edge.metrics.as_ref().and_then(|_| request.extensions().get::<MatchedPath>().cloned());
+    edge.proxies.put_in(&mut request);
+    let line = edge.access_log.then(|| crate::access_log::Line::begin(&request));
+    let mut response = match edge.admission.admit(request.uri().path()) {
+        Ok(admitted) => {
+            let id = id.to_str().ok();
+            let span = tracing::info_span!(
+                "request",
+                id = id.unwrap_or("-"),
+                method = %request.method(),
+                path = request.uri().path()
+            );
+            let address = crate::client_address::ClientAddress::of(request.extensions()).to_string();
+            let answer = edge.audit.scope(id.map(str::to_owned), Some(address), next.run(request));
+            let response = answer.instrument(span).await;
+            drop(admitted);
+            response
+        }
+        Err(shed) => shed.into_response(),
+    };
+    if let Some(line) = line {
+        line.write(&response);
+    }
+    if let Some(metrics) = &edge.metrics {
+        metrics.record(route.as_ref(), response.status().as_u16(), started.elapsed());
+    }
+    response.headers_mut().entry(REQUEST_ID).or_insert(id);
+    response
 }
 
 /// Any path that is no endpoint.
-async fn not_found() -> axum::response::Response {
-    use axum::response::IntoResponse;
+async fn not_found() -> Response {
     crate::error::OAuthError::NotFound("no such endpoint".into()).into_response()
 }
 
@@ -405,11 +452,14 @@ pub async fn serve_until(
     spawn_upkeep(app.clone());
     spawn_listener(app.clone());
     let bounds = crate::connections::Bounds::from_config(&app.config);
-    let mut routes = router(app.clone());
-    if let Some(metrics) = metrics {
-        crate::metrics::spawn(metrics, app.keys.clone())?;
-        routes = crate::metrics::instrument(routes);
-    }
+    let request_metrics = match metrics {
+        Some(listener) => {
+            crate::metrics::spawn(listener, app.keys.clone())?;
+            Some(crate::metrics::RequestMetrics::default())
+        }
+        None => None,
+    };
+    let routes = router(app.clone(), request_metrics);
     let grace = Duration::from_secs(app.config.server.shutdown_grace);
     let stopped_at = std::sync::OnceLock::new();
     let stopping = async {
