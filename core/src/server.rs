@@ -346,9 +346,9 @@ async fn edge(State(edge): State<Edge>, mut request: Request, next: Next) -> Res
             let id = id.to_str().ok();
             let span = tracing::info_span!(
                 "request",
-                id = id.unwrap_or("-"),
+                id = %id.unwrap_or("-"),
                 method = %request.method(),
-                path = request.uri().path()
+                path = %request.uri().path()
             );
             let address = crate::client_address::ClientAddress::of(request.extensions()).to_string();
             let answer = edge.audit.scope(id.map(str::to_owned), Some(address), next.run(request));
