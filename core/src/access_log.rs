@@ -17,7 +17,6 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderValue, Method};
 use axum::response::Response;
 
-use crate::client_address::ClientAddress;
 use crate::limits::MAX_LOGGED_REQUEST_ID_BYTES;
 
 /// The client a request was made by, once the endpoint authenticated it (or, at userinfo,
@@ -43,12 +42,13 @@ pub struct Line {
 }
 
 impl Line {
-    pub fn begin(request: &Request) -> Self {
+    /// The line of `request`, which arrived at `started` from `address` (its client address).
+    pub fn begin(request: &Request, started: Instant, address: IpAddr) -> Self {
         Self {
-            started: Instant::now(),
+            started,
             method: request.method().clone(),
             route: request.extensions().get::<MatchedPath>().cloned(),
-            address: ClientAddress::of(request.extensions()),
+            address,
             request_id: request.headers().get("x-request-id").cloned(),
         }
     }

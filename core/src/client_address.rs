@@ -48,11 +48,13 @@ impl TrustedProxies {
         self.0.iter().any(|net| net.contains(&address))
     }
 
-    /// Puts `request`'s [`ClientAddress`] in its extensions (`server.rs` does, for every request).
-    pub fn put_in(&self, request: &mut Request) {
+    /// Puts `request`'s [`ClientAddress`] in its extensions (`server.rs` does, for every
+    /// request), and returns it.
+    pub fn put_in(&self, request: &mut Request) -> IpAddr {
         let peer = ClientAddress::of(request.extensions());
         let address = self.resolve(peer, request.headers());
         request.extensions_mut().insert(ClientAddress(address));
+        address
     }
 
     /// The client behind `peer`, given the request's headers.

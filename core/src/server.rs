@@ -339,8 +339,8 @@ async fn edge(State(edge): State<Edge>, mut request: Request, next: Next) -> Res
         }
     };
     let route = edge.metrics.as_ref().and_then(|_| request.extensions().get::<MatchedPath>().cloned());
-    edge.proxies.put_in(&mut request);
-    let line = edge.access_log.then(|| crate::access_log::Line::begin(&request));
+    let address = edge.proxies.put_in(&mut request);
+    let line = edge.access_log.then(|| crate::access_log::Line::begin(&request, started, address));
     let mut response = match edge.admission.admit(request.uri().path()) {
         Ok(admitted) => {
             let id = id.to_str().ok();
@@ -350,8 +350,7 @@ async fn edge(State(edge): State<Edge>, mut request: Request, next: Next) -> Res
                 method = %request.method(),
                 path = %request.uri().path()
             );
-            let address = crate::client_address::ClientAddress::of(request.extensions()).to_string();
-            let answer = edge.audit.scope(id.map(str::to_owned), Some(address), next.run(request));
+            let answer = edge.audit.scope(id.map(str::to_owned), Some(address.to_string()), next.run(request));
             let response = answer.instrument(span).await;
             drop(admitted);
             response
