@@ -543,6 +543,13 @@ impl Storage {
         if let Some(cached) = self.clients.get(id) {
             return Ok(cached);
         }
+        // Boxed: the storage calls' future is large, and nearly every request finds its client
+        // cached; inline, each of those requests' futures would be as large.
+        Box::pin(self.load_client_context(id)).await
+    }
+
+    /// [`Self::client_context`] not found in the cache: read, and remembered.
+    async fn load_client_context(&self, id: &str) -> Result<Option<Arc<ClientContext>>, StorageError> {
         let context = match self.get::<Client>(id).await? {
             None => None,
             Some(client) => Some(Arc::new(self.load_context(client).await?)),

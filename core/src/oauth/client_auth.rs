@@ -41,7 +41,10 @@ pub async fn authenticate(
         if basic.is_some() || params.get("client_secret").is_some() {
             return Err(OAuthError::InvalidRequest("use one client authentication method, not two".into()));
         }
-        return assertion(app, params).await;
+        // Boxed: an assertion's future (its keys perhaps fetched from the client's
+        // `jwks_uri`) is several times larger than the secret's, and every request's future
+        // would be as large.
+        return Box::pin(assertion(app, params)).await;
     }
     let body_secret = params.take("client_secret");
     let body_id = params.take("client_id");

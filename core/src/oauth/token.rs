@@ -8,7 +8,9 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{Extensions, HeaderMap, HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
 
 use super::App;
 use super::client_auth;
@@ -97,16 +99,18 @@ async fn handle(
     let dpop = dpop::token_request(app, headers, path, &context.client).await?;
     let dpop = dpop.as_ref();
     // Exhaustive: a grant type is dispatched to its own module, or to the plugin answering
-    // it, or not accepted at all.
-    let issued = match grant_type {
-        Ok(GrantType::AuthorizationCode) => authorization_code::exchange(app, &context, &params, dpop).await,
-        Ok(GrantType::ClientCredentials) => client_credentials::exchange(app, &context, &params, dpop).await,
-        Ok(GrantType::RefreshToken) => refresh_token::exchange(app, &context, &params, dpop).await,
-        Ok(GrantType::Password) => password::exchange(app, &context, &params, peer, dpop).await,
-        Ok(GrantType::DeviceCode) => device_code::exchange(app, &context, &params, dpop).await,
-        Ok(GrantType::TokenExchange) => token_exchange::exchange(app, &context, &params, dpop).await,
-        Err(plugin) => extension_grant::exchange(app, &context, &params, (&name, &plugin), dpop).await,
+    // it, or not accepted at all. Each grant's future is boxed: inline, every token request's
+    // future would be as large as the largest grant's (token exchange, 6 KB).
+    let issued: Pin<Box<dyn Future<Output = Result<_, OAuthError>> + Send + '_>> = match &grant_type {
+        Ok(GrantType::AuthorizationCode) => Box::pin(authorization_code::exchange(app, &context, &params, dpop)),
+        Ok(GrantType::ClientCredentials) => Box::pin(client_credentials::exchange(app, &context, &params, dpop)),
+        Ok(GrantType::RefreshToken) => Box::pin(refresh_token::exchange(app, &context, &params, dpop)),
+        Ok(GrantType::Password) => Box::pin(password::exchange(app, &context, &params, peer, dpop)),
+        Ok(GrantType::DeviceCode) => Box::pin(device_code::exchange(app, &context, &params, dpop)),
+        Ok(GrantType::TokenExchange) => Box::pin(token_exchange::exchange(app, &context, &params, dpop)),
+        Err(plugin) => Box::pin(extension_grant::exchange(app, &context, &params, (&name, plugin), dpop)),
     };
+    let issued = issued.await;
     // Counted by `grant_type`: one of ours, or an extension grant's URI a loaded plugin answers.
     if issued.is_ok() {
         crate::metrics::token_issued(&name);
