@@ -93,9 +93,13 @@ pub const POSTGRES_CHECK_IDLE_AFTER: std::time::Duration = std::time::Duration::
 /// the server, and a database whose address moved is reached at its new one.
 pub const POSTGRES_CONNECTION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
-/// Log lines formatted and waiting for the thread that writes them to stderr
-/// (`telemetry.rs`), a few hundred bytes each; a logger that finds the queue full waits.
-pub const LOG_LINES_QUEUED: usize = 4096;
+/// Formatted log lines waiting for the thread that writes them to stderr (`telemetry.rs`),
+/// in bytes (a line is a few hundred); a logger that finds this much waiting wakes the
+/// writer and waits for room.
+pub const LOG_BUFFER_BYTES: usize = 256 << 10;
+
+/// How often the log's writing thread writes what waits, in one call: the most a line waits.
+pub const LOG_WRITE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Most access tokens a replica remembers having verified the signature of (a fixed-size
 /// entry each); past it the expired go first.

@@ -1,39 +1,220 @@
 //! Logging: pretty or JSON as configured; `RUST_LOG` filters. Colours (ANSI escapes) only
 //! when stderr is a terminal, never into a file or a pipe.
 //!
-//! Lines are formatted on the thread that logs them and written to stderr by a thread of
-//! their own (tracing-appender), through a buffer flushed whenever no line waits: a request
-//! never waits on a `write` to stderr, and a busy server writes many lines per call. Nothing
-//! is dropped: a logger that finds the queue full (`limits::LOG_LINES_QUEUED`) waits for room.
+//! Lines are formatted on the thread that logs them and appended to one buffer; a thread of
+//! their own writes what the buffer holds to stderr every `limits::LOG_WRITE_INTERVAL`, in
+//! one `write` however many lines it holds. A request never waits on a `write` to stderr, nor
+//! wakes the writing thread for its line (a wake-up per line, a futex call and a thread
+//! scheduled on the other core, cost a busy server more than formatting the line did).
+//! Nothing is dropped: a logger that finds `limits::LOG_BUFFER_BYTES` waiting wakes the
+//! writer and waits for room. A line is written at most one interval after it was logged,
+//! and at exit all that waits is written.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
 
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 
 use crate::config::LogFormat;
+use crate::limits::{LOG_BUFFER_BYTES, LOG_WRITE_INTERVAL};
 
-/// Keeps the writing thread; dropped at exit, it writes what is still queued.
+/// Keeps the writing thread; dropped at exit, it writes what is still waiting.
 pub struct LogWriter {
-    _guard: Option<WorkerGuard>,
+    writer: Option<(Arc<Lines>, JoinHandle<()>)>,
+}
+
+impl Drop for LogWriter {
+    fn drop(&mut self) {
+        if let Some((lines, thread)) = self.writer.take() {
+            lines.lock().closing = true;
+            lines.wake_writer.notify_one();
+            let _ = thread.join();
+        }
+    }
 }
 
 pub fn init(format: LogFormat) -> LogWriter {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,wasmtime=warn,cranelift=warn"));
-    let (writer, guard) = NonBlockingBuilder::default()
-        .lossy(false)
-        .buffered_lines_limit(crate::limits::LOG_LINES_QUEUED)
-        .thread_name("log-writer")
-        .finish(std::io::BufWriter::new(std::io::stderr()));
+    let lines = Arc::new(Lines::default());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(writer)
+        .with_writer(Shared(lines.clone()))
         .with_ansi(std::io::stderr().is_terminal());
     let installed = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Pretty => builder.try_init(),
     };
     // Where another subscriber was installed first, its writer is the one in use.
-    LogWriter { _guard: installed.is_ok().then_some(guard) }
+    if installed.is_err() {
+        return LogWriter { writer: None };
+    }
+    let writing = lines.clone();
+    match std::thread::Builder::new().name("log-writer".into()).spawn(move || writing.write_out(std::io::stderr())) {
+        Ok(thread) => LogWriter { writer: Some((lines, thread)) },
+        Err(e) => {
+            // No thread to write them: each logger writes its own line from now on.
+            lines.lock().direct = true;
+            eprintln!("portcullis: no thread for the log ({e}); lines are written as they are logged");
+            LogWriter { writer: None }
+        }
+    }
+}
+
+/// The lines waiting for the writing thread.
+#[derive(Default)]
+struct Lines {
+    waiting: Mutex<Waiting>,
+    /// Told when the buffer is full, or at exit.
+    wake_writer: Condvar,
+    /// Told when the writer has taken what waited.
+    room: Condvar,
+}
+
+#[derive(Default)]
+struct Waiting {
+    bytes: Vec<u8>,
+    closing: bool,
+    /// No writing thread: loggers write to stderr themselves.
+    direct: bool,
+}
+
+impl Lines {
+    fn lock(&self) -> MutexGuard<'_, Waiting> {
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends one formatted line (the formatter hands over each line whole), waiting while
+    /// the buffer is full.
+    fn append(&self, line: &[u8]) {
+        let mut waiting = self.lock();
+        if waiting.direct || waiting.closing {
+            drop(waiting);
+            let _ = std::io::stderr().write_all(line);
+            return;
+        }
+        while !waiting.bytes.is_empty() && waiting.bytes.len() + line.len() > LOG_BUFFER_BYTES && !waiting.closing {
+            self.wake_writer.notify_one();
+            waiting = self.room.wait(waiting).unwrap_or_else(PoisonError::into_inner);
+        }
+        waiting.bytes.extend_from_slice(line);
+    }
+
+    /// The writing thread: every interval (or sooner when the buffer is full), takes what
+    /// waits and writes it to `out` in one call; at exit, what is left.
+    fn write_out(&self, mut out: impl Write) {
+        let mut taken = Vec::with_capacity(LOG_BUFFER_BYTES);
+        loop {
+            let closing = {
+                let mut waiting = self.lock();
+                if !waiting.closing && waiting.bytes.len() < LOG_BUFFER_BYTES {
+                    waiting = self
+                        .wake_writer
+                        .wait_timeout(waiting, LOG_WRITE_INTERVAL)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                }
+                std::mem::swap(&mut waiting.bytes, &mut taken);
+                waiting.closing
+            };
+            self.room.notify_all();
+            if !taken.is_empty() {
+                // Nowhere to tell of a failed write to stderr.
+                let _ = out.write_all(&taken).and_then(|()| out.flush());
+                taken.clear();
+            }
+            if closing && self.lock().bytes.is_empty() {
+                return;
+            }
+        }
+    }
+}
+
+/// What the formatter writes each line through.
+struct LineWriter<'a>(&'a Lines);
+
+impl Write for LineWriter<'_> {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        self.0.append(line);
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Lines {
+    type Writer = LineWriter<'a>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        LineWriter(self)
+    }
+}
+
+/// The lines, as the subscriber holds them.
+struct Shared(Arc<Lines>);
+
+impl<'a> MakeWriter<'a> for Shared {
+    type Writer = LineWriter<'a>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        LineWriter(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the writing thread wrote, shared with the test.
+    #[derive(Clone, Default)]
+    struct Written(Arc<Mutex<Vec<Vec<u8>>>>);
+
+    impl Write for Written {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().push(buf.to_vec());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn lines_are_written_in_order_in_few_writes_and_none_is_lost_when_the_buffer_fills() {
+        let lines = Arc::new(Lines::default());
+        let written = Written::default();
+        let (writer_lines, out) = (lines.clone(), written.clone());
+        let writer = std::thread::spawn(move || writer_lines.write_out(out));
+        // More than the buffer holds, from two threads, so loggers wait for room.
+        let line = |t: usize, i: usize| format!("thread {t} line {i:06} {}\n", "x".repeat(200));
+        let count = 2 * LOG_BUFFER_BYTES / 200;
+        let loggers: Vec<_> = (0..2)
+            .map(|t| {
+                let lines = lines.clone();
+                std::thread::spawn(move || {
+                    for i in 0..count {
+                        lines.make_writer().write_all(line(t, i).as_bytes()).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for logger in loggers {
+            logger.join().unwrap();
+        }
+        lines.lock().closing = true;
+        lines.wake_writer.notify_one();
+        writer.join().unwrap();
+        let writes = written.0.lock().unwrap();
+        let all = String::from_utf8(writes.concat()).unwrap();
+        for t in 0..2 {
+            let mine: Vec<&str> = all.lines().filter(|l| l.starts_with(&format!("thread {t} "))).collect();
+            let expected: Vec<String> = (0..count).map(|i| line(t, i).trim_end().to_owned()).collect();
+            assert_eq!(mine, expected, "thread {t}'s lines, each whole, in order, none lost");
+        }
+        assert!(writes.len() < 2 * count / 10, "{} writes for {} lines", writes.len(), 2 * count);
+    }
 }
