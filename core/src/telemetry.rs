@@ -90,14 +90,19 @@ impl Lines {
     /// the buffer is full.
     fn append(&self, line: &[u8]) {
         let mut waiting = self.lock();
+        while !waiting.direct
+            && !waiting.closing
+            && !waiting.bytes.is_empty()
+            && waiting.bytes.len() + line.len() > LOG_BUFFER_BYTES
+        {
+            self.wake_writer.notify_one();
+            waiting = self.room.wait(waiting).unwrap_or_else(PoisonError::into_inner);
+        }
+        // With no writing thread, or once it has stopped (at exit), the logger writes its own.
         if waiting.direct || waiting.closing {
             drop(waiting);
             let _ = std::io::stderr().write_all(line);
             return;
-        }
-        while !waiting.bytes.is_empty() && waiting.bytes.len() + line.len() > LOG_BUFFER_BYTES && !waiting.closing {
-            self.wake_writer.notify_one();
-            waiting = self.room.wait(waiting).unwrap_or_else(PoisonError::into_inner);
         }
         waiting.bytes.extend_from_slice(line);
     }
