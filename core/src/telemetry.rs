@@ -28,8 +28,7 @@ pub struct LogWriter {
 impl Drop for LogWriter {
     fn drop(&mut self) {
         if let Some((lines, thread)) = self.writer.take() {
-            lines.lock().closing = true;
-            lines.wake_writer.notify_one();
+            lines.close();
             let _ = thread.join();
         }
     }
@@ -86,6 +85,13 @@ impl Lines {
         self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Tells the writing thread to write what waits and stop; loggers write their own lines
+    /// from then on.
+    fn close(&self) {
+        self.lock().closing = true;
+        self.wake_writer.notify_one();
+    }
+
     /// Appends one formatted line (the formatter hands over each line whole), waiting while
     /// the buffer is full.
     fn append(&self, line: &[u8]) {
@@ -108,7 +114,8 @@ impl Lines {
     }
 
     /// The writing thread: every interval (or sooner when the buffer is full), takes what
-    /// waits and writes it to `out` in one call; at exit, what is left.
+    /// waits and writes it to `out` in one call; once closed, what is left, and stops (nothing
+    /// is appended after: loggers then write their own).
     fn write_out(&self, mut out: impl Write) {
         let mut taken = Vec::with_capacity(LOG_BUFFER_BYTES);
         loop {
@@ -130,7 +137,7 @@ impl Lines {
                 let _ = out.write_all(&taken).and_then(|()| out.flush());
                 taken.clear();
             }
-            if closing && self.lock().bytes.is_empty() {
+            if closing {
                 return;
             }
         }
@@ -148,14 +155,6 @@ impl Write for LineWriter<'_> {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Lines {
-    type Writer = LineWriter<'a>;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        LineWriter(self)
     }
 }
 
@@ -202,7 +201,7 @@ mod tests {
                 let lines = lines.clone();
                 std::thread::spawn(move || {
                     for i in 0..count {
-                        lines.make_writer().write_all(line(t, i).as_bytes()).unwrap();
+                        LineWriter(&lines).write_all(line(t, i).as_bytes()).unwrap();
                     }
                 })
             })
@@ -210,8 +209,7 @@ mod tests {
         for logger in loggers {
             logger.join().unwrap();
         }
-        lines.lock().closing = true;
-        lines.wake_writer.notify_one();
+        lines.close();
         writer.join().unwrap();
         let writes = written.0.lock().unwrap();
         let all = String::from_utf8(writes.concat()).unwrap();
