@@ -25,19 +25,24 @@ cargo bench -p portcullis --bench load --no-run >/dev/null 2>&1 || {
     exit 1
 }
 inferno=$(command -v inferno-collapse-perf || true)
+# A virtual machine often has no hardware counters: sample the CPU clock there instead.
+event=cycles
+perf stat -x, -e cycles true 2>&1 >/dev/null | grep -q '^[0-9]' || event=cpu-clock
 for scenario in "${scenarios[@]}"; do
     # shellcheck disable=SC2086
+    # Servers already running (another checkout's tests, say) are not the benchmark's.
+    others=$(pgrep -f "portcullis serve" || true)
     cargo bench -p portcullis --bench load -- 12 32 --only "$scenario" ${PROFILE_BENCH_FLAGS:-} >"$out/$scenario.txt" 2>&1 &
     bench=$!
     pid=
     until [[ -n $pid ]]; do
         sleep 0.2
-        pid=$(pgrep -n -f "portcullis serve" || true)
+        pid=$(pgrep -f "portcullis serve" | grep -vxF "${others:-none}" | tail -1 || true)
         kill -0 "$bench" 2>/dev/null || break
     done
     # The server is up; its clients and tokens are made in the first seconds.
     sleep 4
-    perf record -F 499 --call-graph dwarf,16384 -p "$pid" -o "$out/$scenario.data" -- sleep 6 >/dev/null 2>&1
+    perf record -e "$event" -F 499 --call-graph dwarf,16384 -p "$pid" -o "$out/$scenario.data" -- sleep 6 >/dev/null 2>&1
     wait "$bench"
     perf report -i "$out/$scenario.data" --no-children --sort symbol --stdio 2>/dev/null |
         grep -E '^ +[0-9]' | head -40 >"$out/$scenario.top"
