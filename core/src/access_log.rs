@@ -38,24 +38,25 @@ pub struct Line {
     method: Method,
     route: Option<MatchedPath>,
     address: IpAddr,
-    request_id: Option<HeaderValue>,
+    request_id: HeaderValue,
 }
 
 impl Line {
-    /// The line of `request`, which arrived at `started` from `address` (its client address).
-    pub fn begin(request: &Request, started: Instant, address: IpAddr) -> Self {
-        Self {
-            started,
-            method: request.method().clone(),
-            route: request.extensions().get::<MatchedPath>().cloned(),
-            address,
-            request_id: request.headers().get("x-request-id").cloned(),
-        }
+    /// The line of `request`, which matched `route` and arrived at `started` from `address`
+    /// (its client address), with `request_id` (its own or the one the edge gave it).
+    pub fn begin(
+        request: &Request,
+        route: Option<MatchedPath>,
+        started: Instant,
+        address: IpAddr,
+        request_id: HeaderValue,
+    ) -> Self {
+        Self { started, method: request.method().clone(), route, address, request_id }
     }
 
     pub fn write(self, response: &Response) {
         let client = response.extensions().get::<AuthenticatedClient>().map(|c| c.0.as_str());
-        let request_id = self.request_id.as_ref().and_then(|v| v.to_str().ok());
+        let request_id = self.request_id.to_str().ok();
         tracing::info!(
             target: "portcullis::access",
             method = %self.method,

@@ -338,9 +338,12 @@ async fn edge(State(edge): State<Edge>, mut request: Request, next: Next) -> Res
             made
         }
     };
-    let route = edge.metrics.as_ref().and_then(|_| request.extensions().get::<MatchedPath>().cloned());
+    let route = (edge.metrics.is_some() || edge.access_log)
+        .then(|| request.extensions().get::<MatchedPath>().cloned())
+        .flatten();
     let address = edge.proxies.put_in(&mut request);
-    let line = edge.access_log.then(|| crate::access_log::Line::begin(&request, started, address));
+    let line =
+        edge.access_log.then(|| crate::access_log::Line::begin(&request, route.clone(), started, address, id.clone()));
     let mut response = match edge.admission.admit(request.uri().path()) {
         Ok(admitted) => {
             let id = id.to_str().ok();
