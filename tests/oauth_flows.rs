@@ -208,6 +208,67 @@ async fn code_replay_revokes_what_the_code_issued() {
     assert_eq!(introspected["active"], false);
 }
 
+/// RFC 7662 §2.2: a live token's introspection names what it grants, with the claims its
+/// JWT carries; a refresh token's, what its grant holds; and nothing else.
+#[tokio::test]
+async fn introspection_tells_what_an_access_token_and_a_refresh_token_grant() {
+    let server = TestServer::start().await;
+    server.user("bob", "bob's password").await;
+    let (id, secret) =
+        server.client(json!({"name": "rp", "redirect_uris": [REDIRECT], "always_issue_refresh_token": true})).await;
+    let secret = secret.unwrap();
+    let (_, back) = code_for(&server, &id, &[("scope", "openid")]).await;
+    let (status, tokens) = redeem(&server, &id, &secret, &query(&back, "code").unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap();
+    let (_, claims) = server.verify_jwt(access, None).await;
+
+    let (status, v) = server.form("/introspect", &[("token", access)], Some((&id, &secret))).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut members: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    members.sort_unstable();
+    assert_eq!(
+        members,
+        [
+            "acr",
+            "active",
+            "amr",
+            "aud",
+            "auth_time",
+            "client_id",
+            "exp",
+            "iat",
+            "iss",
+            "jti",
+            "scope",
+            "sub",
+            "token_type"
+        ],
+        "{v}"
+    );
+    assert_eq!((&v["active"], &v["token_type"]), (&json!(true), &json!("Bearer")));
+    for claim in ["acr", "amr", "aud", "auth_time", "client_id", "exp", "iat", "iss", "jti", "scope", "sub"] {
+        assert_eq!(v[claim], claims[claim], "`{claim}` as the token says");
+    }
+
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let (status, r) = server.form("/introspect", &[("token", refresh)], Some((&id, &secret))).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut members: Vec<&str> = r.as_object().unwrap().keys().map(String::as_str).collect();
+    members.sort_unstable();
+    assert_eq!(members, ["active", "client_id", "exp", "iat", "iss", "scope", "sub", "token_type"], "{r}");
+    assert_eq!((&r["active"], &r["token_type"]), (&json!(true), &json!("refresh_token")));
+    assert_eq!((&r["client_id"], &r["sub"], &r["iss"]), (&claims["client_id"], &claims["sub"], &claims["iss"]));
+    assert_eq!(r["scope"], tokens["scope"]);
+    assert!(r["exp"].as_i64().unwrap() > claims["exp"].as_i64().unwrap(), "{r}");
+
+    // Used once, the refresh token is consumed: inactive, and `active` is all it says.
+    let pairs = [("grant_type", "refresh_token"), ("refresh_token", refresh)];
+    assert_eq!(server.form("/token", &pairs, Some((&id, &secret))).await.0, StatusCode::OK);
+    let (_, used) = server.form("/introspect", &[("token", refresh)], Some((&id, &secret))).await;
+    assert_eq!(used, json!({"active": false}));
+}
+
 #[tokio::test]
 async fn grant_ids_begin_with_the_time_they_were_made() {
     // A grant's id (an access token's `gid`) is a UUIDv7: grants made one after another are

@@ -28,11 +28,16 @@ impl Params {
     }
 
     pub fn required(&self, key: &str) -> Result<&str, OAuthError> {
-        self.get(key).ok_or_else(|| OAuthError::InvalidRequest(format!("`{key}` is required")))
+        self.get(key).ok_or_else(|| missing(key))
     }
 
     pub fn take(&mut self, key: &str) -> Option<String> {
         self.0.remove(key)
+    }
+
+    /// [`Self::required`], taken out of the parameters.
+    pub fn take_required(&mut self, key: &str) -> Result<String, OAuthError> {
+        self.take(key).ok_or_else(|| missing(key))
     }
 
     pub fn insert(&mut self, key: &str, value: String) {
@@ -66,6 +71,10 @@ impl Params {
         }
         Ok(())
     }
+}
+
+fn missing(key: &str) -> OAuthError {
+    OAuthError::InvalidRequest(format!("`{key}` is required"))
 }
 
 pub use crate::scopes::parse_scope;

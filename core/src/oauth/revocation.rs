@@ -34,7 +34,7 @@ async fn handle(app: &App, headers: &HeaderMap, body: &[u8], cross_origin: &mut 
     let mut params = Params::parse(body)?;
     let client = client_auth::authenticate(app, headers, &mut params).await?.client;
     cross_origin.client(&client);
-    let token = params.required("token")?.to_owned();
+    let token = params.take_required("token")?;
     if let Some(hint) = params.get("token_type_hint")
         && !matches!(hint, "access_token" | "refresh_token")
     {
