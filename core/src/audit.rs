@@ -15,10 +15,12 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use axum::http::HeaderValue;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -125,8 +127,8 @@ impl Audit {
     /// records carries them.
     pub async fn scope<F: Future>(
         &self,
-        request_id: Option<String>,
-        client_address: Option<String>,
+        request_id: Option<HeaderValue>,
+        client_address: Option<IpAddr>,
         work: F,
     ) -> F::Output {
         SCOPE.scope(Scope { audit: self.clone(), request_id, client_address }, work).await
@@ -152,11 +154,12 @@ fn default_replica() -> String {
         .clone()
 }
 
+/// Kept as the request gave them: written out only when an event is recorded.
 #[derive(Clone)]
 struct Scope {
     audit: Audit,
-    request_id: Option<String>,
-    client_address: Option<String>,
+    request_id: Option<HeaderValue>,
+    client_address: Option<IpAddr>,
 }
 
 tokio::task_local! {
@@ -196,9 +199,9 @@ pub async fn record(storage: &Storage, kind: &'static str, actor: &str, subject:
         actor: actor.to_owned(),
         subject: format!("{}:{}", subject.0, subject.1),
         at,
-        request_id: scope.request_id,
+        request_id: scope.request_id.as_ref().and_then(|id| id.to_str().ok()).map(str::to_owned),
         replica: scope.audit.replica.to_string(),
-        client_address: scope.client_address,
+        client_address: scope.client_address.map(|address| address.to_string()),
         detail,
         expires_at: scope.audit.retention_secs.map(|r| at.saturating_add(r)),
     };

@@ -346,14 +346,13 @@ async fn edge(State(edge): State<Edge>, mut request: Request, next: Next) -> Res
         edge.access_log.then(|| crate::access_log::Line::begin(&request, route.clone(), started, address, id.clone()));
     let mut response = match edge.admission.admit(request.uri().path()) {
         Ok(admitted) => {
-            let id = id.to_str().ok();
             let span = tracing::info_span!(
                 "request",
-                id = %id.unwrap_or("-"),
+                id = %id.to_str().unwrap_or("-"),
                 method = %request.method(),
                 path = %request.uri().path()
             );
-            let answer = edge.audit.scope(id.map(str::to_owned), Some(address.to_string()), next.run(request));
+            let answer = edge.audit.scope(Some(id.clone()), Some(address), next.run(request));
             let response = answer.instrument(span).await;
             drop(admitted);
             response
