@@ -10,12 +10,17 @@
 //! writer and waits for room. A line is written at most one interval after it was logged,
 //! and at exit all that waits is written.
 
+use std::cell::RefCell;
+use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::FormatTime;
 
 use crate::config::LogFormat;
 use crate::limits::{LOG_BUFFER_BYTES, LOG_WRITE_INTERVAL};
@@ -41,6 +46,7 @@ pub fn init(format: LogFormat) -> LogWriter {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(Shared(lines.clone()))
+        .with_timer(LineTime)
         .with_ansi(std::io::stderr().is_terminal());
     let installed = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
@@ -144,6 +150,48 @@ impl Lines {
     }
 }
 
+/// The time at the head of each line, as tracing-subscriber's own timer writes it (RFC 3339,
+/// UTC, to the microsecond: `2026-12-07T13:26:40.123456Z`). The date and the time to the
+/// second are formatted once a second on each thread; a line adds only its microseconds.
+struct LineTime;
+
+impl FormatTime for LineTime {
+    fn format_time(&self, w: &mut Writer<'_>) -> std::fmt::Result {
+        write_time(SystemTime::now(), w)
+    }
+}
+
+fn write_time(now: SystemTime, w: &mut Writer<'_>) -> std::fmt::Result {
+    thread_local! {
+        /// The second last written on this thread, and its date and time.
+        static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let Some((since, at)) = now.duration_since(UNIX_EPOCH).ok().and_then(|since| {
+        let at = time::OffsetDateTime::from_unix_timestamp(i64::try_from(since.as_secs()).ok()?).ok()?;
+        Some((since, at))
+    }) else {
+        // Before 1970, or past what a date holds: as tracing-subscriber writes it.
+        return tracing_subscriber::fmt::time::SystemTime.format_time(w);
+    };
+    SECOND.with_borrow_mut(|(second, head)| {
+        if *second != since.as_secs() {
+            head.clear();
+            write!(
+                head,
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+                at.year(),
+                u8::from(at.month()),
+                at.day(),
+                at.hour(),
+                at.minute(),
+                at.second()
+            )?;
+            *second = since.as_secs();
+        }
+        write!(w, "{head}.{:06}Z", since.subsec_micros())
+    })
+}
+
 /// What the formatter writes each line through.
 struct LineWriter<'a>(&'a Lines);
 
@@ -185,6 +233,28 @@ mod tests {
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
+    }
+
+    fn time_of(secs: u64, micros: u64) -> String {
+        let mut text = String::new();
+        let at = UNIX_EPOCH + std::time::Duration::from_micros(secs * 1_000_000 + micros);
+        write_time(at, &mut Writer::new(&mut text)).unwrap();
+        text
+    }
+
+    #[test]
+    fn a_lines_time_is_rfc_3339_to_the_microsecond_and_changes_with_the_second() {
+        assert_eq!(time_of(0, 0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(time_of(951_782_400, 7), "2000-02-29T00:00:00.000007Z");
+        // The same second twice, then the next one: the second written once is not kept past it.
+        assert_eq!(time_of(1_796_650_000, 123_456), "2026-12-07T13:26:40.123456Z");
+        assert_eq!(time_of(1_796_650_000, 999_999), "2026-12-07T13:26:40.999999Z");
+        assert_eq!(time_of(1_796_650_001, 0), "2026-12-07T13:26:41.000000Z");
+        assert_eq!(time_of(4_102_444_799, 500_000), "2099-12-31T23:59:59.500000Z");
+        // As long as tracing-subscriber's own, which the JSON lines' readers were written for.
+        let mut theirs = String::new();
+        tracing_subscriber::fmt::time::SystemTime.format_time(&mut Writer::new(&mut theirs)).unwrap();
+        assert_eq!((theirs.len(), theirs.ends_with('Z')), (time_of(1_796_650_000, 0).len(), true), "{theirs}");
     }
 
     #[test]
