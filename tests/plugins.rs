@@ -64,7 +64,7 @@ async fn hot_swap_under_load_fails_no_request_and_refuses_broken_files() {
         TestServer::start_with(Options {
             policies: Some(policies.path().into()),
             watch: true,
-            configure: Some(Box::new(|c| c.server.max_scheduling_delay_ms = 0)),
+            configure: Some(Box::new(support::never_late)),
             ..Default::default()
         })
         .await,
@@ -225,7 +225,7 @@ async fn a_plugin_that_traps_loops_or_exhausts_memory_fails_only_its_request() {
     // measured here is whether a failing plugin fails any request but its own.
     let server = TestServer::start_with(Options {
         policies: Some(policies.path().into()),
-        configure: Some(Box::new(|c| c.server.max_scheduling_delay_ms = 0)),
+        configure: Some(Box::new(support::never_late)),
         ..Default::default()
     })
     .await;

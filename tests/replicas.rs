@@ -1,7 +1,8 @@
 //! Several replicas on one PostgreSQL behave as one server: a user and client registered at
 //! one are known to the other, a code issued by one is redeemed at the other, tokens minted by
 //! one are live at the other, a refresh race between two has one winner, and what one writes
-//! of keys and clients the others hear of at once.
+//! of keys and clients the others hear of at once. Their servers shed nothing for running
+//! late (`support::never_late`): a delay caused by the tests beside them is not what is measured.
 
 mod support;
 
@@ -13,12 +14,6 @@ use support::{Browser, Options, TestServer, query};
 
 const REDIRECT: &str = "https://rp.example.com/callback";
 
-/// These tests measure what replicas share, not load shedding (`hardening.rs` tests that):
-/// a scheduling delay caused by the tests running beside them must not shed their requests.
-fn unshed(c: &mut portcullis::config::Config) {
-    c.server.max_scheduling_delay_ms = 0;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_on_one_postgres_act_as_one_server() {
     let (url, _db) = support::fresh_postgres("replicas").await;
@@ -26,7 +21,7 @@ async fn two_replicas_on_one_postgres_act_as_one_server() {
     let a = TestServer::start_with(Options {
         database_url: Some(url.clone()),
         encryption_key: Some(key.clone()),
-        configure: Some(Box::new(unshed)),
+        configure: Some(Box::new(support::never_late)),
         ..Default::default()
     })
     .await;
@@ -34,7 +29,7 @@ async fn two_replicas_on_one_postgres_act_as_one_server() {
         database_url: Some(url),
         encryption_key: Some(key),
         issuer: Some(a.issuer.clone()),
-        configure: Some(Box::new(unshed)),
+        configure: Some(Box::new(support::never_late)),
         ..Default::default()
     })
     .await;
@@ -124,7 +119,7 @@ async fn replicas_hear_of_new_keys_and_deleted_clients_at_once() {
     let a = TestServer::start_with(Options {
         database_url: Some(url.clone()),
         encryption_key: Some(key.clone()),
-        configure: Some(Box::new(unshed)),
+        configure: Some(Box::new(support::never_late)),
         ..Default::default()
     })
     .await;
@@ -135,7 +130,7 @@ async fn replicas_hear_of_new_keys_and_deleted_clients_at_once() {
                 database_url: Some(url.clone()),
                 encryption_key: Some(key.clone()),
                 issuer: Some(a.issuer.clone()),
-                configure: Some(Box::new(unshed)),
+                configure: Some(Box::new(support::never_late)),
                 ..Default::default()
             })
             .await,

@@ -36,6 +36,12 @@ pub fn policies_dir() -> PathBuf {
 /// Changes a test server's configuration before it starts.
 pub type Configure = Box<dyn FnOnce(&mut Config)>;
 
+/// A server that sheds nothing for running late: for tests that load the machine on purpose,
+/// or run beside others, and measure something else (`hardening.rs` tests the shedding).
+pub fn never_late(c: &mut Config) {
+    c.server.max_scheduling_delay_ms = 0;
+}
+
 #[derive(Default)]
 pub struct Options {
     pub database_url: Option<String>,
