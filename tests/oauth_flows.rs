@@ -179,13 +179,19 @@ async fn code_for(server: &TestServer, client_id: &str, extra: &[(&str, &str)]) 
     (browser, back)
 }
 
-#[tokio::test]
-async fn code_replay_revokes_what_the_code_issued() {
+/// A server with the user bob, and a confidential client (its id and secret) that is issued
+/// refresh tokens.
+async fn bob_and_a_client_with_refresh_tokens() -> (TestServer, String, String) {
     let server = TestServer::start().await;
     server.user("bob", "bob's password").await;
     let (id, secret) =
         server.client(json!({"name": "rp", "redirect_uris": [REDIRECT], "always_issue_refresh_token": true})).await;
-    let secret = secret.unwrap();
+    (server, id, secret.unwrap())
+}
+
+#[tokio::test]
+async fn code_replay_revokes_what_the_code_issued() {
+    let (server, id, secret) = bob_and_a_client_with_refresh_tokens().await;
     let (_, back) = code_for(&server, &id, &[("scope", "openid")]).await;
     let code = query(&back, "code").unwrap();
     let pairs = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", REDIRECT)];
@@ -212,11 +218,7 @@ async fn code_replay_revokes_what_the_code_issued() {
 /// JWT carries; a refresh token's, what its grant holds; and nothing else.
 #[tokio::test]
 async fn introspection_tells_what_an_access_token_and_a_refresh_token_grant() {
-    let server = TestServer::start().await;
-    server.user("bob", "bob's password").await;
-    let (id, secret) =
-        server.client(json!({"name": "rp", "redirect_uris": [REDIRECT], "always_issue_refresh_token": true})).await;
-    let secret = secret.unwrap();
+    let (server, id, secret) = bob_and_a_client_with_refresh_tokens().await;
     let (_, back) = code_for(&server, &id, &[("scope", "openid")]).await;
     let (status, tokens) = redeem(&server, &id, &secret, &query(&back, "code").unwrap()).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
@@ -606,11 +608,7 @@ async fn refresh_token_only_with_offline_access() {
 
 #[tokio::test]
 async fn refresh_rotation_race_has_one_winner() {
-    let server = TestServer::start().await;
-    server.user("bob", "bob's password").await;
-    let (id, secret) =
-        server.client(json!({"name": "rp", "redirect_uris": [REDIRECT], "always_issue_refresh_token": true})).await;
-    let secret = secret.unwrap();
+    let (server, id, secret) = bob_and_a_client_with_refresh_tokens().await;
     let (_, back) = code_for(&server, &id, &[]).await;
     let code = query(&back, "code").unwrap();
     let (_, body) = redeem(&server, &id, &secret, &code).await;
