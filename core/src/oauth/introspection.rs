@@ -2,6 +2,8 @@
 //! client (§2.1); anything not a live token of this server is `{"active": false}` (§2.2), and
 //! so is a token of another client unless the caller may introspect any (§4).
 
+use std::borrow::Cow;
+
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
@@ -9,7 +11,6 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::Value;
-use std::borrow::Cow;
 
 use super::App;
 use super::client_auth;
@@ -45,7 +46,7 @@ pub async fn introspect(State(app): State<App>, headers: HeaderMap, body: Result
 
 /// An introspection response (RFC 7662 §2.2): `active`, and for a live token what it grants.
 /// Members without a value are left out; an inactive token's response is `active` alone.
-#[derive(Serialize, Default)]
+#[derive(Serialize)]
 struct Introspected<'a> {
     active: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
