@@ -166,15 +166,14 @@ fn write_time(now: SystemTime, w: &mut Writer<'_>) -> std::fmt::Result {
         /// The second last written on this thread, and its date and time.
         static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
     }
-    let Some((since, at)) = now.duration_since(UNIX_EPOCH).ok().and_then(|since| {
-        let at = time::OffsetDateTime::from_unix_timestamp(i64::try_from(since.as_secs()).ok()?).ok()?;
-        Some((since, at))
-    }) else {
-        // Before 1970, or past what a date holds: as tracing-subscriber writes it.
-        return tracing_subscriber::fmt::time::SystemTime.format_time(w);
-    };
+    // Before 1970, or past what a date holds: as tracing-subscriber writes it.
+    let theirs = |w: &mut Writer<'_>| tracing_subscriber::fmt::time::SystemTime.format_time(w);
+    let Ok(since) = now.duration_since(UNIX_EPOCH) else { return theirs(w) };
     SECOND.with_borrow_mut(|(second, head)| {
         if *second != since.as_secs() {
+            let at =
+                i64::try_from(since.as_secs()).ok().and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok());
+            let Some(at) = at else { return theirs(w) };
             head.clear();
             write!(
                 head,
