@@ -29,9 +29,9 @@ inferno=$(command -v inferno-collapse-perf || true)
 event=cycles
 perf stat -x, -e cycles true 2>&1 >/dev/null | grep -q '^[0-9]' || event=cpu-clock
 for scenario in "${scenarios[@]}"; do
-    # shellcheck disable=SC2086
     # Servers already running (another checkout's tests, say) are not the benchmark's.
     others=$(pgrep -f "portcullis serve" || true)
+    # shellcheck disable=SC2086
     cargo bench -p portcullis --bench load -- 12 32 --only "$scenario" ${PROFILE_BENCH_FLAGS:-} >"$out/$scenario.txt" 2>&1 &
     bench=$!
     pid=
