@@ -214,6 +214,13 @@ async fn code_replay_revokes_what_the_code_issued() {
     assert_eq!(introspected["active"], false);
 }
 
+/// The names of a JSON object's members, sorted.
+fn members(v: &Value) -> Vec<&str> {
+    let mut names: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    names.sort_unstable();
+    names
+}
+
 /// RFC 7662 §2.2: a live token's introspection names what it grants, with the claims its
 /// JWT carries; a refresh token's, what its grant holds; and nothing else.
 #[tokio::test]
@@ -227,10 +234,8 @@ async fn introspection_tells_what_an_access_token_and_a_refresh_token_grant() {
 
     let (status, v) = server.form("/introspect", &[("token", access)], Some((&id, &secret))).await;
     assert_eq!(status, StatusCode::OK);
-    let mut members: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-    members.sort_unstable();
     assert_eq!(
-        members,
+        members(&v),
         [
             "acr",
             "active",
@@ -256,9 +261,7 @@ async fn introspection_tells_what_an_access_token_and_a_refresh_token_grant() {
     let refresh = tokens["refresh_token"].as_str().unwrap();
     let (status, r) = server.form("/introspect", &[("token", refresh)], Some((&id, &secret))).await;
     assert_eq!(status, StatusCode::OK);
-    let mut members: Vec<&str> = r.as_object().unwrap().keys().map(String::as_str).collect();
-    members.sort_unstable();
-    assert_eq!(members, ["active", "client_id", "exp", "iat", "iss", "scope", "sub", "token_type"], "{r}");
+    assert_eq!(members(&r), ["active", "client_id", "exp", "iat", "iss", "scope", "sub", "token_type"], "{r}");
     assert_eq!((&r["active"], &r["token_type"]), (&json!(true), &json!("refresh_token")));
     assert_eq!((&r["client_id"], &r["sub"], &r["iss"]), (&claims["client_id"], &claims["sub"], &claims["iss"]));
     assert_eq!(r["scope"], tokens["scope"]);
