@@ -9,8 +9,11 @@
 //! a refresh token of its own: a new refresh token, access token and ID token each time),
 //! `device-poll` (500 pending device codes polled round robin: `authorization_pending` or
 //! `slow_down`, a read and a write each), `code` a full authorization code flow with an
-//! existing session and remembered consent (authorize → code → token). Each reports
-//! throughput, latency, the server's CPU time per request and its resident memory after.
+//! existing session and remembered consent (authorize → code → token), `discovery` the
+//! discovery document, and `live` the liveness probe (`/health/live`: no client, signature or
+//! storage, only the HTTP stack, the middleware, the access log and the metrics: the floor
+//! under every other scenario). Each reports throughput, latency, the server's CPU time per
+//! request and its resident memory after.
 //!
 //! The server runs as it ships: metrics on (on a loopback listener of their own) and the
 //! access log on (written to a file), unless `--without-observability`. `--postgres` puts
@@ -24,8 +27,8 @@
 //!
 //! With `--against-node-oidc-provider` (or `PORTCULLIS_BENCH_NODE=1`) the same run also
 //! starts node-oidc-provider (`benches/node-oidc-provider/run.sh`, which installs it with npm)
-//! and drives client credentials and introspection (one token, and 500 distinct ones) against
-//! it with the same load generator, concurrency and duration (after 3 s of unmeasured
+//! and drives client credentials, introspection (one token, and 500 distinct ones) and the
+//! discovery document against it with the same load generator, concurrency and duration (after 3 s of unmeasured
 //! warm-up for its JIT), then prints both throughputs, both CPU times per request and the
 //! ratio.
 //!
@@ -385,6 +388,21 @@ fn introspection(http: &reqwest::Client, url: &str, id: &str, secret: &str, toke
     })
 }
 
+/// A GET of `url`, its body read to the end; a request succeeds on a 2xx.
+fn document(http: &reqwest::Client, url: &str) -> Op {
+    let (h, u) = (http.clone(), url.to_owned());
+    op(move || {
+        let req = h.get(&u);
+        async move {
+            match req.send().await {
+                Ok(r) if r.status().is_success() => Outcome::of(r.bytes().await.is_ok()),
+                Ok(r) => Outcome::refused(&r),
+                Err(_) => Outcome::Failed,
+            }
+        }
+    })
+}
+
 /// `n` access tokens from client credentials.
 async fn access_tokens(
     http: &reqwest::Client,
@@ -442,7 +460,8 @@ fn query(location: &str, key: &str) -> Option<String> {
 }
 
 /// The scenarios, by the names `--only` takes.
-const SCENARIOS: &[&str] = &["cc", "introspect", "introspect-many", "userinfo", "refresh", "device-poll", "code"];
+const SCENARIOS: &[&str] =
+    &["cc", "introspect", "introspect-many", "userinfo", "refresh", "device-poll", "code", "discovery", "live"];
 
 /// How many distinct tokens `introspect-many` asks about, round robin.
 const DISTINCT_TOKENS: usize = 500;
@@ -616,6 +635,19 @@ fn main() {
                 let label = if n == 1 { "introspection (one token)" } else { "introspection (500 distinct tokens)" };
                 node_side(label, "(node-oidc-provider: opaque tokens)", introspection(&http, nintrospect_url, nid, nsecret, tokens), stats, &mut side_by_side).await;
             }
+        }
+        if runs("discovery") {
+            let url = format!("{}/.well-known/openid-configuration", server.base);
+            let mut stats = server.measured(drive(duration, concurrency, document(&http, &url))).await;
+            stats.report("discovery document");
+            if let Some((provider, ..)) = &node {
+                let url = format!("{}/.well-known/openid-configuration", provider.base);
+                node_side("discovery document", "", document(&http, &url), stats, &mut side_by_side).await;
+            }
+        }
+        if runs("live") {
+            let url = format!("{}/health/live", server.base);
+            server.measured(drive(duration, concurrency, document(&http, &url))).await.report("liveness probe (the floor)");
         }
         drop(node);
 
