@@ -209,3 +209,47 @@ async fn a_client_may_be_registered_for_an_extension_grant_but_not_for_a_word_th
     let (_, _, client) = server.admin(reqwest::Method::GET, &path, support::ADMIN_TOKEN, None).await;
     assert_eq!(client["grant_types"], json!([GRANT]), "{client}");
 }
+
+/// The grant types discovery names, as the server answers now.
+async fn grant_types_supported(server: &TestServer) -> Vec<String> {
+    let metadata: Value =
+        server.http.get(server.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
+    serde_json::from_value(metadata["grant_types_supported"].clone()).expect("grant types")
+}
+
+/// Waits (10 s at most) until the plugin answering `GRANT` is `plugin` (`None`: none does).
+async fn answered_by(server: &TestServer, plugin: Option<&str>) {
+    let since = std::time::Instant::now();
+    while server.app.host.grant_plugin_for(GRANT).as_deref() != plugin {
+        assert!(since.elapsed() < std::time::Duration::from_secs(10), "{GRANT} never answered by {plugin:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_names_an_extension_grant_while_its_plugin_is_loaded_and_not_after() {
+    let key = DeviceKey::new();
+    let policies = policies_copy();
+    install_example(policies.path(), PLUGIN, &config_for("thermostat-7", &key));
+    let server =
+        TestServer::start_with(Options { policies: Some(policies.path().into()), watch: true, ..Default::default() })
+            .await;
+    answered_by(&server, Some(PLUGIN)).await;
+    let first = grant_types_supported(&server).await;
+    assert!(first.iter().any(|g| g == GRANT), "{first:?}");
+    assert_eq!(grant_types_supported(&server).await, first, "asked again, the same document");
+
+    // The plugin taken out of the policies directory: discovery no longer names its grant.
+    for file in [format!("{PLUGIN}.wasm"), format!("{PLUGIN}.toml")] {
+        std::fs::remove_file(policies.path().join(file)).expect("remove the plugin");
+    }
+    answered_by(&server, None).await;
+    let without = grant_types_supported(&server).await;
+    assert!(!without.iter().any(|g| g == GRANT), "{without:?}");
+    assert!(without.iter().any(|g| g == "authorization_code"), "{without:?}");
+
+    // Put back: named again.
+    install_example(policies.path(), PLUGIN, &config_for("thermostat-7", &key));
+    answered_by(&server, Some(PLUGIN)).await;
+    assert_eq!(grant_types_supported(&server).await, first);
+}

@@ -133,7 +133,7 @@ impl Portcullis {
             host: host.clone(),
             sign_in_limit: SignInLimit::new(&config),
             passwords: passwords.clone(),
-            discovery_scopes: Default::default(),
+            discovery: Default::default(),
             outbound: crate::outbound::Outbound::new(&config.outbound)?,
             client_jwks: Default::default(),
             clock,

@@ -7,13 +7,15 @@ use std::time::{Duration, Instant};
 use axum::Json;
 use axum::extract::State;
 use axum::http::header;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::profiles::{Endpoint, Profile};
 use super::tokens;
 use super::{App, Protocol};
 use crate::crypto::{CLIENT_JWT_ALGORITHMS, SigningAlgorithm};
+use crate::error::OAuthError;
 use crate::model::{GrantType, ResponseMode, ResponseType};
 
 use super::tokens::SERVER_SCOPES;
@@ -23,7 +25,7 @@ const SCOPES_TTL: Duration = Duration::from_secs(30);
 
 /// `scopes_supported`, read from the registered clients at most once per [`SCOPES_TTL`].
 #[derive(Default)]
-pub struct ScopesCache {
+struct ScopesCache {
     cached: parking_lot::Mutex<Option<(Instant, Arc<Vec<String>>)>>,
     /// One reader of the clients at a time; the others wait for its answer.
     refreshing: tokio::sync::Mutex<()>,
@@ -35,7 +37,7 @@ impl ScopesCache {
     }
 
     /// The server's own scopes, then every scope a registered, unexpired client may be granted.
-    pub async fn get(&self, app: &Protocol) -> Arc<Vec<String>> {
+    async fn get(&self, app: &Protocol) -> Arc<Vec<String>> {
         if let Some(v) = self.fresh() {
             return v;
         }
@@ -68,15 +70,59 @@ impl ScopesCache {
     }
 }
 
-pub async fn metadata(app: &App) -> Value {
+/// What discovery serves: the scopes of the registered clients, read at most once per
+/// [`SCOPES_TTL`], and the metadata document as last written with what it was written from.
+#[derive(Default)]
+pub struct Cache {
+    scopes: ScopesCache,
+    document: parking_lot::Mutex<Option<(Varying, Bytes)>>,
+}
+
+/// What of the metadata can change while the server runs: the scopes registered clients may
+/// be granted, the extension grants loaded plugins answer and the consent UI's locales.
+/// The rest follows from the configuration, which does not.
+#[derive(PartialEq)]
+struct Varying {
+    scopes: Arc<Vec<String>>,
+    extension_grants: Vec<String>,
+    locales: Vec<String>,
+}
+
+impl Varying {
+    async fn now(app: &App) -> Self {
+        Self {
+            scopes: app.discovery.scopes.get(app).await,
+            extension_grants: app.host.extension_grant_types(),
+            locales: app.host.consent_locales(&app.host.defaults.consent),
+        }
+    }
+}
+
+impl Cache {
+    /// The metadata document, written again only when what it varies with has changed.
+    async fn document(&self, app: &App) -> Result<Bytes, OAuthError> {
+        let varying = Varying::now(app).await;
+        if let Some((from, document)) = self.document.lock().as_ref()
+            && *from == varying
+        {
+            return Ok(document.clone());
+        }
+        let document = serde_json::to_vec(&metadata(app, &varying))
+            .map_err(|e| OAuthError::internal("writing the discovery document", e))?;
+        let document = Bytes::from(document);
+        *self.document.lock() = Some((varying, document.clone()));
+        Ok(document)
+    }
+}
+
+fn metadata(app: &App, varying: &Varying) -> Value {
     let base = app.config.issuer();
-    let locales = app.host.consent_locales(&app.host.defaults.consent);
-    let scopes = app.discovery_scopes.get(app).await;
+    let Varying { scopes, extension_grants, locales } = varying;
     let served: Vec<&str> = app.keys.served().map(SigningAlgorithm::name).collect();
     let mut metadata = json!({
         "issuer": base,
         "jwks_uri": format!("{base}/jwks.json"),
-        "scopes_supported": *scopes,
+        "scopes_supported": **scopes,
         "response_types_supported": ResponseType::SUPPORTED,
         "response_modes_supported": ResponseMode::SUPPORTED,
         // The server's own grants, then the extension grants its plugins answer now (RFC 6749 §4.5).
@@ -84,7 +130,7 @@ pub async fn metadata(app: &App) -> Value {
             .map(GrantType::as_str)
             .into_iter()
             .map(str::to_owned)
-            .chain(app.host.extension_grant_types())
+            .chain(extension_grants.iter().cloned())
             .collect::<Vec<_>>(),
         "subject_types_supported": ["public"],
         // OIDC Discovery §3: RS256 among them. Every algorithm served, the server's first.
@@ -135,8 +181,12 @@ pub async fn metadata(app: &App) -> Value {
     metadata
 }
 
-pub async fn openid_configuration(State(app): State<App>) -> impl IntoResponse {
-    Json(metadata(&app).await)
+/// OIDC Discovery §4.2, RFC 8414 §3.2: the metadata as a JSON object.
+pub async fn openid_configuration(State(app): State<App>) -> Response {
+    match app.discovery.document(&app).await {
+        Ok(document) => ([(header::CONTENT_TYPE, "application/json")], document).into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 /// How long a JWK Set may be cached (`Cache-Control: max-age`), at most: less than a

@@ -66,7 +66,7 @@ pub struct Protocol {
     pub sign_in_limit: sign_in_limit::SignInLimit,
     /// The one bounded password hasher, which the admin API's user creation shares.
     pub passwords: Arc<crate::passwords::Passwords>,
-    pub discovery_scopes: discovery::ScopesCache,
+    pub discovery: discovery::Cache,
     /// The server's requests to its clients (request objects by reference, logout tokens).
     pub outbound: crate::outbound::Outbound,
     /// Clients' JWK Sets fetched from their `jwks_uri`.
