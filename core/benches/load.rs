@@ -28,9 +28,9 @@
 //! With `--against-node-oidc-provider` (or `PORTCULLIS_BENCH_NODE=1`) the same run also
 //! starts node-oidc-provider (`benches/node-oidc-provider/run.sh`, which installs it with npm)
 //! and drives client credentials, introspection (one token, and 500 distinct ones) and the
-//! discovery document against it with the same load generator, concurrency and duration (after 3 s of unmeasured
-//! warm-up for its JIT), then prints both throughputs, both CPU times per request and the
-//! ratio.
+//! discovery document against it with the same load generator, concurrency and duration
+//! (after 3 s of unmeasured warm-up for its JIT), then prints both throughputs, both CPU
+//! times per request and the ratio.
 //!
 //! The run ends by scraping `/metrics` once and counting the access log's lines. With
 //! `--client-credentials-only` (`--only cc`) only the first scenario runs (for many short

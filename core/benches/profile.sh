@@ -10,9 +10,9 @@
 # OUT_DIR gets, per scenario, SCENARIO.txt (the benchmark's own output), SCENARIO.data (perf),
 # SCENARIO.folded and SCENARIO.svg (the flame graph), and SCENARIO.top (the 40 functions that
 # took the most samples themselves). Scenarios: cc introspect introspect-many userinfo refresh
-# device-poll code discovery live. Extra benchmark flags (`--postgres`, `--without-observability`) come from
-# PROFILE_BENCH_FLAGS. Sampling costs throughput: read shares from the profile and figures
-# from an unprofiled run.
+# device-poll code discovery live. Extra benchmark flags (`--postgres`,
+# `--without-observability`) come from PROFILE_BENCH_FLAGS. Sampling costs throughput: read
+# shares from the profile and figures from an unprofiled run.
 set -u
 out=${1:?usage: profile.sh OUT_DIR [SCENARIO...]}
 shift

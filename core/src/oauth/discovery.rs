@@ -88,20 +88,14 @@ struct Varying {
     locales: Vec<String>,
 }
 
-impl Varying {
-    async fn now(app: &App) -> Self {
-        Self {
-            scopes: app.discovery.scopes.get(app).await,
-            extension_grants: app.host.extension_grant_types(),
-            locales: app.host.consent_locales(&app.host.defaults.consent),
-        }
-    }
-}
-
 impl Cache {
     /// The metadata document, written again only when what it varies with has changed.
     async fn document(&self, app: &App) -> Result<Bytes, OAuthError> {
-        let varying = Varying::now(app).await;
+        let varying = Varying {
+            scopes: self.scopes.get(app).await,
+            extension_grants: app.host.extension_grant_types(),
+            locales: app.host.consent_locales(&app.host.defaults.consent),
+        };
         if let Some((from, document)) = self.document.lock().as_ref()
             && *from == varying
         {
